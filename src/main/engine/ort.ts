@@ -1,0 +1,138 @@
+/**
+ * The only module that talks to ONNX Runtime. Everything else (engine, workers, system probe)
+ * goes through these wrappers, so execution-provider knowledge and session lifetime live in one
+ * place. onnxruntime-node returns every output to host memory, cannot share weights between
+ * sessions and cannot interrupt a single `run`: the engine is designed around those facts
+ * (one session per base model holding every role, whole generations inside one `run`).
+ */
+import * as ort from 'onnxruntime-node'
+import { onnx } from 'onnx-proto'
+import type { ExecutionProvider, ProviderProbe } from '@shared/domain/system'
+import { AppError } from '@shared/ipc/errors'
+
+export type Tensor = ort.Tensor
+export const Tensor = ort.Tensor
+export type Feeds = Record<string, ort.Tensor>
+
+export interface SessionTarget {
+  provider: ExecutionProvider
+  /** GPU index for cuda / webgpu. */
+  deviceIndex?: number
+  /** Intra-op threads for the CPU provider (0 = ONNX Runtime's default). */
+  threads?: number
+}
+
+/** Frozen device-kind → execution-provider option table. */
+const PROVIDER_OPTIONS: Readonly<
+  Record<ExecutionProvider, (t: SessionTarget) => ort.InferenceSession.ExecutionProviderConfig>
+> = Object.freeze({
+  cpu: () => 'cpu',
+  cuda: (t) => ({ name: 'cuda', deviceId: t.deviceIndex ?? 0 }),
+  webgpu: () => 'webgpu'
+})
+
+export function ortVersion(): string {
+  return ort.env.versions?.node ?? ort.env.versions?.common ?? 'unknown'
+}
+
+export function sessionOptions(target: SessionTarget): ort.InferenceSession.SessionOptions {
+  const make = PROVIDER_OPTIONS[target.provider]
+  if (!make) {
+    throw new AppError('invalid_input', `unsupported execution provider "${String(target.provider)}"; one of cpu, cuda, webgpu`, { field: 'provider' })
+  }
+  const opts: ort.InferenceSession.SessionOptions = {
+    executionProviders: [make(target)],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3
+  }
+  if (target.threads && target.threads > 0) {
+    opts.intraOpNumThreads = target.threads
+    opts.interOpNumThreads = 1
+  }
+  return opts
+}
+
+/** A session plus its release; every model handle in the app is one of these. */
+export class Session {
+  readonly #session: ort.InferenceSession
+  #released = false
+  readonly inputNames: readonly string[]
+  readonly outputNames: readonly string[]
+
+  private constructor(session: ort.InferenceSession) {
+    this.#session = session
+    this.inputNames = session.inputNames
+    this.outputNames = session.outputNames
+  }
+
+  static async create(model: string | Uint8Array, target: SessionTarget): Promise<Session> {
+    const opts = sessionOptions(target)
+    const s =
+      typeof model === 'string'
+        ? await ort.InferenceSession.create(model, opts)
+        : await ort.InferenceSession.create(model, opts)
+    return new Session(s)
+  }
+
+  async run(feeds: Feeds, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    if (this.#released) throw new AppError('internal', 'session already released')
+    return fetches ? this.#session.run(feeds, fetches as string[]) : this.#session.run(feeds)
+  }
+
+  get released(): boolean {
+    return this.#released
+  }
+
+  async release(): Promise<void> {
+    if (this.#released) return
+    this.#released = true
+    await this.#session.release()
+  }
+}
+
+/** A one-node Add model written in code: the smallest thing that proves a provider can run. */
+function probeModel(): Uint8Array {
+  const f = onnx.TensorProto.DataType.FLOAT
+  const vi = (name: string): onnx.IValueInfoProto => ({
+    name,
+    type: { tensorType: { elemType: f, shape: { dim: [{ dimValue: 2 }] } } }
+  })
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    producerName: 'talkative-workbench-probe',
+    graph: {
+      name: 'probe',
+      node: [{ opType: 'Add', input: ['x', 'x'], output: ['y'] }],
+      input: [vi('x')],
+      output: [vi('y')]
+    }
+  })
+  return onnx.ModelProto.encode(model).finish()
+}
+
+/**
+ * Which execution providers can actually create a session and run on this machine. Probed, not
+ * assumed: a missing CUDA download or a missing WebGPU adapter fails here, cleanly.
+ */
+export async function probeProviders(
+  providers: readonly ExecutionProvider[] = ['cpu', 'webgpu', 'cuda']
+): Promise<ProviderProbe[]> {
+  const bytes = probeModel()
+  const out: ProviderProbe[] = []
+  for (const provider of providers) {
+    try {
+      const s = await Session.create(bytes, { provider })
+      const x = new ort.Tensor('float32', Float32Array.from([1, 2]), [2])
+      const y = await s.run({ x })
+      await s.release()
+      const v = y.y?.data as Float32Array | undefined
+      if (!v || v[0] !== 2 || v[1] !== 4) throw new Error('probe model returned a wrong value')
+      out.push({ provider, available: true })
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err)
+      out.push({ provider, available: false, error: msg.split('\n')[0]?.slice(0, 300) ?? msg })
+    }
+  }
+  return out
+}

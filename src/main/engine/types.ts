@@ -1,0 +1,67 @@
+/**
+ * The engine's public interface: what a device worker, the CLI and tests call. The implementation
+ * lives beside this file; nothing here imports electron.
+ */
+import type {
+  AnalysisProgress,
+  AnalysisResult,
+  AnalysisRow,
+  AnalyzeOptionsInput
+} from '@shared/domain/analysis'
+import type { SessionTarget } from './ort'
+
+export interface LensSummary {
+  id: string
+  name: string
+  layer: number
+  /** Explanation length T. */
+  tokens: number
+  /** Orig model id used for activations (the group's base unless the lens names a donor). */
+  origModel: string
+}
+
+export interface BundleSummary {
+  groupId: string
+  name: string
+  dir: string
+  /** Hash over the manifest and every file the bundle references (hex). */
+  contentHash: string
+  baseModel: { id: string; hiddenSize: number; layers: number; vocabSize: number }
+  lenses: LensSummary[]
+  /** Bytes of weights on disk; the memory estimate derives from it. */
+  weightBytes: number
+  /** Estimated device memory for the group loaded with all its lenses, in bytes. */
+  estimatedBytes: number
+  hasChatTemplate: boolean
+}
+
+export interface LoadHooks {
+  onStage?: (stage: string, fraction: number) => void
+}
+
+export interface AnalyzeRequest {
+  lensId: string
+  text: string
+  options?: AnalyzeOptionsInput
+  /**
+   * Explicit token positions to analyse (data-parallel splits). Each position's sample stream is
+   * derived from (seed, position), so any split gives the same rows as a single run.
+   */
+  positionList?: number[]
+}
+
+export interface AnalyzeHooks {
+  /** Called after every batch with the new rows (in position order) and the progress. */
+  onBatch?: (rows: AnalysisRow[], progress: AnalysisProgress) => void
+  /** Polled at each batch boundary; true stops the run and returns the rows so far as `cancelled`. */
+  isCancelled?: () => boolean
+}
+
+export interface LoadedGroup {
+  readonly summary: BundleSummary
+  readonly target: SessionTarget
+  analyze(req: AnalyzeRequest, hooks?: AnalyzeHooks): Promise<AnalysisResult>
+  /** Token ids and strings of a text, as the analysis sees them (after the double-BOS rule). */
+  tokenize(text: string): { ids: number[]; tokens: string[] }
+  dispose(): Promise<void>
+}

@@ -1,0 +1,108 @@
+import {
+  eventChannels,
+  invokeChannels,
+  isInvokeChannel,
+  type EventChannel,
+  type EventPayload,
+  type InvokeChannel,
+  type InvokeOutput,
+  type InvokeParsedInput
+} from '@shared/ipc/contract'
+import {
+  AppError,
+  describeZodError,
+  toSerializedError,
+  type InvokeResult
+} from '@shared/ipc/errors'
+
+/** Who is calling: a window, a browser page of the headless host, an API client, a test. */
+export interface CallerContext {
+  /** Stable id of the client (used for fairness between clients and per-client subscriptions). */
+  clientId: string
+}
+
+export type InvokeHandler<C extends InvokeChannel> = (
+  input: InvokeParsedInput<C>,
+  ctx: CallerContext
+) => Promise<InvokeOutput<C>> | InvokeOutput<C>
+
+export type InvokeHandlers = { [C in InvokeChannel]: InvokeHandler<C> }
+
+/**
+ * Binds contract channels to service methods. Transport-agnostic: Electron's ipcMain glue, the
+ * headless host's WebSocket and the tests' in-memory transport all call `dispatch`. Every inbound
+ * payload is parsed with the channel's schema here, once, and every failure comes back as data.
+ */
+export class Router {
+  readonly #handlers: Partial<InvokeHandlers>
+
+  constructor(handlers: Partial<InvokeHandlers>) {
+    this.#handlers = handlers
+  }
+
+  /** Channels with a handler (the smoke test checks that this equals the contract). */
+  get channels(): InvokeChannel[] {
+    return Object.keys(this.#handlers) as InvokeChannel[]
+  }
+
+  async dispatch(channel: unknown, payload: unknown, ctx: CallerContext): Promise<InvokeResult<unknown>> {
+    try {
+      if (!isInvokeChannel(channel)) {
+        throw new AppError('unknown_channel', `unknown channel ${JSON.stringify(channel)}`)
+      }
+      const handler = this.#handlers[channel] as InvokeHandler<InvokeChannel> | undefined
+      if (!handler) throw new AppError('unknown_channel', `channel ${channel} has no handler`)
+      const parsed = invokeChannels[channel].input.safeParse(payload)
+      if (!parsed.success) {
+        const { message, field } = describeZodError(parsed.error)
+        throw new AppError('invalid_input', `${channel}: ${message}`, { field })
+      }
+      const value = await handler(parsed.data as never, ctx)
+      return { ok: true, value }
+    } catch (err) {
+      return { ok: false, error: toSerializedError(err) }
+    }
+  }
+}
+
+type Listener = (channel: EventChannel, payload: unknown) => void
+
+/**
+ * Fan-out of pushed events to every connected client. Services get `emit` injected; transports
+ * `subscribe` per client and call the returned function when the client goes away.
+ */
+export class EventHub {
+  readonly #listeners = new Set<Listener>()
+  readonly #onCountChange: ((count: number) => void) | undefined
+
+  constructor(onCountChange?: (count: number) => void) {
+    this.#onCountChange = onCountChange
+  }
+
+  emit<E extends EventChannel>(channel: E, payload: EventPayload<E>): void {
+    // Validate outgoing payloads too: a service that drifts from the contract fails loudly in tests.
+    const parsed = eventChannels[channel].payload.safeParse(payload)
+    if (!parsed.success) {
+      throw new AppError('internal', `event ${channel} payload does not match the contract: ${describeZodError(parsed.error).message}`)
+    }
+    for (const l of [...this.#listeners]) {
+      try {
+        l(channel, parsed.data)
+      } catch {
+        // One broken client must not stop the others from hearing the event.
+      }
+    }
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.#listeners.add(listener)
+    this.#onCountChange?.(this.#listeners.size)
+    return () => {
+      if (this.#listeners.delete(listener)) this.#onCountChange?.(this.#listeners.size)
+    }
+  }
+
+  get size(): number {
+    return this.#listeners.size
+  }
+}

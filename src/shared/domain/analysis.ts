@@ -1,0 +1,80 @@
+import { z } from 'zod'
+
+/**
+ * Analysis options, defaults as in the seed's web path but correct (KL on and real).
+ * Field names are camelCase across the app; the /api/v2 layer maps the seed's snake_case names.
+ */
+export const AnalyzeOptionsSchema = z
+  .object({
+    /** Rollouts per position; the explanation with the lowest MSE is kept. */
+    bestOfK: z.number().int().min(1).max(512).default(16),
+    /** Decoder sampling temperature; 0 means greedy argmax. */
+    temperature: z.number().min(0).max(5).default(1),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    /** Max decoder rows (positions × K) per batch; omitted = the device's automatic budget. */
+    rowsPerBatch: z.number().int().min(1).max(65536).optional(),
+    salience: z.boolean().default(true),
+    logitLens: z.boolean().default(false),
+    kl: z.boolean().default(true),
+    /** Analyse only [start, end) token positions; omitted = all. */
+    positions: z
+      .object({ start: z.number().int().min(0), end: z.number().int().min(1) })
+      .refine((p) => p.end > p.start, { message: 'end must be greater than start' })
+      .optional(),
+    /** Analyse only the last N chat messages (start-of-turn detection). */
+    lastNMessages: z.number().int().min(1).optional()
+  })
+  .strict()
+export type AnalyzeOptions = z.output<typeof AnalyzeOptionsSchema>
+export type AnalyzeOptionsInput = z.input<typeof AnalyzeOptionsSchema>
+
+/** One analysed position: the seed's columns, with KL that is actually computed. */
+export const AnalysisRowSchema = z.object({
+  position: z.number().int(),
+  token: z.string(),
+  tokenId: z.number().int(),
+  explanation: z.string(),
+  explanationStructured: z.array(z.string()),
+  mse: z.number(),
+  relativeRmse: z.number(),
+  /** KL(P‖Q) in nats; null when KL was not requested. */
+  klDivergence: z.number().nullable(),
+  /** One value per explanation token; empty when salience is off. */
+  tokenSalience: z.array(z.number()),
+  /** Top tokens of the unembedded residual, space-joined; null when logit lens is off. */
+  logitLensTop: z.string().nullable()
+})
+export type AnalysisRow = z.infer<typeof AnalysisRowSchema>
+
+export const AnalysisStatusSchema = z.enum(['completed', 'cancelled', 'failed'])
+
+export const AnalysisMetadataSchema = z.object({
+  groupId: z.string(),
+  lensId: z.string(),
+  layer: z.number().int(),
+  bundleHash: z.string(),
+  engineVersion: z.string(),
+  executionProvider: z.string(),
+  options: z.record(z.string(), z.unknown()),
+  seed: z.number().int(),
+  numTokens: z.number().int(),
+  analysedPositions: z.number().int(),
+  timings: z.record(z.string(), z.number()),
+  status: AnalysisStatusSchema
+})
+export type AnalysisMetadata = z.infer<typeof AnalysisMetadataSchema>
+
+export const AnalysisResultSchema = z.object({
+  metadata: AnalysisMetadataSchema,
+  rows: z.array(AnalysisRowSchema)
+})
+export type AnalysisResult = z.infer<typeof AnalysisResultSchema>
+
+export const AnalysisProgressSchema = z.object({
+  batch: z.number().int(),
+  totalBatches: z.number().int(),
+  rowsDone: z.number().int(),
+  rowsTotal: z.number().int(),
+  etaSeconds: z.number().nullable()
+})
+export type AnalysisProgress = z.infer<typeof AnalysisProgressSchema>
