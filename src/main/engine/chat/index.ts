@@ -1,0 +1,4 @@
+export * from './messages'
+export * from './tokenizer-config'
+export * from './template'
+export * from './turns'

@@ -1,0 +1,108 @@
+import { readFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { AppError } from '@shared/ipc/errors'
+
+export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
+
+/** A special token is written either as its text or as an AddedToken object. */
+const TokenTextSchema = z.union([z.string(), z.object({ content: z.string() }).loose()]).nullish()
+
+const NamedTemplateSchema = z.object({ name: z.string(), template: z.string() })
+
+const TokenizerConfigSchema = z
+  .object({
+    chat_template: z.union([z.string(), z.array(NamedTemplateSchema)]).nullish(),
+    bos_token: TokenTextSchema,
+    eos_token: TokenTextSchema,
+    pad_token: TokenTextSchema,
+    unk_token: TokenTextSchema,
+    /** Not a Hugging Face key: the Workbench bundle format may list end-of-turn tokens explicitly. */
+    end_of_turn_tokens: z.array(z.string()).optional(),
+    added_tokens_decoder: z
+      .record(
+        z.string(),
+        z.object({ content: z.string(), special: z.boolean().optional() }).loose()
+      )
+      .optional()
+  })
+  .loose()
+
+/** What chat formatting and generation need from `tokenizer_config.json`. */
+export interface TokenizerSpecials {
+  chatTemplate: string | null
+  bosToken: string | null
+  eosToken: string | null
+  padToken: string | null
+  unkToken: string | null
+  /** Explicit end-of-turn token texts, when the config lists them. */
+  endOfTurnTokens: string[]
+  /** Text of every token the config marks special. */
+  specialTokens: string[]
+  /** Where it came from, for error messages. */
+  file: string | null
+}
+
+function tokenText(v: z.infer<typeof TokenTextSchema>): string | null {
+  if (v === null || v === undefined) return null
+  return typeof v === 'string' ? v : v.content
+}
+
+export function parseTokenizerConfig(raw: unknown, file: string | null = null): TokenizerSpecials {
+  const parsed = TokenizerConfigSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const field = issue?.path.map(String).join('.') || undefined
+    throw new AppError(
+      'bundle_invalid',
+      `${TOKENIZER_CONFIG_FILE}: ${issue?.message ?? 'invalid'}`,
+      {
+        field,
+        file: file ?? TOKENIZER_CONFIG_FILE
+      }
+    )
+  }
+  const cfg = parsed.data
+  let chatTemplate: string | null = null
+  if (typeof cfg.chat_template === 'string') chatTemplate = cfg.chat_template
+  else if (Array.isArray(cfg.chat_template)) {
+    // Hugging Face stores several named templates this way; "default" is the chat one.
+    const named = cfg.chat_template.find((t) => t.name === 'default') ?? cfg.chat_template[0]
+    chatTemplate = named?.template ?? null
+  }
+  const specials = new Set<string>()
+  for (const t of Object.values(cfg.added_tokens_decoder ?? {})) {
+    if (t.special !== false) specials.add(t.content)
+  }
+  const bosToken = tokenText(cfg.bos_token)
+  const eosToken = tokenText(cfg.eos_token)
+  const padToken = tokenText(cfg.pad_token)
+  const unkToken = tokenText(cfg.unk_token)
+  for (const t of [bosToken, eosToken, padToken, unkToken]) if (t) specials.add(t)
+  return {
+    chatTemplate,
+    bosToken,
+    eosToken,
+    padToken,
+    unkToken,
+    endOfTurnTokens: cfg.end_of_turn_tokens ?? [],
+    specialTokens: [...specials],
+    file
+  }
+}
+
+/** Reads a bundle's `tokenizer_config.json`; a bundle without one has no specials and no template. */
+export function readTokenizerConfig(bundleDir: string): TokenizerSpecials {
+  const file = join(bundleDir, TOKENIZER_CONFIG_FILE)
+  if (!existsSync(file)) return parseTokenizerConfig({}, null)
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err)
+    throw new AppError('bundle_invalid', `${TOKENIZER_CONFIG_FILE} is not valid JSON: ${msg}`, {
+      file
+    })
+  }
+  return parseTokenizerConfig(raw, file)
+}
