@@ -1,0 +1,220 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { networkInterfaces, hostname as machineHostname } from 'node:os'
+import type { Duplex } from 'node:stream'
+
+/** Answers a request and returns true, or returns false to let the next route try. */
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL
+) => boolean | Promise<boolean>
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => void
+
+export interface HttpHostOptions {
+  /** Address to bind; loopback unless the user asks otherwise. */
+  host?: string
+  /** 0 picks a free port. */
+  port?: number
+  /** Fixed token for tests; a fresh random one per launch otherwise. */
+  token?: string
+}
+
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]', '::1']
+
+export function isLoopbackAddress(address: string): boolean {
+  return (
+    address === 'localhost' ||
+    address === '::1' ||
+    address === '[::1]' ||
+    /^127(\.\d{1,3}){3}$/.test(address)
+  )
+}
+
+function formatHostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+/**
+ * The headless host's HTTP server. Other features register on it rather than opening servers of
+ * their own: `addRoute('/api/v2/', handler)` for HTTP and `addUpgrade('/api/v2/ws', handler)` for
+ * WebSockets. Every request first passes the Host check (DNS rebinding); upgrades must then pass
+ * their own checks (`isAllowedOrigin`, `hasValidToken`) before accepting.
+ */
+export class HttpHost {
+  readonly token: string
+  readonly bindHost: string
+  readonly #requestedPort: number
+  readonly #server: Server
+  readonly #routes: Array<{ prefix: string; handler: RouteHandler }> = []
+  readonly #upgrades = new Map<string, UpgradeHandler>()
+  #allowedHostNames = new Set<string>()
+  #port = 0
+
+  constructor(options: HttpHostOptions = {}) {
+    this.bindHost = options.host ?? '127.0.0.1'
+    this.#requestedPort = options.port ?? 0
+    this.token = options.token ?? randomBytes(24).toString('base64url')
+    this.#server = createServer((req, res) => void this.#onRequest(req, res))
+    this.#server.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
+  }
+
+  get port(): number {
+    return this.#port
+  }
+
+  get server(): Server {
+    return this.#server
+  }
+
+  /** Loopback by default; a LAN address is the user's explicit choice (and warned about). */
+  get isLoopbackOnly(): boolean {
+    return isLoopbackAddress(this.bindHost)
+  }
+
+  /** The URL a user opens, token included. */
+  get url(): string {
+    const shown =
+      this.bindHost === '0.0.0.0' || this.bindHost === '::' ? '127.0.0.1' : this.bindHost
+    return `http://${formatHostForUrl(shown)}:${this.#port}/?token=${encodeURIComponent(this.token)}`
+  }
+
+  /** Routes are tried in registration order; prefixes are matched against the path. */
+  addRoute(prefix: string, handler: RouteHandler): void {
+    this.#routes.push({ prefix, handler })
+  }
+
+  addUpgrade(path: string, handler: UpgradeHandler): void {
+    if (this.#upgrades.has(path)) throw new Error(`an upgrade handler for ${path} exists already`)
+    this.#upgrades.set(path, handler)
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolvePromise, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(this.#requestedPort, this.bindHost, () => {
+        this.#server.off('error', reject)
+        resolvePromise()
+      })
+    })
+    this.#port = (this.#server.address() as AddressInfo).port
+    this.#allowedHostNames = this.#computeAllowedHostNames()
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections?.()
+    await new Promise<void>((resolvePromise) => this.#server.close(() => resolvePromise()))
+  }
+
+  /**
+   * Host header check against DNS rebinding: a page on evil.example resolving to 127.0.0.1 still
+   * sends `Host: evil.example`.
+   */
+  isAllowedHost(req: IncomingMessage): boolean {
+    const host = firstHeader(req.headers.host)
+    if (!host) return false
+    return this.#allowedHostNames.has(host.toLowerCase())
+  }
+
+  /** Browsers always send Origin on WebSocket upgrades; it must be this server itself. */
+  isAllowedOrigin(req: IncomingMessage): boolean {
+    const origin = firstHeader(req.headers.origin)
+    if (!origin) return false
+    let parsed: URL
+    try {
+      parsed = new URL(origin)
+    } catch {
+      return false
+    }
+    return parsed.protocol === 'http:' && this.#allowedHostNames.has(parsed.host.toLowerCase())
+  }
+
+  /** Token from `?token=` or `Authorization: Bearer`, compared in constant time. */
+  hasValidToken(req: IncomingMessage, url: URL): boolean {
+    const auth = firstHeader(req.headers.authorization)
+    const candidate =
+      url.searchParams.get('token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : undefined)
+    if (!candidate) return false
+    const given = Buffer.from(candidate)
+    const expected = Buffer.from(this.token)
+    return given.length === expected.length && timingSafeEqual(given, expected)
+  }
+
+  #computeAllowedHostNames(): Set<string> {
+    const names = new Set<string>()
+    const add = (name: string): void => {
+      names.add(`${formatHostForUrl(name).toLowerCase()}:${this.#port}`)
+    }
+    for (const name of LOOPBACK_NAMES) add(name)
+    if (!this.isLoopbackOnly) {
+      add(this.bindHost)
+      if (this.bindHost === '0.0.0.0' || this.bindHost === '::') {
+        add(machineHostname())
+        for (const list of Object.values(networkInterfaces())) {
+          for (const entry of list ?? []) add(entry.address)
+        }
+      }
+    }
+    return names
+  }
+
+  #parseUrl(req: IncomingMessage): URL {
+    return new URL(req.url ?? '/', 'http://workbench.invalid')
+  }
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (!this.isAllowedHost(req)) {
+        sendText(res, 421, 'unexpected Host header')
+        return
+      }
+      const url = this.#parseUrl(req)
+      for (const route of this.#routes) {
+        if (!url.pathname.startsWith(route.prefix)) continue
+        if (await route.handler(req, res, url)) return
+      }
+      sendText(res, 404, 'not found')
+    } catch (err) {
+      if (!res.headersSent)
+        sendText(res, 500, err instanceof Error ? err.message : 'internal error')
+      else res.destroy()
+    }
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.isAllowedHost(req)) {
+      refuseUpgrade(socket, 421, 'Misdirected Request')
+      return
+    }
+    const url = this.#parseUrl(req)
+    const handler = this.#upgrades.get(url.pathname)
+    if (!handler) {
+      refuseUpgrade(socket, 404, 'Not Found')
+      return
+    }
+    handler(req, socket, head, url)
+  }
+}
+
+export function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store'
+  })
+  res.end(text)
+}
+
+/** Ends a raw upgrade request with a plain HTTP status (before any WebSocket handshake). */
+export function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+  }
+  socket.destroy()
+}
