@@ -1,0 +1,111 @@
+/**
+ * Typed calls into a base (or donor) model session: one method per role of the graph contract
+ * in docs/bundle-format.md. Inputs a role does not read get tiny placeholders.
+ */
+import { Session, Tensor, type Feeds } from './ort'
+import { ROLE, baseInputPlaceholders } from './graph/transformer'
+
+function i64(values: ArrayLike<number>, dims: number[]): Tensor {
+  return new Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims)
+}
+
+function f32(values: Float32Array, dims: number[]): Tensor {
+  return new Tensor('float32', values, dims)
+}
+
+export class BaseModel {
+  readonly #placeholders: Feeds
+
+  constructor(
+    readonly session: Session,
+    readonly hiddenSize: number
+  ) {
+    this.#placeholders = {}
+    for (const p of Object.values(baseInputPlaceholders(hiddenSize))) {
+      this.#placeholders[p.name] =
+        p.type === 'int64'
+          ? new Tensor('int64', p.data as BigInt64Array, p.dims)
+          : new Tensor('float32', p.data as Float32Array, p.dims)
+    }
+  }
+
+  async #run(role: number, feeds: Feeds): Promise<{ f: Tensor; i: Tensor }> {
+    const out = await this.session.run({ ...this.#placeholders, ...feeds, role: i64([role], []) })
+    return { f: out.out_f!, i: out.out_i! }
+  }
+
+  /** Residual after block `layer` for every position: (S, d). */
+  async activations(ids: number[], layer: number): Promise<Float32Array> {
+    const { f } = await this.#run(ROLE.acts, {
+      input_ids: i64(ids, [1, ids.length]),
+      layer: i64([layer], [])
+    })
+    return f.data as Float32Array
+  }
+
+  /** Whole-batch generation: (rows, T) sampled ids. */
+  async decode(args: {
+    prefix: Float32Array
+    prefixRows: number
+    patch: Float32Array
+    rows: number
+    patchLayers: number
+    embedPos: number
+    uniforms: Float32Array
+    steps: number
+    temperature: number
+  }): Promise<Int32Array> {
+    const d = this.hiddenSize
+    const { i } = await this.#run(ROLE.decode, {
+      prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
+      patch_vectors: f32(args.patch, [args.rows, args.patchLayers, d]),
+      embed_pos: i64([args.embedPos], []),
+      uniforms: f32(args.uniforms, [args.rows, args.steps]),
+      temperature: f32(Float32Array.from([args.temperature]), [])
+    })
+    return Int32Array.from(i.data as BigInt64Array, Number)
+  }
+
+  /** Encoder: residual after block `layer` at the last row of each input: (rows, d). */
+  async encode(args: {
+    prefix: Float32Array
+    prefixRows: number
+    ids: Int32Array
+    rows: number
+    idsPerRow: number
+    suffix?: Float32Array
+    lastAdd?: Float32Array
+    layer: number
+  }): Promise<Float32Array> {
+    const d = this.hiddenSize
+    const suffix = args.suffix ?? new Float32Array(0)
+    const { f } = await this.#run(ROLE.encode, {
+      prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
+      ids: i64(args.ids, [args.rows, args.idsPerRow]),
+      suffix_embeds: f32(suffix, [suffix.length / d, d]),
+      last_add: f32(args.lastAdd ?? new Float32Array(d), [d]),
+      layer: i64([args.layer], [])
+    })
+    return f.data as Float32Array
+  }
+
+  /** KL(P‖Q) per row; `ids` may be truncated after the largest position. */
+  async kl(ids: number[], positions: number[], vectors: Float32Array, layer: number): Promise<Float32Array> {
+    const { f } = await this.#run(ROLE.kl, {
+      input_ids: i64(ids, [1, ids.length]),
+      positions: i64(positions, [positions.length]),
+      vectors: f32(vectors, [positions.length, this.hiddenSize]),
+      layer: i64([layer], [])
+    })
+    return f.data as Float32Array
+  }
+
+  /** Top-k token ids of the final-normed, unembedded vectors: (rows, k). */
+  async logitLens(vectors: Float32Array, rows: number, k: number): Promise<Int32Array> {
+    const { i } = await this.#run(ROLE.logitLens, {
+      vectors: f32(vectors, [rows, this.hiddenSize]),
+      top_k: i64([k], [])
+    })
+    return Int32Array.from(i.data as BigInt64Array, Number)
+  }
+}

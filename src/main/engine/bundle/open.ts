@@ -1,0 +1,397 @@
+/**
+ * Bundle validation: everything is checked before a session exists, and every error names the
+ * file (relative to the bundle) and the field. No ONNX Runtime session is created here.
+ */
+import { createHash } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { onnx } from 'onnx-proto'
+import { AppError, describeZodError } from '@shared/ipc/errors'
+import type { z } from 'zod'
+import type { BundleSummary } from '../types'
+import {
+  LensManifestSchema,
+  ManifestSchema,
+  type LensManifest,
+  type Manifest,
+  type ModelRef,
+  type TensorRef
+} from './manifest'
+
+export const BASE_INPUTS = [
+  'role',
+  'input_ids',
+  'layer',
+  'prefix_embeds',
+  'patch_vectors',
+  'embed_pos',
+  'uniforms',
+  'temperature',
+  'ids',
+  'suffix_embeds',
+  'last_add',
+  'positions',
+  'vectors',
+  'top_k'
+] as const
+export const BASE_OUTPUTS = ['out_f', 'out_i'] as const
+export const PROJECTION_IO = { inputs: ['activations'], outputs: ['patch_vectors'] } as const
+export const HEAD_IO = { inputs: ['hidden', 'target'], outputs: ['recon', 'mse'] } as const
+
+export interface ResolvedTensor {
+  file: string
+  shape: number[]
+}
+
+export interface ResolvedModel {
+  ref: ModelRef
+  file: string
+}
+
+export interface ResolvedLens {
+  dir: string
+  manifest: LensManifest
+  decoderPrefix: ResolvedTensor
+  encoderPrefix: ResolvedTensor
+  encoderSuffix?: ResolvedTensor
+  lastRowAdd?: ResolvedTensor
+  projectionFile: string
+  headFile: string
+}
+
+export interface ValidatedBundle {
+  dir: string
+  manifest: Manifest
+  tokenizerFile: string
+  tokenizerConfigFile: string
+  base: ResolvedModel
+  donors: ResolvedModel[]
+  lenses: ResolvedLens[]
+  summary: BundleSummary
+}
+
+class Ctx {
+  readonly files = new Set<string>()
+  weightBytes = 0
+  constructor(
+    readonly root: string,
+    readonly realRoot: string
+  ) {}
+
+  rel(abs: string): string {
+    return path.relative(this.root, abs).split(path.sep).join('/')
+  }
+
+  fail(file: string, field: string | undefined, message: string): never {
+    throw new AppError('bundle_invalid', `${file}${field ? ` (${field})` : ''}: ${message}`, {
+      file,
+      field
+    })
+  }
+
+  /** Resolves a path named in `fromFile` at `field`; it must exist and stay inside the bundle. */
+  async resolve(fromDir: string, rel: string, fromFile: string, field: string): Promise<string> {
+    const abs = path.resolve(fromDir, rel)
+    if (!isInside(this.root, abs)) {
+      this.fail(fromFile, field, `path "${rel}" escapes the bundle folder`)
+    }
+    let real: string
+    try {
+      real = await fs.realpath(abs)
+    } catch {
+      this.fail(this.rel(abs), field, `missing file (named in ${fromFile})`)
+    }
+    if (!isInside(this.realRoot, real)) {
+      this.fail(fromFile, field, `path "${rel}" resolves outside the bundle folder (symlink)`)
+    }
+    this.files.add(abs)
+    return abs
+  }
+}
+
+function isInside(root: string, p: string): boolean {
+  const r = path.relative(root, p)
+  return r === '' || (!r.startsWith('..') && !path.isAbsolute(r))
+}
+
+async function readJson<T extends z.ZodType>(
+  ctx: Ctx,
+  abs: string,
+  schema: T
+): Promise<z.output<T>> {
+  const file = ctx.rel(abs)
+  let text: string
+  try {
+    text = await fs.readFile(abs, 'utf8')
+  } catch {
+    ctx.fail(file, undefined, 'missing file')
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    ctx.fail(file, undefined, `not valid JSON: ${(err as Error).message}`)
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) {
+    const { message, field } = describeZodError(parsed.error)
+    ctx.fail(file, field, message)
+  }
+  return parsed.data
+}
+
+async function checkTensor(
+  ctx: Ctx,
+  fromDir: string,
+  ref: TensorRef,
+  expect: (number | null)[],
+  fromFile: string,
+  field: string
+): Promise<ResolvedTensor> {
+  const abs = await ctx.resolve(fromDir, ref.file, fromFile, `${field}.file`)
+  if (ref.shape.length !== expect.length) {
+    ctx.fail(fromFile, `${field}.shape`, `expected ${expect.length} dimensions, got [${ref.shape.join(', ')}]`)
+  }
+  expect.forEach((e, i) => {
+    if (e !== null && ref.shape[i] !== e) {
+      ctx.fail(
+        fromFile,
+        `${field}.shape`,
+        `dimension ${i} is ${ref.shape[i]}, expected ${e} (shape [${ref.shape.join(', ')}])`
+      )
+    }
+  })
+  const want = ref.shape.reduce((a, b) => a * b, 1) * 4
+  const size = (await fs.stat(abs)).size
+  if (size !== want) {
+    ctx.fail(
+      ctx.rel(abs),
+      `${field}.shape`,
+      `file holds ${size} bytes; float32 [${ref.shape.join(', ')}] needs ${want}`
+    )
+  }
+  ctx.weightBytes += size
+  return { file: abs, shape: ref.shape }
+}
+
+interface OnnxInfo {
+  inputs: Map<string, (number | string | null)[]>
+  outputs: Set<string>
+}
+
+/** Parses an ONNX file (catching truncation) and checks its external data stays inside. */
+async function checkOnnx(
+  ctx: Ctx,
+  abs: string,
+  fromFile: string,
+  field: string,
+  io: { inputs: readonly string[]; outputs: readonly string[] }
+): Promise<OnnxInfo> {
+  const file = ctx.rel(abs)
+  const bytes = await fs.readFile(abs)
+  ctx.weightBytes += bytes.byteLength
+  let model: onnx.ModelProto
+  try {
+    model = onnx.ModelProto.decode(bytes)
+  } catch (err) {
+    ctx.fail(file, field, `not a readable ONNX model (truncated or corrupt): ${(err as Error).message}`)
+  }
+  const graph = model.graph
+  if (!graph) ctx.fail(file, field, 'ONNX model has no graph')
+  const inputs = new Map<string, (number | string | null)[]>()
+  for (const vi of graph.input) {
+    const dims = vi.type?.tensorType?.shape?.dim?.map((d) =>
+      d.dimParam ? d.dimParam : d.dimValue != null ? Number(d.dimValue) : null
+    )
+    inputs.set(vi.name, dims ?? [])
+  }
+  const outputs = new Set(graph.output.map((o) => o.name))
+  for (const name of io.inputs) {
+    if (!inputs.has(name)) ctx.fail(file, `${field}.inputs.${name}`, `graph input "${name}" is missing`)
+  }
+  for (const name of io.outputs) {
+    if (!outputs.has(name)) ctx.fail(file, `${field}.outputs.${name}`, `graph output "${name}" is missing`)
+  }
+  const dir = path.dirname(abs)
+  const seen = new Map<string, number>()
+  for (const t of graph.initializer) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue
+    const kv = new Map(t.externalData.map((e) => [e.key, e.value]))
+    const loc = kv.get('location')
+    if (!loc) ctx.fail(file, `initializer.${t.name}.location`, 'external tensor without a location')
+    const dataAbs = await ctx.resolve(dir, loc, file, `initializer.${t.name}.location`)
+    let size = seen.get(dataAbs)
+    if (size === undefined) {
+      size = (await fs.stat(dataAbs)).size
+      seen.set(dataAbs, size)
+      ctx.weightBytes += size
+    }
+    const end = Number(kv.get('offset') ?? 0) + Number(kv.get('length') ?? 0)
+    if (end > size) {
+      ctx.fail(ctx.rel(dataAbs), `initializer.${t.name}`, `external data ends at byte ${end}, file has ${size}`)
+    }
+  }
+  return { inputs, outputs }
+}
+
+async function checkModel(ctx: Ctx, ref: ModelRef, field: string): Promise<ResolvedModel> {
+  const file = await ctx.resolve(ctx.root, ref.file, 'manifest.json', `${field}.file`)
+  const info = await checkOnnx(ctx, file, 'manifest.json', field, { inputs: BASE_INPUTS, outputs: BASE_OUTPUTS })
+  const vec = info.inputs.get('vectors')
+  if (vec && typeof vec[1] === 'number' && vec[1] !== ref.hiddenSize) {
+    ctx.fail(ctx.rel(file), 'inputs.vectors', `graph hidden size ${vec[1]} ≠ manifest ${field}.hiddenSize ${ref.hiddenSize}`)
+  }
+  if (ref.hiddenSize % ref.heads !== 0) {
+    ctx.fail('manifest.json', `${field}.heads`, `hiddenSize ${ref.hiddenSize} is not a multiple of heads ${ref.heads}`)
+  }
+  return { ref, file }
+}
+
+async function checkLens(
+  ctx: Ctx,
+  manifest: Manifest,
+  rel: string,
+  index: number
+): Promise<ResolvedLens> {
+  const lensJson = await ctx.resolve(ctx.root, path.posix.join(rel, 'lens.json'), 'manifest.json', `lenses.${index}`)
+  const dir = path.dirname(lensJson)
+  const lm = await readJson(ctx, lensJson, LensManifestSchema)
+  const file = ctx.rel(lensJson)
+  const models = [manifest.base, ...manifest.donors]
+  const orig = lm.orig === 'base' ? manifest.base : models.find((m) => m.id === lm.orig)
+  if (!orig) {
+    ctx.fail(file, 'orig', `names model "${lm.orig}", which is neither "base" nor a donor in manifest.json (${manifest.donors.map((d) => d.id).join(', ') || 'no donors'})`)
+  }
+  const base = manifest.base
+  const d = base.hiddenSize
+  if (orig.hiddenSize !== d) ctx.fail(file, 'orig', `donor hidden size ${orig.hiddenSize} ≠ base ${d}`)
+  if (lm.layer >= orig.layers) ctx.fail(file, 'layer', `layer ${lm.layer} ≥ the orig model's ${orig.layers} layers`)
+  if (lm.encoder.outputLayer >= base.layers) {
+    ctx.fail(file, 'encoder.outputLayer', `${lm.encoder.outputLayer} ≥ the base model's ${base.layers} layers`)
+  }
+  if (lm.decoder.patchLayers > base.layers) {
+    ctx.fail(file, 'decoder.patchLayers', `${lm.decoder.patchLayers} > the base model's ${base.layers} layers`)
+  }
+  const decoderPrefix = await checkTensor(ctx, dir, lm.decoder.prefix, [null, d], file, 'decoder.prefix')
+  if (lm.decoder.embedPos >= decoderPrefix.shape[0]!) {
+    ctx.fail(file, 'decoder.embedPos', `${lm.decoder.embedPos} is outside the ${decoderPrefix.shape[0]}-row prefix`)
+  }
+  const prefixRows = decoderPrefix.shape[0]!
+  if (prefixRows + lm.explanationTokens > base.maxPositions) {
+    ctx.fail(file, 'explanationTokens', `prefix + T exceeds the base's ${base.maxPositions} positions`)
+  }
+  const encoderPrefix = await checkTensor(ctx, dir, lm.encoder.prefix, [null, d], file, 'encoder.prefix')
+  const encoderSuffix = lm.encoder.suffix
+    ? await checkTensor(ctx, dir, lm.encoder.suffix, [null, d], file, 'encoder.suffix')
+    : undefined
+  const lastRowAdd = lm.encoder.lastRowAdd
+    ? await checkTensor(ctx, dir, lm.encoder.lastRowAdd, [d], file, 'encoder.lastRowAdd')
+    : undefined
+  const projectionFile = await ctx.resolve(dir, lm.decoder.projection, file, 'decoder.projection')
+  const proj = await checkOnnx(ctx, projectionFile, file, 'decoder.projection', PROJECTION_IO)
+  const pin = proj.inputs.get('activations')
+  if (pin && typeof pin[1] === 'number' && pin[1] !== d) {
+    ctx.fail(ctx.rel(projectionFile), 'inputs.activations', `expects width ${pin[1]}, the base has ${d}`)
+  }
+  const headFile = await ctx.resolve(dir, lm.encoder.head, file, 'encoder.head')
+  const head = await checkOnnx(ctx, headFile, file, 'encoder.head', HEAD_IO)
+  const hin = head.inputs.get('hidden')
+  if (hin && typeof hin[1] === 'number' && hin[1] !== d) {
+    ctx.fail(ctx.rel(headFile), 'inputs.hidden', `expects width ${hin[1]}, the base has ${d}`)
+  }
+  return { dir, manifest: lm, decoderPrefix, encoderPrefix, encoderSuffix, lastRowAdd, projectionFile, headFile }
+}
+
+async function hashFiles(files: string[]): Promise<string> {
+  const h = createHash('sha256')
+  for (const f of [...files].sort()) {
+    h.update(path.basename(f))
+    const handle = await fs.open(f, 'r')
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20)
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, null)
+        if (!bytesRead) break
+        h.update(buf.subarray(0, bytesRead))
+      }
+    } finally {
+      await handle.close()
+    }
+  }
+  return h.digest('hex')
+}
+
+/** Validates a group folder and returns its resolved layout and summary. */
+export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
+  const dir = path.resolve(dirIn)
+  let realRoot: string
+  try {
+    realRoot = await fs.realpath(dir)
+    if (!(await fs.stat(realRoot)).isDirectory()) throw new Error('not a folder')
+  } catch {
+    throw new AppError('bundle_invalid', `${dir}: not a bundle folder`, { file: dir, field: 'dir' })
+  }
+  const ctx = new Ctx(dir, realRoot)
+  const manifestFile = await ctx.resolve(dir, 'manifest.json', 'manifest.json', 'manifest')
+  const manifest = await readJson(ctx, manifestFile, ManifestSchema)
+  const tokenizerFile = await ctx.resolve(dir, manifest.tokenizer.file, 'manifest.json', 'tokenizer.file')
+  const tokenizerConfigFile = await ctx.resolve(dir, manifest.tokenizer.config, 'manifest.json', 'tokenizer.config')
+  for (const f of [tokenizerFile, tokenizerConfigFile]) {
+    try {
+      JSON.parse(await fs.readFile(f, 'utf8'))
+    } catch (err) {
+      ctx.fail(ctx.rel(f), undefined, `not valid JSON: ${(err as Error).message}`)
+    }
+  }
+  const ids = new Set<string>(['base'])
+  for (const [i, m] of manifest.donors.entries()) {
+    if (ids.has(m.id) || m.id === manifest.base.id) ctx.fail('manifest.json', `donors.${i}.id`, `duplicate model id "${m.id}"`)
+    ids.add(m.id)
+  }
+  const { bosTokenId, nullTokenId } = manifest.conventions
+  for (const [field, v] of [['conventions.bosTokenId', bosTokenId], ['conventions.nullTokenId', nullTokenId]] as const) {
+    if (v >= manifest.base.vocabSize) ctx.fail('manifest.json', field, `${v} ≥ vocabSize ${manifest.base.vocabSize}`)
+  }
+  const base = await checkModel(ctx, manifest.base, 'base')
+  const donors: ResolvedModel[] = []
+  for (const [i, m] of manifest.donors.entries()) donors.push(await checkModel(ctx, m, `donors.${i}`))
+  const lenses: ResolvedLens[] = []
+  const lensIds = new Set<string>()
+  for (const [i, rel] of manifest.lenses.entries()) {
+    const lens = await checkLens(ctx, manifest, rel, i)
+    if (lensIds.has(lens.manifest.id)) ctx.fail(ctx.rel(path.join(lens.dir, 'lens.json')), 'id', `duplicate lens id "${lens.manifest.id}"`)
+    lensIds.add(lens.manifest.id)
+    lenses.push(lens)
+  }
+  const contentHash = await hashFiles([...ctx.files])
+  const weightBytes = ctx.weightBytes
+  const b = manifest.base
+  // Working memory for one batch at the default GPU budget: KV cache over prefix + T for every
+  // row and layer, plus one logits row per decoder row.
+  const maxT = Math.max(...lenses.map((l) => l.manifest.explanationTokens + l.decoderPrefix.shape[0]!))
+  const rows = manifest.rowsPerBatch?.gpu ?? 1024
+  const workspace = rows * (2 * b.layers * maxT * b.hiddenSize + 2 * b.vocabSize) * 4
+  const summary: BundleSummary = {
+    groupId: manifest.group.id,
+    name: manifest.group.name,
+    dir,
+    contentHash,
+    baseModel: { id: b.id, hiddenSize: b.hiddenSize, layers: b.layers, vocabSize: b.vocabSize },
+    lenses: lenses.map((l) => ({
+      id: l.manifest.id,
+      name: l.manifest.name,
+      layer: l.manifest.layer,
+      tokens: l.manifest.explanationTokens,
+      origModel: l.manifest.orig === 'base' ? b.id : l.manifest.orig
+    })),
+    weightBytes,
+    estimatedBytes: Math.round(weightBytes * 1.1 + workspace),
+    hasChatTemplate: await hasChatTemplate(tokenizerConfigFile)
+  }
+  return { dir, manifest, tokenizerFile, tokenizerConfigFile, base, donors, lenses, summary }
+}
+
+async function hasChatTemplate(file: string): Promise<boolean> {
+  const cfg = JSON.parse(await fs.readFile(file, 'utf8')) as { chat_template?: unknown }
+  return typeof cfg.chat_template === 'string' && cfg.chat_template.length > 0
+}

@@ -1,0 +1,408 @@
+/**
+ * A loaded model group: the base session (and donors) created once per device, lens parts loaded
+ * on first use into their own small sessions, and the analysis itself.
+ */
+import { promises as fs } from 'node:fs'
+import {
+  AnalyzeOptionsSchema,
+  type AnalysisProgress,
+  type AnalysisResult,
+  type AnalysisRow,
+  type AnalyzeOptions
+} from '@shared/domain/analysis'
+import { AppError, describeZodError } from '@shared/ipc/errors'
+import { BaseModel } from './base-model'
+import { validateBundle, type ResolvedLens, type ValidatedBundle } from './bundle/open'
+import { argminRange, relativeRmse, salience } from './metrics'
+import { Session, Tensor, type SessionTarget } from './ort'
+import { uniformsFor } from './random'
+import { TextTokenizer } from './tokenizer'
+import type { AnalyzeHooks, AnalyzeRequest, BundleSummary, LoadHooks, LoadedGroup } from './types'
+import { ENGINE_VERSION } from './version'
+
+/** Default decoder rows (positions × K) per batch by device kind. */
+export const DEFAULT_ROWS_PER_BATCH = { cpu: 256, gpu: 1024 } as const
+
+interface LensRuntime {
+  resolved: ResolvedLens
+  projection: Session
+  head: Session
+  decoderPrefix: Float32Array
+  encoderPrefix: Float32Array
+  encoderSuffix?: Float32Array
+  lastRowAdd?: Float32Array
+}
+
+async function readFloats(file: string): Promise<Float32Array> {
+  const buf = await fs.readFile(file)
+  const out = new Float32Array(buf.byteLength / 4)
+  new Uint8Array(out.buffer).set(buf)
+  return out
+}
+
+async function createSession(file: string, target: SessionTarget, rel: string): Promise<Session> {
+  try {
+    return await Session.create(file, target)
+  } catch (err) {
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]
+    if (target.provider !== 'cpu' && /provider|adapter|library|CUDA|WebGPU/i.test(msg ?? '')) {
+      throw new AppError('unavailable', `${target.provider} cannot run ${rel}: ${msg}`, { file: rel })
+    }
+    throw new AppError('bundle_invalid', `${rel}: ONNX Runtime rejected the model: ${msg}`, { file: rel })
+  }
+}
+
+function relTo(bundle: ValidatedBundle, file: string): string {
+  return file.startsWith(bundle.dir) ? file.slice(bundle.dir.length + 1) : file
+}
+
+export async function loadGroup(dir: string, target: SessionTarget, hooks: LoadHooks = {}): Promise<LoadedGroup> {
+  hooks.onStage?.('validating bundle', 0)
+  const bundle = await validateBundle(dir)
+  const tokenizer = await TextTokenizer.load(
+    bundle.tokenizerFile,
+    bundle.tokenizerConfigFile,
+    bundle.manifest.conventions.bosTokenId
+  )
+  const sessions: Session[] = []
+  try {
+    hooks.onStage?.('loading base model', 0.2)
+    const base = await createSession(bundle.base.file, target, relTo(bundle, bundle.base.file))
+    sessions.push(base)
+    const models = new Map<string, BaseModel>([['base', new BaseModel(base, bundle.manifest.base.hiddenSize)]])
+    for (const [i, donor] of bundle.donors.entries()) {
+      hooks.onStage?.(`loading donor ${donor.ref.id}`, 0.2 + (0.6 * (i + 1)) / (bundle.donors.length + 1))
+      const s = await createSession(donor.file, target, relTo(bundle, donor.file))
+      sessions.push(s)
+      models.set(donor.ref.id, new BaseModel(s, donor.ref.hiddenSize))
+    }
+    hooks.onStage?.('ready', 1)
+    return new Group(bundle, target, tokenizer, models, sessions)
+  } catch (err) {
+    await Promise.all(sessions.map((s) => s.release()))
+    throw err
+  }
+}
+
+class Group implements LoadedGroup {
+  readonly summary: BundleSummary
+  readonly #lenses = new Map<string, Promise<LensRuntime>>()
+  #disposed = false
+  #running = Promise.resolve()
+
+  constructor(
+    readonly bundle: ValidatedBundle,
+    readonly target: SessionTarget,
+    readonly tokenizer: TextTokenizer,
+    readonly models: Map<string, BaseModel>,
+    readonly sessions: Session[]
+  ) {
+    this.summary = bundle.summary
+  }
+
+  tokenize(text: string): { ids: number[]; tokens: string[] } {
+    return this.tokenizer.encode(text)
+  }
+
+  #lens(id: string): Promise<LensRuntime> {
+    const resolved = this.bundle.lenses.find((l) => l.manifest.id === id)
+    if (!resolved) {
+      const known = this.bundle.lenses.map((l) => l.manifest.id).join(', ')
+      return Promise.reject(new AppError('not_found', `no lens "${id}" in group ${this.summary.groupId} (lenses: ${known})`, { field: 'lensId' }))
+    }
+    let p = this.#lenses.get(id)
+    if (!p) {
+      p = this.#loadLens(resolved)
+      // A failed load is not cached, so a later call can retry.
+      p.catch(() => this.#lenses.delete(id))
+      this.#lenses.set(id, p)
+    }
+    return p
+  }
+
+  async #loadLens(resolved: ResolvedLens): Promise<LensRuntime> {
+    const projection = await createSession(resolved.projectionFile, this.target, relTo(this.bundle, resolved.projectionFile))
+    this.sessions.push(projection)
+    const head = await createSession(resolved.headFile, this.target, relTo(this.bundle, resolved.headFile))
+    this.sessions.push(head)
+    return {
+      resolved,
+      projection,
+      head,
+      decoderPrefix: await readFloats(resolved.decoderPrefix.file),
+      encoderPrefix: await readFloats(resolved.encoderPrefix.file),
+      encoderSuffix: resolved.encoderSuffix ? await readFloats(resolved.encoderSuffix.file) : undefined,
+      lastRowAdd: resolved.lastRowAdd ? await readFloats(resolved.lastRowAdd.file) : undefined
+    }
+  }
+
+  /** Lens parts are loaded on first use; this loads them ahead (e.g. when a lens is selected). */
+  async prepareLens(id: string): Promise<void> {
+    await this.#lens(id)
+  }
+
+  analyze(req: AnalyzeRequest, hooks: AnalyzeHooks = {}): Promise<AnalysisResult> {
+    // One analysis at a time per group: ONNX Runtime sessions are not meant for concurrent runs
+    // from one thread pool, and timings would be meaningless.
+    const run = this.#running.then(() => this.#analyze(req, hooks))
+    this.#running = run.then(
+      () => undefined,
+      () => undefined
+    )
+    return run
+  }
+
+  async #analyze(req: AnalyzeRequest, hooks: AnalyzeHooks): Promise<AnalysisResult> {
+    if (this.#disposed) throw new AppError('unavailable', 'group was disposed')
+    const t0 = performance.now()
+    const parsed = AnalyzeOptionsSchema.safeParse(req.options ?? {})
+    if (!parsed.success) {
+      const { message, field } = describeZodError(parsed.error, 'options')
+      throw new AppError('invalid_input', message, { field })
+    }
+    const opts = parsed.data
+    const lens = await this.#lens(req.lensId)
+    const lm = lens.resolved.manifest
+    const orig = this.models.get(lm.orig)!
+    const base = this.models.get('base')!
+    const d = this.bundle.manifest.base.hiddenSize
+    const T = lm.explanationTokens
+    const K = opts.bestOfK
+
+    const { ids, tokens } = this.tokenizer.encode(req.text)
+    if (ids.length === 0) throw new AppError('invalid_input', 'the text has no tokens', { field: 'text' })
+    const origRef = lm.orig === 'base' ? this.bundle.manifest.base : this.bundle.donors.find((m) => m.ref.id === lm.orig)!.ref
+    if (ids.length > origRef.maxPositions) {
+      throw new AppError('invalid_input', `the text has ${ids.length} tokens; this model takes at most ${origRef.maxPositions}`, { field: 'text' })
+    }
+    const positions = this.#positions(req, opts, ids.length)
+    const rowsBudget = opts.rowsPerBatch ?? this.#autoRows()
+    const perBatch = Math.max(1, Math.floor(rowsBudget / K))
+    const batches: number[][] = []
+    for (let i = 0; i < positions.length; i += perBatch) batches.push(positions.slice(i, i + perBatch))
+
+    const timings: Record<string, number> = { tokenizeMs: performance.now() - t0 }
+    const add = (k: string, since: number): void => {
+      timings[k] = (timings[k] ?? 0) + performance.now() - since
+    }
+    let t = performance.now()
+    const acts = await orig.activations(ids, lm.layer)
+    add('activationsMs', t)
+
+    const rows: AnalysisRow[] = []
+    let status: 'completed' | 'cancelled' = 'completed'
+    const loopStart = performance.now()
+    for (const [bi, batch] of batches.entries()) {
+      if (hooks.isCancelled?.()) {
+        status = 'cancelled'
+        break
+      }
+      const b = batch.length
+      const target = new Float32Array(b * d)
+      batch.forEach((p, i) => target.set(acts.subarray(p * d, (p + 1) * d), i * d))
+
+      // Decoder: project once per position, repeat K times (row = i·K + k).
+      t = performance.now()
+      const proj = await lens.projection.run({ activations: new Tensor('float32', target, [b, d]) })
+      const pv = proj.patch_vectors!.data as Float32Array
+      const np = lm.decoder.patchLayers
+      const patch = new Float32Array(b * K * np * d)
+      for (let i = 0; i < b; i++) {
+        const src = pv.subarray(i * np * d, (i + 1) * np * d)
+        for (let k = 0; k < K; k++) patch.set(src, (i * K + k) * np * d)
+      }
+      const sampleRows = batch.flatMap((position) => Array.from({ length: K }, (_, rollout) => ({ position, rollout })))
+      const explIds = await base.decode({
+        prefix: lens.decoderPrefix,
+        prefixRows: lens.resolved.decoderPrefix.shape[0]!,
+        patch,
+        rows: b * K,
+        patchLayers: np,
+        embedPos: lm.decoder.embedPos,
+        uniforms: uniformsFor(opts.seed, sampleRows, T),
+        steps: T,
+        temperature: opts.temperature
+      })
+      add('decodeMs', t)
+
+      t = performance.now()
+      const repTarget = new Float32Array(b * K * d)
+      for (let i = 0; i < b; i++) {
+        for (let k = 0; k < K; k++) repTarget.set(target.subarray(i * d, (i + 1) * d), (i * K + k) * d)
+      }
+      const all = await this.#reconstruct(lens, explIds, batch.flatMap((p) => Array(K).fill(ids[p]!)), repTarget, rowsBudget)
+      const chosen = batch.map((_, i) => i * K + argminRange(all.mse, i * K, K))
+      const bestIds = new Int32Array(b * T)
+      const bestRecon = new Float32Array(b * d)
+      chosen.forEach((row, i) => {
+        bestIds.set(explIds.subarray(row * T, (row + 1) * T), i * T)
+        bestRecon.set(all.recon.subarray(row * d, (row + 1) * d), i * d)
+      })
+      add('encodeMs', t)
+
+      let sal: Float32Array | null = null
+      if (opts.salience) {
+        t = performance.now()
+        const ablated = new Int32Array(b * T * T)
+        const abTarget = new Float32Array(b * T * d)
+        const abCurrent: number[] = []
+        for (let i = 0; i < b; i++) {
+          for (let j = 0; j < T; j++) {
+            const r = i * T + j
+            ablated.set(bestIds.subarray(i * T, (i + 1) * T), r * T)
+            ablated[r * T + j] = this.bundle.manifest.conventions.nullTokenId
+            abTarget.set(target.subarray(i * d, (i + 1) * d), r * d)
+            abCurrent.push(ids[batch[i]!]!)
+          }
+        }
+        sal = (await this.#reconstruct(lens, ablated, abCurrent, abTarget, rowsBudget)).mse
+        add('salienceMs', t)
+      }
+
+      let kl: Float32Array | null = null
+      if (opts.kl) {
+        t = performance.now()
+        const last = Math.max(...batch)
+        kl = await orig.kl(ids.slice(0, last + 1), batch, bestRecon, lm.layer)
+        add('klMs', t)
+      }
+
+      let lensTop: Int32Array | null = null
+      const topK = Math.min(T, 10)
+      if (opts.logitLens) {
+        t = performance.now()
+        lensTop = await orig.logitLens(target, b, topK)
+        add('logitLensMs', t)
+      }
+
+      const newRows: AnalysisRow[] = batch.map((position, i) => {
+        const expl = Array.from(bestIds.subarray(i * T, (i + 1) * T))
+        const structured = expl.map((id) => this.tokenizer.decodeOne(id))
+        let explanation = this.tokenizer.decode(expl)
+        if (lm.encoder.addCurrentToken) {
+          structured.push(`[${tokens[position]}]`)
+          explanation += `[${tokens[position]}]`
+        }
+        const mse = all.mse[chosen[i]!]!
+        return {
+          position,
+          token: tokens[position]!,
+          tokenId: ids[position]!,
+          explanation,
+          explanationStructured: structured,
+          mse,
+          relativeRmse: relativeRmse(mse, target.subarray(i * d, (i + 1) * d)),
+          klDivergence: kl ? Math.max(0, kl[i]!) : null,
+          tokenSalience: sal ? Array.from(sal.subarray(i * T, (i + 1) * T), (m) => salience(m, mse)) : [],
+          logitLensTop: lensTop
+            ? Array.from(lensTop.subarray(i * topK, (i + 1) * topK), (id) => this.tokenizer.decodeOne(id)).join(' ')
+            : null
+        }
+      })
+      rows.push(...newRows)
+      const elapsed = (performance.now() - loopStart) / 1000
+      const progress: AnalysisProgress = {
+        batch: bi + 1,
+        totalBatches: batches.length,
+        rowsDone: rows.length,
+        rowsTotal: positions.length,
+        etaSeconds: (elapsed / rows.length) * (positions.length - rows.length)
+      }
+      hooks.onBatch?.(newRows, progress)
+    }
+    timings.totalMs = performance.now() - t0
+    return {
+      metadata: {
+        groupId: this.summary.groupId,
+        lensId: lm.id,
+        layer: lm.layer,
+        bundleHash: this.summary.contentHash,
+        engineVersion: ENGINE_VERSION,
+        executionProvider: this.target.provider,
+        options: { ...opts, rowsPerBatch: rowsBudget, positionsPerBatch: perBatch },
+        seed: opts.seed,
+        numTokens: ids.length,
+        analysedPositions: rows.length,
+        timings,
+        status
+      },
+      rows
+    }
+  }
+
+  #autoRows(): number {
+    const kind = this.target.provider === 'cpu' ? 'cpu' : 'gpu'
+    return this.bundle.manifest.rowsPerBatch?.[kind] ?? DEFAULT_ROWS_PER_BATCH[kind]
+  }
+
+  #positions(req: AnalyzeRequest, opts: AnalyzeOptions, n: number): number[] {
+    if (req.positionList) {
+      for (const [i, p] of req.positionList.entries()) {
+        if (!Number.isInteger(p) || p < 0 || p >= n) {
+          throw new AppError('invalid_input', `position ${p} is outside the text's ${n} tokens`, { field: `positionList.${i}` })
+        }
+      }
+      return [...new Set(req.positionList)].sort((a, b) => a - b)
+    }
+    if (opts.positions) {
+      const { start, end } = opts.positions
+      if (start >= n) {
+        throw new AppError('invalid_input', `positions start ${start} is outside the text's ${n} tokens`, { field: 'options.positions.start' })
+      }
+      return Array.from({ length: Math.min(end, n) - start }, (_, i) => start + i)
+    }
+    return Array.from({ length: n }, (_, i) => i)
+  }
+
+  /** Encoder + lens head for explanation rows, chunked by the rows budget. */
+  async #reconstruct(
+    lens: LensRuntime,
+    explIds: Int32Array,
+    currentIds: number[],
+    target: Float32Array,
+    budget: number
+  ): Promise<{ mse: Float32Array; recon: Float32Array }> {
+    const lm = lens.resolved.manifest
+    const T = lm.explanationTokens
+    const d = this.bundle.manifest.base.hiddenSize
+    const rows = currentIds.length
+    const m = T + (lm.encoder.addCurrentToken ? 1 : 0)
+    const mse = new Float32Array(rows)
+    const recon = new Float32Array(rows * d)
+    const base = this.models.get('base')!
+    for (let start = 0; start < rows; start += budget) {
+      const n = Math.min(budget, rows - start)
+      const encIds = new Int32Array(n * m)
+      for (let r = 0; r < n; r++) {
+        encIds.set(explIds.subarray((start + r) * T, (start + r + 1) * T), r * m)
+        if (m > T) encIds[r * m + T] = currentIds[start + r]!
+      }
+      const hidden = await base.encode({
+        prefix: lens.encoderPrefix,
+        prefixRows: lens.resolved.encoderPrefix.shape[0]!,
+        ids: encIds,
+        rows: n,
+        idsPerRow: m,
+        suffix: lens.encoderSuffix,
+        lastAdd: lens.lastRowAdd,
+        layer: lm.encoder.outputLayer
+      })
+      const out = await lens.head.run({
+        hidden: new Tensor('float32', hidden, [n, d]),
+        target: new Tensor('float32', target.slice(start * d, (start + n) * d), [n, d])
+      })
+      mse.set(out.mse!.data as Float32Array, start)
+      recon.set(out.recon!.data as Float32Array, start * d)
+    }
+    return { mse, recon }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return
+    this.#disposed = true
+    await this.#running
+    const lenses = await Promise.allSettled([...this.#lenses.values()])
+    void lenses
+    await Promise.all(this.sessions.map((s) => s.release()))
+  }
+}

@@ -1,0 +1,72 @@
+/** The bundle's Hugging Face tokenizer, with the analysis conventions applied (double-BOS rule). */
+import { promises as fs } from 'node:fs'
+import { Tokenizer } from '@huggingface/tokenizers'
+import { AppError } from '@shared/ipc/errors'
+
+export interface TokenizedText {
+  ids: number[]
+  tokens: string[]
+}
+
+export class TextTokenizer {
+  readonly #tok: Tokenizer
+  readonly #unkId: number | undefined
+  readonly bosId: number
+
+  private constructor(tok: Tokenizer, bosId: number, unkId: number | undefined) {
+    this.#tok = tok
+    this.bosId = bosId
+    this.#unkId = unkId
+  }
+
+  static async load(file: string, configFile: string, bosId: number): Promise<TextTokenizer> {
+    const json = JSON.parse(await fs.readFile(file, 'utf8')) as { model?: { unk_token?: string } }
+    const config = JSON.parse(await fs.readFile(configFile, 'utf8')) as { unk_token?: string }
+    let tok: Tokenizer
+    try {
+      tok = new Tokenizer(json, config)
+    } catch (err) {
+      throw new AppError('bundle_invalid', `tokenizer.json: cannot build the tokenizer: ${(err as Error).message}`, {
+        file: 'tokenizer.json'
+      })
+    }
+    const unkName = json.model?.unk_token ?? config.unk_token
+    const unkId = unkName ? tok.token_to_id(unkName) : undefined
+    return new TextTokenizer(tok, bosId, unkId)
+  }
+
+  /**
+   * Token ids and strings as the analysis sees them. Double-BOS rule: drop token 0 only when
+   * tokens 0 and 1 are both the BOS id (a chat-templated string that already starts with BOS,
+   * re-tokenised); other leading duplicates are real text and stay.
+   */
+  encode(text: string): TokenizedText {
+    const enc = this.#tok.encode(text)
+    const ids: number[] = []
+    for (const [i, id] of enc.ids.entries()) {
+      // Some model types have returned null for out-of-vocabulary words; map those to <unk>.
+      if (id === null || id === undefined || Number.isNaN(Number(id))) {
+        if (this.#unkId === undefined) {
+          throw new AppError('invalid_input', `token "${enc.tokens[i]}" is not in the vocabulary`, { field: 'text' })
+        }
+        ids.push(this.#unkId)
+      } else {
+        ids.push(Number(id))
+      }
+    }
+    let tokens = ids.map((id, i) => (id === this.#unkId && enc.tokens[i] ? enc.tokens[i]! : this.decodeOne(id)))
+    if (ids.length >= 2 && ids[0] === this.bosId && ids[1] === this.bosId) {
+      ids.shift()
+      tokens = tokens.slice(1)
+    }
+    return { ids, tokens }
+  }
+
+  decodeOne(id: number): string {
+    return this.#tok.decode([id], { skip_special_tokens: false })
+  }
+
+  decode(ids: number[]): string {
+    return this.#tok.decode(ids, { skip_special_tokens: false })
+  }
+}
