@@ -45,7 +45,11 @@ export class Router {
     return Object.keys(this.#handlers) as InvokeChannel[]
   }
 
-  async dispatch(channel: unknown, payload: unknown, ctx: CallerContext): Promise<InvokeResult<unknown>> {
+  async dispatch(
+    channel: unknown,
+    payload: unknown,
+    ctx: CallerContext
+  ): Promise<InvokeResult<unknown>> {
     try {
       if (!isInvokeChannel(channel)) {
         throw new AppError('unknown_channel', `unknown channel ${JSON.stringify(channel)}`)
@@ -83,7 +87,10 @@ export class EventHub {
     // Validate outgoing payloads too: a service that drifts from the contract fails loudly in tests.
     const parsed = eventChannels[channel].payload.safeParse(payload)
     if (!parsed.success) {
-      throw new AppError('internal', `event ${channel} payload does not match the contract: ${describeZodError(parsed.error).message}`)
+      throw new AppError(
+        'internal',
+        `event ${channel} payload does not match the contract: ${describeZodError(parsed.error).message}`
+      )
     }
     for (const l of [...this.#listeners]) {
       try {

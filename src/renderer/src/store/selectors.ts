@@ -6,7 +6,7 @@ export type DeviceView = CpuInfo | GpuInfo
 const NO_DEVICES: DeviceView[] = []
 const NO_PROVIDERS: ProviderProbe[] = []
 
-/** CPU first, then GPUs by index: the order of the device cards. */
+/** CPU first, then GPUs by index: the order of the device cards. Use with `useShallow`. */
 export function selectDevices(state: AppState): DeviceView[] {
   const snapshot = state.system.snapshot
   if (!snapshot) return NO_DEVICES

@@ -1,10 +1,12 @@
 import type { JSX } from 'react'
+import { useShallow } from 'zustand/react/shallow'
 import { useAppStore } from '../../store'
 import { selectDevices } from '../../store/selectors'
 import { DeviceCard } from './DeviceCard'
 
 export function DeviceGrid(): JSX.Element {
-  const devices = useAppStore(selectDevices)
+  // The selector builds a new array each time: compare its items, not its identity.
+  const devices = useAppStore(useShallow(selectDevices))
   const gpuNote = useAppStore((s) => s.system.snapshot?.gpuNote)
   return (
     <section className="device-grid-section" aria-label="Devices">

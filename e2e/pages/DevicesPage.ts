@@ -1,0 +1,38 @@
+import { expect, type Locator, type Page } from '@playwright/test'
+
+/** The device view, in the words a user would use. */
+export class DevicesPage {
+  readonly page: Page
+  readonly cards: Locator
+
+  constructor(page: Page) {
+    this.page = page
+    this.cards = page.getByTestId('device-card')
+  }
+
+  async open(url: string): Promise<void> {
+    await this.page.goto(url)
+    await this.waitUntilReady()
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await expect(this.page.getByTestId('status')).toHaveText(/Ready|Live/)
+    await expect(this.card('cpu')).toBeVisible()
+  }
+
+  /** Waits until at least one pushed `system:changed` reached the page. */
+  async waitForLiveUpdate(): Promise<void> {
+    await expect(this.page.getByTestId('status')).toHaveText('Live')
+  }
+
+  card(deviceId: string): Locator {
+    return this.page.locator(`[data-testid="device-card"][data-device-id="${deviceId}"]`)
+  }
+
+  figure(
+    deviceId: string,
+    name: 'name' | 'cores' | 'memory-total' | 'memory-free' | 'utilization'
+  ): Locator {
+    return this.card(deviceId).getByTestId(`device-${name}`)
+  }
+}
