@@ -1,0 +1,185 @@
+/**
+ * Placement rules, pure: no processes, no clock. The manager feeds them the devices as they are and
+ * acts on the decision. Kept separate so every rule is covered by table-driven tests.
+ */
+import type { FitEstimate } from '@shared/domain/devices'
+import { AppError } from '@shared/ipc/errors'
+
+export interface ResidentGroup {
+  groupId: string
+  /** Bytes this group counts for on the device (measured when known, else estimated). */
+  bytes: number
+  pinned: boolean
+  lastUsedAt: number
+  /** A job is running with it right now: it cannot be evicted. */
+  inUse: boolean
+}
+
+export interface PlacementDevice {
+  id: string
+  budgetBytes: number
+  /** False when the device cannot take loads at all (error, stopped, no provider). */
+  usable: boolean
+  /** Running a job or a load right now. */
+  busy: boolean
+  residents: ResidentGroup[]
+}
+
+export function formatBytes(bytes: number): string {
+  const abs = Math.abs(bytes)
+  if (abs >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(2)} GiB`
+  if (abs >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`
+  if (abs >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`
+  return `${bytes} B`
+}
+
+function usedBytes(device: PlacementDevice): number {
+  return device.residents.reduce((sum, r) => sum + r.bytes, 0)
+}
+
+/**
+ * Would `groupId` (needing `requiredBytes`) fit on `device`, and what would have to go first?
+ * Evicts least recently used groups, never pinned ones and never one a running job uses.
+ */
+export function assessFit(
+  device: PlacementDevice,
+  groupId: string,
+  requiredBytes: number
+): FitEstimate {
+  const used = usedBytes(device)
+  const base = {
+    groupId,
+    deviceId: device.id,
+    requiredBytes,
+    budgetBytes: device.budgetBytes,
+    usedBytes: used
+  }
+  if (device.residents.some((r) => r.groupId === groupId)) {
+    return {
+      ...base,
+      verdict: 'loaded',
+      evictions: [],
+      reason: `${groupId} is already on ${device.id}`
+    }
+  }
+  const need = `${groupId} needs ${formatBytes(requiredBytes)} on ${device.id}`
+  if (requiredBytes > device.budgetBytes) {
+    return {
+      ...base,
+      verdict: 'does_not_fit',
+      evictions: [],
+      reason: `${need}, more than its whole budget of ${formatBytes(device.budgetBytes)}`
+    }
+  }
+  const free = device.budgetBytes - used
+  if (requiredBytes <= free) {
+    return {
+      ...base,
+      verdict: 'fits',
+      evictions: [],
+      reason: `${need}; ${formatBytes(free)} of ${formatBytes(device.budgetBytes)} free`
+    }
+  }
+  const evictable = device.residents
+    .filter((r) => !r.pinned && !r.inUse)
+    .sort((a, b) => a.lastUsedAt - b.lastUsedAt || a.groupId.localeCompare(b.groupId))
+  const evictions: { groupId: string; bytes: number }[] = []
+  let freed = free
+  for (const r of evictable) {
+    if (freed >= requiredBytes) break
+    evictions.push({ groupId: r.groupId, bytes: r.bytes })
+    freed += r.bytes
+  }
+  if (freed >= requiredBytes) {
+    return {
+      ...base,
+      verdict: 'fits_after_evicting',
+      evictions,
+      reason: `${need}; ${formatBytes(free)} free, fits after evicting ${evictions
+        .map((e) => `${e.groupId} (${formatBytes(e.bytes)})`)
+        .join(', ')}`
+    }
+  }
+  const pinned = device.residents.filter((r) => r.pinned)
+  const inUse = device.residents.filter((r) => r.inUse && !r.pinned)
+  const held: string[] = []
+  if (pinned.length) {
+    held.push(`pinned ${pinned.map((r) => `${r.groupId} (${formatBytes(r.bytes)})`).join(', ')}`)
+  }
+  if (inUse.length) {
+    held.push(`in use ${inUse.map((r) => `${r.groupId} (${formatBytes(r.bytes)})`).join(', ')}`)
+  }
+  return {
+    ...base,
+    verdict: 'does_not_fit',
+    evictions: [],
+    reason: `${need} but only ${formatBytes(freed)} of its ${formatBytes(
+      device.budgetBytes
+    )} budget can be freed${held.length ? ` (held: ${held.join('; ')})` : ''}`
+  }
+}
+
+export interface PlacementDecision {
+  deviceId: string
+  estimate: FitEstimate
+}
+
+function loadFraction(d: PlacementDevice): number {
+  return d.budgetBytes > 0 ? usedBytes(d) / d.budgetBytes : 1
+}
+
+/** Least loaded first: lowest used share of the budget, idle before busy, then by id for stability. */
+function byLoad(a: PlacementDevice, b: PlacementDevice): number {
+  return (
+    loadFraction(a) - loadFraction(b) ||
+    Number(a.busy) - Number(b.busy) ||
+    a.id.localeCompare(b.id, undefined, { numeric: true })
+  )
+}
+
+/**
+ * Where should `groupId` go? A device already holding it, else one where it fits as is (least
+ * loaded first), else one where it fits after evicting (least loaded first). A pinned target
+ * (`deviceId`) is honoured or refused, never swapped. Nothing fits → `AppError('unavailable')`
+ * whose message names every device and its numbers.
+ */
+export function chooseDevice(
+  devices: readonly PlacementDevice[],
+  groupId: string,
+  requiredBytes: (deviceId: string) => number,
+  deviceId?: string
+): PlacementDecision {
+  if (deviceId !== undefined) {
+    const d = devices.find((x) => x.id === deviceId)
+    if (!d) throw new AppError('not_found', `no device ${deviceId}`, { field: 'deviceId' })
+    if (!d.usable)
+      throw new AppError('unavailable', `device ${deviceId} cannot take loads now`, {
+        field: 'deviceId'
+      })
+    const estimate = assessFit(d, groupId, requiredBytes(d.id))
+    if (estimate.verdict === 'does_not_fit') {
+      throw new AppError('unavailable', `does not fit: ${estimate.reason}`, { field: 'deviceId' })
+    }
+    return { deviceId, estimate }
+  }
+  const usable = devices.filter((d) => d.usable)
+  if (usable.length === 0) throw new AppError('unavailable', 'no device can take loads now')
+  const holding = usable.filter((d) => d.residents.some((r) => r.groupId === groupId)).sort(byLoad)
+  if (holding.length) {
+    return {
+      deviceId: holding[0].id,
+      estimate: assessFit(holding[0], groupId, requiredBytes(holding[0].id))
+    }
+  }
+  const estimates = usable.map((d) => ({ d, e: assessFit(d, groupId, requiredBytes(d.id)) }))
+  const fitting = estimates.filter((x) => x.e.verdict === 'fits').sort((a, b) => byLoad(a.d, b.d))
+  if (fitting.length) return { deviceId: fitting[0].d.id, estimate: fitting[0].e }
+  const evicting = estimates
+    .filter((x) => x.e.verdict === 'fits_after_evicting')
+    .sort((a, b) => byLoad(a.d, b.d))
+  if (evicting.length) return { deviceId: evicting[0].d.id, estimate: evicting[0].e }
+  throw new AppError(
+    'unavailable',
+    `${groupId} fits on no device: ${estimates.map((x) => x.e.reason).join('; ')}`
+  )
+}

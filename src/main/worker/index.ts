@@ -1,0 +1,224 @@
+/**
+ * Device worker process: owns every ONNX Runtime session of one device. Started by the device
+ * manager with child_process.fork (headless host, tests) or Electron's utilityProcess (the app);
+ * speaks the protocol in ./protocol.ts over whichever parent channel exists.
+ */
+import { AppError, toSerializedError } from '@shared/ipc/errors'
+import { ENGINE_VERSION, loadGroup } from '../engine'
+import type { SessionTarget } from '../engine/ort'
+import type { LoadedGroup } from '../engine/types'
+import {
+  MainToWorkerSchema,
+  WorkerRequestSchema,
+  type WorkerEvent,
+  type WorkerMemory,
+  type WorkerOp,
+  type WorkerRequest,
+  type WorkerResponse,
+  type WorkerToMain
+} from './protocol'
+import { planPositions } from './plan'
+
+interface ParentPort {
+  postMessage(message: unknown): void
+  on(event: 'message', listener: (e: { data: unknown }) => void): void
+}
+
+const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort
+
+function post(message: WorkerToMain): void {
+  if (parentPort) parentPort.postMessage(message)
+  else if (process.send) process.send(message)
+}
+
+function emit(event: WorkerEvent): void {
+  post({ type: 'event', event })
+}
+
+function memory(): WorkerMemory {
+  // A collection first, so that unload figures show what really came back, not garbage.
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc) gc()
+  const m = process.memoryUsage()
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external }
+}
+
+let deviceId = process.env.TALKATIVE_WORKER_DEVICE ?? 'unknown'
+let target: SessionTarget | null = null
+const groups = new Map<string, LoadedGroup>()
+const loading = new Map<string, Promise<LoadedGroup>>()
+const tasks = new Map<string, { cancelled: boolean }>()
+
+function group(groupId: string): LoadedGroup {
+  const g = groups.get(groupId)
+  if (!g)
+    throw new AppError('not_found', `group ${groupId} is not loaded on ${deviceId}`, {
+      field: 'groupId'
+    })
+  return g
+}
+
+type Handlers = { [O in WorkerOp]: (req: WorkerRequest<O>) => Promise<WorkerResponse<O>> }
+
+const handlers: Handlers = {
+  async init(req) {
+    deviceId = req.deviceId
+    target = req.target
+    return { pid: process.pid, memory: memory(), engineVersion: ENGINE_VERSION }
+  },
+
+  async load(req) {
+    if (!target) throw new AppError('internal', 'worker not initialised')
+    const existing = groups.get(req.groupId)
+    const before = memory().rssBytes
+    const started = performance.now()
+    if (!existing) {
+      let pendingLoad = loading.get(req.groupId)
+      if (!pendingLoad) {
+        pendingLoad = loadGroup(req.dir, target, {
+          onStage: (stage, fraction) =>
+            emit({ kind: 'stage', groupId: req.groupId, stage, fraction })
+        })
+        loading.set(req.groupId, pendingLoad)
+      }
+      try {
+        groups.set(req.groupId, await pendingLoad)
+      } finally {
+        loading.delete(req.groupId)
+      }
+    }
+    const loaded = group(req.groupId)
+    const s = loaded.summary
+    return {
+      summary: {
+        groupId: s.groupId,
+        contentHash: s.contentHash,
+        estimatedBytes: s.estimatedBytes,
+        weightBytes: s.weightBytes
+      },
+      loadMs: performance.now() - started,
+      rssBeforeBytes: before,
+      rssAfterBytes: memory().rssBytes
+    }
+  },
+
+  async unload(req) {
+    const before = memory().rssBytes
+    const g = groups.get(req.groupId)
+    if (g) {
+      groups.delete(req.groupId)
+      await g.dispose()
+    }
+    return { rssBeforeBytes: before, rssAfterBytes: memory().rssBytes, wasLoaded: g !== undefined }
+  },
+
+  async plan(req) {
+    return planPositions(group(req.groupId), req.text, req.options)
+  },
+
+  async analyze(req) {
+    const g = group(req.groupId)
+    const task = { cancelled: false }
+    tasks.set(req.taskId, task)
+    try {
+      let rowCount = 0
+      const result = await g.analyze(
+        {
+          lensId: req.lensId,
+          text: req.text,
+          options: req.options,
+          positionList: req.positionList
+        },
+        {
+          onBatch: (rows, progress) => {
+            rowCount += rows.length
+            emit({ kind: 'rows', taskId: req.taskId, rows, progress })
+          },
+          isCancelled: () => task.cancelled
+        }
+      )
+      return { metadata: result.metadata, rowCount }
+    } finally {
+      tasks.delete(req.taskId)
+    }
+  },
+
+  async generate(req) {
+    const g = group(req.groupId) as LoadedGroup & {
+      generate?: (r: unknown, h?: unknown) => Promise<{ completions?: string[] }>
+    }
+    if (typeof g.generate !== 'function') {
+      throw new AppError(
+        'unavailable',
+        `generation is not available in this engine build (group ${req.groupId})`
+      )
+    }
+    const task = { cancelled: false }
+    tasks.set(req.taskId, task)
+    try {
+      const out = await g.generate(
+        { lensId: req.lensId, text: req.text, options: req.options },
+        { isCancelled: () => task.cancelled }
+      )
+      return { completions: out.completions ?? [] }
+    } finally {
+      tasks.delete(req.taskId)
+    }
+  },
+
+  async cancel(req) {
+    const task = tasks.get(req.taskId)
+    if (task) task.cancelled = true
+    return { found: task !== undefined }
+  },
+
+  async ping() {
+    return { memory: memory(), groups: [...groups.keys()], tasks: [...tasks.keys()] }
+  },
+
+  async shutdown() {
+    for (const [id, g] of groups) {
+      groups.delete(id)
+      await g.dispose().catch(() => undefined)
+    }
+    setImmediate(() => process.exit(0))
+    return {}
+  }
+}
+
+async function receive(raw: unknown): Promise<void> {
+  const envelope = MainToWorkerSchema.safeParse(raw)
+  if (!envelope.success) {
+    emit({ kind: 'log', level: 'error', message: `${deviceId}: malformed message ignored` })
+    return
+  }
+  const { seq } = envelope.data
+  try {
+    const parsed = WorkerRequestSchema.safeParse(envelope.data.request)
+    if (!parsed.success) {
+      throw new AppError(
+        'invalid_input',
+        `${deviceId}: bad ${envelope.data.request.op} request: ${parsed.error.issues[0]?.message ?? ''}`
+      )
+    }
+    const req = parsed.data as WorkerRequest
+    const handler = handlers[req.op as WorkerOp] as (r: WorkerRequest) => Promise<unknown>
+    const value = await handler(req)
+    post({ type: 'response', seq, ok: true, value })
+  } catch (err) {
+    post({ type: 'response', seq, ok: false, error: toSerializedError(err) })
+  }
+}
+
+if (parentPort) {
+  parentPort.on('message', (e) => void receive(e.data))
+} else if (process.send) {
+  process.on('message', (m) => void receive(m))
+  // The manager went away: nothing will ever ask for these sessions again.
+  process.on('disconnect', () => process.exit(0))
+} else {
+  console.error('talkative worker: start me through the device manager (no parent channel found)')
+  process.exit(2)
+}
+
+post({ type: 'hello', pid: process.pid })

@@ -1,0 +1,170 @@
+/**
+ * The device worker protocol: one per device process, the same over Node's child_process IPC and
+ * Electron's utilityProcess port. Every message is a tagged union checked with zod on arrival, on
+ * both sides. Requests carry a `seq`; each gets exactly one `response` with the same `seq`.
+ */
+import { z } from 'zod'
+import {
+  AnalysisMetadataSchema,
+  AnalysisProgressSchema,
+  AnalysisRowSchema,
+  AnalyzeOptionsSchema
+} from '@shared/domain/analysis'
+import { GenerateOptionsSchema } from '@shared/domain/jobs'
+import { ExecutionProviderSchema } from '@shared/domain/system'
+import { SerializedErrorSchema } from '@shared/ipc/errors'
+
+const SessionTargetSchema = z.object({
+  provider: ExecutionProviderSchema,
+  deviceIndex: z.number().int().nonnegative().optional(),
+  threads: z.number().int().nonnegative().optional()
+})
+
+const MemorySchema = z.object({
+  rssBytes: z.number(),
+  heapUsedBytes: z.number(),
+  externalBytes: z.number()
+})
+export type WorkerMemory = z.infer<typeof MemorySchema>
+
+const BundleSummaryLiteSchema = z.object({
+  groupId: z.string(),
+  contentHash: z.string(),
+  estimatedBytes: z.number(),
+  weightBytes: z.number()
+})
+
+/** Each operation: its request fields and the shape of its successful answer. */
+export const workerOps = {
+  /** First message after start: which device this process serves. */
+  init: {
+    request: z.object({ op: z.literal('init'), deviceId: z.string(), target: SessionTargetSchema }),
+    response: z.object({ pid: z.number().int(), memory: MemorySchema, engineVersion: z.string() })
+  },
+  /** Open the group's sessions on this device. */
+  load: {
+    request: z.object({ op: z.literal('load'), groupId: z.string(), dir: z.string() }),
+    response: z.object({
+      summary: BundleSummaryLiteSchema,
+      loadMs: z.number(),
+      rssBeforeBytes: z.number(),
+      rssAfterBytes: z.number()
+    })
+  },
+  unload: {
+    request: z.object({ op: z.literal('unload'), groupId: z.string() }),
+    response: z.object({
+      rssBeforeBytes: z.number(),
+      rssAfterBytes: z.number(),
+      wasLoaded: z.boolean()
+    })
+  },
+  /** The token positions an analysis of `text` covers (what a data-parallel split divides). */
+  plan: {
+    request: z.object({
+      op: z.literal('plan'),
+      groupId: z.string(),
+      text: z.string(),
+      options: AnalyzeOptionsSchema.optional()
+    }),
+    response: z.object({ positions: z.array(z.number().int()), splittable: z.boolean() })
+  },
+  analyze: {
+    request: z.object({
+      op: z.literal('analyze'),
+      taskId: z.string(),
+      groupId: z.string(),
+      lensId: z.string(),
+      text: z.string(),
+      options: AnalyzeOptionsSchema.optional(),
+      positionList: z.array(z.number().int()).optional()
+    }),
+    response: z.object({ metadata: AnalysisMetadataSchema, rowCount: z.number().int() })
+  },
+  generate: {
+    request: z.object({
+      op: z.literal('generate'),
+      taskId: z.string(),
+      groupId: z.string(),
+      lensId: z.string(),
+      text: z.string(),
+      options: GenerateOptionsSchema.optional()
+    }),
+    response: z.object({ completions: z.array(z.string()) })
+  },
+  /** Stop a running task at its next batch boundary. */
+  cancel: {
+    request: z.object({ op: z.literal('cancel'), taskId: z.string() }),
+    response: z.object({ found: z.boolean() })
+  },
+  /** Liveness and memory; a worker that does not answer within the grace period is restarted. */
+  ping: {
+    request: z.object({ op: z.literal('ping') }),
+    response: z.object({
+      memory: MemorySchema,
+      groups: z.array(z.string()),
+      tasks: z.array(z.string())
+    })
+  },
+  shutdown: {
+    request: z.object({ op: z.literal('shutdown') }),
+    response: z.object({})
+  }
+} as const
+
+export type WorkerOps = typeof workerOps
+export type WorkerOp = keyof WorkerOps
+export type WorkerRequest<O extends WorkerOp = WorkerOp> = z.input<WorkerOps[O]['request']>
+export type WorkerResponse<O extends WorkerOp> = z.output<WorkerOps[O]['response']>
+
+const requestSchemas = Object.values(workerOps).map((o) => o.request)
+export const WorkerRequestSchema = z.discriminatedUnion(
+  'op',
+  requestSchemas as unknown as [typeof workerOps.init.request, ...(typeof workerOps.init.request)[]]
+)
+
+export const MainToWorkerSchema = z.object({
+  type: z.literal('request'),
+  seq: z.number().int().nonnegative(),
+  request: z.looseObject({ op: z.string() })
+})
+export type MainToWorker = z.infer<typeof MainToWorkerSchema>
+
+export const WorkerEventSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('rows'),
+    taskId: z.string(),
+    rows: z.array(AnalysisRowSchema),
+    progress: AnalysisProgressSchema
+  }),
+  z.object({
+    kind: z.literal('stage'),
+    groupId: z.string(),
+    stage: z.string(),
+    fraction: z.number()
+  }),
+  z.object({
+    kind: z.literal('log'),
+    level: z.enum(['debug', 'info', 'warn', 'error']),
+    message: z.string()
+  })
+])
+export type WorkerEvent = z.infer<typeof WorkerEventSchema>
+
+export const WorkerToMainSchema = z.union([
+  z.object({ type: z.literal('hello'), pid: z.number().int() }),
+  z.object({
+    type: z.literal('response'),
+    seq: z.number().int(),
+    ok: z.literal(true),
+    value: z.unknown()
+  }),
+  z.object({
+    type: z.literal('response'),
+    seq: z.number().int(),
+    ok: z.literal(false),
+    error: SerializedErrorSchema
+  }),
+  z.object({ type: z.literal('event'), event: WorkerEventSchema })
+])
+export type WorkerToMain = z.infer<typeof WorkerToMainSchema>

@@ -1,0 +1,112 @@
+import { z } from 'zod'
+import { DeviceIdSchema, ExecutionProviderSchema } from './system'
+
+/**
+ * One configured device as the user (or a test) declares it. `cpu:N` entries are virtual CPU
+ * devices: each gets its own worker process, thread count and memory budget, so multi-device
+ * behaviour runs with real inference on a machine without GPUs.
+ */
+export const DeviceSpecSchema = z
+  .object({
+    id: DeviceIdSchema,
+    /** Intra-op threads (CPU devices); 0 = ONNX Runtime's default. */
+    threads: z.number().int().min(0).max(256).optional(),
+    /** Memory budget in bytes; overrides `memoryShare`. */
+    budgetBytes: z.number().int().positive().optional(),
+    /** Share of the machine's RAM (CPU devices) or of the GPU's memory (GPUs), 0..1. */
+    memoryShare: z.number().gt(0).max(1).optional(),
+    /** Force an execution provider for a GPU (`cuda` or `webgpu`); default: CUDA if it probes OK. */
+    provider: ExecutionProviderSchema.optional()
+  })
+  .strict()
+export type DeviceSpec = z.infer<typeof DeviceSpecSchema>
+
+/**
+ * `starting`: worker process launching; `ready`: idle; `busy`: running a job or a load;
+ * `recovering`: its worker crashed or stopped answering and is being restarted (its groups are
+ * reloaded); `error`: unusable (the execution provider cannot start, or restarts keep failing);
+ * `stopped`: shut down.
+ */
+export const DeviceStatusSchema = z.enum(['starting', 'ready', 'busy', 'recovering', 'error', 'stopped'])
+export type DeviceStatus = z.infer<typeof DeviceStatusSchema>
+
+export const PlacementStateSchema = z.enum(['loading', 'ready', 'unloading', 'failed'])
+export type PlacementState = z.infer<typeof PlacementStateSchema>
+
+/** A model group resident (or being loaded) on a device. */
+export const PlacementSchema = z.object({
+  groupId: z.string(),
+  state: PlacementStateSchema,
+  /** Never evicted or moved by automatic placement; unload/move need an explicit unpin (or force). */
+  pinned: z.boolean(),
+  /** The bundle's own estimate, in bytes. */
+  estimatedBytes: z.number().nonnegative(),
+  /**
+   * Measured after the load: worker RSS delta (CPU devices) or `nvidia-smi` per-process memory
+   * delta (GPUs). Null until measured.
+   */
+  measuredBytes: z.number().nullable(),
+  /** What placement counts for this group on this kind of device (measured when known). */
+  countedBytes: z.number().nonnegative(),
+  lastUsedAt: z.number(),
+  loadedAt: z.number().nullable(),
+  loadMs: z.number().nullable(),
+  error: z.string().optional()
+})
+export type Placement = z.infer<typeof PlacementSchema>
+
+/** The last unload on a device and whether its memory actually came back. */
+export const UnloadCheckSchema = z.object({
+  groupId: z.string(),
+  /** What the load had added (measured). */
+  expectedBytes: z.number(),
+  /** What the unload gave back (measured). */
+  freedBytes: z.number(),
+  ok: z.boolean(),
+  at: z.number()
+})
+export type UnloadCheck = z.infer<typeof UnloadCheckSchema>
+
+export const ManagedDeviceSchema = z.object({
+  id: DeviceIdSchema,
+  kind: z.enum(['cpu', 'gpu']),
+  name: z.string(),
+  /** A `cpu:N` device declared in configuration. */
+  virtual: z.boolean(),
+  /** The execution provider this device runs; null when none can start (see `providerError`). */
+  provider: ExecutionProviderSchema.nullable(),
+  providerError: z.string().optional(),
+  threads: z.number().int().nonnegative(),
+  budgetBytes: z.number().nonnegative(),
+  /** Sum of `countedBytes` over its placements. */
+  usedBytes: z.number().nonnegative(),
+  /** Process memory above the worker's idle baseline (RSS for CPU, nvidia-smi for GPUs), or null. */
+  processBytes: z.number().nullable(),
+  status: DeviceStatusSchema,
+  statusDetail: z.string().optional(),
+  workerPid: z.number().int().nullable(),
+  restarts: z.number().int().nonnegative(),
+  runningJobId: z.string().nullable(),
+  placements: z.array(PlacementSchema),
+  lastUnload: UnloadCheckSchema.nullable()
+})
+export type ManagedDevice = z.infer<typeof ManagedDeviceSchema>
+
+/** The answer to "will group G fit on device D" — the UI's live preview before a load. */
+export const FitVerdictSchema = z.enum(['loaded', 'fits', 'fits_after_evicting', 'does_not_fit'])
+export type FitVerdict = z.infer<typeof FitVerdictSchema>
+
+export const FitEstimateSchema = z.object({
+  groupId: z.string(),
+  deviceId: DeviceIdSchema,
+  verdict: FitVerdictSchema,
+  /** Bytes the group would take there (corrected from measurements when available). */
+  requiredBytes: z.number().nonnegative(),
+  budgetBytes: z.number().nonnegative(),
+  usedBytes: z.number().nonnegative(),
+  /** Groups that would be unloaded first (least recently used first). */
+  evictions: z.array(z.object({ groupId: z.string(), bytes: z.number() })),
+  /** One sentence with the numbers, for display and for errors. */
+  reason: z.string()
+})
+export type FitEstimate = z.infer<typeof FitEstimateSchema>

@@ -1,0 +1,111 @@
+import { z } from 'zod'
+import { SerializedErrorSchema } from '../ipc/errors'
+import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
+import { DeviceIdSchema } from './system'
+
+/**
+ * `analyze`: explain every token of a text with a lens; `load`: place a group on a device;
+ * `generate` / `generate-analyze`: continuations (then their analysis) — defined here, wired to the
+ * engine by the generation work.
+ */
+export const JobKindSchema = z.enum(['analyze', 'load', 'generate', 'generate-analyze'])
+export type JobKind = z.infer<typeof JobKindSchema>
+
+/** queued → loading → running → done | failed | cancelled. */
+export const JobStatusSchema = z.enum(['queued', 'loading', 'running', 'done', 'failed', 'cancelled'])
+export type JobStatus = z.infer<typeof JobStatusSchema>
+
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['done', 'failed', 'cancelled']
+
+export const JobIdSchema = z.string().regex(/^job-[0-9a-z-]+$/, 'job id looks like job-…')
+
+/** Options of a continuation; the engine's generation work owns the meaning. */
+export const GenerateOptionsSchema = z
+  .object({
+    maxNewTokens: z.number().int().min(1).max(4096).default(32),
+    temperature: z.number().min(0).max(5).default(1),
+    topP: z.number().gt(0).max(1).default(1),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    completions: z.number().int().min(1).max(64).default(1)
+  })
+  .strict()
+
+export const JobSubmitSchema = z
+  .object({
+    kind: JobKindSchema,
+    groupId: z.string().min(1).max(200),
+    /** Required for analyze / generate-analyze; default: the group's first lens. */
+    lensId: z.string().min(1).max(200).optional(),
+    text: z.string().max(200_000).optional(),
+    options: AnalyzeOptionsSchema.optional(),
+    generate: GenerateOptionsSchema.optional(),
+    /** Run only on this device (no data-parallel split); default: the manager chooses. */
+    deviceId: DeviceIdSchema.optional()
+  })
+  .strict()
+  .refine((j) => j.kind === 'load' || typeof j.text === 'string', {
+    message: 'text is required for this job kind',
+    path: ['text']
+  })
+export type JobSubmit = z.output<typeof JobSubmitSchema>
+export type JobSubmitInput = z.input<typeof JobSubmitSchema>
+
+export const JobProgressSchema = z.object({
+  rowsDone: z.number().int().nonnegative(),
+  rowsTotal: z.number().int().nonnegative()
+})
+
+export const JobStateSchema = z.object({
+  id: JobIdSchema,
+  kind: JobKindSchema,
+  /** Who submitted it (fairness is round robin between clients). */
+  clientId: z.string(),
+  groupId: z.string(),
+  lensId: z.string().nullable(),
+  /** The device asked for, if any. */
+  requestedDeviceId: DeviceIdSchema.nullable(),
+  /** Devices that ran (or run) part of it; more than one for a data-parallel analysis. */
+  devices: z.array(DeviceIdSchema),
+  status: JobStatusSchema,
+  /** 1-based place in the fair queue while queued, else null. */
+  queuePosition: z.number().int().positive().nullable(),
+  /** What a loading job is doing (e.g. `evicting demo`, `creating sessions`). */
+  stage: z.string().nullable(),
+  progress: JobProgressSchema.nullable(),
+  etaSeconds: z.number().nullable(),
+  createdAt: z.number(),
+  startedAt: z.number().nullable(),
+  finishedAt: z.number().nullable(),
+  error: SerializedErrorSchema.nullable(),
+  /** Times a crashed worker's share of this job was handed to another try (at most one). */
+  retries: z.number().int().nonnegative(),
+  /** Plain-language notes (e.g. `cpu:1 crashed; 12 positions retried on cpu:0`). */
+  notes: z.array(z.string())
+})
+export type JobState = z.infer<typeof JobStateSchema>
+
+/** Rows streamed in position order; `startIndex` is the index of `rows[0]` in the job's rows. */
+export const JobRowsSchema = z.object({
+  jobId: JobIdSchema,
+  startIndex: z.number().int().nonnegative(),
+  rows: z.array(AnalysisRowSchema)
+})
+export type JobRows = z.infer<typeof JobRowsSchema>
+
+export const JobResultSchema = z.object({
+  job: JobStateSchema,
+  /** Analysis metadata (merged over devices for a data-parallel run), null for other kinds. */
+  metadata: AnalysisMetadataSchema.nullable(),
+  rows: z.array(AnalysisRowSchema),
+  /** Output of generate jobs: one string per completion. */
+  completions: z.array(z.string())
+})
+export type JobResult = z.infer<typeof JobResultSchema>
+
+export const QueueSummarySchema = z.object({
+  queued: z.number().int().nonnegative(),
+  running: z.number().int().nonnegative(),
+  /** Active jobs plus the most recent finished ones. */
+  jobs: z.array(JobStateSchema)
+})
+export type QueueSummary = z.infer<typeof QueueSummarySchema>

@@ -1,0 +1,45 @@
+import { z } from 'zod'
+import { SerializedErrorSchema } from '../ipc/errors'
+
+export const LibraryLensSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  layer: z.number().int(),
+  tokens: z.number().int()
+})
+export type LibraryLens = z.infer<typeof LibraryLensSchema>
+
+/**
+ * One model group of the library. A broken bundle stays listed with its errors (it never just
+ * vanishes); its `groupId` is then the folder name.
+ */
+export const LibraryGroupSchema = z.object({
+  groupId: z.string(),
+  name: z.string(),
+  /** `demo`: the built-in demo group (always present); `folder`: found in the models folder. */
+  source: z.enum(['demo', 'folder']),
+  /** Folder name inside the models folder (or the demo cache folder's name). */
+  folder: z.string(),
+  status: z.enum(['ok', 'broken']),
+  errors: z.array(SerializedErrorSchema),
+  contentHash: z.string().nullable(),
+  weightBytes: z.number().nullable(),
+  /** The bundle's own memory estimate. */
+  estimatedBytes: z.number().nullable(),
+  /** The estimate corrected from the last measured load (any device), or null. */
+  measuredBytes: z.number().nullable(),
+  lenses: z.array(LibraryLensSchema),
+  /** Devices where the group is loaded (or loading). */
+  loadedOn: z.array(z.string())
+})
+export type LibraryGroup = z.infer<typeof LibraryGroupSchema>
+
+export const ModelLibrarySchema = z.object({
+  /** The models folder (configurable); only bundles inside it are read. */
+  folder: z.string(),
+  groups: z.array(LibraryGroupSchema),
+  scannedAt: z.number(),
+  /** Why the folder cannot be read or watched (the demo group is still listed). */
+  folderError: z.string().optional()
+})
+export type ModelLibrary = z.infer<typeof ModelLibrarySchema>
