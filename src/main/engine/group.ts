@@ -19,6 +19,8 @@ import { uniformsFor } from './random'
 import { TextTokenizer } from './tokenizer'
 import type { AnalyzeHooks, AnalyzeRequest, BundleSummary, LoadHooks, LoadedGroup } from './types'
 import { ENGINE_VERSION } from './version'
+import { runGeneration } from './generation/run'
+import type { GenerateRequest, GenerationResult } from './generation/options'
 
 /** Default decoder rows (positions × K) per batch by device kind. */
 export const DEFAULT_ROWS_PER_BATCH = { cpu: 256, gpu: 1024 } as const
@@ -145,6 +147,18 @@ class Group implements LoadedGroup {
     // One analysis at a time per group: ONNX Runtime sessions are not meant for concurrent runs
     // from one thread pool, and timings would be meaningless.
     const run = this.#running.then(() => this.#analyze(req, hooks))
+    this.#running = run.then(
+      () => undefined,
+      () => undefined
+    )
+    return run
+  }
+
+  generate(req: GenerateRequest): Promise<GenerationResult> {
+    const run = this.#running.then(() => {
+      if (this.#disposed) throw new AppError('unavailable', 'group was disposed')
+      return runGeneration(this, req)
+    })
     this.#running = run.then(
       () => undefined,
       () => undefined

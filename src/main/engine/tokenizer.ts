@@ -62,6 +62,12 @@ export class TextTokenizer {
     return { ids, tokens }
   }
 
+  /** The id of a token text (e.g. a special like `<end_of_turn>`); undefined when not in the vocabulary. */
+  tokenToId(token: string): number | undefined {
+    const id = this.#tok.token_to_id(token)
+    return id === null || id === undefined ? undefined : Number(id)
+  }
+
   decodeOne(id: number): string {
     return this.#tok.decode([id], { skip_special_tokens: false })
   }

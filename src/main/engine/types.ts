@@ -9,6 +9,7 @@ import type {
   AnalyzeOptionsInput
 } from '@shared/domain/analysis'
 import type { SessionTarget } from './ort'
+import type { GenerateRequest, GenerationResult } from './generation/options'
 
 export interface LensSummary {
   id: string
@@ -61,6 +62,11 @@ export interface LoadedGroup {
   readonly summary: BundleSummary
   readonly target: SessionTarget
   analyze(req: AnalyzeRequest, hooks?: AnalyzeHooks): Promise<AnalysisResult>
+  /**
+   * Continuations of a text or conversation from the lens's orig model (its donor where it has
+   * one; the base without a lens): n completions in one graph run. See generation/options.ts.
+   */
+  generate(req: GenerateRequest): Promise<GenerationResult>
   /** Token ids and strings of a text, as the analysis sees them (after the double-BOS rule). */
   tokenize(text: string): { ids: number[]; tokens: string[] }
   dispose(): Promise<void>

@@ -91,9 +91,24 @@ export function parseTokenizerConfig(raw: unknown, file: string | null = null): 
   }
 }
 
-/** Reads a bundle's `tokenizer_config.json`; a bundle without one has no specials and no template. */
+/**
+ * Reads a bundle's tokenizer config: the file its manifest names (`tokenizer.config`), else
+ * `tokenizer_config.json`. A bundle without one has no specials and no template.
+ */
 export function readTokenizerConfig(bundleDir: string): TokenizerSpecials {
-  const file = join(bundleDir, TOKENIZER_CONFIG_FILE)
+  let configured: string | undefined
+  try {
+    const manifest = JSON.parse(readFileSync(join(bundleDir, 'manifest.json'), 'utf8')) as {
+      tokenizer?: { config?: unknown }
+    }
+    if (typeof manifest.tokenizer?.config === 'string') configured = manifest.tokenizer.config
+  } catch {
+    // No readable manifest: bundle validation reports that; the default name applies here.
+  }
+  return readTokenizerConfigFile(join(bundleDir, configured ?? TOKENIZER_CONFIG_FILE))
+}
+
+export function readTokenizerConfigFile(file: string): TokenizerSpecials {
   if (!existsSync(file)) return parseTokenizerConfig({}, null)
   let raw: unknown
   try {

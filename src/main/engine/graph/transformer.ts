@@ -6,8 +6,9 @@
  * relies on the input/output contract in docs/bundle-format.md, not on these internals.
  */
 import { ExternalWriter, GraphBuilder, encodeModel, type Weight } from './builder'
+import { buildGenerateRole, type DecoderKit } from '../generation/role'
 
-export const ROLE = { acts: 0, decode: 1, encode: 2, kl: 3, logitLens: 4 } as const
+export const ROLE = { acts: 0, decode: 1, encode: 2, kl: 3, logitLens: 4, generate: 5 } as const
 export type Role = keyof typeof ROLE
 
 export interface TransformerDims {
@@ -431,6 +432,20 @@ function roleDecode(g: GraphBuilder, c: Ctx): [string, string] {
   return [g.constF32([], [0]), ids]
 }
 
+/** This architecture's pieces, for the generate role built in src/main/engine/generation/role.ts. */
+function decoderKit(c: Ctx): DecoderKit {
+  return {
+    layers: c.dims.layers,
+    heads: c.dims.heads,
+    hiddenSize: c.dims.hiddenSize,
+    embed: (g, ids) => embedIds(g, c, ids),
+    causalMask,
+    addPositions: (g, x, rows) => g.op('Add', [x, g.op('Gather', [c.n.pos, rows])]),
+    block: (g, l, x, mask, past) => block(g, c, l, x, { mask }, past),
+    logits: (g, h) => logits(g, c, h)
+  }
+}
+
 function branch(g: GraphBuilder, build: (b: GraphBuilder) => [string, string]): ReturnType<GraphBuilder['toGraph']> {
   const b = g.sub()
   const [f, i] = build(b)
@@ -466,7 +481,11 @@ export function baseInputPlaceholders(d: number): Record<string, Weight & { type
     last_add: { name: 'last_add', type: 'float32', shape: [d], dims: [d], data: zeros([d]) },
     positions: { name: 'positions', type: 'int64', shape: ['R'], ...i64([0], [1]) },
     vectors: { name: 'vectors', type: 'float32', shape: ['R', d], dims: [1, d], data: zeros([1, d]) },
-    top_k: { name: 'top_k', type: 'int64', shape: [], ...i64([1], []) }
+    top_k: { name: 'top_k', type: 'int64', shape: [], ...i64([1], []) },
+    // Generate role (src/main/engine/generation/role.ts); logit_bias broadcasts, (1) is a no-op.
+    top_p: { name: 'top_p', type: 'float32', shape: [], dims: [], data: Float32Array.from([1]) },
+    logit_bias: { name: 'logit_bias', type: 'float32', shape: ['V'], dims: [1], data: zeros([1]) },
+    stop_ids: { name: 'stop_ids', type: 'int64', shape: ['E'], ...i64([], [0]) }
   }
 }
 
@@ -524,7 +543,8 @@ export function buildTransformer(w: TransformerWeights, externalData?: string): 
     [ROLE.acts, (b) => roleActs(b, c)],
     [ROLE.decode, (b) => roleDecode(b, c)],
     [ROLE.encode, (b) => roleEncode(b, c)],
-    [ROLE.kl, (b) => roleKl(b, c)]
+    [ROLE.kl, (b) => roleKl(b, c)],
+    [ROLE.generate, (b) => [b.constF32([], [0]), buildGenerateRole(b, decoderKit(c))]]
   ]
   // Nested Ifs: role 0 ? acts : role 1 ? decode : ... : logit lens.
   let elseGraph = branch(g, (b) => roleLogitLens(b, c))

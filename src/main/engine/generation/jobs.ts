@@ -1,0 +1,51 @@
+/**
+ * Jobs built from a loaded group's primitives: generate-then-analyse as one job (seed §1.6.4 +
+ * the web's generate_and_analyze), and the text a conversation is analysed as.
+ */
+import type { AnalysisResult, AnalyzeOptionsInput } from '@shared/domain/analysis'
+import type { AnalyzeHooks, LoadedGroup } from '../types'
+import type { ChatMessage } from '../chat/messages'
+import { ChatTemplate } from '../chat/template'
+import { readTokenizerConfig } from '../chat/tokenizer-config'
+import type { GenerateOptionsInput, GenerationResult } from './options'
+
+export interface GenerateThenAnalyzeRequest {
+  lensId: string
+  text?: string
+  messages?: ChatMessage[]
+  /** `n` is forced to 1: the one completion is what gets analysed. */
+  generation?: GenerateOptionsInput
+  analysis?: AnalyzeOptionsInput
+}
+
+export interface GenerateThenAnalyzeResult {
+  generation: GenerationResult
+  analysis: AnalysisResult
+}
+
+/** Generates one completion, then analyses its full text (prompt + completion, specials kept). */
+export async function generateThenAnalyze(
+  group: LoadedGroup,
+  req: GenerateThenAnalyzeRequest,
+  hooks?: AnalyzeHooks
+): Promise<GenerateThenAnalyzeResult> {
+  const generation = await group.generate({
+    lensId: req.lensId,
+    text: req.text,
+    messages: req.messages,
+    options: { ...req.generation, n: 1 }
+  })
+  const analysis = await group.analyze(
+    { lensId: req.lensId, text: generation.completions[0]!.fullText, options: req.analysis },
+    hooks
+  )
+  return { generation, analysis }
+}
+
+/**
+ * A conversation as the analysis sees it (seed §1.5.1, list form): the group's chat template with
+ * the generation prompt when the last turn is the user's, the final message left open otherwise.
+ */
+export function conversationText(group: LoadedGroup, messages: readonly ChatMessage[]): string {
+  return ChatTemplate.fromSpecials(readTokenizerConfig(group.summary.dir)).render(messages).text
+}

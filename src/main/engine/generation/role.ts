@@ -1,0 +1,146 @@
+/**
+ * The base graph's `generate` role: a prompt's continuation, n completions at once, in one Loop
+ * with the KV cache loop-carried (it never leaves the device) and sampling in the graph.
+ *
+ * Inputs (graph inputs with defaults, so other roles need not feed them):
+ *   input_ids (1, S) int64 — the prompt, run once (prefill on one row, then the cache is broadcast)
+ *   uniforms (n, M) float32 — one uniform per completion and step; n and M come from its shape
+ *   temperature () float32 — 0 = greedy
+ *   top_p () float32 — nucleus mass in (0, 1]
+ *   logit_bias (V) float32 — added to every step's logits (-1e9 suppresses an id)
+ *   stop_ids (E) int64 — a completion is finished after drawing one; the loop stops when all are
+ * Output: ids (steps run, n) int64 — fewer than M rows when every completion finished early.
+ */
+import type { GraphBuilder } from '../graph/builder'
+import { buildSampler } from './sampler'
+
+export const GENERATE_INPUTS = [
+  'input_ids',
+  'uniforms',
+  'temperature',
+  'top_p',
+  'logit_bias',
+  'stop_ids'
+] as const
+
+/** The pieces of a base architecture the generate role is built from. */
+export interface DecoderKit {
+  layers: number
+  heads: number
+  hiddenSize: number
+  /** ids (B, s) → input embeddings (B, s, d), scaled as the model expects. */
+  embed(g: GraphBuilder, ids: string): string
+  /** Additive causal mask for rows offset..offset+s-1 over columns 0..offset+s-1, and those rows. */
+  causalMask(g: GraphBuilder, offset: string, s: string): { mask: string; rows: string }
+  /** Adds absolute position information for `rows` (identity for rotary models). */
+  addPositions(g: GraphBuilder, x: string, rows: string): string
+  /** One block with its KV cache: past (B, H, t, dh) in, the extended cache out. */
+  block(
+    g: GraphBuilder,
+    layer: number,
+    x: string,
+    mask: string,
+    past: { k: string; v: string }
+  ): { x: string; k: string; v: string }
+  /** Final norm and unembedding: (B, d) → (B, V). */
+  logits(g: GraphBuilder, h: string): string
+}
+
+function axisDim(g: GraphBuilder, x: string, axis: number): string {
+  return g.op('Shape', [x], { start: axis, end: axis + 1 })
+}
+
+function axisScalar(g: GraphBuilder, x: string, axis: number): string {
+  return g.op('Squeeze', [axisDim(g, x, axis), g.constI64([0])])
+}
+
+/** Builds the role inside `g` (an If branch); returns the (steps, n) ids. */
+export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit): string {
+  const { layers, heads, hiddenSize: d } = kit
+  const dh = d / heads
+  const n = axisDim(g, 'uniforms', 0)
+  const steps = axisScalar(g, 'uniforms', 1)
+  const prompt = kit.embed(g, 'input_ids')
+  // The prompt is the same for every completion: prefill one row, broadcast its cache after.
+  const emptyCache = g.op('ConstantOfShape', [g.constI64([1, heads, 0, dh])])
+  const notFinished = g.op('Cast', [g.op('ConstantOfShape', [n])], { to: 9 })
+
+  const body = g.sub()
+  const iter = body.input(body.fresh('iter'), 'int64', [])
+  body.input(body.fresh('cond_in'), 'bool', [])
+  const xIn = body.input(body.fresh('x_in'), 'float32', null)
+  const offset = body.input(body.fresh('offset'), 'int64', [])
+  const finishedIn = body.input(body.fresh('finished'), 'bool', null)
+  const pastK = Array.from({ length: layers }, (_, l) =>
+    body.input(body.fresh(`pk${l}`), 'float32', null)
+  )
+  const pastV = Array.from({ length: layers }, (_, l) =>
+    body.input(body.fresh(`pv${l}`), 'float32', null)
+  )
+
+  const s = axisScalar(body, xIn, 1)
+  const { mask, rows } = kit.causalMask(body, offset, s)
+  let x = kit.addPositions(body, xIn, rows)
+  const broadcastCache = body.op('Concat', [n, body.constI64([1, 1, 1])], { axis: 0 })
+  const newK: string[] = []
+  const newV: string[] = []
+  for (let l = 0; l < layers; l++) {
+    const r = kit.block(body, l, x, mask, { k: pastK[l]!, v: pastV[l]! })
+    x = r.x
+    newK.push(body.op('Expand', [r.k, broadcastCache]))
+    newV.push(body.op('Expand', [r.v, broadcastCache]))
+  }
+  const last = body.op('Gather', [x, body.op('Sub', [s, body.scalarI64(1)])], { axis: 1 })
+  const logits = body.op('Add', [kit.logits(body, last), 'logit_bias'])
+  const rowLogits = body.op('Expand', [
+    logits,
+    body.op('Concat', [n, body.constI64([1])], { axis: 0 })
+  ])
+  const u = body.op('Gather', ['uniforms', iter], { axis: 1 })
+  const id = buildSampler(body, {
+    logits: rowLogits,
+    uniforms: u,
+    temperature: 'temperature',
+    topP: 'top_p'
+  })
+
+  const hits = body.op(
+    'Cast',
+    [body.op('Equal', [body.op('Unsqueeze', [id, body.constI64([1])]), 'stop_ids'])],
+    {
+      to: 7
+    }
+  )
+  const stopped = body.op('Greater', [
+    body.op('ReduceSum', [hits, body.constI64([1])], { keepdims: 0 }),
+    body.scalarI64(0)
+  ])
+  const finishedOut = body.op('Or', [finishedIn, stopped])
+  const open = body.op('ReduceSum', [body.op('Cast', [body.op('Not', [finishedOut])], { to: 7 })], {
+    keepdims: 0
+  })
+
+  const outputs: [string, 'bool' | 'float32' | 'int64', string][] = [
+    [body.op('Greater', [open, body.scalarI64(0)]), 'bool', 'cond_out'],
+    [kit.embed(body, body.op('Unsqueeze', [id, body.constI64([1])])), 'float32', 'x_out'],
+    [body.op('Add', [offset, s]), 'int64', 'offset_out'],
+    [finishedOut, 'bool', 'finished_out'],
+    ...newK.map((k): [string, 'float32', string] => [k, 'float32', 'k_out']),
+    ...newV.map((v): [string, 'float32', string] => [v, 'float32', 'v_out']),
+    [id, 'int64', 'id_out']
+  ]
+  for (const [value, type, hint] of outputs) {
+    const name = body.fresh(hint)
+    body.opTo('Identity', [value], [name])
+    body.output(name, type)
+  }
+
+  const carried = 3 + 2 * layers
+  const outs = g.opN(
+    'Loop',
+    [steps, '', prompt, g.scalarI64(0), notFinished, ...Array<string>(2 * layers).fill(emptyCache)],
+    carried + 1,
+    { body: body.toGraph('generate_step') }
+  )
+  return outs[carried]!
+}

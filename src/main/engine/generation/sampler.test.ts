@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Session, Tensor } from '../ort'
+import { GraphBuilder, encodeModel } from '../graph/builder'
+import { buildSampler, referenceSample } from './sampler'
+import { generationUniforms, uniformAt } from './uniforms'
+
+/** The sampler alone as a model: logits, uniforms, temperature, top_p → ids. */
+function samplerModel(): Uint8Array {
+  const g = new GraphBuilder()
+  const logits = g.input('logits', 'float32', ['B', 'V'])
+  const uniforms = g.input('uniforms', 'float32', ['B'])
+  const temperature = g.input('temperature', 'float32', [])
+  const topP = g.input('top_p', 'float32', [])
+  const ids = buildSampler(g, { logits, uniforms, temperature, topP })
+  g.opTo('Identity', [ids], ['ids'])
+  g.output('ids', 'int64', ['B'])
+  return encodeModel(g.toGraph('sampler'), 'sampler-test')
+}
+
+let session: Session
+beforeAll(async () => {
+  session = await Session.create(samplerModel(), { provider: 'cpu', threads: 1 })
+})
+afterAll(async () => {
+  await session.release()
+})
+
+async function sample(
+  logits: Float32Array,
+  rows: number,
+  uniforms: Float32Array,
+  temperature: number,
+  topP: number
+): Promise<number[]> {
+  const vocab = logits.length / rows
+  const out = await session.run({
+    logits: new Tensor('float32', logits, [rows, vocab]),
+    uniforms: new Tensor('float32', uniforms, [rows]),
+    temperature: new Tensor('float32', Float32Array.from([temperature]), []),
+    top_p: new Tensor('float32', Float32Array.from([topP]), [])
+  })
+  return Array.from(out.ids!.data as BigInt64Array, Number)
+}
+
+/** Deterministic pseudo-random logits with a spread like a language model's. */
+function randomLogits(rows: number, vocab: number, salt: number): Float32Array {
+  return Float32Array.from({ length: rows * vocab }, (_, i) => (uniformAt(salt, i, 0) - 0.5) * 8)
+}
+
+/** Distance of u·mass from the nearest cumulative boundary: near one, float rounding may flip the pick. */
+function boundaryMargin(
+  logits: Float32Array,
+  u: number,
+  temperature: number,
+  topP: number
+): number {
+  const scaled = Array.from(logits, (v) => v / temperature)
+  const max = Math.max(...scaled)
+  const e = scaled.map((v) => Math.exp(v - max))
+  const s = e.reduce((a, b) => a + b, 0)
+  const p = e.map((x) => x / s)
+  const order = p.map((_, i) => i)
+  if (topP < 1) order.sort((a, b) => p[b] - p[a] || a - b)
+  const kept: number[] = []
+  let mass = 0
+  for (const i of order) {
+    if (topP < 1 && mass >= topP) break
+    kept.push(i)
+    mass += p[i]
+  }
+  let c = 0
+  let margin = Infinity
+  for (const i of kept) {
+    c += p[i]
+    margin = Math.min(margin, Math.abs(c - u * mass))
+  }
+  return topP < 1 ? Math.min(margin, Math.abs(mass - topP)) : margin
+}
+
+describe('in-graph sampler', () => {
+  const rows = 64
+  const vocab = 50
+
+  it('is argmax at temperature 0', async () => {
+    const logits = randomLogits(rows, vocab, 1)
+    const ids = await sample(logits, rows, generationUniforms(3, rows, 1), 0, 0.9)
+    ids.forEach((id, r) => {
+      const row = logits.subarray(r * vocab, (r + 1) * vocab)
+      expect(id).toBe(row.indexOf(Math.max(...row)))
+    })
+  })
+
+  for (const [temperature, topP] of [
+    [1, 1],
+    [0.7, 1],
+    [1, 0.9],
+    [1.3, 0.5]
+  ]) {
+    it(`matches the host reference at T=${temperature}, top_p=${topP}`, async () => {
+      const logits = randomLogits(rows, vocab, 7)
+      const u = generationUniforms(11, rows, 1)
+      const ids = await sample(logits, rows, u, temperature, topP)
+      let compared = 0
+      ids.forEach((id, r) => {
+        const row = logits.subarray(r * vocab, (r + 1) * vocab)
+        if (boundaryMargin(row, u[r], temperature, topP) < 1e-5) return
+        expect(id).toBe(referenceSample(row, u[r], temperature, topP))
+        compared++
+      })
+      expect(compared).toBeGreaterThan(rows * 0.9)
+    })
+  }
+
+  it('never leaves the nucleus', async () => {
+    // One row, many uniforms: every pick must be among the tokens holding the top 30% of the mass.
+    const one = randomLogits(1, vocab, 5)
+    const logits = new Float32Array(rows * vocab)
+    for (let r = 0; r < rows; r++) logits.set(one, r * vocab)
+    const ids = await sample(logits, rows, generationUniforms(9, rows, 1), 1, 0.3)
+    const e = Array.from(one, (v) => Math.exp(v))
+    const s = e.reduce((a, b) => a + b, 0)
+    const order = e.map((_, i) => i).sort((a, b) => e[b] - e[a])
+    const nucleus = new Set<number>()
+    let mass = 0
+    for (const i of order) {
+      if (mass >= 0.3) break
+      nucleus.add(i)
+      mass += e[i] / s
+    }
+    expect(nucleus.size).toBeGreaterThan(1)
+    for (const id of ids) expect(nucleus.has(id)).toBe(true)
+    // And it does sample: more than one distinct token over 64 draws.
+    expect(new Set(ids).size).toBeGreaterThan(1)
+  })
+
+  it('follows the distribution (inverse CDF is monotone in u)', async () => {
+    const one = Float32Array.from([0, Math.log(3), Math.log(6)]) // p = 0.1, 0.3, 0.6
+    const us = Float32Array.from([0, 0.05, 0.099, 0.101, 0.39, 0.41, 0.99])
+    const logits = new Float32Array(us.length * 3)
+    for (let r = 0; r < us.length; r++) logits.set(one, r * 3)
+    expect(await sample(logits, us.length, us, 1, 1)).toEqual([0, 0, 0, 1, 1, 2, 2])
+    // With top_p 0.6 only the most likely token is left; 0.61 keeps the top two (0.6 + 0.3).
+    expect(await sample(logits, us.length, us, 1, 0.6)).toEqual([2, 2, 2, 2, 2, 2, 2])
+    expect(new Set(await sample(logits, us.length, us, 1, 0.61))).toEqual(new Set([1, 2]))
+  })
+})
