@@ -3,6 +3,7 @@ import { probeProviders, ortVersion } from '../engine/ort'
 import { EventHub, Router, type InvokeHandlers } from '../ipc/router'
 import { runCommand, type CommandRunner } from './nvidiaSmi'
 import { SystemService, type OsProbe } from './SystemService'
+import { DevicesService, type DevicesServiceOptions } from '../devices/service'
 import packageJson from '../../../package.json'
 
 /**
@@ -20,12 +21,15 @@ export interface ServiceOptions {
   runCommand?: CommandRunner
   probeProviders?: typeof probeProviders
   pollIntervalMs?: number
+  /** Device manager: models folder, device list, worker spawner (utilityProcess in Electron). */
+  devices?: DevicesServiceOptions
 }
 
 export interface Services {
   readonly hub: EventHub
   readonly router: Router
   readonly system: SystemService
+  readonly devices: DevicesService
   /** Starts background work that should begin at launch (provider probe). */
   start(): void
   dispose(): Promise<void>
@@ -52,8 +56,23 @@ export function createServices(options: ServiceOptions = {}): Services {
   clientCountListeners.push((count) => system.onClientCount(count))
   //#endregion
 
+  //#region devices (device manager, issue 4): models, jobs, devices channels
+  const devices = new DevicesService(
+    {
+      hardware: () => system.state(),
+      // The manager's event map is a subset of the contract's; the hub validates each payload.
+      emit: (channel, payload) => hub.emit(channel, payload as never),
+      runCommand: options.runCommand ?? runCommand,
+      engine: () => import('../engine')
+    },
+    options.devices
+  )
+  //#endregion
+
   const handlers: Partial<InvokeHandlers> = {
-    'system:state': () => system.state()
+    // The hardware, plus the device manager's snapshot once it is up (never starts it).
+    'system:state': async () => ({ ...(await system.state()), ...devices.snapshot() }),
+    ...devices.handlers()
   }
   const router = new Router(handlers)
 
@@ -61,11 +80,14 @@ export function createServices(options: ServiceOptions = {}): Services {
     hub,
     router,
     system,
+    devices,
     start(): void {
       system.start()
+      devices.start()
     },
     async dispose(): Promise<void> {
       system.dispose()
+      await devices.dispose()
     }
   }
 }

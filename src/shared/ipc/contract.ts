@@ -1,5 +1,8 @@
 import type { z } from 'zod'
 import { systemEvents, systemInvokes } from './channels/system'
+import { devicesEvents, devicesInvokes } from './channels/devices'
+import { jobsEvents, jobsInvokes } from './channels/jobs'
+import { modelsInvokes } from './channels/models'
 
 /**
  * THE contract between the main-side services and every client (Electron renderer through the
@@ -7,11 +10,16 @@ import { systemEvents, systemInvokes } from './channels/system'
  * Channel names are `domain:verb`; each domain declares its channels in `./channels/<domain>.ts`.
  */
 export const invokeChannels = {
-  ...systemInvokes
+  ...systemInvokes,
+  ...devicesInvokes,
+  ...modelsInvokes,
+  ...jobsInvokes
 } as const
 
 export const eventChannels = {
-  ...systemEvents
+  ...systemEvents,
+  ...devicesEvents,
+  ...jobsEvents
 } as const
 
 export type InvokeChannels = typeof invokeChannels

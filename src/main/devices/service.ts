@@ -1,0 +1,141 @@
+/**
+ * The device manager as a service of the composition root: builds the library and the manager
+ * once the hardware is known, and binds the models / jobs / devices channels to them.
+ */
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import type { DeviceSpec } from '@shared/domain/devices'
+import type { HardwareState } from '@shared/domain/system'
+import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
+import type { InvokeHandlers } from '../ipc/router'
+import type { CommandRunner } from '../services/nvidiaSmi'
+import { ModelLibrary } from './library'
+import { DeviceManager, type ManagerEmit } from './manager'
+import { childProcessSpawner, type SpawnWorker } from './transport'
+
+export interface DevicesServiceOptions {
+  /** Models folder; default `TALKATIVE_MODELS_DIR`, else ~/.talkative-workbench/models. */
+  modelsDir?: string
+  /** Device list; default `TALKATIVE_DEVICES`, else the CPU plus every GPU. */
+  devices?: DeviceSpec[]
+  /** How workers start: child_process (default) or Electron's utilityProcess. */
+  spawnWorker?: SpawnWorker
+  heartbeatMs?: number
+  graceMs?: number
+  cancelGraceMs?: number
+  /** Watch the models folder for changes (default true). */
+  watch?: boolean
+}
+
+export interface DevicesServiceDeps {
+  hardware: () => Promise<HardwareState>
+  emit: ManagerEmit
+  runCommand: CommandRunner
+  /** The engine's bundle functions (injected so this module stays light to import). */
+  engine: () => Promise<{
+    openBundle: (dir: string) => Promise<import('../engine/types').BundleSummary>
+    ensureDemoBundle: (cacheDir?: string) => Promise<string>
+  }>
+}
+
+export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TALKATIVE_MODELS_DIR || join(homedir(), '.talkative-workbench', 'models')
+}
+
+export class DevicesService {
+  readonly #deps: DevicesServiceDeps
+  readonly #options: DevicesServiceOptions
+  #manager: Promise<DeviceManager> | undefined
+  #started: DeviceManager | undefined
+  #library: ModelLibrary | undefined
+  #disposed = false
+
+  constructor(deps: DevicesServiceDeps, options: DevicesServiceOptions = {}) {
+    this.#deps = deps
+    this.#options = options
+  }
+
+  /** Starts the library and the workers (once); every models/jobs call waits for it. */
+  manager(): Promise<DeviceManager> {
+    this.#manager ??= (async () => {
+      const [hardware, engine] = await Promise.all([this.#deps.hardware(), this.#deps.engine()])
+      let manager: DeviceManager | undefined
+      const library = new ModelLibrary({
+        folder: this.#options.modelsDir ?? defaultModelsDir(),
+        openBundle: engine.openBundle,
+        ensureDemoBundle: () => engine.ensureDemoBundle(),
+        onChange: () => manager?.libraryChanged()
+      })
+      this.#library = library
+      manager = new DeviceManager({
+        hardware,
+        library,
+        spawn: this.#options.spawnWorker ?? childProcessSpawner(),
+        emit: this.#deps.emit,
+        devices: this.#options.devices,
+        heartbeatMs: this.#options.heartbeatMs,
+        graceMs: this.#options.graceMs,
+        cancelGraceMs: this.#options.cancelGraceMs,
+        runCommand: this.#deps.runCommand
+      })
+      await manager.start()
+      if (this.#options.watch !== false) library.watch()
+      if (this.#disposed) await manager.dispose()
+      this.#started = manager
+      return manager
+    })()
+    return this.#manager
+  }
+
+  start(): void {
+    this.manager().catch(() => undefined)
+  }
+
+  /** The snapshot when the manager is up, else undefined (never starts workers by itself). */
+  snapshot(): DevicesSnapshot | undefined {
+    return this.#started?.snapshot()
+  }
+
+  handlers(): Pick<
+    InvokeHandlers,
+    | 'devices:state'
+    | 'models:list'
+    | 'models:load'
+    | 'models:unload'
+    | 'models:pin'
+    | 'models:move'
+    | 'models:estimate'
+    | 'jobs:submit'
+    | 'jobs:cancel'
+    | 'jobs:get'
+    | 'jobs:list'
+    | 'jobs:result'
+  > {
+    const m = (): Promise<DeviceManager> => this.manager()
+    return {
+      'devices:state': async () => (await m()).snapshot(),
+      'models:list': async (input) => {
+        const manager = await m()
+        if (input?.rescan) await manager.rescan()
+        return manager.library()
+      },
+      'models:load': async (input, ctx) => (await m()).load(input, ctx.clientId),
+      'models:unload': async (input) => ({ unloaded: await (await m()).unload(input) }),
+      'models:pin': async (input) => (await m()).pin(input.groupId, input.deviceId, input.pinned),
+      'models:move': async (input, ctx) => (await m()).move(input, ctx.clientId),
+      'models:estimate': async (input) => (await m()).estimate(input.groupId, input.deviceId),
+      'jobs:submit': async (input, ctx) => (await m()).submit(input, ctx.clientId),
+      'jobs:cancel': async (input) => (await m()).cancel(input.jobId),
+      'jobs:get': async (input) => (await m()).getJob(input.jobId),
+      'jobs:list': async (input, ctx) =>
+        (await m()).listJobs({ clientId: input?.mine ? ctx.clientId : undefined, status: input?.status }),
+      'jobs:result': async (input) => (await m()).result(input.jobId)
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.#disposed = true
+    this.#library?.close()
+    if (this.#manager) await (await this.#manager.catch(() => undefined))?.dispose()
+  }
+}
