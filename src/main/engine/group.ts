@@ -17,7 +17,15 @@ import { argminRange, relativeRmse, salience } from './metrics'
 import { Session, Tensor, type SessionTarget } from './ort'
 import { uniformsFor } from './random'
 import { TextTokenizer } from './tokenizer'
-import type { AnalyzeHooks, AnalyzeRequest, BundleSummary, LoadHooks, LoadedGroup } from './types'
+import type {
+  AnalyzeHooks,
+  AnalyzeRequest,
+  BundleSummary,
+  ExplanationScore,
+  LoadHooks,
+  LoadedGroup,
+  ScoreRequest
+} from './types'
 import { ENGINE_VERSION } from './version'
 import { runGeneration } from './generation/run'
 import type { GenerateRequest, GenerationResult } from './generation/options'
@@ -48,9 +56,13 @@ async function createSession(file: string, target: SessionTarget, rel: string): 
   } catch (err) {
     const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]
     if (target.provider !== 'cpu' && /provider|adapter|library|CUDA|WebGPU/i.test(msg ?? '')) {
-      throw new AppError('unavailable', `${target.provider} cannot run ${rel}: ${msg}`, { file: rel })
+      throw new AppError('unavailable', `${target.provider} cannot run ${rel}: ${msg}`, {
+        file: rel
+      })
     }
-    throw new AppError('bundle_invalid', `${rel}: ONNX Runtime rejected the model: ${msg}`, { file: rel })
+    throw new AppError('bundle_invalid', `${rel}: ONNX Runtime rejected the model: ${msg}`, {
+      file: rel
+    })
   }
 }
 
@@ -58,7 +70,11 @@ function relTo(bundle: ValidatedBundle, file: string): string {
   return file.startsWith(bundle.dir) ? file.slice(bundle.dir.length + 1) : file
 }
 
-export async function loadGroup(dir: string, target: SessionTarget, hooks: LoadHooks = {}): Promise<LoadedGroup> {
+export async function loadGroup(
+  dir: string,
+  target: SessionTarget,
+  hooks: LoadHooks = {}
+): Promise<LoadedGroup> {
   hooks.onStage?.('validating bundle', 0)
   const bundle = await validateBundle(dir)
   const tokenizer = await TextTokenizer.load(
@@ -71,9 +87,14 @@ export async function loadGroup(dir: string, target: SessionTarget, hooks: LoadH
     hooks.onStage?.('loading base model', 0.2)
     const base = await createSession(bundle.base.file, target, relTo(bundle, bundle.base.file))
     sessions.push(base)
-    const models = new Map<string, BaseModel>([['base', new BaseModel(base, bundle.manifest.base.hiddenSize)]])
+    const models = new Map<string, BaseModel>([
+      ['base', new BaseModel(base, bundle.manifest.base.hiddenSize)]
+    ])
     for (const [i, donor] of bundle.donors.entries()) {
-      hooks.onStage?.(`loading donor ${donor.ref.id}`, 0.2 + (0.6 * (i + 1)) / (bundle.donors.length + 1))
+      hooks.onStage?.(
+        `loading donor ${donor.ref.id}`,
+        0.2 + (0.6 * (i + 1)) / (bundle.donors.length + 1)
+      )
       const s = await createSession(donor.file, target, relTo(bundle, donor.file))
       sessions.push(s)
       models.set(donor.ref.id, new BaseModel(s, donor.ref.hiddenSize))
@@ -110,7 +131,13 @@ class Group implements LoadedGroup {
     const resolved = this.bundle.lenses.find((l) => l.manifest.id === id)
     if (!resolved) {
       const known = this.bundle.lenses.map((l) => l.manifest.id).join(', ')
-      return Promise.reject(new AppError('not_found', `no lens "${id}" in group ${this.summary.groupId} (lenses: ${known})`, { field: 'lensId' }))
+      return Promise.reject(
+        new AppError(
+          'not_found',
+          `no lens "${id}" in group ${this.summary.groupId} (lenses: ${known})`,
+          { field: 'lensId' }
+        )
+      )
     }
     let p = this.#lenses.get(id)
     if (!p) {
@@ -123,9 +150,17 @@ class Group implements LoadedGroup {
   }
 
   async #loadLens(resolved: ResolvedLens): Promise<LensRuntime> {
-    const projection = await createSession(resolved.projectionFile, this.target, relTo(this.bundle, resolved.projectionFile))
+    const projection = await createSession(
+      resolved.projectionFile,
+      this.target,
+      relTo(this.bundle, resolved.projectionFile)
+    )
     this.sessions.push(projection)
-    const head = await createSession(resolved.headFile, this.target, relTo(this.bundle, resolved.headFile))
+    const head = await createSession(
+      resolved.headFile,
+      this.target,
+      relTo(this.bundle, resolved.headFile)
+    )
     this.sessions.push(head)
     return {
       resolved,
@@ -133,7 +168,9 @@ class Group implements LoadedGroup {
       head,
       decoderPrefix: await readFloats(resolved.decoderPrefix.file),
       encoderPrefix: await readFloats(resolved.encoderPrefix.file),
-      encoderSuffix: resolved.encoderSuffix ? await readFloats(resolved.encoderSuffix.file) : undefined,
+      encoderSuffix: resolved.encoderSuffix
+        ? await readFloats(resolved.encoderSuffix.file)
+        : undefined,
       lastRowAdd: resolved.lastRowAdd ? await readFloats(resolved.lastRowAdd.file) : undefined
     }
   }
@@ -184,16 +221,25 @@ class Group implements LoadedGroup {
     const K = opts.bestOfK
 
     const { ids, tokens } = this.tokenizer.encode(req.text)
-    if (ids.length === 0) throw new AppError('invalid_input', 'the text has no tokens', { field: 'text' })
-    const origRef = lm.orig === 'base' ? this.bundle.manifest.base : this.bundle.donors.find((m) => m.ref.id === lm.orig)!.ref
+    if (ids.length === 0)
+      throw new AppError('invalid_input', 'the text has no tokens', { field: 'text' })
+    const origRef =
+      lm.orig === 'base'
+        ? this.bundle.manifest.base
+        : this.bundle.donors.find((m) => m.ref.id === lm.orig)!.ref
     if (ids.length > origRef.maxPositions) {
-      throw new AppError('invalid_input', `the text has ${ids.length} tokens; this model takes at most ${origRef.maxPositions}`, { field: 'text' })
+      throw new AppError(
+        'invalid_input',
+        `the text has ${ids.length} tokens; this model takes at most ${origRef.maxPositions}`,
+        { field: 'text' }
+      )
     }
     const positions = this.#positions(req, opts, ids.length)
     const rowsBudget = opts.rowsPerBatch ?? this.#autoRows()
     const perBatch = Math.max(1, Math.floor(rowsBudget / K))
     const batches: number[][] = []
-    for (let i = 0; i < positions.length; i += perBatch) batches.push(positions.slice(i, i + perBatch))
+    for (let i = 0; i < positions.length; i += perBatch)
+      batches.push(positions.slice(i, i + perBatch))
 
     const timings: Record<string, number> = { tokenizeMs: performance.now() - t0 }
     const add = (k: string, since: number): void => {
@@ -225,7 +271,9 @@ class Group implements LoadedGroup {
         const src = pv.subarray(i * np * d, (i + 1) * np * d)
         for (let k = 0; k < K; k++) patch.set(src, (i * K + k) * np * d)
       }
-      const sampleRows = batch.flatMap((position) => Array.from({ length: K }, (_, rollout) => ({ position, rollout })))
+      const sampleRows = batch.flatMap((position) =>
+        Array.from({ length: K }, (_, rollout) => ({ position, rollout }))
+      )
       const explIds = await base.decode({
         prefix: lens.decoderPrefix,
         prefixRows: lens.resolved.decoderPrefix.shape[0]!,
@@ -242,9 +290,16 @@ class Group implements LoadedGroup {
       t = performance.now()
       const repTarget = new Float32Array(b * K * d)
       for (let i = 0; i < b; i++) {
-        for (let k = 0; k < K; k++) repTarget.set(target.subarray(i * d, (i + 1) * d), (i * K + k) * d)
+        for (let k = 0; k < K; k++)
+          repTarget.set(target.subarray(i * d, (i + 1) * d), (i * K + k) * d)
       }
-      const all = await this.#reconstruct(lens, explIds, batch.flatMap((p) => Array(K).fill(ids[p]!)), repTarget, rowsBudget)
+      const all = await this.#reconstruct(
+        lens,
+        explIds,
+        batch.flatMap((p) => Array(K).fill(ids[p]!)),
+        repTarget,
+        rowsBudget
+      )
       const chosen = batch.map((_, i) => i * K + argminRange(all.mse, i * K, K))
       const bestIds = new Int32Array(b * T)
       const bestRecon = new Float32Array(b * d)
@@ -307,9 +362,13 @@ class Group implements LoadedGroup {
           mse,
           relativeRmse: relativeRmse(mse, target.subarray(i * d, (i + 1) * d)),
           klDivergence: kl ? Math.max(0, kl[i]!) : null,
-          tokenSalience: sal ? Array.from(sal.subarray(i * T, (i + 1) * T), (m) => salience(m, mse)) : [],
+          tokenSalience: sal
+            ? Array.from(sal.subarray(i * T, (i + 1) * T), (m) => salience(m, mse))
+            : [],
           logitLensTop: lensTop
-            ? Array.from(lensTop.subarray(i * topK, (i + 1) * topK), (id) => this.tokenizer.decodeOne(id)).join(' ')
+            ? Array.from(lensTop.subarray(i * topK, (i + 1) * topK), (id) =>
+                this.tokenizer.decodeOne(id)
+              ).join(' ')
             : null
         }
       })
@@ -344,6 +403,36 @@ class Group implements LoadedGroup {
     }
   }
 
+  async scoreExplanations(req: ScoreRequest): Promise<ExplanationScore[]> {
+    const lens = await this.#lens(req.lensId)
+    const lm = lens.resolved.manifest
+    const T = lm.explanationTokens
+    const d = this.bundle.manifest.base.hiddenSize
+    const { ids } = this.tokenizer.encode(req.text)
+    if (!Number.isInteger(req.position) || req.position < 0 || req.position >= ids.length) {
+      throw new AppError('invalid_input', `position ${req.position} is outside the text's ${ids.length} tokens`, { field: 'position' })
+    }
+    if (req.explanations.length === 0) return []
+    const acts = await this.models.get(lm.orig)!.activations(ids.slice(0, req.position + 1), lm.layer)
+    const target = acts.slice(req.position * d, (req.position + 1) * d)
+    const n = req.explanations.length
+    const explIds = new Int32Array(n * T).fill(this.bundle.manifest.conventions.nullTokenId)
+    const lists = req.explanations.map((e, i) => {
+      const list = this.tokenizer.encodePlain(e).slice(0, T)
+      explIds.set(list, i * T)
+      return Array.from(explIds.subarray(i * T, (i + 1) * T))
+    })
+    const repTarget = new Float32Array(n * d)
+    for (let i = 0; i < n; i++) repTarget.set(target, i * d)
+    const { mse } = await this.#reconstruct(lens, explIds, Array(n).fill(ids[req.position]!), repTarget, this.#autoRows())
+    return lists.map((list, i) => ({
+      explanation: this.tokenizer.decode(list),
+      ids: list,
+      mse: mse[i]!,
+      relativeRmse: relativeRmse(mse[i]!, target)
+    }))
+  }
+
   #autoRows(): number {
     const kind = this.target.provider === 'cpu' ? 'cpu' : 'gpu'
     return this.bundle.manifest.rowsPerBatch?.[kind] ?? DEFAULT_ROWS_PER_BATCH[kind]
@@ -353,7 +442,9 @@ class Group implements LoadedGroup {
     if (req.positionList) {
       for (const [i, p] of req.positionList.entries()) {
         if (!Number.isInteger(p) || p < 0 || p >= n) {
-          throw new AppError('invalid_input', `position ${p} is outside the text's ${n} tokens`, { field: `positionList.${i}` })
+          throw new AppError('invalid_input', `position ${p} is outside the text's ${n} tokens`, {
+            field: `positionList.${i}`
+          })
         }
       }
       return [...new Set(req.positionList)].sort((a, b) => a - b)
@@ -361,7 +452,11 @@ class Group implements LoadedGroup {
     if (opts.positions) {
       const { start, end } = opts.positions
       if (start >= n) {
-        throw new AppError('invalid_input', `positions start ${start} is outside the text's ${n} tokens`, { field: 'options.positions.start' })
+        throw new AppError(
+          'invalid_input',
+          `positions start ${start} is outside the text's ${n} tokens`,
+          { field: 'options.positions.start' }
+        )
       }
       return Array.from({ length: Math.min(end, n) - start }, (_, i) => start + i)
     }

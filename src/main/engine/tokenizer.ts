@@ -26,9 +26,13 @@ export class TextTokenizer {
     try {
       tok = new Tokenizer(json, config)
     } catch (err) {
-      throw new AppError('bundle_invalid', `tokenizer.json: cannot build the tokenizer: ${(err as Error).message}`, {
-        file: 'tokenizer.json'
-      })
+      throw new AppError(
+        'bundle_invalid',
+        `tokenizer.json: cannot build the tokenizer: ${(err as Error).message}`,
+        {
+          file: 'tokenizer.json'
+        }
+      )
     }
     const unkName = json.model?.unk_token ?? config.unk_token
     const unkId = unkName ? tok.token_to_id(unkName) : undefined
@@ -47,14 +51,18 @@ export class TextTokenizer {
       // Some model types have returned null for out-of-vocabulary words; map those to <unk>.
       if (id === null || id === undefined || Number.isNaN(Number(id))) {
         if (this.#unkId === undefined) {
-          throw new AppError('invalid_input', `token "${enc.tokens[i]}" is not in the vocabulary`, { field: 'text' })
+          throw new AppError('invalid_input', `token "${enc.tokens[i]}" is not in the vocabulary`, {
+            field: 'text'
+          })
         }
         ids.push(this.#unkId)
       } else {
         ids.push(Number(id))
       }
     }
-    let tokens = ids.map((id, i) => (id === this.#unkId && enc.tokens[i] ? enc.tokens[i]! : this.decodeOne(id)))
+    let tokens = ids.map((id, i) =>
+      id === this.#unkId && enc.tokens[i] ? enc.tokens[i]! : this.decodeOne(id)
+    )
     if (ids.length >= 2 && ids[0] === this.bosId && ids[1] === this.bosId) {
       ids.shift()
       tokens = tokens.slice(1)
@@ -66,6 +74,12 @@ export class TextTokenizer {
   tokenToId(token: string): number | undefined {
     const id = this.#tok.token_to_id(token)
     return id === null || id === undefined ? undefined : Number(id)
+  }
+
+  /** Ids of a text without special tokens (explanations typed by a user). */
+  encodePlain(text: string): number[] {
+    const enc = this.#tok.encode(text, { add_special_tokens: false })
+    return enc.ids.map((id) => (id === null || id === undefined ? (this.#unkId ?? 0) : Number(id)))
   }
 
   decodeOne(id: number): string {

@@ -58,6 +58,23 @@ export interface AnalyzeHooks {
   isCancelled?: () => boolean
 }
 
+export interface ScoreRequest {
+  lensId: string
+  text: string
+  /** Token position whose activation is the target. */
+  position: number
+  /** Candidate explanations as text; each is tokenised without specials, cut or padded with the
+   * null token to the lens's T. */
+  explanations: string[]
+}
+
+export interface ExplanationScore {
+  explanation: string
+  ids: number[]
+  mse: number
+  relativeRmse: number
+}
+
 export interface LoadedGroup {
   readonly summary: BundleSummary
   readonly target: SessionTarget
@@ -69,5 +86,7 @@ export interface LoadedGroup {
   generate(req: GenerateRequest): Promise<GenerationResult>
   /** Token ids and strings of a text, as the analysis sees them (after the double-BOS rule). */
   tokenize(text: string): { ids: number[]; tokens: string[] }
+  /** Reconstruction error of given explanations for one position (e.g. a user's edit). */
+  scoreExplanations(req: ScoreRequest): Promise<ExplanationScore[]>
   dispose(): Promise<void>
 }

@@ -150,7 +150,11 @@ async function checkTensor(
 ): Promise<ResolvedTensor> {
   const abs = await ctx.resolve(fromDir, ref.file, fromFile, `${field}.file`)
   if (ref.shape.length !== expect.length) {
-    ctx.fail(fromFile, `${field}.shape`, `expected ${expect.length} dimensions, got [${ref.shape.join(', ')}]`)
+    ctx.fail(
+      fromFile,
+      `${field}.shape`,
+      `expected ${expect.length} dimensions, got [${ref.shape.join(', ')}]`
+    )
   }
   expect.forEach((e, i) => {
     if (e !== null && ref.shape[i] !== e) {
@@ -194,29 +198,36 @@ async function checkOnnx(
   try {
     model = onnx.ModelProto.decode(bytes)
   } catch (err) {
-    ctx.fail(file, field, `not a readable ONNX model (truncated or corrupt): ${(err as Error).message}`)
+    ctx.fail(
+      file,
+      field,
+      `not a readable ONNX model (truncated or corrupt): ${(err as Error).message}`
+    )
   }
   const graph = model.graph
   if (!graph) ctx.fail(file, field, 'ONNX model has no graph')
   const inputs = new Map<string, (number | string | null)[]>()
-  for (const vi of graph.input) {
+  for (const vi of graph.input ?? []) {
+    if (!vi.name) continue
     const dims = vi.type?.tensorType?.shape?.dim?.map((d) =>
       d.dimParam ? d.dimParam : d.dimValue != null ? Number(d.dimValue) : null
     )
     inputs.set(vi.name, dims ?? [])
   }
-  const outputs = new Set(graph.output.map((o) => o.name))
+  const outputs = new Set((graph.output ?? []).map((o) => o.name ?? ''))
   for (const name of io.inputs) {
-    if (!inputs.has(name)) ctx.fail(file, `${field}.inputs.${name}`, `graph input "${name}" is missing`)
+    if (!inputs.has(name))
+      ctx.fail(file, `${field}.inputs.${name}`, `graph input "${name}" is missing`)
   }
   for (const name of io.outputs) {
-    if (!outputs.has(name)) ctx.fail(file, `${field}.outputs.${name}`, `graph output "${name}" is missing`)
+    if (!outputs.has(name))
+      ctx.fail(file, `${field}.outputs.${name}`, `graph output "${name}" is missing`)
   }
   const dir = path.dirname(abs)
   const seen = new Map<string, number>()
-  for (const t of graph.initializer) {
+  for (const t of graph.initializer ?? []) {
     if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue
-    const kv = new Map(t.externalData.map((e) => [e.key, e.value]))
+    const kv = new Map((t.externalData ?? []).map((e) => [e.key, e.value]))
     const loc = kv.get('location')
     if (!loc) ctx.fail(file, `initializer.${t.name}.location`, 'external tensor without a location')
     const dataAbs = await ctx.resolve(dir, loc, file, `initializer.${t.name}.location`)
@@ -228,7 +239,11 @@ async function checkOnnx(
     }
     const end = Number(kv.get('offset') ?? 0) + Number(kv.get('length') ?? 0)
     if (end > size) {
-      ctx.fail(ctx.rel(dataAbs), `initializer.${t.name}`, `external data ends at byte ${end}, file has ${size}`)
+      ctx.fail(
+        ctx.rel(dataAbs),
+        `initializer.${t.name}`,
+        `external data ends at byte ${end}, file has ${size}`
+      )
     }
   }
   return { inputs, outputs }
@@ -236,13 +251,24 @@ async function checkOnnx(
 
 async function checkModel(ctx: Ctx, ref: ModelRef, field: string): Promise<ResolvedModel> {
   const file = await ctx.resolve(ctx.root, ref.file, 'manifest.json', `${field}.file`)
-  const info = await checkOnnx(ctx, file, 'manifest.json', field, { inputs: BASE_INPUTS, outputs: BASE_OUTPUTS })
+  const info = await checkOnnx(ctx, file, 'manifest.json', field, {
+    inputs: BASE_INPUTS,
+    outputs: BASE_OUTPUTS
+  })
   const vec = info.inputs.get('vectors')
   if (vec && typeof vec[1] === 'number' && vec[1] !== ref.hiddenSize) {
-    ctx.fail(ctx.rel(file), 'inputs.vectors', `graph hidden size ${vec[1]} ≠ manifest ${field}.hiddenSize ${ref.hiddenSize}`)
+    ctx.fail(
+      ctx.rel(file),
+      'inputs.vectors',
+      `graph hidden size ${vec[1]} ≠ manifest ${field}.hiddenSize ${ref.hiddenSize}`
+    )
   }
   if (ref.hiddenSize % ref.heads !== 0) {
-    ctx.fail('manifest.json', `${field}.heads`, `hiddenSize ${ref.hiddenSize} is not a multiple of heads ${ref.heads}`)
+    ctx.fail(
+      'manifest.json',
+      `${field}.heads`,
+      `hiddenSize ${ref.hiddenSize} is not a multiple of heads ${ref.heads}`
+    )
   }
   return { ref, file }
 }
@@ -253,34 +279,75 @@ async function checkLens(
   rel: string,
   index: number
 ): Promise<ResolvedLens> {
-  const lensJson = await ctx.resolve(ctx.root, path.posix.join(rel, 'lens.json'), 'manifest.json', `lenses.${index}`)
+  const lensJson = await ctx.resolve(
+    ctx.root,
+    path.posix.join(rel, 'lens.json'),
+    'manifest.json',
+    `lenses.${index}`
+  )
   const dir = path.dirname(lensJson)
   const lm = await readJson(ctx, lensJson, LensManifestSchema)
   const file = ctx.rel(lensJson)
   const models = [manifest.base, ...manifest.donors]
   const orig = lm.orig === 'base' ? manifest.base : models.find((m) => m.id === lm.orig)
   if (!orig) {
-    ctx.fail(file, 'orig', `names model "${lm.orig}", which is neither "base" nor a donor in manifest.json (${manifest.donors.map((d) => d.id).join(', ') || 'no donors'})`)
+    ctx.fail(
+      file,
+      'orig',
+      `names model "${lm.orig}", which is neither "base" nor a donor in manifest.json (${manifest.donors.map((d) => d.id).join(', ') || 'no donors'})`
+    )
   }
   const base = manifest.base
   const d = base.hiddenSize
-  if (orig.hiddenSize !== d) ctx.fail(file, 'orig', `donor hidden size ${orig.hiddenSize} ≠ base ${d}`)
-  if (lm.layer >= orig.layers) ctx.fail(file, 'layer', `layer ${lm.layer} ≥ the orig model's ${orig.layers} layers`)
+  if (orig.hiddenSize !== d)
+    ctx.fail(file, 'orig', `donor hidden size ${orig.hiddenSize} ≠ base ${d}`)
+  if (lm.layer >= orig.layers)
+    ctx.fail(file, 'layer', `layer ${lm.layer} ≥ the orig model's ${orig.layers} layers`)
   if (lm.encoder.outputLayer >= base.layers) {
-    ctx.fail(file, 'encoder.outputLayer', `${lm.encoder.outputLayer} ≥ the base model's ${base.layers} layers`)
+    ctx.fail(
+      file,
+      'encoder.outputLayer',
+      `${lm.encoder.outputLayer} ≥ the base model's ${base.layers} layers`
+    )
   }
   if (lm.decoder.patchLayers > base.layers) {
-    ctx.fail(file, 'decoder.patchLayers', `${lm.decoder.patchLayers} > the base model's ${base.layers} layers`)
+    ctx.fail(
+      file,
+      'decoder.patchLayers',
+      `${lm.decoder.patchLayers} > the base model's ${base.layers} layers`
+    )
   }
-  const decoderPrefix = await checkTensor(ctx, dir, lm.decoder.prefix, [null, d], file, 'decoder.prefix')
+  const decoderPrefix = await checkTensor(
+    ctx,
+    dir,
+    lm.decoder.prefix,
+    [null, d],
+    file,
+    'decoder.prefix'
+  )
   if (lm.decoder.embedPos >= decoderPrefix.shape[0]!) {
-    ctx.fail(file, 'decoder.embedPos', `${lm.decoder.embedPos} is outside the ${decoderPrefix.shape[0]}-row prefix`)
+    ctx.fail(
+      file,
+      'decoder.embedPos',
+      `${lm.decoder.embedPos} is outside the ${decoderPrefix.shape[0]}-row prefix`
+    )
   }
   const prefixRows = decoderPrefix.shape[0]!
   if (prefixRows + lm.explanationTokens > base.maxPositions) {
-    ctx.fail(file, 'explanationTokens', `prefix + T exceeds the base's ${base.maxPositions} positions`)
+    ctx.fail(
+      file,
+      'explanationTokens',
+      `prefix + T exceeds the base's ${base.maxPositions} positions`
+    )
   }
-  const encoderPrefix = await checkTensor(ctx, dir, lm.encoder.prefix, [null, d], file, 'encoder.prefix')
+  const encoderPrefix = await checkTensor(
+    ctx,
+    dir,
+    lm.encoder.prefix,
+    [null, d],
+    file,
+    'encoder.prefix'
+  )
   const encoderSuffix = lm.encoder.suffix
     ? await checkTensor(ctx, dir, lm.encoder.suffix, [null, d], file, 'encoder.suffix')
     : undefined
@@ -291,7 +358,11 @@ async function checkLens(
   const proj = await checkOnnx(ctx, projectionFile, file, 'decoder.projection', PROJECTION_IO)
   const pin = proj.inputs.get('activations')
   if (pin && typeof pin[1] === 'number' && pin[1] !== d) {
-    ctx.fail(ctx.rel(projectionFile), 'inputs.activations', `expects width ${pin[1]}, the base has ${d}`)
+    ctx.fail(
+      ctx.rel(projectionFile),
+      'inputs.activations',
+      `expects width ${pin[1]}, the base has ${d}`
+    )
   }
   const headFile = await ctx.resolve(dir, lm.encoder.head, file, 'encoder.head')
   const head = await checkOnnx(ctx, headFile, file, 'encoder.head', HEAD_IO)
@@ -299,7 +370,16 @@ async function checkLens(
   if (hin && typeof hin[1] === 'number' && hin[1] !== d) {
     ctx.fail(ctx.rel(headFile), 'inputs.hidden', `expects width ${hin[1]}, the base has ${d}`)
   }
-  return { dir, manifest: lm, decoderPrefix, encoderPrefix, encoderSuffix, lastRowAdd, projectionFile, headFile }
+  return {
+    dir,
+    manifest: lm,
+    decoderPrefix,
+    encoderPrefix,
+    encoderSuffix,
+    lastRowAdd,
+    projectionFile,
+    headFile
+  }
 }
 
 async function hashFiles(files: string[]): Promise<string> {
@@ -334,8 +414,18 @@ export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
   const ctx = new Ctx(dir, realRoot)
   const manifestFile = await ctx.resolve(dir, 'manifest.json', 'manifest.json', 'manifest')
   const manifest = await readJson(ctx, manifestFile, ManifestSchema)
-  const tokenizerFile = await ctx.resolve(dir, manifest.tokenizer.file, 'manifest.json', 'tokenizer.file')
-  const tokenizerConfigFile = await ctx.resolve(dir, manifest.tokenizer.config, 'manifest.json', 'tokenizer.config')
+  const tokenizerFile = await ctx.resolve(
+    dir,
+    manifest.tokenizer.file,
+    'manifest.json',
+    'tokenizer.file'
+  )
+  const tokenizerConfigFile = await ctx.resolve(
+    dir,
+    manifest.tokenizer.config,
+    'manifest.json',
+    'tokenizer.config'
+  )
   for (const f of [tokenizerFile, tokenizerConfigFile]) {
     try {
       JSON.parse(await fs.readFile(f, 'utf8'))
@@ -345,21 +435,32 @@ export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
   }
   const ids = new Set<string>(['base'])
   for (const [i, m] of manifest.donors.entries()) {
-    if (ids.has(m.id) || m.id === manifest.base.id) ctx.fail('manifest.json', `donors.${i}.id`, `duplicate model id "${m.id}"`)
+    if (ids.has(m.id) || m.id === manifest.base.id)
+      ctx.fail('manifest.json', `donors.${i}.id`, `duplicate model id "${m.id}"`)
     ids.add(m.id)
   }
   const { bosTokenId, nullTokenId } = manifest.conventions
-  for (const [field, v] of [['conventions.bosTokenId', bosTokenId], ['conventions.nullTokenId', nullTokenId]] as const) {
-    if (v >= manifest.base.vocabSize) ctx.fail('manifest.json', field, `${v} ≥ vocabSize ${manifest.base.vocabSize}`)
+  for (const [field, v] of [
+    ['conventions.bosTokenId', bosTokenId],
+    ['conventions.nullTokenId', nullTokenId]
+  ] as const) {
+    if (v >= manifest.base.vocabSize)
+      ctx.fail('manifest.json', field, `${v} ≥ vocabSize ${manifest.base.vocabSize}`)
   }
   const base = await checkModel(ctx, manifest.base, 'base')
   const donors: ResolvedModel[] = []
-  for (const [i, m] of manifest.donors.entries()) donors.push(await checkModel(ctx, m, `donors.${i}`))
+  for (const [i, m] of manifest.donors.entries())
+    donors.push(await checkModel(ctx, m, `donors.${i}`))
   const lenses: ResolvedLens[] = []
   const lensIds = new Set<string>()
   for (const [i, rel] of manifest.lenses.entries()) {
     const lens = await checkLens(ctx, manifest, rel, i)
-    if (lensIds.has(lens.manifest.id)) ctx.fail(ctx.rel(path.join(lens.dir, 'lens.json')), 'id', `duplicate lens id "${lens.manifest.id}"`)
+    if (lensIds.has(lens.manifest.id))
+      ctx.fail(
+        ctx.rel(path.join(lens.dir, 'lens.json')),
+        'id',
+        `duplicate lens id "${lens.manifest.id}"`
+      )
     lensIds.add(lens.manifest.id)
     lenses.push(lens)
   }
@@ -368,7 +469,9 @@ export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
   const b = manifest.base
   // Working memory for one batch at the default GPU budget: KV cache over prefix + T for every
   // row and layer, plus one logits row per decoder row.
-  const maxT = Math.max(...lenses.map((l) => l.manifest.explanationTokens + l.decoderPrefix.shape[0]!))
+  const maxT = Math.max(
+    ...lenses.map((l) => l.manifest.explanationTokens + l.decoderPrefix.shape[0]!)
+  )
   const rows = manifest.rowsPerBatch?.gpu ?? 1024
   const workspace = rows * (2 * b.layers * maxT * b.hiddenSize + 2 * b.vocabSize) * 4
   const summary: BundleSummary = {

@@ -93,7 +93,12 @@ function mergeHeads(g: GraphBuilder, c: Ctx, x: string): string {
   return g.op('Reshape', [t, g.constI64([0, 0, c.dims.hiddenSize])])
 }
 
-function qkvHeads(g: GraphBuilder, c: Ctx, l: number, h: string): { q: string; k: string; v: string } {
+function qkvHeads(
+  g: GraphBuilder,
+  c: Ctx,
+  l: number,
+  h: string
+): { q: string; k: string; v: string } {
   const d = c.dims.hiddenSize
   const qkv = linear(g, h, c.n.layer(l, 'qkv'), c.n.layer(l, 'qkvBias'))
   const [q, k, v] = g.opN('Split', [qkv, g.constI64([d, d, d])], 3, { axis: -1 })
@@ -175,16 +180,26 @@ function replacedBlock(
   const scSelf = g.op('ReduceSum', [g.op('Mul', [q, k]), g.constI64([-1])], { keepdims: 1 })
   const probs = g.op('Softmax', [g.op('Concat', [scCtx, scSelf], { axis: -1 })], { axis: -1 })
   const ctxLen = g.op('Shape', [ctx.k], { start: 2, end: 3 })
-  const [pCtx, pSelf] = g.opN('Split', [probs, g.op('Concat', [ctxLen, g.constI64([1])], { axis: 0 })], 2, {
-    axis: -1
-  })
+  const [pCtx, pSelf] = g.opN(
+    'Split',
+    [probs, g.op('Concat', [ctxLen, g.constI64([1])], { axis: 0 })],
+    2,
+    {
+      axis: -1
+    }
+  )
   const o = g.op('Add', [g.op('MatMul', [pCtx!, ctx.v]), g.op('Mul', [pSelf!, v])])
   const out = linear(g, mergeHeads(g, c, o), c.n.layer(l, 'out'), c.n.layer(l, 'outBias'))
   return mlp(g, c, l, g.op('Add', [y, out]))
 }
 
 /** An If node: `then` builds the branch from a subgraph builder; `else` passes `x` through. */
-function ifLayer(g: GraphBuilder, cond: string, x: string, then: (b: GraphBuilder) => string): string {
+function ifLayer(
+  g: GraphBuilder,
+  cond: string,
+  x: string,
+  then: (b: GraphBuilder) => string
+): string {
   const tb = g.sub()
   const tOut = then(tb)
   const tName = tb.fresh('then_out')
@@ -298,7 +313,9 @@ function roleKl(g: GraphBuilder, c: Ctx): [string, string] {
     x = r.x
     kv.push({ k: r.k, v: r.v })
   }
-  const lpAll = g.op('LogSoftmax', [logits(g, c, g.op('Squeeze', [x, g.constI64([0])]))], { axis: -1 })
+  const lpAll = g.op('LogSoftmax', [logits(g, c, g.op('Squeeze', [x, g.constI64([0])]))], {
+    axis: -1
+  })
   const lp = g.op('Gather', [lpAll, 'positions'])
 
   const cols = g.op('Range', [g.scalarI64(0), s, g.scalarI64(1)])
@@ -363,7 +380,10 @@ function roleDecode(g: GraphBuilder, c: Ctx): [string, string] {
   const s = scalarDim(body, xIn, 1)
   const { mask, rows } = causalMask(body, offset, s)
   let x = body.op('Add', [xIn, body.op('Gather', [c.n.pos, rows])])
-  const atSlot = body.op('Unsqueeze', [body.op('Equal', [rows, 'embed_pos']), body.constI64([0, 2])])
+  const atSlot = body.op('Unsqueeze', [
+    body.op('Equal', [rows, 'embed_pos']),
+    body.constI64([0, 2])
+  ])
   const newK: string[] = []
   const newV: string[] = []
   for (let l = 0; l < layers; l++) {
@@ -385,7 +405,10 @@ function roleDecode(g: GraphBuilder, c: Ctx): [string, string] {
   const cdf = body.op('CumSum', [probs, body.scalarI64(1)])
   const vocab = c.dims.vocabSize
   const total = body.op('Gather', [cdf, body.constI64([vocab - 1])], { axis: 1 })
-  const u = body.op('Unsqueeze', [body.op('Gather', ['uniforms', iter], { axis: 1 }), body.constI64([1])])
+  const u = body.op('Unsqueeze', [
+    body.op('Gather', ['uniforms', iter], { axis: 1 }),
+    body.constI64([1])
+  ])
   const below = body.op('Cast', [body.op('Less', [cdf, body.op('Mul', [u, total])])], { to: 7 })
   const drawn = body.op('Min', [
     body.op('ReduceSum', [below, body.constI64([1])], { keepdims: 0 }),
@@ -446,7 +469,10 @@ function decoderKit(c: Ctx): DecoderKit {
   }
 }
 
-function branch(g: GraphBuilder, build: (b: GraphBuilder) => [string, string]): ReturnType<GraphBuilder['toGraph']> {
+function branch(
+  g: GraphBuilder,
+  build: (b: GraphBuilder) => [string, string]
+): ReturnType<GraphBuilder['toGraph']> {
   const b = g.sub()
   const [f, i] = build(b)
   const fo = b.fresh('out_f')
@@ -462,7 +488,9 @@ function zeros(dims: number[]): Float32Array {
   return new Float32Array(dims.reduce((a, b) => a * b, 1))
 }
 
-export function baseInputPlaceholders(d: number): Record<string, Weight & { type: 'float32' | 'int64'; shape: (number | string)[] }> {
+export function baseInputPlaceholders(
+  d: number
+): Record<string, Weight & { type: 'float32' | 'int64'; shape: (number | string)[] }> {
   const i64 = (v: number[], dims: number[]): { data: BigInt64Array; dims: number[] } => ({
     data: BigInt64Array.from(v.map(BigInt)),
     dims
@@ -471,16 +499,52 @@ export function baseInputPlaceholders(d: number): Record<string, Weight & { type
     role: { name: 'role', type: 'int64', shape: [], ...i64([0], []) },
     input_ids: { name: 'input_ids', type: 'int64', shape: [1, 'S'], ...i64([0], [1, 1]) },
     layer: { name: 'layer', type: 'int64', shape: [], ...i64([0], []) },
-    prefix_embeds: { name: 'prefix_embeds', type: 'float32', shape: ['P', d], dims: [1, d], data: zeros([1, d]) },
-    patch_vectors: { name: 'patch_vectors', type: 'float32', shape: ['B', 'Np', d], dims: [1, 1, d], data: zeros([1, 1, d]) },
+    prefix_embeds: {
+      name: 'prefix_embeds',
+      type: 'float32',
+      shape: ['P', d],
+      dims: [1, d],
+      data: zeros([1, d])
+    },
+    patch_vectors: {
+      name: 'patch_vectors',
+      type: 'float32',
+      shape: ['B', 'Np', d],
+      dims: [1, 1, d],
+      data: zeros([1, 1, d])
+    },
     embed_pos: { name: 'embed_pos', type: 'int64', shape: [], ...i64([0], []) },
-    uniforms: { name: 'uniforms', type: 'float32', shape: ['B', 'T'], dims: [1, 1], data: zeros([1, 1]) },
-    temperature: { name: 'temperature', type: 'float32', shape: [], dims: [], data: Float32Array.from([1]) },
+    uniforms: {
+      name: 'uniforms',
+      type: 'float32',
+      shape: ['B', 'T'],
+      dims: [1, 1],
+      data: zeros([1, 1])
+    },
+    temperature: {
+      name: 'temperature',
+      type: 'float32',
+      shape: [],
+      dims: [],
+      data: Float32Array.from([1])
+    },
     ids: { name: 'ids', type: 'int64', shape: ['B', 'M'], ...i64([0], [1, 1]) },
-    suffix_embeds: { name: 'suffix_embeds', type: 'float32', shape: ['Q', d], dims: [0, d], data: zeros([0]) },
+    suffix_embeds: {
+      name: 'suffix_embeds',
+      type: 'float32',
+      shape: ['Q', d],
+      dims: [0, d],
+      data: zeros([0])
+    },
     last_add: { name: 'last_add', type: 'float32', shape: [d], dims: [d], data: zeros([d]) },
     positions: { name: 'positions', type: 'int64', shape: ['R'], ...i64([0], [1]) },
-    vectors: { name: 'vectors', type: 'float32', shape: ['R', d], dims: [1, d], data: zeros([1, d]) },
+    vectors: {
+      name: 'vectors',
+      type: 'float32',
+      shape: ['R', d],
+      dims: [1, d],
+      data: zeros([1, d])
+    },
     top_k: { name: 'top_k', type: 'int64', shape: [], ...i64([1], []) },
     // Generate role (src/main/engine/generation/role.ts); logit_bias broadcasts, (1) is a no-op.
     top_p: { name: 'top_p', type: 'float32', shape: [], dims: [], data: Float32Array.from([1]) },
