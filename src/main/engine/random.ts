@@ -27,8 +27,9 @@ function hashWords(words: readonly number[]): number {
  * 0 (which would pick token 0 regardless of its probability) nor the full mass.
  */
 export function sampleUniform(seed: number, position: number, rollout: number, step: number): number {
-  const h = hashWords([seed, position, rollout, step])
-  return (h + 0.5) / 4294967296
+  // 24 bits: exactly representable in float32, so the graph's copy is also strictly inside.
+  const h = hashWords([seed, position, rollout, step]) >>> 8
+  return (h + 0.5) / 16777216
 }
 
 /** Uniforms for rows (position, rollout) × steps, row-major (rows, steps). */
