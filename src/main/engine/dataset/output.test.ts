@@ -147,6 +147,8 @@ describe('result writer: JSON', () => {
     ])
     const again = ResultWriter.open(out, 'json')
     expect([...again.doneKeys]).toEqual(['a', 'b'])
+    // Reopening a finished array is not a torn write.
+    expect(again.truncatedBytes).toBe(0)
     again.append(result('c'))
     again.finish()
     const all = JSON.parse(readFileSync(out, 'utf8')) as DatasetResult[]

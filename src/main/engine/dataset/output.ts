@@ -101,8 +101,10 @@ export function csvBlock(result: DatasetResult): string {
 }
 
 interface ScanResult {
-  /** Bytes of the existing file to keep; anything after is a torn write. */
+  /** Bytes of the existing file to keep. */
   keep: number
+  /** Bytes of a torn write at the end (a JSON file's closing bracket does not count). */
+  torn: number
   keys: Set<string>
   records: number
 }
@@ -151,12 +153,12 @@ function scanJsonLines(buf: Buffer, file: string, format: 'jsonl' | 'json'): Sca
     keys.add(recordKey(value.id))
     records++
   })
-  return { keep: kept, keys, records }
+  return { keep: kept, keys, records, torn: buf.length - keep }
 }
 
 function scanCsv(buf: Buffer, file: string): ScanResult {
   const { rows, complete } = parseCsv(buf)
-  if (rows.length === 0) return { keep: 0, keys: new Set(), records: 0 }
+  if (rows.length === 0) return { keep: 0, keys: new Set(), records: 0, torn: buf.length }
   if (buf.subarray(0, rows[0].end).toString('utf8') !== CSV_HEADER) {
     throw outError(`${file} does not start with this tool's CSV header`, file)
   }
@@ -180,7 +182,7 @@ function scanCsv(buf: Buffer, file: string): ScanResult {
     keys.add(id)
     i = j
   }
-  return { keep, keys, records: keys.size }
+  return { keep, keys, records: keys.size, torn: buf.length - keep }
 }
 
 function processAlive(pid: number): boolean {
@@ -264,7 +266,7 @@ export class ResultWriter {
       const existing = existsSync(file) ? readFileSync(file) : Buffer.alloc(0)
       const scan: ScanResult =
         existing.length === 0
-          ? { keep: 0, keys: new Set(), records: 0 }
+          ? { keep: 0, keys: new Set(), records: 0, torn: 0 }
           : format === 'csv'
             ? scanCsv(existing, file)
             : scanJsonLines(existing, file, format)
@@ -273,7 +275,7 @@ export class ResultWriter {
         ftruncateSync(fd, scan.keep)
         fsyncSync(fd)
       }
-      const writer = new ResultWriter(file, format, fd, scan, existing.length - scan.keep)
+      const writer = new ResultWriter(file, format, fd, scan, scan.torn)
       if (scan.keep === 0)
         writer.#write(format === 'csv' ? CSV_HEADER : format === 'json' ? '[\n' : '')
       return writer
