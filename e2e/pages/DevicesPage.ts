@@ -1,4 +1,12 @@
 import { expect, type Locator, type Page } from '@playwright/test'
+import type { WorkbenchApi } from '../../src/shared/ipc/api'
+
+/** `window` as the page sees it, for code passed to `page.evaluate` (e2e compiles without DOM types). */
+export type PageWindow = typeof globalThis & {
+  api: WorkbenchApi
+  require?: unknown
+  process?: unknown
+}
 
 /** The device view, in the words a user would use. */
 export class DevicesPage {

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs'
 import * as os from 'node:os'
 import { resolve } from 'node:path'
 import { repoRoot } from '../../fixtures/host'
-import { DevicesPage } from '../../pages/DevicesPage'
+import { DevicesPage, type PageWindow } from '../../pages/DevicesPage'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { findElectronBinary } = require('../../../scripts/lib/electron-binary.cjs') as {
@@ -35,11 +35,14 @@ test.describe('Electron app', () => {
         'data-memory-total-bytes',
         String(os.totalmem())
       )
-      const isolated = await page.evaluate(() => ({
-        keys: Object.keys(window.api).sort(),
-        hasRequire: 'require' in window,
-        hasProcess: 'process' in window
-      }))
+      const isolated = await page.evaluate(() => {
+        const window = globalThis as PageWindow
+        return {
+          keys: Object.keys(window.api).sort(),
+          hasRequire: 'require' in window,
+          hasProcess: 'process' in window
+        }
+      })
       expect(isolated).toEqual({ keys: ['invoke', 'on'], hasRequire: false, hasProcess: false })
       mkdirSync(resolve(repoRoot, 'artifacts/e2e'), { recursive: true })
       await page.screenshot({ path: resolve(repoRoot, 'artifacts/e2e/electron-devices.png') })

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { test, expect, repoRoot } from '../../fixtures/host'
-import { DevicesPage } from '../../pages/DevicesPage'
+import { DevicesPage, type PageWindow } from '../../pages/DevicesPage'
 
 const screenshots = resolve(repoRoot, 'artifacts/e2e')
 mkdirSync(screenshots, { recursive: true })
@@ -79,12 +79,15 @@ test.describe('device cards over the headless host', () => {
     const response = await page.goto(host.url)
     const csp = response?.headers()['content-security-policy'] ?? ''
     expect(csp).toContain("default-src 'self'")
-    const shape = await page.evaluate(() => ({
-      api: Object.keys(window.api).sort(),
-      frozen: Object.isFrozen(window.api),
-      hasRequire: 'require' in window,
-      hasProcess: 'process' in window
-    }))
+    const shape = await page.evaluate(() => {
+      const window = globalThis as PageWindow
+      return {
+        api: Object.keys(window.api).sort(),
+        frozen: Object.isFrozen(window.api),
+        hasRequire: 'require' in window,
+        hasProcess: 'process' in window
+      }
+    })
     expect(shape).toEqual({
       api: ['invoke', 'on'],
       frozen: true,
@@ -92,10 +95,12 @@ test.describe('device cards over the headless host', () => {
       hasProcess: false
     })
     const invalid = await page.evaluate(() =>
-      window.api.invoke('system:state', { nope: 1 } as never)
+      (globalThis as PageWindow).api.invoke('system:state', { nope: 1 } as never)
     )
     expect(invalid).toMatchObject({ ok: false, error: { code: 'invalid_input' } })
-    const unknown = await page.evaluate(() => window.api.invoke('system:format-disk' as never))
+    const unknown = await page.evaluate(() =>
+      (globalThis as PageWindow).api.invoke('system:format-disk' as never)
+    )
     expect(unknown).toMatchObject({ ok: false, error: { code: 'unknown_channel' } })
   })
 })

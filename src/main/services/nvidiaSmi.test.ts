@@ -22,7 +22,7 @@ function recorded(outcome: Partial<CommandOutcome>): CommandRunner & { calls: st
   const run = (async (command: string, args: readonly string[]) => {
     calls.push([command, ...args])
     return { stdout: '', stderr: '', exitCode: 0, ...outcome }
-  }) as CommandRunner & { calls: string[][] }
+  }) as unknown as CommandRunner & { calls: string[][] }
   run.calls = calls
   return run
 }
