@@ -28,6 +28,7 @@ import type {
 } from './types'
 import { ENGINE_VERSION } from './version'
 import { runGeneration } from './generation/run'
+import { positionsInLastMessages } from './chat/turns'
 import type { GenerateRequest, GenerationResult } from './generation/options'
 
 /** Default decoder rows (positions × K) per batch by device kind. */
@@ -234,7 +235,12 @@ class Group implements LoadedGroup {
         { field: 'text' }
       )
     }
-    const positions = this.#positions(req, opts, ids.length)
+    const positions = positionsInLastMessages(
+      this.#positions(req, opts, ids.length),
+      ids,
+      opts.lastNMessages,
+      this.tokenizer
+    )
     const rowsBudget = opts.rowsPerBatch ?? this.#autoRows()
     const perBatch = Math.max(1, Math.floor(rowsBudget / K))
     const batches: number[][] = []

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   endOfTurnIds,
   lastNMessagesStart,
+  positionsInLastMessages,
   startOfTurnSpecials,
   turnStartPositions,
   type TokenLookup
@@ -94,5 +95,16 @@ describe('last N messages', () => {
 
   it('rejects a non-positive N', () => {
     expect(() => lastNMessagesStart(closed, gemma, 0)).toThrow(/positive/)
+  })
+})
+
+describe('positions in the last N messages', () => {
+  const tokenizer = { tokenToId: lookup, bosId: 1 }
+
+  it('keeps absolute positions from the boundary on', () => {
+    const all = closed.map((_, i) => i)
+    expect(positionsInLastMessages(all, closed, 1, tokenizer)).toEqual([14, 15, 16, 17, 18, 19])
+    expect(positionsInLastMessages([2, 9, 15], closed, 2, tokenizer)).toEqual([9, 15])
+    expect(positionsInLastMessages([2, 9], closed, undefined, tokenizer)).toEqual([2, 9])
   })
 })

@@ -123,3 +123,27 @@ export function lastNMessagesStart(
   }
   return starts[starts.length - n]
 }
+
+/** What `positionsInLastMessages` needs of a tokenizer. */
+export interface TurnTokenizer {
+  tokenToId(text: string): number | undefined
+  readonly bosId?: number
+}
+
+/**
+ * The analysis option `lastNMessages`: keeps the positions from the start of the last n messages
+ * on (seed §1.5.3); positions stay relative to the whole text. Undefined n keeps them all.
+ */
+export function positionsInLastMessages(
+  positions: readonly number[],
+  ids: readonly number[],
+  n: number | undefined,
+  tokenizer: TurnTokenizer
+): number[] {
+  if (n === undefined) return [...positions]
+  const startIds = idsOf(START_OF_TURN_TEXTS, (t) => tokenizer.tokenToId(t))
+  if (tokenizer.bosId !== undefined) startIds.add(tokenizer.bosId)
+  const { harmony } = startOfTurnSpecials((t) => tokenizer.tokenToId(t), null)
+  const start = lastNMessagesStart(ids, harmony ? { startIds, harmony } : { startIds }, n)
+  return positions.filter((p) => p >= start)
+}
