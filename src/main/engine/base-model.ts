@@ -90,7 +90,12 @@ export class BaseModel {
   }
 
   /** KL(P‖Q) per row; `ids` may be truncated after the largest position. */
-  async kl(ids: number[], positions: number[], vectors: Float32Array, layer: number): Promise<Float32Array> {
+  async kl(
+    ids: number[],
+    positions: number[],
+    vectors: Float32Array,
+    layer: number
+  ): Promise<Float32Array> {
     const { f } = await this.#run(ROLE.kl, {
       input_ids: i64(ids, [1, ids.length]),
       positions: i64(positions, [positions.length]),

@@ -7,7 +7,14 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AnalysisRow } from '@shared/domain/analysis'
-import { ensureDemoBundle, generateSyntheticBundle, loadGroup, openBundle, syntheticText, type LoadedGroup } from './index'
+import {
+  ensureDemoBundle,
+  generateSyntheticBundle,
+  loadGroup,
+  openBundle,
+  syntheticText,
+  type LoadedGroup
+} from './index'
 import { BaseModel } from './base-model'
 import { demoModel, demoIds } from './demo/demo'
 import { DEMO_CONTENT_WORDS } from './demo/vocabulary'
@@ -19,7 +26,11 @@ import { Session } from './ort'
 const CONTENT = new Set<string>(DEMO_CONTENT_WORDS)
 /** Sentences the encoder head was fitted on, and sentences it never saw. */
 const FITTED = ['The cat sat on the red chair.', 'The queen visited the castle on the island.']
-const UNSEEN = ['A lion ate cheese in the dark castle.', 'The brave farmer painted a golden boat.', 'Some snow fell on the quiet village.']
+const UNSEEN = [
+  'A lion ate cheese in the dark castle.',
+  'The brave farmer painted a golden boat.',
+  'Some snow fell on the quiet village.'
+]
 
 let cache: string
 let demoDir: string
@@ -52,45 +63,79 @@ describe('demo group', () => {
     await g.dispose()
   })
 
-  it.each(['words-l1', 'words-l3'])('lens %s: the explanation of every content word names it', async (lensId) => {
-    for (const text of [...FITTED, ...UNSEEN]) {
-      const r = await demo.analyze({ lensId, text, options: { bestOfK: 8, kl: false, salience: false } })
-      expect(r.metadata.status).toBe('completed')
-      for (const row of r.rows) {
-        if (!CONTENT.has(row.token)) continue
-        expect(row.explanationStructured, `${lensId} "${text}" @${row.position}`).toContain(row.token)
-        expect(row.mse).toBeLessThan(lensId === 'words-l1' ? 0.004 : 0.012)
-      }
-    }
-  })
-
-  it.each(['words-l1', 'words-l3'])('lens %s: MSE is low for the word and high for another word', async (lensId) => {
-    const T = lensId === 'words-l1' ? 6 : 8
-    for (const text of [...FITTED, ...UNSEEN]) {
-      const { tokens } = demo.tokenize(text)
-      for (const [p, w] of tokens.entries()) {
-        if (!CONTENT.has(w)) continue
-        const other = w === 'king' ? 'queen' : 'king'
-        const [own, wrong] = await demo.scoreExplanations({
+  it.each(['words-l1', 'words-l3'])(
+    'lens %s: the explanation of every content word names it',
+    async (lensId) => {
+      for (const text of [...FITTED, ...UNSEEN]) {
+        const r = await demo.analyze({
           lensId,
           text,
-          position: p,
-          explanations: [Array(T).fill(w).join(' '), Array(T).fill(other).join(' ')]
+          options: { bestOfK: 8, kl: false, salience: false }
         })
-        expect(own!.mse, `${w}`).toBeLessThan(0.5 * wrong!.mse)
-        expect(wrong!.mse).toBeGreaterThan(lensId === 'words-l1' ? 0.008 : 0.015)
+        expect(r.metadata.status).toBe('completed')
+        for (const row of r.rows) {
+          if (!CONTENT.has(row.token)) continue
+          expect(row.explanationStructured, `${lensId} "${text}" @${row.position}`).toContain(
+            row.token
+          )
+          expect(row.mse).toBeLessThan(lensId === 'words-l1' ? 0.004 : 0.012)
+        }
       }
     }
-  })
+  )
+
+  it.each(['words-l1', 'words-l3'])(
+    'lens %s: MSE is low for the word and high for another word',
+    async (lensId) => {
+      const T = lensId === 'words-l1' ? 6 : 8
+      for (const text of [...FITTED, ...UNSEEN]) {
+        const { tokens } = demo.tokenize(text)
+        for (const [p, w] of tokens.entries()) {
+          if (!CONTENT.has(w)) continue
+          const other = w === 'king' ? 'queen' : 'king'
+          const [own, wrong] = await demo.scoreExplanations({
+            lensId,
+            text,
+            position: p,
+            explanations: [Array(T).fill(w).join(' '), Array(T).fill(other).join(' ')]
+          })
+          expect(own!.mse, `${w}`).toBeLessThan(0.5 * wrong!.mse)
+          expect(wrong!.mse).toBeGreaterThan(lensId === 'words-l1' ? 0.008 : 0.015)
+        }
+      }
+    }
+  )
 
   it('is deterministic and independent of batch size and position splits', async () => {
     const text = UNSEEN[0]!
     const opts = { bestOfK: 4, seed: 7 }
-    const a = await demo.analyze({ lensId: 'words-l1', text, options: { ...opts, rowsPerBatch: 64 } })
-    const b = await demo.analyze({ lensId: 'words-l1', text, options: { ...opts, rowsPerBatch: 64 } })
-    const c = await demo.analyze({ lensId: 'words-l1', text, options: { ...opts, rowsPerBatch: 4 } })
-    const evens = await demo.analyze({ lensId: 'words-l1', text, options: opts, positionList: [0, 2, 4, 6, 8] })
-    const odds = await demo.analyze({ lensId: 'words-l1', text, options: opts, positionList: [9, 7, 5, 3, 1] })
+    const a = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: { ...opts, rowsPerBatch: 64 }
+    })
+    const b = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: { ...opts, rowsPerBatch: 64 }
+    })
+    const c = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: { ...opts, rowsPerBatch: 4 }
+    })
+    const evens = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: opts,
+      positionList: [0, 2, 4, 6, 8]
+    })
+    const odds = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: opts,
+      positionList: [9, 7, 5, 3, 1]
+    })
     expect(b.rows).toEqual(a.rows)
     expect(c.metadata.options.positionsPerBatch).toBe(1)
     const merged = [...evens.rows, ...odds.rows].sort((x, y) => x.position - y.position)
@@ -107,8 +152,16 @@ describe('demo group', () => {
 
   it('best-of-K is never worse than best-of-1 on the same sample stream', async () => {
     const text = 'The tired horse slept in the warm house.'
-    const one = await demo.analyze({ lensId: 'words-l3', text, options: { bestOfK: 1, seed: 3, temperature: 1.5, salience: false, kl: false } })
-    const many = await demo.analyze({ lensId: 'words-l3', text, options: { bestOfK: 12, seed: 3, temperature: 1.5, salience: false, kl: false } })
+    const one = await demo.analyze({
+      lensId: 'words-l3',
+      text,
+      options: { bestOfK: 1, seed: 3, temperature: 1.5, salience: false, kl: false }
+    })
+    const many = await demo.analyze({
+      lensId: 'words-l3',
+      text,
+      options: { bestOfK: 12, seed: 3, temperature: 1.5, salience: false, kl: false }
+    })
     let strictlyBetter = 0
     many.rows.forEach((r, i) => {
       expect(r.mse).toBeLessThanOrEqual(one.rows[i]!.mse * (1 + 1e-5))
@@ -119,13 +172,25 @@ describe('demo group', () => {
 
   it('temperature 0 is greedy: every rollout is the same, whatever the seed', async () => {
     const text = 'A fox watched the duck.'
-    const a = await demo.analyze({ lensId: 'words-l1', text, options: { bestOfK: 3, temperature: 0, seed: 1 } })
-    const b = await demo.analyze({ lensId: 'words-l1', text, options: { bestOfK: 1, temperature: 0, seed: 99 } })
+    const a = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: { bestOfK: 3, temperature: 0, seed: 1 }
+    })
+    const b = await demo.analyze({
+      lensId: 'words-l1',
+      text,
+      options: { bestOfK: 1, temperature: 0, seed: 99 }
+    })
     expect(a.rows.map((r) => r.explanation)).toEqual(b.rows.map((r) => r.explanation))
   })
 
   it('fills every column: salience per token, KL ≥ 0, logit lens, metadata', async () => {
-    const r = await demo.analyze({ lensId: 'words-l3', text: 'The cat sat.', options: { bestOfK: 4, logitLens: true } })
+    const r = await demo.analyze({
+      lensId: 'words-l3',
+      text: 'The cat sat.',
+      options: { bestOfK: 4, logitLens: true }
+    })
     expect(r.rows).toHaveLength(5)
     const cat = r.rows[2]!
     expect(cat.token).toBe('cat')
@@ -134,12 +199,27 @@ describe('demo group', () => {
     // Logit lens of the orig activation: the base's unembedding reads only the copy channel, so it
     // is not the word here, but it is T' = min(T, 10) real tokens.
     expect(cat.logitLensTop!.split(' ')).toHaveLength(8)
-    expect(cat.relativeRmse).toBeCloseTo(Math.sqrt(cat.mse) / Math.sqrt(cat.mse / cat.relativeRmse ** 2), 6)
+    expect(cat.relativeRmse).toBeCloseTo(
+      Math.sqrt(cat.mse) / Math.sqrt(cat.mse / cat.relativeRmse ** 2),
+      6
+    )
     const m = r.metadata
-    expect(m).toMatchObject({ groupId: 'demo-words', lensId: 'words-l3', layer: 3, executionProvider: 'cpu', status: 'completed', numTokens: 5, analysedPositions: 5 })
+    expect(m).toMatchObject({
+      groupId: 'demo-words',
+      lensId: 'words-l3',
+      layer: 3,
+      executionProvider: 'cpu',
+      status: 'completed',
+      numTokens: 5,
+      analysedPositions: 5
+    })
     expect(m.bundleHash).toMatch(/^[0-9a-f]{64}$/)
     expect(m.timings.totalMs).toBeGreaterThan(0)
-    const noExtras = await demo.analyze({ lensId: 'words-l3', text: 'The cat sat.', options: { bestOfK: 4, salience: false, kl: false, positions: { start: 1, end: 3 } } })
+    const noExtras = await demo.analyze({
+      lensId: 'words-l3',
+      text: 'The cat sat.',
+      options: { bestOfK: 4, salience: false, kl: false, positions: { start: 1, end: 3 } }
+    })
     expect(noExtras.rows.map((x) => x.position)).toEqual([1, 2])
     expect(noExtras.rows[0]!.tokenSalience).toEqual([])
     expect(noExtras.rows[0]!.klDivergence).toBeNull()
@@ -152,7 +232,13 @@ describe('demo group', () => {
     const progress: number[] = []
     const r = await demo.analyze(
       { lensId: 'words-l1', text, options: { bestOfK: 4, rowsPerBatch: 8 } },
-      { onBatch: (_rows, p) => { batches++; progress.push(p.rowsDone) }, isCancelled: () => batches >= 2 }
+      {
+        onBatch: (_rows, p) => {
+          batches++
+          progress.push(p.rowsDone)
+        },
+        isCancelled: () => batches >= 2
+      }
     )
     expect(r.metadata.status).toBe('cancelled')
     expect(r.rows).toHaveLength(4)
@@ -172,15 +258,26 @@ describe('demo group', () => {
   })
 
   it('rejects bad requests with the field named', async () => {
-    await expect(demo.analyze({ lensId: 'nope', text: 'cat' })).rejects.toMatchObject({ code: 'not_found', field: 'lensId' })
-    await expect(demo.analyze({ lensId: 'words-l1', text: 'cat', options: { bestOfK: 0 } })).rejects.toMatchObject({ code: 'invalid_input', field: 'options.bestOfK' })
-    await expect(demo.analyze({ lensId: 'words-l1', text: 'cat', positionList: [5] })).rejects.toMatchObject({ code: 'invalid_input', field: 'positionList.0' })
+    await expect(demo.analyze({ lensId: 'nope', text: 'cat' })).rejects.toMatchObject({
+      code: 'not_found',
+      field: 'lensId'
+    })
+    await expect(
+      demo.analyze({ lensId: 'words-l1', text: 'cat', options: { bestOfK: 0 } })
+    ).rejects.toMatchObject({ code: 'invalid_input', field: 'options.bestOfK' })
+    await expect(
+      demo.analyze({ lensId: 'words-l1', text: 'cat', positionList: [5] })
+    ).rejects.toMatchObject({ code: 'invalid_input', field: 'positionList.0' })
   })
 
   it('ensureDemoBundle is idempotent and safe under concurrent callers', async () => {
     const fresh = await mkdtemp(path.join(os.tmpdir(), 'talkative-demo-race-'))
     try {
-      const dirs = await Promise.all([ensureDemoBundle(fresh), ensureDemoBundle(fresh), ensureDemoBundle(fresh)])
+      const dirs = await Promise.all([
+        ensureDemoBundle(fresh),
+        ensureDemoBundle(fresh),
+        ensureDemoBundle(fresh)
+      ])
       expect(new Set(dirs).size).toBe(1)
       const s = await openBundle(dirs[0]!)
       expect(s.contentHash).toBe((await openBundle(demoDir)).contentHash)
@@ -192,7 +289,14 @@ describe('demo group', () => {
 
 describe('base graph against the float64 reference', () => {
   it('activations match the reference forward and KL is 0 when Â = A', async () => {
-    const dims = { hiddenSize: 32, layers: 3, heads: 4, vocabSize: 40, ffnSize: 48, maxPositions: 32 }
+    const dims = {
+      hiddenSize: 32,
+      layers: 3,
+      heads: 4,
+      vocabSize: 40,
+      ffnSize: 48,
+      maxPositions: 32
+    }
     const w = randomTransformer(dims, 11)
     const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
     try {
@@ -213,7 +317,12 @@ describe('base graph against the float64 reference', () => {
         positions.forEach((p, i) => vectors.set(acts.subarray(p * 32, (p + 1) * 32), i * 32))
         const same = await base.kl(ids, positions, vectors, L)
         same.forEach((k) => expect(Math.abs(k)).toBeLessThan(1e-5))
-        const moved = await base.kl(ids, positions, vectors.map((v) => v * 3 + 0.05), L)
+        const moved = await base.kl(
+          ids,
+          positions,
+          vectors.map((v) => v * 3 + 0.05),
+          L
+        )
         moved.forEach((k, i) => expect(k).toBeGreaterThan(Math.max(1e-6, 10 * Math.abs(same[i]!))))
       }
     } finally {
@@ -226,13 +335,26 @@ describe('synthetic bundles', () => {
   it('generates, validates and analyses a bundle with a donor lens', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'talkative-syn-'))
     try {
-      await generateSyntheticBundle(dir, { hiddenSize: 32, layers: 3, heads: 2, vocabSize: 60, explanationTokens: 4, patchLayers: 2, donor: true, lensLayers: [1] })
+      await generateSyntheticBundle(dir, {
+        hiddenSize: 32,
+        layers: 3,
+        heads: 2,
+        vocabSize: 60,
+        explanationTokens: 4,
+        patchLayers: 2,
+        donor: true,
+        lensLayers: [1]
+      })
       const g = await loadGroup(dir, { provider: 'cpu', threads: 1 })
       try {
         expect(g.summary.lenses.map((l) => l.origModel)).toEqual(['synthetic-base', 'donor'])
         const text = syntheticText(6, 60)
         const own = await g.analyze({ lensId: 'synthetic-l1', text, options: { bestOfK: 2 } })
-        const donor = await g.analyze({ lensId: 'synthetic-donor-l1', text, options: { bestOfK: 2 } })
+        const donor = await g.analyze({
+          lensId: 'synthetic-donor-l1',
+          text,
+          options: { bestOfK: 2 }
+        })
         expect(own.rows).toHaveLength(7)
         // Same lens parts, different activations: the donor changes the targets.
         expect(donor.rows.map((r) => r.mse)).not.toEqual(own.rows.map((r) => r.mse))

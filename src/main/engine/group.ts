@@ -156,13 +156,19 @@ class Group implements LoadedGroup {
       this.target,
       relTo(this.bundle, resolved.projectionFile)
     )
-    this.sessions.push(projection)
-    const head = await createSession(
-      resolved.headFile,
-      this.target,
-      relTo(this.bundle, resolved.headFile)
-    )
-    this.sessions.push(head)
+    let head: Session
+    try {
+      head = await createSession(
+        resolved.headFile,
+        this.target,
+        relTo(this.bundle, resolved.headFile)
+      )
+    } catch (err) {
+      // Retrying the lens later must not leave this projection session behind.
+      await projection.release()
+      throw err
+    }
+    this.sessions.push(projection, head)
     return {
       resolved,
       projection,
@@ -416,10 +422,16 @@ class Group implements LoadedGroup {
     const d = this.bundle.manifest.base.hiddenSize
     const { ids } = this.tokenizer.encode(req.text)
     if (!Number.isInteger(req.position) || req.position < 0 || req.position >= ids.length) {
-      throw new AppError('invalid_input', `position ${req.position} is outside the text's ${ids.length} tokens`, { field: 'position' })
+      throw new AppError(
+        'invalid_input',
+        `position ${req.position} is outside the text's ${ids.length} tokens`,
+        { field: 'position' }
+      )
     }
     if (req.explanations.length === 0) return []
-    const acts = await this.models.get(lm.orig)!.activations(ids.slice(0, req.position + 1), lm.layer)
+    const acts = await this.models
+      .get(lm.orig)!
+      .activations(ids.slice(0, req.position + 1), lm.layer)
     const target = acts.slice(req.position * d, (req.position + 1) * d)
     const n = req.explanations.length
     const explIds = new Int32Array(n * T).fill(this.bundle.manifest.conventions.nullTokenId)
@@ -430,7 +442,13 @@ class Group implements LoadedGroup {
     })
     const repTarget = new Float32Array(n * d)
     for (let i = 0; i < n; i++) repTarget.set(target, i * d)
-    const { mse } = await this.#reconstruct(lens, explIds, Array(n).fill(ids[req.position]!), repTarget, this.#autoRows())
+    const { mse } = await this.#reconstruct(
+      lens,
+      explIds,
+      Array(n).fill(ids[req.position]!),
+      repTarget,
+      this.#autoRows()
+    )
     return lists.map((list, i) => ({
       explanation: this.tokenizer.decode(list),
       ids: list,

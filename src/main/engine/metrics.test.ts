@@ -44,7 +44,14 @@ describe('metrics on hand-made vectors', () => {
 
 describe('counter-based sample stream', () => {
   it('depends only on (seed, position, rollout, step) and lies strictly inside (0, 1)', () => {
-    const a = uniformsFor(42, [{ position: 3, rollout: 1 }, { position: 9, rollout: 0 }], 4)
+    const a = uniformsFor(
+      42,
+      [
+        { position: 3, rollout: 1 },
+        { position: 9, rollout: 0 }
+      ],
+      4
+    )
     const b = uniformsFor(42, [{ position: 9, rollout: 0 }], 4)
     expect(Array.from(a.subarray(4, 8))).toEqual(Array.from(b))
     expect(sampleUniform(42, 3, 1, 2)).toBe(a[2])

@@ -38,7 +38,11 @@ export function ortVersion(): string {
 export function sessionOptions(target: SessionTarget): ort.InferenceSession.SessionOptions {
   const make = PROVIDER_OPTIONS[target.provider]
   if (!make) {
-    throw new AppError('invalid_input', `unsupported execution provider "${String(target.provider)}"; one of cpu, cuda, webgpu`, { field: 'provider' })
+    throw new AppError(
+      'invalid_input',
+      `unsupported execution provider "${String(target.provider)}"; one of cpu, cuda, webgpu`,
+      { field: 'provider' }
+    )
   }
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: [make(target)],
@@ -54,8 +58,14 @@ export function sessionOptions(target: SessionTarget): ort.InferenceSession.Sess
 
 /** A session plus its release; every model handle in the app is one of these. */
 export class Session {
+  static #live = 0
   readonly #session: ort.InferenceSession
   #released = false
+
+  /** Sessions created and not yet released in this process (leak checks in tests). */
+  static get liveCount(): number {
+    return Session.#live
+  }
   readonly inputNames: readonly string[]
   readonly outputNames: readonly string[]
 
@@ -71,6 +81,7 @@ export class Session {
       typeof model === 'string'
         ? await ort.InferenceSession.create(model, opts)
         : await ort.InferenceSession.create(model, opts)
+    Session.#live++
     return new Session(s)
   }
 
@@ -86,6 +97,7 @@ export class Session {
   async release(): Promise<void> {
     if (this.#released) return
     this.#released = true
+    Session.#live--
     await this.#session.release()
   }
 }

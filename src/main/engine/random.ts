@@ -26,7 +26,12 @@ function hashWords(words: readonly number[]): number {
  * Uniform in (0, 1) for one sampling step. Strictly inside the interval: u·total never equals
  * 0 (which would pick token 0 regardless of its probability) nor the full mass.
  */
-export function sampleUniform(seed: number, position: number, rollout: number, step: number): number {
+export function sampleUniform(
+  seed: number,
+  position: number,
+  rollout: number,
+  step: number
+): number {
   // 24 bits: exactly representable in float32, so the graph's copy is also strictly inside.
   const h = hashWords([seed, position, rollout, step]) >>> 8
   return (h + 0.5) / 16777216
@@ -40,7 +45,8 @@ export function uniformsFor(
 ): Float32Array {
   const out = new Float32Array(rows.length * steps)
   rows.forEach((r, i) => {
-    for (let s = 0; s < steps; s++) out[i * steps + s] = sampleUniform(seed, r.position, r.rollout, s)
+    for (let s = 0; s < steps; s++)
+      out[i * steps + s] = sampleUniform(seed, r.position, r.rollout, s)
   })
   return out
 }

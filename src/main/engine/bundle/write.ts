@@ -83,7 +83,11 @@ async function writeModel(dir: string, spec: ModelSpec, external: boolean): Prom
 
 async function writeLens(dir: string, d: number, spec: LensSpec): Promise<void> {
   await fs.mkdir(dir, { recursive: true })
-  const tensor = async (name: string, data: Float32Array, shape: number[]): Promise<LensManifest['decoder']['prefix']> => {
+  const tensor = async (
+    name: string,
+    data: Float32Array,
+    shape: number[]
+  ): Promise<LensManifest['decoder']['prefix']> => {
     await writeFloat(path.join(dir, name), data)
     return { file: name, dtype: 'float32', shape }
   }
@@ -103,7 +107,10 @@ async function writeLens(dir: string, d: number, spec: LensSpec): Promise<void> 
     explanationTokens: spec.explanationTokens,
     orig: spec.orig ?? 'base',
     decoder: {
-      prefix: await tensor('decoder_prefix.f32', spec.decoder.prefix, [spec.decoder.prefix.length / d, d]),
+      prefix: await tensor('decoder_prefix.f32', spec.decoder.prefix, [
+        spec.decoder.prefix.length / d,
+        d
+      ]),
       embedPos: spec.decoder.embedPos,
       patchLayers: np,
       projection: 'decoder_projection.onnx'
@@ -111,9 +118,13 @@ async function writeLens(dir: string, d: number, spec: LensSpec): Promise<void> 
     encoder: {
       outputLayer: e.outputLayer,
       prefix: await tensor('encoder_prefix.f32', e.prefix, [e.prefix.length / d, d]),
-      suffix: e.suffix ? await tensor('encoder_suffix.f32', e.suffix, [e.suffix.length / d, d]) : undefined,
+      suffix: e.suffix
+        ? await tensor('encoder_suffix.f32', e.suffix, [e.suffix.length / d, d])
+        : undefined,
       addCurrentToken: e.addCurrentToken,
-      lastRowAdd: e.lastRowAdd ? await tensor('encoder_last_row_add.f32', e.lastRowAdd, [d]) : undefined,
+      lastRowAdd: e.lastRowAdd
+        ? await tensor('encoder_last_row_add.f32', e.lastRowAdd, [d])
+        : undefined,
       head: 'encoder_head.onnx'
     }
   }
@@ -134,7 +145,10 @@ export async function writeBundle(dir: string, spec: GroupSpec): Promise<void> {
     lensDirs.push(rel)
   }
   await fs.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(spec.tokenizer))
-  await fs.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify(spec.tokenizerConfig, null, 2))
+  await fs.writeFile(
+    path.join(dir, 'tokenizer_config.json'),
+    JSON.stringify(spec.tokenizerConfig, null, 2)
+  )
   const manifest: Manifest = {
     schemaVersion: SCHEMA_VERSION,
     group: spec.group,

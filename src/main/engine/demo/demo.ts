@@ -11,7 +11,13 @@ import type { LayerWeights, TransformerWeights } from '../graph/transformer'
 import { Rng } from '../random'
 import { writeBundle, type LensSpec } from '../bundle/write'
 import { wordLevelTokenizer } from './tokenizer'
-import { DEMO_CONTENT_WORDS, DEMO_FUNCTION_WORDS, DEMO_PUNCTUATION, DEMO_SENTENCES, DEMO_SPECIALS } from './vocabulary'
+import {
+  DEMO_CONTENT_WORDS,
+  DEMO_FUNCTION_WORDS,
+  DEMO_PUNCTUATION,
+  DEMO_SENTENCES,
+  DEMO_SPECIALS
+} from './vocabulary'
 
 export const DEMO_GROUP_ID = 'demo-words'
 /** Bumped whenever the construction changes; a cached demo with another stamp is rebuilt. */
@@ -67,9 +73,16 @@ function unitRandom(rng: Rng, n: number): Float64Array {
 }
 
 /** (rows, cols) with `perCol` random non-zeros per column: cheap for the reference pass. */
-function sparseRandom(rng: Rng, rows: number, cols: number, perCol: number, std: number): Float32Array {
+function sparseRandom(
+  rng: Rng,
+  rows: number,
+  cols: number,
+  perCol: number,
+  std: number
+): Float32Array {
   const w = new Float32Array(rows * cols)
-  for (let c = 0; c < cols; c++) for (let k = 0; k < perCol; k++) w[rng.int(rows) * cols + c] = rng.normal() * std
+  for (let c = 0; c < cols; c++)
+    for (let k = 0; k < perCol; k++) w[rng.int(rows) * cols + c] = rng.normal() * std
   return w
 }
 
@@ -141,10 +154,18 @@ export function demoModel(): DemoModel {
   // The unembedding reads only the copy channel: logit(v) ∝ <E[v], copied content>.
   const unembed = new Float32Array(d * V)
   for (let v = 0; v < V; v++) {
-    for (let i = 0; i < CONTENT; i++) unembed[(C.copy[0] + i) * V + v] = emb[v * d + C.content[0] + i]! * UNEMBED_GAIN
+    for (let i = 0; i < CONTENT; i++)
+      unembed[(C.copy[0] + i) * V + v] = emb[v * d + C.content[0] + i]! * UNEMBED_GAIN
   }
   const weights: TransformerWeights = {
-    dims: { hiddenSize: d, layers, heads, vocabSize: V, ffnSize: ffn, maxPositions: C.maxPositions },
+    dims: {
+      hiddenSize: d,
+      layers,
+      heads,
+      vocabSize: V,
+      ffnSize: ffn,
+      maxPositions: C.maxPositions
+    },
     embeddingScale: 1,
     tokenEmbedding: emb,
     positionEmbedding: new Float32Array(C.maxPositions * d),
@@ -168,7 +189,10 @@ export function demoModel(): DemoModel {
 export function demoIds(vocab: string[], text: string): number[] {
   const unk = vocab.indexOf('<unk>')
   const pieces = text.toLowerCase().match(/\w+|[^\w\s]+/g) ?? []
-  return [vocab.indexOf('<bos>'), ...pieces.map((p) => (vocab.includes(p) ? vocab.indexOf(p) : unk))]
+  return [
+    vocab.indexOf('<bos>'),
+    ...pieces.map((p) => (vocab.includes(p) ? vocab.indexOf(p) : unk))
+  ]
 }
 
 function miscRows(rng: Rng, n: number): Float32Array {
@@ -228,8 +252,22 @@ interface DemoLensPlan {
 }
 
 const LENSES: DemoLensPlan[] = [
-  { id: 'words-l1', name: 'Words L1 (T=6, patch 2 layers)', layer: 1, T: 6, patchLayers: 2, outputLayer: 1 },
-  { id: 'words-l3', name: 'Words L3 (T=8, patch input only)', layer: 3, T: 8, patchLayers: 1, outputLayer: 3 }
+  {
+    id: 'words-l1',
+    name: 'Words L1 (T=6, patch 2 layers)',
+    layer: 1,
+    T: 6,
+    patchLayers: 2,
+    outputLayer: 1
+  },
+  {
+    id: 'words-l3',
+    name: 'Words L3 (T=8, patch input only)',
+    layer: 3,
+    T: 8,
+    patchLayers: 1,
+    outputLayer: 3
+  }
 ]
 
 /**
@@ -254,7 +292,9 @@ function demoLens(model: DemoModel, plan: DemoLensPlan, seed: number): LensSpec 
   decoderPrefix.fill(0, embedPos * d, (embedPos + 1) * d)
   const encoderPrefix = miscRows(rng, 2)
 
-  const wordIds = vocab.map((_, i) => i).filter((i) => !(DEMO_SPECIALS as readonly string[]).includes(vocab[i]!))
+  const wordIds = vocab
+    .map((_, i) => i)
+    .filter((i) => !(DEMO_SPECIALS as readonly string[]).includes(vocab[i]!))
   const X: Float64Array[] = []
   const Y: Float64Array[] = []
   const encoderRows = (expl: number[]): Float64Array => {
@@ -281,7 +321,9 @@ function demoLens(model: DemoModel, plan: DemoLensPlan, seed: number): LensSpec 
           if (u < 0.85) return ids[1 + rng.int(t)]!
           return wordIds[rng.int(wordIds.length)]!
         })
-        const hidden = referenceResiduals(weights, encoderRows(expl), plan.outputLayer)[plan.outputLayer]!
+        const hidden = referenceResiduals(weights, encoderRows(expl), plan.outputLayer)[
+          plan.outputLayer
+        ]!
         X.push(hidden.slice((expl.length + 1) * d, (expl.length + 2) * d))
         Y.push(target)
       }
@@ -295,7 +337,8 @@ function demoLens(model: DemoModel, plan: DemoLensPlan, seed: number): LensSpec 
   return {
     id: plan.id,
     name: plan.name,
-    description: 'Constructed demo lens: the explanation of a word names the word (docs/demo-lens.md).',
+    description:
+      'Constructed demo lens: the explanation of a word names the word (docs/demo-lens.md).',
     layer: plan.layer,
     explanationTokens: plan.T,
     decoder: { prefix: decoderPrefix, embedPos, patchLayers: np, weights: proj, bias },
@@ -325,7 +368,10 @@ export async function writeDemoBundle(dir: string): Promise<void> {
     lenses: LENSES.map((plan, i) => demoLens(model, plan, 1000 + i)),
     externalData: false
   })
-  await fs.writeFile(path.join(dir, 'demo-version.json'), JSON.stringify({ demoVersion: DEMO_VERSION }) + '\n')
+  await fs.writeFile(
+    path.join(dir, 'demo-version.json'),
+    JSON.stringify({ demoVersion: DEMO_VERSION }) + '\n'
+  )
 }
 
 export function defaultCacheDir(): string {
@@ -334,7 +380,9 @@ export function defaultCacheDir(): string {
 
 async function isCurrent(dir: string): Promise<boolean> {
   try {
-    const stamp = JSON.parse(await fs.readFile(path.join(dir, 'demo-version.json'), 'utf8')) as { demoVersion?: number }
+    const stamp = JSON.parse(await fs.readFile(path.join(dir, 'demo-version.json'), 'utf8')) as {
+      demoVersion?: number
+    }
     if (stamp.demoVersion !== DEMO_VERSION) return false
     await fs.access(path.join(dir, 'manifest.json'))
     return true

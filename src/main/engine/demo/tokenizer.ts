@@ -37,7 +37,11 @@ export function wordLevelTokenizer(
     post_processor: {
       type: 'TemplateProcessing',
       single: [special('<bos>'), { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [special('<bos>'), { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        special('<bos>'),
+        { Sequence: { id: 'A', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } }
+      ],
       special_tokens: { '<bos>': { id: '<bos>', ids: [vocab['<bos>']], tokens: ['<bos>'] } }
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },

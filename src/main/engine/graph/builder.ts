@@ -16,7 +16,8 @@ const ELEM: Record<ElemType, number> = {
 }
 
 export type Dim = number | string | null
-export type AttrValue = number | number[] | string | onnx.IGraphProto | { floats: number[] } | { float: number }
+export type AttrValue =
+  number | number[] | string | onnx.IGraphProto | { floats: number[] } | { float: number }
 
 interface NameSource {
   next: number
@@ -89,7 +90,12 @@ export class GraphBuilder {
   }
 
   /** A node whose outputs get the given names (graph outputs, loop-carried values). */
-  opTo(type: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}): void {
+  opTo(
+    type: string,
+    inputs: string[],
+    outputs: string[],
+    attrs: Record<string, AttrValue> = {}
+  ): void {
     this.nodes.push({ opType: type, input: inputs, output: outputs, attribute: encodeAttrs(attrs) })
   }
 

@@ -8,7 +8,12 @@ import { GraphBuilder, encodeModel } from './builder'
  * activations (B, d) → patch_vectors (B, Np, d), vector l = a·W_l + b_l. `weights` is (Np, d, d)
  * with W_l[i][j] the weight from input i to output j; `bias` is (Np, d).
  */
-export function buildProjection(d: number, np: number, weights: Float32Array, bias: Float32Array): Uint8Array {
+export function buildProjection(
+  d: number,
+  np: number,
+  weights: Float32Array,
+  bias: Float32Array
+): Uint8Array {
   const g = new GraphBuilder()
   g.input('activations', 'float32', ['B', d])
   // (Np, d, d) → (d, Np·d) so one MatMul produces every layer's vector.
@@ -30,7 +35,10 @@ export function buildProjection(d: number, np: number, weights: Float32Array, bi
  * hidden (B, d), target (B, d) → recon (B, d) = hidden·P + p (identity without a projection),
  * mse (B) = mean over d of (recon − target)².
  */
-export function buildEncoderHead(d: number, projection?: { weight: Float32Array; bias: Float32Array }): Uint8Array {
+export function buildEncoderHead(
+  d: number,
+  projection?: { weight: Float32Array; bias: Float32Array }
+): Uint8Array {
   const g = new GraphBuilder()
   g.input('hidden', 'float32', ['B', d])
   g.input('target', 'float32', ['B', d])

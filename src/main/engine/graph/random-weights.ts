@@ -32,7 +32,8 @@ export function randomTransformer(dims: TransformerDims, seed: number): Transfor
   // Untied but correlated with the input table, so logits are not flat noise.
   const unembedding = new Float32Array(d * dims.vocabSize)
   for (let v = 0; v < dims.vocabSize; v++) {
-    for (let i = 0; i < d; i++) unembedding[i * dims.vocabSize + v] = tokenEmbedding[v * d + i]! * 20
+    for (let i = 0; i < d; i++)
+      unembedding[i * dims.vocabSize + v] = tokenEmbedding[v * d + i]! * 20
   }
   return {
     dims,

@@ -1,0 +1,206 @@
+/**
+ * Malformed bundles: each is the generated demo group with one thing broken. Validation must
+ * name the file and the field, and loading must release every session it created.
+ */
+import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ensureDemoBundle, loadGroup, openBundle } from '../index'
+import { GraphBuilder, encodeModel } from '../graph/builder'
+import { Session } from '../ort'
+import { BASE_INPUTS } from './open'
+
+let root: string
+let demoDir: string
+let n = 0
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'talkative-bundles-'))
+  demoDir = await ensureDemoBundle(path.join(root, 'cache'))
+})
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true })
+})
+
+async function copyDemo(): Promise<string> {
+  const dir = path.join(root, `case-${n++}`, 'bundle')
+  await cp(demoDir, dir, { recursive: true })
+  return dir
+}
+
+async function editJson(file: string, edit: (j: Record<string, any>) => void): Promise<void> {
+  const j = JSON.parse(await readFile(file, 'utf8'))
+  edit(j)
+  await writeFile(file, JSON.stringify(j))
+}
+
+/** An ONNX model with the right input/output names whose graph ONNX Runtime refuses. */
+function unloadableModel(inputs: readonly string[], outputs: string[]): Uint8Array {
+  const g = new GraphBuilder()
+  for (const i of inputs) g.input(i, 'float32', null)
+  for (const o of outputs) {
+    g.opTo('NoSuchOperator', [inputs[0]!], [o])
+    g.output(o, 'float32')
+  }
+  return encodeModel(g.toGraph('broken'), 'test')
+}
+
+const lensJson = (dir: string): string => path.join(dir, 'lenses/words-l1/lens.json')
+
+describe('openBundle rejects malformed bundles, naming file and field', () => {
+  it('accepts the demo group', async () => {
+    const s = await openBundle(demoDir)
+    expect(s.lenses).toHaveLength(2)
+    expect(s.weightBytes).toBeGreaterThan(0)
+    expect(s.estimatedBytes).toBeGreaterThan(s.weightBytes)
+  })
+
+  it('a folder that is not a bundle', async () => {
+    await expect(openBundle(path.join(root, 'nowhere'))).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      field: 'dir'
+    })
+  })
+
+  it('missing file', async () => {
+    const dir = await copyDemo()
+    await unlink(path.join(dir, 'lenses/words-l1/encoder_head.onnx'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'lenses/words-l1/encoder_head.onnx',
+      field: 'encoder.head'
+    })
+  })
+
+  it('bad JSON', async () => {
+    const dir = await copyDemo()
+    await writeFile(path.join(dir, 'manifest.json'), '{"schemaVersion": 1,')
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'manifest.json'
+    })
+  })
+
+  it('schema violation', async () => {
+    const dir = await copyDemo()
+    await editJson(path.join(dir, 'manifest.json'), (j) => (j.base.hiddenSize = 'wide'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'manifest.json',
+      field: 'base.hiddenSize'
+    })
+  })
+
+  it('wrong tensor shape', async () => {
+    const dir = await copyDemo()
+    await editJson(lensJson(dir), (j) => (j.decoder.prefix.shape = [5, 64]))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'lenses/words-l1/lens.json',
+      field: 'decoder.prefix.shape'
+    })
+  })
+
+  it('wrong tensor dtype', async () => {
+    const dir = await copyDemo()
+    await editJson(lensJson(dir), (j) => (j.encoder.prefix.dtype = 'float16'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'lenses/words-l1/lens.json',
+      field: 'encoder.prefix.dtype'
+    })
+  })
+
+  it('tensor file of the wrong size', async () => {
+    const dir = await copyDemo()
+    await truncate(path.join(dir, 'lenses/words-l1/decoder_prefix.f32'), 100)
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'lenses/words-l1/decoder_prefix.f32',
+      field: 'decoder.prefix.shape'
+    })
+  })
+
+  it('truncated ONNX', async () => {
+    const dir = await copyDemo()
+    const file = path.join(dir, 'demo-base.onnx')
+    const bytes = await readFile(file)
+    await writeFile(file, bytes.subarray(0, Math.floor(bytes.byteLength / 3)))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'demo-base.onnx',
+      field: 'base'
+    })
+  })
+
+  it('a path that escapes the bundle folder', async () => {
+    const dir = await copyDemo()
+    await cp(path.join(dir, 'demo-base.onnx'), path.join(dir, '..', 'outside.onnx'))
+    await editJson(path.join(dir, 'manifest.json'), (j) => (j.base.file = '../outside.onnx'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'manifest.json',
+      field: 'base.file'
+    })
+    await editJson(lensJson(dir), (j) => (j.encoder.head = '../../../outside.onnx'))
+    await editJson(path.join(dir, 'manifest.json'), (j) => (j.base.file = 'demo-base.onnx'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'lenses/words-l1/lens.json',
+      field: 'encoder.head'
+    })
+  })
+
+  it('a lens naming a missing donor', async () => {
+    const dir = await copyDemo()
+    await editJson(lensJson(dir), (j) => (j.orig = 'ghost-model'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'lenses/words-l1/lens.json',
+      field: 'orig'
+    })
+  })
+
+  it('a lens layer beyond the model', async () => {
+    const dir = await copyDemo()
+    await editJson(lensJson(dir), (j) => (j.layer = 9))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      file: 'lenses/words-l1/lens.json',
+      field: 'layer'
+    })
+  })
+})
+
+describe('loading releases sessions on failure', () => {
+  it('a donor ONNX Runtime refuses: error names the file, the base session is released', async () => {
+    const dir = await copyDemo()
+    await writeFile(path.join(dir, 'donor.onnx'), unloadableModel(BASE_INPUTS, ['out_f', 'out_i']))
+    await editJson(path.join(dir, 'manifest.json'), (j) => {
+      j.donors = [{ ...j.base, id: 'donor', file: 'donor.onnx' }]
+    })
+    const before = Session.liveCount
+    await expect(loadGroup(dir, { provider: 'cpu' })).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'donor.onnx'
+    })
+    expect(Session.liveCount).toBe(before)
+  })
+
+  it('a lens head ONNX Runtime refuses: that lens fails, the group keeps working, nothing leaks', async () => {
+    const dir = await copyDemo()
+    await writeFile(
+      path.join(dir, 'lenses/words-l1/encoder_head.onnx'),
+      unloadableModel(['hidden', 'target'], ['recon', 'mse'])
+    )
+    const before = Session.liveCount
+    const g = await loadGroup(dir, { provider: 'cpu' })
+    const loaded = Session.liveCount
+    await expect(g.analyze({ lensId: 'words-l1', text: 'the cat' })).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'lenses/words-l1/encoder_head.onnx'
+    })
+    await expect(g.analyze({ lensId: 'words-l1', text: 'the cat' })).rejects.toMatchObject({
+      code: 'bundle_invalid'
+    })
+    expect(Session.liveCount).toBe(loaded)
+    const ok = await g.analyze({ lensId: 'words-l3', text: 'the cat', options: { bestOfK: 2 } })
+    expect(ok.rows).toHaveLength(3)
+    await g.dispose()
+    expect(Session.liveCount).toBe(before)
+  })
+})
