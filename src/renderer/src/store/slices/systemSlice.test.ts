@@ -74,6 +74,13 @@ describe('system slice', () => {
     expect(state.system.updates).toBe(1)
   })
 
+  it("a pushed hardware update keeps the other domains' part of the last full state", () => {
+    const full = receivedSystemState(initialAppState, snapshot(1, { queue: { running: 1 } }), false)
+    const pushed = receivedSystemState(full, snapshot(2), true)
+    expect(pushed.system.snapshot?.queue).toEqual({ running: 1 })
+    expect(pushed.system.snapshot?.takenAt).toBe(2)
+  })
+
   it('never lets an older answer replace a newer pushed snapshot', () => {
     const newer = receivedSystemState(initialAppState, snapshot(20), true)
     expect(receivedSystemState(newer, snapshot(10), false)).toBe(newer)

@@ -32,10 +32,13 @@ export function receivedSystemState(
   // An older reply must not overwrite a newer pushed snapshot.
   const current = state.system.snapshot
   if (current && current.takenAt > snapshot.takenAt) return state
+  // `system:changed` carries the hardware part only: keep what other domains put into the last
+  // full `system:state` (devices, library, queue) and refresh the rest.
+  const next = fromEvent && current ? { ...current, ...snapshot } : snapshot
   return {
     system: {
       status: 'ready',
-      snapshot,
+      snapshot: next,
       error: null,
       updates: state.system.updates + (fromEvent ? 1 : 0)
     }
