@@ -1,3 +1,25 @@
-// Placeholder so the main build has its `cli` entry; the CLI engineer replaces this file.
-console.error('talkative: the command line is not built yet')
-process.exitCode = 1
+/** `talkative`: the command line over the lens engine (docs/cli.md). */
+import { Command } from 'commander'
+import { ENGINE_VERSION } from '../main/engine'
+import { analyzeCommand } from './commands/analyze'
+import { chatCommand } from './commands/chat'
+import { EXIT, generateCommand } from './commands/generate'
+import { inspectCommand } from './commands/inspect'
+import { runCommand } from './commands/run'
+
+const program = new Command('talkative')
+  .description('Talkative Workbench: lens analyses of text on ONNX Runtime')
+  .version(ENGINE_VERSION)
+  .addCommand(analyzeCommand())
+  .addCommand(inspectCommand())
+  .addCommand(generateCommand())
+  .addCommand(chatCommand())
+  .addCommand(runCommand())
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage)
+  })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`talkative: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exitCode = EXIT.failed
+})

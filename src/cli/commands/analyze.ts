@@ -35,10 +35,12 @@ interface AnalyzeFlags extends GroupFlags {
 /** `A:B` → analyse positions A..B-1; `A:` → from A to the end. */
 export function positionsArg(value: string): { start: number; end: number } {
   const m = /^(\d+):(\d*)$/.exec(value.trim())
-  if (!m) throw new InvalidArgumentError(`--positions must be A:B (e.g. 3:10) or A:, got "${value}"`)
+  if (!m)
+    throw new InvalidArgumentError(`--positions must be A:B (e.g. 3:10) or A:, got "${value}"`)
   const start = Number(m[1])
   const end = m[2] === '' ? Number.MAX_SAFE_INTEGER : Number(m[2])
-  if (end <= start) throw new InvalidArgumentError(`--positions end (${end}) must be greater than start (${start})`)
+  if (end <= start)
+    throw new InvalidArgumentError(`--positions end (${end}) must be greater than start (${start})`)
   return { start, end }
 }
 
@@ -47,10 +49,22 @@ export function analyzeCommand(): Command {
     .description('explain every token of a text with a lens')
     .option('--text <str>', 'the text to analyse')
     .option('--file <f>', 'read the text from a file')
-    .option('--best-of-k <n>', 'rollouts per position; the lowest-MSE one is kept (default 16)', intArg('--best-of-k', 1, 512))
-    .option('--temperature <x>', 'decoder sampling temperature, 0 = greedy (default 1)', floatArg('--temperature', 0, 5))
+    .option(
+      '--best-of-k <n>',
+      'rollouts per position; the lowest-MSE one is kept (default 16)',
+      intArg('--best-of-k', 1, 512)
+    )
+    .option(
+      '--temperature <x>',
+      'decoder sampling temperature, 0 = greedy (default 1)',
+      floatArg('--temperature', 0, 5)
+    )
     .addOption(seedArg())
-    .option('--rows-per-batch <n>', 'decoder rows (positions × K) per batch (default: automatic)', intArg('--rows-per-batch', 1, 65536))
+    .option(
+      '--rows-per-batch <n>',
+      'decoder rows (positions × K) per batch (default: automatic)',
+      intArg('--rows-per-batch', 1, 65536)
+    )
     .option('--no-salience', 'skip token salience')
     .option('--logit-lens', 'add the logit-lens top tokens')
     .option('--no-kl', 'skip the KL divergence')
@@ -66,11 +80,15 @@ export function analyzeCommand(): Command {
 
 function textFrom(flags: AnalyzeFlags): string {
   if (flags.text !== undefined && flags.file !== undefined) {
-    throw new AppError('invalid_input', 'give either --text or --file, not both', { field: '--file' })
+    throw new AppError('invalid_input', 'give either --text or --file, not both', {
+      field: '--file'
+    })
   }
   if (flags.text !== undefined) return flags.text
   if (flags.file !== undefined) return readTextFile(flags.file, '--file')
-  throw new AppError('invalid_input', 'nothing to analyse: give --text STR or --file F', { field: '--text' })
+  throw new AppError('invalid_input', 'nothing to analyse: give --text STR or --file F', {
+    field: '--text'
+  })
 }
 
 async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
@@ -102,7 +120,9 @@ async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
         onBatch: (_rows, p) => {
           if (showProgress) {
             const eta = p.etaSeconds === null ? '' : `, ETA ${p.etaSeconds.toFixed(1)} s`
-            process.stderr.write(`\rbatch ${p.batch}/${p.totalBatches}, ${p.rowsDone}/${p.rowsTotal} rows${eta}   `)
+            process.stderr.write(
+              `\rbatch ${p.batch}/${p.totalBatches}, ${p.rowsDone}/${p.rowsTotal} rows${eta}   `
+            )
           }
         }
       }
@@ -114,10 +134,14 @@ async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
       for (const r of result.rows) {
         const kl = r.klDivergence === null ? '' : `\tkl=${r.klDivergence.toPrecision(3)}`
         const lens = r.logitLensTop === null ? '' : `\tlogit-lens: ${r.logitLensTop}`
-        process.stdout.write(`${r.position}\t${JSON.stringify(r.token)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}${kl}${lens}\n`)
+        process.stdout.write(
+          `${r.position}\t${JSON.stringify(r.token)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}${kl}${lens}\n`
+        )
       }
       const m = result.metadata
-      process.stderr.write(`${m.status}: ${m.analysedPositions} of ${m.numTokens} positions, lens ${m.lensId}, ${(m.timings.totalMs! / 1000).toFixed(2)} s\n`)
+      process.stderr.write(
+        `${m.status}: ${m.analysedPositions} of ${m.numTokens} positions, lens ${m.lensId}, ${(m.timings.totalMs! / 1000).toFixed(2)} s\n`
+      )
     }
     return result.metadata.status === 'cancelled' ? EXIT.interrupted : EXIT.ok
   } catch (err) {

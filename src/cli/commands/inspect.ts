@@ -25,7 +25,10 @@ export function inspectCommand(): Command {
           `base ${b.id}: d=${b.hiddenSize}, ${b.layers} layers, vocab ${b.vocabSize}`,
           `weights ${mib(s.weightBytes)}, estimated device memory ${mib(s.estimatedBytes)}, chat template: ${s.hasChatTemplate ? 'yes' : 'no'}`,
           `content hash ${s.contentHash}`,
-          ...s.lenses.map((l) => `lens ${l.id}: layer ${l.layer}, T=${l.tokens}, activations from ${l.origModel} — ${l.name}`)
+          ...s.lenses.map(
+            (l) =>
+              `lens ${l.id}: layer ${l.layer}, T=${l.tokens}, activations from ${l.origModel} — ${l.name}`
+          )
         ]
         process.stdout.write(lines.join('\n') + '\n')
       }

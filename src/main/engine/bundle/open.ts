@@ -412,7 +412,13 @@ export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
     throw new AppError('bundle_invalid', `${dir}: not a bundle folder`, { file: dir, field: 'dir' })
   }
   const ctx = new Ctx(dir, realRoot)
-  const manifestFile = await ctx.resolve(dir, 'manifest.json', 'manifest.json', 'manifest')
+  const manifestFile = path.join(dir, 'manifest.json')
+  if (!(await fs.stat(manifestFile).catch(() => null))?.isFile()) {
+    throw new AppError('bundle_invalid', `${dir}: no manifest.json, not a bundle folder`, {
+      file: 'manifest.json'
+    })
+  }
+  ctx.files.add(manifestFile)
   const manifest = await readJson(ctx, manifestFile, ManifestSchema)
   const tokenizerFile = await ctx.resolve(
     dir,
