@@ -88,6 +88,13 @@ export function resolveWorkerEntry(
   return tsxEntry(root, join(root, 'src/main/worker/index.ts'))
 }
 
+/**
+ * glibc raises its mmap threshold after the first large free, after which freed weights stay in
+ * the heap and an unload gives nothing back to the system. A fixed threshold keeps every large
+ * buffer mmapped, so an unload really returns the memory (ignored by other C libraries).
+ */
+const WORKER_ENV: Record<string, string> = { MALLOC_MMAP_THRESHOLD_: '131072' }
+
 function splitLines(listener: (line: string) => void): (chunk: Buffer) => void {
   let rest = ''
   return (chunk) => {
@@ -135,7 +142,7 @@ export function childProcessSpawner(entry: WorkerEntry = resolveWorkerEntry()): 
   return ({ deviceId, env }) => {
     const child = fork(entry.modulePath, ['--device', deviceId], {
       execArgv: entry.execArgv,
-      env: { ...process.env, ...entry.env, ...env, TALKATIVE_WORKER_DEVICE: deviceId },
+      env: { ...process.env, ...WORKER_ENV, ...entry.env, ...env, TALKATIVE_WORKER_DEVICE: deviceId },
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc']
     })
@@ -169,7 +176,7 @@ export function utilityProcessSpawner(utilityFork: UtilityFork, modulePath: stri
     const proc = utilityFork(modulePath, ['--device', deviceId], {
       serviceName: `talkative-worker-${deviceId}`,
       stdio: 'pipe',
-      env: { ...process.env, ...env, TALKATIVE_WORKER_DEVICE: deviceId }
+      env: { ...process.env, ...WORKER_ENV, ...env, TALKATIVE_WORKER_DEVICE: deviceId }
     })
     return {
       get pid() {

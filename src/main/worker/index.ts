@@ -5,7 +5,7 @@
  */
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 import { ENGINE_VERSION, loadGroup } from '../engine'
-import type { SessionTarget } from '../engine/ort'
+import { probeProviders, type SessionTarget } from '../engine/ort'
 import type { LoadedGroup } from '../engine/types'
 import {
   MainToWorkerSchema,
@@ -64,6 +64,13 @@ const handlers: Handlers = {
   async init(req) {
     deviceId = req.deviceId
     target = req.target
+    // Start the provider here, in the process that will use it: a provider that cannot start is
+    // this device's error (never a silent fallback), and its one-time setup (thread pools, a CUDA
+    // context) stays out of every group's measured memory.
+    const [probe] = await probeProviders([target.provider])
+    if (!probe?.available) {
+      throw new AppError('unavailable', `${deviceId}: ${target.provider} cannot start: ${probe?.error ?? 'unknown error'}`)
+    }
     return { pid: process.pid, memory: memory(), engineVersion: ENGINE_VERSION }
   },
 
