@@ -1,0 +1,309 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ensureDemoBundle } from '../../main/engine'
+import { parseCsv } from '../../main/engine/dataset/csv'
+
+// The real command line, spawned as a user runs it (`npx talkative` runs bin/talkative.cjs), on
+// the demo group.
+const ROOT = resolve(__dirname, '../../..')
+const ENTRY = [resolve(ROOT, 'bin/talkative.cjs')]
+
+let work: string
+let env: NodeJS.ProcessEnv
+// Small analyses so 200 records take seconds: what is tested here is the run, not the lens.
+const FAST = ['--best-of-k', '2', '--no-salience', '--no-kl', '--threads', '1']
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'talkative-cli-'))
+  env = {
+    ...process.env,
+    TALKATIVE_CACHE_DIR: join(work, 'cache'),
+    TSX_TSCONFIG_PATH: resolve(ROOT, 'tsconfig.node.json')
+  }
+  // Built once here so the spawned runs do not race to build it.
+  await ensureDemoBundle(env.TALKATIVE_CACHE_DIR)
+})
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true })
+})
+
+interface Done {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+function start(args: string[]): { child: ChildProcess; done: Promise<Done> } {
+  const child = spawn(process.execPath, [...ENTRY, ...args], { cwd: ROOT, env })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()))
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()))
+  const done = new Promise<Done>((res) =>
+    child.on('close', (code, signal) => res({ code, signal, stdout, stderr }))
+  )
+  return { child, done }
+}
+
+const talkative = (...args: string[]): Promise<Done> => start(args).done
+
+function dataset(name: string, lines: string[]): string {
+  const file = join(work, name)
+  writeFileSync(file, lines.join('\n') + '\n')
+  return file
+}
+
+const WORDS = 'the cat dog bird sat ran on a ship island child walked to big small red'.split(' ')
+function sentence(i: number): string {
+  return Array.from({ length: 4 + (i % 5) }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]).join(
+    ' '
+  )
+}
+
+function jsonlIds(file: string): string[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { id: string }).id)
+}
+
+async function linesAtLeast(file: string, n: number, timeoutMs: number): Promise<number> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    const count = existsSync(file) ? readFileSync(file, 'utf8').split('\n').length - 1 : 0
+    if (count >= n) return count
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error(`${file} did not reach ${n} lines in ${timeoutMs} ms`)
+}
+
+describe('talkative run', () => {
+  const records = Array.from({ length: 200 }, (_, i) =>
+    JSON.stringify({ id: `r${i}`, text: sentence(i) })
+  )
+
+  it('killed midway and run again: every record exactly once', async () => {
+    const input = dataset('two-hundred.jsonl', records)
+    const out = join(work, 'killed.jsonl')
+    const args = ['run', '--dataset', input, '--out', out, ...FAST]
+    const first = start(args)
+    await linesAtLeast(out, 10, 60_000)
+    first.child.kill('SIGKILL')
+    const killed = await first.done
+    expect(killed.signal).toBe('SIGKILL')
+    const partial = jsonlIds(out)
+    // Killed while working: some records, not all, and every line whole.
+    expect(partial.length).toBeGreaterThanOrEqual(10)
+    expect(partial.length).toBeLessThan(200)
+    expect(readFileSync(out, 'utf8').endsWith('\n')).toBe(true)
+
+    const second = await talkative(...args)
+    expect(second.code).toBe(0)
+    expect(second.stderr).toMatch(new RegExp(`resuming: ${partial.length} of 200 records`))
+    const ids = jsonlIds(out)
+    expect(ids).toHaveLength(200)
+    expect(new Set(ids).size).toBe(200)
+    expect(new Set(ids)).toEqual(new Set(records.map((_, i) => `r${i}`)))
+    expect(ids.slice(0, partial.length)).toEqual(partial)
+    expect(existsSync(`${out}.lock`)).toBe(false)
+
+    // A third run has nothing left to do and leaves the file as it was.
+    const size = statSync(out).size
+    const third = await talkative(...args)
+    expect(third.code).toBe(0)
+    expect(statSync(out).size).toBe(size)
+  })
+
+  it('writes CSV and JSON that resume the same way', async () => {
+    const input = dataset('twenty.jsonl', records.slice(0, 20))
+    for (const format of ['csv', 'json'] as const) {
+      const out = join(work, `part.${format}`)
+      // Half the records first (as an interrupted run would leave them), then the rest.
+      dataset(`half-${format}.jsonl`, records.slice(0, 10))
+      expect(
+        (
+          await talkative(
+            'run',
+            '--dataset',
+            join(work, `half-${format}.jsonl`),
+            '--out',
+            out,
+            ...FAST
+          )
+        ).code
+      ).toBe(0)
+      const rest = await talkative('run', '--dataset', input, '--out', out, ...FAST)
+      expect(rest.code).toBe(0)
+      expect(rest.stderr).toMatch(/resuming: 10 of 20 records/)
+      if (format === 'json') {
+        const all = JSON.parse(readFileSync(out, 'utf8')) as { id: string; rows: unknown[] }[]
+        expect(all.map((r) => r.id)).toEqual(records.slice(0, 20).map((_, i) => `r${i}`))
+        expect(all.every((r) => r.rows.length > 0)).toBe(true)
+      } else {
+        const { rows } = parseCsv(readFileSync(out))
+        const ids = new Set(rows.slice(1).map((r) => r.fields[0]))
+        expect(ids.size).toBe(20)
+        expect(rows[0]!.fields.slice(0, 4)).toEqual(['id', 'record_lines', 'status', 'position'])
+      }
+    }
+  })
+
+  it('reports malformed lines by number, then skips them or fails as asked', async () => {
+    const input = dataset('bad.jsonl', [
+      JSON.stringify({ id: 1, text: 'the cat sat' }),
+      '{"id": 2, "text": ',
+      JSON.stringify({ id: 3 }),
+      JSON.stringify({ id: 4, messages: [{ role: 'user', content: 'the dog ran' }] }),
+      JSON.stringify({ id: 1, text: 'duplicate' })
+    ])
+    const out = join(work, 'bad-skip.jsonl')
+    const skip = await talkative('run', '--dataset', input, '--out', out, ...FAST)
+    expect(skip.code).toBe(0)
+    expect(skip.stderr).toMatch(/bad\.jsonl line 2: not valid JSON/)
+    expect(skip.stderr).toMatch(/bad\.jsonl line 3: needs "text" or "messages"/)
+    expect(skip.stderr).toMatch(/bad\.jsonl line 5: duplicate id 1 \(first on line 1\)/)
+    expect(jsonlIds(out)).toEqual([1, 4])
+    // The conversation was analysed as the chat template renders it.
+    const chat = JSON.parse(readFileSync(out, 'utf8').split('\n')[1]!) as { text: string }
+    expect(chat.text).toMatch(
+      /^<bos><start_of_turn>user the dog ran<end_of_turn><start_of_turn>model $/
+    )
+
+    const failOut = join(work, 'bad-fail.jsonl')
+    const fail = await talkative(
+      'run',
+      '--dataset',
+      input,
+      '--out',
+      failOut,
+      '--on-bad-line',
+      'fail',
+      ...FAST
+    )
+    expect(fail.code).toBe(3)
+    expect(fail.stderr).toMatch(/bad\.jsonl line 2: not valid JSON/)
+    expect(existsSync(failOut) ? readFileSync(failOut, 'utf8') : '').toBe('')
+  })
+
+  it('records a failing record and goes on (exit code 4)', async () => {
+    const tooLong = Array.from({ length: 3000 }, () => 'cat').join(' ')
+    const input = dataset('one-fails.jsonl', [
+      JSON.stringify({ id: 'ok', text: 'the cat sat' }),
+      JSON.stringify({ id: 'long', text: tooLong }),
+      JSON.stringify({ id: 'ok2', text: 'the ship sailed' })
+    ])
+    const out = join(work, 'one-fails.jsonl.out.jsonl')
+    const r = await talkative('run', '--dataset', input, '--out', out, ...FAST)
+    expect(r.code).toBe(4)
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(lines.map((l) => [l.id, l.status])).toEqual([
+      ['ok', 'completed'],
+      ['long', 'failed'],
+      ['ok2', 'completed']
+    ])
+    expect((lines[1]!.error as { code: string }).code).toBe('invalid_input')
+  })
+
+  it('generates, then analyses prompt + continuation', async () => {
+    const input = dataset('gen.jsonl', [
+      JSON.stringify({ id: 'a', text: 'the cat sat on the' }),
+      JSON.stringify({ id: 'b', messages: [{ role: 'user', content: 'the bird sang' }] })
+    ])
+    const out = join(work, 'gen.out.jsonl')
+    const r = await talkative(
+      'run',
+      '--dataset',
+      input,
+      '--out',
+      out,
+      '--generate',
+      '--max-new-tokens',
+      '5',
+      ...FAST
+    )
+    expect(r.code).toBe(0)
+    for (const line of readFileSync(out, 'utf8').trim().split('\n')) {
+      const rec = JSON.parse(line) as {
+        text: string
+        generation: { prompt: string; completion: string; fullText: string }
+        rows: { token: string }[]
+        metadata: { numTokens: number }
+      }
+      expect(rec.text).toBe(rec.generation.fullText)
+      expect(rec.generation.completion.split(' ').length).toBe(5)
+      expect(rec.rows.length).toBe(rec.metadata.numTokens)
+    }
+  })
+
+  it('names a bad argument, with exit code 2 (the rest: generate.test.ts, in-process)', async () => {
+    const input = dataset('ok.jsonl', [JSON.stringify({ id: 1, text: 'the cat' })])
+    const out = join(work, 'x.jsonl')
+    const cases: [string[], RegExp][] = [
+      [['run', '--out', out], /--dataset/],
+      [
+        ['run', '--dataset', input, '--out', out, '--max-new-tokens', '5'],
+        /--max-new-tokens only applies with --generate/
+      ],
+      [['run', '--dataset', input, '--out', out, '--lens', 'nope'], /--lens: no lens "nope"/]
+    ]
+    for (const [args, message] of cases) {
+      const r = await talkative(...args)
+      expect(r.stderr, args.join(' ')).toMatch(message)
+      expect(r.code, args.join(' ')).toBe(2)
+    }
+    const missing = await talkative('run', '--dataset', join(work, 'nope.jsonl'), '--out', out)
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toMatch(/dataset file not found/)
+  })
+})
+
+describe('talkative generate and chat', () => {
+  it('generates reproducibly from the command line', async () => {
+    const args = [
+      'generate',
+      '--text',
+      'the cat sat on the',
+      '--max-new-tokens',
+      '6',
+      '-n',
+      '2',
+      '--seed',
+      '3',
+      '--json'
+    ]
+    const a = await talkative(...args)
+    const b = await talkative(...args)
+    expect(a.code).toBe(0)
+    const parsed = JSON.parse(a.stdout) as { completions: { tokenIds: number[] }[] }
+    expect(parsed.completions).toHaveLength(2)
+    expect(parsed.completions.every((c) => c.tokenIds.length === 6)).toBe(true)
+    expect(JSON.parse(b.stdout)).toMatchObject({ completions: parsed.completions })
+  })
+
+  it('chats one reply with the group template', async () => {
+    const r = await talkative(
+      'chat',
+      '--system',
+      'be brief',
+      '--message',
+      'the cat sat',
+      '--max-new-tokens',
+      '4',
+      '--json'
+    )
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout) as { prompt: string; reply: string }
+    expect(out.prompt).toBe(
+      '<bos><start_of_turn>system be brief<end_of_turn><start_of_turn>user the cat sat<end_of_turn><start_of_turn>model '
+    )
+    expect(out.reply.length).toBeGreaterThan(0)
+  })
+})
