@@ -118,6 +118,8 @@ interface JobRec {
   /** Analysis plan: every position in order (null until planned, or when not splittable). */
   positions: number[] | null
   planned: boolean
+  /** Smallest share worth a call (one engine batch). */
+  minChunk: number
   splittable: boolean
   remaining: number[]
   active: Map<string, DeviceTask>
@@ -836,6 +838,7 @@ export class DeviceManager {
       analysisText: req.kind === 'analyze' ? (req.text ?? null) : null,
       positions: null,
       planned: false,
+      minChunk: 1,
       splittable: false,
       remaining: [],
       active: new Map(),
@@ -1273,6 +1276,7 @@ export class DeviceManager {
         return this.#maybeFinishAnalysis(job)
       }
       job.planned = true
+      job.minChunk = Math.max(this.#o.minChunkPositions, plan.positionsPerBatch)
       job.splittable = plan.splittable && !s.requestedDeviceId
       job.positions = plan.splittable ? plan.positions : null
       job.remaining = plan.splittable ? [...plan.positions] : []
@@ -1287,7 +1291,7 @@ export class DeviceManager {
         ? this.#holders(s.groupId).filter((x) => x.status === 'ready' || x.status === 'busy').length
         : 1
       const size = job.splittable
-        ? nextChunkSize(job.remaining.length, helpers, this.#o.minChunkPositions)
+        ? nextChunkSize(job.remaining.length, helpers, job.minChunk)
         : job.remaining.length
       chunk = job.remaining.splice(0, size)
       if (chunk.length === 0) {

@@ -4,7 +4,7 @@
  * speaks the protocol in ./protocol.ts over whichever parent channel exists.
  */
 import { AppError, toSerializedError } from '@shared/ipc/errors'
-import { ENGINE_VERSION, loadGroup } from '../engine'
+import { DEFAULT_ROWS_PER_BATCH, ENGINE_VERSION, loadGroup } from '../engine'
 import { probeProviders, type SessionTarget } from '../engine/ort'
 import type { LoadedGroup } from '../engine/types'
 import {
@@ -120,7 +120,9 @@ const handlers: Handlers = {
   },
 
   async plan(req) {
-    return planPositions(group(req.groupId), req.text, req.options)
+    const rows = req.options?.rowsPerBatch ?? DEFAULT_ROWS_PER_BATCH[target?.provider === 'cpu' ? 'cpu' : 'gpu']
+    const positionsPerBatch = Math.max(1, Math.floor(rows / (req.options?.bestOfK ?? 16)))
+    return { ...planPositions(group(req.groupId), req.text, req.options), positionsPerBatch }
   },
 
   async analyze(req) {

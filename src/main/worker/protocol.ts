@@ -67,7 +67,12 @@ export const workerOps = {
       text: z.string(),
       options: AnalyzeOptionsSchema.optional()
     }),
-    response: z.object({ positions: z.array(z.number().int()), splittable: z.boolean() })
+    response: z.object({
+      positions: z.array(z.number().int()),
+      splittable: z.boolean(),
+      /** Positions the engine puts in one batch here: a data-parallel share is never smaller. */
+      positionsPerBatch: z.number().int().positive()
+    })
   },
   analyze: {
     request: z.object({
