@@ -78,12 +78,13 @@ export function resolveWorkerEntry(
     if (!modulePath.endsWith('.ts')) return { modulePath, execArgv: [], env: {}, fromSource: false }
     return tsxEntry(findRepoRoot(dirname(modulePath)) ?? process.cwd(), modulePath)
   }
-  const built = join(from, 'worker.js')
-  if (existsSync(built)) return { modulePath: built, execArgv: [], env: {}, fromSource: false }
+  // Shared code lands in out/main/chunks/, the entries in out/main/.
+  const built = [join(from, 'worker.js'), join(from, '..', 'worker.js')].find((p) => existsSync(p))
+  if (built) return { modulePath: resolve(built), execArgv: [], env: {}, fromSource: false }
   const root = findRepoRoot(from) ?? findRepoRoot(process.cwd())
   if (!root)
     throw new Error(
-      `cannot find the device worker entry (looked for ${built} and the repository's src/main/worker/index.ts)`
+      `cannot find the device worker entry (no worker.js near ${from}, no src/main/worker/index.ts)`
     )
   return tsxEntry(root, join(root, 'src/main/worker/index.ts'))
 }
