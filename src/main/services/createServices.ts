@@ -4,6 +4,7 @@ import { EventHub, Router, type InvokeHandlers } from '../ipc/router'
 import { runCommand, type CommandRunner } from './nvidiaSmi'
 import { SystemService, type OsProbe } from './SystemService'
 import { DevicesService, type DevicesServiceOptions } from '../devices/service'
+import { SessionsService, defaultSessionsDir } from '../sessions/service'
 import packageJson from '../../../package.json'
 
 /**
@@ -23,6 +24,8 @@ export interface ServiceOptions {
   pollIntervalMs?: number
   /** Device manager: models folder, device list, worker spawner (utilityProcess in Electron). */
   devices?: DevicesServiceOptions
+  /** Offline sessions folder; default `TALKATIVE_SESSIONS_DIR`, else under the user's data dir. */
+  sessionsDir?: string
 }
 
 export interface Services {
@@ -30,6 +33,7 @@ export interface Services {
   readonly router: Router
   readonly system: SystemService
   readonly devices: DevicesService
+  readonly sessions: SessionsService
   /** Starts background work that should begin at launch (provider probe). */
   start(): void
   dispose(): Promise<void>
@@ -69,10 +73,26 @@ export function createServices(options: ServiceOptions = {}): Services {
   )
   //#endregion
 
+  //#region sessions (issue 5): every analysis saved as it streams, history, export, import, re-run
+  const sessions = new SessionsService({
+    folder: options.sessionsDir ?? defaultSessionsDir(),
+    appVersion: options.appVersion ?? packageJson.version,
+    jobs: {
+      submit: async (input, clientId) => (await devices.manager()).submit(input, clientId),
+      getJob: async (jobId) => (await devices.manager()).getJob(jobId),
+      result: async (jobId) => (await devices.manager()).result(jobId),
+      library: async () => (await devices.manager()).library()
+    },
+    emit: (channel, payload) => hub.emit(channel, payload),
+    subscribe: (listener) => hub.subscribe(listener)
+  })
+  //#endregion
+
   const handlers: Partial<InvokeHandlers> = {
     // The hardware, plus the device manager's snapshot once it is up (never starts it).
     'system:state': async () => ({ ...(await system.state()), ...devices.snapshot() }),
-    ...devices.handlers()
+    ...devices.handlers(),
+    ...sessions.handlers()
   }
   const router = new Router(handlers)
 
@@ -81,12 +101,14 @@ export function createServices(options: ServiceOptions = {}): Services {
     router,
     system,
     devices,
+    sessions,
     start(): void {
       system.start()
       devices.start()
     },
     async dispose(): Promise<void> {
       system.dispose()
+      await sessions.dispose()
       await devices.dispose()
     }
   }

@@ -3,6 +3,7 @@ import { systemEvents, systemInvokes } from './channels/system'
 import { devicesEvents, devicesInvokes } from './channels/devices'
 import { jobsEvents, jobsInvokes } from './channels/jobs'
 import { modelsInvokes } from './channels/models'
+import { sessionsEvents, sessionsInvokes } from './channels/sessions'
 
 /**
  * THE contract between the main-side services and every client (Electron renderer through the
@@ -13,13 +14,15 @@ export const invokeChannels = {
   ...systemInvokes,
   ...devicesInvokes,
   ...modelsInvokes,
-  ...jobsInvokes
+  ...jobsInvokes,
+  ...sessionsInvokes
 } as const
 
 export const eventChannels = {
   ...systemEvents,
   ...devicesEvents,
-  ...jobsEvents
+  ...jobsEvents,
+  ...sessionsEvents
 } as const
 
 export type InvokeChannels = typeof invokeChannels

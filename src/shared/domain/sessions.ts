@@ -1,0 +1,88 @@
+import { z } from 'zod'
+import { SerializedErrorSchema } from '../ipc/errors'
+import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
+import { GenerateOptionsSchema } from './jobs'
+
+/**
+ * An offline session: one analysis run as saved on disk while it streams, so a crash or a closed
+ * window loses nothing that was shown. Files are `<id>.json` inside the sessions folder only.
+ */
+export const SessionIdSchema = z
+  .string()
+  .regex(/^s-[0-9a-z][0-9a-z-]{0,63}$/, 'session id looks like s-… (lower-case letters, digits, -)')
+export type SessionId = z.infer<typeof SessionIdSchema>
+
+export const ChatMessageSchema = z.object({
+  role: z.enum(['system', 'user', 'assistant']),
+  content: z.string().max(200_000)
+})
+export type ChatMessage = z.infer<typeof ChatMessageSchema>
+
+/** What the researcher typed: plain text, or chat messages (kept as typed, plus the rendered text). */
+export const SessionInputSchema = z.object({
+  mode: z.enum(['text', 'chat']),
+  /** The exact text the engine analysed (chat messages rendered with the group's turn markers). */
+  text: z.string().max(200_000),
+  messages: z.array(ChatMessageSchema).max(500).optional()
+})
+export type SessionInput = z.infer<typeof SessionInputSchema>
+
+/** `interrupted`: the file says running but no job is streaming into it (the app stopped). */
+export const SessionStatusSchema = z.enum(['running', 'completed', 'cancelled', 'failed', 'interrupted'])
+export type SessionStatus = z.infer<typeof SessionStatusSchema>
+
+export const SessionKindSchema = z.enum(['analyze', 'generate-analyze'])
+
+export const SESSION_FORMAT = 'talkative-session'
+
+export const SessionSchema = z.object({
+  format: z.literal(SESSION_FORMAT),
+  version: z.literal(1),
+  id: SessionIdSchema,
+  name: z.string().min(1).max(200),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  appVersion: z.string(),
+  kind: SessionKindSchema,
+  input: SessionInputSchema,
+  groupId: z.string().min(1).max(200),
+  lensId: z.string().min(1).max(200),
+  /** Content hash of the bundle the rows came from; re-run needs the same one. */
+  bundleHash: z.string().nullable(),
+  /** Options as submitted, seed included, so a re-run is the same job. */
+  options: AnalyzeOptionsSchema,
+  generate: GenerateOptionsSchema.optional(),
+  jobId: z.string().nullable(),
+  status: SessionStatusSchema,
+  error: SerializedErrorSchema.nullable(),
+  metadata: AnalysisMetadataSchema.nullable(),
+  rows: z.array(AnalysisRowSchema),
+  completions: z.array(z.string())
+})
+export type Session = z.infer<typeof SessionSchema>
+
+/** A history entry: everything but the rows. */
+export const SessionSummarySchema = SessionSchema.omit({ rows: true, metadata: true }).extend({
+  rowCount: z.number().int().nonnegative(),
+  layer: z.number().int().nullable()
+})
+export type SessionSummary = z.infer<typeof SessionSummarySchema>
+
+export function summarizeSession(session: Session): SessionSummary {
+  const { rows, metadata, ...rest } = session
+  return { ...rest, rowCount: rows.length, layer: metadata?.layer ?? null }
+}
+
+export const ExportFormatSchema = z.enum(['json', 'jsonl', 'csv'])
+export type ExportFormat = z.infer<typeof ExportFormatSchema>
+
+/**
+ * Chat messages as the demo-style turn format (`<start_of_turn>role … <end_of_turn>`), which the
+ * engine's last-N-messages detection recognises. Groups with another template need the engine's
+ * own renderer (jobs take text only today).
+ */
+export function renderChatMessages(messages: readonly ChatMessage[]): string {
+  return messages
+    .map((m) => `<start_of_turn>${m.role === 'assistant' ? 'model' : m.role}\n${m.content}<end_of_turn>\n`)
+    .join('')
+}
