@@ -2,10 +2,11 @@
  * Electron main process: thin glue. Services are built by the shared composition root and know
  * nothing of Electron; this file only connects them to ipcMain and creates the one window.
  */
-import { app, BrowserWindow, ipcMain, session } from 'electron'
+import { app, BrowserWindow, ipcMain, session, utilityProcess } from 'electron'
 import { join } from 'node:path'
 import { registerElectronIpc } from './ipc/electronIpc'
 import { createServices } from './services/createServices'
+import { utilityProcessSpawner } from './devices/transport'
 import { createMainWindow, lockDownNavigation } from './windows/mainWindow'
 import { createUrlTrust, type RendererLocation } from './windows/urlTrust'
 
@@ -17,7 +18,12 @@ const preload = join(__dirname, '../preload/index.cjs')
 
 app.enableSandbox()
 
-const services = createServices({ appVersion: app.getVersion() })
+// In the app each device worker is an Electron utilityProcess (the headless host and tests fork
+// plain Node children); both speak the same seq-numbered protocol.
+const services = createServices({
+  appVersion: app.getVersion(),
+  devices: { spawnWorker: utilityProcessSpawner(utilityProcess.fork, join(__dirname, 'worker.js')) }
+})
 const ipc = registerElectronIpc({
   ipcMain,
   router: services.router,

@@ -78,7 +78,23 @@ const electronStub = {
   session: {
     defaultSession: { setPermissionRequestHandler: () => (report.permissionHandler = true) }
   },
-  shell: { openExternal: () => Promise.resolve() }
+  shell: { openExternal: () => Promise.resolve() },
+  // Device workers are utilityProcesses in the app: record what would be forked. The stand-in never
+  // answers, which the device manager treats as a worker that is still starting.
+  utilityProcess: {
+    fork: (modulePath, args) => {
+      report.utilityForks = report.utilityForks || []
+      report.utilityForks.push({ modulePath, args })
+      const { EventEmitter } = require('node:events')
+      const proc = new EventEmitter()
+      proc.pid = 0
+      proc.stdout = null
+      proc.stderr = null
+      proc.postMessage = () => {}
+      proc.kill = () => true
+      return proc
+    }
+  }
 }
 
 const originalLoad = Module._load
