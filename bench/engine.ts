@@ -83,8 +83,16 @@ async function matmulPeak(target: SessionTarget): Promise<number> {
   g.opTo('MatMul', ['a', 'b'], ['c'])
   g.output('c', 'float32', [n, n])
   const s = await Session.create(encodeModel(g.toGraph('peak'), 'bench'), target)
-  const a = new Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => ((i % 7) - 3) / 7), [n, n])
-  const b = new Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => ((i % 5) - 2) / 5), [n, n])
+  const a = new Tensor(
+    'float32',
+    Float32Array.from({ length: n * n }, (_, i) => ((i % 7) - 3) / 7),
+    [n, n]
+  )
+  const b = new Tensor(
+    'float32',
+    Float32Array.from({ length: n * n }, (_, i) => ((i % 5) - 2) / 5),
+    [n, n]
+  )
   let best = Infinity
   for (let i = 0; i < 12; i++) {
     const t = performance.now()
@@ -97,7 +105,11 @@ async function matmulPeak(target: SessionTarget): Promise<number> {
 
 async function main(): Promise<void> {
   const target: SessionTarget = { provider, threads }
-  const dir = path.resolve('.cache', 'bench', `synthetic-d${spec.hiddenSize}-l${spec.layers}-v${spec.vocabSize}-p${spec.decoderPromptRows}`)
+  const dir = path.resolve(
+    '.cache',
+    'bench',
+    `synthetic-d${spec.hiddenSize}-l${spec.layers}-v${spec.vocabSize}-p${spec.decoderPromptRows}`
+  )
   if (!(await isBundleDir(dir))) {
     log(`generating ${dir} …`)
     await mkdir(path.dirname(dir), { recursive: true })

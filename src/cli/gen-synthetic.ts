@@ -14,7 +14,8 @@ function flag(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const out = process.argv[2]
-  if (!out || out.startsWith('--')) throw new Error('usage: gen:synthetic OUT_DIR [--d N --layers N …]')
+  if (!out || out.startsWith('--'))
+    throw new Error('usage: gen:synthetic OUT_DIR [--d N --layers N …]')
   const layers = flag('layers', 8)
   const li = process.argv.indexOf('--lens-layers')
   const dir = await generateSyntheticBundle(out, {
