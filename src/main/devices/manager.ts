@@ -1253,8 +1253,9 @@ export class DeviceManager {
       this.#finishJob(job, job.cancelRequested ? 'cancelled' : 'done')
       return
     }
-    // generate-analyze: analyse the prompt followed by the first continuation, on this device.
-    job.analysisText = `${job.input.text ?? ''}${out.completions[0] ?? ''}`
+    // generate-analyze: analyse the first completion's full text (prompt + continuation, as the
+    // engine returns it), on this device.
+    job.analysisText = out.completions[0] ?? job.input.text ?? ''
     await this.#runAnalyzeShare(job, d, task)
   }
 

@@ -6,6 +6,7 @@
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 import { DEFAULT_ROWS_PER_BATCH, ENGINE_VERSION, loadGroup } from '../engine'
 import { probeProviders, type SessionTarget } from '../engine/ort'
+import { generateOptionsFromJob } from '../engine/generation/jobs'
 import type { LoadedGroup } from '../engine/types'
 import {
   MainToWorkerSchema,
@@ -153,23 +154,18 @@ const handlers: Handlers = {
   },
 
   async generate(req) {
-    const g = group(req.groupId) as LoadedGroup & {
-      generate?: (r: unknown, h?: unknown) => Promise<{ completions?: string[] }>
-    }
-    if (typeof g.generate !== 'function') {
-      throw new AppError(
-        'unavailable',
-        `generation is not available in this engine build (group ${req.groupId})`
-      )
-    }
+    const g = group(req.groupId)
     const task = { cancelled: false }
     tasks.set(req.taskId, task)
     try {
-      const out = await g.generate(
-        { lensId: req.lensId, text: req.text, options: req.options },
-        { isCancelled: () => task.cancelled }
-      )
-      return { completions: out.completions ?? [] }
+      // One graph run: not interruptible, so a cancel takes effect when it returns.
+      const out = await g.generate({
+        lensId: req.lensId,
+        text: req.text,
+        options: generateOptionsFromJob(req.options ?? {})
+      })
+      // Full texts (prompt with specials + continuation): what generate-analyze analyses.
+      return { completions: out.completions.map((c) => c.fullText) }
     } finally {
       tasks.delete(req.taskId)
     }

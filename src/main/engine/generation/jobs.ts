@@ -49,3 +49,20 @@ export async function generateThenAnalyze(
 export function conversationText(group: LoadedGroup, messages: readonly ChatMessage[]): string {
   return ChatTemplate.fromSpecials(readTokenizerConfig(group.summary.dir)).render(messages).text
 }
+
+/** A job's continuation options (src/shared/domain/jobs.ts) in the engine's terms. */
+export function generateOptionsFromJob(o: {
+  maxNewTokens?: number
+  temperature?: number
+  topP?: number
+  seed?: number
+  completions?: number
+}): GenerateOptionsInput {
+  const out: GenerateOptionsInput = {}
+  if (o.maxNewTokens !== undefined) out.maxNewTokens = o.maxNewTokens
+  if (o.temperature !== undefined) out.temperature = o.temperature
+  if (o.topP !== undefined) out.topP = o.topP
+  if (o.seed !== undefined) out.seed = o.seed
+  if (o.completions !== undefined) out.n = o.completions
+  return out
+}
