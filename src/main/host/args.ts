@@ -4,10 +4,12 @@ export interface HostArgs {
   host: string
   port: number
   rendererDir?: string
+  /** Scripting API config file (a fixed token for a long-running server). */
+  apiConfig?: string
 }
 
 export const HOST_USAGE =
-  'usage: npm run serve -- [--port N] [--host ADDR]   (default 127.0.0.1, a random free port)'
+  'usage: npm run serve -- [--port N] [--host ADDR] [--api-config FILE]   (default 127.0.0.1, a random free port)'
 
 /** Parses `--port N --host ADDR [--renderer DIR]`; throws with a readable message otherwise. */
 export function parseHostArgs(argv: readonly string[]): HostArgs {
@@ -16,7 +18,8 @@ export function parseHostArgs(argv: readonly string[]): HostArgs {
     options: {
       port: { type: 'string', short: 'p' },
       host: { type: 'string' },
-      renderer: { type: 'string' }
+      renderer: { type: 'string' },
+      'api-config': { type: 'string' }
     },
     strict: true,
     allowPositionals: false
@@ -27,5 +30,5 @@ export function parseHostArgs(argv: readonly string[]): HostArgs {
   }
   const host = values.host ?? '127.0.0.1'
   if (!host.trim()) throw new Error('--host must not be empty')
-  return { host, port, rendererDir: values.renderer }
+  return { host, port, rendererDir: values.renderer, apiConfig: values['api-config'] }
 }

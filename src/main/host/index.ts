@@ -2,14 +2,18 @@
  * Headless host entry (plain Node, never Electron): `node out/main/host.js --port N --host ADDR`.
  * Prints exactly one line with the URL to open, token included.
  */
+import { loadApiConfig, type ApiOptions } from '../api'
 import { HOST_USAGE, parseHostArgs, type HostArgs } from './args'
 import { isLoopbackAddress } from './httpHost'
 import { startHost } from './startHost'
 
 async function main(): Promise<void> {
   let args: HostArgs
+  let api: ApiOptions | undefined
   try {
     args = parseHostArgs(process.argv.slice(2))
+    const apiConfig = args.apiConfig ?? process.env.TALKATIVE_API_CONFIG
+    if (apiConfig) api = loadApiConfig(apiConfig)
   } catch (err) {
     console.error(`${err instanceof Error ? err.message : String(err)}\n${HOST_USAGE}`)
     process.exitCode = 2
@@ -21,7 +25,7 @@ async function main(): Promise<void> {
         'learns the token can drive this Workbench'
     )
   }
-  const host = await startHost({ host: args.host, port: args.port, rendererDir: args.rendererDir })
+  const host = await startHost({ host: args.host, port: args.port, rendererDir: args.rendererDir, api })
   console.log(`Talkative Workbench (headless host): ${host.url}`)
 
   const shutdown = (): void => {

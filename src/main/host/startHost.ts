@@ -1,8 +1,10 @@
 import { resolve } from 'node:path'
+import { attachApi, type ApiOptions } from '../api'
 import { createServices, type ServiceOptions, type Services } from '../services/createServices'
 import { HttpHost } from './httpHost'
 import { createStaticRoute } from './staticFiles'
 import { attachWebSocketIpc } from './wsIpc'
+import packageJson from '../../../package.json'
 
 export interface HostOptions {
   host?: string
@@ -11,6 +13,8 @@ export interface HostOptions {
   /** The built renderer; defaults to out/renderer next to this bundle. */
   rendererDir?: string
   services?: ServiceOptions
+  /** Scripting API (/api/v2): extra tokens from a config file, limits, log. */
+  api?: ApiOptions
 }
 
 export interface RunningHost {
@@ -29,6 +33,8 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
   const services = createServices(options.services)
   const http = new HttpHost({ host: options.host, port: options.port, token: options.token })
   const ipc = attachWebSocketIpc({ host: http, router: services.router, hub: services.hub })
+  // Scripting API (issue 6): registered before the static route, which answers every other path.
+  const api = attachApi(http, services, { ...options.api, version: packageJson.version })
   http.addRoute('/', createStaticRoute(options.rendererDir ?? resolve(__dirname, '../renderer')))
   services.start()
   try {
@@ -45,6 +51,7 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
     stop() {
       stopped ??= (async () => {
         await ipc.close()
+        await api.close()
         await http.close()
         await services.dispose()
       })()

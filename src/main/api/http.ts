@@ -1,0 +1,211 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { describeZodError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
+import type { InvokeChannel } from '@shared/ipc/contract'
+import type { Router } from '../ipc/router'
+import type { RouteHandler } from '../host/httpHost'
+import type { BadRequestLog } from './badRequests'
+import { ApiFailure, endpoints, matchEndpoint, STATUS_FOR_CODE, type EndpointContext } from './endpoints'
+import type { JobWaiter } from './jobWaiter'
+import { toWire, toWireField } from './names'
+import { buildOpenApi } from './openapi'
+
+export const API_PREFIX = '/api/v2'
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+/** Accepts any of `tokens`, compared in constant time (lengths leak, contents do not). */
+export function tokenMatches(candidate: string | undefined, tokens: readonly string[]): boolean {
+  if (!candidate) return false
+  const given = Buffer.from(candidate)
+  let ok = false
+  for (const token of tokens) {
+    const expected = Buffer.from(token)
+    if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true
+  }
+  return ok
+}
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const auth = firstHeader(req.headers.authorization)
+  const m = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null
+  return m ? m[1] : undefined
+}
+
+/** Per-client fairness: a script may name itself; otherwise all unnamed callers share one lane. */
+export function apiClientId(req: IncomingMessage): string {
+  const named = firstHeader(req.headers['x-client-id'])
+  return named && /^[\w.:-]{1,64}$/.test(named) ? `api:${named}` : 'api:anonymous'
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(firstHeader(req.headers['content-length']) ?? NaN)
+  if (Number.isFinite(declared) && declared > maxBytes) throw new BodyTooLarge()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > maxBytes) throw new BodyTooLarge()
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+    ...headers
+  })
+  res.end(text)
+}
+
+export interface ApiRouteOptions {
+  router: Router
+  waiter: JobWaiter
+  tokens: () => readonly string[]
+  maxBodyBytes: number
+  badRequests: BadRequestLog
+  version: string
+  log: (line: string) => void
+}
+
+/** The HTTP side of /api/v2: auth, limits, parsing, then the endpoint table. */
+export function createApiRoute(options: ApiRouteOptions): RouteHandler {
+  const { router, waiter, badRequests } = options
+  let openApi: unknown
+
+  return async (req, res, url) => {
+    const rest = url.pathname.slice(API_PREFIX.length)
+    if (rest !== '' && !rest.startsWith('/')) return false
+    const reply = (status: number, body: unknown, headers?: Record<string, string>): void => {
+      if (status >= 400 && status < 500) badRequests.record(status)
+      if (res.headersSent || res.destroyed) return
+      sendJson(res, status, body, headers)
+    }
+    const replyError = (status: number, error: SerializedError, extra: Record<string, unknown> = {}, headers?: Record<string, string>): void =>
+      reply(status, { error, ...extra }, headers)
+
+    if (!tokenMatches(bearerToken(req), options.tokens())) {
+      // Drain what the client sent so the connection can answer cleanly.
+      req.resume()
+      replyError(
+        401,
+        { code: 'forbidden', message: 'missing or wrong token: send Authorization: Bearer <token>' },
+        {},
+        { 'www-authenticate': 'Bearer realm="talkative-workbench"' }
+      )
+      return true
+    }
+    if (rest === '/openapi.json' || rest === '/openapi.json/') {
+      openApi ??= buildOpenApi(endpoints, options.version)
+      reply(200, openApi)
+      return true
+    }
+    if (rest === '/ws') {
+      replyError(426, { code: 'invalid_input', message: 'this path speaks WebSocket only' }, {}, { upgrade: 'websocket' })
+      return true
+    }
+    const match = matchEndpoint(req.method ?? 'GET', rest)
+    if (!match) {
+      req.resume()
+      replyError(404, { code: 'not_found', message: `no endpoint ${req.method} ${url.pathname}` })
+      return true
+    }
+    if ('allowed' in match) {
+      req.resume()
+      replyError(
+        405,
+        { code: 'invalid_input', message: `${req.method} is not allowed here (use ${match.allowed.join(', ')})` },
+        {},
+        { allow: match.allowed.join(', ') }
+      )
+      return true
+    }
+    const { endpoint, params } = match
+
+    let raw: Record<string, unknown> = {}
+    let body: unknown = undefined
+    if (endpoint.request) {
+      let bytes: Buffer
+      try {
+        bytes = await readBody(req, options.maxBodyBytes)
+      } catch (err) {
+        if (err instanceof BodyTooLarge) {
+          replyError(413, { code: 'invalid_input', message: `body over ${options.maxBodyBytes} bytes`, field: 'body' }, {}, { connection: 'close' })
+          req.destroy()
+          return true
+        }
+        throw err
+      }
+      const type = firstHeader(req.headers['content-type'])
+      if (type && !/^application\/json\b/i.test(type)) {
+        replyError(415, { code: 'invalid_input', message: `send application/json, not ${type}`, field: 'body' })
+        return true
+      }
+      let json: unknown
+      try {
+        json = bytes.length === 0 ? {} : JSON.parse(bytes.toString('utf8'))
+      } catch (err) {
+        replyError(400, { code: 'invalid_input', message: `body is not JSON: ${(err as Error).message}`, field: 'body' })
+        return true
+      }
+      if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+        replyError(400, { code: 'invalid_input', message: 'body must be a JSON object', field: 'body' })
+        return true
+      }
+      raw = json as Record<string, unknown>
+      const parsed = endpoint.request.safeParse(json)
+      if (!parsed.success) {
+        const { message, field } = describeZodError(parsed.error)
+        replyError(400, field ? { code: 'invalid_input', message, field } : { code: 'invalid_input', message })
+        return true
+      }
+      body = parsed.data
+    } else {
+      req.resume()
+    }
+
+    const clientId = apiClientId(req)
+    const ctx: EndpointContext = {
+      clientId,
+      async call(channel, input, fieldOverrides) {
+        const result = await router.dispatch(channel as InvokeChannel, input, { clientId })
+        if (result.ok) return result.value as never
+        const e = result.error
+        const wire: SerializedError = { code: e.code, message: e.message }
+        const field = toWireField(e.field, fieldOverrides)
+        if (field) wire.field = field
+        if (e.file) wire.file = e.file
+        throw new ApiFailure(STATUS_FOR_CODE[e.code] ?? 500, wire)
+      },
+      waitForJob: (jobId) => waiter.wait(jobId, clientId),
+      onClientGone(onClose) {
+        res.on('close', () => {
+          if (!res.writableFinished) onClose()
+        })
+      }
+    }
+    try {
+      const answer = await endpoint.handle({ body, raw, params }, ctx)
+      reply(answer.status, toWire(answer.body))
+    } catch (err) {
+      if (err instanceof ApiFailure) {
+        replyError(err.status, err.error, err.extra)
+        return true
+      }
+      // Not the caller's fault: say so plainly, and leave a trace for whoever runs the server.
+      const error = toSerializedError(err)
+      options.log(`api/v2: ${req.method} ${url.pathname} failed: ${error.message}`)
+      replyError(500, { code: 'internal', message: error.message })
+    }
+    return true
+  }
+}

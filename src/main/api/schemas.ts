@@ -1,0 +1,141 @@
+/**
+ * The /api/v2 request and response schemas. Requests use the seed's snake_case names and are built
+ * from the contract's own field schemas (`snakeObject`); responses are the contract's schemas
+ * (renamed to snake_case on the wire by `toWire`). The OpenAPI document is generated from these.
+ */
+import { z } from 'zod'
+import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
+import { PlacementSchema } from '@shared/domain/devices'
+import { GenerateOptionsSchema, JobIdSchema, JobStatusSchema } from '@shared/domain/jobs'
+import { LibraryGroupSchema } from '@shared/domain/models'
+import { SerializedErrorSchema } from '@shared/ipc/errors'
+import { UnloadResultSchema } from '@shared/ipc/channels/models'
+import { SystemStateSchema } from '@shared/ipc/channels/system'
+import { DeviceRefSchema, snakeObject } from './names'
+
+const MAX_PROMPT_CHARS = 200_000
+
+const ModelRefSchema = z
+  .string()
+  .min(1)
+  .max(401)
+  .describe('A lens: `group/lens`, a lens id unique across groups, or a group id (its first lens)')
+const GroupIdSchema = z.string().min(1).max(200).describe('A model group id, e.g. demo-words')
+const PromptSchema = z.string().min(1).max(MAX_PROMPT_CHARS).describe('Text to analyse or continue')
+const WaitSchema = z
+  .boolean()
+  .default(true)
+  .describe('Answer when the job has finished (true) or at once with 202 and the job id (false)')
+
+export const ApiAnalyzeOptionsSchema = z
+  .strictObject({
+    ...snakeObject(AnalyzeOptionsSchema).shape,
+    calculate_token_salience: z.boolean().optional().describe('Seed name of `salience`'),
+    logit_lens_analysis: z.boolean().optional().describe('Seed name of `logit_lens`'),
+    no_kl: z.boolean().optional().describe('Seed name of `kl`, inverted')
+  })
+  .describe('Analysis options (contract AnalyzeOptions, snake_case)')
+
+export const ApiGenerateOptionsSchema = snakeObject(GenerateOptionsSchema).describe(
+  'Continuation options (contract GenerateOptions, snake_case)'
+)
+
+const NumPredictionsSchema = z
+  .number()
+  .int()
+  .min(1)
+  .max(512)
+  .describe('Best-of-K: rollouts per position, the lowest-MSE explanation is kept')
+
+export const LoadModelRequestSchema = z.strictObject({
+  model_id: ModelRefSchema,
+  device_id: DeviceRefSchema.optional(),
+  wait: WaitSchema
+})
+
+export const LoadGroupRequestSchema = z.strictObject({
+  group_id: GroupIdSchema,
+  device_id: DeviceRefSchema.optional(),
+  wait: WaitSchema
+})
+
+export const UnloadGroupRequestSchema = z.strictObject({
+  group_id: GroupIdSchema,
+  device_id: DeviceRefSchema.optional().describe('Default: every device holding the group'),
+  force: z
+    .boolean()
+    .default(false)
+    .describe('Unload even if pinned or in use (running jobs on it are cancelled)')
+})
+
+export const PinGroupRequestSchema = z.strictObject({
+  group_id: GroupIdSchema,
+  device_id: DeviceRefSchema.optional().describe('Default: the one device holding the group'),
+  pinned: z.boolean().default(true)
+})
+
+export const ProcessRequestSchema = z.strictObject({
+  model_id: ModelRefSchema,
+  prompt: PromptSchema,
+  num_predictions: NumPredictionsSchema.optional(),
+  device_id: DeviceRefSchema.optional(),
+  options: ApiAnalyzeOptionsSchema.optional(),
+  wait: WaitSchema
+})
+
+export const GenerateRequestSchema = z.strictObject({
+  model_id: ModelRefSchema,
+  prompt: PromptSchema,
+  num_completions: z.number().int().min(1).max(64).optional().describe('Seed name of options.completions'),
+  device_id: DeviceRefSchema.optional(),
+  options: ApiGenerateOptionsSchema.optional(),
+  wait: WaitSchema
+})
+
+export const GenerateAnalyzeRequestSchema = z.strictObject({
+  model_id: ModelRefSchema,
+  prompt: PromptSchema,
+  num_predictions: NumPredictionsSchema.optional(),
+  device_id: DeviceRefSchema.optional(),
+  options: ApiAnalyzeOptionsSchema.optional(),
+  generation: ApiGenerateOptionsSchema.optional(),
+  wait: WaitSchema
+})
+
+// Responses: contract schemas in camelCase; `toWire` and the OpenAPI generator rename them.
+
+export const ApiSystemStateSchema = SystemStateSchema.extend({
+  numDevices: z.number().int().describe('Devices the manager runs (GPUs, CPU, virtual cpu:N)'),
+  groups: z.array(LibraryGroupSchema).describe('The library groups with their lenses')
+})
+
+export const LoadResponseSchema = z.object({
+  status: z.literal('loaded'),
+  jobId: z.string(),
+  modelId: z.string().nullable(),
+  groupId: z.string(),
+  deviceId: z.string(),
+  placement: PlacementSchema.nullable(),
+  message: z.string()
+})
+
+export const UnloadResponseSchema = UnloadResultSchema.extend({
+  groupId: z.string(),
+  message: z.string()
+})
+
+export const PinResponseSchema = z.object({
+  groupId: z.string(),
+  deviceId: z.string(),
+  placement: PlacementSchema
+})
+
+export const JobQueuedSchema = z.object({
+  jobId: JobIdSchema,
+  status: JobStatusSchema,
+  queuePosition: z.number().int().nullable()
+})
+
+export const ApiErrorSchema = z.object({ error: SerializedErrorSchema })
+
+export { JobResultSchema, JobStateSchema } from '@shared/domain/jobs'
