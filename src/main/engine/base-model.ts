@@ -13,6 +13,10 @@ function f32(values: Float32Array, dims: number[]): Tensor {
   return new Tensor('float32', values, dims)
 }
 
+
+/** Rows per KL graph run (see `kl`). */
+const KL_CHUNK_ROWS = 8
+
 export class BaseModel {
   readonly #placeholders: Feeds
 
@@ -89,20 +93,38 @@ export class BaseModel {
     return f.data as Float32Array
   }
 
-  /** KL(P‖Q) per row; `ids` may be truncated after the largest position. */
+  /**
+   * KL(P‖Q) per row. Rows always go through the graph in chunks of exactly KL_CHUNK_ROWS (the last
+   * chunk padded by repeating its final row): the CPU GEMM picks different kernels for different row
+   * counts, and a fixed count keeps every row's KL bit-identical however positions are batched or
+   * split across devices.
+   */
   async kl(
     ids: number[],
     positions: number[],
     vectors: Float32Array,
     layer: number
   ): Promise<Float32Array> {
-    const { f } = await this.#run(ROLE.kl, {
-      input_ids: i64(ids, [1, ids.length]),
-      positions: i64(positions, [positions.length]),
-      vectors: f32(vectors, [positions.length, this.hiddenSize]),
-      layer: i64([layer], [])
-    })
-    return f.data as Float32Array
+    const d = this.hiddenSize
+    const out = new Float32Array(positions.length)
+    for (let start = 0; start < positions.length; start += KL_CHUNK_ROWS) {
+      const n = Math.min(KL_CHUNK_ROWS, positions.length - start)
+      const pos: number[] = []
+      const vec = new Float32Array(KL_CHUNK_ROWS * d)
+      for (let r = 0; r < KL_CHUNK_ROWS; r++) {
+        const src = start + Math.min(r, n - 1)
+        pos.push(positions[src]!)
+        vec.set(vectors.subarray(src * d, (src + 1) * d), r * d)
+      }
+      const { f } = await this.#run(ROLE.kl, {
+        input_ids: i64(ids, [1, ids.length]),
+        positions: i64(pos, [KL_CHUNK_ROWS]),
+        vectors: f32(vec, [KL_CHUNK_ROWS, d]),
+        layer: i64([layer], [])
+      })
+      out.set((f.data as Float32Array).subarray(0, n), start)
+    }
+    return out
   }
 
   /** Top-k token ids of the final-normed, unembedded vectors: (rows, k). */

@@ -139,11 +139,15 @@ describe('demo group', () => {
     expect(b.rows).toEqual(a.rows)
     expect(c.metadata.options.positionsPerBatch).toBe(1)
     const merged = [...evens.rows, ...odds.rows].sort((x, y) => x.position - y.position)
+    // Every column bit-identical whatever the batch size or split, except KL, which agrees to
+    // float32 rounding (the CPU GEMM's result for a row can depend on where it sits in a block).
+    const withoutKl = (rows: typeof a.rows): unknown[] =>
+      rows.map((r) => ({ ...r, klDivergence: null }))
     for (const other of [c.rows, merged]) {
-      expect(other.map((r) => r.explanation)).toEqual(a.rows.map((r) => r.explanation))
+      expect(withoutKl(other)).toEqual(withoutKl(a.rows))
       other.forEach((r, i) => {
-        expect(r.mse).toBeCloseTo(a.rows[i]!.mse, 6)
-        expect(r.klDivergence!).toBeCloseTo(a.rows[i]!.klDivergence!, 5)
+        const ref = a.rows[i]!.klDivergence!
+        expect(Math.abs(r.klDivergence! - ref)).toBeLessThanOrEqual(1e-6 * Math.abs(ref) + 1e-9)
       })
     }
     const seed8 = await demo.analyze({ lensId: 'words-l1', text, options: { bestOfK: 4, seed: 8 } })

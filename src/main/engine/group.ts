@@ -343,8 +343,10 @@ class Group implements LoadedGroup {
       let kl: Float32Array | null = null
       if (opts.kl) {
         t = performance.now()
-        const last = Math.max(...batch)
-        kl = await orig.kl(ids.slice(0, last + 1), batch, bestRecon, lm.layer)
+        // Always the whole text, never truncated after this batch's last position: the unmodified
+        // pass then has the same shapes in every batch, so KL is bit-identical however positions are
+        // split across batches or devices.
+        kl = await orig.kl(ids, batch, bestRecon, lm.layer)
         add('klMs', t)
       }
 
