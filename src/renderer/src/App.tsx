@@ -1,7 +1,15 @@
-import type { JSX } from 'react'
+import { useEffect, type JSX } from 'react'
+import { PromptConsole } from './features/console/PromptConsole'
 import { DeviceGrid } from './features/devices/DeviceGrid'
+import { LibraryPanel } from './features/library/LibraryPanel'
+import { PlacementDnd } from './features/placement/PlacementDnd'
+import { ResultsPanel } from './features/results/ResultsPanel'
+import { HistoryPanel } from './features/sessions/HistoryPanel'
 import { RuntimePanel } from './features/system/RuntimePanel'
 import { useAppStore } from './store'
+import type { Theme } from './store/slices/uiSlice'
+
+const THEME_KEY = 'talkative.theme'
 
 function StatusLine(): JSX.Element {
   const status = useAppStore((s) => s.system.status)
@@ -21,6 +29,49 @@ function StatusLine(): JSX.Element {
   )
 }
 
+function ThemeToggle(): JSX.Element {
+  const theme = useAppStore((s) => s.ui.theme)
+  useEffect(() => {
+    const saved = localStorage.getItem(THEME_KEY)
+    if (saved === 'light' || saved === 'dark') useAppStore.setState((s) => ({ ui: { ...s.ui, theme: saved } }))
+  }, [])
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme
+    localStorage.setItem(THEME_KEY, theme)
+  }, [theme])
+  const next: Theme = theme === 'dark' ? 'light' : 'dark'
+  return (
+    <button
+      type="button"
+      className="button button--small"
+      data-testid="theme-toggle"
+      aria-label={`Switch to the ${next} theme`}
+      onClick={() => useAppStore.setState((s) => ({ ui: { ...s.ui, theme: next } }))}
+    >
+      {theme === 'dark' ? '☀ Light' : '☾ Dark'}
+    </button>
+  )
+}
+
+function Toasts(): JSX.Element {
+  const toasts = useAppStore((s) => s.ui.toasts)
+  const announcement = useAppStore((s) => s.ui.announcement)
+  return (
+    <>
+      <div className="visually-hidden" aria-live="polite" data-testid="announcer">
+        {announcement}
+      </div>
+      <div className="toasts" role="alert">
+        {toasts.map((t) => (
+          <div key={t.id} className="toast" data-testid="toast">
+            <strong>{t.where}:</strong> {t.error.message}
+          </div>
+        ))}
+      </div>
+    </>
+  )
+}
+
 export function App(): JSX.Element {
   const appVersion = useAppStore((s) => s.system.snapshot?.appVersion)
   return (
@@ -29,11 +80,23 @@ export function App(): JSX.Element {
         <h1 className="app__title">Talkative Workbench</h1>
         {appVersion && <span className="app__version">v{appVersion}</span>}
         <StatusLine />
-      </header>
-      <main className="app__main">
         <RuntimePanel />
-        <DeviceGrid />
+        <ThemeToggle />
+      </header>
+      <main className="app__layout">
+        <PlacementDnd>
+          <aside className="app__side">
+            <LibraryPanel />
+            <HistoryPanel />
+          </aside>
+          <div className="app__center">
+            <DeviceGrid />
+            <PromptConsole />
+            <ResultsPanel />
+          </div>
+        </PlacementDnd>
       </main>
+      <Toasts />
     </div>
   )
 }

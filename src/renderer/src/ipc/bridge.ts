@@ -1,4 +1,6 @@
 import type { WorkbenchApi } from '@shared/ipc/api'
+import type { JobRows, JobState } from '@shared/domain/jobs'
+import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
 import type { StoreApi } from 'zustand'
 import type { AppState } from '../store'
 import {
@@ -6,26 +8,82 @@ import {
   receivedSystemState,
   type SystemSnapshot
 } from '../store/slices/systemSlice'
+import { receivedDevicesSnapshot, recordUtilisation } from '../store/slices/managerSlice'
+import { receivedJob, receivedRows, receivedSessionSummary } from '../store/slices/runsSlice'
+import { receivedSessionChange, receivedSessionList } from '../store/slices/sessionsSlice'
+import { setApi } from './client'
+
+/** Calls `flush` once per animation frame at most (a timer where there are no frames). */
+function frameBatcher<T>(flush: (items: T[]) => void): (item: T) => void {
+  let pending: T[] = []
+  let scheduled = false
+  const schedule =
+    typeof requestAnimationFrame === 'function'
+      ? (fn: () => void) => requestAnimationFrame(fn)
+      : (fn: () => void) => setTimeout(fn, 16)
+  return (item) => {
+    pending.push(item)
+    if (scheduled) return
+    scheduled = true
+    schedule(() => {
+      scheduled = false
+      const items = pending
+      pending = []
+      flush(items)
+    })
+  }
+}
 
 /**
  * The renderer's single connection to `window.api`: subscribes once at boot and feeds the store.
- * Components never call window.api for pushed data; they select from the store.
+ * Components never call window.api for pushed data; they select from the store. Streaming rows and
+ * job changes are applied once per animation frame, so a fast stream never causes long frames.
  * Returns the function that undoes every subscription (tests, hot reload).
  */
 export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () => void {
+  setApi(api)
   const unsubscribers: Array<() => void> = []
+
+  const applyDevices = (snapshot: DevicesSnapshot): void => {
+    store.setState((s) => receivedDevicesSnapshot(s, snapshot))
+  }
 
   unsubscribers.push(
     api.on('system:changed', (payload) => {
-      store.setState((s) => receivedSystemState(s, payload as SystemSnapshot, true))
-    })
+      store.setState((s) => {
+        const next = receivedSystemState(s, payload as SystemSnapshot, true)
+        const ids = s.manager.snapshot?.devices.map((d) => d.id) ?? ['cpu']
+        return { ...next, ...recordUtilisation(s, payload, ids) }
+      })
+    }),
+    api.on('devices:changed', applyDevices)
+  )
+
+  const queueJob = frameBatcher<JobState>((jobs) =>
+    store.setState((s) => jobs.reduce((acc, job) => ({ ...acc, ...receivedJob(acc, job) }), s))
+  )
+  const queueRows = frameBatcher<JobRows>((batches) => store.setState((s) => receivedRows(s, batches)))
+  unsubscribers.push(
+    api.on('jobs:changed', queueJob),
+    api.on('jobs:rows', queueRows),
+    api.on('sessions:changed', ({ id, summary }) =>
+      store.setState((s) => ({
+        ...receivedSessionChange(s, id, summary),
+        ...(summary ? receivedSessionSummary(s, summary) : {})
+      }))
+    )
   )
 
   void api.invoke('system:state').then(
     (result) => {
-      if (result.ok)
-        store.setState((s) => receivedSystemState(s, result.value as SystemSnapshot, false))
-      else store.setState((s) => failedSystemState(s, result.error))
+      if (!result.ok) {
+        store.setState((s) => failedSystemState(s, result.error))
+        return
+      }
+      const snapshot = result.value as SystemSnapshot
+      store.setState((s) => receivedSystemState(s, snapshot, false))
+      const { devices, library, queue } = result.value
+      if (devices && library && queue) applyDevices({ devices, library, queue, takenAt: snapshot.takenAt })
     },
     (err: unknown) =>
       store.setState((s) =>
@@ -35,8 +93,18 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
         })
       )
   )
+  // The manager's own snapshot (starts it if the host has not yet).
+  void api.invoke('devices:state').then((r) => {
+    if (r.ok) applyDevices(r.value)
+  })
+  void refreshSessions(api, store)
 
   return () => {
     for (const unsubscribe of unsubscribers.splice(0)) unsubscribe()
   }
+}
+
+export async function refreshSessions(api: WorkbenchApi, store: StoreApi<AppState>): Promise<void> {
+  const r = await api.invoke('sessions:list')
+  if (r.ok) store.setState((s) => receivedSessionList(s, r.value))
 }

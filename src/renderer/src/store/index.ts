@@ -1,15 +1,40 @@
 import { create } from 'zustand'
+import { initialManagerSlice, type ManagerSlice } from './slices/managerSlice'
+import { initialRunsSlice, type RunsSlice } from './slices/runsSlice'
+import { initialSessionsSlice, type SessionsSlice } from './slices/sessionsSlice'
 import { initialSystemSlice, type SystemSlice } from './slices/systemSlice'
+import { initialUiSlice, type UiSlice } from './slices/uiSlice'
 
 /**
  * One store, typed slices. Slices hold data only; updates happen outside React through the pure
  * functions next to each slice (applied by ipc/bridge.ts), so they are testable without a DOM.
  * Add a slice: declare it in store/slices/, spread its initial value here, extend AppState.
  */
-export type AppState = SystemSlice
+export type AppState = SystemSlice & ManagerSlice & RunsSlice & SessionsSlice & UiSlice
 
 export const initialAppState: AppState = {
-  ...initialSystemSlice
+  ...initialSystemSlice,
+  ...initialManagerSlice,
+  ...initialRunsSlice,
+  ...initialSessionsSlice,
+  ...initialUiSlice
 }
 
 export const useAppStore = create<AppState>()(() => ({ ...initialAppState }))
+
+let toastCounter = 0
+
+/** Shows an action's error where no component owns it (the toast stack). */
+export function reportError(where: string, error: { code: string; message: string }): void {
+  const id = ++toastCounter
+  useAppStore.setState((s) => ({
+    ui: { ...s.ui, toasts: [...s.ui.toasts.slice(-3), { id, where, error: error as never }] }
+  }))
+  setTimeout(() => {
+    useAppStore.setState((s) => ({ ui: { ...s.ui, toasts: s.ui.toasts.filter((t) => t.id !== id) } }))
+  }, 8000)
+}
+
+export function announce(message: string): void {
+  useAppStore.setState((s) => ({ ui: { ...s.ui, announcement: message } }))
+}

@@ -1,5 +1,5 @@
 import type { CpuInfo, GpuInfo, ProviderProbe } from '@shared/domain/system'
-import type { AppState } from './index'
+import type { SystemSlice } from './slices/systemSlice'
 
 export type DeviceView = CpuInfo | GpuInfo
 
@@ -7,12 +7,12 @@ const NO_DEVICES: DeviceView[] = []
 const NO_PROVIDERS: ProviderProbe[] = []
 
 /** CPU first, then GPUs by index: the order of the device cards. Use with `useShallow`. */
-export function selectDevices(state: AppState): DeviceView[] {
+export function selectDevices(state: SystemSlice): DeviceView[] {
   const snapshot = state.system.snapshot
   if (!snapshot) return NO_DEVICES
   return [snapshot.cpu, ...[...snapshot.gpus].sort((a, b) => a.index - b.index)]
 }
 
-export function selectProviders(state: AppState): ProviderProbe[] {
+export function selectProviders(state: SystemSlice): ProviderProbe[] {
   return state.system.snapshot?.providers ?? NO_PROVIDERS
 }

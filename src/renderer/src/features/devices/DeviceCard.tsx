@@ -1,91 +1,300 @@
+import { useDraggable, useDroppable } from '@dnd-kit/core'
 import type { JSX } from 'react'
-import { clampFraction, formatBytes, formatPercent } from '../../lib/format'
-import type { DeviceView } from '../../store/selectors'
+import type { JobState } from '@shared/domain/jobs'
+import type { ManagedDevice, Placement } from '@shared/domain/devices'
+import type { HardwareState } from '@shared/domain/system'
+import { call, errorOf } from '../../ipc/client'
+import { reportError, useAppStore } from '../../store'
+import { utilisationOf, type UtilisationSample } from '../../store/slices/managerSlice'
+import { formatBytes, formatPercent } from '../../lib/format'
+import { dragIds, usePlacementUi, type DragData, type DropData } from '../placement/PlacementContext'
+import { Sparkline } from './Sparkline'
 
-function UsageBar({ label, fraction }: { label: string; fraction: number }): JSX.Element {
-  const clamped = clampFraction(fraction)
+const NO_SAMPLES: UtilisationSample[] = []
+
+/** How the device's budget splits: this app's groups, other processes, free. */
+export function memorySplit(
+  device: ManagedDevice,
+  hardware: HardwareState | null
+): { app: number; other: number; free: number; total: number } {
+  const total = device.budgetBytes
+  const app = Math.min(total, device.usedBytes)
+  let free = total - app
+  if (hardware) {
+    if (device.kind === 'gpu') {
+      const gpu = hardware.gpus.find((g) => `cuda:${g.index}` === device.id)
+      if (gpu) free = Math.min(free, Math.max(0, gpu.memoryFreeBytes))
+    } else {
+      // A CPU budget is a share of the machine's RAM: what other processes take shrinks it.
+      free = Math.min(free, Math.max(0, hardware.cpu.memoryFreeBytes))
+    }
+  }
+  return { app, other: Math.max(0, total - app - free), free, total }
+}
+
+function MemoryBar({ device, hardware }: { device: ManagedDevice; hardware: HardwareState | null }): JSX.Element {
+  const { app, other, free, total } = memorySplit(device, hardware)
+  const pct = (v: number): string => `${total > 0 ? (v / total) * 100 : 0}%`
   return (
-    <div
-      className="usage-bar"
-      role="meter"
-      aria-label={label}
-      aria-valuemin={0}
-      aria-valuemax={100}
-      aria-valuenow={Math.round(clamped * 100)}
-    >
-      <div className="usage-bar__fill" style={{ width: `${clamped * 100}%` }} />
+    <div className="memory">
+      <div
+        className="memory-bar"
+        role="img"
+        aria-label={`${device.id} memory: ${formatBytes(app)} this app, ${formatBytes(other)} other processes, ${formatBytes(free)} free of ${formatBytes(total)}`}
+        data-testid="memory-bar"
+      >
+        <div className="memory-bar__app" style={{ width: pct(app) }} />
+        <div className="memory-bar__other" style={{ width: pct(other) }} />
+      </div>
+      <div className="memory-legend">
+        <span className="swatch swatch--app" /> app {formatBytes(app)}
+        <span className="swatch swatch--other" /> other {formatBytes(other)}
+        <span className="swatch swatch--free" /> free {formatBytes(free)}
+        <span className="memory-legend__total">of {formatBytes(total)}</span>
+      </div>
     </div>
   )
 }
 
-function Figure({
-  name,
-  value,
-  testId
+function PlacementChip({
+  device,
+  placement,
+  loadJob,
+  lenses
 }: {
-  name: string
-  value: string
-  testId: string
+  device: ManagedDevice
+  placement: Placement
+  loadJob: JobState | undefined
+  lenses: string[]
 }): JSX.Element {
+  const { activeDragId } = usePlacementUi()
+  const id = dragIds.placed(device.id, placement.groupId)
+  const data: DragData = {
+    kind: 'placed',
+    groupId: placement.groupId,
+    fromDeviceId: device.id,
+    label: `${placement.groupId} (on ${device.id})`
+  }
+  const { attributes, listeners, setNodeRef } = useDraggable({ id, data, disabled: placement.state !== 'ready' })
+  const act = (run: () => Promise<unknown>, what: string): void => {
+    run().catch((err: unknown) => reportError(`${what} ${placement.groupId} on ${device.id}`, errorOf(err)))
+  }
+  const progress = loadJob?.progress
   return (
-    <div className="figure">
-      <dt>{name}</dt>
-      <dd data-testid={testId}>{value}</dd>
-    </div>
+    <li
+      className={`placement placement--${placement.state}${activeDragId === id ? ' placement--dragging' : ''}`}
+      data-testid="placement"
+      data-group-id={placement.groupId}
+      data-state={placement.state}
+    >
+      <div className="placement__head">
+        <button
+          type="button"
+          className="placement__handle"
+          ref={setNodeRef}
+          {...listeners}
+          {...attributes}
+          aria-label={`Move ${placement.groupId} to another device`}
+          title="Drag to another device to move"
+        >
+          ⠿
+        </button>
+        <strong className="placement__name">{placement.groupId}</strong>
+        <span className={`badge badge--${placement.state}`} data-testid="placement-state">
+          {placement.state}
+        </span>
+        {placement.pinned && <span className="badge badge--pinned">pinned</span>}
+      </div>
+      {lenses.length > 0 && <div className="placement__lenses">lenses: {lenses.join(', ')}</div>}
+      <div className="placement__bytes" data-testid="placement-bytes">
+        est {formatBytes(placement.estimatedBytes)} · measured{' '}
+        {placement.measuredBytes === null ? '—' : formatBytes(placement.measuredBytes)}
+        {placement.loadMs !== null && <> · loaded in {(placement.loadMs / 1000).toFixed(1)} s</>}
+      </div>
+      {placement.state === 'loading' && (
+        <div className="placement__stage" data-testid="load-stage" role="status">
+          {loadJob?.stage ?? 'queued'}
+          {progress && progress.rowsTotal > 0 && (
+            <progress max={progress.rowsTotal} value={progress.rowsDone} aria-label="load progress" />
+          )}
+        </div>
+      )}
+      {placement.error && (
+        <div className="placement__error" role="alert">
+          {placement.error}
+        </div>
+      )}
+      <div className="placement__actions">
+        <label className="toggle">
+          <input
+            type="checkbox"
+            checked={placement.pinned}
+            disabled={placement.state !== 'ready'}
+            onChange={(e) =>
+              act(() => call('models:pin', { groupId: placement.groupId, deviceId: device.id, pinned: e.target.checked }), 'pin')
+            }
+          />
+          pin
+        </label>
+        <button
+          type="button"
+          className="button button--small"
+          disabled={placement.state !== 'ready' || placement.pinned}
+          title={placement.pinned ? 'Unpin first' : 'Unload from this device'}
+          onClick={() => act(() => call('models:unload', { groupId: placement.groupId, deviceId: device.id }), 'unload')}
+        >
+          Unload
+        </button>
+      </div>
+    </li>
   )
 }
 
-/** One device: what it is and how much of it is in use. */
-export function DeviceCard({ device }: { device: DeviceView }): JSX.Element {
-  const usedBytes =
-    device.kind === 'gpu'
-      ? device.memoryUsedBytes
-      : Math.max(0, device.memoryTotalBytes - device.memoryFreeBytes)
-  const memoryFraction = device.memoryTotalBytes > 0 ? usedBytes / device.memoryTotalBytes : 0
+function statusText(device: ManagedDevice, queued: number): string {
+  switch (device.status) {
+    case 'busy':
+      return queued > 0 ? `busy · ${queued} queued` : 'busy'
+    case 'ready':
+      return 'idle'
+    default:
+      return device.status
+  }
+}
+
+/** One device the manager runs: memory, utilisation, what is placed there, and the drop target. */
+export function DeviceCard({ device }: { device: ManagedDevice }): JSX.Element {
+  const hardware = useAppStore((s) => s.system.snapshot)
+  const samples = useAppStore((s) => s.manager.utilisation[device.id] ?? NO_SAMPLES)
+  const queue = useAppStore((s) => s.manager.snapshot?.queue)
+  const library = useAppStore((s) => s.manager.snapshot?.library)
+  const { preview, cardErrors, dismissError } = usePlacementUi()
+  const drop: DropData = { kind: 'device', deviceId: device.id, label: `device ${device.id} (${device.name})` }
+  const { setNodeRef, isOver } = useDroppable({ id: dragIds.device(device.id), data: drop })
+  const myPreview = preview?.deviceId === device.id ? preview : null
+  const queued = queue?.jobs.filter((j) => j.status === 'queued' && (j.requestedDeviceId === device.id || j.devices.includes(device.id))).length ?? 0
+  const loadJobs = queue?.jobs.filter((j) => j.kind === 'load' && (j.status === 'loading' || j.status === 'running' || j.status === 'queued')) ?? []
+  const utilisation = hardware ? utilisationOf(hardware, device.id) : null
+  const cardError = cardErrors[device.id]
   return (
     <article
-      className={`device-card device-card--${device.kind}`}
+      ref={setNodeRef}
+      className={`device-card device-card--${device.kind}${isOver ? ' device-card--over' : ''}${myPreview?.estimate ? ` device-card--${myPreview.estimate.verdict}` : ''}`}
       data-testid="device-card"
       data-device-id={device.id}
-      data-memory-total-bytes={device.memoryTotalBytes}
-      data-memory-free-bytes={device.memoryFreeBytes}
+      data-status={device.status}
+      data-memory-total-bytes={device.kind === 'cpu' ? hardware?.cpu.memoryTotalBytes : device.budgetBytes}
+      data-memory-free-bytes={device.kind === 'cpu' ? hardware?.cpu.memoryFreeBytes : undefined}
       aria-labelledby={`device-${device.id}-name`}
     >
       <header className="device-card__header">
         <span className="device-card__id" data-testid="device-id">
           {device.id}
         </span>
+        <span className="badge badge--ep" data-testid="device-provider" title="execution provider">
+          {device.provider ?? 'no provider'}
+        </span>
+        <span className={`badge badge--status badge--${device.status}`} data-testid="device-status" role="status">
+          {statusText(device, queued)}
+        </span>
         <h2 className="device-card__name" id={`device-${device.id}-name`} data-testid="device-name">
           {device.name}
         </h2>
-        {device.kind === 'gpu' && (
-          <span className="device-card__uuid" title={device.uuid}>
-            {device.uuid}
-          </span>
-        )}
       </header>
+      {device.statusDetail && <p className="device-card__detail">{device.statusDetail}</p>}
+      {device.providerError && (
+        <p className="device-card__error" role="alert">
+          {device.providerError}
+        </p>
+      )}
       <dl className="device-card__figures">
-        {device.kind === 'cpu' && (
-          <Figure name="Cores" value={String(device.cores)} testId="device-cores" />
+        {device.kind === 'cpu' && hardware && (
+          <div className="figure">
+            <dt>Cores</dt>
+            <dd data-testid="device-cores">{hardware.cpu.cores}</dd>
+          </div>
         )}
-        <Figure
-          name="Memory"
-          value={formatBytes(device.memoryTotalBytes)}
-          testId="device-memory-total"
-        />
-        <Figure
-          name="Free"
-          value={formatBytes(device.memoryFreeBytes)}
-          testId="device-memory-free"
-        />
-        <Figure name="Used" value={formatBytes(usedBytes)} testId="device-memory-used" />
-        <Figure
-          name={device.kind === 'cpu' ? 'Load (1 min)' : 'Utilisation'}
-          value={formatPercent(device.utilization)}
-          testId="device-utilization"
-        />
+        {device.kind === 'cpu' && hardware && (
+          <div className="figure">
+            <dt>Machine RAM</dt>
+            <dd data-testid="device-memory-total">{formatBytes(hardware.cpu.memoryTotalBytes)}</dd>
+          </div>
+        )}
+        <div className="figure">
+          <dt>Threads</dt>
+          <dd>{device.threads || 'auto'}</dd>
+        </div>
+        <div className="figure">
+          <dt>Process</dt>
+          <dd title="measured memory above the worker's idle baseline">
+            {device.processBytes === null ? '—' : formatBytes(device.processBytes)}
+          </dd>
+        </div>
+        <div className="figure">
+          <dt>{device.kind === 'cpu' ? 'Load' : 'Utilisation'}</dt>
+          <dd data-testid="device-utilization">{utilisation === null ? '—' : formatPercent(utilisation)}</dd>
+        </div>
       </dl>
-      <UsageBar label={`${device.id} memory in use`} fraction={memoryFraction} />
+      <MemoryBar device={device} hardware={hardware} />
+      <Sparkline samples={samples} label={`${device.id} utilisation`} />
+      {myPreview && (
+        <div
+          className={`fit-preview fit-preview--${myPreview.estimate?.verdict ?? 'pending'}`}
+          data-testid="fit-preview"
+          data-verdict={myPreview.estimate?.verdict ?? (myPreview.error ? 'error' : 'pending')}
+          role="status"
+        >
+          {myPreview.error
+            ? myPreview.error
+            : !myPreview.estimate
+              ? `Checking whether ${myPreview.groupId} fits…`
+              : previewText(myPreview.estimate)}
+        </div>
+      )}
+      {cardError && (
+        <div className="device-card__error" role="alert" data-testid="card-error">
+          {cardError}
+          <button type="button" className="link" onClick={() => dismissError(device.id)} aria-label="Dismiss">
+            ×
+          </button>
+        </div>
+      )}
+      {device.placements.length === 0 ? (
+        <p className="empty" data-testid="device-empty">
+          Drag a group here to load it.
+        </p>
+      ) : (
+        <ul className="placements">
+          {device.placements.map((p) => (
+            <PlacementChip
+              key={p.groupId}
+              device={device}
+              placement={p}
+              loadJob={loadJobs.find((j) => j.groupId === p.groupId && (j.devices.includes(device.id) || j.requestedDeviceId === device.id))}
+              lenses={library?.groups.find((g) => g.groupId === p.groupId)?.lenses.map((l) => `${l.name} (L${l.layer})`) ?? []}
+            />
+          ))}
+        </ul>
+      )}
+      {device.lastUnload && !device.lastUnload.ok && (
+        <p className="note">
+          Last unload of {device.lastUnload.groupId} gave back {formatBytes(device.lastUnload.freedBytes)} of{' '}
+          {formatBytes(device.lastUnload.expectedBytes)}.
+        </p>
+      )}
     </article>
   )
+}
+
+function previewText(e: NonNullable<import('../placement/PlacementContext').FitPreview['estimate']>): string {
+  const need = `needs ${formatBytes(e.requiredBytes)}, ${formatBytes(Math.max(0, e.budgetBytes - e.usedBytes))} free`
+  switch (e.verdict) {
+    case 'loaded':
+      return `${e.groupId} is already here`
+    case 'fits':
+      return `Fits: ${need}`
+    case 'fits_after_evicting':
+      return `Fits after evicting ${e.evictions.map((x) => `${x.groupId} (${formatBytes(x.bytes)})`).join(', ')}`
+    case 'does_not_fit':
+      return `Does not fit: ${e.reason}`
+  }
 }

@@ -1,0 +1,101 @@
+import { useDraggable } from '@dnd-kit/core'
+import { useState, type JSX } from 'react'
+import type { LibraryGroup } from '@shared/domain/models'
+import { call, errorOf } from '../../ipc/client'
+import { formatBytes } from '../../lib/format'
+import { reportError, useAppStore } from '../../store'
+import { dragIds, usePlacementUi, type DragData } from '../placement/PlacementContext'
+
+function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
+  const { activeDragId } = usePlacementUi()
+  const id = dragIds.group(group.groupId)
+  const data: DragData = { kind: 'group', groupId: group.groupId, label: `group ${group.name}` }
+  const broken = group.status === 'broken'
+  const { attributes, listeners, setNodeRef } = useDraggable({ id, data, disabled: broken })
+  const size = group.measuredBytes ?? group.estimatedBytes
+  return (
+    <li
+      className={`group-card${broken ? ' group-card--broken' : ''}${activeDragId === id ? ' group-card--dragging' : ''}`}
+      data-testid="group-card"
+      data-group-id={group.groupId}
+    >
+      <div
+        className="group-card__grip"
+        ref={setNodeRef}
+        {...listeners}
+        {...attributes}
+        aria-label={broken ? `${group.name} (broken, cannot be placed)` : `Place group ${group.name} on a device`}
+        data-testid="group-drag-handle"
+      >
+        <span className="group-card__dots" aria-hidden="true">
+          ⠿
+        </span>
+        <strong className="group-card__name">{group.name}</strong>
+        <span className="badge">{group.source}</span>
+      </div>
+      <div className="group-card__meta">
+        {size !== null && (
+          <span title={group.measuredBytes !== null ? 'measured on a previous load' : "the bundle's estimate"}>
+            ~{formatBytes(size)} {group.measuredBytes !== null ? 'measured' : 'estimated'}
+          </span>
+        )}
+        {group.loadedOn.length > 0 && <span> · on {group.loadedOn.join(', ')}</span>}
+      </div>
+      {group.lenses.length > 0 && (
+        <ul className="group-card__lenses">
+          {group.lenses.map((l) => (
+            <li key={l.id}>
+              {l.name} <span className="muted">layer {l.layer}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      {group.errors.map((e, i) => (
+        <p key={i} className="group-card__error" role="alert">
+          {e.file ? <code>{e.file}</code> : null} {e.message}
+        </p>
+      ))}
+    </li>
+  )
+}
+
+/** The model library: one card per group, each draggable onto a device card. */
+export function LibraryPanel(): JSX.Element {
+  const library = useAppStore((s) => s.manager.snapshot?.library)
+  const [rescanning, setRescanning] = useState(false)
+  return (
+    <section className="library" aria-label="Model library" data-testid="library">
+      <header className="panel-head">
+        <h2 className="section-title">Model library</h2>
+        <button
+          type="button"
+          className="button button--small"
+          disabled={rescanning}
+          onClick={() => {
+            setRescanning(true)
+            call('models:list', { rescan: true })
+              .catch((err: unknown) => reportError('rescan', errorOf(err)))
+              .finally(() => setRescanning(false))
+          }}
+        >
+          {rescanning ? 'Scanning…' : 'Rescan'}
+        </button>
+      </header>
+      {!library ? (
+        <p className="empty">Starting the device manager…</p>
+      ) : (
+        <>
+          <p className="muted small" title={library.folder}>
+            Folder: {library.folder}
+          </p>
+          {library.folderError && <p className="group-card__error">{library.folderError}</p>}
+          <ul className="group-list">
+            {library.groups.map((g) => (
+              <GroupCard key={g.groupId} group={g} />
+            ))}
+          </ul>
+        </>
+      )}
+    </section>
+  )
+}

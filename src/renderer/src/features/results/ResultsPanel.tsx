@@ -1,0 +1,127 @@
+import { useMemo, useState, type JSX } from 'react'
+import type { VisibilityState } from '@tanstack/react-table'
+import { clippedRange, metricColor, rgbCss, salienceMax } from '../../lib/colorScale'
+import { formatMetric, metricValue, METRICS, type MetricKey } from '../../lib/metrics'
+import { useAppStore } from '../../store'
+import { CompareView, FullTextView, MetricPlot, TransposedView } from './OtherViews'
+import { COLUMN_LABELS, ResultsTable } from './ResultsTable'
+
+type View = 'table' | 'transposed' | 'text' | 'plot' | 'compare'
+const EMPTY: never[] = []
+
+/** Legend of the clipped colour scale: low end, gradient, high end, how many values were clipped. */
+function Legend({ label, range }: { label: string; range: ReturnType<typeof clippedRange> }): JSX.Element {
+  const stops = [0, 0.25, 0.5, 0.75, 1].map((t) => rgbCss(metricColor(t)))
+  return (
+    <div className="legend" data-testid="legend" aria-label={`${label} colour scale from ${formatMetric(range.min)} to ${formatMetric(range.max)}`}>
+      <span>{formatMetric(range.min)}</span>
+      <span className="legend__bar">
+        {stops.map((c, i) => (
+          <span key={i} style={{ background: c }} />
+        ))}
+      </span>
+      <span>{formatMetric(range.max)}</span>
+      <span className="muted small">
+        {label}, 5th–95th percentile
+        {range.clippedLow + range.clippedHigh > 0 && ` (${range.clippedLow} below, ${range.clippedHigh} above clipped)`}
+      </span>
+    </div>
+  )
+}
+
+export function ResultsPanel(): JSX.Element {
+  const active = useAppStore((s) => (s.runs.activeId ? s.runs.byId[s.runs.activeId] : undefined))
+  const compare = useAppStore((s) => (s.runs.compareId ? s.runs.byId[s.runs.compareId] : undefined))
+  const [view, setView] = useState<View>('table')
+  const [metric, setMetric] = useState<MetricKey>('mse')
+  const [columns, setColumns] = useState<VisibilityState>({ logitLensTop: false })
+  const rows = active?.rows ?? EMPTY
+  const range = useMemo(() => clippedRange(rows.map((r) => metricValue(r, metric))), [rows, metric])
+  const salienceTop = useMemo(() => salienceMax(rows.flatMap((r) => r.tokenSalience)), [rows])
+  const metricLabel = METRICS.find((m) => m.key === metric)?.label ?? metric
+
+  if (!active) {
+    return (
+      <section className="results" aria-label="Results" data-testid="results">
+        <p className="empty empty--hero">Run an analysis, or open one from the history, to see its rows here.</p>
+      </section>
+    )
+  }
+  const s = active.summary
+  return (
+    <section className="results" aria-label="Results" data-testid="results" data-session-id={active.sessionId}>
+      <header className="results__head">
+        <h2 className="section-title" data-testid="results-title">
+          {s.name}
+        </h2>
+        <span className="muted small" data-testid="results-meta">
+          {s.groupId} / {s.lensId}
+          {active.metadata ? ` · layer ${active.metadata.layer}` : ''} · K={s.options.bestOfK} · seed {s.options.seed} · {rows.length} rows ·{' '}
+          <span data-testid="results-status">{active.job?.status === 'running' || s.status === 'running' ? 'streaming' : s.status}</span>
+        </span>
+      </header>
+      <div className="results__controls">
+        <div className="segmented" role="tablist" aria-label="Result view">
+          {(
+            [
+              ['table', 'Table'],
+              ['transposed', 'Transposed'],
+              ['text', 'Full text'],
+              ['plot', 'Plot'],
+              ['compare', 'Compare']
+            ] as const
+          ).map(([v, label]) => (
+            <button key={v} type="button" role="tab" aria-selected={view === v} className={view === v ? 'on' : ''} onClick={() => setView(v)} data-testid={`view-${v}`}>
+              {label}
+            </button>
+          ))}
+        </div>
+        <label>
+          Colour by
+          <select value={metric} onChange={(e) => setMetric(e.target.value as MetricKey)} data-testid="metric-picker">
+            {METRICS.map((m) => (
+              <option key={m.key} value={m.key} title={m.description}>
+                {m.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        {view === 'table' && (
+          <details className="column-toggles">
+            <summary>Columns</summary>
+            {Object.entries(COLUMN_LABELS).map(([id, label]) => (
+              <label key={id} className="toggle">
+                <input
+                  type="checkbox"
+                  checked={columns[id] !== false}
+                  onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
+                  data-testid={`column-${id}`}
+                />
+                {label}
+              </label>
+            ))}
+          </details>
+        )}
+        <Legend label={metricLabel} range={range} />
+      </div>
+      {active.completions.length > 0 && (
+        <p className="muted small">Continuation: {active.completions.join(' | ')}</p>
+      )}
+      {rows.length === 0 ? (
+        <p className="empty">Waiting for the first rows…</p>
+      ) : view === 'table' ? (
+        <ResultsTable rows={rows} metric={metric} range={range} salienceTop={salienceTop} columnVisibility={columns} />
+      ) : view === 'transposed' ? (
+        <TransposedView rows={rows} metric={metric} range={range} salienceTop={salienceTop} />
+      ) : view === 'text' ? (
+        <FullTextView rows={rows} metric={metric} range={range} salienceTop={salienceTop} />
+      ) : view === 'plot' ? (
+        <MetricPlot rows={rows} metric={metric} range={range} label={metricLabel} />
+      ) : compare && compare.sessionId !== active.sessionId ? (
+        <CompareView left={rows} right={compare.rows} leftName={s.name} rightName={compare.summary.name} metric={metric} salienceTop={salienceTop} />
+      ) : (
+        <p className="empty">Pick a second run in the history (“Compare”) to see both side by side, aligned by position.</p>
+      )}
+    </section>
+  )
+}

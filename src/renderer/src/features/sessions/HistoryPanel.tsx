@@ -1,0 +1,176 @@
+import { useState, type JSX } from 'react'
+import type { ExportFormat, SessionSummary } from '@shared/domain/sessions'
+import { call, errorOf } from '../../ipc/client'
+import { announce, reportError, useAppStore, type AppState } from '../../store'
+import { closedRun, openedSession, startedRun } from '../../store/slices/runsSlice'
+
+async function open(id: string, asCompare = false): Promise<void> {
+  try {
+    const session = await call('sessions:get', { id })
+    useAppStore.setState((s) => openedSession(s, session, asCompare))
+  } catch (err) {
+    reportError('open session', errorOf(err))
+  }
+}
+
+function download(fileName: string, mimeType: string, content: string): void {
+  const url = URL.createObjectURL(new Blob([content], { type: mimeType }))
+  const a = document.createElement('a')
+  a.href = url
+  a.download = fileName
+  document.body.appendChild(a)
+  a.click()
+  a.remove()
+  setTimeout(() => URL.revokeObjectURL(url), 1000)
+}
+
+function SessionItem({ summary, active }: { summary: SessionSummary; active: boolean }): JSX.Element {
+  const [editing, setEditing] = useState(false)
+  const [name, setName] = useState(summary.name)
+  const [rerun, setRerun] = useState<{ possible: boolean; reason: string } | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const act = (p: Promise<unknown>): void => {
+    setError(null)
+    p.catch((err: unknown) => setError(errorOf(err).message))
+  }
+  return (
+    <li className={`session${active ? ' session--active' : ''}`} data-testid="session-item" data-session-id={summary.id} data-status={summary.status}>
+      {editing ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault()
+            setEditing(false)
+            act(call('sessions:rename', { id: summary.id, name }))
+          }}
+        >
+          <input aria-label="Session name" value={name} onChange={(e) => setName(e.target.value)} autoFocus data-testid="session-name-input" />
+          <button type="submit" className="button button--small">
+            Save
+          </button>
+        </form>
+      ) : (
+        <button type="button" className="session__open link" onClick={() => void open(summary.id)} data-testid="session-open">
+          {summary.name}
+        </button>
+      )}
+      <div className="muted small">
+        <span className={`badge badge--${summary.status}`} data-testid="session-status">
+          {summary.status}
+        </span>{' '}
+        {summary.lensId} · {summary.rowCount} rows · {new Date(summary.createdAt).toLocaleTimeString()}
+      </div>
+      <div className="session__actions">
+        <button type="button" className="link" onClick={() => { setName(summary.name); setEditing(true) }}>
+          Rename
+        </button>
+        <button type="button" className="link" onClick={() => void open(summary.id, true)} data-testid="session-compare">
+          Compare
+        </button>
+        {(['json', 'jsonl', 'csv'] as ExportFormat[]).map((format) => (
+          <button
+            key={format}
+            type="button"
+            className="link"
+            data-testid={`export-${format}`}
+            onClick={() => act(call('sessions:export', { id: summary.id, format }).then((f) => download(f.fileName, f.mimeType, f.content)))}
+          >
+            {format.toUpperCase()}
+          </button>
+        ))}
+        <button
+          type="button"
+          className="link"
+          data-testid="session-rerun"
+          title={rerun?.reason}
+          onMouseEnter={() => { if (!rerun) call('sessions:rerun-check', { id: summary.id }).then(setRerun, () => undefined) }}
+          onFocus={() => { if (!rerun) call('sessions:rerun-check', { id: summary.id }).then(setRerun, () => undefined) }}
+          onClick={() =>
+            act(
+              call('sessions:rerun', { id: summary.id }).then((r) => {
+                useAppStore.setState((s) => ({ ...s, ...startRun(s, r) }))
+                announce('Re-running the session with the same bundle, options and seed')
+              })
+            )
+          }
+        >
+          Re-run
+        </button>
+        <button
+          type="button"
+          className="link link--danger"
+          data-testid="session-delete"
+          onClick={() =>
+            act(call('sessions:delete', { id: summary.id }).then(() => useAppStore.setState((s) => closedRun(s, summary.id))))
+          }
+        >
+          Delete
+        </button>
+      </div>
+      {rerun && !rerun.possible && <p className="small inline-error">Re-run: {rerun.reason}</p>}
+      {error && (
+        <p className="small inline-error" role="alert" data-testid="session-error">
+          {error}
+        </p>
+      )}
+    </li>
+  )
+}
+
+function startRun(s: AppState, r: { session: SessionSummary; jobId: string }): Partial<AppState> {
+  return startedRun(s, r.session, r.jobId)
+}
+
+/** Saved runs: reopen without recomputing, rename, compare, export, re-run, delete, import. */
+export function HistoryPanel(): JSX.Element {
+  const { list, problems, loaded, folder } = useAppStore((s) => s.sessions)
+  const activeId = useAppStore((s) => s.runs.activeId)
+  const [importError, setImportError] = useState<string | null>(null)
+  return (
+    <section className="history" aria-label="History" data-testid="history">
+      <header className="panel-head">
+        <h2 className="section-title">History</h2>
+        <label className="button button--small">
+          Import…
+          <input
+            type="file"
+            accept=".json,.jsonl"
+            className="visually-hidden"
+            data-testid="import-file"
+            onChange={(e) => {
+              const file = e.target.files?.[0]
+              e.target.value = ''
+              if (!file) return
+              setImportError(null)
+              void file
+                .text()
+                .then((content) => call('sessions:import', { fileName: file.name, content }))
+                .then((summary) => open(summary.id))
+                .catch((err: unknown) => setImportError(errorOf(err).message))
+            }}
+          />
+        </label>
+      </header>
+      {importError && (
+        <p className="inline-error" role="alert" data-testid="import-error">
+          {importError}
+        </p>
+      )}
+      {folder && (
+        <p className="muted small" title={folder}>
+          Saved in {folder}
+        </p>
+      )}
+      {problems.map((p) => (
+        <p key={p.file} className="small inline-error" data-testid="session-problem">
+          Skipped {p.file}: {p.message}
+        </p>
+      ))}
+      {loaded && list.length === 0 && <p className="empty">Every run is saved here as it streams.</p>}
+      <ul className="session-list">
+        {list.map((s) => (
+          <SessionItem key={s.id} summary={s} active={s.id === activeId} />
+        ))}
+      </ul>
+    </section>
+  )
+}

@@ -1,0 +1,107 @@
+/**
+ * Colour scales for per-token metrics. A few outlier positions (the first tokens, where a lens is
+ * never trained) would otherwise wash every other row out, so the range is clipped to percentiles.
+ */
+
+/** Linear-interpolated percentile (p in 0..100) of the finite values; NaN when there are none. */
+export function percentile(values: readonly number[], p: number): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  if (finite.length === 0) return Number.NaN
+  const rank = (Math.min(100, Math.max(0, p)) / 100) * (finite.length - 1)
+  const lo = Math.floor(rank)
+  const hi = Math.ceil(rank)
+  return finite[lo] + (finite[hi] - finite[lo]) * (rank - lo)
+}
+
+export interface ClippedRange {
+  min: number
+  max: number
+  /** How many values fall outside [min, max] and are drawn at the ends of the scale. */
+  clippedLow: number
+  clippedHigh: number
+}
+
+/** The [low, high] percentile range of the values (default 5th–95th). */
+export function clippedRange(values: readonly number[], low = 5, high = 95): ClippedRange {
+  let min = percentile(values, low)
+  let max = percentile(values, high)
+  if (!Number.isFinite(min) || !Number.isFinite(max)) return { min: 0, max: 1, clippedLow: 0, clippedHigh: 0 }
+  if (max <= min) max = min + (Math.abs(min) > 0 ? Math.abs(min) * 1e-6 : 1e-9)
+  let clippedLow = 0
+  let clippedHigh = 0
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue
+    if (v < min) clippedLow++
+    else if (v > max) clippedHigh++
+  }
+  return { min, max, clippedLow, clippedHigh }
+}
+
+/** Position of v in the range, clamped to 0..1 (NaN stays NaN: the cell shows no colour). */
+export function normalize(value: number, range: Pick<ClippedRange, 'min' | 'max'>): number {
+  if (!Number.isFinite(value)) return Number.NaN
+  const t = (value - range.min) / (range.max - range.min)
+  return Math.min(1, Math.max(0, t))
+}
+
+export interface Rgb {
+  r: number
+  g: number
+  b: number
+}
+
+/** Sequential scale for error metrics: low = cool blue-green, high = warm red. */
+const METRIC_STOPS: readonly Rgb[] = [
+  { r: 46, g: 160, b: 120 },
+  { r: 230, g: 200, b: 70 },
+  { r: 215, g: 60, b: 50 }
+]
+
+export function metricColor(t: number): Rgb | null {
+  if (!Number.isFinite(t)) return null
+  const x = Math.min(1, Math.max(0, t)) * (METRIC_STOPS.length - 1)
+  const i = Math.min(METRIC_STOPS.length - 2, Math.floor(x))
+  const f = x - i
+  const a = METRIC_STOPS[i]
+  const b = METRIC_STOPS[i + 1]
+  return {
+    r: Math.round(a.r + (b.r - a.r) * f),
+    g: Math.round(a.g + (b.g - a.g) * f),
+    b: Math.round(a.b + (b.b - a.b) * f)
+  }
+}
+
+/**
+ * Salience of one explanation word: the relative MSE increase when it is blanked. Positive (the
+ * word matters) goes white → red on a log scale so small values still show; negative (the word
+ * hurts) goes white → green. `max` is the value drawn fully red.
+ */
+export function salienceColor(value: number, max = 0.3): Rgb | null {
+  if (!Number.isFinite(value)) return null
+  const top = max > 0 ? max : 0.3
+  const v = Math.min(top, Math.max(-1, value))
+  if (v >= 0) {
+    const g = Math.round(255 * (1 - Math.log10(1 + 50 * v) / Math.log10(1 + 50 * top)))
+    return { r: 255, g, b: g }
+  }
+  const r = Math.round(255 * (1 + v))
+  return { r, g: 255, b: r }
+}
+
+export function rgbCss(c: Rgb | null, alpha = 1): string {
+  if (!c) return 'transparent'
+  return alpha >= 1 ? `rgb(${c.r}, ${c.g}, ${c.b})` : `rgba(${c.r}, ${c.g}, ${c.b}, ${alpha})`
+}
+
+/** Black or white text, whichever reads better on the background. */
+export function readableText(c: Rgb | null): string {
+  if (!c) return 'inherit'
+  const luminance = (0.299 * c.r + 0.587 * c.g + 0.114 * c.b) / 255
+  return luminance > 0.6 ? '#111' : '#fff'
+}
+
+/** The upper end of the salience scale for one result: its 95th percentile, at least 0.05. */
+export function salienceMax(saliences: readonly number[]): number {
+  const p95 = percentile(saliences, 95)
+  return Number.isFinite(p95) ? Math.max(0.05, p95) : 0.3
+}

@@ -1,0 +1,15 @@
+import type { SerializedError } from '@shared/ipc/errors'
+
+export type Theme = 'dark' | 'light'
+
+export interface UiSlice {
+  ui: {
+    theme: Theme
+    /** Polite screen-reader announcements (placement, run progress). */
+    announcement: string
+    /** Errors of actions that have no better place to be shown, newest last. */
+    toasts: Array<{ id: number; error: SerializedError; where: string }>
+  }
+}
+
+export const initialUiSlice: UiSlice = { ui: { theme: 'dark', announcement: '', toasts: [] } }
