@@ -24,7 +24,8 @@ export interface ApiHost {
 }
 
 export async function startApiHost(
-  api: { extraTokens?: string[]; maxBodyBytes?: number; badRequestLogIntervalMs?: number } = {}
+  api: { extraTokens?: string[]; maxBodyBytes?: number; badRequestLogIntervalMs?: number } = {},
+  deviceIds: [string, string] = ['cpu:0', 'cpu:1']
 ): Promise<ApiHost> {
   const modelsDir = await mkdtemp(join(tmpdir(), 'talkative-api-models-'))
   const rendererDir = await mkdtemp(join(tmpdir(), 'talkative-api-renderer-'))
@@ -49,10 +50,7 @@ export async function startApiHost(
       probeProviders: () => probeProviders(['cpu']),
       devices: {
         modelsDir,
-        devices: [
-          { id: 'cpu:0', threads: 1, budgetBytes: 1024 * MiB },
-          { id: 'cpu:1', threads: 1, budgetBytes: 1024 * MiB }
-        ],
+        devices: deviceIds.map((id) => ({ id, threads: 1, budgetBytes: 1024 * MiB })),
         heartbeatMs: 500,
         graceMs: 10_000,
         cancelGraceMs: 10_000,
