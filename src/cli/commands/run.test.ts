@@ -3,8 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureDemoBundle } from '../../main/engine'
+import { ensureDemoBundle, loadGroup } from '../../main/engine'
+import { runDataset } from '../../main/engine/dataset'
 import { parseCsv } from '../../main/engine/dataset/csv'
+import { recordProcessor } from './run'
 
 // The real command line, spawned as a user runs it (`npx talkative` runs bin/talkative.cjs), on
 // the demo group.
@@ -119,37 +121,39 @@ describe('talkative run', () => {
     expect(statSync(out).size).toBe(size)
   })
 
-  it('writes CSV and JSON that resume the same way', async () => {
-    const input = dataset('twenty.jsonl', records.slice(0, 20))
-    for (const format of ['csv', 'json'] as const) {
-      const out = join(work, `part.${format}`)
-      // Half the records first (as an interrupted run would leave them), then the rest.
-      dataset(`half-${format}.jsonl`, records.slice(0, 10))
-      expect(
-        (
-          await talkative(
-            'run',
-            '--dataset',
-            join(work, `half-${format}.jsonl`),
-            '--out',
-            out,
-            ...FAST
-          )
-        ).code
-      ).toBe(0)
-      const rest = await talkative('run', '--dataset', input, '--out', out, ...FAST)
-      expect(rest.code).toBe(0)
-      expect(rest.stderr).toMatch(/resuming: 10 of 20 records/)
-      if (format === 'json') {
-        const all = JSON.parse(readFileSync(out, 'utf8')) as { id: string; rows: unknown[] }[]
-        expect(all.map((r) => r.id)).toEqual(records.slice(0, 20).map((_, i) => `r${i}`))
-        expect(all.every((r) => r.rows.length > 0)).toBe(true)
-      } else {
-        const { rows } = parseCsv(readFileSync(out))
-        const ids = new Set(rows.slice(1).map((r) => r.fields[0]))
-        expect(ids.size).toBe(20)
-        expect(rows[0]!.fields.slice(0, 4)).toEqual(['id', 'record_lines', 'status', 'position'])
+  it('writes CSV and JSON that resume the same way (in-process, same runner)', async () => {
+    const group = await loadGroup(await ensureDemoBundle(env.TALKATIVE_CACHE_DIR), {
+      provider: 'cpu',
+      threads: 1
+    })
+    try {
+      const processor = recordProcessor(group, {
+        lensId: group.summary.lenses[0]!.id,
+        generate: false,
+        generation: {},
+        analysis: { bestOfK: 2, salience: false, kl: false }
+      })
+      const input = dataset('twenty.jsonl', records.slice(0, 20))
+      const half = dataset('ten.jsonl', records.slice(0, 10))
+      for (const format of ['csv', 'json'] as const) {
+        const out = join(work, `part.${format}`)
+        // Half the records first (as an interrupted run leaves them), then all of them.
+        await runDataset({ input: half, out, format, onBadLine: 'fail' }, processor)
+        const rest = await runDataset({ input, out, format, onBadLine: 'fail' }, processor)
+        expect([rest.alreadyDone, rest.processed, rest.outRecords]).toEqual([10, 10, 20])
+        const want = records.slice(0, 20).map((_, i) => `r${i}`)
+        if (format === 'json') {
+          const all = JSON.parse(readFileSync(out, 'utf8')) as { id: string; rows: unknown[] }[]
+          expect(all.map((r) => r.id)).toEqual(want)
+          expect(all.every((r) => r.rows.length > 0)).toBe(true)
+        } else {
+          const { rows } = parseCsv(readFileSync(out))
+          expect([...new Set(rows.slice(1).map((r) => r.fields[0]))]).toEqual(want)
+          expect(rows[0]!.fields.slice(0, 4)).toEqual(['id', 'record_lines', 'status', 'position'])
+        }
       }
+    } finally {
+      await group.dispose()
     }
   })
 

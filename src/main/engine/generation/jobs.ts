@@ -47,8 +47,16 @@ export async function generateThenAnalyze(
  * the generation prompt when the last turn is the user's, the final message left open otherwise.
  */
 export function conversationText(group: LoadedGroup, messages: readonly ChatMessage[]): string {
-  return ChatTemplate.fromSpecials(readTokenizerConfig(group.summary.dir)).render(messages).text
+  // A dataset run renders one conversation per record: compile the group's template once.
+  let template = templates.get(group)
+  if (!template) {
+    template = ChatTemplate.fromSpecials(readTokenizerConfig(group.summary.dir))
+    templates.set(group, template)
+  }
+  return template.render(messages).text
 }
+
+const templates = new WeakMap<LoadedGroup, ChatTemplate>()
 
 /** A job's continuation options (src/shared/domain/jobs.ts) in the engine's terms. */
 export function generateOptionsFromJob(o: {
