@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON from the wire; the assertions check its shape */
 /**
  * Every /api/v2 endpoint and every error class, with a real HTTP client against a running
  * headless host (demo group, two virtual CPU devices, real workers).
@@ -39,8 +40,12 @@ describe('auth', () => {
     expect(none.body.error.code).toBe('forbidden')
     expect((await api(h, 'GET', '/system/state', undefined, { token: 'wrong' })).status).toBe(401)
     expect((await api(h, 'GET', '/openapi.json', undefined, { token: null })).status).toBe(401)
-    expect((await api(h, 'POST', '/groups/load', { group_id: GROUP }, { token: null })).status).toBe(401)
-    expect((await api(h, 'GET', '/system/state', undefined, { token: CONFIG_TOKEN })).status).toBe(200)
+    expect(
+      (await api(h, 'POST', '/groups/load', { group_id: GROUP }, { token: null })).status
+    ).toBe(401)
+    expect((await api(h, 'GET', '/system/state', undefined, { token: CONFIG_TOKEN })).status).toBe(
+      200
+    )
     expect((await api(h, 'GET', '/system/state')).status).toBe(200)
   })
 })
@@ -70,11 +75,19 @@ describe('loads, pins and unloads', () => {
     expect(auto.body).toMatchObject({ status: 'loaded', group_id: GROUP })
     expect(auto.body.placement.state).toBe('ready')
     const other = auto.body.device_id === 'cpu:0' ? 'cpu:1' : 'cpu:0'
-    const named = await api(h, 'POST', '/models/load', { model_id: 'demo-words/words-l3', device_id: other })
+    const named = await api(h, 'POST', '/models/load', {
+      model_id: 'demo-words/words-l3',
+      device_id: other
+    })
     expect(named.status).toBe(200)
-    expect(named.body).toMatchObject({ device_id: other, group_id: GROUP, model_id: 'demo-words/words-l3' })
+    expect(named.body).toMatchObject({
+      device_id: other,
+      group_id: GROUP,
+      model_id: 'demo-words/words-l3'
+    })
     const state = await api(h, 'GET', '/system/state')
-    for (const d of state.body.devices) expect(d.placements.map((p: any) => p.group_id)).toContain(GROUP)
+    for (const d of state.body.devices)
+      expect(d.placements.map((p: any) => p.group_id)).toContain(GROUP)
   })
 
   it('pins, refuses to unload a pinned group (409) until forced or unpinned', async () => {
@@ -88,11 +101,17 @@ describe('loads, pins and unloads', () => {
     expect(refused.status).toBe(409)
     expect(refused.body.error).toMatchObject({ code: 'conflict', field: 'group_id' })
     expect(refused.body.error.message).toMatch(/pinned/)
-    const forced = await api(h, 'POST', '/groups/unload', { group_id: GROUP, device_id: 'cpu:1', force: true })
+    const forced = await api(h, 'POST', '/groups/unload', {
+      group_id: GROUP,
+      device_id: 'cpu:1',
+      force: true
+    })
     expect(forced.status).toBe(200)
     expect(forced.body.unloaded.map((u: any) => u.device_id)).toEqual(['cpu:1'])
     // Loaded on one device now: pin finds it without a device_id; unpin, then unload is allowed.
-    expect((await api(h, 'POST', '/groups/pin', { group_id: GROUP })).body.placement.pinned).toBe(true)
+    expect((await api(h, 'POST', '/groups/pin', { group_id: GROUP })).body.placement.pinned).toBe(
+      true
+    )
     const unpin = await api(h, 'POST', '/groups/pin', { group_id: GROUP, pinned: false })
     expect(unpin.body.placement.pinned).toBe(false)
     const unload = await api(h, 'POST', '/groups/unload', { group_id: GROUP })
@@ -115,7 +134,10 @@ describe('loads, pins and unloads', () => {
     expect(gpu.body.error.message).toMatch(/cuda:0/)
     const notLoaded = await api(h, 'POST', '/groups/unload', { group_id: HUGE_GROUP })
     expect(notLoaded.status).toBe(404)
-    const pinNotLoaded = await api(h, 'POST', '/groups/pin', { group_id: HUGE_GROUP, device_id: 'cpu:0' })
+    const pinNotLoaded = await api(h, 'POST', '/groups/pin', {
+      group_id: HUGE_GROUP,
+      device_id: 'cpu:0'
+    })
     expect(pinNotLoaded.status).toBe(404)
     const huge = await api(h, 'POST', '/groups/load', { group_id: HUGE_GROUP })
     expect(huge.status).toBe(503)
@@ -157,7 +179,12 @@ describe('analyses, generations, jobs', () => {
     const r = await api(h, 'POST', '/models/process', {
       model_id: LENS,
       prompt: 'A dog ran.',
-      options: { best_of_k: 2, no_kl: true, calculate_token_salience: true, logit_lens_analysis: true }
+      options: {
+        best_of_k: 2,
+        no_kl: true,
+        calculate_token_salience: true,
+        logit_lens_analysis: true
+      }
     })
     expect(r.status).toBe(200)
     expect(r.body.rows.every((x: any) => x.kl_divergence === null)).toBe(true)
@@ -185,7 +212,10 @@ describe('analyses, generations, jobs', () => {
   })
 
   it('cancels a running job; the rows so far are kept', async () => {
-    const prompt = Array.from({ length: 40 }, () => 'the cat sat on the red chair by the river').join(' ')
+    const prompt = Array.from(
+      { length: 40 },
+      () => 'the cat sat on the red chair by the river'
+    ).join(' ')
     const r = await api(h, 'POST', '/models/process', {
       model_id: LENS,
       prompt,
@@ -225,7 +255,10 @@ describe('analyses, generations, jobs', () => {
   })
 
   it('answers 503 with the reason when no device can take the job', async () => {
-    const r = await api(h, 'POST', '/models/process', { model_id: `${HUGE_GROUP}/words-l1`, prompt: 'x' })
+    const r = await api(h, 'POST', '/models/process', {
+      model_id: `${HUGE_GROUP}/words-l1`,
+      prompt: 'x'
+    })
     expect(r.status).toBe(503)
     expect(r.body.error.code).toBe('unavailable')
     expect(r.body.error.message).toMatch(/needs .* GiB/)
@@ -247,12 +280,32 @@ describe('bad input', () => {
       ['/models/process', { model_id: LENS }, 'prompt'],
       ['/models/process', { model_id: LENS, prompt: '' }, 'prompt'],
       ['/models/process', { model_id: LENS, prompt: 'x', num_predictions: 0 }, 'num_predictions'],
-      ['/models/process', { model_id: LENS, prompt: 'x', options: { best_of_k: 'many' } }, 'options.best_of_k'],
-      ['/models/process', { model_id: LENS, prompt: 'x', options: { temperature: -1 } }, 'options.temperature'],
-      ['/models/process', { model_id: LENS, prompt: 'x', num_predictions: 2, options: { best_of_k: 3 } }, 'num_predictions'],
-      ['/models/process', { model_id: LENS, prompt: 'x', options: { no_kl: true, kl: true } }, 'options.no_kl'],
+      [
+        '/models/process',
+        { model_id: LENS, prompt: 'x', options: { best_of_k: 'many' } },
+        'options.best_of_k'
+      ],
+      [
+        '/models/process',
+        { model_id: LENS, prompt: 'x', options: { temperature: -1 } },
+        'options.temperature'
+      ],
+      [
+        '/models/process',
+        { model_id: LENS, prompt: 'x', num_predictions: 2, options: { best_of_k: 3 } },
+        'num_predictions'
+      ],
+      [
+        '/models/process',
+        { model_id: LENS, prompt: 'x', options: { no_kl: true, kl: true } },
+        'options.no_kl'
+      ],
       ['/models/process', { model_id: LENS, prompt: 'x', device_id: 'gpu7' }, 'device_id'],
-      ['/models/process', { model_id: LENS, prompt: 'x', options: { positions: { start: 3, end: 1 } } }, 'options.positions'],
+      [
+        '/models/process',
+        { model_id: LENS, prompt: 'x', options: { positions: { start: 3, end: 1 } } },
+        'options.positions'
+      ],
       ['/models/generate', { model_id: LENS, prompt: 'x', options: { top_p: 0 } }, 'options.top_p'],
       ['/groups/load', { group_id: 42 }, 'group_id'],
       ['/groups/unload', { group_id: GROUP, force: 'yes' }, 'force'],
@@ -264,7 +317,11 @@ describe('bad input', () => {
       expect(r.body.error.code).toBe('invalid_input')
       expect(r.body.error.field).toBe(field)
     }
-    const unknownKey = await api(h, 'POST', '/models/process', { model_id: LENS, prompt: 'x', bogus: 1 })
+    const unknownKey = await api(h, 'POST', '/models/process', {
+      model_id: LENS,
+      prompt: 'x',
+      bogus: 1
+    })
     expect(unknownKey.status).toBe(400)
     expect(unknownKey.body.error.message).toMatch(/bogus/)
   })
@@ -280,7 +337,10 @@ describe('bad input', () => {
       contentType: 'application/x-www-form-urlencoded'
     })
     expect(form.status).toBe(415)
-    const big = await api(h, 'POST', '/models/process', { model_id: LENS, prompt: 'x'.repeat(10_000) })
+    const big = await api(h, 'POST', '/models/process', {
+      model_id: LENS,
+      prompt: 'x'.repeat(10_000)
+    })
     expect(big.status).toBe(413)
     expect(big.body.error.field).toBe('body')
   })
@@ -321,7 +381,11 @@ describe('bad input', () => {
     for (const path of paths) {
       for (const body of bodies) {
         const r = await api(h, 'POST', path, body)
-        expect([path, JSON.stringify(body), r.status < 500]).toEqual([path, JSON.stringify(body), true])
+        expect([path, JSON.stringify(body), r.status < 500]).toEqual([
+          path,
+          JSON.stringify(body),
+          true
+        ])
         expect(r.body.error?.code ?? 'ok').not.toBe('internal')
       }
     }
@@ -362,13 +426,23 @@ describe('OpenAPI', () => {
     const process = doc.paths['/api/v2/models/process'].post
     const req = process.requestBody.content['application/json'].schema
     expect(req.required).toEqual(expect.arrayContaining(['model_id', 'prompt']))
-    expect(req.properties.options.properties.best_of_k).toMatchObject({ type: 'integer', maximum: 512 })
+    expect(req.properties.options.properties.best_of_k).toMatchObject({
+      type: 'integer',
+      maximum: 512
+    })
     expect(req.properties.num_predictions).toMatchObject({ minimum: 1, maximum: 512 })
     const rows = process.responses['200'].content['application/json'].schema.properties.rows
     expect(Object.keys(rows.items.properties)).toEqual(
-      expect.arrayContaining(['kl_divergence', 'relative_rmse', 'token_salience', 'explanation_structured'])
+      expect.arrayContaining([
+        'kl_divergence',
+        'relative_rmse',
+        'token_salience',
+        'explanation_structured'
+      ])
     )
-    expect(Object.keys(process.responses)).toEqual(expect.arrayContaining(['200', '202', '400', '404', '503']))
+    expect(Object.keys(process.responses)).toEqual(
+      expect.arrayContaining(['200', '202', '400', '404', '503'])
+    )
     expect(doc.paths['/api/v2/groups/unload'].post.responses['409']).toBeDefined()
     // No camelCase property name survives anywhere in the document.
     const camel: string[] = []
@@ -376,7 +450,8 @@ describe('OpenAPI', () => {
       if (Array.isArray(node)) return node.forEach(walk)
       if (!node || typeof node !== 'object') return
       for (const [k, v] of Object.entries(node)) {
-        if (k === 'properties') for (const name of Object.keys(v as object)) if (/[A-Z]/.test(name)) camel.push(name)
+        if (k === 'properties')
+          for (const name of Object.keys(v as object)) if (/[A-Z]/.test(name)) camel.push(name)
         walk(v)
       }
     }

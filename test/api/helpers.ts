@@ -162,7 +162,9 @@ export function openApiSocket(
             }
             const timer = setTimeout(() => {
               waiters.splice(waiters.indexOf(onMessage), 1)
-              reject(new Error(`no matching message; got ${messages.map((m) => m.type).join(', ')}`))
+              reject(
+                new Error(`no matching message; got ${messages.map((m) => m.type).join(', ')}`)
+              )
             }, timeoutMs)
             waiters.push(onMessage)
             check()

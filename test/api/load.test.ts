@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON from the wire; the assertions check its shape */
 /**
  * Load over loopback: 8 concurrent HTTP clients submit 200 analyses in total; every one completes
  * with the same rows as a serial run of the same request, and none is lost or answered twice.
@@ -51,14 +52,18 @@ describe('load', () => {
 
     // The group on both devices, so the manager can spread the load.
     for (const device_id of ['cpu:0', 'cpu:1']) {
-      expect((await api(h, 'POST', '/groups/load', { group_id: GROUP, device_id })).status).toBe(200)
+      expect((await api(h, 'POST', '/groups/load', { group_id: GROUP, device_id })).status).toBe(
+        200
+      )
     }
     const started = Date.now()
     const results: Array<{ i: number; status: number; body: any }> = []
     await Promise.all(
       Array.from({ length: CLIENTS }, async (_x, client) => {
         for (let i = client; i < TOTAL; i += CLIENTS) {
-          const r = await api(h, 'POST', '/models/process', request(i), { clientId: `load-${client}` })
+          const r = await api(h, 'POST', '/models/process', request(i), {
+            clientId: `load-${client}`
+          })
           results.push({ i, status: r.status, body: r.body })
         }
       })
@@ -71,7 +76,9 @@ describe('load', () => {
     expect(results.filter((r) => r.status !== 200)).toEqual([])
     expect(new Set(results.map((r) => r.body.job.id)).size).toBe(TOTAL)
     const mismatched = results.filter(
-      (r) => r.body.job.status !== 'done' || !sameRows(r.body.rows, distinct.get(JSON.stringify(request(r.i)))!)
+      (r) =>
+        r.body.job.status !== 'done' ||
+        !sameRows(r.body.rows, distinct.get(JSON.stringify(request(r.i)))!)
     )
     expect(mismatched.map((r) => r.i)).toEqual([])
     // Both devices took work, and every client was served under its own id.

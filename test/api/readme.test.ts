@@ -14,7 +14,10 @@ const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8')
 const sectionStart = readme.indexOf('## Scripting API')
 const sectionEnd = readme.indexOf('\n## ', sectionStart + 1)
 const section = readme.slice(sectionStart, sectionEnd === -1 ? undefined : sectionEnd)
-const blocks = [...section.matchAll(/```(sh|python)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], code: m[2] }))
+const blocks = [...section.matchAll(/```(sh|python)\n([\s\S]*?)```/g)].map((m) => ({
+  lang: m[1],
+  code: m[2]
+}))
 const curlBlocks = blocks.filter((b) => b.lang === 'sh' && /^curl /m.test(b.code))
 const pythonBlock = blocks.find((b) => b.lang === 'python')
 
@@ -43,8 +46,17 @@ describe('README scripting examples', () => {
     expect(curlBlocks.length).toBeGreaterThanOrEqual(10)
     expect(pythonBlock).toBeDefined()
     const paths = curlBlocks.map((b) => /\$BASE(\/[\w/$-]+)/.exec(b.code)?.[1])
-    for (const path of ['/system/state', '/groups/load', '/groups/pin', '/groups/unload', '/models/process',
-      '/models/generate', '/models/generate-and-analyze', '/jobs/$JOB', '/jobs/$JOB/cancel']) {
+    for (const path of [
+      '/system/state',
+      '/groups/load',
+      '/groups/pin',
+      '/groups/unload',
+      '/models/process',
+      '/models/generate',
+      '/models/generate-and-analyze',
+      '/jobs/$JOB',
+      '/jobs/$JOB/cancel'
+    ]) {
       expect(paths).toContain(path)
     }
   })
@@ -66,13 +78,17 @@ describe('README scripting examples', () => {
     expect(env.JOB).toMatch(/^job-/)
   }, 120_000)
 
-  it.skipIf(!hasPythonRequests())('runs the Python requests example', async () => {
-    const { stdout } = await run('python3', ['-c', pythonBlock!.code], {
-      env: { ...process.env, BASE: h.base, TOKEN: h.token },
-      timeout: 60_000
-    })
-    const lines = stdout.trim().split('\n')
-    expect(lines[0]).toMatch(/^2 \[.*'demo-words'.*\]$/)
-    expect(lines.some((l) => /^farmer .*farmer/.test(l))).toBe(true)
-  }, 120_000)
+  it.skipIf(!hasPythonRequests())(
+    'runs the Python requests example',
+    async () => {
+      const { stdout } = await run('python3', ['-c', pythonBlock!.code], {
+        env: { ...process.env, BASE: h.base, TOKEN: h.token },
+        timeout: 60_000
+      })
+      const lines = stdout.trim().split('\n')
+      expect(lines[0]).toMatch(/^2 \[.*'demo-words'.*\]$/)
+      expect(lines.some((l) => /^farmer .*farmer/.test(l))).toBe(true)
+    },
+    120_000
+  )
 })

@@ -1,9 +1,18 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON from the wire; the assertions check its shape */
 /**
  * /api/v2/ws against a running host: auth, the hello, and the order of events for a load and for
  * an analysis job, per-job subscriptions, device_cleared, and bad messages.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { api, GROUP, openApiSocket, socket, startApiHost, type ApiHost, type WsMessage } from './helpers'
+import {
+  api,
+  GROUP,
+  openApiSocket,
+  socket,
+  startApiHost,
+  type ApiHost,
+  type WsMessage
+} from './helpers'
 
 let h: ApiHost
 
@@ -15,8 +24,7 @@ afterAll(async () => {
   await h?.stop()
 })
 
-const forJob = (jobId: string) => (m: WsMessage) =>
-  m.job_id === jobId || m.job?.id === jobId
+const forJob = (jobId: string) => (m: WsMessage) => m.job_id === jobId || m.job?.id === jobId
 
 describe('/api/v2/ws', () => {
   it('needs the token (header or query) and refuses foreign origins', async () => {
@@ -57,13 +65,16 @@ describe('/api/v2/ws', () => {
     expect(loaded).toMatchObject({ group_id: GROUP, device_id: 'cpu:0' })
     expect(loaded.placement.state).toBe('ready')
     // The device manager's state went loading → ready in state_update messages.
-    await s.next((m) =>
-      m.type === 'state_update' &&
-      m.data.devices[0].placements.some((p: any) => p.group_id === GROUP && p.state === 'ready')
+    await s.next(
+      (m) =>
+        m.type === 'state_update' &&
+        m.data.devices[0].placements.some((p: any) => p.group_id === GROUP && p.state === 'ready')
     )
     const states = s.messages
       .filter((m) => m.type === 'state_update')
-      .map((m) => m.data.devices[0].placements.find((p: any) => p.group_id === GROUP)?.state ?? 'none')
+      .map(
+        (m) => m.data.devices[0].placements.find((p: any) => p.group_id === GROUP)?.state ?? 'none'
+      )
     expect(states.indexOf('loading')).toBeGreaterThanOrEqual(0)
     expect(states.lastIndexOf('ready')).toBeGreaterThan(states.indexOf('loading'))
     s.close()
@@ -105,7 +116,9 @@ describe('/api/v2/ws', () => {
     expect(order).toContain('running')
     const types = mine.map((m) => m.type)
     expect(types[types.length - 1]).toBe('completed')
-    const firstRunning = mine.findIndex((m) => m.type === 'job_update' && m.job.status === 'running')
+    const firstRunning = mine.findIndex(
+      (m) => m.type === 'job_update' && m.job.status === 'running'
+    )
     const firstRows = types.indexOf('rows')
     expect(firstRows).toBeGreaterThan(firstRunning)
     expect(types.lastIndexOf('rows')).toBeLessThan(types.lastIndexOf('job_update'))
@@ -142,7 +155,11 @@ describe('/api/v2/ws', () => {
     const s = await socket(h)
     await s.next((m) => m.type === 'system_state')
     const from = s.messages.length
-    const r = await api(h, 'POST', '/groups/unload', { group_id: GROUP, device_id: 'cpu:0', force: true })
+    const r = await api(h, 'POST', '/groups/unload', {
+      group_id: GROUP,
+      device_id: 'cpu:0',
+      force: true
+    })
     expect(r.status).toBe(200)
     const cleared = await s.next((m) => m.type === 'device_cleared', 10_000, from)
     expect(cleared).toMatchObject({ device_id: 'cpu:0', group_id: GROUP })
@@ -164,7 +181,7 @@ describe('/api/v2/ws', () => {
     s.send({ type: 'ping' })
     await s.next((m) => m.type === 'pong')
     s.send({ type: 'get_state' })
-    await s.next((m, ) => m.type === 'system_state', 10_000, 2)
+    await s.next((m) => m.type === 'system_state', 10_000, 2)
     s.close()
   })
 })

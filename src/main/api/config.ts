@@ -10,7 +10,12 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
  */
 export const ApiConfigFileSchema = z.strictObject({
   token: z.string().min(16, 'use at least 16 characters').max(512).optional(),
-  max_body_bytes: z.number().int().min(1024).max(256 * 1024 * 1024).optional(),
+  max_body_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .optional(),
   bad_request_log_interval_s: z.number().min(1).max(86_400).optional()
 })
 

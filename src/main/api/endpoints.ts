@@ -9,7 +9,13 @@ import { JobIdSchema, type JobState } from '@shared/domain/jobs'
 import type { ModelLibrary } from '@shared/domain/models'
 import type { InvokeChannel, InvokeInput, InvokeOutput } from '@shared/ipc/contract'
 import type { ErrorCode, SerializedError } from '@shared/ipc/errors'
-import { camelCase, renameKeysDeep, SEED_ANALYSIS_OPTION_ALIASES, toDeviceId, toWireField } from './names'
+import {
+  camelCase,
+  renameKeysDeep,
+  SEED_ANALYSIS_OPTION_ALIASES,
+  toDeviceId,
+  toWireField
+} from './names'
 import {
   ApiSystemStateSchema,
   GenerateAnalyzeRequestSchema,
@@ -117,7 +123,8 @@ export async function resolveLens(ref: string, ctx: EndpointContext): Promise<Le
     )
   }
   const group = groups.find((g) => g.groupId === ref)
-  if (group && group.lenses.length > 0) return { groupId: group.groupId, lensId: group.lenses[0].id }
+  if (group && group.lenses.length > 0)
+    return { groupId: group.groupId, lensId: group.lenses[0].id }
   const known = groups.flatMap((g) => g.lenses.map((l) => `${g.groupId}/${l.id}`))
   fail('not_found', `no lens ${ref} (known: ${known.join(', ') || 'none'})`, 'model_id')
 }
@@ -131,7 +138,10 @@ function analysisOptions(
   rawOptions: unknown,
   numPredictions: number | undefined
 ): Record<string, unknown> {
-  const raw = (rawOptions && typeof rawOptions === 'object' ? rawOptions : {}) as Record<string, unknown>
+  const raw = (rawOptions && typeof rawOptions === 'object' ? rawOptions : {}) as Record<
+    string,
+    unknown
+  >
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(parsed ?? {})) {
     if (key in SEED_ANALYSIS_OPTION_ALIASES) continue
@@ -161,7 +171,10 @@ function generateOptions(
   rawOptions: unknown,
   numCompletions: number | undefined
 ): Record<string, unknown> {
-  const raw = (rawOptions && typeof rawOptions === 'object' ? rawOptions : {}) as Record<string, unknown>
+  const raw = (rawOptions && typeof rawOptions === 'object' ? rawOptions : {}) as Record<
+    string,
+    unknown
+  >
   const out = renameKeysDeep(parsed ?? {}, camelCase) as Record<string, unknown>
   if (numCompletions !== undefined) {
     if (raw.completions !== undefined && raw.completions !== numCompletions) {

@@ -5,7 +5,13 @@ import type { InvokeChannel } from '@shared/ipc/contract'
 import type { Router } from '../ipc/router'
 import type { RouteHandler } from '../host/httpHost'
 import type { BadRequestLog } from './badRequests'
-import { ApiFailure, endpoints, matchEndpoint, STATUS_FOR_CODE, type EndpointContext } from './endpoints'
+import {
+  ApiFailure,
+  endpoints,
+  matchEndpoint,
+  STATUS_FOR_CODE,
+  type EndpointContext
+} from './endpoints'
 import type { JobWaiter } from './jobWaiter'
 import { toWire, toWireField } from './names'
 import { buildOpenApi } from './openapi'
@@ -55,7 +61,12 @@ async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer>
   return Buffer.concat(chunks)
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {}
+): void {
   const text = JSON.stringify(body)
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
@@ -90,15 +101,22 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       if (res.headersSent || res.destroyed) return
       sendJson(res, status, body, headers)
     }
-    const replyError = (status: number, error: SerializedError, extra: Record<string, unknown> = {}, headers?: Record<string, string>): void =>
-      reply(status, { error, ...extra }, headers)
+    const replyError = (
+      status: number,
+      error: SerializedError,
+      extra: Record<string, unknown> = {},
+      headers?: Record<string, string>
+    ): void => reply(status, { error, ...extra }, headers)
 
     if (!tokenMatches(bearerToken(req), options.tokens())) {
       // Drain what the client sent so the connection can answer cleanly.
       req.resume()
       replyError(
         401,
-        { code: 'forbidden', message: 'missing or wrong token: send Authorization: Bearer <token>' },
+        {
+          code: 'forbidden',
+          message: 'missing or wrong token: send Authorization: Bearer <token>'
+        },
         {},
         { 'www-authenticate': 'Bearer realm="talkative-workbench"' }
       )
@@ -110,7 +128,12 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       return true
     }
     if (rest === '/ws') {
-      replyError(426, { code: 'invalid_input', message: 'this path speaks WebSocket only' }, {}, { upgrade: 'websocket' })
+      replyError(
+        426,
+        { code: 'invalid_input', message: 'this path speaks WebSocket only' },
+        {},
+        { upgrade: 'websocket' }
+      )
       return true
     }
     const match = matchEndpoint(req.method ?? 'GET', rest)
@@ -123,7 +146,10 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       req.resume()
       replyError(
         405,
-        { code: 'invalid_input', message: `${req.method} is not allowed here (use ${match.allowed.join(', ')})` },
+        {
+          code: 'invalid_input',
+          message: `${req.method} is not allowed here (use ${match.allowed.join(', ')})`
+        },
         {},
         { allow: match.allowed.join(', ') }
       )
@@ -139,7 +165,16 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
         bytes = await readBody(req, options.maxBodyBytes)
       } catch (err) {
         if (err instanceof BodyTooLarge) {
-          replyError(413, { code: 'invalid_input', message: `body over ${options.maxBodyBytes} bytes`, field: 'body' }, {}, { connection: 'close' })
+          replyError(
+            413,
+            {
+              code: 'invalid_input',
+              message: `body over ${options.maxBodyBytes} bytes`,
+              field: 'body'
+            },
+            {},
+            { connection: 'close' }
+          )
           req.destroy()
           return true
         }
@@ -147,25 +182,40 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       }
       const type = firstHeader(req.headers['content-type'])
       if (type && !/^application\/json\b/i.test(type)) {
-        replyError(415, { code: 'invalid_input', message: `send application/json, not ${type}`, field: 'body' })
+        replyError(415, {
+          code: 'invalid_input',
+          message: `send application/json, not ${type}`,
+          field: 'body'
+        })
         return true
       }
       let json: unknown
       try {
         json = bytes.length === 0 ? {} : JSON.parse(bytes.toString('utf8'))
       } catch (err) {
-        replyError(400, { code: 'invalid_input', message: `body is not JSON: ${(err as Error).message}`, field: 'body' })
+        replyError(400, {
+          code: 'invalid_input',
+          message: `body is not JSON: ${(err as Error).message}`,
+          field: 'body'
+        })
         return true
       }
       if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-        replyError(400, { code: 'invalid_input', message: 'body must be a JSON object', field: 'body' })
+        replyError(400, {
+          code: 'invalid_input',
+          message: 'body must be a JSON object',
+          field: 'body'
+        })
         return true
       }
       raw = json as Record<string, unknown>
       const parsed = endpoint.request.safeParse(json)
       if (!parsed.success) {
         const { message, field } = describeZodError(parsed.error)
-        replyError(400, field ? { code: 'invalid_input', message, field } : { code: 'invalid_input', message })
+        replyError(
+          400,
+          field ? { code: 'invalid_input', message, field } : { code: 'invalid_input', message }
+        )
         return true
       }
       body = parsed.data

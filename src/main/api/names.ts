@@ -34,7 +34,8 @@ export function toWire(value: unknown): unknown {
  */
 export function snakeObject<S extends z.ZodRawShape>(schema: z.ZodObject<S>): z.ZodObject {
   const shape: Record<string, z.ZodType> = {}
-  for (const [key, field] of Object.entries(schema.shape)) shape[snakeCase(key)] = field as z.ZodType
+  for (const [key, field] of Object.entries(schema.shape))
+    shape[snakeCase(key)] = field as z.ZodType
   return z.strictObject(shape)
 }
 

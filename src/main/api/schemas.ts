@@ -86,7 +86,13 @@ export const ProcessRequestSchema = z.strictObject({
 export const GenerateRequestSchema = z.strictObject({
   model_id: ModelRefSchema,
   prompt: PromptSchema,
-  num_completions: z.number().int().min(1).max(64).optional().describe('Seed name of options.completions'),
+  num_completions: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .optional()
+    .describe('Seed name of options.completions'),
   device_id: DeviceRefSchema.optional(),
   options: ApiGenerateOptionsSchema.optional(),
   wait: WaitSchema

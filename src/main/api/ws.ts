@@ -15,7 +15,8 @@ const MAX_FRAME_BYTES = 64 * 1024
 
 function placementKeys(snapshot: DevicesSnapshot): Set<string> {
   const keys = new Set<string>()
-  for (const d of snapshot.devices) for (const p of d.placements) keys.add(`${d.id}\u0000${p.groupId}`)
+  for (const d of snapshot.devices)
+    for (const p of d.placements) keys.add(`${d.id}\u0000${p.groupId}`)
   return keys
 }
 
@@ -71,7 +72,10 @@ export function attachApiWebSocket(options: {
         send({ type: 'error', error: toSerializedError(err) })
       })
     }
-    async function call<C extends InvokeChannel>(channel: C, input: InvokeInput<C>): Promise<InvokeOutput<C>> {
+    async function call<C extends InvokeChannel>(
+      channel: C,
+      input: InvokeInput<C>
+    ): Promise<InvokeOutput<C>> {
       const result = await router.dispatch(channel, input, { clientId })
       if (!result.ok) throw fromSerializedError(result.error)
       return result.value as InvokeOutput<C>
@@ -83,7 +87,11 @@ export function attachApiWebSocket(options: {
       const state = await call('system:state', undefined)
       return {
         type: 'system_state',
-        data: { ...state, numDevices: state.devices?.length ?? 0, groups: state.library?.groups ?? [] }
+        data: {
+          ...state,
+          numDevices: state.devices?.length ?? 0,
+          groups: state.library?.groups ?? []
+        }
       }
     }
 
@@ -91,7 +99,11 @@ export function attachApiWebSocket(options: {
       if (outcomeSent.has(job.id)) return
       outcomeSent.add(job.id)
       if (job.status === 'failed') {
-        send({ type: 'error', jobId: job.id, error: job.error ?? { code: 'internal', message: 'failed' } })
+        send({
+          type: 'error',
+          jobId: job.id,
+          error: job.error ?? { code: 'internal', message: 'failed' }
+        })
         return
       }
       const result = await call('jobs:result', { jobId: job.id })
@@ -182,13 +194,19 @@ export function attachApiWebSocket(options: {
         if (!parsed.success) {
           const { message: text, field } = describeZodError(parsed.error)
           badRequests.record(400)
-          send({ type: 'error', error: { code: 'invalid_input', message: text, ...(field ? { field } : {}) } })
+          send({
+            type: 'error',
+            error: { code: 'invalid_input', message: text, ...(field ? { field } : {}) }
+          })
           return
         }
         message = parsed.data
       } catch (err) {
         badRequests.record(400)
-        send({ type: 'error', error: { code: 'invalid_input', message: `malformed message: ${(err as Error).message}` } })
+        send({
+          type: 'error',
+          error: { code: 'invalid_input', message: `malformed message: ${(err as Error).message}` }
+        })
         return
       }
       const m = message
@@ -206,7 +224,11 @@ export function attachApiWebSocket(options: {
           const found = await router.dispatch('jobs:get', { jobId: m.job_id }, { clientId })
           if (!found.ok) {
             badRequests.record(404)
-            send({ type: 'error', jobId: m.job_id, error: { code: 'not_found', message: `no job ${m.job_id}`, field: 'job_id' } })
+            send({
+              type: 'error',
+              jobId: m.job_id,
+              error: { code: 'not_found', message: `no job ${m.job_id}`, field: 'job_id' }
+            })
             return
           }
           subscriptions.add(m.job_id)

@@ -46,7 +46,11 @@ export const WsServerMessageSchemas = {
     deviceId: z.string(),
     groupId: z.string()
   }),
-  subscribed: z.object({ type: z.literal('subscribed'), jobId: z.string(), job: JobStateSchema.nullable() }),
+  subscribed: z.object({
+    type: z.literal('subscribed'),
+    jobId: z.string(),
+    job: JobStateSchema.nullable()
+  }),
   unsubscribed: z.object({ type: z.literal('unsubscribed'), jobId: z.string() }),
   job_update: z.object({ type: z.literal('job_update'), job: JobStateSchema }),
   progress: z.object({
