@@ -231,6 +231,38 @@ describe('analyses, generations, jobs', () => {
     expect(end.body.rows.length).toBeLessThan(prompt.split(' ').length)
   })
 
+  it('cancels a waited-for job when the client hangs up', async () => {
+    const prompt = Array.from({ length: 40 }, () => 'a dog ran to the river in the morning').join(
+      ' '
+    )
+    const controller = new AbortController()
+    const pending = fetch(`${h.base}/models/process`, {
+      method: 'POST',
+      signal: controller.signal,
+      headers: {
+        authorization: `Bearer ${h.token}`,
+        'content-type': 'application/json',
+        'x-client-id': 'hangs-up'
+      },
+      body: JSON.stringify({
+        model_id: LENS,
+        prompt,
+        device_id: 'cpu:0',
+        options: { best_of_k: 64, rows_per_batch: 64 }
+      })
+    }).catch((err: Error) => err.name)
+    const findJob = async (): Promise<any> =>
+      (await api(h, 'GET', '/system/state')).body.queue.jobs.find(
+        (j: any) => j.client_id === 'api:hangs-up'
+      )
+    for (let i = 0; i < 100 && !(await findJob()); i++) await new Promise((r) => setTimeout(r, 20))
+    controller.abort()
+    expect(await pending).toBe('AbortError')
+    const job = await findJob()
+    const end = await untilDone(job.id)
+    expect(end.body.job.status).toBe('cancelled')
+  })
+
   it('generates, and generates then analyses', async () => {
     const gen = await api(h, 'POST', '/models/generate', {
       model_id: LENS,
