@@ -3,6 +3,7 @@
  * on first use into their own small sessions, and the analysis itself.
  */
 import { promises as fs } from 'node:fs'
+import path from 'node:path'
 import {
   AnalyzeOptionsSchema,
   type AnalysisProgress,
@@ -14,7 +15,10 @@ import { AppError, describeZodError } from '@shared/ipc/errors'
 import { BaseModel } from './base-model'
 import { validateBundle, type ResolvedLens, type ValidatedBundle } from './bundle/open'
 import { argminRange, relativeRmse, salience } from './metrics'
-import { Session, Tensor, type SessionTarget } from './ort'
+import { Session, Tensor, type SessionBuild, type SessionTarget } from './ort'
+import type { GroupCache, LoadCacheResult } from './cache'
+import type { CachedGroup } from './cache/host-cache'
+import { fingerprintFolder } from './cache/fingerprint'
 import { uniformsFor } from './random'
 import { TextTokenizer } from './tokenizer'
 import type {
@@ -51,9 +55,14 @@ async function readFloats(file: string): Promise<Float32Array> {
   return out
 }
 
-async function createSession(file: string, target: SessionTarget, rel: string): Promise<Session> {
+async function createSession(
+  file: string,
+  target: SessionTarget,
+  rel: string,
+  build: SessionBuild = {}
+): Promise<Session> {
   try {
-    return await Session.create(file, target)
+    return await Session.create(file, target, build)
   } catch (err) {
     const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]
     if (target.provider !== 'cpu' && /provider|adapter|library|CUDA|WebGPU/i.test(msg ?? '')) {
@@ -71,22 +80,105 @@ function relTo(bundle: ValidatedBundle, file: string): string {
   return file.startsWith(bundle.dir) ? file.slice(bundle.dir.length + 1) : file
 }
 
+/** What opening a group's models may reuse (engine/cache) and what it did. */
+interface OpenContext {
+  cache: GroupCache | null
+  cached: CachedGroup | null
+  fingerprint: string
+  result: LoadCacheResult
+}
+
+/**
+ * Opens one model: from its optimized graph when the host cache or the disk store has it (no graph
+ * optimisation), else from the bundle file, saving the optimized graph for the next load.
+ */
+async function openModel(
+  bundle: ValidatedBundle,
+  target: SessionTarget,
+  ctx: OpenContext,
+  file: string
+): Promise<Session> {
+  const rel = relTo(bundle, file)
+  const inMemory = ctx.cached?.models.get(file)
+  if (inMemory) {
+    try {
+      const s = await Session.create(inMemory, target, { preOptimized: true })
+      ctx.result.preOptimizedSessions++
+      return s
+    } catch {
+      // Fall through to the disk store and the file: the cached graph is only a shortcut.
+    }
+  }
+  const store = ctx.cache?.optimized
+  const stored = store
+    ? await store.open(bundle.summary.contentHash, rel, target).catch(() => null)
+    : null
+  if (stored?.kind === 'hit') {
+    try {
+      const s = await Session.create(stored.bytes, target, { preOptimized: true })
+      ctx.result.preOptimizedSessions++
+      return s
+    } catch {
+      await store!.discard(stored.file)
+    }
+  } else if (stored?.kind === 'miss') {
+    let s: Session
+    try {
+      s = await createSession(file, target, rel, { saveOptimizedTo: stored.saveTo })
+    } catch {
+      // Some providers cannot save their optimized graph; the load itself must not fail for it.
+      await stored.abandon()
+      return createSession(file, target, rel)
+    }
+    await stored.commit().then(
+      () => void ctx.result.savedOptimized++,
+      () => stored.abandon()
+    )
+    return s
+  }
+  return createSession(file, target, rel)
+}
+
 export async function loadGroup(
   dir: string,
   target: SessionTarget,
   hooks: LoadHooks = {}
 ): Promise<LoadedGroup> {
-  hooks.onStage?.('validating bundle', 0)
-  const bundle = await validateBundle(dir)
-  const tokenizer = await TextTokenizer.load(
-    bundle.tokenizerFile,
-    bundle.tokenizerConfigFile,
-    bundle.manifest.conventions.bosTokenId
-  )
+  const cache = hooks.cache ?? null
+  const cached = cache ? await cache.host.take(path.resolve(dir), target) : null
+  const ctx: OpenContext = {
+    cache,
+    cached,
+    fingerprint: cached?.fingerprint ?? '',
+    result: { hostHit: cached !== null, preOptimizedSessions: 0, savedOptimized: 0 }
+  }
+  let bundle: ValidatedBundle
+  let tokenizer: TextTokenizer
+  if (cached) {
+    hooks.onStage?.('reusing cached bundle', 0)
+    bundle = cached.bundle
+    tokenizer = cached.tokenizer
+  } else {
+    hooks.onStage?.('validating bundle', 0)
+    // Taken before validation: a file changed meanwhile makes the cache entry stale, never wrong.
+    if (cache) ctx.fingerprint = await fingerprintFolder(dir).catch(() => '')
+    bundle = await validateBundle(dir)
+    tokenizer = await TextTokenizer.load(
+      bundle.tokenizerFile,
+      bundle.tokenizerConfigFile,
+      bundle.manifest.conventions.bosTokenId
+    )
+  }
   const sessions: Session[] = []
+  const modelFiles = new Map<Session, string>()
+  const open = async (file: string): Promise<Session> => {
+    const s = await openModel(bundle, target, ctx, file)
+    modelFiles.set(s, file)
+    return s
+  }
   try {
     hooks.onStage?.('loading base model', 0.2)
-    const base = await createSession(bundle.base.file, target, relTo(bundle, bundle.base.file))
+    const base = await open(bundle.base.file)
     sessions.push(base)
     const models = new Map<string, BaseModel>([
       ['base', new BaseModel(base, bundle.manifest.base.hiddenSize)]
@@ -96,12 +188,13 @@ export async function loadGroup(
         `loading donor ${donor.ref.id}`,
         0.2 + (0.6 * (i + 1)) / (bundle.donors.length + 1)
       )
-      const s = await createSession(donor.file, target, relTo(bundle, donor.file))
+      const s = await open(donor.file)
       sessions.push(s)
       models.set(donor.ref.id, new BaseModel(s, donor.ref.hiddenSize))
     }
     hooks.onStage?.('ready', 1)
-    return new Group(bundle, target, tokenizer, models, sessions)
+    hooks.onCacheResult?.({ ...ctx.result })
+    return new Group(bundle, target, tokenizer, models, sessions, { ctx, modelFiles })
   } catch (err) {
     await Promise.all(sessions.map((s) => s.release()))
     throw err
@@ -113,15 +206,36 @@ class Group implements LoadedGroup {
   readonly #lenses = new Map<string, Promise<LensRuntime>>()
   #disposed = false
   #running = Promise.resolve()
+  readonly #open: { ctx: OpenContext; modelFiles: Map<Session, string> }
+  /** Lens tensors read so far (kept for the host cache). */
+  readonly #tensors: Map<string, Float32Array>
 
   constructor(
     readonly bundle: ValidatedBundle,
     readonly target: SessionTarget,
     readonly tokenizer: TextTokenizer,
     readonly models: Map<string, BaseModel>,
-    readonly sessions: Session[]
+    readonly sessions: Session[],
+    open: { ctx: OpenContext; modelFiles: Map<Session, string> }
   ) {
     this.summary = bundle.summary
+    this.#open = open
+    this.#tensors = new Map(open.ctx.cached?.tensors ?? [])
+  }
+
+  async #openLensModel(file: string): Promise<Session> {
+    const s = await openModel(this.bundle, this.target, this.#open.ctx, file)
+    this.#open.modelFiles.set(s, file)
+    return s
+  }
+
+  async #tensor(file: string): Promise<Float32Array> {
+    let t = this.#tensors.get(file)
+    if (!t) {
+      t = await readFloats(file)
+      this.#tensors.set(file, t)
+    }
+    return t
   }
 
   tokenize(text: string): { ids: number[]; tokens: string[] } {
@@ -151,18 +265,10 @@ class Group implements LoadedGroup {
   }
 
   async #loadLens(resolved: ResolvedLens): Promise<LensRuntime> {
-    const projection = await createSession(
-      resolved.projectionFile,
-      this.target,
-      relTo(this.bundle, resolved.projectionFile)
-    )
+    const projection = await this.#openLensModel(resolved.projectionFile)
     let head: Session
     try {
-      head = await createSession(
-        resolved.headFile,
-        this.target,
-        relTo(this.bundle, resolved.headFile)
-      )
+      head = await this.#openLensModel(resolved.headFile)
     } catch (err) {
       // Retrying the lens later must not leave this projection session behind.
       await projection.release()
@@ -173,12 +279,12 @@ class Group implements LoadedGroup {
       resolved,
       projection,
       head,
-      decoderPrefix: await readFloats(resolved.decoderPrefix.file),
-      encoderPrefix: await readFloats(resolved.encoderPrefix.file),
+      decoderPrefix: await this.#tensor(resolved.decoderPrefix.file),
+      encoderPrefix: await this.#tensor(resolved.encoderPrefix.file),
       encoderSuffix: resolved.encoderSuffix
-        ? await readFloats(resolved.encoderSuffix.file)
+        ? await this.#tensor(resolved.encoderSuffix.file)
         : undefined,
-      lastRowAdd: resolved.lastRowAdd ? await readFloats(resolved.lastRowAdd.file) : undefined
+      lastRowAdd: resolved.lastRowAdd ? await this.#tensor(resolved.lastRowAdd.file) : undefined
     }
   }
 
@@ -539,5 +645,41 @@ class Group implements LoadedGroup {
     const lenses = await Promise.allSettled([...this.#lenses.values()])
     void lenses
     await Promise.all(this.sessions.map((s) => s.release()))
+    await this.#keepForReload().catch(() => undefined)
+  }
+
+  /** Hands the group's parts to the host cache, so that a reload skips what it can. */
+  async #keepForReload(): Promise<void> {
+    const { ctx, modelFiles } = this.#open
+    const host = ctx.cache?.host
+    if (!host || host.budgetBytes === 0 || !ctx.fingerprint) return
+    const models = new Map<string, Uint8Array>()
+    for (const [session, file] of modelFiles) {
+      let bytes = session.optimizedBytes
+      if (!bytes && ctx.cache?.optimized) {
+        const stored = await ctx.cache.optimized.open(
+          this.summary.contentHash,
+          relTo(this.bundle, file),
+          this.target
+        )
+        if (stored.kind === 'hit') bytes = stored.bytes
+        else await stored.abandon()
+      }
+      if (bytes) models.set(file, bytes)
+    }
+    const tokenizerBytes = await fs
+      .stat(this.bundle.tokenizerFile)
+      .then((st) => st.size)
+      .catch(() => 0)
+    host.put({
+      dir: this.bundle.dir,
+      target: this.target,
+      fingerprint: ctx.fingerprint,
+      bundle: this.bundle,
+      tokenizer: this.tokenizer,
+      models,
+      tensors: this.#tensors,
+      tokenizerBytes
+    })
   }
 }

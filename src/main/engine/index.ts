@@ -6,6 +6,8 @@ export { loadGroup, DEFAULT_ROWS_PER_BATCH } from './group'
 export { ensureDemoBundle, DEMO_GROUP_ID } from './demo/demo'
 export { generateSyntheticBundle, syntheticText, type SyntheticSpec } from './synthetic'
 export { ENGINE_VERSION } from './version'
+export { GroupCache, DEFAULT_HOST_CACHE_SHARE } from './cache'
+export type { GroupCacheStats, LoadCacheResult } from './cache'
 export type * from './types'
 export type { SessionTarget } from './ort'
 

@@ -56,10 +56,24 @@ export function sessionOptions(target: SessionTarget): ort.InferenceSession.Sess
   return opts
 }
 
+/** How a session is built beyond its target (the optimized-model cache, engine/cache). */
+export interface SessionBuild {
+  /** Also write ONNX Runtime's optimized graph, in ORT format, to this file (name ends in .ort). */
+  saveOptimizedTo?: string
+  /**
+   * `model` is an ORT-format buffer this ONNX Runtime version optimized for the same target:
+   * graph optimisation is skipped and initializers are used in place (no copy), so the buffer is
+   * kept alive by the session and must never be modified.
+   */
+  preOptimized?: boolean
+}
+
 /** A session plus its release; every model handle in the app is one of these. */
 export class Session {
   static #live = 0
   readonly #session: ort.InferenceSession
+  /** The ORT-format buffer a pre-optimized session reads its weights from, in place. */
+  readonly optimizedBytes: Uint8Array | null
   #released = false
 
   /** Sessions created and not yet released in this process (leak checks in tests). */
@@ -69,20 +83,33 @@ export class Session {
   readonly inputNames: readonly string[]
   readonly outputNames: readonly string[]
 
-  private constructor(session: ort.InferenceSession) {
+  private constructor(session: ort.InferenceSession, optimizedBytes: Uint8Array | null) {
     this.#session = session
+    this.optimizedBytes = optimizedBytes
     this.inputNames = session.inputNames
     this.outputNames = session.outputNames
   }
 
-  static async create(model: string | Uint8Array, target: SessionTarget): Promise<Session> {
+  static async create(
+    model: string | Uint8Array,
+    target: SessionTarget,
+    build: SessionBuild = {}
+  ): Promise<Session> {
     const opts = sessionOptions(target)
+    if (build.saveOptimizedTo) opts.optimizedModelFilePath = build.saveOptimizedTo
+    const inPlace = build.preOptimized === true && typeof model !== 'string'
+    if (inPlace) {
+      opts.graphOptimizationLevel = 'disabled'
+      opts.extra = {
+        session: { use_ort_model_bytes_directly: '1', use_ort_model_bytes_for_initializers: '1' }
+      }
+    }
     const s =
       typeof model === 'string'
         ? await ort.InferenceSession.create(model, opts)
         : await ort.InferenceSession.create(model, opts)
     Session.#live++
-    return new Session(s)
+    return new Session(s, inPlace ? (model as Uint8Array) : null)
   }
 
   async run(feeds: Feeds, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>> {

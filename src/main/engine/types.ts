@@ -10,6 +10,7 @@ import type {
 } from '@shared/domain/analysis'
 import type { SessionTarget } from './ort'
 import type { GenerateRequest, GenerationResult } from './generation/options'
+import type { GroupCache, LoadCacheResult } from './cache'
 
 export interface LensSummary {
   id: string
@@ -38,6 +39,13 @@ export interface BundleSummary {
 
 export interface LoadHooks {
   onStage?: (stage: string, fraction: number) => void
+  /**
+   * Reuse and feed the reload cache (engine/cache): a group unloaded earlier comes back from host
+   * memory, and models open from their saved optimized graphs. Results are identical either way.
+   */
+  cache?: GroupCache
+  /** How this load used the cache. */
+  onCacheResult?: (result: LoadCacheResult) => void
 }
 
 export interface AnalyzeRequest {

@@ -4,7 +4,8 @@
  * speaks the protocol in ./protocol.ts over whichever parent channel exists.
  */
 import { AppError, toSerializedError } from '@shared/ipc/errors'
-import { DEFAULT_ROWS_PER_BATCH, ENGINE_VERSION, loadGroup } from '../engine'
+import { DEFAULT_ROWS_PER_BATCH, ENGINE_VERSION, GroupCache, loadGroup } from '../engine'
+import type { LoadCacheResult } from '../engine/cache'
 import { probeProviders, type SessionTarget } from '../engine/ort'
 import { generateOptionsFromJob } from '../engine/generation/jobs'
 import type { LoadedGroup } from '../engine/types'
@@ -46,6 +47,7 @@ function memory(): WorkerMemory {
 
 let deviceId = process.env.TALKATIVE_WORKER_DEVICE ?? 'unknown'
 let target: SessionTarget | null = null
+let cache: GroupCache | null = null
 const groups = new Map<string, LoadedGroup>()
 const loading = new Map<string, Promise<LoadedGroup>>()
 const tasks = new Map<string, { cancelled: boolean }>()
@@ -65,12 +67,18 @@ const handlers: Handlers = {
   async init(req) {
     deviceId = req.deviceId
     target = req.target
+    cache = req.cache
+      ? new GroupCache({ hostBytes: req.cache.hostBytes, optimizedDir: req.cache.optimizedDir })
+      : null
     // Start the provider here, in the process that will use it: a provider that cannot start is
     // this device's error (never a silent fallback), and its one-time setup (thread pools, a CUDA
     // context) stays out of every group's measured memory.
     const [probe] = await probeProviders([target.provider])
     if (!probe?.available) {
-      throw new AppError('unavailable', `${deviceId}: ${target.provider} cannot start: ${probe?.error ?? 'unknown error'}`)
+      throw new AppError(
+        'unavailable',
+        `${deviceId}: ${target.provider} cannot start: ${probe?.error ?? 'unknown error'}`
+      )
     }
     return { pid: process.pid, memory: memory(), engineVersion: ENGINE_VERSION }
   },
@@ -79,13 +87,17 @@ const handlers: Handlers = {
     if (!target) throw new AppError('internal', 'worker not initialised')
     const existing = groups.get(req.groupId)
     const before = memory().rssBytes
+    const cacheBytesBefore = cache?.host.bytes
     const started = performance.now()
+    let cacheResult: LoadCacheResult | undefined
     if (!existing) {
       let pendingLoad = loading.get(req.groupId)
       if (!pendingLoad) {
         pendingLoad = loadGroup(req.dir, target, {
           onStage: (stage, fraction) =>
-            emit({ kind: 'stage', groupId: req.groupId, stage, fraction })
+            emit({ kind: 'stage', groupId: req.groupId, stage, fraction }),
+          cache: cache ?? undefined,
+          onCacheResult: (r) => (cacheResult = r)
         })
         loading.set(req.groupId, pendingLoad)
       }
@@ -106,22 +118,32 @@ const handlers: Handlers = {
       },
       loadMs: performance.now() - started,
       rssBeforeBytes: before,
-      rssAfterBytes: memory().rssBytes
+      rssAfterBytes: memory().rssBytes,
+      ...(cacheResult ? { cache: cacheResult } : {}),
+      ...(cache ? { cacheBytesBefore, cacheBytesAfter: cache.host.bytes } : {})
     }
   },
 
   async unload(req) {
     const before = memory().rssBytes
+    const cacheBytesBefore = cache?.host.bytes
     const g = groups.get(req.groupId)
     if (g) {
       groups.delete(req.groupId)
       await g.dispose()
     }
-    return { rssBeforeBytes: before, rssAfterBytes: memory().rssBytes, wasLoaded: g !== undefined }
+    return {
+      rssBeforeBytes: before,
+      rssAfterBytes: memory().rssBytes,
+      wasLoaded: g !== undefined,
+      ...(cache ? { cacheBytesBefore, cacheBytesAfter: cache.host.bytes } : {})
+    }
   },
 
   async plan(req) {
-    const rows = req.options?.rowsPerBatch ?? DEFAULT_ROWS_PER_BATCH[target?.provider === 'cpu' ? 'cpu' : 'gpu']
+    const rows =
+      req.options?.rowsPerBatch ??
+      DEFAULT_ROWS_PER_BATCH[target?.provider === 'cpu' ? 'cpu' : 'gpu']
     const positionsPerBatch = Math.max(1, Math.floor(rows / (req.options?.bestOfK ?? 16)))
     return { ...planPositions(group(req.groupId), req.text, req.options), positionsPerBatch }
   },
@@ -178,7 +200,13 @@ const handlers: Handlers = {
   },
 
   async ping() {
-    return { memory: memory(), groups: [...groups.keys()], tasks: [...tasks.keys()] }
+    const hostCache = cache ? cache.host.stats() : undefined
+    return {
+      memory: memory(),
+      groups: [...groups.keys()],
+      tasks: [...tasks.keys()],
+      ...(hostCache ? { hostCache } : {})
+    }
   },
 
   async shutdown() {

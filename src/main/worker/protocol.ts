@@ -27,6 +27,30 @@ const MemorySchema = z.object({
 })
 export type WorkerMemory = z.infer<typeof MemorySchema>
 
+/** The worker's reload cache (engine/cache): host-memory budget and the optimized-graph folder. */
+const CacheConfigSchema = z.object({
+  hostBytes: z.number().int().nonnegative(),
+  optimizedDir: z.string().nullable()
+})
+
+export const HostCacheStateSchema = z.object({
+  budgetBytes: z.number(),
+  bytes: z.number(),
+  hits: z.number().int(),
+  misses: z.number().int(),
+  evictions: z.number().int(),
+  groups: z.array(
+    z.object({
+      groupId: z.string(),
+      contentHash: z.string(),
+      bytes: z.number(),
+      models: z.number().int(),
+      cachedAt: z.number()
+    })
+  )
+})
+export type HostCacheState = z.infer<typeof HostCacheStateSchema>
+
 const BundleSummaryLiteSchema = z.object({
   groupId: z.string(),
   contentHash: z.string(),
@@ -38,7 +62,13 @@ const BundleSummaryLiteSchema = z.object({
 export const workerOps = {
   /** First message after start: which device this process serves. */
   init: {
-    request: z.object({ op: z.literal('init'), deviceId: z.string(), target: SessionTargetSchema }),
+    request: z.object({
+      op: z.literal('init'),
+      deviceId: z.string(),
+      target: SessionTargetSchema,
+      /** Absent: no reload cache. */
+      cache: CacheConfigSchema.optional()
+    }),
     response: z.object({ pid: z.number().int(), memory: MemorySchema, engineVersion: z.string() })
   },
   /** Open the group's sessions on this device. */
@@ -48,7 +78,18 @@ export const workerOps = {
       summary: BundleSummaryLiteSchema,
       loadMs: z.number(),
       rssBeforeBytes: z.number(),
-      rssAfterBytes: z.number()
+      rssAfterBytes: z.number(),
+      /** How the load used the reload cache (absent without one). */
+      cache: z
+        .object({
+          hostHit: z.boolean(),
+          preOptimizedSessions: z.number().int(),
+          savedOptimized: z.number().int()
+        })
+        .optional(),
+      /** Host cache bytes before and after: a hit moves its bytes from the cache to the group. */
+      cacheBytesBefore: z.number().optional(),
+      cacheBytesAfter: z.number().optional()
     })
   },
   unload: {
@@ -56,7 +97,10 @@ export const workerOps = {
     response: z.object({
       rssBeforeBytes: z.number(),
       rssAfterBytes: z.number(),
-      wasLoaded: z.boolean()
+      wasLoaded: z.boolean(),
+      /** Host cache bytes before and after: what the unload moved into the cache stays resident. */
+      cacheBytesBefore: z.number().optional(),
+      cacheBytesAfter: z.number().optional()
     })
   },
   /** The token positions an analysis of `text` covers (what a data-parallel split divides). */
@@ -108,7 +152,8 @@ export const workerOps = {
     response: z.object({
       memory: MemorySchema,
       groups: z.array(z.string()),
-      tasks: z.array(z.string())
+      tasks: z.array(z.string()),
+      hostCache: HostCacheStateSchema.optional()
     })
   },
   shutdown: {

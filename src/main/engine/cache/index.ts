@@ -1,0 +1,54 @@
+/**
+ * What makes a reload fast: a host-memory LRU of recently unloaded groups (host-cache.ts) and
+ * ONNX Runtime's optimized graphs on disk (optimized-store.ts). `loadGroup(dir, target, { cache })`
+ * uses both; docs/devices.md has the measured effect.
+ */
+import { HostGroupCache, type HostCacheStats } from './host-cache'
+import { OptimizedModelStore } from './optimized-store'
+
+export { fingerprintFolder } from './fingerprint'
+export { HostGroupCache, cachedGroupBytes, DEFAULT_HOST_CACHE_SHARE } from './host-cache'
+export type { CachedGroup, HostCacheStats, HostCacheEntryInfo } from './host-cache'
+export { OptimizedModelStore, DEFAULT_OPTIMIZED_STORE_BYTES } from './optimized-store'
+export type { OptimizedModel } from './optimized-store'
+
+export interface GroupCacheOptions {
+  /** Host-memory budget for unloaded groups (0: keep nothing in memory). */
+  hostBytes: number
+  /** Folder for optimized graphs; null or absent: none are written or read. */
+  optimizedDir?: string | null
+  optimizedBudgetBytes?: number
+}
+
+/** How a load used the cache (reported through LoadHooks.onCacheResult). */
+export interface LoadCacheResult {
+  /** The group came from the host-memory cache (no validation, hashing or graph optimisation). */
+  hostHit: boolean
+  /** Sessions created from an optimized graph (from memory or disk). */
+  preOptimizedSessions: number
+  /** Optimized graphs written to disk during this load. */
+  savedOptimized: number
+}
+
+export interface GroupCacheStats extends HostCacheStats {
+  optimizedDir: string | null
+}
+
+export class GroupCache {
+  readonly host: HostGroupCache
+  readonly optimized: OptimizedModelStore | null
+
+  constructor(options: GroupCacheOptions) {
+    this.host = new HostGroupCache(options.hostBytes)
+    this.optimized = options.optimizedDir
+      ? new OptimizedModelStore({
+          dir: options.optimizedDir,
+          budgetBytes: options.optimizedBudgetBytes
+        })
+      : null
+  }
+
+  stats(): GroupCacheStats {
+    return { ...this.host.stats(), optimizedDir: this.optimized?.dir ?? null }
+  }
+}
