@@ -62,6 +62,8 @@ export const UnloadCheckSchema = z.object({
   expectedBytes: z.number(),
   /** What the unload gave back (measured). */
   freedBytes: z.number(),
+  /** Of the freed bytes, what the worker's host cache keeps for a fast reload. */
+  cachedBytes: z.number().optional(),
   ok: z.boolean(),
   at: z.number()
 })
@@ -88,7 +90,15 @@ export const ManagedDeviceSchema = z.object({
   restarts: z.number().int().nonnegative(),
   runningJobId: z.string().nullable(),
   placements: z.array(PlacementSchema),
-  lastUnload: UnloadCheckSchema.nullable()
+  lastUnload: UnloadCheckSchema.nullable(),
+  /** The worker's host-memory cache of recently unloaded groups (a reload skips most work). */
+  hostCache: z
+    .object({
+      budgetBytes: z.number(),
+      bytes: z.number(),
+      groups: z.array(z.object({ groupId: z.string(), contentHash: z.string(), bytes: z.number() }))
+    })
+    .optional()
 })
 export type ManagedDevice = z.infer<typeof ManagedDeviceSchema>
 
