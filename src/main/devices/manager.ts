@@ -30,9 +30,17 @@ import { deviceSpecsFromEnv, resolveDevices, type DeviceDescriptor } from './con
 import { fairOrder, nextChunkSize } from './fairQueue'
 import { gpuProcessBytes } from './gpuMemory'
 import type { ModelLibrary } from './library'
-import { assessFit, chooseDevice, formatBytes, type PlacementDevice } from './placement'
+import { assessFit, chooseDevice, type PlacementDevice } from './placement'
 import type { SpawnWorker } from './transport'
+import type { HostCacheState } from '../worker/protocol'
+import {
+  reloadCacheFromEnv,
+  workerCacheConfig,
+  type ReloadCacheOptions,
+  type WorkerCacheConfig
+} from './reloadCache'
 import { WorkerClient } from './workerClient'
+import { ChatTemplate, readTokenizerConfig } from '../engine/chat'
 
 /** The events the manager pushes (a subset of the contract's event channels). */
 export interface ManagerEvents {
@@ -67,6 +75,8 @@ export interface DeviceManagerOptions {
   /** nvidia-smi runner for measured GPU memory. */
   runCommand?: CommandRunner
   now?: () => number
+  /** Workers' reload cache (host budget, optimized-graph folder); default: from the environment. */
+  reloadCache?: ReloadCacheOptions
 }
 
 interface PlacementRec extends Placement {
@@ -91,6 +101,8 @@ interface DeviceRt {
   reloadAfterRestart: string[]
   task: DeviceTask | null
   lastUnload: UnloadCheck | null
+  /** The worker's host cache as of its last answer (null until known, or without one). */
+  hostCache: HostCacheState | null
   stopping: boolean
   ready: Promise<void>
 }
@@ -157,7 +169,7 @@ function newJobId(): string {
 
 export class DeviceManager {
   readonly #o: Required<
-    Omit<DeviceManagerOptions, 'devices' | 'emit' | 'runCommand' | 'cpuMemoryShare'>
+    Omit<DeviceManagerOptions, 'devices' | 'emit' | 'runCommand' | 'cpuMemoryShare' | 'reloadCache'>
   > &
     Pick<DeviceManagerOptions, 'runCommand'>
   readonly #emit: ManagerEmit
@@ -167,6 +179,7 @@ export class DeviceManager {
   readonly #lastServed = new Map<string, number>()
   /** Measured bytes per (group, provider): the corrected estimate for the next placement. */
   readonly #measured = new Map<string, number>()
+  readonly #cacheConfig: WorkerCacheConfig
   #seq = 0
   #serveTick = 0
   #notifyPending = false
@@ -209,10 +222,17 @@ export class DeviceManager {
         reloadAfterRestart: [],
         task: null,
         lastUnload: null,
+        hostCache: null,
         stopping: false,
         ready: Promise.resolve()
       })
     }
+    const workers = [...this.#devices.values()].filter((d) => d.desc.provider).length
+    this.#cacheConfig = workerCacheConfig(
+      options.reloadCache ?? reloadCacheFromEnv(),
+      options.hardware.cpu.memoryTotalBytes,
+      workers
+    )
   }
 
   //#region lifecycle
@@ -280,7 +300,8 @@ export class DeviceManager {
             provider: d.desc.provider!,
             deviceIndex: d.desc.gpuIndex,
             threads: d.desc.threads
-          }
+          },
+          cache: this.#cacheConfig
         },
         Math.max(this.#o.graceMs, 60_000)
       )
@@ -290,6 +311,7 @@ export class DeviceManager {
         this.#o.graceMs,
         () => this.#killUnresponsive(d, `did not answer a ping within ${this.#o.graceMs} ms`),
         (pong) => {
+          if (this.#setHostCache(d, pong.hostCache)) this.#notify()
           if (d.desc.kind === 'cpu' && d.baselineRss !== null) {
             const next = Math.max(0, pong.memory.rssBytes - d.baselineRss)
             if (next !== d.processBytes) {
@@ -376,6 +398,16 @@ export class DeviceManager {
     })
   }
 
+  /** True when the worker's cache contents changed (what the snapshot shows). */
+  #setHostCache(d: DeviceRt, state: HostCacheState | undefined): boolean {
+    const next = state ?? null
+    const key = (c: HostCacheState | null): string =>
+      c ? `${c.budgetBytes} ${c.groups.map((g) => `${g.groupId}:${g.contentHash}`).join(',')}` : ''
+    const changed = key(next) !== key(d.hostCache)
+    d.hostCache = next
+    return changed
+  }
+
   #measureKey(groupId: string, d: DeviceRt): string {
     return `${groupId}\u0000${d.desc.kind}:${d.desc.provider ?? ''}`
   }
@@ -409,6 +441,17 @@ export class DeviceManager {
     }
     if (d.desc.providerError) out.providerError = d.desc.providerError
     if (d.statusDetail) out.statusDetail = d.statusDetail
+    if (d.hostCache) {
+      out.hostCache = {
+        budgetBytes: d.hostCache.budgetBytes,
+        bytes: d.hostCache.bytes,
+        groups: d.hostCache.groups.map(({ groupId, contentHash, bytes }) => ({
+          groupId,
+          contentHash,
+          bytes
+        }))
+      }
+    }
     return out
   }
 
@@ -673,10 +716,15 @@ export class DeviceManager {
     this.#notify()
     try {
       const res = await d.client.call({ op: 'unload', groupId })
-      let freed = res.rssBeforeBytes - res.rssAfterBytes
+      // What the unload moved into the host cache left the device's budget for the cache's own,
+      // though the process still holds it.
+      const cached = Math.max(0, (res.cacheBytesAfter ?? 0) - (res.cacheBytesBefore ?? 0))
+      let freed = res.rssBeforeBytes - res.rssAfterBytes + cached
       // Back where the process was before this group's load: the memory came back even when
       // the load-time figure was mostly noise (small groups, arenas grown by later runs).
-      let backToBaseline = p.baselineBytes !== null && res.rssAfterBytes <= p.baselineBytes + RETURN_SLACK_BYTES
+      let backToBaseline =
+        p.baselineBytes !== null &&
+        res.rssAfterBytes - cached <= p.baselineBytes + RETURN_SLACK_BYTES
       if (d.desc.kind === 'gpu' && this.#o.runCommand && d.client.pid) {
         const after = await gpuProcessBytes(this.#o.runCommand, d.client.pid, d.gpuUuid)
         backToBaseline = false
@@ -690,6 +738,7 @@ export class DeviceManager {
         groupId,
         expectedBytes: expected,
         freedBytes: freed,
+        ...(res.cacheBytesAfter !== undefined ? { cachedBytes: cached } : {}),
         ok:
           backToBaseline ||
           expected <= RETURN_SLACK_BYTES ||
@@ -738,7 +787,9 @@ export class DeviceManager {
     }
     try {
       const res = await d.client.call({ op: 'load', groupId, dir })
-      let measured = Math.max(0, res.rssAfterBytes - res.rssBeforeBytes)
+      // A reload from the host cache moves bytes the process already held into the group.
+      const fromCache = Math.max(0, (res.cacheBytesBefore ?? 0) - (res.cacheBytesAfter ?? 0))
+      let measured = Math.max(0, res.rssAfterBytes - res.rssBeforeBytes + fromCache)
       if (d.desc.kind === 'gpu') {
         const after =
           this.#o.runCommand && d.client?.pid
@@ -786,8 +837,12 @@ export class DeviceManager {
       const { message, field } = describeZodError(parsed.error)
       throw new AppError('invalid_input', message, { field })
     }
-    const req = parsed.data
-    const entry = this.#library.get(req.groupId)
+    const entry = this.#library.get(parsed.data.groupId)
+    // A conversation becomes text here, once, with the group's own template: every device, the
+    // data-parallel planner and the saved session then see the same string.
+    const req = parsed.data.messages
+      ? { ...parsed.data, text: renderConversation(entry.dir, parsed.data.messages), messages: undefined }
+      : parsed.data
     let lensId: string | null = null
     if (req.kind !== 'load') {
       lensId = req.lensId ?? entry.summary.lenses[0]?.id ?? null
@@ -1460,4 +1515,16 @@ export class DeviceManager {
   }
 
   //#endregion
+}
+
+/**
+ * A job's conversation as the text every device analyses or continues: the group's chat template
+ * with the seed's rules. Read per submit (a small file) so an edited bundle is never stale; a
+ * missing or failing template is the caller's error, naming the file and field.
+ */
+function renderConversation(
+  bundleDir: string,
+  messages: ReadonlyArray<{ role: 'system' | 'user' | 'assistant'; content: string }>
+): string {
+  return ChatTemplate.fromSpecials(readTokenizerConfig(bundleDir)).render(messages).text
 }

@@ -59,15 +59,16 @@ export class DevicesService {
   manager(): Promise<DeviceManager> {
     this.#manager ??= (async () => {
       const [hardware, engine] = await Promise.all([this.#deps.hardware(), this.#deps.engine()])
-      let manager: DeviceManager | undefined
+      // The library's change callback exists before the manager it notifies.
+      const ref: { manager?: DeviceManager } = {}
       const library = new ModelLibrary({
         folder: this.#options.modelsDir ?? defaultModelsDir(),
         openBundle: engine.openBundle,
         ensureDemoBundle: () => engine.ensureDemoBundle(),
-        onChange: () => manager?.libraryChanged()
+        onChange: () => ref.manager?.libraryChanged()
       })
       this.#library = library
-      manager = new DeviceManager({
+      const manager = new DeviceManager({
         hardware,
         library,
         spawn: this.#options.spawnWorker ?? childProcessSpawner(),
@@ -78,6 +79,7 @@ export class DevicesService {
         cancelGraceMs: this.#options.cancelGraceMs,
         runCommand: this.#deps.runCommand
       })
+      ref.manager = manager
       await manager.start()
       if (this.#options.watch !== false) library.watch()
       if (this.#disposed) await manager.dispose()

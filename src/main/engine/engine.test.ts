@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AnalysisRow } from '@shared/domain/analysis'
 import {
   ensureDemoBundle,
   generateSyntheticBundle,
@@ -16,7 +15,6 @@ import {
   type LoadedGroup
 } from './index'
 import { BaseModel } from './base-model'
-import { demoModel, demoIds } from './demo/demo'
 import { DEMO_CONTENT_WORDS } from './demo/vocabulary'
 import { referenceResiduals } from './graph/reference'
 import { randomTransformer } from './graph/random-weights'
@@ -46,10 +44,6 @@ afterAll(async () => {
   await demo?.dispose()
   await rm(cache, { recursive: true, force: true })
 })
-
-function strip(rows: AnalysisRow[]): unknown[] {
-  return rows.map((r) => ({ p: r.position, e: r.explanation, m: r.mse }))
-}
 
 describe('demo group', () => {
   it('summarises two lenses at different layers and loads well under a second', async () => {

@@ -26,9 +26,20 @@ export const GenerateOptionsSchema = z
     temperature: z.number().min(0).max(5).default(1),
     topP: z.number().gt(0).max(1).default(1),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
-    completions: z.number().int().min(1).max(64).default(1)
+    completions: z.number().int().min(1).max(64).default(1),
+    /** false: exactly maxNewTokens (end-of-turn suppressed); true: stop at the first end of turn. */
+    stopAtEndOfTurn: z.boolean().default(false)
   })
   .strict()
+
+/** One chat turn; a conversation is rendered with the group's own chat template. */
+export const JobChatMessageSchema = z
+  .object({
+    role: z.enum(['system', 'user', 'assistant']),
+    content: z.string().max(200_000)
+  })
+  .strict()
+export type JobChatMessage = z.infer<typeof JobChatMessageSchema>
 
 export const JobSubmitSchema = z
   .object({
@@ -37,15 +48,25 @@ export const JobSubmitSchema = z
     /** Required for analyze / generate-analyze; default: the group's first lens. */
     lensId: z.string().min(1).max(200).optional(),
     text: z.string().max(200_000).optional(),
+    /**
+     * A conversation instead of `text`: rendered with the group's chat template (system merged into
+     * the first user turn where the template has no system role; generation prompt after a user
+     * turn; a final assistant turn left open to be continued).
+     */
+    messages: z.array(JobChatMessageSchema).min(1).max(1000).optional(),
     options: AnalyzeOptionsSchema.optional(),
     generate: GenerateOptionsSchema.optional(),
     /** Run only on this device (no data-parallel split); default: the manager chooses. */
     deviceId: DeviceIdSchema.optional()
   })
   .strict()
-  .refine((j) => j.kind === 'load' || typeof j.text === 'string', {
-    message: 'text is required for this job kind',
+  .refine((j) => j.kind === 'load' || typeof j.text === 'string' || j.messages !== undefined, {
+    message: 'text (or messages) is required for this job kind',
     path: ['text']
+  })
+  .refine((j) => j.text === undefined || j.messages === undefined, {
+    message: 'give text or messages, not both',
+    path: ['messages']
   })
 export type JobSubmit = z.output<typeof JobSubmitSchema>
 export type JobSubmitInput = z.input<typeof JobSubmitSchema>

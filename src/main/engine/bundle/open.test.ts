@@ -30,6 +30,7 @@ async function copyDemo(): Promise<string> {
   return dir
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests poke arbitrary manifest fields
 async function editJson(file: string, edit: (j: Record<string, any>) => void): Promise<void> {
   const j = JSON.parse(await readFile(file, 'utf8'))
   edit(j)

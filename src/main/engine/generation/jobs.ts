@@ -65,6 +65,7 @@ export function generateOptionsFromJob(o: {
   topP?: number
   seed?: number
   completions?: number
+  stopAtEndOfTurn?: boolean
 }): GenerateOptionsInput {
   const out: GenerateOptionsInput = {}
   if (o.maxNewTokens !== undefined) out.maxNewTokens = o.maxNewTokens
@@ -72,5 +73,6 @@ export function generateOptionsFromJob(o: {
   if (o.topP !== undefined) out.topP = o.topP
   if (o.seed !== undefined) out.seed = o.seed
   if (o.completions !== undefined) out.n = o.completions
+  if (o.stopAtEndOfTurn !== undefined) out.stopAtEndOfTurn = o.stopAtEndOfTurn
   return out
 }

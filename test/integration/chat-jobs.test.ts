@@ -1,0 +1,138 @@
+/**
+ * Chat as a job: a conversation submitted through the contract is rendered with the group's own
+ * chat template (never by the client) and analysed or continued by a real worker on the demo group.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { JobState } from '@shared/domain/jobs'
+import { ensureDemoBundle } from '../../src/main/engine'
+import { probeProviders } from '../../src/main/engine/ort'
+import { createMemoryClient, type MemoryClient } from '../../src/main/ipc/memoryTransport'
+import { createServices, type Services } from '../../src/main/services/createServices'
+
+let services: Services
+let client: MemoryClient
+let modelsDir: string
+
+async function ok<T>(
+  p: Promise<{ ok: true; value: T } | { ok: false; error: { message: string } }>
+): Promise<T> {
+  const r = await p
+  if (!r.ok) throw new Error(r.error.message)
+  return r.value
+}
+
+async function finished(jobId: string): Promise<JobState> {
+  const start = Date.now()
+  for (;;) {
+    const s = await ok(client.invoke('jobs:get', { jobId }))
+    if (['done', 'failed', 'cancelled'].includes(s.status)) return s
+    if (Date.now() - start > 60_000) throw new Error(`job ${jobId} still ${s.status}`)
+    await new Promise((r) => setTimeout(r, 30))
+  }
+}
+
+beforeAll(async () => {
+  modelsDir = await mkdtemp(join(tmpdir(), 'talkative-chat-models-'))
+  // A copy of the demo group without a chat template: messages must be refused, naming the file.
+  const demo = await ensureDemoBundle()
+  await cp(demo, join(modelsDir, 'plain'), { recursive: true })
+  const manifestFile = join(modelsDir, 'plain', 'manifest.json')
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
+  manifest.group.id = 'demo-plain'
+  await writeFile(manifestFile, JSON.stringify(manifest))
+  const configFile = join(modelsDir, 'plain', 'tokenizer_config.json')
+  const config = JSON.parse(await readFile(configFile, 'utf8'))
+  delete config.chat_template
+  await writeFile(configFile, JSON.stringify(config))
+  services = createServices({
+    probeProviders: () => probeProviders(['cpu']),
+    devices: {
+      modelsDir,
+      devices: [{ id: 'cpu:0', threads: 1, budgetBytes: 1024 ** 3 }],
+      watch: false
+    }
+  })
+  client = createMemoryClient(services.router, services.hub, 'chat-test')
+  services.start()
+  await services.devices.manager()
+}, 120_000)
+
+afterAll(async () => {
+  client?.close()
+  await services?.dispose()
+  await rm(modelsDir, { recursive: true, force: true })
+})
+
+describe('chat jobs', () => {
+  const messages = [
+    { role: 'system' as const, content: 'be quiet' },
+    { role: 'user' as const, content: 'the cat sat on the chair' }
+  ]
+
+  it('analyses a conversation rendered with the group template', async () => {
+    const { jobId } = await ok(
+      client.invoke('jobs:submit', {
+        kind: 'analyze',
+        groupId: 'demo-words',
+        messages,
+        options: { bestOfK: 2, salience: false, kl: false }
+      })
+    )
+    expect((await finished(jobId)).status).toBe('done')
+    const result = await ok(client.invoke('jobs:result', { jobId }))
+    const tokens = result.rows.map((r) => r.token)
+    // Template markup the client never wrote: turn markers, the role names, the generation prompt.
+    expect(tokens[0]).toBe('<bos>')
+    expect(tokens.filter((t) => t === '<start_of_turn>')).toHaveLength(3)
+    expect(tokens).toContain('system')
+    expect(tokens.at(-1)).toBe('model')
+    const catRow = result.rows.find((r) => r.token === 'cat')!
+    expect(catRow.explanation.split(' ')).toContain('cat')
+  })
+
+  it('continues a conversation and stops at the token limit or end of turn', async () => {
+    const { jobId } = await ok(
+      client.invoke('jobs:submit', {
+        kind: 'generate',
+        groupId: 'demo-words',
+        messages,
+        generate: { maxNewTokens: 5, seed: 3, stopAtEndOfTurn: true }
+      })
+    )
+    expect((await finished(jobId)).status).toBe('done')
+    const { completions } = await ok(client.invoke('jobs:result', { jobId }))
+    expect(completions).toHaveLength(1)
+    // The word-level demo tokenizer decodes with spaces between tokens.
+    const full = completions[0]!.replace(/ /g, '')
+    expect(full).toMatch(/^<bos><start_of_turn>systembequiet<end_of_turn><start_of_turn>user/)
+    expect(full).toContain('<start_of_turn>model')
+    const reply = completions[0]!.split('<start_of_turn> model')[1]!.trim().split(' ')
+    expect(reply.length).toBeGreaterThan(0)
+    expect(reply.length).toBeLessThanOrEqual(5)
+  })
+
+  it('refuses text and messages together, naming the field', async () => {
+    const r = await client.invoke('jobs:submit', {
+      kind: 'analyze',
+      groupId: 'demo-words',
+      text: 'x',
+      messages
+    })
+    expect(r).toMatchObject({ ok: false, error: { code: 'invalid_input', field: 'messages' } })
+  })
+
+  it('refuses messages for a group without a chat template, naming file and field', async () => {
+    const r = await client.invoke('jobs:submit', {
+      kind: 'analyze',
+      groupId: 'demo-plain',
+      messages
+    })
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input', field: 'chat_template', file: expect.stringContaining('tokenizer_config.json') }
+    })
+  })
+})
