@@ -175,6 +175,29 @@ describe('analyses, generations, jobs', () => {
     expect(row.token_salience).toEqual([])
   })
 
+  it('takes a chat as the prompt and renders it with the group template', async () => {
+    const r = await api(h, 'POST', '/models/process', {
+      model_id: LENS,
+      prompt: [
+        { role: 'user', content: 'the cat sat' },
+        { role: 'assistant', content: 'a dog ran' }
+      ],
+      options: FAST
+    })
+    expect(r.status).toBe(200)
+    const tokens = r.body.rows.map((x: any) => x.token)
+    expect(tokens.filter((t: string) => t === '<start_of_turn>')).toHaveLength(2)
+    // The final assistant turn is left open (continued), so it has no end-of-turn after it.
+    expect(tokens.slice(-3)).toEqual(['a', 'dog', 'ran'])
+    const bad = await api(h, 'POST', '/models/process', {
+      model_id: LENS,
+      prompt: [{ role: 'narrator', content: 'x' }],
+      options: FAST
+    })
+    expect(bad.status).toBe(400)
+    expect(JSON.stringify(bad.body)).toContain('prompt')
+  })
+
   it("takes the seed's option names", async () => {
     const r = await api(h, 'POST', '/models/process', {
       model_id: LENS,

@@ -388,7 +388,7 @@ export const endpoints: Endpoint[] = [
           kind: 'analyze',
           groupId: lens.groupId,
           lensId: lens.lensId,
-          text: b.prompt,
+          ...promptInput(b.prompt),
           options,
           deviceId: toDeviceId(b.device_id)
         },
@@ -415,7 +415,7 @@ export const endpoints: Endpoint[] = [
           kind: 'generate',
           groupId: lens.groupId,
           lensId: lens.lensId,
-          text: b.prompt,
+          ...promptInput(b.prompt),
           generate: generateOptions(b.options, raw.options, b.num_completions),
           deviceId: toDeviceId(b.device_id)
         },
@@ -442,7 +442,7 @@ export const endpoints: Endpoint[] = [
           kind: 'generate-analyze',
           groupId: lens.groupId,
           lensId: lens.lensId,
-          text: b.prompt,
+          ...promptInput(b.prompt),
           options: analysisOptions(b.options, raw.options, b.num_predictions),
           generate: generateOptions(b.generation, raw.generation, undefined),
           deviceId: toDeviceId(b.device_id)
@@ -506,4 +506,11 @@ function safeDecode(s: string): string {
   } catch {
     return s
   }
+}
+
+/** A prompt as the job contract takes it: plain text, or a conversation for the chat template. */
+function promptInput(
+  prompt: string | Array<{ role: 'system' | 'user' | 'assistant'; content: string }>
+): { text: string } | { messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> } {
+  return typeof prompt === 'string' ? { text: prompt } : { messages: prompt }
 }

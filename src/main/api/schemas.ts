@@ -6,7 +6,12 @@
 import { z } from 'zod'
 import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
 import { PlacementSchema } from '@shared/domain/devices'
-import { GenerateOptionsSchema, JobIdSchema, JobStatusSchema } from '@shared/domain/jobs'
+import {
+  GenerateOptionsSchema,
+  JobChatMessageSchema,
+  JobIdSchema,
+  JobStatusSchema
+} from '@shared/domain/jobs'
 import { LibraryGroupSchema } from '@shared/domain/models'
 import { SerializedErrorSchema } from '@shared/ipc/errors'
 import { UnloadResultSchema } from '@shared/ipc/channels/models'
@@ -21,7 +26,14 @@ const ModelRefSchema = z
   .max(401)
   .describe('A lens: `group/lens`, a lens id unique across groups, or a group id (its first lens)')
 const GroupIdSchema = z.string().min(1).max(200).describe('A model group id, e.g. demo-words')
-const PromptSchema = z.string().min(1).max(MAX_PROMPT_CHARS).describe('Text to analyse or continue')
+const PromptSchema = z
+  .union([
+    z.string().min(1).max(MAX_PROMPT_CHARS),
+    z.array(JobChatMessageSchema).min(1).max(1000)
+  ])
+  .describe(
+    'Text to analyse or continue, or a chat as [{role, content}] rendered with the group chat template (as the seed slim API accepted)'
+  )
 const WaitSchema = z
   .boolean()
   .default(true)
