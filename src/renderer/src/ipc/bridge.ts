@@ -17,10 +17,8 @@ import { setApi } from './client'
 function frameBatcher<T>(flush: (items: T[]) => void): (item: T) => void {
   let pending: T[] = []
   let scheduled = false
-  const schedule =
-    typeof requestAnimationFrame === 'function'
-      ? (fn: () => void) => requestAnimationFrame(fn)
-      : (fn: () => void) => setTimeout(fn, 16)
+  const raf = (globalThis as { requestAnimationFrame?: (fn: () => void) => number }).requestAnimationFrame
+  const schedule = raf ? (fn: () => void) => raf(fn) : (fn: () => void) => setTimeout(fn, 16)
   return (item) => {
     pending.push(item)
     if (scheduled) return
@@ -67,10 +65,10 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
     api.on('jobs:changed', queueJob),
     api.on('jobs:rows', queueRows),
     api.on('sessions:changed', ({ id, summary }) =>
-      store.setState((s) => ({
-        ...receivedSessionChange(s, id, summary),
-        ...(summary ? receivedSessionSummary(s, summary) : {})
-      }))
+      store.setState((s) => {
+        const runs = summary ? receivedSessionSummary(s, summary).runs : s.runs
+        return { ...receivedSessionChange(s, id, summary), runs }
+      })
     )
   )
 
@@ -83,7 +81,8 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
       const snapshot = result.value as SystemSnapshot
       store.setState((s) => receivedSystemState(s, snapshot, false))
       const { devices, library, queue } = result.value
-      if (devices && library && queue) applyDevices({ devices, library, queue, takenAt: snapshot.takenAt })
+      // Its takenAt is the hardware's: never let it win over a pushed manager snapshot.
+      if (devices && library && queue) applyDevices({ devices, library, queue, takenAt: 0 })
     },
     (err: unknown) =>
       store.setState((s) =>
