@@ -1,0 +1,120 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { SESSION_FORMAT, type Session } from '@shared/domain/sessions'
+import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
+import { exportSession, parseSessionFile } from './exportFormats'
+import { parseCsv } from '../engine/dataset/csv'
+import { SessionStore } from './store'
+
+function session(id: string, extra: Partial<Session> = {}): Session {
+  return {
+    format: SESSION_FORMAT,
+    version: 1,
+    id,
+    name: 'The cat, "quoted" · words-l1',
+    createdAt: 1,
+    updatedAt: 2,
+    appVersion: '0.1.0',
+    kind: 'analyze',
+    input: { mode: 'text', text: 'The cat sat.' },
+    groupId: 'demo-words',
+    lensId: 'words-l1',
+    bundleHash: 'abc123',
+    options: AnalyzeOptionsSchema.parse({ bestOfK: 8 }),
+    jobId: null,
+    status: 'completed',
+    error: null,
+    metadata: null,
+    rows: [
+      {
+        position: 1,
+        token: 'cat',
+        tokenId: 7,
+        explanation: 'cat, "feline"\nnew',
+        explanationStructured: ['cat,', '"feline"', '\nnew'],
+        mse: 0.001,
+        relativeRmse: 0.1,
+        klDivergence: null,
+        tokenSalience: [0.2, -0.1, 0],
+        logitLensTop: 'cat dog'
+      }
+    ],
+    completions: [],
+    ...extra
+  }
+}
+
+let dir = ''
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sessions-test-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('session store', () => {
+  it('writes atomically, reads back, and leaves no temp files', async () => {
+    const store = new SessionStore(dir)
+    await store.write(session('s-one'))
+    await store.write(session('s-one', { name: 'renamed' }))
+    expect(readdirSync(dir)).toEqual(['s-one.json'])
+    expect((await store.read('s-one')).name).toBe('renamed')
+  })
+
+  it('reports a corrupt or foreign file and skips it, never failing the list', async () => {
+    const store = new SessionStore(dir)
+    await store.write(session('s-good'))
+    writeFileSync(join(dir, 's-torn.json'), '{"format":"talkative-session","id":')
+    writeFileSync(join(dir, 's-shape.json'), JSON.stringify({ format: 'other' }))
+    writeFileSync(join(dir, 'notes.txt'), 'ignored')
+    const { sessions, problems } = await store.readAll()
+    expect(sessions.map((s) => s.id)).toEqual(['s-good'])
+    expect(problems.map((p) => p.file).sort()).toEqual(['s-shape.json', 's-torn.json'])
+    expect(problems.find((p) => p.file === 's-torn.json')?.message).toMatch(/corrupt/)
+    await expect(store.read('s-torn')).rejects.toMatchObject({ code: 'invalid_input' })
+  })
+
+  it('refuses ids that could leave the folder', async () => {
+    const store = new SessionStore(dir)
+    for (const bad of ['../x', 's-../../etc', '/etc/passwd', 's-A', 's-a/b', '']) {
+      expect(() => store.pathOf(bad), bad).toThrow(/session id/)
+    }
+    await expect(store.read('s-missing')).rejects.toMatchObject({ code: 'not_found' })
+    await expect(store.remove('s-missing')).rejects.toMatchObject({ code: 'not_found' })
+  })
+})
+
+describe('export formats', () => {
+  it('JSON and JSONL round-trip through import exactly', () => {
+    const s = session('s-round')
+    for (const format of ['json', 'jsonl'] as const) {
+      const file = exportSession(s, format)
+      expect(parseSessionFile(file.fileName, file.content)).toEqual(s)
+    }
+    const jsonl = exportSession(s, 'jsonl').content.trim().split('\n')
+    expect(jsonl).toHaveLength(1 + s.rows.length)
+    expect(JSON.parse(jsonl[1])).toMatchObject({ type: 'row', token: 'cat' })
+  })
+
+  it('CSV quotes commas, quotes and newlines so the fields read back unchanged', () => {
+    const file = exportSession(session('s-csv'), 'csv')
+    expect(file.fileName).toMatch(/^the-cat-quoted-words-l1-s-csv\.csv$/)
+    const { rows } = parseCsv(Buffer.from(file.content))
+    expect(rows[0].fields.slice(0, 4)).toEqual(['position', 'token', 'explanation', 'mse'])
+    expect(rows[1].fields).toEqual(['1', 'cat', 'cat, "feline"\nnew', '0.001', '0.1', '', 'cat dog', '0.2 -0.1 0', 'cat, "feline" \nnew'])
+  })
+
+  it('names the file and field of an invalid import', () => {
+    expect(() => parseSessionFile('a.json', '{"format":"talkative-session"}')).toThrow(/a\.json is not a session file: version/)
+    expect(() => parseSessionFile('b.json', 'nope')).toThrow(/b\.json is not JSON/)
+    expect(() => parseSessionFile('c.jsonl', '{"type":"session"}\n{"type":"other"}')).toThrow(/c\.jsonl line 2/)
+    expect(() => parseSessionFile('d.json', '  ')).toThrow(/d\.json is empty/)
+  })
+
+  it('the store writes what export reads', async () => {
+    const store = new SessionStore(dir)
+    await store.write(session('s-disk'))
+    const raw = readFileSync(join(dir, 's-disk.json'), 'utf8')
+    expect(parseSessionFile('s-disk.json', raw).id).toBe('s-disk')
+  })
+})

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest'
+import { clippedRange, metricColor, normalize, percentile, salienceColor } from './colorScale'
+import { alignByPosition, meanDifference } from './compare'
+import type { AnalysisRow } from '@shared/domain/analysis'
+
+describe('percentile clipping', () => {
+  it('interpolates between ranks and ignores NaN', () => {
+    expect(percentile([1, 2, 3, 4, 5], 50)).toBe(3)
+    expect(percentile([0, 10], 25)).toBe(2.5)
+    expect(percentile([Number.NaN, 4], 90)).toBe(4)
+    expect(percentile([], 50)).toBeNaN()
+  })
+
+  it('keeps one outlier from washing out the scale, and counts what it clipped', () => {
+    const values = [...Array.from({ length: 99 }, (_, i) => i / 1000), 50]
+    const r = clippedRange(values)
+    expect(r.max).toBeLessThan(0.1)
+    expect(r.clippedHigh).toBe(5)
+    expect(r.clippedLow).toBe(5)
+    expect(normalize(50, r)).toBe(1)
+    expect(normalize(r.min, r)).toBe(0)
+    expect(normalize(Number.NaN, r)).toBeNaN()
+  })
+
+  it('gives a usable range for constant or empty inputs', () => {
+    const flat = clippedRange([2, 2, 2])
+    expect(flat.max).toBeGreaterThan(flat.min)
+    expect(clippedRange([])).toMatchObject({ min: 0, max: 1 })
+  })
+})
+
+describe('colours', () => {
+  it('metric scale runs green → yellow → red and has no colour for NaN', () => {
+    expect(metricColor(0)).toEqual({ r: 46, g: 160, b: 120 })
+    expect(metricColor(1)).toEqual({ r: 215, g: 60, b: 50 })
+    expect(metricColor(0.5)).toEqual({ r: 230, g: 200, b: 70 })
+    expect(metricColor(Number.NaN)).toBeNull()
+  })
+
+  it('salience: white at 0, full red at max and above, green for negative', () => {
+    expect(salienceColor(0)).toEqual({ r: 255, g: 255, b: 255 })
+    expect(salienceColor(0.3, 0.3)).toEqual({ r: 255, g: 0, b: 0 })
+    expect(salienceColor(5, 0.3)).toEqual({ r: 255, g: 0, b: 0 })
+    expect(salienceColor(-0.5)).toEqual({ r: 128, g: 255, b: 128 })
+    // Log scale: a small salience is already clearly tinted.
+    expect(salienceColor(0.03, 0.3)!.g).toBeLessThan(200) // a linear scale would give 230
+  })
+})
+
+function row(position: number, token: string, mse: number): AnalysisRow {
+  return {
+    position,
+    token,
+    tokenId: position,
+    explanation: token,
+    explanationStructured: [token],
+    mse,
+    relativeRmse: mse,
+    klDivergence: null,
+    tokenSalience: [],
+    logitLensTop: null
+  }
+}
+
+describe('compare alignment', () => {
+  it('lines two runs up by position, leaving gaps instead of shifting', () => {
+    const left = [row(0, 'a', 1), row(1, 'b', 1), row(3, 'd', 1)]
+    const right = [row(1, 'b', 0.5), row(2, 'c', 0.5), row(3, 'X', 3)]
+    const aligned = alignByPosition(left, right)
+    expect(aligned.map((a) => [a.position, a.left?.token ?? null, a.right?.token ?? null])).toEqual([
+      [0, 'a', null],
+      [1, 'b', 'b'],
+      [2, null, 'c'],
+      [3, 'd', 'X']
+    ])
+    expect(aligned.map((a) => a.tokenMismatch)).toEqual([false, false, false, true])
+    expect(meanDifference(aligned, (r) => r.mse)).toBeCloseTo((-0.5 + 2) / 2)
+  })
+})
