@@ -23,7 +23,7 @@ export interface ClippedRange {
 
 /** The [low, high] percentile range of the values (default 5th–95th). */
 export function clippedRange(values: readonly number[], low = 5, high = 95): ClippedRange {
-  let min = percentile(values, low)
+  const min = percentile(values, low)
   let max = percentile(values, high)
   if (!Number.isFinite(min) || !Number.isFinite(max)) return { min: 0, max: 1, clippedLow: 0, clippedHigh: 0 }
   if (max <= min) max = min + (Math.abs(min) > 0 ? Math.abs(min) * 1e-6 : 1e-9)

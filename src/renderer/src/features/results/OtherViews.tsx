@@ -9,6 +9,7 @@ import { Explanation } from './Explanation'
 /** One column per token, explanation words stacked under it; virtualised horizontally. */
 export function TransposedView({ rows, metric, range, salienceTop }: { rows: AnalysisRow[]; metric: MetricKey; range: ClippedRange; salienceTop: number }): JSX.Element {
   const scroller = useRef<HTMLDivElement>(null)
+  // eslint-disable-next-line react-hooks/incompatible-library -- no React Compiler in this build; used as TanStack documents
   const v = useVirtualizer({ horizontal: true, count: rows.length, getScrollElement: () => scroller.current, estimateSize: () => 96, overscan: 8 })
   return (
     <div className="transposed" ref={scroller} data-testid="transposed-view">
@@ -122,6 +123,7 @@ export function MetricPlot({ rows, metric, range, label }: { rows: AnalysisRow[]
 export function CompareView({ left, right, leftName, rightName, metric, salienceTop }: { left: AnalysisRow[]; right: AnalysisRow[]; leftName: string; rightName: string; metric: MetricKey; salienceTop: number }): JSX.Element {
   const aligned = useMemo(() => alignByPosition(left, right), [left, right])
   const scroller = useRef<HTMLDivElement>(null)
+  // eslint-disable-next-line react-hooks/incompatible-library -- no React Compiler in this build; used as TanStack documents
   const v = useVirtualizer({ count: aligned.length, getScrollElement: () => scroller.current, estimateSize: () => 30, overscan: 10 })
   return (
     <div className="compare" data-testid="compare-view">

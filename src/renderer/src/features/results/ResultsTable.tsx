@@ -89,6 +89,7 @@ export function ResultsTable({
     ]
   }, [metric, range, salienceTop])
 
+  // eslint-disable-next-line react-hooks/incompatible-library -- no React Compiler in this build; used as TanStack documents
   const table = useReactTable({
     data: rows,
     columns,
