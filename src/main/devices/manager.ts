@@ -408,6 +408,17 @@ export class DeviceManager {
     return changed
   }
 
+  /** Asks the worker for its cache contents after a load or unload changed them. */
+  #refreshHostCache(d: DeviceRt): void {
+    if (!d.client || !this.#cacheConfig) return
+    d.client
+      .call({ op: 'ping' })
+      .then((pong) => {
+        if (this.#setHostCache(d, pong.hostCache)) this.#notify()
+      })
+      .catch(() => undefined)
+  }
+
   #measureKey(groupId: string, d: DeviceRt): string {
     return `${groupId}\u0000${d.desc.kind}:${d.desc.provider ?? ''}`
   }
@@ -747,6 +758,7 @@ export class DeviceManager {
       }
       d.lastUnload = check
       d.placements.delete(groupId)
+      this.#refreshHostCache(d)
       return check
     } catch (err) {
       if (d.placements.get(groupId) === p) p.state = 'ready'
@@ -812,6 +824,7 @@ export class DeviceManager {
       this.#measured.set(this.#measureKey(groupId, d), rec.countedBytes)
       rec.loadedAt = this.#o.now()
       rec.loadMs = res.loadMs
+      if (res.cache) this.#refreshHostCache(d)
       rec.lastUsedAt = this.#o.now()
       return rec
     } catch (err) {
