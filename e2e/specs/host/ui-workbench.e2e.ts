@@ -178,3 +178,51 @@ test('keyboard placement: move the placed group to the other device without a mo
   await expect(workbench.placement('cpu:0', 'demo-words')).toHaveCount(0, { timeout: 30_000 })
   await page.screenshot({ path: shot('10-moved'), fullPage: true })
 })
+
+test('chat, generate, generate + analyse, and an exact re-run of a saved session', async ({ page, workbench }) => {
+  await workbench.open(host!.url)
+  // Chat: the messages go to main as they are and the group's own template renders them.
+  await page.getByRole('radiogroup', { name: 'Input kind' }).getByText('Chat').click()
+  await page.getByLabel('Message 1', { exact: true }).fill('the cat sat on the chair')
+  await page.getByTestId('opt-best-of-k').fill('4')
+  await page.getByTestId('analyse').click()
+  await expect(page.getByTestId('results-status')).toHaveText('completed', { timeout: 60_000 })
+  const tokens = await page.locator('[data-testid="result-row"] [data-column="token"]').allTextContents()
+  expect(tokens.filter((t) => t === '<start_of_turn>')).toHaveLength(2)
+  expect(tokens.at(-1)).toBe('model')
+  const catRow = page.getByTestId('result-row').filter({ has: page.locator('[data-column="token"]', { hasText: /^cat$/ }) })
+  await expect(catRow.getByTestId('explanation')).toContainText('cat')
+  await page.screenshot({ path: shot('11-chat'), fullPage: true })
+
+  // Generate: continuations come back as full texts (prompt, specials, continuation).
+  await page.getByRole('radiogroup', { name: 'Input kind' }).getByText('Plain text').click()
+  await page.getByTestId('prompt-text').fill('the dog ran to the')
+  await page.getByTestId('generate').click()
+  const completion = page.getByTestId('completions').locator('li').first()
+  await expect(completion).toContainText('the dog ran to the', { timeout: 60_000 })
+  const full = (await completion.locator('pre').textContent())!
+  expect(full.split(' ').length).toBeGreaterThan('<bos> the dog ran to the'.split(' ').length)
+  await page.screenshot({ path: shot('12-generated'), fullPage: true })
+
+  // Generate + analyse: one job; the rows cover the prompt and the continuation.
+  await page.getByTestId('generate-analyse').click()
+  await expect(page.getByTestId('run-progress')).toHaveAttribute('data-status', 'done', { timeout: 60_000 })
+  const rows = Number(await page.getByTestId('results-table').getAttribute('data-row-count'))
+  expect(rows).toBeGreaterThan(6)
+
+  // Re-run the chat session: same bundle, options and seed give the same rows, bit for bit.
+  const chatSession = workbench.sessions().filter({ hasText: 'user: the cat sat' }).first()
+  const originalId = (await chatSession.getAttribute('data-session-id'))!
+  const before = await workbench.sessions().count()
+  await chatSession.getByTestId('session-rerun').click()
+  await expect(workbench.sessions()).toHaveCount(before + 1)
+  const rerun = workbench.sessions().filter({ hasText: '(re-run)' }).first()
+  await expect(rerun).toHaveAttribute('data-status', 'completed', { timeout: 60_000 })
+  const rerunId = (await rerun.getAttribute('data-session-id'))!
+  const [a, b] = await page.evaluate(async (ids) => {
+    const api = (globalThis as unknown as { api: { invoke(c: string, i: unknown): Promise<{ ok: boolean; value: { rows: unknown[] } }> } }).api
+    return Promise.all(ids.map(async (id) => (await api.invoke('sessions:get', { id })).value.rows))
+  }, [originalId, rerunId])
+  expect(b).toEqual(a)
+  await page.screenshot({ path: shot('13-rerun'), fullPage: true })
+})

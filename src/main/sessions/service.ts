@@ -154,7 +154,10 @@ export class SessionsService {
         kind: input.kind,
         groupId: input.groupId,
         lensId,
-        text: input.input.text,
+        // A chat goes to the job as messages: the group's own template renders it, in one place.
+        ...(input.input.mode === 'chat' && input.input.messages?.length
+          ? { messages: input.input.messages }
+          : { text: input.input.text }),
         options: input.options,
         ...(input.generate ? { generate: input.generate } : {})
       },

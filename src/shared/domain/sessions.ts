@@ -21,7 +21,10 @@ export type ChatMessage = z.infer<typeof ChatMessageSchema>
 /** What the researcher typed: plain text, or chat messages (kept as typed, plus the rendered text). */
 export const SessionInputSchema = z.object({
   mode: z.enum(['text', 'chat']),
-  /** The exact text the engine analysed (chat messages rendered with the group's turn markers). */
+  /**
+   * Plain mode: the exact text analysed. Chat mode: a readable summary of the messages; the engine
+   * renders the messages themselves with the group's own chat template (the rows show the result).
+   */
   text: z.string().max(200_000),
   messages: z.array(ChatMessageSchema).max(500).optional()
 })
@@ -76,13 +79,3 @@ export function summarizeSession(session: Session): SessionSummary {
 export const ExportFormatSchema = z.enum(['json', 'jsonl', 'csv'])
 export type ExportFormat = z.infer<typeof ExportFormatSchema>
 
-/**
- * Chat messages as the demo-style turn format (`<start_of_turn>role … <end_of_turn>`), which the
- * engine's last-N-messages detection recognises. Groups with another template need the engine's
- * own renderer (jobs take text only today).
- */
-export function renderChatMessages(messages: readonly ChatMessage[]): string {
-  return messages
-    .map((m) => `<start_of_turn>${m.role === 'assistant' ? 'model' : m.role}\n${m.content}<end_of_turn>\n`)
-    .join('')
-}

@@ -1,7 +1,7 @@
 import { useMemo, useState, type JSX, type KeyboardEvent } from 'react'
 import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
 import { TERMINAL_JOB_STATUSES } from '@shared/domain/jobs'
-import { renderChatMessages, type ChatMessage } from '@shared/domain/sessions'
+import type { ChatMessage } from '@shared/domain/sessions'
 import { call, errorOf } from '../../ipc/client'
 import { announce, useAppStore } from '../../store'
 import { startedRun } from '../../store/slices/runsSlice'
@@ -91,7 +91,11 @@ export function PromptConsole(): JSX.Element {
     ...(scope === 'lastN' ? { lastNMessages: lastN } : {})
   })
 
-  const inputText = mode === 'chat' ? renderChatMessages(messages.filter((m) => m.content.trim())) : text
+  // Chat messages go to the job as they are (the group's chat template renders them in main);
+  // `inputText` is only what the history shows and what the empty-input check reads.
+  const chatMessages = messages.filter((m) => m.content.trim())
+  const inputText =
+    mode === 'chat' ? chatMessages.map((m) => `${m.role}: ${m.content}`).join('\n') : text
 
   const run = async (action: Action): Promise<void> => {
     if (!group || !lens) {
@@ -109,7 +113,7 @@ export function PromptConsole(): JSX.Element {
         const { jobId } = await call('jobs:submit', {
           kind: 'generate',
           groupId: group.groupId,
-          text: inputText,
+          ...(mode === 'chat' ? { messages: chatMessages } : { text: inputText }),
           generate: { maxNewTokens, temperature, seed }
         })
         setCompletions([])
@@ -123,7 +127,7 @@ export function PromptConsole(): JSX.Element {
         kind: action,
         groupId: group.groupId,
         lensId: lens.id,
-        input: mode === 'chat' ? { mode, text: inputText, messages } : { mode, text: inputText },
+        input: mode === 'chat' ? { mode, text: inputText, messages: chatMessages } : { mode, text: inputText },
         options: options(),
         ...(action === 'generate-analyze' ? { generate: { maxNewTokens, temperature, seed } } : {})
       })
@@ -307,11 +311,11 @@ export function PromptConsole(): JSX.Element {
       )}
       <ProgressLine />
       {completions.length > 0 && (
-        <ol className="completions" data-testid="completions">
+        <ol className="completions" data-testid="completions" aria-label="Completions (prompt and continuation, special tokens kept)">
           {completions.map((c, i) => (
             <li key={i}>
               <pre>{c}</pre>
-              <button type="button" className="button button--small" onClick={() => { setMode('text'); setText(inputText + c) }}>
+              <button type="button" className="button button--small" onClick={() => { setMode('text'); setText(c) }}>
                 Add to input
               </button>
             </li>
