@@ -210,6 +210,8 @@ const handlers: Handlers = {
   },
 
   async shutdown() {
+    // Nothing will be reloaded in this process: unloads must not fill the cache on the way out.
+    cache?.host.setBudget(0)
     for (const [id, g] of groups) {
       groups.delete(id)
       await g.dispose().catch(() => undefined)
