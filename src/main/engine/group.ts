@@ -19,6 +19,7 @@ import { Session, Tensor, type SessionBuild, type SessionTarget } from './ort'
 import type { GroupCache, LoadCacheResult } from './cache'
 import type { CachedGroup } from './cache/host-cache'
 import { fingerprintFolder } from './cache/fingerprint'
+import { OPTIMIZED_STORE_MAX_GROUP_BYTES } from './cache/optimized-store'
 import { uniformsFor } from './random'
 import { TextTokenizer } from './tokenizer'
 import type {
@@ -109,7 +110,8 @@ async function openModel(
       // Fall through to the disk store and the file: the cached graph is only a shortcut.
     }
   }
-  const store = ctx.cache?.optimized
+  const store =
+    bundle.summary.weightBytes <= OPTIMIZED_STORE_MAX_GROUP_BYTES ? ctx.cache?.optimized : undefined
   const stored = store
     ? await store.open(bundle.summary.contentHash, rel, target).catch(() => null)
     : null

@@ -21,6 +21,14 @@ export interface OptimizedStoreOptions {
 
 export const DEFAULT_OPTIMIZED_STORE_BYTES = 4 * 1024 ** 3
 
+/**
+ * Groups whose weights exceed this skip the store (and so the in-memory optimized copy too): an
+ * optimized ORT-format model is opened from a JS buffer that must stay alive with its session, and
+ * for multi-GB bases that would mean a second host copy of the weights and a disk copy the size of
+ * the model. Large groups load from their bundle files, as without the cache.
+ */
+export const OPTIMIZED_STORE_MAX_GROUP_BYTES = 1024 ** 3
+
 /** Where a model's optimized graph is read from, or how to write it during this load. */
 export type OptimizedModel =
   | { kind: 'hit'; bytes: Uint8Array; file: string }
