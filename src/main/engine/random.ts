@@ -32,9 +32,16 @@ export function sampleUniform(
   rollout: number,
   step: number
 ): number {
-  // 24 bits: exactly representable in float32, so the graph's copy is also strictly inside.
-  const h = hashWords([seed, position, rollout, step]) >>> 8
-  return (h + 0.5) / 16777216
+  return hashUniform([seed, position, rollout, step])
+}
+
+/**
+ * A uniform in (0, 1) from a tuple of counters: the one hash every sampling stream uses (explanation
+ * rollouts above; continuations add a domain word so their streams never coincide with these).
+ * 24 bits: exactly representable in float32, so the graph's copy is also strictly inside.
+ */
+export function hashUniform(words: readonly number[]): number {
+  return ((hashWords(words) >>> 8) + 0.5) / 16777216
 }
 
 /** Uniforms for rows (position, rollout) × steps, row-major (rows, steps). */
