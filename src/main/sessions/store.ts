@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
 import { SessionIdSchema, SessionSchema, type Session } from '@shared/domain/sessions'
 import { AppError, describeZodError } from '@shared/ipc/errors'
@@ -10,17 +11,25 @@ export interface SessionProblem {
 
 const SESSION_FILE = /^(s-[0-9a-z][0-9a-z-]{0,63})\.json$/
 
+/** The file-system calls a durable write makes (node:fs/promises; tests record the order). */
+export interface DurableWriteFs {
+  open(file: string, flags: string): Promise<Pick<FileHandle, 'writeFile' | 'sync' | 'close'>>
+  rename(from: string, to: string): Promise<void>
+}
+
 /**
  * Session files on disk, one `<id>.json` each, inside one folder and nowhere else. Writes are
- * atomic (temp file in the same folder, then rename) so a crash leaves the old or the new file,
- * never half of one.
+ * atomic and durable: the temp file (same folder) is fsynced before the rename and the folder
+ * after it, so a crash or power loss leaves the old or the new file, never an empty or half one.
  */
 export class SessionStore {
   readonly folder: string
+  readonly #fs: DurableWriteFs
   #tempCounter = 0
 
-  constructor(folder: string) {
+  constructor(folder: string, durableFs: DurableWriteFs = fs) {
     this.folder = resolve(folder)
+    this.#fs = durableFs
   }
 
   /** The file of a session id; refuses anything that is not a plain id inside the folder. */
@@ -43,13 +52,43 @@ export class SessionStore {
     await fs.mkdir(this.folder, { recursive: true })
     const temp = join(this.folder, `.${session.id}.${process.pid}.${++this.#tempCounter}.tmp`)
     try {
-      await fs.writeFile(temp, JSON.stringify(session), 'utf8')
-      await fs.rename(temp, file)
+      // Without the fsync a rename can reach the disk before the data (ext4 delayed
+      // allocation), and power loss then leaves a zero-length session file.
+      const handle = await this.#fs.open(temp, 'w')
+      try {
+        await handle.writeFile(JSON.stringify(session), 'utf8')
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await this.#fs.rename(temp, file)
+      await this.#syncFolder()
     } catch (err) {
       await fs.rm(temp, { force: true }).catch(() => undefined)
-      throw new AppError('unavailable', `cannot save session ${session.id}: ${(err as Error).message}`, {
-        file
-      })
+      throw new AppError(
+        'unavailable',
+        `cannot save session ${session.id}: ${(err as Error).message}`,
+        {
+          file
+        }
+      )
+    }
+  }
+
+  /** Makes the rename itself durable (the folder's entry). */
+  async #syncFolder(): Promise<void> {
+    let handle: Pick<FileHandle, 'sync' | 'close'>
+    try {
+      handle = await this.#fs.open(this.folder, 'r')
+    } catch (err) {
+      // Windows cannot open a folder for syncing; NTFS journals the rename itself.
+      if (process.platform === 'win32') return
+      throw err
+    }
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
     }
   }
 
@@ -88,9 +127,13 @@ export class SessionStore {
       names = await fs.readdir(this.folder)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { sessions: [], problems: [] }
-      throw new AppError('unavailable', `cannot read the sessions folder: ${(err as Error).message}`, {
-        file: this.folder
-      })
+      throw new AppError(
+        'unavailable',
+        `cannot read the sessions folder: ${(err as Error).message}`,
+        {
+          file: this.folder
+        }
+      )
     }
     const sessions: Session[] = []
     const problems: SessionProblem[] = []
@@ -112,7 +155,9 @@ function parseStoredSession(text: string, name: string): Session {
   try {
     json = JSON.parse(text)
   } catch (err) {
-    throw new AppError('invalid_input', `${name} is corrupt: ${(err as Error).message}`, { file: name })
+    throw new AppError('invalid_input', `${name} is corrupt: ${(err as Error).message}`, {
+      file: name
+    })
   }
   const parsed = SessionSchema.safeParse(json)
   if (!parsed.success) {
