@@ -78,8 +78,13 @@ describe('README scripting examples', () => {
     expect(env.JOB).toMatch(/^job-/)
   }, 120_000)
 
-  it.skipIf(!hasPythonRequests())(
-    'runs the Python requests example',
+  const pythonRequests = hasPythonRequests()
+  // Skipping is silent in the summary, so the reason goes in the title and on stderr.
+  if (!pythonRequests) console.warn('readme.test.ts: skipped: python3 requests not installed')
+  it.skipIf(!pythonRequests)(
+    pythonRequests
+      ? 'runs the Python requests example'
+      : 'runs the Python requests example (skipped: python3 requests not installed)',
     async () => {
       const { stdout } = await run('python3', ['-c', pythonBlock!.code], {
         env: { ...process.env, BASE: h.base, TOKEN: h.token },
