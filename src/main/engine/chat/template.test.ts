@@ -76,6 +76,27 @@ describe('Gemma-style template', () => {
     )
   })
 
+  it.each(['turn', 'of', '_', '>', 'end', 'model', 'start_of_turn', '<end_of_turn>'])(
+    'continues a prefill that also occurs in the closing markup (%j)',
+    (prefill) => {
+      const r = gemma.render([
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: prefill }
+      ])
+      expect(r.text).toBe(
+        `<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n${prefill}`
+      )
+    }
+  )
+
+  it('continues a trimmed prefill without its surrounding spaces', () => {
+    const r = gemma.render([
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: '  of ' }
+    ])
+    expect(r.text).toBe('<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nof')
+  })
+
   it('treats an empty assistant prefill as the open assistant turn', () => {
     const r = gemma.render([
       { role: 'user', content: 'Hi' },
@@ -130,6 +151,25 @@ describe('templates that drop or fail', () => {
       { role: 'user', content: 'U' }
     ])
     expect(r.text).toBe('[user]S\n\nU[/][assistant]')
+  })
+
+  it('reports a template that drops or rewrites the final assistant message', () => {
+    const dropsAssistant = ChatTemplate.compile(
+      "{% for m in messages %}{% if m['role'] == 'user' %}[u]{{ m['content'] }}[/u]{% endif %}{% endfor %}"
+    )
+    const upper = ChatTemplate.compile(
+      "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] | upper }}[/]{% endfor %}"
+    )
+    for (const t of [dropsAssistant, upper]) {
+      const err = appError(() =>
+        t.render([
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'u' }
+        ])
+      )
+      expect(err.field).toBe('messages')
+      expect(err.message).toMatch(/dropped or rewrote the final assistant message/)
+    }
   })
 
   it('reports a template that cannot be parsed', () => {

@@ -133,27 +133,52 @@ export class ChatTemplate {
     }
   }
 
+  /**
+   * Renders the conversation with the final assistant message left open. The message is located
+   * through a render with a sentinel in its place: the text before the sentinel is exactly where
+   * the message starts, so the cut never lands in closing markup that happens to contain the
+   * message (prefill "turn" inside Gemma's `<end_of_turn>`).
+   */
   #renderContinuingLast(messages: ChatMessage[]): string {
     const final = messages[messages.length - 1].content
     if (final.trim() === '') {
       // An empty prefill is the open assistant turn itself: what the generation prompt produces.
       return this.renderRaw(messages.slice(0, -1), true)
     }
-    const rendered = this.renderRaw(messages, false)
-    const core = final.trim()
-    const at = rendered.lastIndexOf(core)
-    if (at < 0) {
-      throw new AppError(
+    const dropped = (): AppError =>
+      new AppError(
         'invalid_input',
         'chat template dropped or rewrote the final assistant message, so it cannot be continued',
         { field: 'messages', file: this.file }
       )
-    }
-    // Keep the message's own leading spacing if the template kept it; cut everything after it
-    // (the end-of-turn markup) so the model continues the text.
+    const sentinel = uniqueSentinel(messages)
+    const marked = this.renderRaw(
+      [...messages.slice(0, -1), { role: 'assistant', content: sentinel }],
+      false
+    )
+    const start = marked.indexOf(sentinel)
+    if (start < 0 || marked.indexOf(sentinel, start + 1) >= 0) throw dropped()
+    const before = marked.slice(0, start)
+    const rendered = this.renderRaw(messages, false)
+    // The text before the final message must not depend on it; the message's (possibly trimmed)
+    // text then comes first after that point, before any closing markup.
+    if (!rendered.startsWith(before)) throw dropped()
+    const core = final.trim()
+    const at = rendered.indexOf(core, before.length)
+    if (at < 0 || rendered.slice(before.length, at).trim() !== '') throw dropped()
+    // Keep the message's own leading and trailing spacing if the template kept it; cut everything
+    // after it (the end-of-turn markup) so the model continues the text.
     const withLead = final.trimStart()
     const keep = rendered.startsWith(withLead, at) ? withLead.length : core.length
     return rendered.slice(0, at + keep)
+  }
+}
+
+/** A word no message contains (templates may trim, so no spaces at either end). */
+function uniqueSentinel(messages: readonly ChatMessage[]): string {
+  for (let n = 0; ; n++) {
+    const sentinel = `talkative-final-message-${n.toString(36)}-9c1e`
+    if (!messages.some((m) => m.content.includes(sentinel))) return sentinel
   }
 }
 
