@@ -273,9 +273,13 @@ export class DeviceManager {
   }
 
   async #startWorker(d: DeviceRt): Promise<void> {
+    if (this.#disposed) return
     const generation = ++d.generation
     d.status = d.restarts > 0 ? 'recovering' : 'starting'
     this.#notify()
+    // Until init has answered, an exit is the init call's failure and the catch below restarts;
+    // handling it here as well would start a second worker beside the catch's.
+    let initialising = true
     const transport = this.#o.spawn({ deviceId: d.desc.id })
     const client = new WorkerClient(d.desc.id, transport, {
       onEvent: (event) => {
@@ -286,11 +290,19 @@ export class DeviceManager {
           this.#onStage(d, event.groupId, event.stage, event.fraction)
       },
       onExit: (exit) => {
-        if (d.generation !== generation || d.stopping) return
+        if (initialising || d.generation !== generation || d.stopping) return
         void this.#onWorkerExit(d, exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`)
       }
     })
     d.client = client
+    /** This process is no longer the device's (disposed, or replaced meanwhile): end it here. */
+    const superseded = (): boolean => {
+      if (!this.#disposed && d.generation === generation) return false
+      if (d.client === client) d.client = null
+      client.stopHeartbeat()
+      client.kill('SIGKILL')
+      return true
+    }
     try {
       const hello = await client.call(
         {
@@ -305,6 +317,8 @@ export class DeviceManager {
         },
         Math.max(this.#o.graceMs, 60_000)
       )
+      if (superseded()) return
+      initialising = false
       d.baselineRss = hello.memory.rssBytes
       client.startHeartbeat(
         this.#o.heartbeatMs,
@@ -322,6 +336,7 @@ export class DeviceManager {
         }
       )
     } catch (err) {
+      if (superseded()) return
       d.restartFailures += 1
       d.client = null
       client.kill('SIGKILL')
@@ -348,6 +363,9 @@ export class DeviceManager {
         d.placements.delete(groupId)
         d.statusDetail = `could not reload ${groupId} after a restart: ${toSerializedError(err).message}`
       }
+      // This process died or the manager closed during the reload: the newer start (or nobody)
+      // owns the device now.
+      if (this.#disposed || d.generation !== generation) return
     }
     d.status = d.task ? 'busy' : 'ready'
     if (reload.length === 0 || d.statusDetail?.startsWith('could not reload') !== true)

@@ -1,0 +1,244 @@
+/**
+ * The manager's lifecycle edges with scripted workers: a worker that dies while starting, shutting
+ * down under running jobs, cancelling during a load. Real worker processes are covered by
+ * test/integration/devices.test.ts; these races need a worker whose timing the test controls.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { HardwareState } from '@shared/domain/system'
+import type { BundleSummary } from '../engine/types'
+import type { WorkerOp } from '../worker/protocol'
+import { ModelLibrary } from './library'
+import { DeviceManager } from './manager'
+import type { SpawnWorker, WorkerExit, WorkerTransport } from './transport'
+
+/** What a scripted worker does with one request: answer (after a delay), never answer, or die. */
+type Behaviour = { value: unknown; afterMs?: number } | 'hang' | 'crash'
+type Script = (op: WorkerOp, worker: FakeWorker) => Behaviour
+
+const MEMORY = { rssBytes: 1_000_000, heapUsedBytes: 1, externalBytes: 1 }
+const SUMMARY = { groupId: 'g', contentHash: 'h', estimatedBytes: 1000, weightBytes: 1000 }
+
+function standardAnswer(op: WorkerOp, worker: FakeWorker): unknown {
+  switch (op) {
+    case 'init':
+      return { pid: worker.pid, memory: MEMORY, engineVersion: 'test' }
+    case 'ping':
+      return { memory: MEMORY, groups: [], tasks: [] }
+    case 'load':
+      return { summary: SUMMARY, loadMs: 1, rssBeforeBytes: 1, rssAfterBytes: 2 }
+    case 'unload':
+      return { rssBeforeBytes: 2, rssAfterBytes: 1, wasLoaded: true }
+    case 'plan':
+      return { positions: [0, 1, 2, 3], splittable: true, positionsPerBatch: 4 }
+    case 'cancel':
+      return { found: false }
+    default:
+      return {}
+  }
+}
+
+class FakeWorker implements WorkerTransport {
+  readonly pid: number
+  alive = true
+  readonly received: WorkerOp[] = []
+  /** Requests left unanswered, so a test can answer them when it chooses. */
+  readonly held = new Map<WorkerOp, number>()
+  #onMessage: (m: unknown) => void = () => undefined
+  readonly #onExit: ((e: WorkerExit) => void)[] = []
+  readonly #script: Script
+
+  constructor(pid: number, script: Script) {
+    this.pid = pid
+    this.#script = script
+  }
+
+  send(message: unknown): void {
+    if (!this.alive) throw new Error('channel closed')
+    const { seq, request } = message as { seq: number; request: { op: WorkerOp } }
+    const op = request.op
+    this.received.push(op)
+    if (op === 'shutdown') {
+      this.#answer(seq, {}, 1)
+      setTimeout(() => this.exit(0), 2)
+      return
+    }
+    const behaviour = this.#script(op, this)
+    if (behaviour === 'crash') this.exit(1)
+    else if (behaviour === 'hang') this.held.set(op, seq)
+    else this.#answer(seq, behaviour.value, behaviour.afterMs ?? 1)
+  }
+
+  /** Answers a held request now, with the standard answer. */
+  release(op: WorkerOp): void {
+    const seq = this.held.get(op)
+    if (seq === undefined) throw new Error(`no held ${op}`)
+    this.held.delete(op)
+    this.#answer(seq, standardAnswer(op, this), 0)
+  }
+
+  #answer(seq: number, value: unknown, afterMs: number): void {
+    setTimeout(() => {
+      if (this.alive) this.#onMessage({ type: 'response', seq, ok: true, value })
+    }, afterMs)
+  }
+
+  exit(code: number | null, signal: string | null = null): void {
+    if (!this.alive) return
+    this.alive = false
+    setTimeout(() => this.#onExit.forEach((l) => l({ code, signal })), 0)
+  }
+
+  onMessage(listener: (m: unknown) => void): void {
+    this.#onMessage = listener
+  }
+
+  onExit(listener: (e: WorkerExit) => void): void {
+    this.#onExit.push(listener)
+  }
+
+  onOutput(): void {}
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    this.exit(null, signal)
+  }
+}
+
+class FakeFleet {
+  readonly workers: FakeWorker[] = []
+  script: Script = (op, w) => ({ value: standardAnswer(op, w) })
+  readonly spawn: SpawnWorker = () => {
+    const worker = new FakeWorker(1000 + this.workers.length + 1, (op, w) => this.script(op, w))
+    this.workers.push(worker)
+    return worker
+  }
+
+  alive(): number[] {
+    return this.workers.filter((w) => w.alive).map((w) => w.pid)
+  }
+}
+
+const hardware: HardwareState = {
+  cpu: {
+    id: 'cpu',
+    kind: 'cpu',
+    name: 'test cpu',
+    cores: 2,
+    memoryTotalBytes: 8e9,
+    memoryFreeBytes: 4e9,
+    utilization: 0
+  },
+  gpus: [],
+  onnxRuntimeVersion: '',
+  providers: [{ provider: 'cpu', available: true }],
+  appVersion: '',
+  takenAt: 0
+} as unknown as HardwareState
+
+const folders: string[] = []
+let manager: DeviceManager | undefined
+
+afterEach(async () => {
+  await manager?.dispose()
+  manager = undefined
+  for (const f of folders.splice(0)) rmSync(f, { recursive: true, force: true })
+})
+
+function managerWith(fleet: FakeFleet, options: { cancelGraceMs?: number } = {}): DeviceManager {
+  const folder = mkdtempSync(join(tmpdir(), 'talkative-manager-'))
+  folders.push(folder)
+  mkdirSync(join(folder, 'g'))
+  const summary: BundleSummary = {
+    groupId: 'g',
+    name: 'g',
+    dir: join(folder, 'g'),
+    contentHash: 'h',
+    baseModel: { id: 'b', hiddenSize: 4, layers: 1, vocabSize: 4 },
+    lenses: [{ id: 'l', name: 'l', layer: 0, tokens: 2, origModel: 'b' }],
+    weightBytes: 1000,
+    estimatedBytes: 1000,
+    hasChatTemplate: false
+  }
+  const library = new ModelLibrary({ folder, openBundle: async () => summary })
+  manager = new DeviceManager({
+    hardware,
+    library,
+    spawn: fleet.spawn,
+    devices: [{ id: 'cpu:0', threads: 1 }],
+    heartbeatMs: 20,
+    graceMs: 1000,
+    cancelGraceMs: options.cancelGraceMs ?? 100,
+    reloadCache: { hostCacheBytes: 0 }
+  })
+  return manager
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+async function until(what: string, check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const start = Date.now()
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
+    await sleep(5)
+  }
+}
+
+/** Settles within `ms`, or says it did not. */
+async function settles<T>(p: Promise<T>, ms = 1000): Promise<'settled' | 'pending'> {
+  return Promise.race([
+    p.then(
+      () => 'settled' as const,
+      () => 'settled' as const
+    ),
+    sleep(ms).then(() => 'pending' as const)
+  ])
+}
+
+describe('a worker that dies while starting', () => {
+  it('is replaced by exactly one worker, counted once, and none survives dispose', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) =>
+      op === 'init' && w.pid === 1001 ? 'crash' : { value: standardAnswer(op, w) }
+    const m = managerWith(fleet)
+    await m.start()
+    await sleep(100)
+    const [device] = m.devices()
+    expect(device!.status).toBe('ready')
+    expect(fleet.workers).toHaveLength(2)
+    expect(fleet.alive()).toEqual([1002])
+    expect(device!.workerPid).toBe(1002)
+    expect(device!.restarts).toBe(1)
+    await m.dispose()
+    await sleep(20)
+    expect(fleet.alive()).toEqual([])
+  })
+
+  it('gives up after the allowed failures in a row with every process gone', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'init' ? 'crash' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet)
+    await m.start()
+    await sleep(50)
+    const [device] = m.devices()
+    expect(device!.status).toBe('error')
+    expect(device!.statusDetail).toMatch(/cannot start/)
+    expect(fleet.workers).toHaveLength(3)
+    expect(fleet.alive()).toEqual([])
+  })
+
+  it('a worker still starting when the manager is disposed does not outlive it', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'init' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet)
+    const started = m.start()
+    await until('the first worker', () => fleet.workers.length === 1)
+    await m.dispose()
+    fleet.workers[0]!.release('init')
+    await settles(started)
+    await sleep(50)
+    expect(fleet.workers).toHaveLength(1)
+    expect(fleet.alive()).toEqual([])
+  })
+})
