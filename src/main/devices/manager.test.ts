@@ -242,3 +242,39 @@ describe('a worker that dies while starting', () => {
     expect(fleet.alive()).toEqual([])
   })
 })
+
+describe('dispose with jobs in flight', () => {
+  it('settles running and queued jobs as cancelled; waiters and load({wait}) return', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet)
+    await m.start()
+    const running = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a').jobId
+    await until('the analysis to run', () => m.getJob(running).status === 'running')
+    const queued = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'b').jobId
+    const waiting = m.waitFor(running)
+    const loadWait = m
+      .load({ groupId: 'g', deviceId: 'cpu:0', wait: true }, 'c')
+      .then(() => 'loaded', (err: Error) => err.message)
+    await m.dispose()
+    expect(await settles(waiting)).toBe('settled')
+    expect(await settles(loadWait)).toBe('settled')
+    expect(await loadWait).toMatch(/shutting down/)
+    for (const id of [running, queued]) {
+      const s = m.getJob(id)
+      expect(s.status).toBe('cancelled')
+      expect(s.error?.message).toMatch(/shutting down/)
+    }
+    expect(fleet.alive()).toEqual([])
+  })
+
+  it('refuses new jobs once disposed', async () => {
+    const fleet = new FakeFleet()
+    const m = managerWith(fleet)
+    await m.start()
+    await m.dispose()
+    expect(() => m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')).toThrow(
+      /shutting down/
+    )
+  })
+})

@@ -259,9 +259,13 @@ export class DeviceManager {
 
   async dispose(): Promise<void> {
     this.#disposed = true
+    // Every job ends here, running ones too: nothing will schedule, retry or finish them once the
+    // workers are gone, and whoever awaits them (load with wait, waitFor, the API) must return.
     for (const job of this.#jobs.values()) {
-      if (job.state.status === 'queued')
-        this.#finishJob(job, 'cancelled', new AppError('cancelled', 'the app is shutting down'))
+      if (TERMINAL_JOB_STATUSES.includes(job.state.status)) continue
+      for (const task of job.active.values()) if (task.cancelTimer) clearTimeout(task.cancelTimer)
+      const kept = job.ordered.length > 0 ? `; ${job.ordered.length} rows kept` : ''
+      this.#finishJob(job, 'cancelled', new AppError('cancelled', `the app is shutting down${kept}`))
     }
     await Promise.all(
       [...this.#devices.values()].map(async (d) => {
@@ -863,6 +867,7 @@ export class DeviceManager {
     clientId: string,
     moveFrom?: string
   ): { jobId: string; queuePosition: number | null } {
+    if (this.#disposed) throw new AppError('unavailable', 'the app is shutting down')
     const parsed = JobSubmitSchema.safeParse(input)
     if (!parsed.success) {
       const { message, field } = describeZodError(parsed.error)
@@ -1446,7 +1451,8 @@ export class DeviceManager {
         : new AppError('internal', (err as Error)?.message ?? String(err))
     this.#releaseTask(job, d, task)
     const s = job.state
-    if (TERMINAL_JOB_STATUSES.includes(s.status)) return
+    // Shutting down ends every job in dispose(); a worker's exit then is no crash to retry.
+    if (TERMINAL_JOB_STATUSES.includes(s.status) || this.#disposed) return
     if (e.code !== 'worker_crashed' || s.retries >= 1) {
       const reason =
         e.code === 'worker_crashed'
