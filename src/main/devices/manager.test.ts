@@ -253,9 +253,10 @@ describe('dispose with jobs in flight', () => {
     await until('the analysis to run', () => m.getJob(running).status === 'running')
     const queued = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'b').jobId
     const waiting = m.waitFor(running)
-    const loadWait = m
-      .load({ groupId: 'g', deviceId: 'cpu:0', wait: true }, 'c')
-      .then(() => 'loaded', (err: Error) => err.message)
+    const loadWait = m.load({ groupId: 'g', deviceId: 'cpu:0', wait: true }, 'c').then(
+      () => 'loaded',
+      (err: Error) => err.message
+    )
     await m.dispose()
     expect(await settles(waiting)).toBe('settled')
     expect(await settles(loadWait)).toBe('settled')
@@ -276,5 +277,65 @@ describe('dispose with jobs in flight', () => {
     expect(() => m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')).toThrow(
       /shutting down/
     )
+  })
+})
+
+describe('cancel while the group is loading', () => {
+  it('lets the load finish instead of killing the worker, then ends the job cancelled', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'load' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet, { cancelGraceMs: 30 })
+    await m.start()
+    const { jobId } = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')
+    await until('the load to start', () => fleet.workers[0]!.held.has('load'))
+    m.cancel(jobId)
+    // Well past the cancel grace period: the worker is loading, it has no task to stop.
+    await sleep(150)
+    expect(fleet.workers).toHaveLength(1)
+    expect(fleet.workers[0]!.alive).toBe(true)
+    expect(m.devices()[0]!.restarts).toBe(0)
+    fleet.workers[0]!.release('load')
+    const s = await m.waitFor(jobId)
+    expect(s.status).toBe('cancelled')
+    expect(fleet.workers[0]!.received).not.toContain('analyze')
+    // The group loaded anyway stays usable for the next job.
+    expect(m.devices()[0]!.placements.map((p) => [p.groupId, p.state])).toEqual([['g', 'ready']])
+    expect(m.devices()[0]!.status).toBe('ready')
+  })
+
+  it('a cancelled load job ends cancelled, not done, and does not keep the group', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'load' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet, { cancelGraceMs: 30 })
+    await m.start()
+    const loading = m.load({ groupId: 'g', deviceId: 'cpu:0' }, 'a').then(
+      () => 'loaded',
+      (err: Error) => err.message
+    )
+    await until('the load to start', () => fleet.workers[0]!.held.has('load'))
+    const [job] = m.listJobs({ status: 'loading' })
+    m.cancel(job!.id)
+    await sleep(100)
+    fleet.workers[0]!.release('load')
+    expect(await loading).toMatch(/cancel/)
+    expect(m.getJob(job!.id).status).toBe('cancelled')
+    await until('the unload', () => m.devices()[0]!.placements.length === 0)
+    expect(fleet.workers[0]!.received).toContain('unload')
+    expect(fleet.workers[0]!.alive).toBe(true)
+    expect(m.devices()[0]!.restarts).toBe(0)
+  })
+
+  it('still kills a worker that does not stop a running analysis within the grace period', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet, { cancelGraceMs: 30 })
+    await m.start()
+    const { jobId } = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')
+    await until('the analysis to run', () => fleet.workers[0]!.held.has('analyze'))
+    m.cancel(jobId)
+    expect((await m.waitFor(jobId)).status).toBe('cancelled')
+    expect(fleet.workers[0]!.alive).toBe(false)
+    await until('the restart', () => m.devices()[0]!.status === 'ready')
+    expect(fleet.workers).toHaveLength(2)
   })
 })

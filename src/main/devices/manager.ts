@@ -117,6 +117,12 @@ interface DeviceTask {
   /** Positions this task analyses (null: the engine's own choice, for unsplittable analyses). */
   positions: number[] | null
   received: Set<number>
+  /**
+   * The worker is running this task (analyze, generate), so a cancel can reach it. Before that
+   * (evicting, loading, planning) the worker has no task to stop and the step checks the cancel
+   * when it returns.
+   */
+  running: boolean
   cancelTimer?: NodeJS.Timeout
 }
 
@@ -265,7 +271,11 @@ export class DeviceManager {
       if (TERMINAL_JOB_STATUSES.includes(job.state.status)) continue
       for (const task of job.active.values()) if (task.cancelTimer) clearTimeout(task.cancelTimer)
       const kept = job.ordered.length > 0 ? `; ${job.ordered.length} rows kept` : ''
-      this.#finishJob(job, 'cancelled', new AppError('cancelled', `the app is shutting down${kept}`))
+      this.#finishJob(
+        job,
+        'cancelled',
+        new AppError('cancelled', `the app is shutting down${kept}`)
+      )
     }
     await Promise.all(
       [...this.#devices.values()].map(async (d) => {
@@ -877,7 +887,11 @@ export class DeviceManager {
     // A conversation becomes text here, once, with the group's own template: every device, the
     // data-parallel planner and the saved session then see the same string.
     const req = parsed.data.messages
-      ? { ...parsed.data, text: renderConversation(entry.dir, parsed.data.messages), messages: undefined }
+      ? {
+          ...parsed.data,
+          text: renderConversation(entry.dir, parsed.data.messages),
+          messages: undefined
+        }
       : parsed.data
     let lensId: string | null = null
     if (req.kind !== 'load') {
@@ -1002,7 +1016,9 @@ export class DeviceManager {
     s.stage = 'cancelling'
     for (const [deviceId, task] of job.active) {
       const d = this.#devices.get(deviceId)
-      if (!d?.client) continue
+      // A load cannot be interrupted, and killing the worker for it would cost every group
+      // resident there: the load finishes and the job ends when it returns.
+      if (!d?.client || !task.running) continue
       d.client.call({ op: 'cancel', taskId: task.taskId }, this.#o.graceMs).catch(() => undefined)
       // A worker stuck inside one long run cannot hear the cancel: after the grace period it is
       // killed (and restarted), which ends the task.
@@ -1248,7 +1264,8 @@ export class DeviceManager {
       taskId,
       groupId: s.groupId,
       positions: null,
-      received: new Set()
+      received: new Set(),
+      running: false
     }
     d.task = task
     d.status = 'busy'
@@ -1262,8 +1279,9 @@ export class DeviceManager {
       this.#lastServed.set(s.clientId, ++this.#serveTick)
       this.#publishJob(job)
     }
+    const wasResident = d.placements.get(s.groupId)?.state === 'ready'
     try {
-      if (d.placements.get(s.groupId)?.state !== 'ready') {
+      if (!wasResident) {
         s.status = 'loading'
         for (const victim of evictions) {
           s.stage = `evicting ${victim}`
@@ -1278,6 +1296,12 @@ export class DeviceManager {
       }
       const placement = d.placements.get(s.groupId)!
       placement.lastUsedAt = this.#o.now()
+      if (s.kind === 'load' && job.cancelRequested) {
+        await this.#undoCancelledLoad(job, d, wasResident)
+        this.#releaseTask(job, d, task)
+        this.#finishJob(job, 'cancelled', new AppError('cancelled', 'load cancelled'))
+        return
+      }
       if (s.kind === 'load') {
         job.placementDevice = d.desc.id
         const { baselineBytes: _b, ...view } = placement
@@ -1315,6 +1339,31 @@ export class DeviceManager {
     }
   }
 
+  /**
+   * The group a cancelled load job brought in goes again, unless it was there before or another
+   * unfinished job wants it (it would only be loaded again).
+   */
+  async #undoCancelledLoad(job: JobRec, d: DeviceRt, wasResident: boolean): Promise<void> {
+    const groupId = job.state.groupId
+    const wantedBy = [...this.#jobs.values()].find(
+      (j) =>
+        j !== job && j.state.groupId === groupId && !TERMINAL_JOB_STATUSES.includes(j.state.status)
+    )
+    if (wasResident || d.placements.get(groupId)?.pinned) return
+    if (wantedBy) {
+      job.state.notes.push(`${groupId} stays on ${d.desc.id}: ${wantedBy.state.id} uses it`)
+      return
+    }
+    try {
+      await this.#unloadFrom(d, groupId)
+      job.state.notes.push(`${groupId} had finished loading; unloaded from ${d.desc.id}`)
+    } catch (err) {
+      job.state.notes.push(
+        `${groupId} could not be unloaded from ${d.desc.id}: ${toSerializedError(err).message}`
+      )
+    }
+  }
+
   #releaseTask(job: JobRec, d: DeviceRt, task: DeviceTask): void {
     if (task.cancelTimer) clearTimeout(task.cancelTimer)
     if (job.active.get(d.desc.id) === task) job.active.delete(d.desc.id)
@@ -1330,6 +1379,7 @@ export class DeviceManager {
     s.status = 'running'
     s.stage = 'generating'
     this.#publishJob(job)
+    task.running = true
     const out = await d.client!.call({
       op: 'generate',
       taskId: task.taskId,
@@ -1338,6 +1388,7 @@ export class DeviceManager {
       text: job.input.text!,
       options: job.input.generate
     })
+    task.running = false
     job.completions = out.completions
     if (s.kind === 'generate' || job.cancelRequested) {
       this.#releaseTask(job, d, task)
@@ -1398,6 +1449,7 @@ export class DeviceManager {
     this.#publishJob(job)
     // Other holders may join now that there is a plan to share.
     setImmediate(() => this.#schedule())
+    task.running = true
     const res = await client.call({
       op: 'analyze',
       taskId: task.taskId,
