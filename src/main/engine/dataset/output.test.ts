@@ -15,6 +15,7 @@ import { AppError } from '@shared/ipc/errors'
 import { parseCsv } from './csv'
 import { parseDataset } from './input'
 import { CSV_COLUMNS, ResultWriter, formatFromPath, type DatasetResult } from './output'
+import { runDataset, type RecordProcessor } from './runner'
 
 let dir: string
 beforeEach(() => {
@@ -46,6 +47,28 @@ function result(id: string | number, rows = 2): DatasetResult {
     text: `text of ${id}`,
     rows: Array.from({ length: rows }, (_, i) => row(i, `expl, "quoted"\nline ${id}`))
   }
+}
+
+function failure(id: string | number): DatasetResult {
+  return { id, status: 'failed', error: { code: 'unavailable', message: 'device lost, "retry"' } }
+}
+
+/** The ids and statuses in OUT, read back the way a user would. */
+function readBack(out: string, format: 'jsonl' | 'json' | 'csv'): [string, string][] {
+  const text = readFileSync(out, 'utf8')
+  if (format === 'csv') {
+    const blocks = parseCsv(readFileSync(out)).rows.slice(1)
+    const firsts = blocks.filter((r, i) => i === 0 || blocks[i - 1]!.fields[0] !== r.fields[0])
+    return firsts.map((r) => [r.fields[0]!, r.fields[2]!])
+  }
+  const objects: DatasetResult[] =
+    format === 'json'
+      ? JSON.parse(text)
+      : text
+          .trimEnd()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+  return objects.map((o) => [String(o.id), o.status])
 }
 
 function thrown(fn: () => unknown): AppError {
@@ -225,5 +248,110 @@ describe('result writer: one writer per file', () => {
     expect(formatFromPath('b.json')).toBe('json')
     expect(formatFromPath('b.csv')).toBe('csv')
     expect(formatFromPath('b.txt')).toBeUndefined()
+  })
+})
+
+describe.each(['jsonl', 'json', 'csv'] as const)(
+  'result writer (%s): retrying failed records',
+  (format) => {
+    it('removes the failed records it retries, keeps the rest whole, and writes each id once', () => {
+      const out = join(dir, `out.${format}`)
+      const w = ResultWriter.open(out, format)
+      w.append(failure('a'))
+      w.append(result('b', 3))
+      w.append(failure('c'))
+      w.append(failure('gone'))
+      w.append(result('d', 1))
+      w.finish()
+      const before = readFileSync(out)
+
+      // Without retryFailed a resume leaves the file untouched and skips every id in it.
+      const plain = ResultWriter.open(out, format)
+      expect([...plain.doneKeys]).toEqual(['a', 'b', 'c', 'gone', 'd'])
+      plain.close()
+
+      const r = ResultWriter.open(out, format, { retryFailed: (key) => key !== 'gone' })
+      expect([...r.retryKeys]).toEqual(['a', 'c'])
+      expect([...r.doneKeys]).toEqual(['b', 'gone', 'd'])
+      expect(r.resumedRecords).toBe(3)
+      r.append(result('a', 2))
+      r.append(result('c', 1))
+      r.finish()
+      expect(readBack(out, format)).toEqual([
+        ['b', 'completed'],
+        ['gone', 'failed'],
+        ['d', 'completed'],
+        ['a', 'completed'],
+        ['c', 'completed']
+      ])
+      if (format === 'csv') {
+        // Record b's three lines kept byte for byte.
+        const text = readFileSync(out, 'utf8')
+        const b = before.toString('utf8').match(/^b,.*$/gm)!
+        expect(b).toHaveLength(3)
+        for (const line of b) expect(text).toContain(line)
+      }
+      expect(existsSync(`${out}.lock`)).toBe(false)
+      // Only the kept failure (gone) still carries an error.
+      expect(readFileSync(out, 'utf8').split('device lost')).toHaveLength(2)
+    })
+
+    it('drops a torn tail too, and writes the header when nothing is left', () => {
+      const out = join(dir, `out.${format}`)
+      const w = ResultWriter.open(out, format)
+      w.append(failure('a'))
+      w.close()
+      appendFileSync(out, format === 'csv' ? 'b,2,completed,0,t' : '{"id":"b","sta')
+      const r = ResultWriter.open(out, format, { retryFailed: () => true })
+      expect([...r.doneKeys]).toEqual([])
+      expect(r.truncatedBytes).toBeGreaterThan(0)
+      r.append(result('a', 1))
+      r.append(result('b', 1))
+      r.finish()
+      expect(readBack(out, format)).toEqual([
+        ['a', 'completed'],
+        ['b', 'completed']
+      ])
+    })
+  }
+)
+
+describe('runDataset resume', () => {
+  it('redoes the records that failed, once each, and reports them', async () => {
+    const input = join(dir, 'in.jsonl')
+    writeFileSync(input, ['x', 'y', 'z'].map((id) => JSON.stringify({ id, text: id })).join('\n'))
+    const out = join(dir, 'out.jsonl')
+    const attempts: string[] = []
+    let broken = new Set(['y'])
+    const processor: RecordProcessor = async (record) => {
+      attempts.push(String(record.id))
+      if (broken.has(String(record.id))) throw new AppError('unavailable', 'device lost')
+      return { text: String(record.id), rows: [] }
+    }
+    const first = await runDataset({ input, out, format: 'jsonl', onBadLine: 'fail' }, processor)
+    expect([first.processed, first.failed]).toEqual([3, 1])
+
+    broken = new Set()
+    let started: { alreadyDone: number; todo: number; retryingFailed: number } | undefined
+    const second = await runDataset({ input, out, format: 'jsonl', onBadLine: 'fail' }, processor, {
+      onStart: (info) => (started = info)
+    })
+    expect(started).toMatchObject({ alreadyDone: 2, todo: 1, retryingFailed: 1 })
+    expect([second.processed, second.failed, second.outRecords]).toEqual([1, 0, 3])
+    expect(attempts).toEqual(['x', 'y', 'z', 'y'])
+    expect(readBack(out, 'jsonl')).toEqual([
+      ['x', 'completed'],
+      ['z', 'completed'],
+      ['y', 'completed']
+    ])
+
+    // Opting out keeps a failure as final.
+    writeFileSync(out, JSON.stringify(failure('x')) + '\n')
+    const kept = await runDataset(
+      { input, out, format: 'jsonl', onBadLine: 'fail', retryFailed: false },
+      processor
+    )
+    expect([kept.alreadyDone, kept.retryingFailed, kept.processed]).toEqual([1, 0, 2])
+    expect(readBack(out, 'jsonl')[0]).toEqual(['x', 'failed'])
   })
 })

@@ -5,11 +5,12 @@ import {
   ftruncateSync,
   openSync,
   readFileSync,
+  renameSync,
   unlinkSync,
   writeFileSync,
   writeSync
 } from 'node:fs'
-import { extname } from 'node:path'
+import { dirname, extname } from 'node:path'
 import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
 import { AppError, type SerializedError } from '@shared/ipc/errors'
 import { csvLine, parseCsv } from './csv'
@@ -100,45 +101,61 @@ export function csvBlock(result: DatasetResult): string {
     .join('')
 }
 
+/** One whole record found in an existing OUT: its byte range and whether it failed. */
+interface ScannedRecord {
+  key: string
+  failed: boolean
+  start: number
+  end: number
+}
+
 interface ScanResult {
   /** Bytes of the existing file to keep. */
   keep: number
   /** Bytes of a torn write at the end (a JSON file's closing bracket does not count). */
   torn: number
-  keys: Set<string>
-  records: number
+  /** Bytes before the first record (the CSV header, JSON's "[" line). */
+  bodyStart: number
+  entries: ScannedRecord[]
 }
+
+const EMPTY_SCAN: ScanResult = { keep: 0, torn: 0, bodyStart: 0, entries: [] }
 
 function outError(message: string, file: string): AppError {
   return new AppError('invalid_input', message, { field: 'out', file })
 }
 
 function scanJsonLines(buf: Buffer, file: string, format: 'jsonl' | 'json'): ScanResult {
-  const keys = new Set<string>()
+  const entries: ScannedRecord[] = []
   const lastNewline = buf.lastIndexOf(0x0a)
   const keep = lastNewline + 1
   const lines = buf.subarray(0, keep).toString('utf8').split('\n').slice(0, -1)
-  let records = 0
   let kept = keep
-  lines.forEach((line, i) => {
+  let bodyStart = 0
+  let offset = 0
+  lines.forEach((raw, i) => {
+    const start = offset
+    offset += Buffer.byteLength(raw) + 1
+    let line = raw
     if (format === 'json') {
       if (i === 0) {
         if (line !== '[')
           throw outError(`${file} is not a JSON file this tool wrote (no "[" line)`, file)
+        bodyStart = offset
         return
       }
       if (line === ']') {
         if (i !== lines.length - 1)
           throw outError(`${file} has records after its closing "]"`, file)
         // Reopen the array: the closing bracket is written again when the run completes.
-        kept = Buffer.byteLength(lines.slice(0, i).join('\n') + '\n')
+        kept = start
         return
       }
-      if (records > 0 && !line.startsWith(','))
+      if (entries.length > 0 && !line.startsWith(','))
         throw outError(`${file} line ${i + 1} is not a record line`, file)
       line = line.replace(/^,/, '')
     }
-    let value: { id?: unknown }
+    let value: { id?: unknown; status?: unknown }
     try {
       value = JSON.parse(line)
     } catch {
@@ -150,19 +167,23 @@ function scanJsonLines(buf: Buffer, file: string, format: 'jsonl' | 'json'): Sca
     if (typeof value?.id !== 'string' && typeof value?.id !== 'number') {
       throw outError(`${file} line ${i + 1} has no "id"`, file)
     }
-    keys.add(recordKey(value.id))
-    records++
+    entries.push({
+      key: recordKey(value.id),
+      failed: value.status === 'failed',
+      start,
+      end: offset
+    })
   })
-  return { keep: kept, keys, records, torn: buf.length - keep }
+  return { keep: kept, torn: buf.length - keep, bodyStart, entries }
 }
 
 function scanCsv(buf: Buffer, file: string): ScanResult {
   const { rows, complete } = parseCsv(buf)
-  if (rows.length === 0) return { keep: 0, keys: new Set(), records: 0, torn: buf.length }
+  if (rows.length === 0) return { ...EMPTY_SCAN, torn: buf.length }
   if (buf.subarray(0, rows[0].end).toString('utf8') !== CSV_HEADER) {
     throw outError(`${file} does not start with this tool's CSV header`, file)
   }
-  const keys = new Set<string>()
+  const entries: ScannedRecord[] = []
   let keep = complete
   let i = 1
   while (i < rows.length) {
@@ -179,10 +200,62 @@ function scanCsv(buf: Buffer, file: string): ScanResult {
       keep = rows[i].start
       break
     }
-    keys.add(id)
+    entries.push({
+      key: id,
+      failed: rows[i].fields[COL.status] === 'failed',
+      start: rows[i].start,
+      end: rows[j - 1].end
+    })
     i = j
   }
-  return { keep, keys, records: keys.size, torn: buf.length - keep }
+  return { keep, torn: buf.length - keep, bodyStart: rows[0].end, entries }
+}
+
+/**
+ * The bytes of OUT without the records `drop` selects (a JSON record line starts with a comma
+ * except the first, so those are rewritten).
+ */
+function withoutRecords(
+  buf: Buffer,
+  scan: ScanResult,
+  format: OutputFormat,
+  drop: (r: ScannedRecord) => boolean
+): Buffer {
+  const parts = [buf.subarray(0, scan.bodyStart)]
+  let kept = 0
+  for (const r of scan.entries) {
+    if (drop(r)) continue
+    let bytes = buf.subarray(r.start, r.end)
+    if (format === 'json') {
+      if (bytes[0] === 0x2c) bytes = bytes.subarray(1)
+      if (kept > 0) parts.push(Buffer.from(','))
+    }
+    parts.push(bytes)
+    kept++
+  }
+  return Buffer.concat(parts)
+}
+
+/** Replaces a file's content so that a crash leaves the old or the new bytes, never a mix. */
+function replaceFileDurably(file: string, bytes: Buffer): void {
+  const temp = `${file}.${process.pid}.rewrite.tmp`
+  const fd = openSync(temp, 'w')
+  try {
+    let offset = 0
+    while (offset < bytes.length) offset += writeSync(fd, bytes, offset)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(temp, file)
+  if (process.platform !== 'win32') {
+    const dirFd = openSync(dirname(file), 'r')
+    try {
+      fsyncSync(dirFd)
+    } finally {
+      closeSync(dirFd)
+    }
+  }
 }
 
 function processAlive(pid: number): boolean {
@@ -224,6 +297,14 @@ function acquireLock(lockFile: string, out: string): void {
   throw new AppError('conflict', `could not lock ${out}`, { field: 'out', file: out })
 }
 
+export interface ResultWriterOptions {
+  /**
+   * Failed records in OUT that this run redoes: they are removed from OUT when it is opened (so
+   * every id stays in the file once) and left out of `doneKeys`. Default: none.
+   */
+  retryFailed?: (key: string) => boolean
+}
+
 /**
  * Appends results to OUT so that a kill at any moment leaves only whole records: each record is
  * built in memory and written with one write on an O_APPEND descriptor, then fsynced. Opening an
@@ -234,10 +315,12 @@ export class ResultWriter {
   readonly file: string
   readonly format: OutputFormat
   readonly doneKeys: ReadonlySet<string>
-  /** Records found in OUT when it was opened. */
+  /** Records found in OUT when it was opened (after removing the failed ones to retry). */
   readonly resumedRecords: number
   /** Bytes of a torn tail that were removed when OUT was opened. */
   readonly truncatedBytes: number
+  /** Failed records removed from OUT when it was opened, to be redone. */
+  readonly retryKeys: ReadonlySet<string>
   #fd: number | null
   #records: number
   readonly #lockFile: string
@@ -246,38 +329,49 @@ export class ResultWriter {
     file: string,
     format: OutputFormat,
     fd: number,
-    scan: ScanResult,
+    kept: ScannedRecord[],
+    retryKeys: Set<string>,
     truncated: number
   ) {
     this.file = file
     this.format = format
     this.#fd = fd
-    this.doneKeys = scan.keys
-    this.resumedRecords = scan.records
-    this.#records = scan.records
+    this.doneKeys = new Set(kept.map((r) => r.key))
+    this.resumedRecords = kept.length
+    this.#records = kept.length
+    this.retryKeys = retryKeys
     this.truncatedBytes = truncated
     this.#lockFile = `${file}.lock`
   }
 
-  static open(file: string, format: OutputFormat): ResultWriter {
+  static open(file: string, format: OutputFormat, options: ResultWriterOptions = {}): ResultWriter {
     const lockFile = `${file}.lock`
     acquireLock(lockFile, file)
     try {
       const existing = existsSync(file) ? readFileSync(file) : Buffer.alloc(0)
       const scan: ScanResult =
         existing.length === 0
-          ? { keep: 0, keys: new Set(), records: 0, torn: 0 }
+          ? EMPTY_SCAN
           : format === 'csv'
             ? scanCsv(existing, file)
             : scanJsonLines(existing, file, format)
+      const retry = (r: ScannedRecord): boolean => r.failed && !!options.retryFailed?.(r.key)
+      const retryKeys = new Set(scan.entries.filter(retry).map((r) => r.key))
+      let keep = scan.keep
+      if (retryKeys.size > 0) {
+        // Rewritten, not appended to: a retried record must not appear twice in OUT.
+        const rest = withoutRecords(existing, scan, format, retry)
+        replaceFileDurably(file, rest)
+        keep = rest.length
+      }
       const fd = openSync(file, 'a')
-      if (scan.keep < existing.length) {
-        ftruncateSync(fd, scan.keep)
+      if (retryKeys.size === 0 && keep < existing.length) {
+        ftruncateSync(fd, keep)
         fsyncSync(fd)
       }
-      const writer = new ResultWriter(file, format, fd, scan, scan.torn)
-      if (scan.keep === 0)
-        writer.#write(format === 'csv' ? CSV_HEADER : format === 'json' ? '[\n' : '')
+      const kept = scan.entries.filter((r) => !retryKeys.has(r.key))
+      const writer = new ResultWriter(file, format, fd, kept, retryKeys, scan.torn)
+      if (keep === 0) writer.#write(format === 'csv' ? CSV_HEADER : format === 'json' ? '[\n' : '')
       return writer
     } catch (err) {
       unlinkSync(lockFile)

@@ -7,6 +7,11 @@ export interface DatasetRunOptions {
   out: string
   format: OutputFormat
   onBadLine: BadLinePolicy
+  /**
+   * Redo records that failed in an earlier run of the same OUT (their old result is removed, so
+   * every id is still written once). Default true: a failure may have been transient.
+   */
+  retryFailed?: boolean
 }
 
 export interface DatasetProgress {
@@ -25,6 +30,8 @@ export interface DatasetRunHooks {
     total: number
     alreadyDone: number
     todo: number
+    /** Records in `todo` that had failed in OUT and are redone. */
+    retryingFailed: number
     badLines: BadLine[]
     truncatedBytes: number
   }) => void
@@ -44,7 +51,10 @@ export type RecordProcessor = (
 
 export interface DatasetRunSummary {
   total: number
+  /** Records already completed in OUT (and failed ones when not retried). */
   alreadyDone: number
+  /** Failed records from an earlier run that this run redid (or will redo, when cancelled). */
+  retryingFailed: number
   processed: number
   failed: number
   badLines: BadLine[]
@@ -55,8 +65,9 @@ export interface DatasetRunSummary {
 }
 
 /**
- * Runs every record of a dataset not already in OUT, writing one result per record as it
- * finishes. Safe to kill at any point: OUT only ever gains whole records (see ResultWriter).
+ * Runs every record of a dataset not already completed in OUT, writing one result per record as
+ * it finishes; records that failed in an earlier run are redone (see `retryFailed`). Safe to kill
+ * at any point: OUT only ever holds whole records, each id once (see ResultWriter).
  */
 export async function runDataset(
   opts: DatasetRunOptions,
@@ -64,12 +75,17 @@ export async function runDataset(
   hooks: DatasetRunHooks = {}
 ): Promise<DatasetRunSummary> {
   const { records, badLines } = readDataset(opts.input, opts.onBadLine)
-  const writer = ResultWriter.open(opts.out, opts.format)
+  const datasetKeys = new Set(records.map((r) => r.key))
+  const writer = ResultWriter.open(opts.out, opts.format, {
+    // Only ids still in the dataset: a failed result of a record since removed stays as it is.
+    retryFailed: opts.retryFailed === false ? undefined : (key) => datasetKeys.has(key)
+  })
   const isCancelled = hooks.isCancelled ?? ((): boolean => false)
   const todo = records.filter((r) => !writer.doneKeys.has(r.key))
   const summary: DatasetRunSummary = {
     total: records.length,
     alreadyDone: records.length - todo.length,
+    retryingFailed: writer.retryKeys.size,
     processed: 0,
     failed: 0,
     badLines,
@@ -84,6 +100,7 @@ export async function runDataset(
       total: records.length,
       alreadyDone: summary.alreadyDone,
       todo: todo.length,
+      retryingFailed: writer.retryKeys.size,
       badLines,
       truncatedBytes: writer.truncatedBytes
     })
