@@ -17,6 +17,7 @@ import {
   type ModelRef,
   type TensorRef
 } from './manifest'
+import { sharedDigestCache, type FileDigestCache } from './digests'
 
 export const BASE_INPUTS = [
   'role',
@@ -382,27 +383,30 @@ async function checkLens(
   }
 }
 
-async function hashFiles(files: string[]): Promise<string> {
+/**
+ * The bundle's content hash: SHA-256 over every file the bundle names, in path order, each as its
+ * path inside the bundle and the SHA-256 of its bytes. Same bytes at the same paths, same hash
+ * (wherever the folder lives); per-file digests let unchanged files skip re-reading.
+ */
+async function contentHashOf(ctx: Ctx, digests: FileDigestCache): Promise<string> {
+  const files = [...ctx.files].map((abs) => ({ abs, rel: ctx.rel(abs) }))
+  files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0))
   const h = createHash('sha256')
-  for (const f of [...files].sort()) {
-    h.update(path.basename(f))
-    const handle = await fs.open(f, 'r')
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20)
-      for (;;) {
-        const { bytesRead } = await handle.read(buf, 0, buf.length, null)
-        if (!bytesRead) break
-        h.update(buf.subarray(0, bytesRead))
-      }
-    } finally {
-      await handle.close()
-    }
-  }
+  for (const f of files) h.update(`${f.rel}\0${await digests.digest(f.abs)}\n`)
+  await digests.flush()
   return h.digest('hex')
 }
 
+export interface ValidateOptions {
+  /** Where file digests are remembered; default the process-wide cache (sharedDigestCache). */
+  digests?: FileDigestCache
+}
+
 /** Validates a group folder and returns its resolved layout and summary. */
-export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
+export async function validateBundle(
+  dirIn: string,
+  options: ValidateOptions = {}
+): Promise<ValidatedBundle> {
   const dir = path.resolve(dirIn)
   let realRoot: string
   try {
@@ -470,7 +474,7 @@ export async function validateBundle(dirIn: string): Promise<ValidatedBundle> {
     lensIds.add(lens.manifest.id)
     lenses.push(lens)
   }
-  const contentHash = await hashFiles([...ctx.files])
+  const contentHash = await contentHashOf(ctx, options.digests ?? sharedDigestCache())
   const weightBytes = ctx.weightBytes
   const b = manifest.base
   // Working memory for one batch at the default GPU budget: KV cache over prefix + T for every

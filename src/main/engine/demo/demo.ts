@@ -4,11 +4,11 @@
  * that word and the reconstruction error says whether it does.
  */
 import { promises as fs } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { referenceResiduals } from '../graph/reference'
 import type { LayerWeights, TransformerWeights } from '../graph/transformer'
 import { Rng } from '../random'
+import { defaultCacheDir } from '../paths'
 import { writeBundle, type LensSpec } from '../bundle/write'
 import { wordLevelTokenizer } from './tokenizer'
 import {
@@ -374,9 +374,7 @@ export async function writeDemoBundle(dir: string): Promise<void> {
   )
 }
 
-export function defaultCacheDir(): string {
-  return process.env.TALKATIVE_CACHE_DIR || path.join(os.homedir(), '.cache', 'talkative-workbench')
-}
+export { defaultCacheDir }
 
 async function isCurrent(dir: string): Promise<boolean> {
   try {
