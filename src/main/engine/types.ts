@@ -11,6 +11,7 @@ import type {
 import type { SessionTarget } from './ort'
 import type { GenerateRequest, GenerationResult } from './generation/options'
 import type { GroupCache, LoadCacheResult } from './cache'
+import type { TurnTokenizer } from './chat/turns'
 
 export interface LensSummary {
   id: string
@@ -94,6 +95,8 @@ export interface LoadedGroup {
   generate(req: GenerateRequest): Promise<GenerationResult>
   /** Token ids and strings of a text, as the analysis sees them (after the double-BOS rule). */
   tokenize(text: string): { ids: number[]; tokens: string[] }
+  /** What finding message starts (`lastNMessages`) needs of the tokenizer. */
+  readonly tokenizer: TurnTokenizer
   /** Reconstruction error of given explanations for one position (e.g. a user's edit). */
   scoreExplanations(req: ScoreRequest): Promise<ExplanationScore[]>
   dispose(): Promise<void>

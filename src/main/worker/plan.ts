@@ -1,22 +1,31 @@
-import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
+import { AnalyzeOptionsSchema, type AnalyzeOptionsInput } from '@shared/domain/analysis'
 import { AppError } from '@shared/ipc/errors'
+import { positionsInLastMessages } from '../engine/chat/turns'
 import type { LoadedGroup } from '../engine/types'
 
+export interface AnalysisPlan {
+  positions: number[]
+  splittable: boolean
+}
+
 /**
- * The positions an analysis covers, as the engine chooses them (every token after the double-BOS
- * rule, or the `positions` range), so that a data-parallel split hands out exactly those. Options
- * whose positions depend on more than the token count (`lastNMessages`) are run unsplit.
+ * The positions an analysis covers, exactly as the engine chooses them (every token, the
+ * `positions` range, then the `lastNMessages` restriction), so that progress counts the rows
+ * that will come and a data-parallel split hands out exactly those. An analysis restricted to the
+ * last messages runs unsplit.
  */
 export function planPositions(
   group: LoadedGroup,
   text: string,
   options: AnalyzeOptionsInput | undefined
-): { positions: number[]; splittable: boolean } {
-  const n = group.tokenize(text).ids.length
+): AnalysisPlan {
+  const opts = AnalyzeOptionsSchema.parse(options ?? {})
+  const ids = group.tokenize(text).ids
+  const n = ids.length
   if (n === 0) throw new AppError('invalid_input', 'the text has no tokens', { field: 'text' })
   let positions = Array.from({ length: n }, (_, i) => i)
-  if (options?.positions) {
-    const { start, end } = options.positions
+  if (opts.positions) {
+    const { start, end } = opts.positions
     if (start >= n) {
       throw new AppError(
         'invalid_input',
@@ -26,5 +35,6 @@ export function planPositions(
     }
     positions = positions.slice(start, Math.min(end, n))
   }
-  return { positions, splittable: options?.lastNMessages === undefined }
+  positions = positionsInLastMessages(positions, ids, opts.lastNMessages, group.tokenizer)
+  return { positions, splittable: opts.lastNMessages === undefined }
 }
