@@ -240,6 +240,10 @@ class Group implements LoadedGroup {
     return t
   }
 
+  get autoRowsPerBatch(): number {
+    return this.#autoRows()
+  }
+
   tokenize(text: string): { ids: number[]; tokens: string[] } {
     return this.tokenizer.encode(text)
   }

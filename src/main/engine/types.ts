@@ -97,6 +97,8 @@ export interface LoadedGroup {
   tokenize(text: string): { ids: number[]; tokens: string[] }
   /** What finding message starts (`lastNMessages`) needs of the tokenizer. */
   readonly tokenizer: TurnTokenizer
+  /** Rows per engine batch when a request names none (the manifest's figure for this provider). */
+  readonly autoRowsPerBatch: number
   /** Reconstruction error of given explanations for one position (e.g. a user's edit). */
   scoreExplanations(req: ScoreRequest): Promise<ExplanationScore[]>
   dispose(): Promise<void>

@@ -4,7 +4,7 @@
  * speaks the protocol in ./protocol.ts over whichever parent channel exists.
  */
 import { AppError, toSerializedError } from '@shared/ipc/errors'
-import { DEFAULT_ROWS_PER_BATCH, ENGINE_VERSION, GroupCache, loadGroup } from '../engine'
+import { ENGINE_VERSION, GroupCache, loadGroup } from '../engine'
 import type { LoadCacheResult } from '../engine/cache'
 import { probeProviders, type SessionTarget } from '../engine/ort'
 import { generateOptionsFromJob } from '../engine/generation/jobs'
@@ -141,11 +141,7 @@ const handlers: Handlers = {
   },
 
   async plan(req) {
-    const rows =
-      req.options?.rowsPerBatch ??
-      DEFAULT_ROWS_PER_BATCH[target?.provider === 'cpu' ? 'cpu' : 'gpu']
-    const positionsPerBatch = Math.max(1, Math.floor(rows / (req.options?.bestOfK ?? 16)))
-    return { ...planPositions(group(req.groupId), req.text, req.options), positionsPerBatch }
+    return planPositions(group(req.groupId), req.text, req.options)
   },
 
   async analyze(req) {

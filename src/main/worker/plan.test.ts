@@ -1,26 +1,37 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureDemoBundle, loadGroup, type LoadedGroup } from '../engine'
+import { DEFAULT_ROWS_PER_BATCH, ensureDemoBundle, loadGroup, type LoadedGroup } from '../engine'
 import { conversationText } from '../engine/generation/jobs'
 import { planPositions } from './plan'
 
-// The plan must name exactly the rows the engine returns: progress, ETA and data-parallel shares
-// are computed from it.
+// The plan must name exactly the rows the engine returns and batch them as the engine does:
+// progress, ETA and data-parallel shares are computed from it.
 let cache: string
 let demo: LoadedGroup
+let smallBatches: LoadedGroup
 let lensId: string
+const ROWS_IN_MANIFEST = 12
 
 beforeAll(async () => {
   cache = await mkdtemp(join(tmpdir(), 'talkative-plan-'))
   const dir = await ensureDemoBundle(cache)
+  // The same group whose manifest asks for small CPU batches.
+  const copy = join(cache, 'small-batches')
+  await cp(dir, copy, { recursive: true })
+  const manifestFile = join(copy, 'manifest.json')
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
+  manifest.rowsPerBatch = { cpu: ROWS_IN_MANIFEST }
+  await writeFile(manifestFile, JSON.stringify(manifest))
   demo = await loadGroup(dir, { provider: 'cpu', threads: 1 })
+  smallBatches = await loadGroup(copy, { provider: 'cpu', threads: 1 })
   lensId = demo.summary.lenses[0]!.id
 }, 120_000)
 
 afterAll(async () => {
   await demo?.dispose()
+  await smallBatches?.dispose()
   await rm(cache, { recursive: true, force: true })
 })
 
@@ -62,5 +73,27 @@ describe('planPositions', () => {
     const plan = planPositions(demo, text, fast)
     expect(plan.positions).toEqual([...demo.tokenize(text).ids.keys()])
     expect(plan.splittable).toBe(true)
+  })
+
+  it("batches with the manifest's rows per batch, like the engine", async () => {
+    expect(demo.autoRowsPerBatch).toBe(DEFAULT_ROWS_PER_BATCH.cpu)
+    expect(smallBatches.autoRowsPerBatch).toBe(ROWS_IN_MANIFEST)
+    const text = 'The cat sat on the red chair. A dog ran to the river in the morning.'
+    const plan = planPositions(smallBatches, text, fast)
+    expect(plan.positionsPerBatch).toBe(ROWS_IN_MANIFEST / fast.bestOfK)
+    expect(planPositions(demo, text, fast).positionsPerBatch).toBe(
+      DEFAULT_ROWS_PER_BATCH.cpu / fast.bestOfK
+    )
+    // A request's own budget wins.
+    expect(planPositions(smallBatches, text, { ...fast, rowsPerBatch: 40 }).positionsPerBatch).toBe(
+      20
+    )
+    const batches: number[] = []
+    await smallBatches.analyze(
+      { lensId, text, options: fast },
+      { onBatch: (rows) => batches.push(rows.length) }
+    )
+    expect(batches.length).toBeGreaterThan(2)
+    expect(batches.slice(0, -1).every((n) => n === plan.positionsPerBatch)).toBe(true)
   })
 })

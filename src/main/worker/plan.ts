@@ -6,13 +6,16 @@ import type { LoadedGroup } from '../engine/types'
 export interface AnalysisPlan {
   positions: number[]
   splittable: boolean
+  /** Positions in one engine batch here: a data-parallel share is never smaller. */
+  positionsPerBatch: number
 }
 
 /**
  * The positions an analysis covers, exactly as the engine chooses them (every token, the
  * `positions` range, then the `lastNMessages` restriction), so that progress counts the rows
  * that will come and a data-parallel split hands out exactly those. An analysis restricted to the
- * last messages runs unsplit.
+ * last messages runs unsplit. Batches are the engine's own: the request's rows budget, else the
+ * group's automatic one for this provider (the bundle's figure or the default), over K.
  */
 export function planPositions(
   group: LoadedGroup,
@@ -36,5 +39,10 @@ export function planPositions(
     positions = positions.slice(start, Math.min(end, n))
   }
   positions = positionsInLastMessages(positions, ids, opts.lastNMessages, group.tokenizer)
-  return { positions, splittable: opts.lastNMessages === undefined }
+  const rows = opts.rowsPerBatch ?? group.autoRowsPerBatch
+  return {
+    positions,
+    splittable: opts.lastNMessages === undefined,
+    positionsPerBatch: Math.max(1, Math.floor(rows / opts.bestOfK))
+  }
 }
