@@ -93,6 +93,26 @@ describe('chat jobs', () => {
     expect(catRow.explanation.split(' ')).toContain('cat')
   })
 
+  it('counts progress in the rows of the last messages when lastNMessages is set', async () => {
+    const { jobId } = await ok(
+      client.invoke('jobs:submit', {
+        kind: 'analyze',
+        groupId: 'demo-words',
+        messages,
+        options: { bestOfK: 2, salience: false, kl: false, lastNMessages: 1 }
+      })
+    )
+    const state = await finished(jobId)
+    expect(state.status).toBe('done')
+    const result = await ok(client.invoke('jobs:result', { jobId }))
+    // The engine starts after the opening markup; progress counts those rows, not every token.
+    expect(result.rows[0]!.position).toBeGreaterThan(0)
+    expect(state.progress).toEqual({
+      rowsDone: result.rows.length,
+      rowsTotal: result.rows.length
+    })
+  })
+
   it('continues a conversation and stops at the token limit or end of turn', async () => {
     const { jobId } = await ok(
       client.invoke('jobs:submit', {
@@ -132,7 +152,11 @@ describe('chat jobs', () => {
     })
     expect(r).toMatchObject({
       ok: false,
-      error: { code: 'invalid_input', field: 'chat_template', file: expect.stringContaining('tokenizer_config.json') }
+      error: {
+        code: 'invalid_input',
+        field: 'chat_template',
+        file: expect.stringContaining('tokenizer_config.json')
+      }
     })
   })
 })
