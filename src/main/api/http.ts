@@ -251,8 +251,13 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
         replyError(err.status, err.error, err.extra)
         return true
       }
-      // Not the caller's fault: say so plainly, and leave a trace for whoever runs the server.
+      // A service's typed error (e.g. `unavailable` while the server shuts down) keeps its status;
+      // anything else is not the caller's fault: say so plainly, and leave a trace for the operator.
       const error = toSerializedError(err)
+      if (error.code !== 'internal') {
+        replyError(STATUS_FOR_CODE[error.code], { code: error.code, message: error.message })
+        return true
+      }
       options.log(`api/v2: ${req.method} ${url.pathname} failed: ${error.message}`)
       replyError(500, { code: 'internal', message: error.message })
     }
