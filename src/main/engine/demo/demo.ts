@@ -21,7 +21,7 @@ import {
 
 export const DEMO_GROUP_ID = 'demo-words'
 /** Bumped whenever the construction changes; a cached demo with another stamp is rebuilt. */
-export const DEMO_VERSION = 1
+export const DEMO_VERSION = 2
 
 /** Residual layout (d = 128): content, copy channel, marker, sink, misc. */
 export const DEMO_LAYOUT = {

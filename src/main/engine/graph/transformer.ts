@@ -313,10 +313,10 @@ function roleKl(g: GraphBuilder, c: Ctx): [string, string] {
     x = r.x
     kv.push({ k: r.k, v: r.v })
   }
-  const lpAll = g.op('LogSoftmax', [logits(g, c, g.op('Squeeze', [x, g.constI64([0])]))], {
-    axis: -1
-  })
-  const lp = g.op('Gather', [lpAll, 'positions'])
+  // Only the R rows P needs go through the final norm and the unembedding: the full (S, V)
+  // logits would be gigabytes for a large vocabulary, once per chunk of rows.
+  const atPositions = g.op('Gather', [g.op('Squeeze', [x, g.constI64([0])]), 'positions'])
+  const lp = g.op('LogSoftmax', [logits(g, c, atPositions)], { axis: -1 })
 
   const cols = g.op('Range', [g.scalarI64(0), s, g.scalarI64(1)])
   const notBefore = g.op('GreaterOrEqual', [
