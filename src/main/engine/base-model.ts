@@ -13,7 +13,6 @@ function f32(values: Float32Array, dims: number[]): Tensor {
   return new Tensor('float32', values, dims)
 }
 
-
 /** Rows per KL graph run (see `kl`). */
 const KL_CHUNK_ROWS = 8
 
@@ -47,11 +46,16 @@ export class BaseModel {
     return f.data as Float32Array
   }
 
-  /** Whole-batch generation: (rows, T) sampled ids. */
+  /**
+   * Whole-batch generation: (rows, T) sampled ids. `patch` holds `patchRows` positions' vectors
+   * (patchRows, patchLayers, d); row r is patched with position `patchIndex[r]`'s.
+   */
   async decode(args: {
     prefix: Float32Array
     prefixRows: number
     patch: Float32Array
+    patchRows: number
+    patchIndex: ArrayLike<number>
     rows: number
     patchLayers: number
     embedPos: number
@@ -62,7 +66,8 @@ export class BaseModel {
     const d = this.hiddenSize
     const { i } = await this.#run(ROLE.decode, {
       prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
-      patch_vectors: f32(args.patch, [args.rows, args.patchLayers, d]),
+      patch_vectors: f32(args.patch, [args.patchRows, args.patchLayers, d]),
+      patch_index: i64(args.patchIndex, [args.rows]),
       embed_pos: i64([args.embedPos], []),
       uniforms: f32(args.uniforms, [args.rows, args.steps]),
       temperature: f32(Float32Array.from([args.temperature]), [])

@@ -329,6 +329,71 @@ describe('base graph against the float64 reference', () => {
   })
 })
 
+describe('decode role: rows share patch vectors through patch_index', () => {
+  it('gives exactly the ids of the same vectors copied once per row', async () => {
+    const dims = {
+      hiddenSize: 32,
+      layers: 3,
+      heads: 4,
+      vocabSize: 40,
+      ffnSize: 48,
+      maxPositions: 32
+    }
+    const w = randomTransformer(dims, 5)
+    for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
+    const d = dims.hiddenSize
+    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
+    try {
+      const base = new BaseModel(session, d)
+      const positions = 3
+      const K = 4
+      const np = 2
+      const T = 6
+      const patch = new Float32Array(positions * np * d).map((_, i) => Math.cos(i * 1.37) * 3)
+      const prefix = new Float32Array(5 * d).map((_, i) => Math.sin(i * 0.11))
+      const uniforms = new Float32Array(positions * K * T).map(
+        (_, i) => ((i * 0.6180339) % 1) * 0.998 + 1e-3
+      )
+      // The slot is the last prefix row, so the first step reads the patched residual directly.
+      const common = { prefix, prefixRows: 5, rows: positions * K, patchLayers: np, embedPos: 4 }
+      const copied = new Float32Array(positions * K * np * d)
+      for (let row = 0; row < positions * K; row++) {
+        const p = Math.floor(row / K)
+        copied.set(patch.subarray(p * np * d, (p + 1) * np * d), row * np * d)
+      }
+      for (const temperature of [1, 0]) {
+        const args = { ...common, uniforms, steps: T, temperature }
+        const shared = await base.decode({
+          ...args,
+          patch,
+          patchRows: positions,
+          patchIndex: Array.from({ length: positions * K }, (_, row) => Math.floor(row / K))
+        })
+        const each = await base.decode({
+          ...args,
+          patch: copied,
+          patchRows: positions * K,
+          patchIndex: Array.from({ length: positions * K }, (_, row) => row)
+        })
+        expect(Array.from(shared)).toEqual(Array.from(each))
+        // The patch matters: another position's vectors give other ids.
+        const swapped = await base.decode({
+          ...args,
+          patch,
+          patchRows: positions,
+          patchIndex: Array.from(
+            { length: positions * K },
+            (_, row) => (Math.floor(row / K) + 1) % 3
+          )
+        })
+        expect(Array.from(swapped)).not.toEqual(Array.from(shared))
+      }
+    } finally {
+      await session.release()
+    }
+  })
+})
+
 describe('synthetic bundles', () => {
   it('generates, validates and analyses a bundle with a donor lens', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'talkative-syn-'))

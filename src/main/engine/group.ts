@@ -385,16 +385,12 @@ class Group implements LoadedGroup {
       const target = new Float32Array(b * d)
       batch.forEach((p, i) => target.set(acts.subarray(p * d, (p + 1) * d), i * d))
 
-      // Decoder: project once per position, repeat K times (row = i·K + k).
+      // Decoder: project once per position; its K rows (row = i·K + k) share the vectors through
+      // patch_index, so they are not copied K times on the host.
       t = performance.now()
       const proj = await lens.projection.run({ activations: new Tensor('float32', target, [b, d]) })
-      const pv = proj.patch_vectors!.data as Float32Array
+      const patch = proj.patch_vectors!.data as Float32Array
       const np = lm.decoder.patchLayers
-      const patch = new Float32Array(b * K * np * d)
-      for (let i = 0; i < b; i++) {
-        const src = pv.subarray(i * np * d, (i + 1) * np * d)
-        for (let k = 0; k < K; k++) patch.set(src, (i * K + k) * np * d)
-      }
       const sampleRows = batch.flatMap((position) =>
         Array.from({ length: K }, (_, rollout) => ({ position, rollout }))
       )
@@ -402,6 +398,8 @@ class Group implements LoadedGroup {
         prefix: lens.decoderPrefix,
         prefixRows: lens.resolved.decoderPrefix.shape[0]!,
         patch,
+        patchRows: b,
+        patchIndex: Array.from({ length: b * K }, (_, row) => Math.floor(row / K)),
         rows: b * K,
         patchLayers: np,
         embedPos: lm.decoder.embedPos,

@@ -25,6 +25,7 @@ export const BASE_INPUTS = [
   'layer',
   'prefix_embeds',
   'patch_vectors',
+  'patch_index',
   'embed_pos',
   'uniforms',
   'temperature',

@@ -1,11 +1,12 @@
 /**
  * Structure of the base graph where it decides memory: the KL role must unembed only the rows it
- * reads (a (S, V) logits tensor is gigabytes for a 256k vocabulary).
+ * reads (a (S, V) logits tensor is gigabytes for a 256k vocabulary), and the decode role must read
+ * a position's patch vectors through `patch_index` rather than a host copy per row.
  */
 import { onnx } from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
 import { randomTransformer } from './random-weights'
-import { buildTransformer } from './transformer'
+import { baseInputPlaceholders, buildTransformer } from './transformer'
 
 const dims = { hiddenSize: 16, layers: 2, heads: 2, vocabSize: 24, ffnSize: 32, maxPositions: 16 }
 
@@ -58,5 +59,17 @@ describe('base graph structure', () => {
       return norm?.opType === 'LayerNormalization' && norm.input![0] === gathers[0]!.output![0]
     })
     expect(fromGather).toHaveLength(1)
+  })
+
+  it('decode role: patch rows are picked in the graph by patch_index, one (B, d) slice per layer', () => {
+    const { nodes } = modelNodes()
+    const byIndex = nodes.filter((n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index')
+    expect(byIndex.length).toBe(dims.layers)
+    expect(baseInputPlaceholders(dims.hiddenSize).patch_index!.shape).toEqual(['B'])
+    expect(baseInputPlaceholders(dims.hiddenSize).patch_vectors!.shape).toEqual([
+      'Bp',
+      'Np',
+      dims.hiddenSize
+    ])
   })
 })

@@ -344,14 +344,16 @@ function roleKl(g: GraphBuilder, c: Ctx): [string, string] {
 
 /**
  * Role decode: the whole batch generation in one Loop. Iteration 0 feeds the prefix
- * (prefix_embeds broadcast to B rows, with patch_vectors[:, l] overwriting the residual at
- * embed_pos before every block l < Np), later iterations one sampled token each, with the KV cache
- * loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
+ * (prefix_embeds broadcast to B rows, with patch_vectors[patch_index[r], l] overwriting row r's
+ * residual at embed_pos before every block l < Np), later iterations one sampled token each, with
+ * the KV cache loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
+ * Rows share patch vectors through `patch_index` (best-of-K: K rows per position), so the host
+ * never copies a position's projection K times.
  */
 function roleDecode(g: GraphBuilder, c: Ctx): [string, string] {
   const { layers, heads, hiddenSize: d } = c.dims
   const dh = d / heads
-  const b = dim(g, 'patch_vectors', 0)
+  const b = dim(g, 'patch_index', 0)
   const steps = scalarDim(g, 'uniforms', 1)
   const prefix = g.op('Expand', [
     g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]),
@@ -389,8 +391,10 @@ function roleDecode(g: GraphBuilder, c: Ctx): [string, string] {
   for (let l = 0; l < layers; l++) {
     const use = body.op('And', [atSlot, body.op('Less', [body.scalarI64(l), npatch])])
     const idx = body.op('Min', [body.scalarI64(l), lastPatch])
+    // (Bp, d) for this layer, then one row per batch row: B·d floats, never B·Np·d.
+    const perPosition = body.op('Gather', ['patch_vectors', idx], { axis: 1 })
     const vec = body.op('Unsqueeze', [
-      body.op('Gather', ['patch_vectors', idx], { axis: 1 }),
+      body.op('Gather', [perPosition, 'patch_index'], { axis: 0 }),
       body.constI64([1])
     ])
     x = body.op('Where', [use, vec, x])
@@ -509,10 +513,11 @@ export function baseInputPlaceholders(
     patch_vectors: {
       name: 'patch_vectors',
       type: 'float32',
-      shape: ['B', 'Np', d],
+      shape: ['Bp', 'Np', d],
       dims: [1, 1, d],
       data: zeros([1, 1, d])
     },
+    patch_index: { name: 'patch_index', type: 'int64', shape: ['B'], ...i64([0], [1]) },
     embed_pos: { name: 'embed_pos', type: 'int64', shape: [], ...i64([0], []) },
     uniforms: {
       name: 'uniforms',
