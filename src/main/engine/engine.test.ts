@@ -2,7 +2,7 @@
  * The engine on real bundles: the generated demo group (its documented property) and a small
  * synthetic group (numerics against the float64 reference, KL, donors). No stubbed inference.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,7 +16,8 @@ import {
 } from './index'
 import { BaseModel } from './base-model'
 import { DEMO_CONTENT_WORDS } from './demo/vocabulary'
-import { referenceResiduals } from './graph/reference'
+import { klFromLogits } from './metrics'
+import { referenceLogits, referenceResiduals } from './graph/reference'
 import { randomTransformer } from './graph/random-weights'
 import { buildTransformer } from './graph/transformer'
 import { Session } from './ort'
@@ -197,10 +198,25 @@ describe('demo group', () => {
     // Logit lens of the orig activation: the base's unembedding reads only the copy channel, so it
     // is not the word here, but it is T' = min(T, 10) real tokens.
     expect(cat.logitLensTop!.split(' ')).toHaveLength(8)
-    expect(cat.relativeRmse).toBeCloseTo(
-      Math.sqrt(cat.mse) / Math.sqrt(cat.mse / cat.relativeRmse ** 2),
-      6
-    )
+    // relative RMSE = RMS(A − Â)/RMS(A), with A the orig model's activation read independently.
+    const manifest = JSON.parse(await readFile(path.join(demoDir, 'manifest.json'), 'utf8')) as {
+      base: { file: string; hiddenSize: number }
+    }
+    const d = manifest.base.hiddenSize
+    const session = await Session.create(path.join(demoDir, manifest.base.file), {
+      provider: 'cpu',
+      threads: 1
+    })
+    try {
+      const acts = await new BaseModel(session, d).activations(demo.tokenize('The cat sat.').ids, 3)
+      const a = acts.subarray(2 * d, 3 * d)
+      const rmsA = Math.sqrt(a.reduce((sum, v) => sum + v * v, 0) / d)
+      expect(rmsA).toBeGreaterThan(0)
+      expect(cat.relativeRmse).toBeGreaterThan(0)
+      expect(cat.relativeRmse).toBeCloseTo(Math.sqrt(cat.mse) / rmsA, 5)
+    } finally {
+      await session.release()
+    }
     const m = r.metadata
     expect(m).toMatchObject({
       groupId: 'demo-words',
@@ -323,6 +339,66 @@ describe('base graph against the float64 reference', () => {
         )
         moved.forEach((k, i) => expect(k).toBeGreaterThan(Math.max(1e-6, 10 * Math.abs(same[i]!))))
       }
+    } finally {
+      await session.release()
+    }
+  })
+})
+
+describe('KL role against the float64 reference', () => {
+  it('equals KL(P‖Q) from reference logits, over several row chunks and every layer', async () => {
+    const dims = {
+      hiddenSize: 32,
+      layers: 4,
+      heads: 4,
+      vocabSize: 40,
+      ffnSize: 48,
+      maxPositions: 64
+    }
+    const w = randomTransformer(dims, 11)
+    // The scale is applied by the graph (and by the reference rows below).
+    w.embeddingScale = 1.7
+    const d = dims.hiddenSize
+    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
+    try {
+      const base = new BaseModel(session, d)
+      const ids = [1, 5, 9, 5, 30, 2, 17, 3, 8, 12, 39]
+      const rows = new Float64Array(ids.length * d)
+      ids.forEach((id, t) => {
+        for (let i = 0; i < d; i++)
+          rows[t * d + i] = w.tokenEmbedding[id * d + i]! * w.embeddingScale
+      })
+      const unmodified = referenceResiduals(w, rows, dims.layers - 1)
+      // 11 positions: two chunks of 8, the second padded.
+      const positions = ids.map((_, i) => i)
+      let checked = 0
+      for (const L of [0, 1, 2, 3]) {
+        const vectors = new Float32Array(positions.length * d)
+        positions.forEach((p, r) => {
+          for (let i = 0; i < d; i++) {
+            vectors[r * d + i] = unmodified[L]![p * d + i]! * 1.3 + 0.1 * Math.sin(i + r)
+          }
+        })
+        const got = await base.kl(ids, positions, vectors, L)
+        positions.forEach((p, r) => {
+          const vector = vectors.subarray(r * d, (r + 1) * d)
+          const replaced = referenceResiduals(w, rows, dims.layers - 1, {
+            layer: L,
+            row: p,
+            vector
+          })
+          const last = dims.layers - 1
+          const pLogits = referenceLogits(w, unmodified[last]!.slice(p * d, (p + 1) * d))
+          const qLogits = referenceLogits(w, replaced[last]!.slice(p * d, (p + 1) * d))
+          const want = klFromLogits(pLogits, qLogits)
+          expect(want, `L=${L} p=${p}`).toBeGreaterThan(1e-3)
+          expect(Math.abs(got[r]! - want), `L=${L} p=${p}: ${got[r]} vs ${want}`).toBeLessThan(
+            1e-4 * want + 1e-6
+          )
+          checked++
+        })
+      }
+      expect(checked).toBe(44)
     } finally {
       await session.release()
     }

@@ -14,7 +14,7 @@ import {
 import { AppError, describeZodError } from '@shared/ipc/errors'
 import { BaseModel } from './base-model'
 import { validateBundle, type ResolvedLens, type ValidatedBundle } from './bundle/open'
-import { argminRange, relativeRmse, salience } from './metrics'
+import { argminRange, klOrZeroIfRounding, relativeRmse, salience } from './metrics'
 import { Session, Tensor, type SessionBuild, type SessionTarget } from './ort'
 import type { GroupCache, LoadCacheResult } from './cache'
 import type { CachedGroup } from './cache/host-cache'
@@ -485,7 +485,7 @@ class Group implements LoadedGroup {
           explanationStructured: structured,
           mse,
           relativeRmse: relativeRmse(mse, target.subarray(i * d, (i + 1) * d)),
-          klDivergence: kl ? Math.max(0, kl[i]!) : null,
+          klDivergence: kl ? klOrZeroIfRounding(kl[i]!) : null,
           tokenSalience: sal
             ? Array.from(sal.subarray(i * T, (i + 1) * T), (m) => salience(m, mse))
             : [],

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { argminRange, klFromLogits, meanSquaredError, relativeRmse, salience } from './metrics'
+import {
+  KL_ROUNDING_TOLERANCE,
+  argminRange,
+  klFromLogits,
+  klOrZeroIfRounding,
+  meanSquaredError,
+  relativeRmse,
+  salience
+} from './metrics'
 import { Rng, sampleUniform, uniformsFor } from './random'
 
 describe('metrics on hand-made vectors', () => {
@@ -25,6 +33,14 @@ describe('metrics on hand-made vectors', () => {
     expect(salience(0.05, 0.1)).toBeCloseTo(-0.5, 12)
     expect(Number.isFinite(salience(0.1, 0))).toBe(true)
     expect(salience(0.1, 0)).toBeGreaterThan(0)
+  })
+
+  it('KL: only rounding noise below 0 becomes 0; a real negative value stays visible', () => {
+    expect(klOrZeroIfRounding(0.25)).toBe(0.25)
+    expect(klOrZeroIfRounding(-1e-8)).toBe(0)
+    expect(klOrZeroIfRounding(-0.5 * KL_ROUNDING_TOLERANCE)).toBe(0)
+    expect(klOrZeroIfRounding(-2 * KL_ROUNDING_TOLERANCE)).toBe(-2 * KL_ROUNDING_TOLERANCE)
+    expect(klOrZeroIfRounding(-0.3)).toBe(-0.3)
   })
 
   it('KL(P‖Q) is 0 for equal logits (even shifted), positive otherwise', () => {

@@ -27,6 +27,17 @@ export function salience(mseAblated: number, mse: number): number {
   return (mseAblated - mse) / Math.max(mse, SALIENCE_EPS)
 }
 
+/**
+ * How far below 0 a float32 KL may land from rounding alone (P ≈ Q: Σ p·(lp − lq) of nearly equal
+ * terms). Anything lower is not noise but a bug or broken numerics, so it is reported as it is.
+ */
+export const KL_ROUNDING_TOLERANCE = 1e-6
+
+/** The graph's KL with rounding noise below 0 set to 0; a larger negative value stays visible. */
+export function klOrZeroIfRounding(kl: number): number {
+  return kl < 0 && kl > -KL_ROUNDING_TOLERANCE ? 0 : kl
+}
+
 /** KL(P‖Q) = Σ P (log P − log Q) from logits, in float64 after max-subtraction (a reference). */
 export function klFromLogits(p: ArrayLike<number>, q: ArrayLike<number>): number {
   const lp = logSoftmax(p)

@@ -87,6 +87,13 @@ function erf(x: number): number {
   return s * y
 }
 
+/** Overwrites one row's residual after block `layer` (what the KL role's Q does). */
+export interface ResidualReplacement {
+  layer: number
+  row: number
+  vector: ArrayLike<number>
+}
+
 /**
  * Residual stream after each block 0..upTo for input rows (n, d) given in residual-input space
  * (token embeddings × scale, before positions). Returns one (n·d) array per block.
@@ -94,7 +101,8 @@ function erf(x: number): number {
 export function referenceResiduals(
   w: TransformerWeights,
   rows: Float64Array,
-  upTo: number
+  upTo: number,
+  replace?: ResidualReplacement
 ): Float64Array[] {
   const { hiddenSize: d, heads, ffnSize: f } = w.dims
   const dh = d / heads
@@ -140,6 +148,7 @@ export function referenceResiduals(
       for (let i = 0; i < d; i++) y[i]! += m[i]!
       return y
     })
+    if (replace?.layer === l) x[replace.row] = Float64Array.from(replace.vector)
     const flat = new Float64Array(n * d)
     x.forEach((r, t) => flat.set(r, t * d))
     out.push(flat)
