@@ -22,6 +22,29 @@ describe('percentile clipping', () => {
     expect(normalize(Number.NaN, r)).toBeNaN()
   })
 
+  it('matches percentiles read off a full sort, for ties, NaN and every rank', () => {
+    let seed = 7
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    const reference = (values: number[], p: number): number => {
+      const s = values.filter(Number.isFinite).sort((a, b) => a - b)
+      const rank = (p / 100) * (s.length - 1)
+      const lo = Math.floor(rank)
+      const hi = Math.ceil(rank)
+      return s[lo]! + (s[hi]! - s[lo]!) * (rank - lo)
+    }
+    for (const n of [1, 2, 3, 10, 101, 1000]) {
+      // Few distinct values (many ties), a NaN and an infinity that must be ignored.
+      const values = Array.from({ length: n }, () => Math.round(random() * 20) / 4)
+      values.push(Number.NaN, Number.POSITIVE_INFINITY)
+      for (const p of [0, 1, 5, 37.5, 50, 95, 99, 100]) expect(percentile(values, p)).toBeCloseTo(reference(values, p), 12)
+      const r = clippedRange(values)
+      const finite = values.filter(Number.isFinite)
+      expect(r.clippedLow).toBe(finite.filter((v) => v < r.min).length)
+      expect(r.clippedHigh).toBe(finite.filter((v) => v > r.max).length)
+    }
+    expect(percentile(new Float64Array([3, 1, 2]), 50)).toBe(2)
+  })
+
   it('gives a usable range for constant or empty inputs', () => {
     const flat = clippedRange([2, 2, 2])
     expect(flat.max).toBeGreaterThan(flat.min)

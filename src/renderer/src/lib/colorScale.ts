@@ -3,14 +3,64 @@
  * never trained) would otherwise wash every other row out, so the range is clipped to percentiles.
  */
 
-/** Linear-interpolated percentile (p in 0..100) of the finite values; NaN when there are none. */
-export function percentile(values: readonly number[], p: number): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
-  if (finite.length === 0) return Number.NaN
-  const rank = (Math.min(100, Math.max(0, p)) / 100) * (finite.length - 1)
+/** The finite values, copied into a typed array (in input order). */
+function finiteValues(values: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(values.length)
+  let n = 0
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!
+    if (Number.isFinite(v)) out[n++] = v
+  }
+  return out.subarray(0, n)
+}
+
+/**
+ * Rearranges `a` so that a[k] holds its k-th smallest value, smaller or equal ones before it and
+ * larger or equal ones after (Hoare's selection, expected linear time). The scale is recomputed
+ * on every streamed batch over every row, and for salience over every explanation word: a full
+ * sort each time was the largest part of a batch's render.
+ */
+function selectKth(a: Float64Array, k: number): void {
+  let lo = 0
+  let hi = a.length - 1
+  while (hi > lo) {
+    const pivot = a[(lo + hi) >>> 1]!
+    let i = lo
+    let j = hi
+    while (i <= j) {
+      while (a[i]! < pivot) i++
+      while (a[j]! > pivot) j--
+      if (i <= j) {
+        const t = a[i]!
+        a[i] = a[j]!
+        a[j] = t
+        i++
+        j--
+      }
+    }
+    if (k <= j) hi = j
+    else if (k >= i) lo = i
+    else return
+  }
+}
+
+/** Linear-interpolated percentile of finite values; reorders `a`. */
+function percentileInPlace(a: Float64Array, p: number): number {
+  if (a.length === 0) return Number.NaN
+  const rank = (Math.min(100, Math.max(0, p)) / 100) * (a.length - 1)
   const lo = Math.floor(rank)
-  const hi = Math.ceil(rank)
-  return finite[lo] + (finite[hi] - finite[lo]) * (rank - lo)
+  selectKth(a, lo)
+  const low = a[lo]!
+  if (rank === lo) return low
+  // The next order statistic is the smallest value above index lo.
+  let next = Number.POSITIVE_INFINITY
+  for (let i = lo + 1; i < a.length; i++) if (a[i]! < next) next = a[i]!
+  return low + (next - low) * (rank - lo)
+}
+
+/** Linear-interpolated percentile (p in 0..100) of the finite values; NaN when there are none. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  return percentileInPlace(finiteValues(values), p)
 }
 
 export interface ClippedRange {
@@ -22,15 +72,15 @@ export interface ClippedRange {
 }
 
 /** The [low, high] percentile range of the values (default 5th–95th). */
-export function clippedRange(values: readonly number[], low = 5, high = 95): ClippedRange {
-  const min = percentile(values, low)
-  let max = percentile(values, high)
+export function clippedRange(values: ArrayLike<number>, low = 5, high = 95): ClippedRange {
+  const finite = finiteValues(values)
+  const min = percentileInPlace(finite, low)
+  let max = percentileInPlace(finite, high)
   if (!Number.isFinite(min) || !Number.isFinite(max)) return { min: 0, max: 1, clippedLow: 0, clippedHigh: 0 }
   if (max <= min) max = min + (Math.abs(min) > 0 ? Math.abs(min) * 1e-6 : 1e-9)
   let clippedLow = 0
   let clippedHigh = 0
-  for (const v of values) {
-    if (!Number.isFinite(v)) continue
+  for (const v of finite) {
     if (v < min) clippedLow++
     else if (v > max) clippedHigh++
   }
@@ -101,7 +151,7 @@ export function readableText(c: Rgb | null): string {
 }
 
 /** The upper end of the salience scale for one result: its 95th percentile, at least 0.05. */
-export function salienceMax(saliences: readonly number[]): number {
+export function salienceMax(saliences: ArrayLike<number>): number {
   const p95 = percentile(saliences, 95)
   return Number.isFinite(p95) ? Math.max(0.05, p95) : 0.3
 }

@@ -1,5 +1,6 @@
-import { useMemo, useState, type JSX } from 'react'
+import { useDeferredValue, useMemo, useState, type JSX } from 'react'
 import type { VisibilityState } from '@tanstack/react-table'
+import type { AnalysisRow } from '@shared/domain/analysis'
 import { clippedRange, metricColor, rgbCss, salienceMax } from '../../lib/colorScale'
 import { formatMetric, metricValue, METRICS, type MetricKey } from '../../lib/metrics'
 import { useAppStore } from '../../store'
@@ -8,6 +9,16 @@ import { COLUMN_LABELS, ResultsTable } from './ResultsTable'
 
 type View = 'table' | 'transposed' | 'text' | 'plot' | 'compare'
 const EMPTY: never[] = []
+
+/** Every explanation word's salience in one typed array (no per-row arrays to collect). */
+function allSaliences(rows: readonly AnalysisRow[]): Float64Array {
+  let n = 0
+  for (const r of rows) n += r.tokenSalience.length
+  const out = new Float64Array(n)
+  let i = 0
+  for (const r of rows) for (const s of r.tokenSalience) out[i++] = s
+  return out
+}
 
 /** Legend of the clipped colour scale: low end, gradient, high end, how many values were clipped. */
 function Legend({ label, range }: { label: string; range: ReturnType<typeof clippedRange> }): JSX.Element {
@@ -35,9 +46,14 @@ export function ResultsPanel(): JSX.Element {
   const [view, setView] = useState<View>('table')
   const [metric, setMetric] = useState<MetricKey>('mse')
   const [columns, setColumns] = useState<VisibilityState>({ logitLensTop: false })
-  const rows = active?.rows ?? EMPTY
+  // While rows stream in, the views render the new rows at transition priority: React renders them
+  // in slices between frames instead of one task per batch that grows with the row count. A
+  // finished or reopened result renders at once, so what is shown always matches its status.
+  const deferred = useDeferredValue(active)
+  const streaming = active?.job?.status === 'running' || active?.summary.status === 'running'
+  const rows = (streaming && deferred?.sessionId === active?.sessionId ? deferred?.rows : active?.rows) ?? EMPTY
   const range = useMemo(() => clippedRange(rows.map((r) => metricValue(r, metric))), [rows, metric])
-  const salienceTop = useMemo(() => salienceMax(rows.flatMap((r) => r.tokenSalience)), [rows])
+  const salienceTop = useMemo(() => salienceMax(allSaliences(rows)), [rows])
   const metricLabel = METRICS.find((m) => m.key === metric)?.label ?? metric
 
   if (!active) {
@@ -57,7 +73,7 @@ export function ResultsPanel(): JSX.Element {
         <span className="muted small" data-testid="results-meta">
           {s.groupId} / {s.lensId}
           {active.metadata ? ` · layer ${active.metadata.layer}` : ''} · K={s.options.bestOfK} · seed {s.options.seed} · {rows.length} rows ·{' '}
-          <span data-testid="results-status">{active.job?.status === 'running' || s.status === 'running' ? 'streaming' : s.status}</span>
+          <span data-testid="results-status">{streaming ? 'streaming' : s.status}</span>
         </span>
       </header>
       <div className="results__controls">
