@@ -11,7 +11,7 @@
  * once to .cache/ui-bench/ and imported on later runs. `--fresh` remakes both; `--rebuild` runs
  * `electron-vite build` even when out/ exists. `--json`: one JSON line.
  *
- *   npm run bench:ui [-- --json] [--rebuild] [--fresh] [--rows-per-batch 16] [--steps 300] [--verbose] [--profile]
+ *   npm run bench:ui [-- --json] [--rebuild] [--fresh] [--rows-per-batch 16] [--steps 300] [--verbose] [--profile] [--breakdown]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -58,6 +58,8 @@ const steps = numberArg('steps', 300)
 const verbose = process.argv.includes('--verbose')
 /** Writes a CPU profile of each phase to .cache/ui-bench/ and prints its hottest functions. */
 const profile = process.argv.includes('--profile')
+/** Adds the devtools timeline to the traces and prints where each phase's main-thread time went. */
+const breakdown = process.argv.includes('--breakdown')
 const log = (line: string): void => {
   if (!json) process.stderr.write(`${line}\n`)
 }
@@ -338,6 +340,23 @@ function mainThreadTasks(trace: Buffer): MainThreadTasks {
     .filter((e) => main && e.pid === main.pid && e.tid === main.tid && e.ph === 'X')
     .filter((e) => e.name === 'ThreadControllerImpl::RunTask')
     .map((e) => (e.tdur ?? e.dur ?? 0) / 1000)
+  if (breakdown && main) {
+    const byName = new Map<string, number>()
+    for (const e of events) {
+      if (
+        e.pid !== main.pid ||
+        e.tid !== main.tid ||
+        e.ph !== 'X' ||
+        e.name === 'ThreadControllerImpl::RunTask'
+      )
+        continue
+      byName.set(e.name, (byName.get(e.name) ?? 0) + (e.tdur ?? e.dur ?? 0) / 1000)
+    }
+    const top = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 12)
+    log(
+      `  main thread by event (CPU ms, nested events overlap): ${top.map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(', ')}`
+    )
+  }
   return {
     cpuLong: cpu.filter((ms) => ms >= 50).length,
     cpuMax: Math.round(Math.max(0, ...cpu)),
@@ -354,7 +373,8 @@ async function traced<T>(
   during: () => Promise<T>
 ): Promise<{ value: T; tasks: MainThreadTasks }> {
   const browser = page.context().browser()!
-  await browser.startTracing(page, { categories: ['toplevel'] })
+  const categories = breakdown ? ['toplevel', 'devtools.timeline', 'blink', 'v8'] : ['toplevel']
+  await browser.startTracing(page, { categories })
   const value = await during()
   return { value, tasks: mainThreadTasks(await browser.stopTracing()) }
 }
