@@ -2,7 +2,7 @@
  * The engine on real bundles: the generated demo group (its documented property) and a small
  * synthetic group (numerics against the float64 reference, KL, donors). No stubbed inference.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -19,7 +19,8 @@ import { DEMO_CONTENT_WORDS } from './demo/vocabulary'
 import { klFromLogits } from './metrics'
 import { referenceLogits, referenceResiduals } from './graph/reference'
 import { randomTransformer } from './graph/random-weights'
-import { buildTransformer } from './graph/transformer'
+import { BASE_GRAPH_VERSION, buildTransformer } from './graph/transformer'
+import { isBundleDir } from './synthetic'
 import { Session } from './ort'
 
 const CONTENT = new Set<string>(DEMO_CONTENT_WORDS)
@@ -497,6 +498,13 @@ describe('synthetic bundles', () => {
         expect(own.rows).toHaveLength(7)
         // Same lens parts, different activations: the donor changes the targets.
         expect(donor.rows.map((r) => r.mse)).not.toEqual(own.rows.map((r) => r.mse))
+        // Cached generated bundles (benchmarks) are reused only if the current builder wrote them.
+        expect(await isBundleDir(dir)).toBe(true)
+        const stamp = path.join(dir, 'generator.json')
+        await writeFile(stamp, JSON.stringify({ baseGraphVersion: BASE_GRAPH_VERSION - 1 }))
+        expect(await isBundleDir(dir)).toBe(false)
+        await rm(stamp)
+        expect(await isBundleDir(dir)).toBe(false)
       } finally {
         await g.dispose()
       }

@@ -5,6 +5,7 @@
 import path from 'node:path'
 import { promises as fs } from 'node:fs'
 import { randomTransformer } from './graph/random-weights'
+import { BASE_GRAPH_VERSION } from './graph/transformer'
 import { Rng } from './random'
 import { writeBundle, type LensSpec } from './bundle/write'
 import { wordLevelTokenizer } from './demo/tokenizer'
@@ -98,13 +99,27 @@ export async function generateSyntheticBundle(dir: string, spec: SyntheticSpec):
     lenses,
     externalData: spec.externalData ?? true
   })
+  // Written last: a folder without it (or from an older graph builder) is not reused.
+  await fs.writeFile(
+    path.join(dir, GENERATOR_STAMP),
+    JSON.stringify({ baseGraphVersion: BASE_GRAPH_VERSION }) + '\n'
+  )
   return path.resolve(dir)
 }
 
+const GENERATOR_STAMP = 'generator.json'
+
+/**
+ * Whether `dir` holds a generated bundle that can be reused (benchmarks cache them): complete, and
+ * written by the current graph builder, so a contract change regenerates it instead of failing.
+ */
 export async function isBundleDir(dir: string): Promise<boolean> {
   try {
     await fs.access(path.join(dir, 'manifest.json'))
-    return true
+    const stamp = JSON.parse(await fs.readFile(path.join(dir, GENERATOR_STAMP), 'utf8')) as {
+      baseGraphVersion?: unknown
+    }
+    return stamp.baseGraphVersion === BASE_GRAPH_VERSION
   } catch {
     return false
   }

@@ -8,6 +8,13 @@
 import { ExternalWriter, GraphBuilder, encodeModel, type Weight } from './builder'
 import { buildGenerateRole, type DecoderKit } from '../generation/role'
 
+/**
+ * Bumped whenever the graph written here changes its contract or numerics (2: decode reads
+ * patch_index, KL unembeds only the gathered rows). Generated bundles cached with another value
+ * are regenerated (synthetic.ts; the demo has its own DEMO_VERSION).
+ */
+export const BASE_GRAPH_VERSION = 2
+
 export const ROLE = { acts: 0, decode: 1, encode: 2, kl: 3, logitLens: 4, generate: 5 } as const
 export type Role = keyof typeof ROLE
 
