@@ -14,7 +14,7 @@ import {
   syntheticText,
   type LoadedGroup
 } from './index'
-import { BaseModel } from './base-model'
+import { BaseModel, KL_CHUNK_ROWS } from './base-model'
 import { DEMO_CONTENT_WORDS } from './demo/vocabulary'
 import { klFromLogits } from './metrics'
 import { referenceLogits, referenceResiduals } from './graph/reference'
@@ -370,8 +370,8 @@ describe('KL role against the float64 reference', () => {
           rows[t * d + i] = w.tokenEmbedding[id * d + i]! * w.embeddingScale
       })
       const unmodified = referenceResiduals(w, rows, dims.layers - 1)
-      // 11 positions: two chunks of 8, the second padded.
-      const positions = ids.map((_, i) => i)
+      // More rows than one chunk (positions repeat), so a second, padded chunk is checked too.
+      const positions = Array.from({ length: KL_CHUNK_ROWS + 6 }, (_, i) => i % ids.length)
       let checked = 0
       for (const L of [0, 1, 2, 3]) {
         const vectors = new Float32Array(positions.length * d)
@@ -399,7 +399,7 @@ describe('KL role against the float64 reference', () => {
           checked++
         })
       }
-      expect(checked).toBe(44)
+      expect(checked).toBe(4 * positions.length)
     } finally {
       await session.release()
     }
