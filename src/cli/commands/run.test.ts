@@ -214,6 +214,21 @@ describe('talkative run', () => {
       ['ok2', 'completed']
     ])
     expect((lines[1]!.error as { code: string }).code).toBe('invalid_input')
+
+    // Run again: the failed record is redone (it fails again here) and still written once;
+    // with --no-retry-failed it is left as it is and nothing runs.
+    const again = await talkative('run', '--dataset', input, '--out', out, ...FAST)
+    expect(again.code).toBe(4)
+    expect(again.stderr).toContain('redoing 1 record(s) that failed in an earlier run')
+    const ids = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id)
+    expect([...ids].sort()).toEqual(['long', 'ok', 'ok2'])
+    const kept = await talkative('run', '--dataset', input, '--out', out, '--no-retry-failed', ...FAST)
+    expect(kept.code).toBe(0)
+    expect(kept.stderr).not.toContain('redoing')
+    expect(kept.stderr).toContain('0 processed')
   })
 
   it('generates, then analyses prompt + continuation', async () => {

@@ -46,6 +46,8 @@ interface RunFlags extends GroupFlags, AnalysisFlags {
   stopAtEndOfTurn?: boolean
   progress?: boolean
   quiet?: boolean
+  /** commander's `--no-retry-failed`: false when given. */
+  retryFailed?: boolean
 }
 
 export interface RecordJobOptions {
@@ -168,6 +170,10 @@ export function runCommand(): Command {
     .option('--stop-at-end-of-turn', 'with --generate: stop a continuation at an end-of-turn token')
     .option('--progress', 'show the progress bar even when stderr is not a terminal')
     .option('--quiet', 'no progress bar and no summary')
+    .option(
+      '--no-retry-failed',
+      'on resume, keep records that failed in an earlier run as they are (default: redo them)'
+    )
   addAnalysisOptions(cmd)
   addGroupOptions(cmd)
   usageExits(cmd)
@@ -226,7 +232,13 @@ async function runRun(flags: RunFlags, fromCommandLine: (key: string) => boolean
       analysis: analysisOptions(flags, flags.seed)
     })
     const summary = await runDataset(
-      { input: flags.dataset, out: flags.out, format, onBadLine: flags.onBadLine },
+      {
+        input: flags.dataset,
+        out: flags.out,
+        format,
+        onBadLine: flags.onBadLine,
+        retryFailed: flags.retryFailed !== false
+      },
       processor,
       {
         isCancelled: () => interrupts > 0,
@@ -239,6 +251,11 @@ async function runRun(flags: RunFlags, fromCommandLine: (key: string) => boolean
           if (!flags.quiet && info.truncatedBytes > 0) {
             process.stderr.write(
               `talkative: removed an incomplete last record (${info.truncatedBytes} bytes) from ${flags.out}\n`
+            )
+          }
+          if (!flags.quiet && info.retryingFailed > 0) {
+            process.stderr.write(
+              `talkative: redoing ${info.retryingFailed} record(s) that failed in an earlier run\n`
             )
           }
           if (!flags.quiet && info.alreadyDone > 0) {
