@@ -87,6 +87,8 @@ export class TextTokenizer {
   }
 
   decode(ids: number[]): string {
+    // @huggingface/tokenizers throws on an empty array; an empty chat reply is legitimate.
+    if (ids.length === 0) return ''
     return this.#tok.decode(ids, { skip_special_tokens: false })
   }
 }
