@@ -21,7 +21,7 @@ import {
 
 export const DEMO_GROUP_ID = 'demo-words'
 /** Bumped whenever the construction changes; a cached demo with another stamp is rebuilt. */
-export const DEMO_VERSION = 2
+export const DEMO_VERSION = 3
 
 /** Residual layout (d = 128): content, copy channel, marker, sink, misc. */
 export const DEMO_LAYOUT = {
@@ -50,6 +50,23 @@ const MARKER_KEY = 2.4
 const SINK_KEY = 0.65
 /** Unembedding gain on the copy channel. */
 const UNEMBED_GAIN = 0.8
+/**
+ * End of turn (docs/demo-lens.md, "Chat replies"). By the last block <bos>'s normalised sink
+ * feature has shrunk to ~5 (its copy channel has filled): this key scores it ~12, so a row rests
+ * on <bos> at any chat length (SINK_KEY would give ~3.3 and fade after a few dozen tokens).
+ */
+const REST_KEY = 2.4
+/** The resting head carries <bos>'s normalised sink feature (~5) × this into the row's sink dim. */
+const REST_FLAG = 1
+/** Unembedding weight from the normalised sink dim (the rest flag) to <end_of_turn>. */
+const REST_TO_END = 0.36
+/** Other specials (<eos> among them, which also ends a turn) are not written in base text. */
+const REST_TO_SPECIALS = -0.5
+/** <end_of_turn> read from the current token's content: after "." more, right after "model" less. */
+const STOP_TO_END = 2
+const OPEN_TO_END = -4
+/** The mix head's value dimension, past its 48 content dims, that carries the rest flag. */
+const FLAG_VALUE_DIM = CONTENT
 
 export interface DemoModel {
   weights: TransformerWeights
@@ -123,11 +140,21 @@ export function demoModel(): DemoModel {
       qkv[(C.content[0] + i) * qkvCols + 2 * d + 0 * dh + i] = MIX
       out[(0 * dh + i) * d + C.content[0] + i] = 1
     }
+    if (l === layers - 1) {
+      // The rest flag: in the last block the mix head rests on <bos> when the text has one (base
+      // text and chat: the analysed or generated rows) and carries <bos>'s sink feature into the
+      // row's sink dim. Decoder rows rest on the slot instead (the marker outscores even a
+      // sampled <bos>) and encoder rows mix uniformly as before: neither gets the flag. Written
+      // in the last block, the flag is read only by the unembedding.
+      qkvBias[0 * dh + 0] = Math.sqrt(dh)
+      qkv[C.marker * qkvCols + d + 0 * dh + 0] = MARKER_KEY
+      qkv[C.sink * qkvCols + d + 0 * dh + 0] = REST_KEY
+      qkv[C.sink * qkvCols + 2 * d + 0 * dh + FLAG_VALUE_DIM] = REST_FLAG
+      out[(0 * dh + FLAG_VALUE_DIM) * d + C.sink] = 1
+    }
     // Head 1 (copy): constant query; keys read the marker strongly and the sink moderately, so
     // a row attends to the activation slot when there is one, else to <bos> (whose value is
     // empty), else (encoder: neither) uniformly. Value = content, written to the copy channel.
-    const q1 = d + 0
-    void q1
     qkvBias[1 * dh + 0] = Math.sqrt(dh)
     qkv[C.marker * qkvCols + d + 1 * dh + 0] = MARKER_KEY
     qkv[C.sink * qkvCols + d + 1 * dh + 0] = SINK_KEY
@@ -151,11 +178,26 @@ export function demoModel(): DemoModel {
       downBias: new Float32Array(d)
     })
   }
-  // The unembedding reads only the copy channel: logit(v) ∝ <E[v], copied content>.
+  // Words: the unembedding reads only the copy channel, logit(v) ∝ <E[v], copied content>.
   const unembed = new Float32Array(d * V)
   for (let v = 0; v < V; v++) {
     for (let i = 0; i < CONTENT; i++)
       unembed[(C.copy[0] + i) * V + v] = emb[v * d + C.content[0] + i]! * UNEMBED_GAIN
+  }
+  // Chat replies end: the rest flag raises <end_of_turn> in base text (never in the decoder, whose
+  // rows rest on the slot), "." makes it near certain, and the first reply token (read at "model")
+  // is rarely <end_of_turn>, so replies are a few words long.
+  const endOfTurn = vocab.indexOf('<end_of_turn>')
+  const fullStop = vocab.indexOf('.')
+  const roleModel = vocab.indexOf('model')
+  unembed[C.sink * V + endOfTurn] = REST_TO_END
+  for (const special of DEMO_SPECIALS) {
+    if (special !== '<end_of_turn>') unembed[C.sink * V + vocab.indexOf(special)] = REST_TO_SPECIALS
+  }
+  for (let i = 0; i < CONTENT; i++) {
+    const c = C.content[0] + i
+    unembed[c * V + endOfTurn] =
+      STOP_TO_END * emb[fullStop * d + c]! + OPEN_TO_END * emb[roleModel * d + c]!
   }
   const weights: TransformerWeights = {
     dims: {

@@ -6,6 +6,7 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { ensureDemoBundle, loadGroup, type LoadedGroup } from '../index'
 import type { ChatMessage } from '../chat/messages'
 import { lastNMessagesStart, startOfTurnSpecials } from '../chat/turns'
+import { DEMO_CONTENT_WORDS } from '../demo/vocabulary'
 import { conversationText, generateThenAnalyze } from './jobs'
 
 // The demo group's template, end-of-turn token and lens, end to end: chat formatting, replies,
@@ -82,6 +83,80 @@ describe('chat on the demo group', () => {
       ...c.tokenIds
     ])
   })
+})
+
+describe('the demo model ends its chat replies', () => {
+  const endOfTurn = (): number => vocab.token_to_id('<end_of_turn>')!
+  const long: ChatMessage[] = Array.from({ length: 10 }, (_, i): ChatMessage[] => [
+    { role: 'user', content: `the king ${i % 2 ? 'ate bread' : 'lost his golden clock'} at night` },
+    { role: 'assistant', content: 'the dog ran to the river .' }
+  ])
+    .flat()
+    .concat({ role: 'user', content: 'a ship sailed to the island' })
+
+  it.each([
+    ['one user message', [{ role: 'user', content: 'the cat sat on the chair' }]],
+    ['four messages', conversation],
+    ['21 messages', long]
+  ] as [string, ChatMessage[]][])(
+    '%s: a few words, then <end_of_turn>, for every seed and sample',
+    async (_name, messages) => {
+      const lengths: number[] = []
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const r = await group.generate({
+          lensId,
+          messages,
+          options: { maxNewTokens: 16, n: 4, stopAtEndOfTurn: true, seed }
+        })
+        expect(r.promptIds.length).toBeGreaterThan(messages.length * 4)
+        for (const c of r.completions) {
+          expect(c.finishReason, `seed ${seed}: ${c.text}`).toBe('end_of_turn')
+          // Not <eos>, which would end the turn too: base text does not write other specials.
+          expect(c.tokenIds.at(-1)).toBe(endOfTurn())
+          expect(c.reply).not.toContain('<end_of_turn>')
+          lengths.push(c.tokenIds.length - 1)
+        }
+      }
+      // Real replies, not an immediate end (the first token is read at "model"), and short.
+      expect(lengths.filter((n) => n >= 1).length).toBeGreaterThanOrEqual(lengths.length - 2)
+      expect(Math.max(...lengths)).toBeGreaterThan(1)
+      expect(lengths.reduce((a, b) => a + b, 0) / lengths.length).toBeLessThan(6)
+    }
+  )
+
+  it('without stopAtEndOfTurn it still writes exactly maxNewTokens, never <end_of_turn>', async () => {
+    const r = await group.generate({
+      lensId,
+      messages: conversation,
+      options: { maxNewTokens: 12, n: 4, seed: 5 }
+    })
+    for (const c of r.completions) {
+      expect(c.finishReason).toBe('length')
+      expect(c.tokenIds).toHaveLength(12)
+      expect(c.tokenIds).not.toContain(endOfTurn())
+    }
+  })
+
+  it.each(['words-l1', 'words-l3'])(
+    '%s: explanations in an analysed chat name its words and never end the turn',
+    async (id) => {
+      // The decoder shares the unembedding; the rest flag that raises <end_of_turn> is absent
+      // there (its rows rest on the slot, not on <bos>).
+      const text = conversationText(group, conversation)
+      const r = await group.analyze({
+        lensId: id,
+        text,
+        options: { bestOfK: 8, salience: false, kl: false }
+      })
+      const content = new Set<string>(DEMO_CONTENT_WORDS)
+      const words = r.rows.filter((row) => content.has(row.token))
+      expect(words.length).toBeGreaterThan(5)
+      for (const row of words) {
+        expect(row.explanationStructured, row.token).toContain(row.token)
+        expect(row.explanationStructured, row.token).not.toContain('<end_of_turn>')
+      }
+    }
+  )
 })
 
 describe('analysing the last N messages', () => {
