@@ -23,13 +23,17 @@ describe('fairOrder', () => {
 
 describe('nextChunkSize', () => {
   it.each([
-    [100, 2, 2, 25],
-    [10, 2, 2, 3],
+    [100, 2, 2, 26],
+    [10, 2, 2, 4],
     [3, 2, 2, 2],
     [1, 4, 2, 1],
     [0, 2, 2, 0],
-    [100, 1, 2, 50]
-  ])('remaining %i on %i devices (min %i) → %i', (remaining, devices, min, want) => {
+    [100, 1, 2, 50],
+    // Whole engine batches: 433 positions, batches of 32 → 128 (4 batches), never 109.
+    [433, 2, 32, 128],
+    [40, 2, 32, 32],
+    [20, 2, 32, 20]
+  ])('remaining %i on %i devices (batch %i) → %i', (remaining, devices, min, want) => {
     expect(nextChunkSize(remaining, devices, min)).toBe(want)
   })
 })

@@ -41,10 +41,14 @@ export function fairOrder<T extends FairItem>(
 
 /**
  * Guided self-scheduling: the next share of a split job for one device. Big shares early (little
- * per-call overhead), small ones at the end (devices finish together).
+ * per-call overhead), small ones at the end (devices finish together). `minChunk` is one engine
+ * batch: shares are whole batches (rounded up), because a share that ends in a partial batch runs
+ * an extra, half-empty batch (and its KL pass) that a single-device run would not.
  */
 export function nextChunkSize(remaining: number, devices: number, minChunk: number): number {
   if (remaining <= 0) return 0
+  const batch = Math.max(1, minChunk)
   const guided = Math.ceil(remaining / (2 * Math.max(1, devices)))
-  return Math.min(remaining, Math.max(minChunk, guided))
+  const whole = Math.ceil(guided / batch) * batch
+  return Math.min(remaining, whole)
 }
