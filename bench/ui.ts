@@ -18,8 +18,9 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { chromium, type CDPSession, type Page } from 'playwright-core'
+import { chromium, type CDPSession, type Page } from '@playwright/test'
 import { generateSyntheticBundle, syntheticText } from '../src/main/engine/synthetic'
+import { chromiumLaunchOptions } from '../e2e/chromium'
 
 const root = path.resolve(__dirname, '..')
 const cacheDir = path.join(root, '.cache', 'ui-bench')
@@ -443,19 +444,7 @@ async function main(): Promise<void> {
     TALKATIVE_SESSIONS_DIR: path.join(scratch, 'sessions'),
     TALKATIVE_MODELS_DIR: modelsDir
   })
-  const browser = await chromium.launch({
-    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync'
-    ]
-  })
+  const browser = await chromium.launch(chromiumLaunchOptions)
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
     page.setDefaultTimeout(60_000)

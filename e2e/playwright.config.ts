@@ -1,5 +1,6 @@
 import { defineConfig } from '@playwright/test'
 import { resolve } from 'node:path'
+import { chromiumLaunchOptions } from './chromium'
 
 const root = resolve(__dirname, '..')
 
@@ -29,19 +30,7 @@ export default defineConfig({
       use: {
         browserName: 'chromium',
         viewport: { width: 1280, height: 800 },
-        launchOptions: {
-          executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-          args: [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-quic',
-            '--no-first-run',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync'
-          ]
-        }
+        launchOptions: chromiumLaunchOptions
       }
     },
     {
