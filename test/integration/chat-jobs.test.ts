@@ -2,68 +2,40 @@
  * Chat as a job: a conversation submitted through the contract is rendered with the group's own
  * chat template (never by the client) and analysed or continued by a real worker on the demo group.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cp, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobState } from '@shared/domain/jobs'
 import { ensureDemoBundle } from '../../src/main/engine'
-import { probeProviders } from '../../src/main/engine/ort'
-import { createMemoryClient, type MemoryClient } from '../../src/main/ipc/memoryTransport'
-import { createServices, type Services } from '../../src/main/services/createServices'
+import type { MemoryClient } from '../../src/main/ipc/memoryTransport'
+import { finished as jobFinished, ok, startWorkbench, type TestWorkbench } from '../helpers/workbench'
 
-let services: Services
+let bench: TestWorkbench
 let client: MemoryClient
-let modelsDir: string
 
-async function ok<T>(
-  p: Promise<{ ok: true; value: T } | { ok: false; error: { message: string } }>
-): Promise<T> {
-  const r = await p
-  if (!r.ok) throw new Error(r.error.message)
-  return r.value
-}
-
-async function finished(jobId: string): Promise<JobState> {
-  const start = Date.now()
-  for (;;) {
-    const s = await ok(client.invoke('jobs:get', { jobId }))
-    if (['done', 'failed', 'cancelled'].includes(s.status)) return s
-    if (Date.now() - start > 60_000) throw new Error(`job ${jobId} still ${s.status}`)
-    await new Promise((r) => setTimeout(r, 30))
-  }
-}
+const finished = (jobId: string): Promise<JobState> => jobFinished(client, jobId)
 
 beforeAll(async () => {
-  modelsDir = await mkdtemp(join(tmpdir(), 'talkative-chat-models-'))
-  // A copy of the demo group without a chat template: messages must be refused, naming the file.
-  const demo = await ensureDemoBundle()
-  await cp(demo, join(modelsDir, 'plain'), { recursive: true })
-  const manifestFile = join(modelsDir, 'plain', 'manifest.json')
-  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
-  manifest.group.id = 'demo-plain'
-  await writeFile(manifestFile, JSON.stringify(manifest))
-  const configFile = join(modelsDir, 'plain', 'tokenizer_config.json')
-  const config = JSON.parse(await readFile(configFile, 'utf8'))
-  delete config.chat_template
-  await writeFile(configFile, JSON.stringify(config))
-  services = createServices({
-    probeProviders: () => probeProviders(['cpu']),
-    devices: {
-      modelsDir,
-      devices: [{ id: 'cpu:0', threads: 1, budgetBytes: 1024 ** 3 }],
-      watch: false
+  bench = await startWorkbench([{ id: 'cpu:0', threads: 1, budgetBytes: 1024 ** 3 }], {
+    // A copy of the demo group without a chat template: messages must be refused, naming the file.
+    prepareModels: async (modelsDir) => {
+      const demo = await ensureDemoBundle()
+      await cp(demo, join(modelsDir, 'plain'), { recursive: true })
+      const manifestFile = join(modelsDir, 'plain', 'manifest.json')
+      const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
+      manifest.group.id = 'demo-plain'
+      await writeFile(manifestFile, JSON.stringify(manifest))
+      const configFile = join(modelsDir, 'plain', 'tokenizer_config.json')
+      const config = JSON.parse(await readFile(configFile, 'utf8'))
+      delete config.chat_template
+      await writeFile(configFile, JSON.stringify(config))
     }
   })
-  client = createMemoryClient(services.router, services.hub, 'chat-test')
-  services.start()
-  await services.devices.manager()
+  client = bench.client('chat-test')
 }, 120_000)
 
 afterAll(async () => {
-  client?.close()
-  await services?.dispose()
-  await rm(modelsDir, { recursive: true, force: true })
+  await bench?.close()
 })
 
 describe('chat jobs', () => {

@@ -12,6 +12,7 @@ import { probeProviders } from '../../src/main/engine/ort'
 import { ensureDemoBundle } from '../../src/main/engine'
 import { createMemoryClient, type MemoryClient } from '../../src/main/ipc/memoryTransport'
 import { createServices, type Services } from '../../src/main/services/createServices'
+import { finished, ok } from '../helpers/workbench'
 
 const MiB = 1024 ** 2
 const GROUP = 'demo-words'
@@ -25,22 +26,6 @@ let b: MemoryClient
 let modelsDir: string
 const events: JobState[] = []
 const rowEvents: JobRows[] = []
-
-async function ok<T>(p: Promise<{ ok: true; value: T } | { ok: false; error: { message: string } }>): Promise<T> {
-  const r = await p
-  if (!r.ok) throw new Error(r.error.message)
-  return r.value
-}
-
-async function finished(client: MemoryClient, jobId: string, timeoutMs = 60_000): Promise<JobState> {
-  const start = Date.now()
-  for (;;) {
-    const s = await ok(client.invoke('jobs:get', { jobId }))
-    if (['done', 'failed', 'cancelled'].includes(s.status)) return s
-    if (Date.now() - start > timeoutMs) throw new Error(`job ${jobId} still ${s.status}`)
-    await new Promise((r) => setTimeout(r, 30))
-  }
-}
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const start = Date.now()

@@ -2,62 +2,32 @@
  * The generate and generate-analyze job kinds end to end: contract → device manager → a real
  * worker process → the engine's generate on the demo group.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobState } from '@shared/domain/jobs'
-import { probeProviders } from '../ort'
 import { ensureDemoBundle, loadGroup } from '../index'
-import { createMemoryClient, type MemoryClient } from '../../ipc/memoryTransport'
-import { createServices, type Services } from '../../services/createServices'
+import type { MemoryClient } from '../../ipc/memoryTransport'
+import {
+  finished as jobFinished,
+  ok,
+  startWorkbench,
+  type TestWorkbench
+} from '../../../../test/helpers/workbench'
 
 const GROUP = 'demo-words'
-let services: Services
+let bench: TestWorkbench
 let client: MemoryClient
-let modelsDir: string
 
-async function ok<T>(
-  p: Promise<{ ok: true; value: T } | { ok: false; error: { message: string } }>
-): Promise<T> {
-  const r = await p
-  if (!r.ok) throw new Error(r.error.message)
-  return r.value
-}
-
-async function finished(jobId: string): Promise<JobState> {
-  const until = Date.now() + 60_000
-  for (;;) {
-    const s = await ok(client.invoke('jobs:get', { jobId }))
-    if (['done', 'failed', 'cancelled'].includes(s.status)) return s
-    if (Date.now() > until) throw new Error(`job ${jobId} still ${s.status}`)
-    await new Promise((r) => setTimeout(r, 30))
-  }
-}
+const finished = (jobId: string): Promise<JobState> => jobFinished(client, jobId)
 
 beforeAll(async () => {
-  modelsDir = await mkdtemp(join(tmpdir(), 'talkative-gen-jobs-'))
-  await ensureDemoBundle()
-  services = createServices({
-    probeProviders: () => probeProviders(['cpu']),
-    devices: {
-      modelsDir,
-      devices: [{ id: 'cpu:0', threads: 1, budgetBytes: 1024 * 1024 ** 2 }],
-      heartbeatMs: 250,
-      graceMs: 4000,
-      cancelGraceMs: 10_000,
-      watch: false
-    }
+  bench = await startWorkbench([{ id: 'cpu:0', threads: 1, budgetBytes: 1024 * 1024 ** 2 }], {
+    devicesOptions: { heartbeatMs: 250, graceMs: 4000, cancelGraceMs: 10_000 }
   })
-  client = createMemoryClient(services.router, services.hub, 'window-gen')
-  services.start()
-  await services.devices.manager()
+  client = bench.client('window-gen')
 }, 120_000)
 
 afterAll(async () => {
-  client?.close()
-  await services?.dispose()
-  await rm(modelsDir, { recursive: true, force: true })
+  await bench?.close()
 })
 
 describe('generation jobs on a device worker', () => {
