@@ -80,10 +80,7 @@ export function parseSessionFile(fileName: string, content: string): Session {
   const trimmed = content.trim()
   if (!trimmed) throw new AppError('invalid_input', `${fileName} is empty`, { file: fileName })
   let candidate: unknown
-  const firstLineEnd = trimmed.indexOf('\n')
-  const looksJsonl =
-    firstLineEnd > 0 && /"type"\s*:\s*"session"/.test(trimmed.slice(0, firstLineEnd))
-  if (looksJsonl) {
+  if (isJsonlHeader(trimmed.split(/\r?\n/, 1)[0])) {
     const lines = trimmed.split(/\r?\n/)
     const rows: unknown[] = []
     let header: Record<string, unknown> | undefined
@@ -126,4 +123,17 @@ export function parseSessionFile(fileName: string, content: string): Session {
     })
   }
   return parsed.data
+}
+
+/**
+ * A JSONL export starts with its session line, and a run that stopped before its first row has
+ * nothing else, so the file is one line; a JSON export's first line is never a whole object.
+ */
+function isJsonlHeader(firstLine: string): boolean {
+  try {
+    const value: unknown = JSON.parse(firstLine)
+    return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'session'
+  } catch {
+    return false
+  }
 }

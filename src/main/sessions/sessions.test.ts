@@ -96,6 +96,13 @@ describe('export formats', () => {
     expect(JSON.parse(jsonl[1])).toMatchObject({ type: 'row', token: 'cat' })
   })
 
+  it('a JSONL export with no rows (a run failed or cancelled before its first row) imports', () => {
+    const s = session('s-empty', { status: 'failed', rows: [] })
+    const file = exportSession(s, 'jsonl')
+    expect(file.content.trim().split('\n')).toHaveLength(1)
+    expect(parseSessionFile(file.fileName, file.content)).toEqual(s)
+  })
+
   it('CSV quotes commas, quotes and newlines so the fields read back unchanged', () => {
     const file = exportSession(session('s-csv'), 'csv')
     expect(file.fileName).toMatch(/^the-cat-quoted-words-l1-s-csv\.csv$/)
