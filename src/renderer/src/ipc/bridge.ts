@@ -9,7 +9,14 @@ import {
   type SystemSnapshot
 } from '../store/slices/systemSlice'
 import { receivedDevicesSnapshot, recordUtilisation } from '../store/slices/managerSlice'
-import { receivedJob, receivedRows, receivedSessionSummary } from '../store/slices/runsSlice'
+import {
+  receivedJob,
+  receivedRows,
+  receivedSessionSummary,
+  runsToSettle,
+  settledRun,
+  unsettledRunGivenUp
+} from '../store/slices/runsSlice'
 import { receivedSessionChange, receivedSessionList } from '../store/slices/sessionsSlice'
 import { setApi } from './client'
 
@@ -17,7 +24,8 @@ import { setApi } from './client'
 function frameBatcher<T>(flush: (items: T[]) => void): (item: T) => void {
   let pending: T[] = []
   let scheduled = false
-  const raf = (globalThis as { requestAnimationFrame?: (fn: () => void) => number }).requestAnimationFrame
+  const raf = (globalThis as { requestAnimationFrame?: (fn: () => void) => number })
+    .requestAnimationFrame
   const schedule = raf ? (fn: () => void) => raf(fn) : (fn: () => void) => setTimeout(fn, 16)
   return (item) => {
     pending.push(item)
@@ -60,7 +68,9 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
   const queueJob = frameBatcher<JobState>((jobs) =>
     store.setState((s) => jobs.reduce((acc, job) => ({ ...acc, ...receivedJob(acc, job) }), s))
   )
-  const queueRows = frameBatcher<JobRows>((batches) => store.setState((s) => receivedRows(s, batches)))
+  const queueRows = frameBatcher<JobRows>((batches) =>
+    store.setState((s) => receivedRows(s, batches))
+  )
   unsubscribers.push(
     api.on('jobs:changed', queueJob),
     api.on('jobs:rows', queueRows),
@@ -97,9 +107,42 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
     if (r.ok) applyDevices(r.value)
   })
   void refreshSessions(api, store)
+  unsubscribers.push(settleFinishedRuns(api, store))
 
   return () => {
     for (const unsubscribe of unsubscribers.splice(0)) unsubscribe()
+  }
+}
+
+/**
+ * When a run on screen ends, loads its saved session: the file holds the job's full result and
+ * metadata, while the streamed rows can miss batches sent before the run was registered here.
+ */
+function settleFinishedRuns(api: WorkbenchApi, store: StoreApi<AppState>): () => void {
+  const loading = new Set<string>()
+  let stopped = false
+  const check = (state: AppState): void => {
+    for (const id of runsToSettle(state)) {
+      if (loading.has(id)) continue
+      loading.add(id)
+      void api.invoke('sessions:get', { id }).then(
+        (r) => {
+          loading.delete(id)
+          if (stopped) return
+          store.setState((s) => (r.ok ? settledRun(s, r.value) : unsettledRunGivenUp(s, id)))
+        },
+        () => {
+          loading.delete(id)
+          if (!stopped) store.setState((s) => unsettledRunGivenUp(s, id))
+        }
+      )
+    }
+  }
+  const unsubscribe = store.subscribe(check)
+  check(store.getState())
+  return () => {
+    stopped = true
+    unsubscribe()
   }
 }
 

@@ -1,6 +1,7 @@
 import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
 import type { JobRows, JobState } from '@shared/domain/jobs'
 import type { Session, SessionSummary } from '@shared/domain/sessions'
+import type { SessionsSlice } from './sessionsSlice'
 
 /** One result on screen: a streaming run or a reopened session, keyed by its session id. */
 export interface RunView {
@@ -11,7 +12,15 @@ export interface RunView {
   rows: AnalysisRow[]
   metadata: AnalysisMetadata | null
   completions: string[]
+  /**
+   * The rows, metadata and completions are the saved session's after the run ended: the file is
+   * written from the job's result, which streamed rows may fall short of (e.g. rows sent before
+   * this window registered the run).
+   */
+  settled: boolean
 }
+
+const TERMINAL_JOB = new Set<JobState['status']>(['done', 'failed', 'cancelled'])
 
 export interface RunsSlice {
   runs: {
@@ -28,9 +37,28 @@ export const initialRunsSlice: RunsSlice = {
   runs: { byId: {}, jobToSession: {}, early: {}, activeId: null, compareId: null }
 }
 
-export function startedRun(state: RunsSlice, summary: SessionSummary, jobId: string): RunsSlice {
+/**
+ * A run this window submitted. Its `sessions:changed` events can beat the submit reply (a short job
+ * may already be finished), so a newer summary from the history list wins over the reply's.
+ */
+export function startedRun(
+  state: RunsSlice & Partial<SessionsSlice>,
+  replySummary: SessionSummary,
+  jobId: string
+): RunsSlice {
   const early = state.runs.early[jobId] ?? []
-  let run: RunView = { sessionId: summary.id, summary, jobId, job: null, rows: [], metadata: null, completions: [] }
+  const listed = state.sessions?.list.find((s) => s.id === replySummary.id)
+  const summary = listed && listed.updatedAt >= replySummary.updatedAt ? listed : replySummary
+  let run: RunView = {
+    sessionId: summary.id,
+    summary,
+    jobId,
+    job: null,
+    rows: [],
+    metadata: null,
+    completions: [],
+    settled: false
+  }
   for (const batch of early) run = withRows(run, batch)
   const { [jobId]: _used, ...restEarly } = state.runs.early
   return {
@@ -45,27 +73,59 @@ export function startedRun(state: RunsSlice, summary: SessionSummary, jobId: str
 }
 
 export function openedSession(state: RunsSlice, session: Session, asCompare = false): RunsSlice {
-  const { rows, metadata, completions } = session
-  const existing = state.runs.byId[session.id]
-  // A run still streaming here has newer rows than its file.
-  const run: RunView =
-    existing && existing.rows.length > rows.length
-      ? existing
-      : {
-          sessionId: session.id,
-          summary: { ...existing?.summary, ...summarize(session) },
-          jobId: session.jobId,
-          job: existing?.job ?? null,
-          rows,
-          metadata,
-          completions
-        }
+  const next = withSavedSession(state, session)
   return {
-    runs: {
-      ...state.runs,
-      byId: { ...state.runs.byId, [session.id]: run },
-      ...(asCompare ? { compareId: session.id } : { activeId: session.id })
-    }
+    runs: { ...next.runs, ...(asCompare ? { compareId: session.id } : { activeId: session.id }) }
+  }
+}
+
+/** The saved session of a run that ended replaces what streamed (the view stays where it is). */
+export function settledRun(state: RunsSlice, session: Session): RunsSlice {
+  if (!state.runs.byId[session.id]) return state
+  return withSavedSession(state, session)
+}
+
+/** A run whose file was fetched and could not be read (e.g. deleted): stop asking for it. */
+export function unsettledRunGivenUp(state: RunsSlice, id: string): RunsSlice {
+  const run = state.runs.byId[id]
+  if (!run || run.settled) return state
+  return { runs: { ...state.runs, byId: { ...state.runs.byId, [id]: { ...run, settled: true } } } }
+}
+
+/** Runs shown with a finished summary whose final rows have not been loaded yet. */
+export function runsToSettle(state: RunsSlice): string[] {
+  return Object.values(state.runs.byId)
+    .filter((run) => !run.settled && run.summary.status !== 'running')
+    .map((run) => run.sessionId)
+}
+
+function withSavedSession(state: RunsSlice, session: Session): RunsSlice {
+  const existing = state.runs.byId[session.id]
+  const running = session.status === 'running'
+  let run: RunView = {
+    sessionId: session.id,
+    summary: summarize(session),
+    jobId: session.jobId,
+    job: existing?.job ?? null,
+    rows: session.rows,
+    metadata: session.metadata,
+    completions: session.completions,
+    settled: !running
+  }
+  // A run still streaming here may have newer rows than its file (writes are coalesced).
+  if (running && existing && existing.rows.length > run.rows.length) {
+    run = { ...run, rows: existing.rows }
+  }
+  let { jobToSession, early } = state.runs
+  if (running && session.jobId) {
+    // Reopened after a reload: the rows still streaming belong to this view.
+    for (const batch of early[session.jobId] ?? []) run = withRows(run, batch)
+    const { [session.jobId]: _used, ...restEarly } = early
+    early = restEarly
+    jobToSession = { ...jobToSession, [session.jobId]: session.id }
+  }
+  return {
+    runs: { ...state.runs, byId: { ...state.runs.byId, [session.id]: run }, jobToSession, early }
   }
 }
 
@@ -87,6 +147,8 @@ export function receivedRows(state: RunsSlice, batches: readonly JobRows[]): Run
   for (const batch of batches) {
     const id = state.runs.jobToSession[batch.jobId]
     const run = id ? byId[id] : undefined
+    // A closed run's rows, or rows after its saved result replaced the stream, are not shown.
+    if (id && (!run || run.settled)) continue
     if (!run) {
       early = { ...early, [batch.jobId]: [...(early[batch.jobId] ?? []), batch] }
       continue
@@ -99,14 +161,23 @@ export function receivedRows(state: RunsSlice, batches: readonly JobRows[]): Run
 export function receivedJob(state: RunsSlice, job: JobState): RunsSlice {
   const id = state.runs.jobToSession[job.id]
   const run = id ? state.runs.byId[id] : undefined
-  if (!run) return state
+  if (!run) {
+    // Another client's job (or one whose submit failed here): its held rows would never be used.
+    if (TERMINAL_JOB.has(job.status) && state.runs.early[job.id]) {
+      const { [job.id]: _dropped, ...early } = state.runs.early
+      return { runs: { ...state.runs, early } }
+    }
+    return state
+  }
   return { runs: { ...state.runs, byId: { ...state.runs.byId, [run.sessionId]: { ...run, job } } } }
 }
 
 export function receivedSessionSummary(state: RunsSlice, summary: SessionSummary): RunsSlice {
   const run = state.runs.byId[summary.id]
   if (!run) return state
-  return { runs: { ...state.runs, byId: { ...state.runs.byId, [summary.id]: { ...run, summary } } } }
+  return {
+    runs: { ...state.runs, byId: { ...state.runs.byId, [summary.id]: { ...run, summary } } }
+  }
 }
 
 export function closedRun(state: RunsSlice, id: string): RunsSlice {
