@@ -66,7 +66,9 @@ export function exportSession(session: Session, format: ExportFormat): ExportedF
       r.klDivergence,
       r.logitLensTop,
       r.tokenSalience.join(' '),
-      r.explanationStructured.join(' ')
+      // As a JSON array: explanation tokens carry their own spaces (' cat'), so joining them with
+      // spaces could not be split back into one token per salience value.
+      JSON.stringify(r.explanationStructured)
     ])
   }
   return { fileName: `${base}.csv`, mimeType: 'text/csv', content }

@@ -108,7 +108,20 @@ describe('export formats', () => {
     expect(file.fileName).toMatch(/^the-cat-quoted-words-l1-s-csv\.csv$/)
     const { rows } = parseCsv(Buffer.from(file.content))
     expect(rows[0].fields.slice(0, 4)).toEqual(['position', 'token', 'explanation', 'mse'])
-    expect(rows[1].fields).toEqual(['1', 'cat', 'cat, "feline"\nnew', '0.001', '0.1', '', 'cat dog', '0.2 -0.1 0', 'cat, "feline" \nnew'])
+    expect(rows[1].fields).toEqual(['1', 'cat', 'cat, "feline"\nnew', '0.001', '0.1', '', 'cat dog', '0.2 -0.1 0', '["cat,","\\"feline\\"","\\nnew"]'])
+  })
+
+  it('CSV keeps one explanation token per salience value when tokens carry their own spaces', () => {
+    const spaced = session('s-spaced')
+    spaced.rows[0] = {
+      ...spaced.rows[0],
+      explanationStructured: [' the', '  cat', ' ', 'é'],
+      tokenSalience: [0.1, 0.2, 0.3, 0.4]
+    }
+    const { rows } = parseCsv(Buffer.from(exportSession(spaced, 'csv').content))
+    const [salience, structured] = rows[1].fields.slice(7)
+    expect(JSON.parse(structured)).toEqual([' the', '  cat', ' ', 'é'])
+    expect(salience.split(' ').map(Number)).toEqual([0.1, 0.2, 0.3, 0.4])
   })
 
   it('names the file and field of an invalid import', () => {
