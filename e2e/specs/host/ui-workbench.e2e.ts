@@ -114,6 +114,13 @@ test('cancel a long run: the rows so far are kept and the session says cancelled
 
 test('reload the page and reopen the saved analysis without recomputing; export it', async ({ page, workbench }) => {
   await workbench.open(host!.url)
+  // The chosen theme survives the reload, from the first frame.
+  await page.getByTestId('theme-toggle').click()
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'light')
+  await page.reload()
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'light')
+  await page.getByTestId('theme-toggle').click()
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark')
   const saved = workbench.sessions().filter({ hasText: 'The cat sat' })
   await expect(saved).toHaveCount(1)
   const jobsBefore = await page.evaluate(async () => {

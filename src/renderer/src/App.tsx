@@ -7,9 +7,7 @@ import { ResultsPanel } from './features/results/ResultsPanel'
 import { HistoryPanel } from './features/sessions/HistoryPanel'
 import { RuntimePanel } from './features/system/RuntimePanel'
 import { useAppStore } from './store'
-import type { Theme } from './store/slices/uiSlice'
-
-const THEME_KEY = 'talkative.theme'
+import { THEME_KEY, type Theme } from './store/slices/uiSlice'
 
 function StatusLine(): JSX.Element {
   const status = useAppStore((s) => s.system.status)
@@ -31,10 +29,8 @@ function StatusLine(): JSX.Element {
 
 function ThemeToggle(): JSX.Element {
   const theme = useAppStore((s) => s.ui.theme)
-  useEffect(() => {
-    const saved = localStorage.getItem(THEME_KEY)
-    if (saved === 'light' || saved === 'dark') useAppStore.setState((s) => ({ ui: { ...s.ui, theme: saved } }))
-  }, [])
+  // The saved theme is in the store before the first render (main.tsx): reading it here, after a
+  // render, first wrote the default back over it (and StrictMode's second mount then read that).
   useEffect(() => {
     document.documentElement.dataset.theme = theme
     localStorage.setItem(THEME_KEY, theme)

@@ -13,3 +13,14 @@ export interface UiSlice {
 }
 
 export const initialUiSlice: UiSlice = { ui: { theme: 'dark', announcement: '', toasts: [] } }
+
+export const THEME_KEY = 'talkative.theme'
+
+/** The theme chosen last time; dark when none was saved or storage is unavailable. */
+export function savedTheme(storage: Pick<Storage, 'getItem'> | undefined): Theme {
+  try {
+    return storage?.getItem(THEME_KEY) === 'light' ? 'light' : 'dark'
+  } catch {
+    return 'dark'
+  }
+}
