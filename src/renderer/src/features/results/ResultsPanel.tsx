@@ -1,14 +1,25 @@
 import { useDeferredValue, useMemo, useState, type JSX } from 'react'
 import type { VisibilityState } from '@tanstack/react-table'
 import type { AnalysisRow } from '@shared/domain/analysis'
+import type { SessionStatus } from '@shared/domain/sessions'
 import { clippedRange, metricColor, rgbCss, salienceMax } from '../../lib/colorScale'
 import { formatMetric, metricValue, METRICS, type MetricKey } from '../../lib/metrics'
 import { useAppStore } from '../../store'
+import type { RunView } from '../../store/slices/runsSlice'
 import { CompareView, FullTextView, MetricPlot, TransposedView } from './OtherViews'
 import { COLUMN_LABELS, ResultsTable } from './ResultsTable'
 
 type View = 'table' | 'transposed' | 'text' | 'plot' | 'compare'
 const EMPTY: never[] = []
+
+/** Why a run that is no longer streaming shows no rows. */
+const NO_ROWS: Record<SessionStatus, string> = {
+  running: 'Waiting for the first rows…',
+  completed: 'The analysis returned no rows (no positions were selected).',
+  cancelled: 'The run was cancelled before its first row.',
+  failed: 'The run failed before its first row.',
+  interrupted: 'The app stopped before this run’s first row.'
+}
 
 /** Every explanation word's salience in one typed array (no per-row arrays to collect). */
 function allSaliences(rows: readonly AnalysisRow[]): Float64Array {
@@ -43,6 +54,17 @@ function Legend({ label, range }: { label: string; range: ReturnType<typeof clip
 export function ResultsPanel(): JSX.Element {
   const active = useAppStore((s) => (s.runs.activeId ? s.runs.byId[s.runs.activeId] : undefined))
   const compare = useAppStore((s) => (s.runs.compareId ? s.runs.byId[s.runs.compareId] : undefined))
+  return <ResultsView active={active} compare={compare} />
+}
+
+/** The active run (and the one to compare it with), as the results panel shows them. */
+export function ResultsView({
+  active,
+  compare
+}: {
+  active: RunView | undefined
+  compare: RunView | undefined
+}): JSX.Element {
   const [view, setView] = useState<View>('table')
   const [metric, setMetric] = useState<MetricKey>('mse')
   const [columns, setColumns] = useState<VisibilityState>({ logitLensTop: false })
@@ -76,6 +98,11 @@ export function ResultsPanel(): JSX.Element {
           <span data-testid="results-status">{streaming ? 'streaming' : s.status}</span>
         </span>
       </header>
+      {s.error && !streaming && (
+        <p className="inline-error" role="alert" data-testid="results-error">
+          This run {s.status === 'cancelled' ? 'was cancelled' : 'failed'}: {s.error.message}
+        </p>
+      )}
       <div className="results__controls">
         <div className="segmented" role="tablist" aria-label="Result view">
           {(
@@ -124,7 +151,9 @@ export function ResultsPanel(): JSX.Element {
         <p className="muted small">Continuation: {active.completions.join(' | ')}</p>
       )}
       {rows.length === 0 ? (
-        <p className="empty">Waiting for the first rows…</p>
+        <p className="empty" data-testid="results-empty">
+          {streaming ? 'Waiting for the first rows…' : NO_ROWS[s.status]}
+        </p>
       ) : view === 'table' ? (
         <ResultsTable rows={rows} metric={metric} range={range} salienceTop={salienceTop} columnVisibility={columns} />
       ) : view === 'transposed' ? (
