@@ -9,6 +9,7 @@ import { JobIdSchema, type JobState } from '@shared/domain/jobs'
 import type { ModelLibrary } from '@shared/domain/models'
 import type { InvokeChannel, InvokeInput, InvokeOutput } from '@shared/ipc/contract'
 import type { ErrorCode, SerializedError } from '@shared/ipc/errors'
+import type { Router } from '../ipc/router'
 import {
   camelCase,
   renameKeysDeep,
@@ -95,6 +96,27 @@ export interface Endpoint {
     input: { body: unknown; raw: Record<string, unknown>; params: Record<string, string> },
     ctx: EndpointContext
   ): Promise<EndpointAnswer>
+}
+
+/**
+ * Dispatches through the Router as `clientId`, the way every endpoint calls a service: a failure
+ * becomes an ApiFailure whose field is spelled as the caller spelled it.
+ */
+export async function dispatchForApi<C extends InvokeChannel>(
+  router: Router,
+  clientId: string,
+  channel: C,
+  input: InvokeInput<C>,
+  fieldOverrides?: Record<string, string>
+): Promise<InvokeOutput<C>> {
+  const result = await router.dispatch(channel, input, { clientId })
+  if (result.ok) return result.value as InvokeOutput<C>
+  const e = result.error
+  const wire: SerializedError = { code: e.code, message: e.message }
+  const field = toWireField(e.field, fieldOverrides)
+  if (field) wire.field = field
+  if (e.file) wire.file = e.file
+  throw new ApiFailure(STATUS_FOR_CODE[e.code] ?? 500, wire)
 }
 
 interface LensRef {
@@ -511,6 +533,8 @@ function safeDecode(s: string): string {
 /** A prompt as the job contract takes it: plain text, or a conversation for the chat template. */
 function promptInput(
   prompt: string | Array<{ role: 'system' | 'user' | 'assistant'; content: string }>
-): { text: string } | { messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> } {
+):
+  | { text: string }
+  | { messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }> } {
   return typeof prompt === 'string' ? { text: prompt } : { messages: prompt }
 }

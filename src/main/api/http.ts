@@ -1,19 +1,19 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describeZodError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
-import type { InvokeChannel } from '@shared/ipc/contract'
 import type { Router } from '../ipc/router'
 import type { RouteHandler } from '../host/httpHost'
 import type { BadRequestLog } from './badRequests'
 import {
   ApiFailure,
+  dispatchForApi,
   endpoints,
   matchEndpoint,
   STATUS_FOR_CODE,
   type EndpointContext
 } from './endpoints'
 import type { JobWaiter } from './jobWaiter'
-import { toWire, toWireField } from './names'
+import { toWire } from './names'
 import { buildOpenApi } from './openapi'
 
 export const API_PREFIX = '/api/v2'
@@ -226,16 +226,8 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
     const clientId = apiClientId(req)
     const ctx: EndpointContext = {
       clientId,
-      async call(channel, input, fieldOverrides) {
-        const result = await router.dispatch(channel as InvokeChannel, input, { clientId })
-        if (result.ok) return result.value as never
-        const e = result.error
-        const wire: SerializedError = { code: e.code, message: e.message }
-        const field = toWireField(e.field, fieldOverrides)
-        if (field) wire.field = field
-        if (e.file) wire.file = e.file
-        throw new ApiFailure(STATUS_FOR_CODE[e.code] ?? 500, wire)
-      },
+      call: (channel, input, fieldOverrides) =>
+        dispatchForApi(router, clientId, channel, input, fieldOverrides),
       waitForJob: (jobId) => waiter.wait(jobId, clientId),
       onClientGone(onClose) {
         res.on('close', () => {

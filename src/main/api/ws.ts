@@ -1,17 +1,51 @@
 import { WebSocketServer, type WebSocket } from 'ws'
-import { TERMINAL_JOB_STATUSES, type JobRows, type JobState } from '@shared/domain/jobs'
+import {
+  JobIdSchema,
+  TERMINAL_JOB_STATUSES,
+  type JobRows,
+  type JobState
+} from '@shared/domain/jobs'
 import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
 import type { InvokeChannel, InvokeInput, InvokeOutput } from '@shared/ipc/contract'
 import { describeZodError, fromSerializedError, toSerializedError } from '@shared/ipc/errors'
 import type { EventHub, Router } from '../ipc/router'
 import { refuseUpgrade, type HttpHost } from '../host/httpHost'
 import type { BadRequestLog } from './badRequests'
+import { ApiFailure, dispatchForApi, endpoints, type EndpointContext } from './endpoints'
 import { bearerToken, tokenMatches } from './http'
 import { toWire } from './names'
-import { WsClientMessageSchema, type WsServerMessage } from './wsMessages'
+import {
+  WS_SUBMIT_ENDPOINTS,
+  WsClientMessageSchema,
+  type WsClientMessage,
+  type WsServerMessage,
+  type WsSubmitType
+} from './wsMessages'
 
 export const API_WS_PATH = '/api/v2/ws'
 const MAX_FRAME_BYTES = 64 * 1024
+
+function submitEndpoint(type: WsSubmitType): (typeof endpoints)[number] {
+  const endpoint = endpoints.find((e) => e.path === WS_SUBMIT_ENDPOINTS[type].path)
+  if (!endpoint) throw new Error(`no endpoint ${WS_SUBMIT_ENDPOINTS[type].path}`)
+  return endpoint
+}
+
+function isSubmit(m: WsClientMessage): m is Extract<WsClientMessage, { type: WsSubmitType }> {
+  return m.type in WS_SUBMIT_ENDPOINTS
+}
+
+/** A malformed id cannot name a job: it is an unknown id, not bad input (as on the HTTP side). */
+function knownJobId(requestId: string): string {
+  if (!JobIdSchema.safeParse(requestId).success) {
+    throw new ApiFailure(404, {
+      code: 'not_found',
+      message: `no job ${requestId}`,
+      field: 'request_id'
+    })
+  }
+  return requestId
+}
 
 function placementKeys(snapshot: DevicesSnapshot): Set<string> {
   const keys = new Set<string>()
@@ -24,6 +58,8 @@ function placementKeys(snapshot: DevicesSnapshot): Set<string> {
  * The seed's WebSocket at /api/v2/ws: `connection_established` and `system_state` on connect,
  * `state_update` on every device-manager change, `model_loaded` / `device_cleared` for everyone,
  * and per-job `job_update` / `progress` / `rows` / `completed` to the sockets subscribed to a job.
+ * Jobs submitted over a socket (`analyze`, `generate`, `generate_and_analyze`) go through the HTTP
+ * endpoints' own handlers, in that socket's fairness lane, and the socket follows them.
  * Each socket handles its events strictly in hub order (one promise chain per socket).
  */
 export function attachApiWebSocket(options: {
@@ -60,6 +96,8 @@ export function attachApiWebSocket(options: {
     let allJobs = false
     let placements = new Set<string>()
     const lastProgress = new Map<string, number>()
+    // Unfinished jobs this socket submitted: cancelled when it goes away, as an HTTP hang-up does.
+    const submittedHere = new Set<string>()
     // A job can end between a subscribe and its queued event: its outcome is sent once.
     const outcomeSent = new Set<string>()
     let chain: Promise<void> = Promise.resolve()
@@ -81,6 +119,108 @@ export function attachApiWebSocket(options: {
       return result.value as InvokeOutput<C>
     }
     const watching = (jobId: string): boolean => allJobs || subscriptions.has(jobId)
+    const endpointContext: EndpointContext = {
+      clientId,
+      call: (channel, input, fieldOverrides) =>
+        dispatchForApi(router, clientId, channel, input, fieldOverrides),
+      waitForJob: () => Promise.reject(new Error('socket submissions never wait')),
+      onClientGone: () => undefined
+    }
+
+    /** A refused request as an `error` message; the socket stays open. */
+    function sendFailure(
+      err: unknown,
+      about: { requestId?: string; clientRequestId?: string } = {}
+    ): void {
+      const failure = err instanceof ApiFailure ? err : new ApiFailure(500, toSerializedError(err))
+      if (failure.status >= 400 && failure.status < 500) badRequests.record(failure.status)
+      const jobId = failure.extra.job_id
+      send({
+        type: 'error',
+        ...(typeof jobId === 'string' ? { jobId } : {}),
+        ...about,
+        error: failure.error
+      })
+    }
+
+    /** `raw` is the message as sent: the endpoints compare seed aliases against what was given. */
+    async function submit(
+      m: Extract<WsClientMessage, { type: WsSubmitType }>,
+      raw: Record<string, unknown>
+    ): Promise<void> {
+      const { type, client_request_id: clientRequestId, ...fields } = m
+      const about = clientRequestId ? { clientRequestId } : {}
+      let queued: { jobId: string; status: JobState['status']; queuePosition: number | null }
+      try {
+        const answer = await submitEndpoint(type).handle(
+          { body: { ...fields, wait: false }, raw, params: {} },
+          endpointContext
+        )
+        queued = answer.body as typeof queued
+      } catch (err) {
+        sendFailure(err, about)
+        return
+      }
+      // Hub events of this job queue up behind this work item, so none is missed.
+      subscriptions.add(queued.jobId)
+      submittedHere.add(queued.jobId)
+      send({
+        type: 'queued',
+        requestId: queued.jobId,
+        jobId: queued.jobId,
+        status: queued.status,
+        queuePosition: queued.queuePosition,
+        context: WS_SUBMIT_ENDPOINTS[type].context,
+        ...about
+      })
+    }
+
+    async function cancel(
+      m: Extract<WsClientMessage, { type: 'cancel_request' | 'interrupt' }>
+    ): Promise<void> {
+      const about = {
+        requestId: m.request_id,
+        ...(m.client_request_id ? { clientRequestId: m.client_request_id } : {})
+      }
+      try {
+        const job = await dispatchForApi(
+          router,
+          clientId,
+          'jobs:cancel',
+          { jobId: knownJobId(m.request_id) },
+          { job_id: 'request_id' }
+        )
+        if (m.type === 'interrupt') {
+          send({ type: 'interrupted', ...about, ...(m.context ? { context: m.context } : {}), job })
+        } else {
+          send({ type: 'request_cancelled', ...about, message: 'Cancelled by user', job })
+        }
+      } catch (err) {
+        sendFailure(err, about)
+      }
+    }
+
+    async function status(requestId: string): Promise<void> {
+      try {
+        const job = await dispatchForApi(
+          router,
+          clientId,
+          'jobs:get',
+          { jobId: knownJobId(requestId) },
+          { job_id: 'request_id' }
+        )
+        send({
+          type: 'status_update',
+          requestId,
+          status: job.status,
+          queuePosition: job.queuePosition,
+          error: job.error ?? null,
+          job
+        })
+      } catch (err) {
+        sendFailure(err, { requestId })
+      }
+    }
 
     async function systemState(): Promise<WsServerMessage & { type: 'system_state' }> {
       await call('devices:state', undefined)
@@ -140,6 +280,7 @@ export function attachApiWebSocket(options: {
       }
       if (TERMINAL_JOB_STATUSES.includes(job.status)) {
         lastProgress.delete(job.id)
+        submittedHere.delete(job.id)
         await sendTerminal(job)
       }
     }
@@ -166,8 +307,14 @@ export function attachApiWebSocket(options: {
         })
       }
     })
-    ws.on('close', unsubscribe)
-    ws.on('error', unsubscribe)
+    const goodbye = (): void => {
+      unsubscribe()
+      for (const jobId of submittedHere)
+        void router.dispatch('jobs:cancel', { jobId }, { clientId }).catch(() => undefined)
+      submittedHere.clear()
+    }
+    ws.on('close', goodbye)
+    ws.on('error', goodbye)
 
     enqueue(async () => {
       const state = await systemState()
@@ -188,9 +335,11 @@ export function attachApiWebSocket(options: {
 
     ws.on('message', (data, isBinary) => {
       let message
+      let raw: Record<string, unknown> = {}
       try {
         if (isBinary) throw new Error('binary frames are not part of the protocol')
-        const parsed = WsClientMessageSchema.safeParse(JSON.parse(data.toString()))
+        raw = JSON.parse(data.toString()) as Record<string, unknown>
+        const parsed = WsClientMessageSchema.safeParse(raw)
         if (!parsed.success) {
           const { message: text, field } = describeZodError(parsed.error)
           badRequests.record(400)
@@ -211,7 +360,10 @@ export function attachApiWebSocket(options: {
       }
       const m = message
       enqueue(async () => {
-        if (m.type === 'ping') send({ type: 'pong' })
+        if (isSubmit(m)) await submit(m, raw)
+        else if (m.type === 'cancel_request' || m.type === 'interrupt') await cancel(m)
+        else if (m.type === 'status') await status(m.request_id)
+        else if (m.type === 'ping') send({ type: 'pong' })
         else if (m.type === 'get_state') send(await systemState())
         else if (m.type === 'unsubscribe') {
           if (m.job_id === '*') allJobs = false

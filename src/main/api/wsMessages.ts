@@ -4,17 +4,80 @@
  */
 import { z } from 'zod'
 import { PlacementSchema } from '@shared/domain/devices'
-import { JobResultSchema, JobRowsSchema, JobStateSchema } from '@shared/domain/jobs'
+import {
+  JobResultSchema,
+  JobRowsSchema,
+  JobStateSchema,
+  JobStatusSchema
+} from '@shared/domain/jobs'
 import { SerializedErrorSchema } from '@shared/ipc/errors'
 import { DevicesSnapshotSchema } from '@shared/ipc/channels/devices'
-import { ApiSystemStateSchema } from './schemas'
+import {
+  ApiSystemStateSchema,
+  GenerateAnalyzeRequestSchema,
+  GenerateRequestSchema,
+  ProcessRequestSchema
+} from './schemas'
+
+const ClientRequestIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe("The client's own name for a request, echoed in the replies about it")
+const RequestIdSchema = z.string().min(1).max(100).describe('A job id (`request_id` of `queued`)')
+
+/**
+ * Submissions over the socket: the HTTP bodies of the same endpoints (one schema, one handler),
+ * less `wait` (the socket streams the job instead), plus the seed's `client_request_id`.
+ */
+export const WS_SUBMIT_ENDPOINTS = {
+  analyze: { path: '/models/process', context: 'analysis' },
+  generate: { path: '/models/generate', context: 'generation' },
+  generate_and_analyze: {
+    path: '/models/generate-and-analyze',
+    context: 'generation_and_analysis'
+  }
+} as const
+export type WsSubmitType = keyof typeof WS_SUBMIT_ENDPOINTS
+
+const submitExtras = { client_request_id: ClientRequestIdSchema.optional() }
+
+export const WsSubmitMessageSchemas = {
+  analyze: ProcessRequestSchema.omit({ wait: true }).extend({
+    type: z.literal('analyze'),
+    ...submitExtras
+  }),
+  generate: GenerateRequestSchema.omit({ wait: true }).extend({
+    type: z.literal('generate'),
+    ...submitExtras
+  }),
+  generate_and_analyze: GenerateAnalyzeRequestSchema.omit({ wait: true }).extend({
+    type: z.literal('generate_and_analyze'),
+    ...submitExtras
+  })
+} as const
 
 /** Client → server. `job_id: "*"` subscribes to every job. */
 export const WsClientMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('subscribe'), job_id: z.string().min(1).max(100) }),
   z.strictObject({ type: z.literal('unsubscribe'), job_id: z.string().min(1).max(100) }),
   z.strictObject({ type: z.literal('get_state') }),
-  z.strictObject({ type: z.literal('ping') })
+  z.strictObject({ type: z.literal('ping') }),
+  WsSubmitMessageSchemas.analyze,
+  WsSubmitMessageSchemas.generate,
+  WsSubmitMessageSchemas.generate_and_analyze,
+  z.strictObject({
+    type: z.literal('cancel_request'),
+    request_id: RequestIdSchema,
+    client_request_id: ClientRequestIdSchema.optional()
+  }),
+  z.strictObject({
+    type: z.literal('interrupt'),
+    request_id: RequestIdSchema,
+    context: z.enum(['analysis', 'generation', 'generation_and_analysis']).optional(),
+    client_request_id: ClientRequestIdSchema.optional()
+  }),
+  z.strictObject({ type: z.literal('status'), request_id: RequestIdSchema })
 ])
 export type WsClientMessage = z.infer<typeof WsClientMessageSchema>
 
@@ -63,9 +126,42 @@ export const WsServerMessageSchemas = {
   rows: JobRowsSchema.extend({ type: z.literal('rows') }),
   completed: z.object({ type: z.literal('completed'), jobId: z.string(), result: JobResultSchema }),
   cancelled: z.object({ type: z.literal('cancelled'), jobId: z.string(), result: JobResultSchema }),
+  queued: z.object({
+    type: z.literal('queued'),
+    requestId: z.string().describe('The job id: use it to cancel, ask the status or subscribe'),
+    jobId: z.string(),
+    status: JobStatusSchema,
+    queuePosition: z.number().int().nullable(),
+    context: z.enum(['analysis', 'generation', 'generation_and_analysis']),
+    clientRequestId: z.string().optional()
+  }),
+  request_cancelled: z.object({
+    type: z.literal('request_cancelled'),
+    requestId: z.string(),
+    message: z.string(),
+    job: JobStateSchema,
+    clientRequestId: z.string().optional()
+  }),
+  interrupted: z.object({
+    type: z.literal('interrupted'),
+    requestId: z.string(),
+    context: z.string().optional(),
+    job: JobStateSchema,
+    clientRequestId: z.string().optional()
+  }),
+  status_update: z.object({
+    type: z.literal('status_update'),
+    requestId: z.string(),
+    status: JobStatusSchema,
+    queuePosition: z.number().int().nullable(),
+    error: SerializedErrorSchema.nullable(),
+    job: JobStateSchema
+  }),
   error: z.object({
     type: z.literal('error'),
     jobId: z.string().optional(),
+    requestId: z.string().optional(),
+    clientRequestId: z.string().optional(),
     error: SerializedErrorSchema
   }),
   pong: z.object({ type: z.literal('pong') })
