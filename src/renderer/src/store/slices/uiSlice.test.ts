@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { savedTheme, THEME_KEY } from './uiSlice'
 
-function storage(entries: Record<string, string>): Pick<Storage, 'getItem'> {
+function storage(entries: Record<string, string>): { getItem(key: string): string | null } {
   return { getItem: (key) => entries[key] ?? null }
 }
 

@@ -17,7 +17,7 @@ export const initialUiSlice: UiSlice = { ui: { theme: 'dark', announcement: '', 
 export const THEME_KEY = 'talkative.theme'
 
 /** The theme chosen last time; dark when none was saved or storage is unavailable. */
-export function savedTheme(storage: Pick<Storage, 'getItem'> | undefined): Theme {
+export function savedTheme(storage: { getItem(key: string): string | null } | undefined): Theme {
   try {
     return storage?.getItem(THEME_KEY) === 'light' ? 'light' : 'dark'
   } catch {
