@@ -60,7 +60,7 @@ export function buildOpenApi(endpoints: readonly Endpoint[], version: string): u
       title: 'Talkative Workbench scripting API',
       version,
       description:
-        'The Workbench over HTTP: the same services as the app. WebSocket events at /api/v2/ws.'
+        'The Workbench over HTTP: the same services as the app. WebSocket at /api/v2/ws: events, and analyze / generate / generate_and_analyze / cancel_request / status messages with the bodies of the endpoints below (docs/api.md).'
     },
     servers: [{ url: '/' }],
     security: [{ bearer: [] }],
