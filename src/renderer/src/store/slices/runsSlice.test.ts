@@ -14,7 +14,7 @@ import {
   startedRun,
   type RunsSlice
 } from './runsSlice'
-import { initialSessionsSlice, receivedSessionChange } from './sessionsSlice'
+import { initialSessionsSlice, receivedSessionChange, receivedSessionList } from './sessionsSlice'
 
 function row(position: number): AnalysisRow {
   return {
@@ -123,5 +123,14 @@ describe('runs slice', () => {
     expect(Object.keys(state.runs.early)).toEqual(['job-other'])
     state = receivedJob(state, finishedJob('job-other'))
     expect(state.runs.early).toEqual({})
+  })
+
+  it('a history listing that was read before a run finished does not undo the pushed change', () => {
+    const running = summarizeSession(session({ updatedAt: 3 }))
+    const done = summarizeSession(session({ status: 'completed', updatedAt: 5 }))
+    let sessions = receivedSessionChange(initialSessionsSlice, 's-run', done)
+    sessions = receivedSessionList(sessions, { folder: '/f', sessions: [running], problems: [] })
+    expect(sessions.sessions.list.map((s) => s.status)).toEqual(['completed'])
+    expect(sessions.sessions.loaded).toBe(true)
   })
 })
