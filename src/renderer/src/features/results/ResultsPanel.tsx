@@ -98,9 +98,9 @@ export function ResultsView({
           <span data-testid="results-status">{streaming ? 'streaming' : s.status}</span>
         </span>
       </header>
-      {s.error && !streaming && (
+      {s.error && !streaming && s.status === 'failed' && (
         <p className="inline-error" role="alert" data-testid="results-error">
-          This run {s.status === 'cancelled' ? 'was cancelled' : 'failed'}: {s.error.message}
+          This run failed: {s.error.message}
         </p>
       )}
       <div className="results__controls">
