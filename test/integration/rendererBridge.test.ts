@@ -40,6 +40,43 @@ describe('renderer bridge on the real services', () => {
     client.close()
   })
 
+  it('reads the whole state again when the host bridge says its socket reconnected', async () => {
+    services = createServices({ probeProviders: () => probeProviders(['cpu']) })
+    const client = createMemoryClient(services.router, services.hub, 'renderer')
+    const invoked: string[] = []
+    const counting = {
+      invoke: (channel: string, input?: unknown) => {
+        invoked.push(channel)
+        return client.invoke(channel as never, input as never)
+      },
+      on: client.on.bind(client)
+    } as unknown as typeof client
+    // The page's window: bridge.js fires `workbench:reconnected` on it after a dropped socket.
+    const page = new EventTarget()
+    const g = globalThis as unknown as Record<string, unknown>
+    g.addEventListener = page.addEventListener.bind(page)
+    g.removeEventListener = page.removeEventListener.bind(page)
+    try {
+      const store = createStore<AppState>()(() => ({ ...initialAppState }))
+      const stop = startBridge(counting, store)
+      await expect.poll(() => store.getState().system.status).toBe('ready')
+      const boot = invoked.filter((c) => c === 'sessions:list').length
+      expect(boot).toBe(1)
+      page.dispatchEvent(new Event('workbench:reconnected'))
+      await expect.poll(() => invoked.filter((c) => c === 'sessions:list').length).toBe(2)
+      expect(invoked.filter((c) => c === 'system:state')).toHaveLength(2)
+      expect(invoked.filter((c) => c === 'devices:state')).toHaveLength(2)
+      stop()
+      page.dispatchEvent(new Event('workbench:reconnected'))
+      await new Promise((r) => setTimeout(r, 50))
+      expect(invoked.filter((c) => c === 'sessions:list')).toHaveLength(2)
+    } finally {
+      delete g.addEventListener
+      delete g.removeEventListener
+      client.close()
+    }
+  })
+
   it('shows an error, not a crash, when the main side refuses', async () => {
     services = createServices({ probeProviders: () => probeProviders(['cpu']) })
     const client = createMemoryClient(services.router, services.hub, 'renderer')

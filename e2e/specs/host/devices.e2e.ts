@@ -57,6 +57,47 @@ test.describe('device cards over the headless host', () => {
     expect(errors).toEqual([])
   })
 
+  test('a dropped socket reconnects and the page is told to read the state again', async ({
+    page,
+    host
+  }) => {
+    // Pass the first /ipc socket through, then drop it from the page's side, as a flaky network
+    // or a sleeping laptop would; the reconnect goes straight through.
+    let drops = 0
+    await page.routeWebSocket(/\/ipc/, (ws) => {
+      ws.connectToServer()
+      if (drops === 0) {
+        drops++
+        setTimeout(() => void ws.close(), 1500)
+      }
+    })
+    const devices = new DevicesPage(page)
+    await page.addInitScript(() => {
+      window.addEventListener('workbench:reconnected', () => {
+        ;(window as unknown as { reconnects?: number }).reconnects =
+          ((window as unknown as { reconnects?: number }).reconnects ?? 0) + 1
+      })
+    })
+    await devices.open(host.url)
+    await expect
+      .poll(
+        () => page.evaluate(() => (window as unknown as { reconnects?: number }).reconnects ?? 0),
+        {
+          timeout: 15_000
+        }
+      )
+      .toBe(1)
+    expect(drops).toBe(1)
+    // The page works over the new socket.
+    const state = await page.evaluate(async () => {
+      const api = (
+        globalThis as unknown as { api: { invoke(c: string): Promise<{ ok: boolean }> } }
+      ).api
+      return (await api.invoke('system:state')).ok
+    })
+    expect(state).toBe(true)
+  })
+
   test('stay live: pushed system:changed events reach the page', async ({ page, host }) => {
     const devices = new DevicesPage(page)
     await devices.open(host.url)

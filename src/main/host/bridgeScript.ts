@@ -27,6 +27,7 @@ export function createBridgeScript(eventChannels: readonly string[]): string {
   let socket = null
   let opened = null
   let retryDelay = 250
+  let everOpened = false
 
   function failAll(message) {
     for (const resolve of pending.values()) {
@@ -43,6 +44,9 @@ export function createBridgeScript(eventChannels: readonly string[]): string {
       ws.onopen = () => {
         retryDelay = 250
         resolve(ws)
+        // Events pushed while the socket was down are lost: tell the page to read the state again.
+        if (everOpened) window.dispatchEvent(new Event('workbench:reconnected'))
+        everOpened = true
       }
       ws.onmessage = (message) => {
         let data

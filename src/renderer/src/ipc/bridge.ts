@@ -82,31 +82,45 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
     )
   )
 
-  void api.invoke('system:state').then(
-    (result) => {
-      if (!result.ok) {
-        store.setState((s) => failedSystemState(s, result.error))
-        return
-      }
-      const snapshot = result.value as SystemSnapshot
-      store.setState((s) => receivedSystemState(s, snapshot, false))
-      const { devices, library, queue } = result.value
-      // Its takenAt is the hardware's: never let it win over a pushed manager snapshot.
-      if (devices && library && queue) applyDevices({ devices, library, queue, takenAt: 0 })
-    },
-    (err: unknown) =>
-      store.setState((s) =>
-        failedSystemState(s, {
-          code: 'unavailable',
-          message: err instanceof Error ? err.message : String(err)
-        })
-      )
-  )
-  // The manager's own snapshot (starts it if the host has not yet).
-  void api.invoke('devices:state').then((r) => {
-    if (r.ok) applyDevices(r.value)
-  })
-  void refreshSessions(api, store)
+  // Reads the whole state: at boot, and again after the headless host's socket reconnects
+  // (bridge.js fires `workbench:reconnected`; events pushed while it was down are lost).
+  const resync = (): void => {
+    void api.invoke('system:state').then(
+      (result) => {
+        if (!result.ok) {
+          store.setState((s) => failedSystemState(s, result.error))
+          return
+        }
+        const snapshot = result.value as SystemSnapshot
+        store.setState((s) => receivedSystemState(s, snapshot, false))
+        const { devices, library, queue } = result.value
+        // Its takenAt is the hardware's: never let it win over a pushed manager snapshot.
+        if (devices && library && queue) applyDevices({ devices, library, queue, takenAt: 0 })
+      },
+      (err: unknown) =>
+        store.setState((s) =>
+          failedSystemState(s, {
+            code: 'unavailable',
+            message: err instanceof Error ? err.message : String(err)
+          })
+        )
+    )
+    // The manager's own snapshot (starts it if the host has not yet).
+    void api.invoke('devices:state').then((r) => {
+      if (r.ok) applyDevices(r.value)
+    })
+    void refreshSessions(api, store)
+  }
+  resync()
+  const target = globalThis as {
+    addEventListener?: EventTarget['addEventListener']
+    removeEventListener?: EventTarget['removeEventListener']
+  }
+  if (target.addEventListener && target.removeEventListener) {
+    target.addEventListener('workbench:reconnected', resync)
+    const remove = target.removeEventListener.bind(globalThis)
+    unsubscribers.push(() => remove('workbench:reconnected', resync))
+  }
   unsubscribers.push(settleFinishedRuns(api, store))
 
   return () => {
