@@ -72,20 +72,22 @@ test.describe('device cards over the headless host', () => {
       }
     })
     const devices = new DevicesPage(page)
+    // The e2e code is typed for Node (no DOM lib): reach the page's window through globalThis.
+    type CountingWindow = {
+      reconnects?: number
+      addEventListener(type: string, listener: () => void): void
+    }
     await page.addInitScript(() => {
-      window.addEventListener('workbench:reconnected', () => {
-        ;(window as unknown as { reconnects?: number }).reconnects =
-          ((window as unknown as { reconnects?: number }).reconnects ?? 0) + 1
+      const w = globalThis as unknown as CountingWindow
+      w.addEventListener('workbench:reconnected', () => {
+        w.reconnects = (w.reconnects ?? 0) + 1
       })
     })
     await devices.open(host.url)
     await expect
-      .poll(
-        () => page.evaluate(() => (window as unknown as { reconnects?: number }).reconnects ?? 0),
-        {
-          timeout: 15_000
-        }
-      )
+      .poll(() => page.evaluate(() => (globalThis as unknown as CountingWindow).reconnects ?? 0), {
+        timeout: 15_000
+      })
       .toBe(1)
     expect(drops).toBe(1)
     // The page works over the new socket.
