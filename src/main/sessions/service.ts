@@ -23,7 +23,10 @@ type RunResult = InvokeOutput<'sessions:run'>
 
 /** What the sessions service needs of the job queue (the device manager in the app). */
 export interface SessionJobs {
-  submit(input: JobSubmitInput, clientId: string): Promise<{ jobId: string; queuePosition: number | null }>
+  submit(
+    input: JobSubmitInput,
+    clientId: string
+  ): Promise<{ jobId: string; queuePosition: number | null }>
   getJob(jobId: string): Promise<JobState>
   result(jobId: string): Promise<JobResult>
   library(): Promise<ModelLibrary>
@@ -106,8 +109,14 @@ export class SessionsService {
   }
 
   async list(): Promise<InvokeOutput<'sessions:list'>> {
-    const { sessions, problems } = await this.store.readAll()
-    const summaries = sessions.map((s) => this.#summaryOf(this.#active.get(s.id)?.session ?? s))
+    const listing = await this.store.readSummaries()
+    const problems = listing.problems
+    const summaries = listing.summaries.map((s) => {
+      const active = this.#active.get(s.id)
+      if (active) return this.#summaryOf(active.session)
+      // A file left `running` by a stopped app is shown as interrupted (as #asStored does).
+      return s.status === 'running' ? { ...s, status: 'interrupted' as const } : s
+    })
     summaries.sort((a, b) => b.createdAt - a.createdAt)
     return { folder: this.store.folder, sessions: summaries, problems }
   }
@@ -141,14 +150,22 @@ export class SessionsService {
   async #run(input: RunInput, clientId: string): Promise<RunResult> {
     const library = await this.#deps.jobs.library()
     const group = library.groups.find((g) => g.groupId === input.groupId)
-    if (!group) throw new AppError('not_found', `no group ${input.groupId} in the library`, { field: 'groupId' })
-    if (group.status !== 'ok') {
-      throw new AppError('bundle_invalid', `group ${input.groupId} is broken: ${group.errors[0]?.message ?? ''}`, {
+    if (!group)
+      throw new AppError('not_found', `no group ${input.groupId} in the library`, {
         field: 'groupId'
       })
+    if (group.status !== 'ok') {
+      throw new AppError(
+        'bundle_invalid',
+        `group ${input.groupId} is broken: ${group.errors[0]?.message ?? ''}`,
+        {
+          field: 'groupId'
+        }
+      )
     }
     const lensId = input.lensId ?? group.lenses[0]?.id
-    if (!lensId) throw new AppError('not_found', `group ${input.groupId} has no lens`, { field: 'lensId' })
+    if (!lensId)
+      throw new AppError('not_found', `group ${input.groupId} has no lens`, { field: 'lensId' })
     const submitted = await this.#deps.jobs.submit(
       {
         kind: input.kind,
@@ -187,14 +204,24 @@ export class SessionsService {
       rows: [],
       completions: []
     }
-    const active: ActiveSession = { session, dirty: true, timer: undefined, writing: Promise.resolve(), finishing: false }
+    const active: ActiveSession = {
+      session,
+      dirty: true,
+      timer: undefined,
+      writing: Promise.resolve(),
+      finishing: false
+    }
     this.#active.set(session.id, active)
     this.#byJob.set(submitted.jobId, session.id)
     await this.#flush(active)
     // The job may have finished (or failed) before it was registered here.
     const state = await this.#deps.jobs.getJob(submitted.jobId).catch(() => undefined)
     if (state) this.#onJobChanged(state)
-    return { session: summarizeSession(session), jobId: submitted.jobId, queuePosition: submitted.queuePosition }
+    return {
+      session: summarizeSession(session),
+      jobId: submitted.jobId,
+      queuePosition: submitted.queuePosition
+    }
   }
 
   #onRows(event: JobRows): void {
@@ -291,14 +318,19 @@ export class SessionsService {
 
   async remove(id: string): Promise<{ id: string }> {
     if (this.#active.has(id)) {
-      throw new AppError('conflict', `session ${id} is still running: cancel it first`, { field: 'id' })
+      throw new AppError('conflict', `session ${id} is still running: cancel it first`, {
+        field: 'id'
+      })
     }
     await this.store.remove(id)
     this.#deps.emit('sessions:changed', { id, summary: null })
     return { id }
   }
 
-  async export(id: string, format: 'json' | 'jsonl' | 'csv'): Promise<InvokeOutput<'sessions:export'>> {
+  async export(
+    id: string,
+    format: 'json' | 'jsonl' | 'csv'
+  ): Promise<InvokeOutput<'sessions:export'>> {
     return exportSession(await this.get(id), format)
   }
 
@@ -321,23 +353,32 @@ export class SessionsService {
     const library = await this.#deps.jobs.library()
     const group = library.groups.find((g) => g.groupId === session.groupId)
     if (!group) return { possible: false, reason: `group ${session.groupId} is not in the library` }
-    if (group.status !== 'ok') return { possible: false, reason: `group ${session.groupId} is broken` }
+    if (group.status !== 'ok')
+      return { possible: false, reason: `group ${session.groupId} is broken` }
     if (!group.lenses.some((l) => l.id === session.lensId)) {
-      return { possible: false, reason: `group ${session.groupId} has no lens ${session.lensId} any more` }
+      return {
+        possible: false,
+        reason: `group ${session.groupId} has no lens ${session.lensId} any more`
+      }
     }
-    if (!session.bundleHash) return { possible: false, reason: 'the session does not record its bundle hash' }
+    if (!session.bundleHash)
+      return { possible: false, reason: 'the session does not record its bundle hash' }
     if (group.contentHash !== session.bundleHash) {
       return {
         possible: false,
         reason: `group ${session.groupId} has changed since this run (bundle ${short(group.contentHash)} ≠ ${short(session.bundleHash)})`
       }
     }
-    return { possible: true, reason: `same bundle ${short(session.bundleHash)}, same options and seed` }
+    return {
+      possible: true,
+      reason: `same bundle ${short(session.bundleHash)}, same options and seed`
+    }
   }
 
   async rerun(id: string, clientId: string): Promise<RunResult> {
     const check = await this.rerunCheck(id)
-    if (!check.possible) throw new AppError('conflict', `cannot re-run exactly: ${check.reason}`, { field: 'id' })
+    if (!check.possible)
+      throw new AppError('conflict', `cannot re-run exactly: ${check.reason}`, { field: 'id' })
     const session = await this.get(id)
     return this.run(
       {
@@ -391,7 +432,10 @@ function short(hash: string | null): string {
 }
 
 function defaultName(text: string, lensName: string): string {
-  const words = text.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim()
+  const words = text
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
   const head = words.length > 40 ? `${words.slice(0, 40)}…` : words || 'empty text'
   return `${head} · ${lensName}`
 }

@@ -1,7 +1,13 @@
 import { promises as fs } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
-import { SessionIdSchema, SessionSchema, type Session } from '@shared/domain/sessions'
+import {
+  SessionIdSchema,
+  SessionSchema,
+  summarizeSession,
+  type Session,
+  type SessionSummary
+} from '@shared/domain/sessions'
 import { AppError, describeZodError } from '@shared/ipc/errors'
 
 export interface SessionProblem {
@@ -26,6 +32,13 @@ export class SessionStore {
   readonly folder: string
   readonly #fs: DurableWriteFs
   #tempCounter = 0
+  /** Summaries by file name, with the size and mtime they were read at (see `readSummaries`). */
+  readonly #summaries = new Map<
+    string,
+    { ino: number; size: number; mtimeMs: number; summary: SessionSummary }
+  >()
+  /** Files read in full by `readSummaries` (what the cache saves; tests read it). */
+  fullReads = 0
 
   constructor(folder: string, durableFs: DurableWriteFs = fs) {
     this.folder = resolve(folder)
@@ -121,12 +134,17 @@ export class SessionStore {
   }
 
   /** Every readable session; a file that is not one is reported in `problems` and skipped. */
-  async readAll(): Promise<{ sessions: Session[]; problems: SessionProblem[] }> {
+  /**
+   * The history list without re-reading every session in full each time: a file whose size and
+   * mtime are what they were is summarised from memory; a new or changed one is read and parsed
+   * once (writes are temp + rename, so a changed session is a new inode as well).
+   */
+  async readSummaries(): Promise<SummaryListing> {
     let names: string[]
     try {
       names = await fs.readdir(this.folder)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { sessions: [], problems: [] }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { summaries: [], problems: [] }
       throw new AppError(
         'unavailable',
         `cannot read the sessions folder: ${(err as Error).message}`,
@@ -135,19 +153,42 @@ export class SessionStore {
         }
       )
     }
-    const sessions: Session[] = []
+    const summaries: SessionSummary[] = []
     const problems: SessionProblem[] = []
+    const seen = new Set<string>()
     for (const name of names.sort()) {
       if (!SESSION_FILE.test(name)) continue
+      seen.add(name)
+      const file = join(this.folder, name)
       try {
-        const text = await fs.readFile(join(this.folder, name), 'utf8')
-        sessions.push(parseStoredSession(text, name))
+        const st = await fs.stat(file)
+        const cached = this.#summaries.get(name)
+        if (
+          cached &&
+          cached.ino === st.ino &&
+          cached.size === st.size &&
+          cached.mtimeMs === st.mtimeMs
+        ) {
+          summaries.push(cached.summary)
+          continue
+        }
+        this.fullReads++
+        const summary = summarizeSession(parseStoredSession(await fs.readFile(file, 'utf8'), name))
+        this.#summaries.set(name, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, summary })
+        summaries.push(summary)
       } catch (err) {
+        this.#summaries.delete(name)
         problems.push({ file: name, message: err instanceof Error ? err.message : String(err) })
       }
     }
-    return { sessions, problems }
+    for (const name of this.#summaries.keys()) if (!seen.has(name)) this.#summaries.delete(name)
+    return { summaries, problems }
   }
+}
+
+export interface SummaryListing {
+  summaries: SessionSummary[]
+  problems: SessionProblem[]
 }
 
 function parseStoredSession(text: string, name: string): Session {
