@@ -1,48 +1,19 @@
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureDemoBundle } from '../../main/engine'
+import { cliHarness, type CliHarness } from './spawnCli'
 
 // `talkative chat` as a user runs it (bin/talkative.cjs), on the demo group, whose model closes its
 // replies with <end_of_turn> (docs/demo-lens.md, "Chat replies").
-const ROOT = resolve(__dirname, '../../..')
-
-let work: string
-let env: NodeJS.ProcessEnv
+let cli: CliHarness
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'talkative-chat-cli-'))
-  env = {
-    ...process.env,
-    TALKATIVE_CACHE_DIR: join(work, 'cache'),
-    TSX_TSCONFIG_PATH: resolve(ROOT, 'tsconfig.node.json')
-  }
-  await ensureDemoBundle(env.TALKATIVE_CACHE_DIR)
+  cli = await cliHarness('talkative-chat-cli-')
 })
 
 afterAll(() => {
-  rmSync(work, { recursive: true, force: true })
+  cli?.cleanup()
 })
 
-interface Done {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function talkative(...args: string[]): Promise<Done> {
-  const child = spawn(process.execPath, [resolve(ROOT, 'bin/talkative.cjs'), ...args], {
-    cwd: ROOT,
-    env
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()))
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
-  return new Promise((res) => child.on('close', (code) => res({ code, stdout, stderr })))
-}
+const talkative = (...args: string[]): ReturnType<CliHarness['run']> => cli.run(...args)
 
 const LIMIT = 16
 

@@ -1,58 +1,31 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureDemoBundle, loadGroup } from '../../main/engine'
 import { runDataset } from '../../main/engine/dataset'
 import { parseCsv } from '../../main/engine/dataset/csv'
 import { recordProcessor } from './run'
+import { cliHarness, type CliHarness } from './spawnCli'
 
-// The real command line, spawned as a user runs it (`npx talkative` runs bin/talkative.cjs), on
-// the demo group.
-const ROOT = resolve(__dirname, '../../..')
-const ENTRY = [resolve(ROOT, 'bin/talkative.cjs')]
-
+// The real command line, spawned as a user runs it, on the demo group.
+let cli: CliHarness
 let work: string
 let env: NodeJS.ProcessEnv
 // Small analyses so 200 records take seconds: what is tested here is the run, not the lens.
 const FAST = ['--best-of-k', '2', '--no-salience', '--no-kl', '--threads', '1']
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'talkative-cli-'))
-  env = {
-    ...process.env,
-    TALKATIVE_CACHE_DIR: join(work, 'cache'),
-    TSX_TSCONFIG_PATH: resolve(ROOT, 'tsconfig.node.json')
-  }
-  // Built once here so the spawned runs do not race to build it.
-  await ensureDemoBundle(env.TALKATIVE_CACHE_DIR)
+  cli = await cliHarness('talkative-cli-')
+  work = cli.work
+  env = cli.env
 })
 
 afterAll(() => {
-  rmSync(work, { recursive: true, force: true })
+  cli?.cleanup()
 })
 
-interface Done {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-function start(args: string[]): { child: ChildProcess; done: Promise<Done> } {
-  const child = spawn(process.execPath, [...ENTRY, ...args], { cwd: ROOT, env })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()))
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()))
-  const done = new Promise<Done>((res) =>
-    child.on('close', (code, signal) => res({ code, signal, stdout, stderr }))
-  )
-  return { child, done }
-}
-
-const talkative = (...args: string[]): Promise<Done> => start(args).done
+const start = (args: string[]): ReturnType<CliHarness['start']> => cli.start(args)
+const talkative = (...args: string[]): ReturnType<CliHarness['run']> => cli.run(...args)
 
 function dataset(name: string, lines: string[]): string {
   const file = join(work, name)
@@ -225,7 +198,15 @@ describe('talkative run', () => {
       .split('\n')
       .map((l) => (JSON.parse(l) as { id: string }).id)
     expect([...ids].sort()).toEqual(['long', 'ok', 'ok2'])
-    const kept = await talkative('run', '--dataset', input, '--out', out, '--no-retry-failed', ...FAST)
+    const kept = await talkative(
+      'run',
+      '--dataset',
+      input,
+      '--out',
+      out,
+      '--no-retry-failed',
+      ...FAST
+    )
     expect(kept.code).toBe(0)
     expect(kept.stderr).not.toContain('redoing')
     expect(kept.stderr).toContain('0 processed')
