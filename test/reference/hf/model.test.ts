@@ -12,7 +12,11 @@ import { randomHfModel, type HfDims, type RandomHfModelOptions } from './random'
 import { HF_FAMILIES, type HfFamily, type HfTensors } from './types'
 import type { ExpectedFile } from './torch/expected'
 import { TORCH_FIXTURES, buildFixture, fixtureCases } from './torch/fixtures'
-import { runTorchReference, torchUnavailableReason, type TorchCase } from './torch/torchReference'
+import {
+  runTorchReferenceBatch,
+  torchUnavailableReason,
+  type TorchCase
+} from './torch/torchReference'
 
 /** |a − b| ≤ tol · (1 + |b|) elementwise; returns the worst ratio for the message. */
 function expectClose(
@@ -100,14 +104,17 @@ describe('hfReference against the separately written PyTorch reference', () => {
   it.skipIf(reason !== null)(
     'matches a live PyTorch run on every row, layer and logit',
     () => {
-      for (const fixture of TORCH_FIXTURES) {
-        const { config, tensors } = buildFixture(fixture)
+      const runs = TORCH_FIXTURES.map((fixture) => ({
+        ...buildFixture(fixture),
+        cases: fixtureCases(fixture)
+      }))
+      const outputs = runTorchReferenceBatch(runs)
+      runs.forEach(({ config, tensors, cases }, f) => {
         const model = hfReference(config, tensors)
-        const cases = fixtureCases(fixture)
-        const torch = runTorchReference(config, tensors, cases)
+        const torch = outputs[f]
         cases.forEach((c, i) => {
           const got = runCase(model, c)
-          const what = `${fixture.name} case ${i}`
+          const what = `${TORCH_FIXTURES[f].name} case ${i}`
           got.blockOutputs.forEach((layer, l) =>
             layer.forEach((row, s) =>
               expectClose(row, torch[i].block_outputs[l][s], 1e-11, `${what} block ${l} row ${s}`)
@@ -120,9 +127,9 @@ describe('hfReference against the separately written PyTorch reference', () => {
             expectClose(row, torch[i].logits_no_softcap[s], 1e-11, `${what} raw logits ${s}`)
           )
         })
-      }
+      })
     },
-    120_000
+    300_000
   )
 })
 

@@ -233,8 +233,8 @@ function gpt2(
     vocab_size: dims.vocabSize
   }
   const p = layout === 'prefixed' ? 'transformer.' : ''
-  b.add(`${p}wte.weight`, [dims.vocabSize, d], 0.5)
-  b.add(`${p}wpe.weight`, [positions, d], 0.2)
+  b.add(`${p}wte.weight`, [dims.vocabSize, d], 0.2)
+  b.add(`${p}wpe.weight`, [positions, d], 0.1)
   for (let l = 0; l < dims.layers; l++) {
     const h = `${p}h.${l}.`
     b.add(`${h}ln_1.weight`, [d], 0.2, 1)
@@ -243,13 +243,14 @@ function gpt2(
     // Conv1D stores (in, out): y = x @ W + b.
     b.matrix(`${h}attn.c_attn.weight`, [d, 3 * d], d)
     b.add(`${h}attn.c_attn.bias`, [3 * d], 0.1)
-    b.matrix(`${h}attn.c_proj.weight`, [d, d], d)
+    // Output projections ×3: the blocks outweigh the token's own (tied) embedding in the residual.
+    b.add(`${h}attn.c_proj.weight`, [d, d], 3 / Math.sqrt(d))
     b.add(`${h}attn.c_proj.bias`, [d], 0.1)
     b.add(`${h}ln_2.weight`, [d], 0.2, 1)
     b.add(`${h}ln_2.bias`, [d], 0.1)
     b.matrix(`${h}mlp.c_fc.weight`, [d, inner], d)
     b.add(`${h}mlp.c_fc.bias`, [inner], 0.1)
-    b.matrix(`${h}mlp.c_proj.weight`, [inner, d], inner)
+    b.add(`${h}mlp.c_proj.weight`, [inner, d], 3 / Math.sqrt(inner))
     b.add(`${h}mlp.c_proj.bias`, [d], 0.1)
   }
   b.add(`${p}ln_f.weight`, [d], 0.2, 1)
@@ -493,7 +494,8 @@ function gemma(
     prefix = `${layout}.`
     lmHead = layout === 'language_model.model' ? 'language_model.lm_head.weight' : 'lm_head.weight'
   }
-  b.add(`${prefix}embed_tokens.weight`, [vocab, d], 1)
+  // Published Gemma tables are small (the model multiplies by √d): scaled rows come out O(1).
+  b.add(`${prefix}embed_tokens.weight`, [vocab, d], 1 / Math.sqrt(d))
   for (let l = 0; l < dims.layers; l++) {
     const p = `${prefix}layers.${l}.`
     // Gemma's RMSNorm multiplies by (1 + w): weights are centred on 0.
@@ -506,9 +508,11 @@ function gemma(
       b.add(`${p}self_attn.q_norm.weight`, [headDim], 0.2)
       b.add(`${p}self_attn.k_norm.weight`, [headDim], 0.2)
     }
-    b.add(`${p}post_attention_layernorm.weight`, [d], 0.2)
+    // Post-sublayer norms set the blocks' share of the residual: (1 + w) ≈ 5 keeps a tied
+    // unembedding from simply predicting the input token again.
+    b.add(`${p}post_attention_layernorm.weight`, [d], 0.2, 4)
     b.add(`${p}pre_feedforward_layernorm.weight`, [d], 0.2)
-    b.add(`${p}post_feedforward_layernorm.weight`, [d], 0.2)
+    b.add(`${p}post_feedforward_layernorm.weight`, [d], 0.2, 4)
     b.matrix(`${p}mlp.gate_proj.weight`, [inner, d], d)
     b.matrix(`${p}mlp.up_proj.weight`, [inner, d], d)
     b.matrix(`${p}mlp.down_proj.weight`, [d, inner], inner)

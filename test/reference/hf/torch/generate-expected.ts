@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TORCH_FIXTURES, buildFixture, fixtureCases } from './fixtures'
-import { runTorchReference, torchUnavailableReason } from './torchReference'
+import { runTorchReferenceBatch, torchUnavailableReason } from './torchReference'
 import type { ExpectedFile } from './expected'
 
 const reason = torchUnavailableReason()
@@ -19,10 +19,13 @@ const file: ExpectedFile = {
   generatedBy: 'test/reference/hf/torch/hf_torch_reference.py',
   fixtures: {}
 }
-for (const fixture of TORCH_FIXTURES) {
-  const model = buildFixture(fixture)
-  const results = runTorchReference(model.config, model.tensors, fixtureCases(fixture))
-  file.fixtures[fixture.name] = results.map((result) => {
+const runs = TORCH_FIXTURES.map((fixture) => ({
+  ...buildFixture(fixture),
+  cases: fixtureCases(fixture)
+}))
+const outputs = runTorchReferenceBatch(runs)
+TORCH_FIXTURES.forEach((fixture, f) => {
+  file.fixtures[fixture.name] = outputs[f].map((result) => {
     const last = result.logits.length - 1
     return {
       lastRowBlockOutputs: result.block_outputs.map((layer) => round(layer[last])),
@@ -36,6 +39,6 @@ for (const fixture of TORCH_FIXTURES) {
       greedy: result.greedy
     }
   })
-}
+})
 writeFileSync(join(__dirname, 'expected.json'), JSON.stringify(file) + '\n')
 console.log(`wrote expected.json (${TORCH_FIXTURES.length} fixtures)`)

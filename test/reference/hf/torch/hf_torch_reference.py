@@ -7,14 +7,16 @@ eager_attention_forward, mask functions as in masking_utils, GPT2Attention._attn
 buffer), not as a translation of the TypeScript loops, so a slip in either shows up as a
 mismatch. Runs on Debian's python3-torch (1.13) and numpy; it needs no `transformers`.
 
-stdin: JSON {"config": config.json object, "tensors": {name: {"shape": [...], "data": base64 of
-little-endian float32}}, "cases": [case, ...]} where a case is
+stdin: JSON {"models": [model, ...]}, a model being {"config": config.json object, "tensors":
+{name: {"shape": [...], "data": base64 of little-endian float32}}, "cases": [case, ...]} where a
+case is
   {"input_ids": [...]} or {"inputs_embeds": [[...], ...]}  (scaled embedding space)
   optional "positions": [...], "patches": [{"layer", "row", "vector"}] (overwrite the residual
   row before that block), "replace": {"layer", "position", "vector"} (after that block),
   "greedy": n (continue input_ids greedily n tokens).
-stdout: JSON {"cases": [{"block_outputs": [[row, ...] per layer], "logits": [...],
-  "logits_no_softcap": [...], "greedy": [...]}]}
+stdout: JSON {"models": [{"cases": [{"block_outputs": [[row, ...] per layer], "logits": [...],
+  "logits_no_softcap": [...], "greedy": [...]}]}]} (one process for many models: torch's import
+  is most of the cost).
 """
 
 import base64
@@ -375,8 +377,7 @@ def build(config, W):
     return rotary_model(model_type, cfg, W)
 
 
-def main():
-    payload = json.load(sys.stdin)
+def run_model(payload):
     W = load_tensors(payload["tensors"])
     forward = build(payload["config"], W)
     results = []
@@ -398,7 +399,13 @@ def main():
                     ids.append(token)
                 result["greedy"] = new
             results.append(result)
-    json.dump({"torch": torch.__version__, "cases": results}, sys.stdout)
+    return {"cases": results}
+
+
+def main():
+    payload = json.load(sys.stdin)
+    models = [run_model(model) for model in payload["models"]]
+    json.dump({"torch": torch.__version__, "models": models}, sys.stdout)
 
 
 if __name__ == "__main__":

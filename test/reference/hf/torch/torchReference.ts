@@ -37,23 +37,40 @@ export function torchUnavailableReason(): string | null {
   return null
 }
 
+export interface TorchModelRun {
+  config: HfConfigJson
+  tensors: HfTensors
+  cases: TorchCase[]
+}
+
+/** One model's cases. */
 export function runTorchReference(
   config: HfConfigJson,
   tensors: HfTensors,
   cases: TorchCase[]
 ): TorchResult[] {
-  const encoded: Record<string, { shape: number[]; data: string }> = {}
-  for (const [name, tensor] of tensors) {
-    const bytes = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength)
-    encoded[name] = { shape: tensor.shape, data: bytes.toString('base64') }
-  }
+  return runTorchReferenceBatch([{ config, tensors, cases }])[0]
+}
+
+/** Many models in one Python process (importing torch is most of a run's time). */
+export function runTorchReferenceBatch(runs: TorchModelRun[]): TorchResult[][] {
+  const models = runs.map(({ config, tensors, cases }) => {
+    const encoded: Record<string, { shape: number[]; data: string }> = {}
+    for (const [name, tensor] of tensors) {
+      const bytes = Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength)
+      encoded[name] = { shape: tensor.shape, data: bytes.toString('base64') }
+    }
+    return { config, tensors: encoded, cases }
+  })
   const run = spawnSync(DEBIAN_PYTHON, [SCRIPT], {
-    input: JSON.stringify({ config, tensors: encoded, cases }),
+    input: JSON.stringify({ models }),
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024
   })
   if (run.status !== 0) {
     throw new Error(`hf_torch_reference.py failed (exit ${run.status}): ${run.stderr}`)
   }
-  return (JSON.parse(run.stdout) as { cases: TorchResult[] }).cases
+  return (JSON.parse(run.stdout) as { models: { cases: TorchResult[] }[] }).models.map(
+    (m) => m.cases
+  )
 }
