@@ -7,7 +7,14 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { hfReference, type Row } from './model'
-import { roundToBfloat16 } from './prng'
+import {
+  float16Bits,
+  float16BitsToNumber,
+  roundToBfloat16,
+  roundToFloat16,
+  toBfloat16Bits,
+  toFloat16Bits
+} from './prng'
 import { randomHfModel, type HfDims, type RandomHfModelOptions } from './random'
 import { HF_FAMILIES, type HfFamily, type HfTensors } from './types'
 import type { ExpectedFile } from './torch/expected'
@@ -488,6 +495,57 @@ describe('randomHfModel', () => {
     }
     expect(roundToBfloat16(1 + 2 ** -9)).toBe(1) // ties to even
     expect(roundToBfloat16(1 + 3 * 2 ** -9)).toBe(1 + 2 ** -7)
+  })
+
+  it('f16Exact weights survive a half-precision round trip; the F16/BF16 encoders round to nearest even', () => {
+    const { tensors } = randomHfModel('qwen3', DIMS.qwen3, { seed: 1, f16Exact: true })
+    for (const [name, tensor] of tensors) {
+      for (const x of tensor.data)
+        if (roundToFloat16(x) !== x) throw new Error(`${name}: ${x} is not a float16 value`)
+    }
+    // Checked against numpy's float16 and torch's bfloat16 casts on 20,000 values when written.
+    const cases: [number, number][] = [
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [65504, 0x7bff],
+      [65520, 0x7c00], // rounds up to Inf
+      [2 ** -24, 0x0001],
+      [2 ** -25, 0x0000], // halfway to the smallest subnormal: ties to even
+      [3 * 2 ** -25, 0x0002],
+      [-0, 0x8000],
+      [1 + 2 ** -11, 0x3c00], // halfway: even
+      [1 + 3 * 2 ** -11, 0x3c02]
+    ]
+    for (const [value, bits] of cases) expect(float16Bits(value), String(value)).toBe(bits)
+    for (let bits = 0; bits < 0x10000; bits++) {
+      const x = float16BitsToNumber(bits)
+      if (!Number.isNaN(x) && float16Bits(x) !== bits) throw new Error(`round trip of ${bits}`)
+    }
+    expect(Array.from(toFloat16Bits(Float32Array.from([1, -2])))).toEqual([0x3c00, 0xc000])
+    expect(Array.from(toBfloat16Bits(Float32Array.from([1, -2, 1 + 2 ** -8])))).toEqual([
+      0x3f80, 0xc000, 0x3f80
+    ])
+    expect(() => randomHfModel('llama', DIMS.llama, { bf16Exact: true, f16Exact: true })).toThrow(
+      /one of/
+    )
+  })
+
+  it('writes a real vocabulary size (262,144) with the published special image ids', () => {
+    const { config, tensors } = randomHfModel(
+      'gemma3',
+      { hiddenSize: 8, layers: 1, heads: 2, vocabSize: 262144 },
+      { seed: 2 }
+    )
+    expect(config).toMatchObject({
+      image_token_index: 262144,
+      boi_token_index: 255999,
+      eos_token_id: [1, 106]
+    })
+    expect(tensors.get('language_model.model.embed_tokens.weight')?.shape).toEqual([262144, 8])
+    const model = hfReference(config, tensors)
+    const { logits } = model.forward({ inputIds: [2, 236761, 262143], logitRows: [2] })
+    expect(logits[0]).toHaveLength(262144)
+    expect(logits[0].every(Number.isFinite)).toBe(true)
   })
 
   it('refuses impossible dims with the field named', () => {

@@ -8,7 +8,7 @@
  * embeddings (vocab, d). Nothing here is shared with the reference's config resolution, so a wrong
  * default on either side shows up as a mismatch instead of cancelling out.
  */
-import { createPrng, roundToBfloat16, type Prng } from './prng'
+import { createPrng, roundToBfloat16, roundToFloat16, type Prng } from './prng'
 import type {
   HfConfigJson,
   HfFamily,
@@ -84,6 +84,8 @@ export interface RandomHfModelOptions {
   weightScale?: number
   /** Round every weight to a bfloat16 value, so an F32 and a BF16 file of this checkpoint hold the same numbers. Default false. */
   bf16Exact?: boolean
+  /** The same for IEEE half precision (F16 files). Default false. */
+  f16Exact?: boolean
   bosTokenId?: number
   eosTokenId?: number | number[]
   padTokenId?: number | null
@@ -107,7 +109,11 @@ export function randomHfModel(
 ): RandomHfModel {
   checkDims(family, dims)
   const prng = createPrng(opts.seed ?? 1)
-  const builder = new TensorBuilder(prng, opts.weightScale ?? 1, opts.bf16Exact ?? false)
+  if (opts.bf16Exact && opts.f16Exact) {
+    throw new Error(`randomHfModel(${family}): choose one of bf16Exact and f16Exact`)
+  }
+  const round = opts.bf16Exact ? roundToBfloat16 : opts.f16Exact ? roundToFloat16 : undefined
+  const builder = new TensorBuilder(prng, opts.weightScale ?? 1, round)
   switch (family) {
     case 'gpt2':
       return { family, ...gpt2(dims, opts, builder) }
@@ -163,7 +169,7 @@ class TensorBuilder {
   constructor(
     private readonly prng: Prng,
     private readonly scale: number,
-    private readonly bf16: boolean
+    private readonly round: ((value: number) => number) | undefined
   ) {}
 
   /** A tensor of `mean + std·N(0,1)` values. */
@@ -172,7 +178,7 @@ class TensorBuilder {
     const data = new Float32Array(size)
     for (let i = 0; i < size; i++) {
       const value = mean + std * this.scale * this.prng.normal()
-      data[i] = this.bf16 ? roundToBfloat16(value) : value
+      data[i] = this.round ? this.round(value) : value
     }
     this.set(name, { shape, data })
   }
