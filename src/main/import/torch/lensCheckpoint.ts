@@ -330,6 +330,8 @@ function planLens(
 
   // Layer count: given by the base, else implied by one projection per layer with patch-all.
   let layers = base?.layers ?? null
+  const hasLayers = (): string =>
+    base ? `the base has ${layers} layers` : `its per-layer projections imply ${layers} layers`
   const patch = config.decoder.patchAllLayers
   let patchLayers: number | null = patch === true ? layers : patch
   if (perLayer) {
@@ -338,7 +340,7 @@ function planLens(
     if (patch === true) {
       if (layers === null) layers = n
       else if (n !== layers) {
-        fail('invalid', written(decoder, weightKey), `holds ${n} projections but patch_all_layers is true and the base has ${layers} layers`)
+        fail('invalid', written(decoder, weightKey), `holds ${n} projections but patch_all_layers is true and ${hasLayers()}`)
       }
       patchLayers = layers
     } else if (n !== patch + offset) {
@@ -352,10 +354,10 @@ function planLens(
   }
   if (layers !== null) {
     if (patchLayers !== null && patchLayers > layers) {
-      fail('invalid', 'config.trainable_components.decoder.patch_all_layers', `is ${patchLayers} but the base has ${layers} layers`)
+      fail('invalid', 'config.trainable_components.decoder.patch_all_layers', `is ${patchLayers} but ${hasLayers()}`)
     }
     if (config.layer >= layers) {
-      fail('invalid', 'config.layer_l', `is ${config.layer} but the base has ${layers} layers`)
+      fail('invalid', 'config.layer_l', `is ${config.layer} but ${hasLayers()}`)
     }
   }
   use(decoder, weightKey, 'decProjWeight')
@@ -432,7 +434,7 @@ function planLens(
   if (layers !== null) {
     const resolved = outputLayer < 0 ? layers + outputLayer : outputLayer
     if (resolved < 0 || resolved >= layers) {
-      fail('invalid', 'config.trainable_components.encoder.output_layer', `is ${outputLayer} but the base has ${layers} layers`)
+      fail('invalid', 'config.trainable_components.encoder.output_layer', `is ${outputLayer} but ${hasLayers()}`)
     }
     outputLayer = resolved
   }
