@@ -7,7 +7,17 @@
  * torch.save stores every record uncompressed, so any compressed record is refused when the
  * archive is opened: that is the zip-bomb guard, and no legitimate checkpoint trips it.
  */
-import { close as closeFd, constants as fsConstants, fstat, open as openFd, promises as fs, read, type Stats } from 'node:fs'
+import {
+  close as closeFd,
+  constants as fsConstants,
+  createReadStream,
+  fstat,
+  open as openFd,
+  promises as fs,
+  read,
+  type Stats
+} from 'node:fs'
+import type { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import yauzl from 'yauzl'
 import { CheckpointError, throwIfAborted } from './errors'
@@ -39,6 +49,65 @@ const readAsync = promisify(read)
 
 const ZIP_MAGIC = 0x04034b50
 const EMPTY_ZIP_MAGIC = 0x06054b50
+
+/**
+ * yauzl reads through this: every read is checked against the file before it reaches fs.read,
+ * because a corrupt directory can name offsets beyond 2^53 (fs.read throws on those, and inside
+ * a callback that would crash the process) or beyond the end of the file.
+ */
+class BoundedFdReader extends yauzl.RandomAccessReader {
+  constructor(
+    readonly fd: number,
+    readonly size: number
+  ) {
+    super()
+  }
+
+  override read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (err: Error | null, bytesRead?: number) => void
+  ): void {
+    const inside =
+      Number.isSafeInteger(position) &&
+      Number.isSafeInteger(length) &&
+      position >= 0 &&
+      length >= 0 &&
+      position + length <= this.size &&
+      offset >= 0 &&
+      offset + length <= buffer.length
+    if (!inside) {
+      setImmediate(() =>
+        callback(
+          new Error(
+            `a read of ${length} bytes at offset ${position} lies outside the ${this.size}-byte file`
+          )
+        )
+      )
+      return
+    }
+    read(this.fd, buffer, offset, length, position, (err, bytesRead) => callback(err, bytesRead))
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    if (!(
+      Number.isSafeInteger(start) &&
+      Number.isSafeInteger(end) &&
+      0 <= start &&
+      start <= end &&
+      end <= this.size
+    )) {
+      throw new Error(`range ${start}..${end} lies outside the ${this.size}-byte file`)
+    }
+    return createReadStream('', { fd: this.fd, start, end: end - 1, autoClose: false })
+  }
+
+  override close(callback: (err: Error | null) => void): void {
+    closeFd(this.fd, callback)
+  }
+}
 
 /** Refuses anything that is not a regular file (FIFO, device, socket, folder) by its kind. */
 export function describeNonRegular(stats: Stats): string | null {
@@ -74,7 +143,7 @@ export class TorchArchive {
   /** Records read so far, by name relative to the prefix. */
   readonly recordsRead = new Set<string>()
 
-  /** Owned by yauzl once the archive is open: `zip.close()` closes it. */
+  /** Owned by the archive's reader once open: `zip.close()` closes it. */
   readonly #fd: number
   readonly #zip: yauzl.ZipFile
   readonly #records: Map<string, yauzl.Entry>
@@ -122,15 +191,24 @@ export class TorchArchive {
       if (bad) throw new CheckpointError('unreadable', file, undefined, bad)
       await refuseNonZip(fd, file, stats.size)
       try {
-        zip = await yauzl.fromFdPromise(fd, {
-          lazyEntries: true,
-          autoClose: false,
-          decodeStrings: true,
-          validateEntrySizes: true,
-          strictFileNames: true
-        })
+        zip = await yauzl.fromRandomAccessReaderPromise(
+          new BoundedFdReader(fd, stats.size),
+          stats.size,
+          {
+            lazyEntries: true,
+            autoClose: false,
+            decodeStrings: true,
+            validateEntrySizes: true,
+            strictFileNames: true
+          }
+        )
       } catch (err) {
-        throw new CheckpointError('unreadable', file, undefined, `not a readable zip archive: ${(err as Error).message}`)
+        throw new CheckpointError(
+          'unreadable',
+          file,
+          undefined,
+          `not a readable zip archive: ${(err as Error).message}`
+        )
       }
       // Errors closing the fd arrive as events; without a listener they would crash the process.
       zip.on('error', () => undefined)
@@ -164,7 +242,12 @@ export class TorchArchive {
         (await archive.#readSmallText('version')) ?? (await archive.#readSmallText('.data/version'))
       const version = versionText === null ? null : Number(versionText)
       if (versionText !== null && !(Number.isInteger(version) && (version as number) >= 0)) {
-        throw new CheckpointError('invalid', file, archive.recordName('version'), `not a version number: "${versionText.slice(0, 16)}"`)
+        throw new CheckpointError(
+          'invalid',
+          file,
+          archive.recordName('version'),
+          `not a version number: "${versionText.slice(0, 16)}"`
+        )
       }
       archive.formatVersion = version
       return archive
@@ -233,7 +316,12 @@ export class TorchArchive {
       const want = Math.min(chunk.length, end - start - done)
       const { bytesRead } = await readAsync(this.#fd, chunk, 0, want, dataStart + start + done)
       if (bytesRead <= 0) {
-        throw new CheckpointError('unreadable', this.file, name, 'the file ended early (changed while reading?)')
+        throw new CheckpointError(
+          'unreadable',
+          this.file,
+          name,
+          'the file ended early (changed while reading?)'
+        )
       }
       sink(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead), done)
       done += bytesRead
@@ -249,7 +337,12 @@ export class TorchArchive {
   #requireRecord(relative: string): yauzl.Entry {
     const entry = this.#records.get(relative)
     if (!entry) {
-      throw new CheckpointError('invalid', this.file, this.recordName(relative), 'no such record in the archive')
+      throw new CheckpointError(
+        'invalid',
+        this.file,
+        this.recordName(relative),
+        'no such record in the archive'
+      )
     }
     return entry
   }
@@ -261,11 +354,21 @@ export class TorchArchive {
     try {
       start = (await this.#zip.readLocalFileHeaderPromise(entry, { minimal: true })).fileDataStart
     } catch (err) {
-      throw new CheckpointError('unreadable', this.file, this.recordName(relative), (err as Error).message)
+      throw new CheckpointError(
+        'unreadable',
+        this.file,
+        this.recordName(relative),
+        (err as Error).message
+      )
     }
     // yauzl checks this too; kept so the bound never depends on a library detail.
     if (start + entry.compressedSize > this.fileSize) {
-      throw new CheckpointError('unreadable', this.file, this.recordName(relative), 'record data runs past the end of the file')
+      throw new CheckpointError(
+        'unreadable',
+        this.file,
+        this.recordName(relative),
+        'record data runs past the end of the file'
+      )
     }
     this.#dataStart.set(relative, start)
     return start
@@ -278,7 +381,7 @@ export class TorchArchive {
   }
 }
 
-/** Closes the archive and its fd (yauzl owns the fd once it has opened the archive). */
+/** Closes the archive and its fd (yauzl's reader owns the fd once the archive is open). */
 function closeZip(zip: yauzl.ZipFile): Promise<void> {
   if (!zip.isOpen) return Promise.resolve()
   return new Promise((resolve) => {
@@ -306,13 +409,20 @@ async function refuseNonZip(fd: number, file: string, size: number): Promise<voi
     )
   }
   if (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar') {
-    throw new CheckpointError('unsupported', file, undefined, 'this is the legacy tar torch.save format; re-save it with a current torch')
+    throw new CheckpointError(
+      'unsupported',
+      file,
+      undefined,
+      'this is the legacy tar torch.save format; re-save it with a current torch'
+    )
   }
   throw new CheckpointError(
     'unreadable',
     file,
     undefined,
-    size === 0 ? 'the file is empty' : 'not a zip archive (a torch.save checkpoint starts with "PK")'
+    size === 0
+      ? 'the file is empty'
+      : 'not a zip archive (a torch.save checkpoint starts with "PK")'
   )
 }
 
@@ -346,7 +456,13 @@ async function readDirectory(
       zip.on('entry', onEntry)
       zip.on('end', onEnd)
       zip.on('error', onError)
-      zip.readEntry()
+      try {
+        zip.readEntry()
+      } catch (err) {
+        // yauzl throws (rather than emits) when a corrupt directory offset is not even a safe
+        // file position.
+        onError(err as Error)
+      }
     })
   for (let entry = await next(); entry !== null; entry = await next()) {
     throwIfAborted(signal, file)
@@ -360,14 +476,24 @@ async function readDirectory(
       )
     }
     if (entries.size >= limits.maxEntries) {
-      throw new CheckpointError('too_large', file, undefined, `more than ${limits.maxEntries} records`)
+      throw new CheckpointError(
+        'too_large',
+        file,
+        undefined,
+        `more than ${limits.maxEntries} records`
+      )
     }
     if (name.endsWith('/')) continue
     if (entries.has(name)) {
       throw new CheckpointError('invalid', file, name, 'the archive lists this record twice')
     }
     if (entry.isEncrypted()) {
-      throw new CheckpointError('unsupported', file, name, 'the record is encrypted; torch.save never encrypts')
+      throw new CheckpointError(
+        'unsupported',
+        file,
+        name,
+        'the record is encrypted; torch.save never encrypts'
+      )
     }
     if (entry.compressionMethod !== 0) {
       throw new CheckpointError(
@@ -404,7 +530,12 @@ function findPrefix(entries: Map<string, yauzl.Entry>, file: string): string {
     )
   }
   if (pickles.length > 1) {
-    throw new CheckpointError('invalid', file, undefined, `several pickles (${pickles.slice(0, 3).join(', ')}): ambiguous archive`)
+    throw new CheckpointError(
+      'invalid',
+      file,
+      undefined,
+      `several pickles (${pickles.slice(0, 3).join(', ')}): ambiguous archive`
+    )
   }
   return pickles[0].slice(0, -'/data.pkl'.length)
 }

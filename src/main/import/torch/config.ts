@@ -23,11 +23,7 @@ class Fields {
     readonly root: PyDict
   ) {}
 
-  fail(
-    reason: 'invalid' | 'unsupported',
-    field: string,
-    message: string
-  ): never {
+  fail(reason: 'invalid' | 'unsupported', field: string, message: string): never {
     throw new CheckpointError(reason, this.file, `config.${field}`, message)
   }
 
@@ -62,7 +58,11 @@ class Fields {
       return fallback
     }
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
-      this.fail('invalid', field, `is ${describe(v)}${typeof v === 'number' ? ` (${v})` : ''}, expected an int`)
+      this.fail(
+        'invalid',
+        field,
+        `is ${describe(v)}${typeof v === 'number' ? ` (${v})` : ''}, expected an int`
+      )
     }
     return v
   }
@@ -70,7 +70,8 @@ class Fields {
   bool(field: string, fallback: boolean): boolean {
     const v = this.get(field)
     if (v === undefined || v === null) return fallback
-    if (typeof v !== 'boolean') this.fail('invalid', field, `is ${describe(v)}, expected true or false`)
+    if (typeof v !== 'boolean')
+      this.fail('invalid', field, `is ${describe(v)}, expected true or false`)
     return v
   }
 
@@ -103,7 +104,11 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
   if (layer < 0) f.fail('invalid', 'layer_l', `is ${layer}; a block index is ≥ 0`)
   const explanationTokens = f.int('t_text')
   if (explanationTokens < 1 || explanationTokens > 256) {
-    f.fail('invalid', 't_text', `is ${explanationTokens}; the Workbench reads 1–256 explanation tokens`)
+    f.fail(
+      'invalid',
+      't_text',
+      `is ${explanationTokens}; the Workbench reads 1–256 explanation tokens`
+    )
   }
   const modelName = f.string('model_name') ?? 'gpt2'
 
@@ -113,7 +118,13 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
   if (patchRaw === true) patchAllLayers = true
   else if (typeof patchRaw === 'number' && Number.isSafeInteger(patchRaw) && patchRaw > 0) {
     patchAllLayers = patchRaw
-  } else if (patchRaw === undefined || patchRaw === null || patchRaw === false || patchRaw === 0 || patchRaw === 'just_input') {
+  } else if (
+    patchRaw === undefined ||
+    patchRaw === null ||
+    patchRaw === false ||
+    patchRaw === 0 ||
+    patchRaw === 'just_input'
+  ) {
     f.fail(
       'unsupported',
       `${DEC}.patch_all_layers`,
@@ -122,12 +133,20 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
         'token), which the Workbench decoder does not reproduce; it overwrites the residual before each patched block'
     )
   } else {
-    f.fail('invalid', `${DEC}.patch_all_layers`, `is ${describe(patchRaw)}${typeof patchRaw === 'number' ? ` (${patchRaw})` : ''}; expected true or a positive int`)
+    f.fail(
+      'invalid',
+      `${DEC}.patch_all_layers`,
+      `is ${describe(patchRaw)}${typeof patchRaw === 'number' ? ` (${patchRaw})` : ''}; expected true or a positive int`
+    )
   }
   const perLayerProjections = f.bool(`${DEC}.per_layer_projections`, false)
   const newDecoder = f.bool(`${DEC}.new_decoder`, false)
   if (newDecoder && perLayerProjections && patchAllLayers === true) {
-    f.fail('invalid', `${DEC}.new_decoder`, 'with patch_all_layers true the predecessor indexed past its last projection')
+    f.fail(
+      'invalid',
+      `${DEC}.new_decoder`,
+      'with patch_all_layers true the predecessor indexed past its last projection'
+    )
   }
   if (f.bool(`${DEC}.subtract_add_pos_embeddings`, false)) {
     f.fail(
@@ -137,7 +156,11 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
     )
   }
   if (f.bool(`${DEC}.output_head`, false)) {
-    f.fail('unsupported', `${DEC}.output_head`, 'is true: a trained output head (the predecessor itself refused it)')
+    f.fail(
+      'unsupported',
+      `${DEC}.output_head`,
+      'is true: a trained output head (the predecessor itself refused it)'
+    )
   }
 
   // Encoder --------------------------------------------------------------------------------
@@ -212,7 +235,12 @@ export function toJson(value: PickleValue, file: string): JsonValue {
   let nodes = 0
   const walk = (v: PickleValue, depth: number): JsonValue => {
     if (++nodes > JSON_NODE_BUDGET || depth > JSON_MAX_DEPTH) {
-      throw new CheckpointError('too_large', file, 'config', 'too large or too deeply nested to record')
+      throw new CheckpointError(
+        'too_large',
+        file,
+        'config',
+        'too large or too deeply nested to record'
+      )
     }
     if (v === null || typeof v === 'boolean' || typeof v === 'string') return v
     if (typeof v === 'number') return Number.isFinite(v) ? v : String(v)

@@ -15,22 +15,12 @@ import { AppError } from '@shared/ipc/errors'
  * - `cancelled`: the caller's signal aborted the read.
  */
 export type CheckpointRefusal =
-  | 'unreadable'
-  | 'unsafe'
-  | 'unsupported'
-  | 'invalid'
-  | 'too_large'
-  | 'cancelled'
+  'unreadable' | 'unsafe' | 'unsupported' | 'invalid' | 'too_large' | 'cancelled'
 
 export class CheckpointError extends AppError {
   readonly reason: CheckpointRefusal
 
-  constructor(
-    reason: CheckpointRefusal,
-    file: string,
-    where: string | undefined,
-    message: string
-  ) {
+  constructor(reason: CheckpointRefusal, file: string, where: string | undefined, message: string) {
     super(
       reason === 'cancelled' ? 'cancelled' : 'invalid_input',
       `${file}${where ? `: ${where}` : ''}: ${message}`,

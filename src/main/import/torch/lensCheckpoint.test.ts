@@ -16,7 +16,9 @@ import { findCheckpoint, readLensCheckpoint } from './lensCheckpoint'
 import { PyDict, PyTuple, TensorRef, unpickle, type PickleValue } from './pickle'
 import type { F32Tensor, LensCheckpoint } from './types'
 
-const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/lens-checkpoints/', import.meta.url))
+const FIXTURES = fileURLToPath(
+  new URL('../../../../test/fixtures/lens-checkpoints/', import.meta.url)
+)
 const fixture = (name: string): string => path.join(FIXTURES, name)
 
 interface ExpectedTensor {
@@ -28,7 +30,12 @@ interface ExpectedReadable {
   step: number
   hiddenSize: number
   config: Record<string, unknown>
-  decoder: { patchAllLayers: boolean | number; perLayerProjections: boolean; embedPos: number; promptIds: number[] }
+  decoder: {
+    patchAllLayers: boolean | number
+    perLayerProjections: boolean
+    embedPos: number
+    promptIds: number[]
+  }
   encoder: { outputLayer: number; addCurrentToken: boolean; useProjectionLayer: boolean }
   nonContiguous: boolean
   tensors: Record<string, ExpectedTensor>
@@ -54,7 +61,10 @@ function tensorsOf(r: LensCheckpoint): Record<string, F32Tensor> {
     'encoder.projection.bias': r.encoder.projection?.bias ?? null,
     'encoder.specialLastTokenVector': r.encoder.specialLastTokenVector
   }
-  return Object.fromEntries(Object.entries(out).filter(([, t]) => t !== null)) as Record<string, F32Tensor>
+  return Object.fromEntries(Object.entries(out).filter(([, t]) => t !== null)) as Record<
+    string,
+    F32Tensor
+  >
 }
 
 async function refusal(file: string, options = {}): Promise<CheckpointError> {
@@ -128,7 +138,11 @@ describe('readLensCheckpoint on the family fixtures', () => {
       )
       const idsBytes = (r.decoder.promptIds?.length ?? 0) * 8
       expect(r.stats.bytesRead, name).toBe(pkl.length + 2 + tensorBytes + idsBytes)
-      expect(r.stats.placeholderTypes).toEqual(['numpy.core.multiarray.scalar', 'numpy.dtype', 'numpy.ndarray'])
+      expect(r.stats.placeholderTypes).toEqual([
+        'numpy.core.multiarray.scalar',
+        'numpy.dtype',
+        'numpy.ndarray'
+      ])
     }
   })
 
@@ -144,7 +158,10 @@ describe('readLensCheckpoint on the family fixtures', () => {
     const json = r.configJson as Record<string, unknown>
     expect(json.model_name).toBe('google/gemma-3-1b-pt')
     expect(json.orig_model_name).toBe('google/gemma-3-1b-it')
-    expect((json.trainable_components as Record<string, Record<string, unknown>>).decoder.patch_all_layers).toBe(2)
+    expect(
+      (json.trainable_components as Record<string, Record<string, unknown>>).decoder
+        .patch_all_layers
+    ).toBe(2)
     expect(r.config.origModelName).toBe('google/gemma-3-1b-it')
   })
 
@@ -179,10 +196,22 @@ describe('layer counts and the base', () => {
   })
 
   it.each([
-    ['gpt2.pt', { hiddenSize: 32, layers: 4 }, 'models.dec.proj.weight: has hidden size 16 but the base has 32'],
-    ['gemma2.pt', { hiddenSize: 24, layers: 6 }, 'models.decoder._orig_mod.proj_weight: holds 4 projections but patch_all_layers is true and the base has 6 layers'],
+    [
+      'gpt2.pt',
+      { hiddenSize: 32, layers: 4 },
+      'models.dec.proj.weight: has hidden size 16 but the base has 32'
+    ],
+    [
+      'gemma2.pt',
+      { hiddenSize: 24, layers: 6 },
+      'models.decoder._orig_mod.proj_weight: holds 4 projections but patch_all_layers is true and the base has 6 layers'
+    ],
     ['gemma3.pt', { hiddenSize: 32, layers: 3 }, 'config.layer_l: is 3 but the base has 3 layers'],
-    ['qwen.pt', { hiddenSize: 32, layers: 2 }, 'config.trainable_components.decoder.patch_all_layers: is 3 but the base has 2 layers']
+    [
+      'qwen.pt',
+      { hiddenSize: 32, layers: 2 },
+      'config.trainable_components.decoder.patch_all_layers: is 3 but the base has 2 layers'
+    ]
   ])('%s against base %o is refused', async (name, base, message) => {
     const err = await refusal(fixture(name), { base })
     expect(err.reason).toBe('invalid')
@@ -349,8 +378,12 @@ describe('findCheckpoint', () => {
 
   it('refuses a folder with no readable checkpoint', async () => {
     const dir = mkdtempSync(path.join(scratch, 'empty-'))
-    await expect(findCheckpoint(dir)).rejects.toThrow(`${dir}: no *.pt checkpoint files in this folder`)
+    await expect(findCheckpoint(dir)).rejects.toThrow(
+      `${dir}: no *.pt checkpoint files in this folder`
+    )
     copyFileSync(fixture('truncated.pt'), path.join(dir, 'only.pt'))
-    await expect(findCheckpoint(dir)).rejects.toThrow(/none of the 1 \*\.pt files opens as a torch checkpoint/)
+    await expect(findCheckpoint(dir)).rejects.toThrow(
+      /none of the 1 \*\.pt files opens as a torch checkpoint/
+    )
   })
 })

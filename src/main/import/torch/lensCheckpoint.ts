@@ -8,11 +8,22 @@
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
-import { DEFAULT_ARCHIVE_LIMITS, TorchArchive, describeNonRegular, statRegularFile } from './archive'
+import {
+  DEFAULT_ARCHIVE_LIMITS,
+  TorchArchive,
+  describeNonRegular,
+  statRegularFile
+} from './archive'
 import { parseLensConfig, splitDecoderPrompt, splitEncoderPrompt, toJson } from './config'
 import { CheckpointError, throwIfAborted } from './errors'
 import { PyDict, TensorRef, describe, unpickle, type PickleValue } from './pickle'
-import { bytesToRead, checkView, readFloatTensor, readInt64Tensor, type FloatDtype } from './tensors'
+import {
+  bytesToRead,
+  checkView,
+  readFloatTensor,
+  readInt64Tensor,
+  type FloatDtype
+} from './tensors'
 import type {
   F32Tensor,
   LensCheckpoint,
@@ -65,18 +76,30 @@ export async function readLensCheckpoint(
   } catch (err) {
     if (err instanceof CheckpointError) throw err
     // An error boundary: whatever slipped through is still reported as this file's problem.
-    throw new CheckpointError('unreadable', abs, undefined, `unexpected error: ${(err as Error).message}`)
+    throw new CheckpointError(
+      'unreadable',
+      abs,
+      undefined,
+      `unexpected error: ${(err as Error).message}`
+    )
   }
 }
 
-async function readChecked(file: string, options: ReadLensCheckpointOptions): Promise<LensCheckpoint> {
+async function readChecked(
+  file: string,
+  options: ReadLensCheckpointOptions
+): Promise<LensCheckpoint> {
   const { signal, onProgress } = options
   const archive = await TorchArchive.open(file, { signal })
   try {
     const pickleRecord = 'data.pkl'
     const pickleBytes = archive.recordSize(pickleRecord) ?? 0
     onProgress?.({ phase: 'pickle', bytesRead: 0, bytesTotal: pickleBytes })
-    const raw = await archive.readRecord(pickleRecord, DEFAULT_ARCHIVE_LIMITS.maxPickleBytes, signal)
+    const raw = await archive.readRecord(
+      pickleRecord,
+      DEFAULT_ARCHIVE_LIMITS.maxPickleBytes,
+      signal
+    )
     throwIfAborted(signal, file)
     const { value: root, placeholderTypes } = unpickle(raw, {
       file,
@@ -87,14 +110,21 @@ async function readChecked(file: string, options: ReadLensCheckpointOptions): Pr
     const fail: Fail = (reason, where, message) => {
       throw new CheckpointError(reason, file, where, message)
     }
-    if (!(root instanceof PyDict)) fail('invalid', 'data.pkl', `holds ${describe(root)}, expected the checkpoint dict`)
+    if (!(root instanceof PyDict))
+      fail('invalid', 'data.pkl', `holds ${describe(root)}, expected the checkpoint dict`)
     const config = parseLensConfig(root.get('config'), file)
     const configJson = toJson(root.get('config') ?? null, file)
     const step = readStep(root.get('step'), fail)
 
     const models = root.get('models')
     if (!(models instanceof PyDict)) {
-      fail('invalid', 'models', models === undefined ? 'the checkpoint has no "models"' : `is ${describe(models)}, expected a dict`)
+      fail(
+        'invalid',
+        'models',
+        models === undefined
+          ? 'the checkpoint has no "models"'
+          : `is ${describe(models)}, expected a dict`
+      )
     }
     const decoder = stateDict(models, 'decoder', fail)
     const encoder = stateDict(models, 'encoder', fail)
@@ -117,7 +147,11 @@ async function readChecked(file: string, options: ReadLensCheckpointOptions): Pr
         }
       })
       refuseNonFinite(data, item, fail)
-      read.set(item.where, { data, shape: [...item.ref.shape], sourceDtype: item.ref.storage.dtype as FloatDtype })
+      read.set(item.where, {
+        data,
+        shape: [...item.ref.shape],
+        sourceDtype: item.ref.storage.dtype as FloatDtype
+      })
     }
     let promptIds: number[] | null = null
     const idsItem = plan.reads.find((r) => r.kind === 'int64')
@@ -140,7 +174,8 @@ async function readChecked(file: string, options: ReadLensCheckpointOptions): Pr
     }
     onProgress?.({ phase: 'tensors', bytesRead: done, bytesTotal })
 
-    const tensor = (key: string | undefined): F32Tensor | null => (key ? (read.get(key) ?? null) : null)
+    const tensor = (key: string | undefined): F32Tensor | null =>
+      key ? (read.get(key) ?? null) : null
     const decProjection = config.decoder.perLayerProjections
       ? {
           perLayer: true as const,
@@ -192,25 +227,38 @@ async function readChecked(file: string, options: ReadLensCheckpointOptions): Pr
 
 function readStep(step: PickleValue | undefined, fail: Fail): number | null {
   if (step === undefined || step === null) return null
-  if (typeof step !== 'number' || !Number.isSafeInteger(step)) fail('invalid', 'step', `is ${describe(step)}, expected an int`)
+  if (typeof step !== 'number' || !Number.isSafeInteger(step))
+    fail('invalid', 'step', `is ${describe(step)}, expected an int`)
   return step
 }
 
 function stateDict(models: PyDict, which: 'decoder' | 'encoder', fail: Fail): StateDict {
   const present = MODEL_KEYS[which].filter((k) => models.has(k))
   if (present.length === 0) {
-    fail('invalid', `models.${which}`, `the checkpoint has no ${which} state dict (looked for models.${MODEL_KEYS[which].join(' / models.')})`)
+    fail(
+      'invalid',
+      `models.${which}`,
+      `the checkpoint has no ${which} state dict (looked for models.${MODEL_KEYS[which].join(' / models.')})`
+    )
   }
-  if (present.length > 1) fail('invalid', `models.${which}`, `both models.${present.join(' and models.')} are present: ambiguous`)
+  if (present.length > 1)
+    fail(
+      'invalid',
+      `models.${which}`,
+      `both models.${present.join(' and models.')} are present: ambiguous`
+    )
   const name = `models.${present[0]}`
   const dict = models.get(present[0])
-  if (!(dict instanceof PyDict)) fail('invalid', name, `is ${describe(dict)}, expected a state dict`)
+  if (!(dict instanceof PyDict))
+    fail('invalid', name, `is ${describe(dict)}, expected a state dict`)
   const tensors = new Map<string, { ref: TensorRef; written: string }>()
   for (const [key, value] of dict.entries()) {
     if (typeof key !== 'string') fail('invalid', name, `has a key that is ${describe(key)}`)
     const stripped = key.startsWith(COMPILED_PREFIX) ? key.slice(COMPILED_PREFIX.length) : key
-    if (!(value instanceof TensorRef)) fail('invalid', `${name}.${key}`, `is ${describe(value)}, expected a tensor`)
-    if (tensors.has(stripped)) fail('invalid', `${name}.${key}`, 'appears both with and without the _orig_mod. prefix')
+    if (!(value instanceof TensorRef))
+      fail('invalid', `${name}.${key}`, `is ${describe(value)}, expected a tensor`)
+    if (tensors.has(stripped))
+      fail('invalid', `${name}.${key}`, 'appears both with and without the _orig_mod. prefix')
     tensors.set(stripped, { ref: value, written: `${name}.${key}` })
   }
   return { path: name, tensors }
@@ -224,14 +272,23 @@ function refuseUnknownKeys(dict: StateDict, known: ReadonlySet<string>, fail: Fa
         'unsupported',
         written,
         'the lens carries trained base-model weights (base_model / embedding_head / ' +
-          'pos_embeddings were trainable); the Workbench runs the group\'s unchanged base'
+          "pos_embeddings were trainable); the Workbench runs the group's unchanged base"
       )
     }
     if (key.startsWith('activation_pos_embedder.')) {
-      fail('unsupported', written, 'an activation positional embedder (subtract_add_pos_embeddings), which the Workbench does not reproduce')
+      fail(
+        'unsupported',
+        written,
+        'an activation positional embedder (subtract_add_pos_embeddings), which the Workbench does not reproduce'
+      )
     }
-    if (key.startsWith('out.')) fail('unsupported', written, 'a trained output head, which the Workbench does not reproduce')
-    fail('unsupported', written, `an unknown lens parameter; the reader knows ${[...known].join(', ')}`)
+    if (key.startsWith('out.'))
+      fail('unsupported', written, 'a trained output head, which the Workbench does not reproduce')
+    fail(
+      'unsupported',
+      written,
+      `an unknown lens parameter; the reader knows ${[...known].join(', ')}`
+    )
   }
 }
 
@@ -318,14 +375,26 @@ function planLens(
   const d = projWeight.shape[projWeight.shape.length - 1]
   if (d < 1) fail('invalid', written(decoder, weightKey), 'has a zero hidden size')
   if (projWeight.shape[projWeight.shape.length - 2] !== d) {
-    fail('invalid', written(decoder, weightKey), `has shape [${projWeight.shape.join(', ')}]: not square`)
+    fail(
+      'invalid',
+      written(decoder, weightKey),
+      `has shape [${projWeight.shape.join(', ')}]: not square`
+    )
   }
   if (base && base.hiddenSize !== d) {
-    fail('invalid', written(decoder, weightKey), `has hidden size ${d} but the base has ${base.hiddenSize}`)
+    fail(
+      'invalid',
+      written(decoder, weightKey),
+      `has hidden size ${d} but the base has ${base.hiddenSize}`
+    )
   }
   const expectBias = perLayer ? [projWeight.shape[0], d] : [d]
   if (projBias.shape.join(',') !== expectBias.join(',')) {
-    fail('invalid', written(decoder, biasKey), `has shape [${projBias.shape.join(', ')}], expected [${expectBias.join(', ')}]`)
+    fail(
+      'invalid',
+      written(decoder, biasKey),
+      `has shape [${projBias.shape.join(', ')}], expected [${expectBias.join(', ')}]`
+    )
   }
 
   // Layer count: given by the base, else implied by one projection per layer with patch-all.
@@ -340,7 +409,11 @@ function planLens(
     if (patch === true) {
       if (layers === null) layers = n
       else if (n !== layers) {
-        fail('invalid', written(decoder, weightKey), `holds ${n} projections but patch_all_layers is true and ${hasLayers()}`)
+        fail(
+          'invalid',
+          written(decoder, weightKey),
+          `holds ${n} projections but patch_all_layers is true and ${hasLayers()}`
+        )
       }
       patchLayers = layers
     } else if (n !== patch + offset) {
@@ -354,7 +427,11 @@ function planLens(
   }
   if (layers !== null) {
     if (patchLayers !== null && patchLayers > layers) {
-      fail('invalid', 'config.trainable_components.decoder.patch_all_layers', `is ${patchLayers} but ${hasLayers()}`)
+      fail(
+        'invalid',
+        'config.trainable_components.decoder.patch_all_layers',
+        `is ${patchLayers} but ${hasLayers()}`
+      )
     }
     if (config.layer >= layers) {
       fail('invalid', 'config.layer_l', `is ${config.layer} but ${hasLayers()}`)
@@ -368,11 +445,17 @@ function planLens(
   const promptWhy = (side: string, has: boolean): string =>
     has ? `decoder_prompt has text ${side} <embed>` : `decoder_prompt has no text ${side} <embed>`
   const promptLeft = take(decoder, 'prompt_left_emb', left !== '', promptWhy('before', left !== ''))
-  const promptRight = take(decoder, 'prompt_right_emb', right !== '', promptWhy('after', right !== ''))
+  const promptRight = take(
+    decoder,
+    'prompt_right_emb',
+    right !== '',
+    promptWhy('after', right !== '')
+  )
   const rows = (dict: StateDict, key: string, ref: TensorRef | null): number => {
     if (!ref) return 0
     rank(dict, key, ref, 2, '(rows, d)')
-    if (ref.shape[1] !== d) fail('invalid', written(dict, key), `has width ${ref.shape[1]} but d is ${d}`)
+    if (ref.shape[1] !== d)
+      fail('invalid', written(dict, key), `has width ${ref.shape[1]} but d is ${d}`)
     if (ref.shape[0] < 1) fail('invalid', written(dict, key), 'has no rows')
     return ref.shape[0]
   }
@@ -400,7 +483,9 @@ function planLens(
     encoder,
     'soft_prompt_embeddings_postfix',
     hasPostfix,
-    hasPostfix ? 'soft_prompt_init_text has text after <text>' : 'soft_prompt_init_text has no text after <text>'
+    hasPostfix
+      ? 'soft_prompt_init_text has text after <text>'
+      : 'soft_prompt_init_text has no text after <text>'
   )
   rows(encoder, 'soft_prompt_embeddings_postfix', postfixRef)
   use(encoder, 'soft_prompt_embeddings', 'softPrompt')
@@ -411,10 +496,18 @@ function planLens(
   const encBias = take(encoder, 'proj.bias', enc.useProjectionLayer, projWhy)
   if (encWeight && encBias) {
     if (encWeight.shape.join(',') !== `${d},${d}`) {
-      fail('invalid', written(encoder, 'proj.weight'), `has shape [${encWeight.shape.join(', ')}], expected [${d}, ${d}]`)
+      fail(
+        'invalid',
+        written(encoder, 'proj.weight'),
+        `has shape [${encWeight.shape.join(', ')}], expected [${d}, ${d}]`
+      )
     }
     if (encBias.shape.join(',') !== `${d}`) {
-      fail('invalid', written(encoder, 'proj.bias'), `has shape [${encBias.shape.join(', ')}], expected [${d}]`)
+      fail(
+        'invalid',
+        written(encoder, 'proj.bias'),
+        `has shape [${encBias.shape.join(', ')}], expected [${d}]`
+      )
     }
     use(encoder, 'proj.weight', 'encProjWeight')
     use(encoder, 'proj.bias', 'encProjBias')
@@ -426,7 +519,11 @@ function planLens(
     `special_last_token_vector is ${enc.specialLastTokenVector}`
   )
   if (special && special.shape.join(',') !== `${d}`) {
-    fail('invalid', written(encoder, 'special_last_token_vector'), `has shape [${special.shape.join(', ')}], expected [${d}]`)
+    fail(
+      'invalid',
+      written(encoder, 'special_last_token_vector'),
+      `has shape [${special.shape.join(', ')}], expected [${d}]`
+    )
   }
   use(encoder, 'special_last_token_vector', 'special')
 
@@ -434,7 +531,11 @@ function planLens(
   if (layers !== null) {
     const resolved = outputLayer < 0 ? layers + outputLayer : outputLayer
     if (resolved < 0 || resolved >= layers) {
-      fail('invalid', 'config.trainable_components.encoder.output_layer', `is ${outputLayer} but ${hasLayers()}`)
+      fail(
+        'invalid',
+        'config.trainable_components.encoder.output_layer',
+        `is ${outputLayer} but ${hasLayers()}`
+      )
     }
     outputLayer = resolved
   }
@@ -511,7 +612,10 @@ export async function findCheckpoint(
       await archive.close()
     } catch (err) {
       if (err instanceof CheckpointError && err.reason === 'cancelled') throw err
-      unreadable.push({ path: candidate.path, reason: err instanceof Error ? err.message : String(err) })
+      unreadable.push({
+        path: candidate.path,
+        reason: err instanceof Error ? err.message : String(err)
+      })
       continue
     }
     const note = unreadable.length

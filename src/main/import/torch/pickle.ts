@@ -403,7 +403,10 @@ class Machine {
     this.#limits = { ...DEFAULT_PICKLE_LIMITS, ...options.limits }
   }
 
-  error(reason: ConstructorParameters<typeof CheckpointError>[0], message: string): CheckpointError {
+  error(
+    reason: ConstructorParameters<typeof CheckpointError>[0],
+    message: string
+  ): CheckpointError {
     return new CheckpointError(reason, this.#file, `${this.#record} byte ${this.#opStart}`, message)
   }
 
@@ -484,7 +487,10 @@ class Machine {
 
   #stringBytes(n: number): Uint8Array {
     if (n > this.#limits.maxStringBytes) {
-      throw this.error('too_large', `a ${n}-byte string; the limit is ${this.#limits.maxStringBytes}`)
+      throw this.error(
+        'too_large',
+        `a ${n}-byte string; the limit is ${this.#limits.maxStringBytes}`
+      )
     }
     return this.#take(n)
   }
@@ -559,12 +565,14 @@ class Machine {
     switch (op) {
       case OP.PROTO: {
         const proto = this.#u8()
-        if (proto < 2 || proto > 5) throw this.error('unsupported', `pickle protocol ${proto}; 2–5 are read`)
+        if (proto < 2 || proto > 5)
+          throw this.error('unsupported', `pickle protocol ${proto}; 2–5 are read`)
         return
       }
       case OP.FRAME: {
         const n = this.#u64()
-        if (this.#pos + n > this.#bytes.length) throw this.error('unreadable', 'a frame past the end (truncated)')
+        if (this.#pos + n > this.#bytes.length)
+          throw this.error('unreadable', 'a frame past the end (truncated)')
         return
       }
       case OP.MARK:
@@ -770,10 +778,16 @@ class Machine {
         )
       case OP.NEXT_BUFFER:
       case OP.READONLY_BUFFER:
-        throw this.error('unsupported', 'an out-of-band buffer (protocol 5); torch.save never writes one')
+        throw this.error(
+          'unsupported',
+          'an out-of-band buffer (protocol 5); torch.save never writes one'
+        )
       case OP.STRING:
       case OP.UNICODE:
-        throw this.error('unsupported', 'a protocol-0 text string; torch.save writes binary strings')
+        throw this.error(
+          'unsupported',
+          'a protocol-0 text string; torch.save writes binary strings'
+        )
       default:
         throw this.error('unreadable', `unknown opcode 0x${op.toString(16).padStart(2, '0')}`)
     }
@@ -781,7 +795,10 @@ class Machine {
 
   #long(n: number): number | bigint {
     if (n > this.#limits.maxLongBytes) {
-      throw this.error('too_large', `a ${n}-byte integer; the limit is ${this.#limits.maxLongBytes}`)
+      throw this.error(
+        'too_large',
+        `a ${n}-byte integer; the limit is ${this.#limits.maxLongBytes}`
+      )
     }
     const raw = this.#take(n)
     if (n === 0) return 0
@@ -794,13 +811,15 @@ class Machine {
   #textInt(text: string): number | bigint | boolean {
     if (text === '01') return true // protocol 0/1 spell bools as INT 01 / 00
     if (text === '00') return false
-    if (!/^[-+]?\d{1,400}$/.test(text)) throw this.error('unreadable', `INT "${text.slice(0, 32)}" is not an integer`)
+    if (!/^[-+]?\d{1,400}$/.test(text))
+      throw this.error('unreadable', `INT "${text.slice(0, 32)}" is not an integer`)
     const v = BigInt(text)
     return Number.isSafeInteger(Number(v)) ? Number(v) : v
   }
 
   #textIndex(text: string): number {
-    if (!/^\d{1,10}$/.test(text)) throw this.error('unreadable', `memo index "${text.slice(0, 16)}"`)
+    if (!/^\d{1,10}$/.test(text))
+      throw this.error('unreadable', `memo index "${text.slice(0, 16)}"`)
     return Number(text)
   }
 
@@ -811,9 +830,11 @@ class Machine {
   }
 
   #setItems(target: PickleValue, items: PickleValue[]): void {
-    if (items.length % 2 !== 0) throw this.error('unreadable', 'SETITEMS with an odd number of items')
+    if (items.length % 2 !== 0)
+      throw this.error('unreadable', 'SETITEMS with an odd number of items')
     if (target instanceof Placeholder) return
-    if (!(target instanceof PyDict)) throw this.error('unreadable', `SETITEM on ${describe(target)}`)
+    if (!(target instanceof PyDict))
+      throw this.error('unreadable', `SETITEM on ${describe(target)}`)
     for (let i = 0; i < items.length; i += 2) target.set(items[i], items[i + 1])
   }
 
@@ -837,7 +858,8 @@ class Machine {
         `calls ${describe(callable)}; only allow-listed names may be called`
       )
     }
-    if (!(args instanceof PyTuple)) throw this.error('unreadable', `call arguments are ${describe(args)}`)
+    if (!(args instanceof PyTuple))
+      throw this.error('unreadable', `call arguments are ${describe(args)}`)
     const name = callable.qualified
     const rule = BUILD_CALLS[name]
     if (rule !== undefined) return this.#construct(rule, name, args.items)
@@ -854,7 +876,8 @@ class Machine {
     switch (rule) {
       case 'tensor': {
         const [storage, offset, size, stride] = args
-        if (!(storage instanceof StorageRef)) throw bad(`expects a storage, got ${describe(storage)}`)
+        if (!(storage instanceof StorageRef))
+          throw bad(`expects a storage, got ${describe(storage)}`)
         const shape = this.#intTuple(size, `${name} size`)
         const strides = this.#intTuple(stride, `${name} stride`)
         if (shape.length !== strides.length) throw bad('size and stride differ in length')
@@ -878,7 +901,10 @@ class Machine {
           throw bad('expects a function and a type')
         }
         if (!TENSOR_TYPES.has(newType.qualified)) {
-          throw this.error('unsafe', `rebuilds a tensor as ${newType.qualified}, which is not a plain tensor type`)
+          throw this.error(
+            'unsafe',
+            `rebuilds a tensor as ${newType.qualified}, which is not a plain tensor type`
+          )
         }
         const result = this.#call(func, funcArgs)
         if (!(result instanceof TensorRef)) throw bad('the rebuilt object is not a tensor')
@@ -895,7 +921,8 @@ class Machine {
           if (pairs === null) throw bad(`expects a list of pairs, got ${describe(init)}`)
           for (const pair of pairs) {
             const items = Array.isArray(pair) ? pair : pair instanceof PyTuple ? pair.items : null
-            if (items === null || items.length !== 2) throw bad('an item is not a (key, value) pair')
+            if (items === null || items.length !== 2)
+              throw bad('an item is not a (key, value) pair')
             dict.set(items[0], items[1])
           }
         }
@@ -915,7 +942,8 @@ class Machine {
       case 'codecs_encode': {
         // Protocol 2 writes bytes as _codecs.encode(str, 'latin1').
         const [text, encoding] = args
-        if (typeof text !== 'string' || typeof encoding !== 'string') throw bad('expects (str, str)')
+        if (typeof text !== 'string' || typeof encoding !== 'string')
+          throw bad('expects (str, str)')
         if (!['latin1', 'latin-1', 'iso-8859-1', 'iso8859-1'].includes(encoding.toLowerCase())) {
           throw bad(`encoding "${encoding.slice(0, 20)}" (torch.save writes latin1)`)
         }
@@ -937,8 +965,20 @@ class Machine {
         // copyreg._reconstructor(cls, base, state): Python calls base.__new__ and, unless base is
         // object, base.__init__: only plain builtin bases are inert.
         const [cls, base] = args
-        if (!(cls instanceof GlobalRef) || !(base instanceof GlobalRef)) throw bad('expects two classes')
-        if (!['builtins.object', 'builtins.dict', 'builtins.list', 'builtins.tuple', 'builtins.set', 'builtins.str', 'builtins.int', 'builtins.float'].includes(base.qualified)) {
+        if (!(cls instanceof GlobalRef) || !(base instanceof GlobalRef))
+          throw bad('expects two classes')
+        if (
+          ![
+            'builtins.object',
+            'builtins.dict',
+            'builtins.list',
+            'builtins.tuple',
+            'builtins.set',
+            'builtins.str',
+            'builtins.int',
+            'builtins.float'
+          ].includes(base.qualified)
+        ) {
           throw this.error(
             'unsafe',
             `copyreg._reconstructor would run ${base.qualified}.__init__ on load; refused`
@@ -967,9 +1007,13 @@ class Machine {
   /** NEWOBJ: Python would call `cls.__new__(cls, *args)` (no __init__). */
   #newObject(cls: PickleValue, args: PickleValue): PickleValue {
     if (!(cls instanceof GlobalRef)) {
-      throw this.error('unsafe', `NEWOBJ on ${describe(cls)}; only a named class may be instantiated`)
+      throw this.error(
+        'unsafe',
+        `NEWOBJ on ${describe(cls)}; only a named class may be instantiated`
+      )
     }
-    if (!(args instanceof PyTuple)) throw this.error('unreadable', `NEWOBJ arguments are ${describe(args)}`)
+    if (!(args instanceof PyTuple))
+      throw this.error('unreadable', `NEWOBJ arguments are ${describe(args)}`)
     const container = NEWOBJ_CONTAINERS[cls.qualified]
     if (container === 'dict') return new PyDict(cls.qualified === 'collections.OrderedDict')
     if (container === 'list') return []
@@ -991,12 +1035,18 @@ class Machine {
   /** `('storage', <storage type>, key, location, numel)`, torch's persistent id for storages. */
   #persistentLoad(pid: PickleValue): StorageRef {
     if (!(pid instanceof PyTuple) || pid.items[0] !== 'storage' || pid.items.length !== 5) {
-      throw this.error('unreadable', `a persistent id that is not a torch storage (${describe(pid)})`)
+      throw this.error(
+        'unreadable',
+        `a persistent id that is not a torch storage (${describe(pid)})`
+      )
     }
     const [, type, key, location, numel] = pid.items
     if (!(type instanceof GlobalRef)) throw this.error('unreadable', 'storage type is not a name')
     if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(key) || key.includes('..')) {
-      throw this.error('unsafe', `storage key ${JSON.stringify(String(key)).slice(0, 40)} is not a plain record name`)
+      throw this.error(
+        'unsafe',
+        `storage key ${JSON.stringify(String(key)).slice(0, 40)} is not a plain record name`
+      )
     }
     if (typeof location !== 'string' || location.length > 64) {
       throw this.error('unreadable', 'storage location is not a short string')
@@ -1006,7 +1056,10 @@ class Machine {
     }
     const known = STORAGE_TYPES[type.qualified]
     if (!known && !/^torch\.[A-Za-z0-9_]+Storage$/.test(type.qualified)) {
-      throw this.error('unreadable', `storage "${key}" has type ${type.qualified}, which is not a torch storage`)
+      throw this.error(
+        'unreadable',
+        `storage "${key}" has type ${type.qualified}, which is not a torch storage`
+      )
     }
     const ref = new StorageRef(
       key,

@@ -263,8 +263,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
 const MAX_NAME_CHARS = 200
 
 export type NameVerdict =
-  | { ok: true; qualified: string }
-  | { ok: false; qualified: string; why: string }
+  { ok: true; qualified: string } | { ok: false; qualified: string; why: string }
 
 /**
  * Normalises a GLOBAL's module and name (Python 2 spellings included) and says whether a pickle
@@ -286,15 +285,27 @@ export function judgeGlobal(module: string, name: string): NameVerdict {
   const shown = qualified === raw ? qualified : `${qualified} (written as ${raw})`
   const dunder = nameParts.some((p) => p.length > 4 && p.startsWith('__') && p.endsWith('__'))
   if (dunder && !ALLOWED_DUNDERS.has(qualified)) {
-    return { ok: false, qualified: shown, why: 'a dunder attribute (introspection reaches arbitrary code)' }
+    return {
+      ok: false,
+      qualified: shown,
+      why: 'a dunder attribute (introspection reaches arbitrary code)'
+    }
   }
   const [qualModule] = splitQualified(qualified)
   if (qualModule === 'builtins' && !SAFE_BUILTINS.has(qualified.slice('builtins.'.length))) {
-    return { ok: false, qualified: shown, why: 'a Python builtin that can run code or reach the system' }
+    return {
+      ok: false,
+      qualified: shown,
+      why: 'a Python builtin that can run code or reach the system'
+    }
   }
   for (const denied of DENIED_MODULES) {
     if (qualified === denied || qualified.startsWith(`${denied}.`)) {
-      return { ok: false, qualified: shown, why: `"${denied}" can run commands, load code or reach the system` }
+      return {
+        ok: false,
+        qualified: shown,
+        why: `"${denied}" can run commands, load code or reach the system`
+      }
     }
   }
   return { ok: true, qualified }

@@ -54,16 +54,26 @@ function isContiguous(ref: TensorRef): boolean {
 
 /** Checks the view and its storage against the archive without reading anything. */
 export function checkView(archive: TorchArchive, ref: TensorRef, where: string): void {
-  const fail = (reason: 'invalid' | 'too_large' | 'unsupported', msg: string, at = where): never => {
+  const fail = (
+    reason: 'invalid' | 'too_large' | 'unsupported',
+    msg: string,
+    at = where
+  ): never => {
     throw new CheckpointError(reason, archive.file, at, msg)
   }
   const n = elementCount(ref.shape)
-  if (n > MAX_TENSOR_ELEMENTS) fail('too_large', `${ref.shape.join('×')} elements exceed the ${MAX_TENSOR_ELEMENTS} the reader holds`)
+  if (n > MAX_TENSOR_ELEMENTS)
+    fail(
+      'too_large',
+      `${ref.shape.join('×')} elements exceed the ${MAX_TENSOR_ELEMENTS} the reader holds`
+    )
   const { storage } = ref
-  if (storage.elementSize === 0) fail('unsupported', `storage type ${storage.storageType} is not one the reader knows`)
+  if (storage.elementSize === 0)
+    fail('unsupported', `storage type ${storage.storageType} is not one the reader knows`)
   const record = `data/${storage.key}`
   const size = archive.recordSize(record)
-  if (size === undefined) fail('invalid', `its storage record ${archive.recordName(record)} is missing`)
+  if (size === undefined)
+    fail('invalid', `its storage record ${archive.recordName(record)} is missing`)
   const claimed = storage.numel * storage.elementSize
   if (!Number.isSafeInteger(claimed) || claimed !== size) {
     fail(
@@ -213,7 +223,12 @@ export async function readInt64Tensor(
   options: TensorReadOptions = {}
 ): Promise<number[]> {
   if (ref.storage.dtype !== 'int64') {
-    throw new CheckpointError('invalid', archive.file, where, `is ${ref.storage.dtype}; expected int64`)
+    throw new CheckpointError(
+      'invalid',
+      archive.file,
+      where,
+      `is ${ref.storage.dtype}; expected int64`
+    )
   }
   checkView(archive, ref, where)
   const n = elementCount(ref.shape)
@@ -242,7 +257,12 @@ export async function readInt64Tensor(
   })
 }
 
-function gather<T>(ref: TensorRef, src: ArrayLike<T>, first: number, out: { [i: number]: T }): void {
+function gather<T>(
+  ref: TensorRef,
+  src: ArrayLike<T>,
+  first: number,
+  out: { [i: number]: T }
+): void {
   const rank = ref.shape.length
   const index = new Array<number>(rank).fill(0)
   let srcPos = ref.offset - first

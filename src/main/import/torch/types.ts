@@ -75,12 +75,7 @@ export interface LensTrainingConfig {
 
 /** A JSON rendering of the whole training config (objects the reader does not interpret are marked). */
 export type JsonValue =
-  | null
-  | boolean
-  | number
-  | string
-  | JsonValue[]
-  | { [key: string]: JsonValue }
+  null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
 
 export interface LensCheckpoint {
   /** The file read. */
