@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { TorchArchive } from './archive'
 import { toJson } from './config'
 import { CheckpointError } from './errors'
 import {
@@ -18,6 +19,7 @@ import {
   type PickleLimits,
   type PickleValue
 } from './pickle'
+import { readFloatTensor } from './tensors'
 
 const FIXTURES = fileURLToPath(
   new URL('../../../../test/fixtures/lens-checkpoints/', import.meta.url)
@@ -156,6 +158,84 @@ describe('plain Python pickles, protocols 2–5', () => {
       expect(v.get('long_list')).toEqual(Array.from({ length: 300 }, (_, i) => i))
     })
   }
+})
+
+describe('objects torch.save writes besides state-dict tensors', () => {
+  it('a Parameter (with and without attributes), torch.Size and a defaultdict', async () => {
+    const file = path.join(FIXTURES, 'objects.pt')
+    const expected = JSON.parse(readFileSync(path.join(FIXTURES, 'expected.json'), 'utf8')) as {
+      objects: Record<string, { shape: number[]; f32: string }>
+    }
+    const archive = await TorchArchive.open(file)
+    try {
+      const bytes = await archive.readRecord('data.pkl', 1 << 20)
+      const v = unpickle(bytes, { file, record: 'objects/data.pkl' }).value as PyDict
+      for (const key of ['param', 'noted']) {
+        const ref = v.get(key) as TensorRef
+        expect(ref).toBeInstanceOf(TensorRef)
+        expect(ref.isParameter).toBe(true)
+        expect(ref.shape).toEqual(expected.objects[key].shape)
+        const data = await readFloatTensor(archive, ref, key)
+        expect(
+          Buffer.from(data.buffer).equals(Buffer.from(expected.objects[key].f32, 'base64'))
+        ).toBe(true)
+      }
+      expect((v.get('size') as PyTuple).items).toEqual([2, 3])
+      const dd = v.get('defaultdict') as PyDict
+      expect([...dd.entries()]).toEqual([['a', [1]]])
+    } finally {
+      await archive.close()
+    }
+  })
+
+  it('_rebuild_parameter_with_state and _rebuild_from_type_v2 (newer torch) give tensors', () => {
+    const withState = new Pickle()
+      .global('torch._utils', '_rebuild_parameter_with_state')
+      .mark()
+      .tensor('0', 4, [4], [1])
+      .raw(0x88)
+      .global('collections', 'OrderedDict')
+      .emptyTuple()
+      .reduce()
+      .raw(0x7d)
+      .tuple()
+      .reduce()
+      .done()
+    const a = load(withState) as TensorRef
+    expect(a.isParameter).toBe(true)
+    const fromType = new Pickle()
+      .global('torch._tensor', '_rebuild_from_type_v2')
+      .mark()
+      .global('torch._utils', '_rebuild_tensor_v2')
+      .global('torch.nn.parameter', 'Parameter')
+      .mark()
+      .mark()
+      .str('storage')
+      .global('torch', 'HalfStorage')
+      .str('1')
+      .str('cpu')
+      .int(6)
+      .tuple()
+      .raw(0x51)
+      .int(0)
+      .int(2)
+      .int(3)
+      .raw(0x86)
+      .int(3)
+      .int(1)
+      .raw(0x86)
+      .raw(0x89)
+      .raw(0x7d)
+      .tuple()
+      .raw(0x7d)
+      .tuple()
+      .reduce()
+      .done()
+    const b = load(fromType) as TensorRef
+    expect(b.isParameter).toBe(true)
+    expect(b.shape).toEqual([2, 3])
+    expect(b.storage.dtype).toBe('float16')
+  })
 })
 
 describe('what becomes data, and what becomes a placeholder', () => {

@@ -14,6 +14,7 @@ import {
   INERT_CALLS,
   NDARRAY_TYPES,
   NEWOBJ_CONTAINERS,
+  RECONSTRUCTOR_BASES,
   TENSOR_TYPES,
   judgeGlobal,
   type BuildRule
@@ -967,18 +968,7 @@ class Machine {
         const [cls, base] = args
         if (!(cls instanceof GlobalRef) || !(base instanceof GlobalRef))
           throw bad('expects two classes')
-        if (
-          ![
-            'builtins.object',
-            'builtins.dict',
-            'builtins.list',
-            'builtins.tuple',
-            'builtins.set',
-            'builtins.str',
-            'builtins.int',
-            'builtins.float'
-          ].includes(base.qualified)
-        ) {
+        if (!RECONSTRUCTOR_BASES.has(base.qualified)) {
           throw this.error(
             'unsafe',
             `copyreg._reconstructor would run ${base.qualified}.__init__ on load; refused`

@@ -256,6 +256,21 @@ export const TENSOR_TYPES: ReadonlySet<string> = new Set([
   'torch.nn.parameter.Parameter'
 ])
 
+/**
+ * Bases `copyreg._reconstructor(cls, base, state)` may name: Python runs `base.__new__` and,
+ * unless base is object, `base.__init__`; only these builtin types make both inert.
+ */
+export const RECONSTRUCTOR_BASES: ReadonlySet<string> = new Set([
+  'builtins.object',
+  'builtins.dict',
+  'builtins.list',
+  'builtins.tuple',
+  'builtins.set',
+  'builtins.str',
+  'builtins.int',
+  'builtins.float'
+])
+
 /** `numpy` array subclasses `_reconstruct` may build (a subclass could run code on creation). */
 export const NDARRAY_TYPES: ReadonlySet<string> = new Set(['numpy.ndarray'])
 
