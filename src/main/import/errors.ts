@@ -1,0 +1,93 @@
+/**
+ * The one error type of checkpoint reading (safetensors files, Hugging Face folders, PEFT adapters).
+ * It is an `AppError` of the same shape the bundle validator throws (`code`, `message`, `file`,
+ * `field`), so every transport serialises it unchanged and the CLI maps it to exit code 3; the
+ * extra `problem` and `tensor` let callers and tests tell the failures apart without parsing text.
+ */
+import { AppError } from '@shared/ipc/errors'
+
+/** What went wrong, as a closed set (tests and the importer switch on it). */
+export type CheckpointProblem =
+  /** A file or folder the checkpoint needs does not exist. */
+  | 'missing_file'
+  /** A FIFO, device, socket or directory where a regular file is expected (or the reverse). */
+  | 'not_regular_file'
+  /** A path (an index entry, a symlink) that resolves outside the folder the user chose. */
+  | 'outside_folder'
+  /** The file could not be read (permissions, I/O error, changed while reading). */
+  | 'unreadable'
+  /** A safetensors header that is not what the format allows (length, JSON, fields). */
+  | 'header_invalid'
+  /** The file ends before the data its header describes. */
+  | 'truncated'
+  /** Offsets outside the data region, begin > end, or a byte length that disagrees with the shape. */
+  | 'offsets_invalid'
+  /** Two tensors share bytes. */
+  | 'overlap'
+  /** A shape that is not a list of non-negative integers, or one too large to hold. */
+  | 'shape_invalid'
+  /** A dtype that this reader does not convert (listed in the header, refused when read). */
+  | 'dtype_unsupported'
+  /** `model.safetensors.index.json` is malformed. */
+  | 'index_invalid'
+  /** A shard named by the index is absent. */
+  | 'missing_shard'
+  /** A tensor asked for (or listed in the index) is not where it should be. */
+  | 'missing_tensor'
+  /** The same tensor name appears in two shards. */
+  | 'duplicate_tensor'
+  /** `config.json` (or another JSON file) is absent, malformed or too large. */
+  | 'config_invalid'
+  /** The folder holds weights in a format other than safetensors (e.g. `pytorch_model.bin`). */
+  | 'not_safetensors'
+  /** The config declares quantised weights. */
+  | 'quantized'
+  /** NaN or infinite values in a tensor (reported by the scan helper; the caller decides). */
+  | 'non_finite'
+  /** A PEFT adapter folder that cannot be merged faithfully. */
+  | 'adapter_invalid'
+  /** The caller's AbortSignal fired. */
+  | 'cancelled'
+
+export interface CheckpointErrorDetails {
+  /** The file the error is about, as the user would recognise it (relative to the chosen folder). */
+  file: string
+  /** The JSON field at fault (dotted), when there is one. */
+  field?: string
+  /** The tensor at fault, when there is one. */
+  tensor?: string
+}
+
+export class CheckpointError extends AppError {
+  readonly problem: CheckpointProblem
+  readonly tensor?: string
+  declare readonly file: string
+
+  constructor(problem: CheckpointProblem, message: string, details: CheckpointErrorDetails) {
+    super(problem === 'cancelled' ? 'cancelled' : 'bundle_invalid', message, {
+      file: details.file,
+      field: details.field
+    })
+    this.name = 'CheckpointError'
+    this.problem = problem
+    this.tensor = details.tensor
+  }
+}
+
+/** Builds the message prefix every error uses: `file (field)`, then `tensor "name"`. */
+export function checkpointFail(
+  problem: CheckpointProblem,
+  details: CheckpointErrorDetails,
+  message: string
+): never {
+  const where = details.field ? `${details.file} (${details.field})` : details.file
+  const tensor = details.tensor !== undefined ? `: tensor "${details.tensor}"` : ''
+  throw new CheckpointError(problem, `${where}${tensor}: ${message}`, details)
+}
+
+/** Throws a `cancelled` CheckpointError when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined, file: string): void {
+  if (signal?.aborted) {
+    throw new CheckpointError('cancelled', `${file}: reading cancelled`, { file })
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * Streaming safetensors reader. Opening reads only the header; a tensor is read from its own offset
+ * with large positioned reads (never the whole file), converted to float32 as it arrives: F32 lands
+ * directly in the output array, F16 and BF16 go through a reused pair of chunk buffers (the next
+ * chunk is read while this one is converted). No per-element allocation anywhere.
+ */
+import os from 'node:os'
+import type { Stats } from 'node:fs'
+import type { promises as fs } from 'node:fs'
+import { checkpointFail, throwIfAborted, type CheckpointErrorDetails } from '../errors'
+import { openRegularFile, statRegularFile } from '../files'
+import {
+  READABLE_DTYPES,
+  bytesPerElement,
+  float16ToFloat32Table,
+  isReadableDtype,
+  type ReadableDtype
+} from './dtypes'
+import { parseHeaderJson, parseHeaderLength, type SafetensorsTensorInfo } from './header'
+
+/** Bytes per positioned read: large enough that syscalls cost nothing, small enough to cancel fast. */
+export const READ_CHUNK_BYTES = 16 * 1024 * 1024
+
+export interface SafetensorsFile {
+  /** Path the file was opened from (absolute when the caller gave an absolute path). */
+  path: string
+  /** How errors name the file (defaults to `path`; folders pass the name relative to the folder). */
+  label: string
+  /** File size in bytes at open time. */
+  size: number
+  /** Byte length of the JSON header. */
+  headerLength: number
+  /** Absolute offset of the data region (8 + headerLength). */
+  dataStart: number
+  /** The header's `__metadata__` strings (empty when absent). */
+  metadata: Record<string, string>
+  /** Every tensor the header lists, readable or not, in header order. */
+  tensors: ReadonlyMap<string, SafetensorsTensorInfo>
+  /** Identity at open time: a read refuses a file replaced or resized since. */
+  readonly identity: Stats
+}
+
+export interface OpenSafetensorsOptions {
+  /** How errors name the file; defaults to the path. */
+  label?: string
+  signal?: AbortSignal
+}
+
+export interface ReadTensorOptions {
+  signal?: AbortSignal
+  /** Called after each chunk with the number of bytes that chunk read from the file (a delta). */
+  onBytes?: (bytes: number) => void
+  /** Read only rows `start` (inclusive) to `end` (exclusive) of the first dimension. */
+  rows?: { start: number; end: number }
+  /** Write into this array (its length must be the element count read) instead of a new one. */
+  into?: Float32Array
+}
+
+const littleEndian = os.endianness() === 'LE'
+
+/** Opens a safetensors file and validates its header; tensor data is not read. */
+export async function openSafetensors(
+  filePath: string,
+  options: OpenSafetensorsOptions = {}
+): Promise<SafetensorsFile> {
+  const label = options.label ?? filePath
+  const where = { file: label }
+  throwIfAborted(options.signal, label)
+  const identity = await statRegularFile(filePath, where)
+  const handle = await openRegularFile(filePath, where, identity)
+  try {
+    const first8 = new Uint8Array(8)
+    const got = await readAtMost(handle, first8, 0, 8, 0, where)
+    const headerLength = parseHeaderLength(first8.subarray(0, got), identity.size, label)
+    const headerBytes = new Uint8Array(headerLength)
+    await readExactly(handle, headerBytes, 0, headerLength, 8, where)
+    const dataStart = 8 + headerLength
+    const { metadata, tensors } = parseHeaderJson(headerBytes, dataStart, identity.size, label)
+    return {
+      path: filePath,
+      label,
+      size: identity.size,
+      headerLength,
+      dataStart,
+      metadata,
+      tensors,
+      identity
+    }
+  } finally {
+    await handle.close().catch(() => undefined)
+  }
+}
+
+/** The error for a dtype this reader does not convert: names the file, tensor and dtype. */
+export function unsupportedDtype(label: string, info: SafetensorsTensorInfo): never {
+  checkpointFail(
+    'dtype_unsupported',
+    { file: label, tensor: info.name, field: 'dtype' },
+    `dtype ${info.dtype} is not supported; supported dtypes are ${READABLE_DTYPES.join(', ')} ` +
+      '(quantised and integer weights cannot be imported; save the model in float32, float16 or bfloat16)'
+  )
+}
+
+/** Looks a tensor up by name, failing with `missing_tensor` naming the file. */
+export function tensorInfo(file: SafetensorsFile, name: string): SafetensorsTensorInfo {
+  const info = file.tensors.get(name)
+  if (!info) {
+    checkpointFail('missing_tensor', { file: file.label, tensor: name }, 'not in this file')
+  }
+  return info
+}
+
+/**
+ * Reads one tensor (or a range of its rows) as float32. F32, F16 and BF16 convert exactly; any
+ * other dtype is refused with the file, tensor and dtype named.
+ */
+export async function readSafetensorsTensor(
+  file: SafetensorsFile,
+  name: string,
+  options: ReadTensorOptions = {}
+): Promise<Float32Array> {
+  const info = tensorInfo(file, name)
+  const where = { file: file.label, tensor: name }
+  if (!isReadableDtype(info.dtype)) unsupportedDtype(file.label, info)
+  if (!littleEndian) {
+    checkpointFail('unreadable', where, 'safetensors data is little-endian; this machine is not')
+  }
+  const dtype: ReadableDtype = info.dtype
+  const bpe = bytesPerElement(dtype)
+
+  let firstElement = 0
+  let count = info.numel
+  if (options.rows) {
+    const rows = info.shape[0]
+    if (info.shape.length === 0 || rows === undefined) {
+      checkpointFail('shape_invalid', where, 'a scalar has no rows to read')
+    }
+    const { start, end } = options.rows
+    if (
+      !Number.isSafeInteger(start) ||
+      !Number.isSafeInteger(end) ||
+      start < 0 ||
+      end < start ||
+      end > rows
+    ) {
+      checkpointFail('shape_invalid', where, `rows ${start}–${end} are outside 0–${rows}`)
+    }
+    const perRow = rows === 0 ? 0 : info.numel / rows
+    firstElement = start * perRow
+    count = (end - start) * perRow
+  }
+  const out = options.into ?? new Float32Array(count)
+  if (out.length !== count) {
+    checkpointFail(
+      'shape_invalid',
+      where,
+      `output array holds ${out.length} values, the read gives ${count}`
+    )
+  }
+  if (count === 0) return out
+
+  throwIfAborted(options.signal, file.label)
+  const handle = await openRegularFile(file.path, { file: file.label }, file.identity)
+  try {
+    const position = info.offset + firstElement * bpe
+    const byteLength = count * bpe
+    if (dtype === 'F32') {
+      await readFloat32(handle, out, position, byteLength, options, where)
+    } else {
+      await readHalf(handle, out, dtype, position, byteLength, options, where)
+    }
+  } finally {
+    await handle.close().catch(() => undefined)
+  }
+  return out
+}
+
+async function readFloat32(
+  handle: fs.FileHandle,
+  out: Float32Array,
+  position: number,
+  byteLength: number,
+  options: ReadTensorOptions,
+  where: CheckpointErrorDetails
+): Promise<void> {
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, byteLength)
+  for (let done = 0; done < byteLength;) {
+    throwIfAborted(options.signal, where.file)
+    const n = Math.min(READ_CHUNK_BYTES, byteLength - done)
+    await readExactly(handle, bytes, done, n, position + done, where)
+    done += n
+    options.onBytes?.(n)
+  }
+}
+
+async function readHalf(
+  handle: fs.FileHandle,
+  out: Float32Array,
+  dtype: 'F16' | 'BF16',
+  position: number,
+  byteLength: number,
+  options: ReadTensorOptions,
+  where: CheckpointErrorDetails
+): Promise<void> {
+  const out32 = new Uint32Array(out.buffer, out.byteOffset, out.length)
+  const chunk = Math.min(READ_CHUNK_BYTES, byteLength)
+  const buffers = [new ArrayBuffer(chunk), new ArrayBuffer(chunk)]
+  const table = dtype === 'F16' ? float16ToFloat32Table() : undefined
+  const readChunk = (k: number, done: number): Promise<number> => {
+    const n = Math.min(chunk, byteLength - done)
+    const target = new Uint8Array(buffers[k & 1]!, 0, n)
+    return readExactly(handle, target, 0, n, position + done, where).then(() => n)
+  }
+  let pending: Promise<number> | undefined = readChunk(0, 0)
+  try {
+    let k = 0
+    for (let done = 0; done < byteLength; k++) {
+      const n: number = await pending!
+      pending = undefined
+      throwIfAborted(options.signal, where.file)
+      const next = done + n
+      if (next < byteLength) pending = readChunk(k + 1, next)
+      const src = new Uint16Array(buffers[k & 1]!, 0, n / 2)
+      const o = done / 2
+      if (table) {
+        for (let i = 0; i < src.length; i++) out32[o + i] = table[src[i]!]!
+      } else {
+        for (let i = 0; i < src.length; i++) out32[o + i] = src[i]! << 16
+      }
+      done = next
+      options.onBytes?.(n)
+    }
+  } finally {
+    // Never return while a read still writes into a buffer (or races the handle's close).
+    if (pending) await pending.catch(() => undefined)
+  }
+}
+
+async function readAtMost(
+  handle: fs.FileHandle,
+  target: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+  where: CheckpointErrorDetails
+): Promise<number> {
+  let done = 0
+  while (done < length) {
+    let bytesRead: number
+    try {
+      ;({ bytesRead } = await handle.read(target, offset + done, length - done, position + done))
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      checkpointFail(
+        'unreadable',
+        where,
+        `read failed at byte ${position + done}: ${e.code ?? ''} ${e.message}`
+      )
+    }
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
+}
+
+async function readExactly(
+  handle: fs.FileHandle,
+  target: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+  where: CheckpointErrorDetails
+): Promise<void> {
+  const got = await readAtMost(handle, target, offset, length, position, where)
+  if (got < length) {
+    checkpointFail(
+      'truncated',
+      where,
+      `file ends at byte ${position + got}, before the ${length} bytes wanted from byte ${position}`
+    )
+  }
+}
