@@ -1,0 +1,466 @@
+/**
+ * A Hugging Face model folder, opened for import: `config.json`, the safetensors weights (one
+ * `model.safetensors`, or shards named by `model.safetensors.index.json`), and the tokenizer and
+ * generation files when present. Accepts a `save_pretrained` folder, a Hugging Face cache snapshot
+ * (`models--org--name/snapshots/<hash>/`, whose files are symlinks into `../../blobs/`), and the
+ * cache's `models--org--name` folder itself (the snapshot `refs/main` names).
+ *
+ * Only headers are read here. Every file must resolve inside the chosen folder (for the cache: inside
+ * its `models--…` folder), be a regular file, and agree with the index; anything else is refused
+ * with a `CheckpointError` naming the file (and the tensor or field).
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { checkpointFail, throwIfAborted, type CheckpointErrorDetails } from '../errors'
+import {
+  isDirectory,
+  isInside,
+  isPlainObject,
+  readJsonObject,
+  readSmallFile,
+  realpathInside,
+  statRegularFile
+} from '../files'
+import {
+  openSafetensors,
+  readSafetensorsTensor,
+  type ReadTensorOptions,
+  type SafetensorsDtype,
+  type SafetensorsFile
+} from '../safetensors'
+
+export const CONFIG_FILE = 'config.json'
+export const SINGLE_WEIGHTS_FILE = 'model.safetensors'
+export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json'
+
+/** Optional files, by the key `HfFolder.files` uses, in order of preference for each key. */
+const OPTIONAL_FILES = {
+  tokenizer: ['tokenizer.json'],
+  tokenizerConfig: ['tokenizer_config.json'],
+  generationConfig: ['generation_config.json'],
+  specialTokensMap: ['special_tokens_map.json'],
+  chatTemplate: ['chat_template.jinja', 'chat_template.json']
+} as const
+
+const MAX_JSON_BYTES = 64 * 1024 * 1024
+const MAX_TEXT_FILE_BYTES = 512 * 1024 * 1024
+
+/** Real paths (symlinks resolved, inside `HfFolder.root`) of the folder's files. */
+export interface HfFolderFiles {
+  config: string
+  tokenizer?: string
+  tokenizerConfig?: string
+  generationConfig?: string
+  specialTokensMap?: string
+  /** `chat_template.jinja` (the template itself) or `chat_template.json` (`{ "chat_template": … }`). */
+  chatTemplate?: string
+}
+
+export type HfFolderFileKey = keyof HfFolderFiles
+
+/** One tensor of the checkpoint, wherever it lives. */
+export interface HfTensorEntry {
+  name: string
+  dtype: SafetensorsDtype
+  shape: number[]
+  numel: number
+  /** The weights file holding it, named relative to `HfFolder.dir` (as the index names it). */
+  file: string
+  /** Absolute byte offset in that file. */
+  offset: number
+  byteLength: number
+}
+
+export interface HfShard {
+  /** Relative to `HfFolder.dir`. */
+  file: string
+  /** Real path of the file (for the cache: the blob). */
+  path: string
+  size: number
+  /** Sum of the byte lengths of its tensors. */
+  tensorBytes: number
+  safetensors: SafetensorsFile
+}
+
+export interface HfFolder {
+  /** The folder the files are named in: the chosen folder, or the cache snapshot. Absolute. */
+  dir: string
+  /** Real path that every file must resolve inside (the chosen folder, or the `models--…` folder). */
+  root: string
+  layout: 'plain' | 'hf-cache'
+  /** The snapshot's commit hash, for the cache layout. */
+  revision?: string
+  /** `config.json`, parsed (not interpreted: the architecture is read elsewhere). */
+  config: Record<string, unknown>
+  files: HfFolderFiles
+  tensors: ReadonlyMap<string, HfTensorEntry>
+  /** Sum of every tensor's byte length: what reading every tensor once costs. */
+  totalBytes: number
+  shards: HfShard[]
+  /** `model.safetensors.index.json`, for a sharded checkpoint. */
+  index?: { file: string; metadata: Record<string, unknown> }
+}
+
+export interface OpenHfFolderOptions {
+  signal?: AbortSignal
+}
+
+interface Located {
+  dir: string
+  root: string
+  layout: 'plain' | 'hf-cache'
+  revision?: string
+}
+
+/** Opens a Hugging Face model folder: validates config, index and every shard header. */
+export async function openHfFolder(
+  dirArg: string,
+  options: OpenHfFolderOptions = {}
+): Promise<HfFolder> {
+  const located = await locate(path.resolve(dirArg))
+  const { dir, root } = located
+  throwIfAborted(options.signal, dir)
+
+  const configPath = await resolveFile(dir, root, CONFIG_FILE, { file: CONFIG_FILE })
+  if (!configPath) {
+    const hint = (await looksLikePeftAdapter(dir))
+      ? ' This is a PEFT adapter folder (adapter_config.json): import it as a donor adapter on its base model.'
+      : ''
+    checkpointFail('missing_file', { file: CONFIG_FILE }, `missing in ${dir}.${hint}`)
+  }
+  const config = await readJsonObject(configPath, { file: CONFIG_FILE }, MAX_JSON_BYTES)
+  refuseQuantized(config)
+
+  const files: HfFolderFiles = { config: configPath }
+  for (const [key, names] of Object.entries(OPTIONAL_FILES) as [
+    HfFolderFileKey,
+    readonly string[]
+  ][]) {
+    for (const name of names) {
+      const p = await resolveFile(dir, root, name, { file: name })
+      if (p) {
+        await statRegularFile(p, { file: name })
+        files[key] = p
+        break
+      }
+    }
+  }
+
+  const weights = await openWeights(dir, root, options)
+  return { ...located, config, files, ...weights }
+}
+
+/** Reads one tensor as float32 from whichever shard holds it (streamed; see readSafetensorsTensor). */
+export async function readTensor(
+  folder: HfFolder,
+  name: string,
+  options: ReadTensorOptions = {}
+): Promise<Float32Array> {
+  const entry = folder.tensors.get(name)
+  if (!entry) {
+    checkpointFail(
+      'missing_tensor',
+      { file: folder.index?.file ?? SINGLE_WEIGHTS_FILE, tensor: name },
+      'not in this checkpoint'
+    )
+  }
+  const shard = folder.shards.find((s) => s.file === entry.file)!
+  return readSafetensorsTensor(shard.safetensors, name, options)
+}
+
+/** Reads one of the folder's small files as text (undefined when the folder does not have it). */
+export async function readHfFolderFile(
+  folder: HfFolder,
+  key: HfFolderFileKey
+): Promise<string | undefined> {
+  const p = folder.files[key]
+  if (!p) return undefined
+  const label = path.relative(folder.dir, p) === '' ? key : path.basename(p)
+  const buf = await readSmallFile(p, { file: label }, MAX_TEXT_FILE_BYTES)
+  return buf.toString('utf8')
+}
+
+// ── layout ──────────────────────────────────────────────────────────────────────────────────────
+
+async function locate(dir: string): Promise<Located> {
+  const where = { file: dir }
+  if (!(await isDirectory(dir, where)))
+    checkpointFail('missing_file', where, 'folder does not exist')
+  const real = await fs.realpath(dir)
+
+  // The repository folder of the cache: `models--org--name/{blobs,refs,snapshots}`.
+  if (
+    path.basename(real).startsWith('models--') &&
+    (await isDirectory(path.join(real, 'snapshots'), where))
+  ) {
+    const { hash, snapshot } = await snapshotOf(dir, real)
+    return { dir: snapshot, root: real, layout: 'hf-cache', revision: hash }
+  }
+  // A snapshot inside the cache: `models--org--name/snapshots/<hash>`.
+  const parent = path.dirname(real)
+  const repo = path.dirname(parent)
+  if (path.basename(parent) === 'snapshots' && path.basename(repo).startsWith('models--')) {
+    return { dir, root: repo, layout: 'hf-cache', revision: path.basename(real) }
+  }
+  return { dir, root: real, layout: 'plain' }
+}
+
+async function snapshotOf(
+  dir: string,
+  realRepo: string
+): Promise<{ hash: string; snapshot: string }> {
+  const refFile = path.join(dir, 'refs', 'main')
+  const refWhere = { file: 'refs/main' }
+  let hash: string | undefined
+  if (await resolveFile(dir, realRepo, 'refs/main', refWhere)) {
+    hash = (await readSmallFile(refFile, refWhere, 4096)).toString('utf8').trim()
+    if (!/^[0-9a-f]{40}$/.test(hash)) {
+      checkpointFail(
+        'config_invalid',
+        refWhere,
+        `holds ${JSON.stringify(hash.slice(0, 80))}, not a commit hash`
+      )
+    }
+  } else {
+    const snapshots = (await fs.readdir(path.join(dir, 'snapshots'))).filter(
+      (n) => !n.startsWith('.')
+    )
+    if (snapshots.length !== 1) {
+      checkpointFail(
+        'missing_file',
+        refWhere,
+        `missing, and snapshots/ holds ${snapshots.length} snapshots (${snapshots.slice(0, 5).join(', ')}): choose one snapshot folder`
+      )
+    }
+    hash = snapshots[0]!
+  }
+  const snapshot = path.join(dir, 'snapshots', hash)
+  if (!(await isDirectory(snapshot, { file: `snapshots/${hash}` }))) {
+    checkpointFail(
+      'missing_file',
+      { file: `snapshots/${hash}` },
+      'the snapshot refs/main names is missing'
+    )
+  }
+  await realpathInside(snapshot, realRepo, { file: `snapshots/${hash}` }, 'the snapshot folder')
+  return { hash, snapshot }
+}
+
+/**
+ * The real path of `dir/name` when something exists there (undefined otherwise). The name must stay
+ * inside `dir` as written, and what it resolves to inside `root`.
+ */
+async function resolveFile(
+  dir: string,
+  root: string,
+  name: string,
+  where: CheckpointErrorDetails
+): Promise<string | undefined> {
+  const abs = path.resolve(dir, name)
+  if (!isInside(dir, abs) || abs === dir) {
+    checkpointFail('outside_folder', where, `"${name}" names a path outside the model folder`)
+  }
+  try {
+    await fs.lstat(abs)
+  } catch {
+    return undefined
+  }
+  return realpathInside(abs, root, where, `"${name}"`)
+}
+
+function refuseQuantized(config: Record<string, unknown>): void {
+  const nested = isPlainObject(config.text_config) ? config.text_config : undefined
+  for (const [obj, field] of [
+    [config, 'quantization_config'],
+    [nested, 'text_config.quantization_config']
+  ] as const) {
+    const q = obj?.quantization_config
+    if (q === undefined || q === null) continue
+    const method =
+      isPlainObject(q) && typeof q.quant_method === 'string' ? ` (${q.quant_method})` : ''
+    checkpointFail(
+      'quantized',
+      { file: CONFIG_FILE, field },
+      `quantised checkpoints${method} are not supported; import the unquantised float32, float16 or bfloat16 model`
+    )
+  }
+}
+
+async function looksLikePeftAdapter(dir: string): Promise<boolean> {
+  try {
+    await fs.lstat(path.join(dir, 'adapter_config.json'))
+    return true
+  } catch {
+    return false
+  }
+}
+
+// ── weights ─────────────────────────────────────────────────────────────────────────────────────
+
+type Weights = Pick<HfFolder, 'tensors' | 'totalBytes' | 'shards' | 'index'>
+
+const CONVERT_HINT =
+  'convert it once with transformers: AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT, safe_serialization=True)'
+
+async function openWeights(
+  dir: string,
+  root: string,
+  options: OpenHfFolderOptions
+): Promise<Weights> {
+  const single = await resolveFile(dir, root, SINGLE_WEIGHTS_FILE, { file: SINGLE_WEIGHTS_FILE })
+  if (single) {
+    const shard = await openShard(single, SINGLE_WEIGHTS_FILE, options)
+    const tensors = new Map<string, HfTensorEntry>()
+    for (const info of shard.safetensors.tensors.values()) {
+      tensors.set(info.name, { ...info, shape: info.shape, file: SINGLE_WEIGHTS_FILE })
+    }
+    return { tensors, totalBytes: shard.tensorBytes, shards: [shard] }
+  }
+  const indexPath = await resolveFile(dir, root, WEIGHTS_INDEX_FILE, { file: WEIGHTS_INDEX_FILE })
+  if (indexPath) return openSharded(dir, root, indexPath, options)
+  return refuseOtherWeights(dir)
+}
+
+async function openShard(
+  real: string,
+  label: string,
+  options: OpenHfFolderOptions
+): Promise<HfShard> {
+  const safetensors = await openSafetensors(real, { label, signal: options.signal })
+  let tensorBytes = 0
+  for (const t of safetensors.tensors.values()) tensorBytes += t.byteLength
+  return { file: label, path: real, size: safetensors.size, tensorBytes, safetensors }
+}
+
+async function openSharded(
+  dir: string,
+  root: string,
+  indexPath: string,
+  options: OpenHfFolderOptions
+): Promise<Weights> {
+  const indexWhere = { file: WEIGHTS_INDEX_FILE }
+  const index = await readJsonObject(indexPath, indexWhere, MAX_JSON_BYTES)
+  const weightMap = index.weight_map
+  if (!isPlainObject(weightMap) || Object.keys(weightMap).length === 0) {
+    checkpointFail(
+      'index_invalid',
+      { ...indexWhere, field: 'weight_map' },
+      'must map tensor names to shard files'
+    )
+  }
+  const shardNames: string[] = []
+  for (const [tensor, file] of Object.entries(weightMap)) {
+    if (typeof file !== 'string' || file === '' || file.includes('\0')) {
+      checkpointFail(
+        'index_invalid',
+        { ...indexWhere, field: `weight_map.${tensor}`, tensor },
+        `names ${JSON.stringify(file)}, not a file name`
+      )
+    }
+    if (!shardNames.includes(file)) shardNames.push(file)
+  }
+  // In file-name order (model-00001-of-…, model-00002-of-…), whatever order the index lists them.
+  shardNames.sort()
+
+  const shards: HfShard[] = []
+  for (const name of shardNames) {
+    throwIfAborted(options.signal, WEIGHTS_INDEX_FILE)
+    const firstTensor = Object.keys(weightMap).find((t) => weightMap[t] === name)
+    const where = { ...indexWhere, field: `weight_map.${firstTensor}`, tensor: firstTensor }
+    let real: string | undefined
+    try {
+      real = await resolveFile(dir, root, name, where)
+    } catch (err) {
+      if ((err as { problem?: string }).problem === 'missing_file') real = undefined
+      else throw err
+    }
+    if (!real) {
+      checkpointFail(
+        'missing_shard',
+        { file: name },
+        `shard named in ${WEIGHTS_INDEX_FILE} is missing`
+      )
+    }
+    shards.push(await openShard(real, name, options))
+  }
+
+  const tensors = new Map<string, HfTensorEntry>()
+  for (const shard of shards) {
+    for (const info of shard.safetensors.tensors.values()) {
+      const seen = tensors.get(info.name)
+      if (seen) {
+        checkpointFail(
+          'duplicate_tensor',
+          { file: shard.file, tensor: info.name },
+          `also in ${seen.file}; a tensor may be in one shard only`
+        )
+      }
+      tensors.set(info.name, { ...info, file: shard.file })
+    }
+  }
+  for (const [tensor, file] of Object.entries(weightMap) as [string, string][]) {
+    const entry = tensors.get(tensor)
+    if (!entry || entry.file !== file) {
+      const elsewhere = entry ? ` (it is in ${entry.file})` : ''
+      checkpointFail(
+        'missing_tensor',
+        { file, tensor },
+        `listed in ${WEIGHTS_INDEX_FILE} for this shard, which does not hold it${elsewhere}`
+      )
+    }
+  }
+  let totalBytes = 0
+  for (const s of shards) totalBytes += s.tensorBytes
+  const metadata = isPlainObject(index.metadata) ? index.metadata : {}
+  return { tensors, totalBytes, shards, index: { file: WEIGHTS_INDEX_FILE, metadata } }
+}
+
+async function refuseOtherWeights(dir: string): Promise<never> {
+  let names: string[] = []
+  try {
+    names = await fs.readdir(dir)
+  } catch {
+    names = []
+  }
+  const where = { file: SINGLE_WEIGHTS_FILE }
+  const has = (re: RegExp): string | undefined => names.find((n) => re.test(n))
+  const shard = has(/^model-\d+-of-\d+\.safetensors$/)
+  if (shard) {
+    checkpointFail(
+      'missing_file',
+      { file: WEIGHTS_INDEX_FILE },
+      `missing: found shard ${shard} but not the index that lists the shards' tensors`
+    )
+  }
+  if (names.includes('adapter_model.safetensors') || names.includes('adapter_config.json')) {
+    checkpointFail(
+      'missing_file',
+      where,
+      'missing: this is a PEFT adapter folder (adapter_config.json), not a full model; import it as a donor adapter on its base model'
+    )
+  }
+  const other =
+    has(/^pytorch_model.*\.bin(\.index\.json)?$/) ??
+    has(/\.(bin|pt|pth|ckpt|h5|msgpack|gguf)$/) ??
+    has(/^model\.ckpt/)
+  if (other) {
+    checkpointFail(
+      'not_safetensors',
+      { file: other },
+      `weights in this format cannot be read: safetensors are needed (model.safetensors or shards with ${WEIGHTS_INDEX_FILE}); ${CONVERT_HINT}`
+    )
+  }
+  const someSafetensors = has(/\.safetensors$/)
+  if (someSafetensors) {
+    checkpointFail(
+      'missing_file',
+      where,
+      `missing (found ${someSafetensors}); the folder must be laid out as save_pretrained writes it: ${SINGLE_WEIGHTS_FILE}, or shards with ${WEIGHTS_INDEX_FILE}`
+    )
+  }
+  checkpointFail(
+    'missing_file',
+    where,
+    `missing, and no ${WEIGHTS_INDEX_FILE} either: no model weights in ${dir}`
+  )
+}
