@@ -4,7 +4,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CheckpointError } from '../errors'
 import { encodeTensorValues, scanTensorValues } from '../safetensors'
-import { openHfFolder, readHfFolderFile, readTensor, type HfFolder } from './folder'
+import { openHfFolder, readHfFolderFile, readTensor, streamTensors, type HfFolder } from './folder'
 import { BAD_CHECKPOINTS, writeRawSafetensors } from '../../../../test/fixtures/hf/badCheckpoints'
 import {
   randomTensors,
@@ -183,6 +183,31 @@ describe('openHfFolder layouts', () => {
     })
     const err = await failure(readTensor(folder, 'h.0.attn.bias'))
     expect(err.problem).toBe('dtype_unsupported')
+  })
+
+  it('streams every tensor through one reused scratch array', async () => {
+    const folder = await openHfFolder(
+      (await writeHfFolder(await fresh(), model, { shards: 2, dtype: 'BF16' })).dir
+    )
+    const seen: string[] = []
+    const buffers = new Set<ArrayBufferLike>()
+    let bytes = 0
+    for await (const { entry, values } of streamTensors(folder, undefined, {
+      onBytes: (b) => (bytes += b)
+    })) {
+      seen.push(entry.name)
+      buffers.add(values.buffer)
+      expect(values).toEqual(stored('BF16', model.tensors.get(entry.name)!.data as Float32Array))
+    }
+    expect(seen.sort()).toEqual([...model.tensors.keys()].sort())
+    expect(buffers.size).toBe(1)
+    expect(bytes).toBe(folder.totalBytes)
+    const some = []
+    for await (const t of streamTensors(folder, ['model.norm.weight'])) some.push(t.values.length)
+    expect(some).toEqual([8])
+    await expect(streamTensors(folder, ['nope']).next()).rejects.toThrow(
+      /"nope": not in this checkpoint/
+    )
   })
 
   it('reports progress bytes and cancels', async () => {

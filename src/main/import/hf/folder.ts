@@ -22,6 +22,7 @@ import {
   statRegularFile
 } from '../files'
 import {
+  isReadableDtype,
   openSafetensors,
   readSafetensorsTensor,
   type ReadTensorOptions,
@@ -166,6 +167,53 @@ export async function readTensor(
   }
   const shard = folder.shards.find((s) => s.file === entry.file)!
   return readSafetensorsTensor(shard.safetensors, name, options)
+}
+
+/** One step of `streamTensors`. */
+export interface StreamedTensor {
+  entry: HfTensorEntry
+  /**
+   * The tensor as float32 (length = numel). A window of one scratch array that the next step
+   * overwrites: copy (or write out) what must outlive the step.
+   */
+  values: Float32Array
+}
+
+/**
+ * Reads tensors one after another into one reused scratch array, sized for the largest of them.
+ * This is the fast way to import: a new multi-hundred-megabyte array per tensor costs a page fault
+ * per 4 KiB on first touch, several times the read and conversion themselves (bench/safetensors.ts
+ * measures both), and the scratch array bounds memory at one float32 tensor. `names` defaults to
+ * every tensor of a readable dtype (F32, F16, BF16), in shard and header order.
+ */
+export async function* streamTensors(
+  folder: HfFolder,
+  names?: Iterable<string>,
+  options: Omit<ReadTensorOptions, 'into' | 'rows'> = {}
+): AsyncGenerator<StreamedTensor> {
+  const wanted = names
+    ? [...names].map((n) => {
+        const e = folder.tensors.get(n)
+        if (!e) {
+          checkpointFail(
+            'missing_tensor',
+            { file: folder.index?.file ?? SINGLE_WEIGHTS_FILE, tensor: n },
+            'not in this checkpoint'
+          )
+        }
+        return e
+      })
+    : [...folder.tensors.values()].filter((e) => isReadableDtype(e.dtype))
+  let largest = 0
+  for (const e of wanted) largest = Math.max(largest, e.numel)
+  const scratch = new Float32Array(largest)
+  for (const entry of wanted) {
+    const values = await readTensor(folder, entry.name, {
+      ...options,
+      into: scratch.subarray(0, entry.numel)
+    })
+    yield { entry, values }
+  }
 }
 
 /** Reads one of the folder's small files as text (undefined when the folder does not have it). */

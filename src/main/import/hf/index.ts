@@ -6,12 +6,14 @@ export {
   openHfFolder,
   readHfFolderFile,
   readTensor,
+  streamTensors,
   type HfFolder,
   type HfFolderFileKey,
   type HfFolderFiles,
   type HfShard,
   type HfTensorEntry,
-  type OpenHfFolderOptions
+  type OpenHfFolderOptions,
+  type StreamedTensor
 } from './folder'
 export {
   ADAPTER_CONFIG_FILE,

@@ -125,6 +125,15 @@ describe('safetensors round trip', () => {
       const rows = await readSafetensorsTensor(st, 'a', { rows: { start: 3, end: 5 }, into })
       expect(rows).toBe(into)
       expect(rows).toEqual(want(a).subarray(15, 25))
+      // Into a window of a larger array: the values land there, the neighbours stay as they were.
+      const big = new Float32Array(40).fill(7)
+      const window = big.subarray(3, 33)
+      await readSafetensorsTensor(st, 'a', { into: window })
+      expect(window).toEqual(want(a))
+      expect([...big.subarray(0, 3), ...big.subarray(33)]).toEqual(Array(10).fill(7))
+      await expect(readSafetensorsTensor(st, 'a', { into: new Float32Array(29) })).rejects.toThrow(
+        /output array holds 29 values, the read gives 30/
+      )
     }
   )
 
