@@ -61,6 +61,8 @@ export interface ReadTensorOptions {
 }
 
 const littleEndian = os.endianness() === 'LE'
+/** V8's limit on a typed array's length (64-bit builds). */
+const MAX_ELEMENTS_PER_ARRAY = 2 ** 32 - 1
 
 /** Opens a safetensors file and validates its header; tensor data is not read. */
 export async function openSafetensors(
@@ -153,7 +155,23 @@ export async function readSafetensorsTensor(
     firstElement = start * perRow
     count = (end - start) * perRow
   }
-  const out = options.into ?? new Float32Array(count)
+  if (!options.into && count > MAX_ELEMENTS_PER_ARRAY) {
+    checkpointFail(
+      'shape_invalid',
+      where,
+      `${count} elements are more than one float32 array can hold; read it in row ranges`
+    )
+  }
+  let out: Float32Array
+  try {
+    out = options.into ?? new Float32Array(count)
+  } catch (err) {
+    checkpointFail(
+      'unreadable',
+      where,
+      `cannot allocate ${Math.round((count * 4) / 1e6)} MB for it: ${(err as Error).message}`
+    )
+  }
   if (out.length !== count) {
     checkpointFail(
       'shape_invalid',
