@@ -137,6 +137,10 @@ describe('openHfFolder layouts', () => {
       eos_token_id: [2, 3]
     })
     expect(await readHfFolderFile(folder, 'chatTemplate')).toBe('{{ messages[0].content }}')
+    expect(folder.fileNames).toMatchObject({
+      chatTemplate: 'chat_template.jinja',
+      tokenizer: 'tokenizer.json'
+    })
     const bare = await openHfFolder((await writeHfFolder(await fresh(), model)).dir)
     expect(Object.keys(bare.files)).toEqual(['config'])
     expect(await readHfFolderFile(bare, 'tokenizer')).toBeUndefined()
@@ -147,7 +151,7 @@ describe('openHfFolder layouts', () => {
       extraFiles: { 'chat_template.json': JSON.stringify({ chat_template: 'x' }) }
     })
     const folder = await openHfFolder(written.dir)
-    expect(path.basename(folder.files.chatTemplate!)).toBe('chat_template.json')
+    expect(folder.fileNames.chatTemplate).toBe('chat_template.json')
   })
 
   it('lists buffers of other dtypes (GPT-2 attn.bias masks) without reading them', async () => {

@@ -94,6 +94,8 @@ export interface HfFolder {
   /** `config.json`, parsed (not interpreted: the architecture is read elsewhere). */
   config: Record<string, unknown>
   files: HfFolderFiles
+  /** The same files by name in `dir` (e.g. `chat_template.jinja`), for messages. */
+  fileNames: Partial<Record<HfFolderFileKey, string>>
   tensors: ReadonlyMap<string, HfTensorEntry>
   /** Sum of every tensor's byte length: what reading every tensor once costs. */
   totalBytes: number
@@ -133,6 +135,7 @@ export async function openHfFolder(
   refuseQuantized(config)
 
   const files: HfFolderFiles = { config: configPath }
+  const fileNames: HfFolder['fileNames'] = { config: CONFIG_FILE }
   for (const [key, names] of Object.entries(OPTIONAL_FILES) as [
     HfFolderFileKey,
     readonly string[]
@@ -142,13 +145,14 @@ export async function openHfFolder(
       if (p) {
         await statRegularFile(p, { file: name })
         files[key] = p
+        fileNames[key] = name
         break
       }
     }
   }
 
   const weights = await openWeights(dir, root, options)
-  return { ...located, config, files, ...weights }
+  return { ...located, config, files, fileNames, ...weights }
 }
 
 /** Reads one tensor as float32 from whichever shard holds it (streamed; see readSafetensorsTensor). */
@@ -223,8 +227,7 @@ export async function readHfFolderFile(
 ): Promise<string | undefined> {
   const p = folder.files[key]
   if (!p) return undefined
-  const label = path.relative(folder.dir, p) === '' ? key : path.basename(p)
-  const buf = await readSmallFile(p, { file: label }, MAX_TEXT_FILE_BYTES)
+  const buf = await readSmallFile(p, { file: folder.fileNames[key] ?? key }, MAX_TEXT_FILE_BYTES)
   return buf.toString('utf8')
 }
 
