@@ -15,6 +15,7 @@ export {
   type OpenHfFolderOptions,
   type StreamedTensor
 } from './folder'
+export { locateHfFolder, type LocatedFolder } from './layout'
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_KEY_PREFIX,

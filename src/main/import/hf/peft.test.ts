@@ -166,6 +166,22 @@ describe('PEFT LoRA merge', () => {
     }
   })
 
+  it('reads an adapter from the Hugging Face cache layout (symlinks into blobs/)', async () => {
+    const q = randomLora(8, 8, 4, 14)
+    const dir = await writePeftAdapter(fresh(), {
+      loras: { 'model.layers.0.self_attn.q_proj': q },
+      layout: 'hf-cache'
+    })
+    expect(dir).toMatch(/models--test-org--tiny-adapter\/snapshots\/[0-9a-f]{40}$/)
+    const merged = await mergeAll(await baseFolder(llamaBase), dir)
+    const name = 'model.layers.0.self_attn.q_proj.weight'
+    expectClose(
+      merged.get(name)!,
+      referenceMerge(llamaBase.get(name)!.data, q, 2, false),
+      llamaBase.get(name)!.data
+    )
+  })
+
   it('scales by alpha/√r with use_rslora and honours rank_pattern / alpha_pattern', async () => {
     const q = randomLora(8, 8, 4, 3)
     const v = randomLora(8, 4, 2, 4)

@@ -14,9 +14,9 @@
  * a plain merge would get wrong (DoRA, LoRA biases, PiSSA/OLoRA/CorDA/LoftQ initialisations that
  * changed the base, other PEFT methods) is refused, naming the config field.
  */
-import path from 'node:path'
 import { checkpointFail, throwIfAborted } from '../errors'
-import { isPlainObject, readJsonObject, realpathInside } from '../files'
+import { isPlainObject, readJsonObject } from '../files'
+import { locateHfFolder, resolveFile } from './layout'
 import { promises as fs } from 'node:fs'
 import {
   openSafetensors,
@@ -101,35 +101,19 @@ export async function readPeftAdapter(
   dirArg: string,
   options: { signal?: AbortSignal } = {}
 ): Promise<PeftAdapter> {
-  const dir = path.resolve(dirArg)
-  let root: string
-  try {
-    root = await fs.realpath(dir)
-  } catch {
-    checkpointFail('missing_file', { file: dir }, 'adapter folder does not exist')
-  }
+  const { dir, root } = await locateHfFolder(dirArg)
   throwIfAborted(options.signal, dir)
   const cfgWhere = { file: ADAPTER_CONFIG_FILE }
-  const configPath = await realpathInside(
-    path.join(dir, ADAPTER_CONFIG_FILE),
-    root,
-    cfgWhere,
-    ADAPTER_CONFIG_FILE
-  )
+  const configPath = await resolveFile(dir, root, ADAPTER_CONFIG_FILE, cfgWhere)
+  if (!configPath) {
+    checkpointFail('missing_file', cfgWhere, `missing in ${dir}: not a PEFT adapter folder`)
+  }
   const raw = await readJsonObject(configPath, cfgWhere, MAX_CONFIG_BYTES)
   const config = parsePeftConfig(raw)
 
   const wWhere = { file: ADAPTER_WEIGHTS_FILE }
-  let weightsPath: string
-  try {
-    weightsPath = await realpathInside(
-      path.join(dir, ADAPTER_WEIGHTS_FILE),
-      root,
-      wWhere,
-      ADAPTER_WEIGHTS_FILE
-    )
-  } catch (err) {
-    if ((err as { problem?: string }).problem !== 'missing_file') throw err
+  const weightsPath = await resolveFile(dir, root, ADAPTER_WEIGHTS_FILE, wWhere)
+  if (!weightsPath) {
     const names = await fs.readdir(dir).catch(() => [] as string[])
     const bin = names.includes('adapter_model.bin')
       ? ' (found adapter_model.bin: safetensors are needed; re-save the adapter with save_pretrained(..., safe_serialization=True))'
