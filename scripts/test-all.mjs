@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * npm test: typecheck, lint, build, unit + contract + smoke tests (vitest), end-to-end (Playwright).
+ * npm test: typecheck, lint, format check, build, unit + contract + smoke tests (vitest), end-to-end (Playwright).
  * Every step runs even after a failure, so one run reports everything. The last line is the only
  * summary CI reads: `N passed, N failed, N skipped` over vitest and Playwright tests, plus one
  * per typecheck / lint / build step.
@@ -99,6 +99,11 @@ step('typecheck (renderer)', process.execPath, [
   'false'
 ])
 step('lint', process.execPath, [bin('eslint', 'bin/eslint.js'), '--max-warnings', '0', '.'])
+step('format (prettier --check)', process.execPath, [
+  bin('prettier', 'bin/prettier.cjs'),
+  '--check',
+  '.'
+])
 step('build', process.execPath, [bin('electron-vite', 'bin/electron-vite.js'), 'build'])
 step(
   'unit, contract and smoke tests (vitest)',

@@ -130,7 +130,10 @@ export class DevicesService {
       'jobs:cancel': async (input) => (await m()).cancel(input.jobId),
       'jobs:get': async (input) => (await m()).getJob(input.jobId),
       'jobs:list': async (input, ctx) =>
-        (await m()).listJobs({ clientId: input?.mine ? ctx.clientId : undefined, status: input?.status }),
+        (await m()).listJobs({
+          clientId: input?.mine ? ctx.clientId : undefined,
+          status: input?.status
+        }),
       'jobs:result': async (input) => (await m()).result(input.jobId)
     }
   }

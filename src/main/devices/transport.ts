@@ -143,7 +143,13 @@ export function childProcessSpawner(entry: WorkerEntry = resolveWorkerEntry()): 
   return ({ deviceId, env }) => {
     const child = fork(entry.modulePath, ['--device', deviceId], {
       execArgv: entry.execArgv,
-      env: { ...process.env, ...WORKER_ENV, ...entry.env, ...env, TALKATIVE_WORKER_DEVICE: deviceId },
+      env: {
+        ...process.env,
+        ...WORKER_ENV,
+        ...entry.env,
+        ...env,
+        TALKATIVE_WORKER_DEVICE: deviceId
+      },
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc']
     })

@@ -186,7 +186,9 @@ describe('headless host', () => {
     await expect
       .poll(() => events.some((e) => (e as { channel?: string }).channel === 'system:changed'))
       .toBe(true)
-    expect(events.find((e) => (e as { channel?: string }).channel === 'system:changed')).toMatchObject({
+    expect(
+      events.find((e) => (e as { channel?: string }).channel === 'system:changed')
+    ).toMatchObject({
       type: 'event',
       channel: 'system:changed',
       payload: { cpu: { id: 'cpu' } }

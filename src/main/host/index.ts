@@ -25,7 +25,12 @@ async function main(): Promise<void> {
         'learns the token can drive this Workbench'
     )
   }
-  const host = await startHost({ host: args.host, port: args.port, rendererDir: args.rendererDir, api })
+  const host = await startHost({
+    host: args.host,
+    port: args.port,
+    rendererDir: args.rendererDir,
+    api
+  })
   console.log(`Talkative Workbench (headless host): ${host.url}`)
 
   const shutdown = (): void => {

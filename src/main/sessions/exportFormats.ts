@@ -1,9 +1,5 @@
 import { AppError } from '@shared/ipc/errors'
-import {
-  SessionSchema,
-  type ExportFormat,
-  type Session
-} from '@shared/domain/sessions'
+import { SessionSchema, type ExportFormat, type Session } from '@shared/domain/sessions'
 import { describeZodError } from '@shared/ipc/errors'
 import { csvLine } from '../engine/dataset/csv'
 
@@ -92,10 +88,14 @@ export function parseSessionFile(fileName: string, content: string): Session {
       try {
         value = JSON.parse(line)
       } catch (err) {
-        throw new AppError('invalid_input', `${fileName} line ${i + 1}: ${(err as Error).message}`, {
-          file: fileName,
-          field: `line ${i + 1}`
-        })
+        throw new AppError(
+          'invalid_input',
+          `${fileName} line ${i + 1}: ${(err as Error).message}`,
+          {
+            file: fileName,
+            field: `line ${i + 1}`
+          }
+        )
       }
       const { type, ...rest } = (value ?? {}) as Record<string, unknown>
       if (type === 'session' && !header) header = rest
@@ -134,7 +134,11 @@ export function parseSessionFile(fileName: string, content: string): Session {
 function isJsonlHeader(firstLine: string): boolean {
   try {
     const value: unknown = JSON.parse(firstLine)
-    return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'session'
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { type?: unknown }).type === 'session'
+    )
   } catch {
     return false
   }

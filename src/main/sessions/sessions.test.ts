@@ -130,7 +130,17 @@ describe('export formats', () => {
     expect(file.fileName).toMatch(/^the-cat-quoted-words-l1-s-csv\.csv$/)
     const { rows } = parseCsv(Buffer.from(file.content))
     expect(rows[0].fields.slice(0, 4)).toEqual(['position', 'token', 'explanation', 'mse'])
-    expect(rows[1].fields).toEqual(['1', 'cat', 'cat, "feline"\nnew', '0.001', '0.1', '', 'cat dog', '0.2 -0.1 0', '["cat,","\\"feline\\"","\\nnew"]'])
+    expect(rows[1].fields).toEqual([
+      '1',
+      'cat',
+      'cat, "feline"\nnew',
+      '0.001',
+      '0.1',
+      '',
+      'cat dog',
+      '0.2 -0.1 0',
+      '["cat,","\\"feline\\"","\\nnew"]'
+    ])
   })
 
   it('CSV keeps one explanation token per salience value when tokens carry their own spaces', () => {
@@ -147,9 +157,13 @@ describe('export formats', () => {
   })
 
   it('names the file and field of an invalid import', () => {
-    expect(() => parseSessionFile('a.json', '{"format":"talkative-session"}')).toThrow(/a\.json is not a session file: version/)
+    expect(() => parseSessionFile('a.json', '{"format":"talkative-session"}')).toThrow(
+      /a\.json is not a session file: version/
+    )
     expect(() => parseSessionFile('b.json', 'nope')).toThrow(/b\.json is not JSON/)
-    expect(() => parseSessionFile('c.jsonl', '{"type":"session"}\n{"type":"other"}')).toThrow(/c\.jsonl line 2/)
+    expect(() => parseSessionFile('c.jsonl', '{"type":"session"}\n{"type":"other"}')).toThrow(
+      /c\.jsonl line 2/
+    )
     expect(() => parseSessionFile('d.json', '  ')).toThrow(/d\.json is empty/)
   })
 

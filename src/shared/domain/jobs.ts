@@ -12,7 +12,14 @@ export const JobKindSchema = z.enum(['analyze', 'load', 'generate', 'generate-an
 export type JobKind = z.infer<typeof JobKindSchema>
 
 /** queued → loading → running → done | failed | cancelled. */
-export const JobStatusSchema = z.enum(['queued', 'loading', 'running', 'done', 'failed', 'cancelled'])
+export const JobStatusSchema = z.enum([
+  'queued',
+  'loading',
+  'running',
+  'done',
+  'failed',
+  'cancelled'
+])
 export type JobStatus = z.infer<typeof JobStatusSchema>
 
 export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['done', 'failed', 'cancelled']
@@ -25,7 +32,12 @@ export const GenerateOptionsSchema = z
     maxNewTokens: z.number().int().min(1).max(4096).default(32),
     temperature: z.number().min(0).max(5).default(1),
     topP: z.number().gt(0).max(1).default(1),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(42),
     completions: z.number().int().min(1).max(64).default(1),
     /** false: exactly maxNewTokens (end-of-turn suppressed); true: stop at the first end of turn. */
     stopAtEndOfTurn: z.boolean().default(false)

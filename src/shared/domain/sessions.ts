@@ -31,7 +31,13 @@ export const SessionInputSchema = z.object({
 export type SessionInput = z.infer<typeof SessionInputSchema>
 
 /** `interrupted`: the file says running but no job is streaming into it (the app stopped). */
-export const SessionStatusSchema = z.enum(['running', 'completed', 'cancelled', 'failed', 'interrupted'])
+export const SessionStatusSchema = z.enum([
+  'running',
+  'completed',
+  'cancelled',
+  'failed',
+  'interrupted'
+])
 export type SessionStatus = z.infer<typeof SessionStatusSchema>
 
 export const SessionKindSchema = z.enum(['analyze', 'generate-analyze'])
@@ -78,4 +84,3 @@ export function summarizeSession(session: Session): SessionSummary {
 
 export const ExportFormatSchema = z.enum(['json', 'jsonl', 'csv'])
 export type ExportFormat = z.infer<typeof ExportFormatSchema>
-
