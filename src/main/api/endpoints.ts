@@ -9,7 +9,7 @@ import { JobIdSchema, type JobState } from '@shared/domain/jobs'
 import type { ModelLibrary } from '@shared/domain/models'
 import type { InvokeChannel, InvokeInput, InvokeOutput } from '@shared/ipc/contract'
 import type { ErrorCode, SerializedError } from '@shared/ipc/errors'
-import type { Router } from '../ipc/router'
+import type { Router } from '../router/router'
 import {
   camelCase,
   renameKeysDeep,

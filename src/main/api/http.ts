@@ -1,8 +1,9 @@
-import { timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { describeZodError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
-import type { Router } from '../ipc/router'
-import type { RouteHandler } from '../host/httpHost'
+import type { Router } from '../router/router'
+import { sendJson } from '../http/replies'
+import { BodyTooLarge, firstHeader, readBody, bearerToken, tokenMatches } from '../http/requests'
+import type { RouteHandler } from '../http/server'
 import type { BadRequestLog } from './badRequests'
 import {
   ApiFailure,
@@ -18,64 +19,10 @@ import { buildOpenApi } from './openapi'
 
 export const API_PREFIX = '/api/v2'
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
-}
-
-/** Accepts any of `tokens`, compared in constant time (lengths leak, contents do not). */
-export function tokenMatches(candidate: string | undefined, tokens: readonly string[]): boolean {
-  if (!candidate) return false
-  const given = Buffer.from(candidate)
-  let ok = false
-  for (const token of tokens) {
-    const expected = Buffer.from(token)
-    if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true
-  }
-  return ok
-}
-
-export function bearerToken(req: IncomingMessage): string | undefined {
-  const auth = firstHeader(req.headers.authorization)
-  const m = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null
-  return m ? m[1] : undefined
-}
-
 /** Per-client fairness: a script may name itself; otherwise all unnamed callers share one lane. */
 export function apiClientId(req: IncomingMessage): string {
   const named = firstHeader(req.headers['x-client-id'])
   return named && /^[\w.:-]{1,64}$/.test(named) ? `api:${named}` : 'api:anonymous'
-}
-
-class BodyTooLarge extends Error {}
-
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(firstHeader(req.headers['content-length']) ?? NaN)
-  if (Number.isFinite(declared) && declared > maxBytes) throw new BodyTooLarge()
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > maxBytes) throw new BodyTooLarge()
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {}
-): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    'x-content-type-options': 'nosniff',
-    'cache-control': 'no-store',
-    ...headers
-  })
-  res.end(text)
 }
 
 export interface ApiRouteOptions {

@@ -8,11 +8,13 @@ import {
 import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
 import type { InvokeChannel, InvokeInput, InvokeOutput } from '@shared/ipc/contract'
 import { describeZodError, fromSerializedError, toSerializedError } from '@shared/ipc/errors'
-import type { EventHub, Router } from '../ipc/router'
-import { refuseUpgrade, type HttpHost } from '../host/httpHost'
+import type { Router } from '../router/router'
+import type { EventHub } from '../router/eventHub'
+import { refuseUpgrade } from '../http/replies'
+import { bearerToken, tokenMatches } from '../http/requests'
+import type { HttpHost } from '../http/server'
 import type { BadRequestLog } from './badRequests'
 import { ApiFailure, dispatchForApi, endpoints, type EndpointContext } from './endpoints'
-import { bearerToken, tokenMatches } from './http'
 import { toWire } from './names'
 import {
   WS_SUBMIT_ENDPOINTS,

@@ -2,7 +2,7 @@
  * Per-process GPU memory from `nvidia-smi --query-compute-apps`: what a device worker really holds
  * on its GPU (ONNX Runtime's arena included), as opposed to the bundle's estimate.
  */
-import type { CommandRunner } from '../services/nvidiaSmi'
+import type { CommandRunner } from '../platform/commandRunner'
 
 export const COMPUTE_APPS_ARGS: readonly string[] = [
   '--query-compute-apps=pid,gpu_uuid,used_memory',

@@ -9,7 +9,7 @@ import { mkdir, readdir, realpath } from 'node:fs/promises'
 import { basename, join, relative, isAbsolute } from 'node:path'
 import type { LibraryGroup } from '@shared/domain/models'
 import { AppError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
-import type { BundleSummary } from '../engine/types'
+import type { BundleSummary } from '../engine'
 
 export interface LibraryEntry {
   groupId: string

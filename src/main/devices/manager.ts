@@ -25,7 +25,7 @@ import type { ModelLibrary as LibrarySnapshot } from '@shared/domain/models'
 import type { HardwareState } from '@shared/domain/system'
 import { AppError, describeZodError, toSerializedError } from '@shared/ipc/errors'
 import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
-import type { CommandRunner } from '../services/nvidiaSmi'
+import type { CommandRunner } from '../platform/commandRunner'
 import { deviceSpecsFromEnv, resolveDevices, type DeviceDescriptor } from './config'
 import { fairOrder, nextChunkSize } from './fairQueue'
 import { gpuProcessBytes } from './gpuMemory'
@@ -40,7 +40,7 @@ import {
   type WorkerCacheConfig
 } from './reloadCache'
 import { WorkerClient } from './workerClient'
-import { ChatTemplate, readTokenizerConfig } from '../engine/chat'
+import { ChatTemplate, readTokenizerConfig } from '../engine'
 
 /** The events the manager pushes (a subset of the contract's event channels). */
 export interface ManagerEvents {

@@ -4,7 +4,7 @@
  */
 import { loadApiConfig, type ApiOptions } from '../api'
 import { HOST_USAGE, parseHostArgs, type HostArgs } from './args'
-import { isLoopbackAddress } from './httpHost'
+import { isLoopbackAddress } from '../http/server'
 import { startHost } from './startHost'
 
 async function main(): Promise<void> {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { attachApi, type ApiOptions } from '../api'
 import { createServices, type ServiceOptions, type Services } from '../services/createServices'
-import { HttpHost } from './httpHost'
+import { HttpHost } from '../http/server'
 import { createStaticRoute } from './staticFiles'
 import { attachWebSocketIpc } from './wsIpc'
 import packageJson from '../../../package.json'

@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, resolve, sep } from 'node:path'
 import { eventChannelNames } from '@shared/ipc/contract'
 import { createBridgeScript } from './bridgeScript'
-import { sendText, type RouteHandler } from './httpHost'
+import { sendText } from '../http/replies'
+import type { RouteHandler } from '../http/server'
 
 const MIME: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',

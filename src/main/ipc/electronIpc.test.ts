@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { invokeChannelNames } from '@shared/ipc/contract'
-import { probeProviders } from '../engine/ort'
+import { probeProviders } from '../engine'
 import { createServices } from '../services/createServices'
 import {
   EVENT_STREAM_CHANNEL,

@@ -1,7 +1,7 @@
 import { AppError } from '@shared/ipc/errors'
 import { SessionSchema, type ExportFormat, type Session } from '@shared/domain/sessions'
 import { describeZodError } from '@shared/ipc/errors'
-import { csvLine } from '../engine/dataset/csv'
+import { csvLine } from '../engine'
 
 /** CSV columns in the seed's snake_case, so existing notebooks read the file unchanged. */
 export const CSV_COLUMNS = [

@@ -14,7 +14,7 @@ import type { EventChannel, EventPayload, InvokeOutput } from '@shared/ipc/contr
 import { SessionRunSchema } from '@shared/ipc/channels/sessions'
 import type { z } from 'zod'
 import { AppError } from '@shared/ipc/errors'
-import type { InvokeHandlers } from '../ipc/router'
+import type { InvokeHandlers } from '../router/router'
 import { exportSession, parseSessionFile } from './exportFormats'
 import { SessionStore } from './store'
 

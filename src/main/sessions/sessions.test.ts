@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SESSION_FORMAT, type Session } from '@shared/domain/sessions'
 import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
 import { exportSession, parseSessionFile } from './exportFormats'
-import { parseCsv } from '../engine/dataset/csv'
+import { parseCsv } from '../engine'
 import { SessionStore } from './store'
 
 function session(id: string, extra: Partial<Session> = {}): Session {

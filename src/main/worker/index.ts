@@ -4,11 +4,16 @@
  * speaks the protocol in ./protocol.ts over whichever parent channel exists.
  */
 import { AppError, toSerializedError } from '@shared/ipc/errors'
-import { ENGINE_VERSION, GroupCache, loadGroup } from '../engine'
-import type { LoadCacheResult } from '../engine/cache'
-import { probeProviders, type SessionTarget } from '../engine/ort'
-import { generateOptionsFromJob } from '../engine/generation/jobs'
-import type { LoadedGroup } from '../engine/types'
+import {
+  ENGINE_VERSION,
+  generateOptionsFromJob,
+  GroupCache,
+  loadGroup,
+  probeProviders,
+  type LoadCacheResult,
+  type LoadedGroup,
+  type SessionTarget
+} from '../engine'
 import {
   MainToWorkerSchema,
   WorkerRequestSchema,

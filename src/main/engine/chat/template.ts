@@ -2,7 +2,7 @@ import { Template } from '@huggingface/jinja'
 import { AppError } from '@shared/ipc/errors'
 import type { ChatMessage } from './messages'
 import { parseChatMessages } from './messages'
-import { TOKENIZER_CONFIG_FILE, type TokenizerSpecials } from './tokenizer-config'
+import { TOKENIZER_CONFIG_FILE, type TokenizerSpecials } from './tokenizerConfig'
 
 export interface RenderedChat {
   text: string

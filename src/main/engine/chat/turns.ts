@@ -3,6 +3,7 @@
  * which end one (to stop a reply). Pure functions over ids and the tokenizer's specials, so the
  * rules can be tested without a model.
  */
+import type { TurnTokenizer } from '../types'
 
 /** Token texts that open a turn in the chat formats we know (seed §1.5.3). */
 export const START_OF_TURN_TEXTS: readonly string[] = [
@@ -125,10 +126,7 @@ export function lastNMessagesStart(
 }
 
 /** What `positionsInLastMessages` needs of a tokenizer. */
-export interface TurnTokenizer {
-  tokenToId(text: string): number | undefined
-  readonly bosId?: number
-}
+export type { TurnTokenizer }
 
 /**
  * The analysis option `lastNMessages`: keeps the positions from the start of the last n messages

@@ -6,7 +6,7 @@ import type { AnalysisResult, AnalyzeOptionsInput } from '@shared/domain/analysi
 import type { AnalyzeHooks, LoadedGroup } from '../types'
 import type { ChatMessage } from '../chat/messages'
 import { ChatTemplate } from '../chat/template'
-import { readTokenizerConfig } from '../chat/tokenizer-config'
+import { readTokenizerConfig } from '../chat/tokenizerConfig'
 import type { GenerateOptionsInput, GenerationResult } from './options'
 
 export interface GenerateThenAnalyzeRequest {

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import {
-  NVIDIA_SMI_ARGS,
-  parseNvidiaSmiCsv,
-  queryNvidiaGpus,
-  runCommand,
-  type CommandOutcome,
-  type CommandRunner
-} from './nvidiaSmi'
+import { runCommand, type CommandOutcome, type CommandRunner } from '../platform/commandRunner'
+import { NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, queryNvidiaGpus } from './nvidiaSmi'
 
 const MIB = 1024 * 1024
 

@@ -1,6 +1,7 @@
 import type { CpuInfo, HardwareState, ProviderProbe } from '@shared/domain/system'
 import type { EventPayload } from '@shared/ipc/contract'
-import { queryNvidiaGpus, type CommandRunner, type GpuQuery } from './nvidiaSmi'
+import type { CommandRunner } from '../platform/commandRunner'
+import { queryNvidiaGpus, type GpuQuery } from './nvidiaSmi'
 
 /** The parts of `node:os` the service reads; injected so tests can pin the figures. */
 export interface OsProbe {
