@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * npm test: typecheck, lint, format check, build, unit + contract + smoke tests (vitest), end-to-end (Playwright).
+ * npm test: typecheck, lint, import-cycle check, format check, build, unit + contract + smoke tests (vitest), end-to-end (Playwright).
  * Every step runs even after a failure, so one run reports everything. The last line is the only
  * summary CI reads: `N passed, N failed, N skipped` over vitest and Playwright tests, plus one
  * per typecheck / lint / build step.
@@ -99,6 +99,13 @@ step('typecheck (renderer)', process.execPath, [
   'false'
 ])
 step('lint', process.execPath, [bin('eslint', 'bin/eslint.js'), '--max-warnings', '0', '.'])
+step('import cycles (madge)', process.execPath, [
+  bin('madge', 'bin/cli.js'),
+  '--circular',
+  'src',
+  'bench',
+  'test'
+])
 step('format (prettier --check)', process.execPath, [
   bin('prettier', 'bin/prettier.cjs'),
   '--check',
