@@ -10,6 +10,8 @@ import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
 import type { InvokeHandlers } from '../router/router'
 import type { CommandRunner } from '../platform/commandRunner'
 import { ModelLibrary } from './library'
+
+type EngineModule = typeof import('../engine')
 import { DeviceManager, type ManagerEmit } from './manager'
 import { childProcessSpawner, type SpawnWorker } from './transport'
 
@@ -32,10 +34,9 @@ export interface DevicesServiceDeps {
   emit: ManagerEmit
   runCommand: CommandRunner
   /** The engine's bundle functions (injected so this module stays light to import). */
-  engine: () => Promise<{
-    openBundle: (dir: string) => Promise<import('../engine/types').BundleSummary>
-    ensureDemoBundle: (cacheDir?: string) => Promise<string>
-  }>
+  engine: () => Promise<
+    Pick<EngineModule, 'openBundle' | 'ensureDemoBundle' | 'loadTokenizerConfig' | 'ChatTemplate'>
+  >
 }
 
 export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -65,6 +66,8 @@ export class DevicesService {
         folder: this.#options.modelsDir ?? defaultModelsDir(),
         openBundle: engine.openBundle,
         ensureDemoBundle: () => engine.ensureDemoBundle(),
+        loadChatTemplate: async (dir) =>
+          engine.ChatTemplate.fromSpecials(await engine.loadTokenizerConfig(dir)),
         onChange: () => ref.manager?.libraryChanged()
       })
       this.#library = library

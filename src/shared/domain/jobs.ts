@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { SerializedErrorSchema } from '../ipc/errors'
+import { ChatMessageSchema, type ChatMessage } from './chat'
 import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
 import { DeviceIdSchema } from './system'
 
@@ -44,14 +45,9 @@ export const GenerateOptionsSchema = z
   })
   .strict()
 
-/** One chat turn; a conversation is rendered with the group's own chat template. */
-export const JobChatMessageSchema = z
-  .object({
-    role: z.enum(['system', 'user', 'assistant']),
-    content: z.string().max(200_000)
-  })
-  .strict()
-export type JobChatMessage = z.infer<typeof JobChatMessageSchema>
+/** One chat turn (the contract's one chat message schema); rendered with the group's template. */
+export const JobChatMessageSchema = ChatMessageSchema
+export type JobChatMessage = ChatMessage
 
 export const JobSubmitSchema = z
   .object({

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { SerializedErrorSchema } from '../ipc/errors'
 import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
+import { ChatMessageSchema } from './chat'
 import { GenerateOptionsSchema } from './jobs'
 
 /**
@@ -12,11 +13,7 @@ export const SessionIdSchema = z
   .regex(/^s-[0-9a-z][0-9a-z-]{0,63}$/, 'session id looks like s-… (lower-case letters, digits, -)')
 export type SessionId = z.infer<typeof SessionIdSchema>
 
-export const ChatMessageSchema = z.object({
-  role: z.enum(['system', 'user', 'assistant']),
-  content: z.string().max(200_000)
-})
-export type ChatMessage = z.infer<typeof ChatMessageSchema>
+export { ChatMessageSchema, type ChatMessage } from './chat'
 
 /** What the researcher typed: plain text, or chat messages (kept as typed, plus the rendered text). */
 export const SessionInputSchema = z.object({
