@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { renameJsonSchema, snakeCase } from './names'
 import { ApiErrorSchema } from './schemas'
-import type { Endpoint } from './endpoints'
+import type { Endpoint } from './endpoint'
 
 const REASONS: Record<number, string> = {
   400: 'Bad input; `error.field` names the offending field',

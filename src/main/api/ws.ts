@@ -14,7 +14,9 @@ import { refuseUpgrade } from '../http/replies'
 import { bearerToken, tokenMatches } from '../http/requests'
 import type { HttpHost } from '../http/server'
 import type { BadRequestLog } from './badRequests'
-import { ApiFailure, dispatchForApi, endpoints, type EndpointContext } from './endpoints'
+import { dispatchForApi, type Endpoint, type EndpointContext } from './endpoint'
+import { endpoints } from './endpoints'
+import { ApiFailure, toApiFailure } from './failures'
 import { toWire } from './names'
 import {
   WS_SUBMIT_ENDPOINTS,
@@ -27,7 +29,7 @@ import {
 export const API_WS_PATH = '/api/v2/ws'
 const MAX_FRAME_BYTES = 64 * 1024
 
-function submitEndpoint(type: WsSubmitType): (typeof endpoints)[number] {
+function submitEndpoint(type: WsSubmitType): Endpoint {
   const endpoint = endpoints.find((e) => e.path === WS_SUBMIT_ENDPOINTS[type].path)
   if (!endpoint) throw new Error(`no endpoint ${WS_SUBMIT_ENDPOINTS[type].path}`)
   return endpoint
@@ -134,7 +136,7 @@ export function attachApiWebSocket(options: {
       err: unknown,
       about: { requestId?: string; clientRequestId?: string } = {}
     ): void {
-      const failure = err instanceof ApiFailure ? err : new ApiFailure(500, toSerializedError(err))
+      const failure = toApiFailure(err)
       if (failure.status >= 400 && failure.status < 500) badRequests.record(failure.status)
       const jobId = failure.extra.job_id
       send({
@@ -154,10 +156,10 @@ export function attachApiWebSocket(options: {
       const about = clientRequestId ? { clientRequestId } : {}
       let queued: { jobId: string; status: JobState['status']; queuePosition: number | null }
       try {
-        const answer = await submitEndpoint(type).handle(
-          { body: { ...fields, wait: false }, raw, params: {} },
-          endpointContext
-        )
+        const accepted = submitEndpoint(type).accept({ ...fields, wait: false })
+        // The message was checked with the endpoint's own schema (less `wait`) on arrival.
+        if (!accepted.ok) throw new Error(`malformed ${type} message`)
+        const answer = await accepted.run({ raw, params: {} }, endpointContext)
         queued = answer.body as typeof queued
       } catch (err) {
         sendFailure(err, about)
