@@ -25,6 +25,9 @@ import {
   type WsServerMessage,
   type WsSubmitType
 } from './wsMessages'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('api')
 
 export const API_WS_PATH = '/api/v2/ws'
 const MAX_FRAME_BYTES = 64 * 1024
@@ -314,7 +317,9 @@ export function attachApiWebSocket(options: {
     const goodbye = (): void => {
       unsubscribe()
       for (const jobId of submittedHere)
-        void router.dispatch('jobs:cancel', { jobId }, { clientId }).catch(() => undefined)
+        void router
+          .dispatch('jobs:cancel', { jobId }, { clientId })
+          .catch(log.failed(`cancelling ${jobId} after its socket closed`, 'debug'))
       submittedHere.clear()
     }
     ws.on('close', goodbye)

@@ -11,10 +11,11 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { HardwareState } from '@shared/domain/system'
 import { ManualClock } from '../../../test/helpers/manualClock'
+import { setLogSink, type LogEntry } from '../platform/logger'
 import type { BundleSummary } from '../engine'
 import type { WorkerOp } from '../worker/protocol'
 import { ModelLibrary } from './library'
-import { DeviceManager } from './manager'
+import { DeviceManager, type DeviceManagerOptions } from './manager'
 import type { SpawnWorker, WorkerExit, WorkerTransport } from './transport'
 
 /** What a scripted worker does with one request: answer (after a delay), never answer, or die. */
@@ -161,7 +162,10 @@ afterEach(async () => {
   for (const f of folders.splice(0)) rmSync(f, { recursive: true, force: true })
 })
 
-function managerWith(fleet: FakeFleet, options: { cancelGraceMs?: number } = {}): DeviceManager {
+function managerWith(
+  fleet: FakeFleet,
+  options: { cancelGraceMs?: number; emit?: DeviceManagerOptions['emit'] } = {}
+): DeviceManager {
   const folder = mkdtempSync(join(tmpdir(), 'talkative-manager-'))
   folders.push(folder)
   mkdirSync(join(folder, 'g'))
@@ -186,7 +190,8 @@ function managerWith(fleet: FakeFleet, options: { cancelGraceMs?: number } = {})
     graceMs: 1000,
     cancelGraceMs: options.cancelGraceMs ?? 100,
     reloadCache: { hostCacheBytes: 0 },
-    clock
+    clock,
+    emit: options.emit
   })
   return manager
 }
@@ -345,5 +350,33 @@ describe('cancel while the group is loading', () => {
     expect(fleet.workers[0]!.alive).toBe(false)
     await until('the restart', () => m.devices()[0]!.status === 'ready')
     expect(fleet.workers).toHaveLength(2)
+  })
+})
+
+describe('events the contract refuses', () => {
+  it('are logged, never thrown from the deferred snapshot or into the caller', async () => {
+    const logged: LogEntry[] = []
+    const restore = setLogSink((e) => logged.push(e), 'error')
+    try {
+      const fleet = new FakeFleet()
+      // What the event hub does with a payload that breaks the contract.
+      const m = managerWith(fleet, {
+        emit: (channel) => {
+          throw new Error(`event ${channel} payload does not match the contract`)
+        }
+      })
+      await settled(m.start())
+      const loaded = await settled(m.load({ groupId: 'g', deviceId: 'cpu:0' }, 'a'))
+      expect(loaded.placement?.state).toBe('ready')
+      await elapse(10)
+      const refused = new Set(logged.map((e) => e.message))
+      expect(refused).toContain('devices:changed was not sent')
+      expect(refused).toContain('jobs:changed was not sent')
+      expect(
+        logged.every((e) => e.scope === 'devices' && /match the contract/.test(e.error ?? ''))
+      ).toBe(true)
+    } finally {
+      restore()
+    }
   })
 })

@@ -14,6 +14,9 @@ import { ModelLibrary } from './library'
 type EngineModule = typeof import('../engine')
 import { DeviceManager, type ManagerEmit } from './manager'
 import { childProcessSpawner, type SpawnWorker } from './transport'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('devices')
 
 export interface DevicesServiceOptions {
   /** Models folder; default `TALKATIVE_MODELS_DIR`, else ~/.talkative-workbench/models. */
@@ -93,7 +96,8 @@ export class DevicesService {
   }
 
   start(): void {
-    this.manager().catch(() => undefined)
+    // Every models / jobs call awaits the same start and reports its failure to its caller.
+    this.manager().catch(log.failed('starting the device manager'))
   }
 
   /** The snapshot when the manager is up, else undefined (never starts workers by itself). */
@@ -144,6 +148,9 @@ export class DevicesService {
   async dispose(): Promise<void> {
     this.#disposed = true
     this.#library?.close()
-    if (this.#manager) await (await this.#manager.catch(() => undefined))?.dispose()
+    if (this.#manager)
+      await (
+        await this.#manager.catch(log.failed('starting the device manager', 'debug'))
+      )?.dispose()
   }
 }

@@ -20,6 +20,9 @@ import type {
   ScoreRequest,
   SessionTarget
 } from './types'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('engine')
 
 export async function loadGroup(
   dir: string,
@@ -101,6 +104,8 @@ class Group implements LoadedGroup {
     await this.#running
     await this.#lenses.settled()
     await Promise.all(this.#parts.sessions.map((s) => s.release()))
-    await keepForReload(this.#parts).catch(() => undefined)
+    await keepForReload(this.#parts).catch(
+      log.failed(`keeping ${this.summary.groupId} in the host cache`)
+    )
   }
 }

@@ -15,6 +15,9 @@ import { OPTIMIZED_STORE_MAX_GROUP_BYTES } from './cache/optimizedStore'
 import { Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('engine')
 
 export interface LoadHooks {
   onStage?: (stage: string, fraction: number) => void
@@ -84,7 +87,10 @@ async function openModel(
   const store =
     bundle.summary.weightBytes <= OPTIMIZED_STORE_MAX_GROUP_BYTES ? ctx.cache?.optimized : undefined
   const stored = store
-    ? await store.open(bundle.summary.contentHash, rel, target).catch(() => null)
+    ? await store.open(bundle.summary.contentHash, rel, target).catch((err: unknown) => {
+        log.debug(`the optimized-graph store could not open ${rel}`, err)
+        return null
+      })
     : null
   if (stored?.kind === 'hit') {
     try {
@@ -152,7 +158,12 @@ export async function openGroupParts(
   } else {
     hooks.onStage?.('validating bundle', 0)
     // Taken before validation: a file changed meanwhile makes the cache entry stale, never wrong.
-    if (cache) ctx.fingerprint = await fingerprintFolder(dir).catch(() => '')
+    if (cache)
+      ctx.fingerprint = await fingerprintFolder(dir).catch((err: unknown) => {
+        // Without a fingerprint the group is simply not kept for a reload.
+        log.debug(`no fingerprint of ${dir}`, err)
+        return ''
+      })
     bundle = await validateBundle(dir)
     tokenizer = await TextTokenizer.load(
       bundle.tokenizerFile,

@@ -25,6 +25,9 @@ import {
   type WorkerToMain
 } from './protocol'
 import { planPositions } from './plan'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('worker')
 
 interface ParentPort {
   postMessage(message: unknown): void
@@ -215,7 +218,7 @@ const handlers: Handlers = {
     cache?.host.setBudget(0)
     for (const [id, g] of groups) {
       groups.delete(id)
-      await g.dispose().catch(() => undefined)
+      await g.dispose().catch(log.failed(`releasing ${id} at shutdown`))
     }
     setImmediate(() => process.exit(0))
     return {}
