@@ -61,7 +61,7 @@ export function createServices(options: ServiceOptions = {}): Services {
   clientCountListeners.push((count) => system.onClientCount(count))
   //#endregion
 
-  //#region devices (device manager, issue 4): models, jobs, devices channels
+  //#region devices (the device manager): models, jobs, devices channels
   const devices = new DevicesService(
     {
       hardware: () => system.state(),
@@ -74,7 +74,7 @@ export function createServices(options: ServiceOptions = {}): Services {
   )
   //#endregion
 
-  //#region sessions (issue 5): every analysis saved as it streams, history, export, import, re-run
+  //#region sessions: every analysis saved as it streams, history, export, import, re-run
   const sessions = new SessionsService({
     folder: options.sessionsDir ?? defaultSessionsDir(),
     appVersion: options.appVersion ?? packageJson.version,

@@ -22,7 +22,7 @@ export interface SystemServiceDeps {
   ortVersion: () => string
   appVersion: string
   emit: (channel: 'system:changed', payload: EventPayload<'system:changed'>) => void
-  /** Poll period while someone listens; the issue asks for 2 s. */
+  /** Poll period while someone listens (2 s: fresh enough for a live view, cheap for nvidia-smi). */
   pollIntervalMs?: number
   now?: () => number
   nvidiaSmiCommand?: string

@@ -5,7 +5,7 @@
  */
 import type { TurnTokenizer } from '../types'
 
-/** Token texts that open a turn in the chat formats we know (seed §1.5.3). */
+/** Token texts that open a turn in the chat formats we know (the predecessor's list). */
 export const START_OF_TURN_TEXTS: readonly string[] = [
   '<|im_start|>',
   '<start_of_turn>',
@@ -17,7 +17,7 @@ export const START_OF_TURN_TEXTS: readonly string[] = [
   '<|start_header_id|>'
 ]
 
-/** Token texts that close an assistant turn (seed §1.6.5), besides the tokenizer's EOS. */
+/** Token texts that close an assistant turn (the predecessor's list), besides the tokenizer's EOS. */
 export const END_OF_TURN_TEXTS: readonly string[] = [
   '<end_of_turn>',
   '<|im_end|>',
@@ -106,7 +106,7 @@ export const OPEN_PROMPT_WINDOW = 4
 export const OPEN_PROMPT_LOOKBACK = 3
 
 /**
- * First token position of the last `n` messages (seed §1.5.3). Positions stay relative to the
+ * First token position of the last `n` messages (as the predecessor found them). Positions stay relative to the
  * whole text: the caller analyses [start, ids.length). Returns 0 (analyse everything) when the
  * text has fewer than n+1 openings, i.e. when "the last n" would be all of it anyway.
  */
@@ -130,7 +130,7 @@ export type { TurnTokenizer }
 
 /**
  * The analysis option `lastNMessages`: keeps the positions from the start of the last n messages
- * on (seed §1.5.3); positions stay relative to the whole text. Undefined n keeps them all.
+ * on (as the predecessor did); positions stay relative to the whole text. Undefined n keeps them all.
  */
 export function positionsInLastMessages(
   positions: readonly number[],
