@@ -35,7 +35,7 @@ async function main(): Promise<void> {
       cores: cpus().length,
       memoryTotalBytes: totalmem(),
       memoryFreeBytes: freemem(),
-      utilization: loadavg()[0] / cpus().length
+      utilization: loadavg()[0]! / cpus().length
     },
     gpus: [],
     onnxRuntimeVersion: '',
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     }
     const overheadMs = overhead / n
     log(
-      `queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0].toFixed(2)} on ${cpus().length} cores`
+      `queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`
     )
     if (json) {
       console.log(
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
           split_efficiency: Number((speedup / ceiling).toFixed(3)),
           positions: rows,
           cores: cpus().length,
-          load_avg_1m: Number(loadavg()[0].toFixed(2))
+          load_avg_1m: Number(loadavg()[0]!.toFixed(2))
         })
       )
     }

@@ -83,12 +83,7 @@ rmSync(playwrightJson, { force: true })
 
 const tsc = bin('typescript', 'bin/tsc')
 step('typecheck (main, preload, shared, cli, tests)', process.execPath, [
-  tsc,
-  '--noEmit',
-  '-p',
-  'tsconfig.node.json',
-  '--composite',
-  'false'
+  resolve(root, 'scripts/typecheck-node.mjs')
 ])
 step('typecheck (renderer)', process.execPath, [
   tsc,

@@ -50,7 +50,7 @@ function expectSameRows(got: AnalysisRow[], want: AnalysisRow[]): void {
   const strip = (r: AnalysisRow) => ({ ...r, klDivergence: null })
   expect(got.map(strip)).toEqual(want.map(strip))
   got.forEach((r, i) => {
-    const w = want[i].klDivergence!
+    const w = want[i]!.klDivergence!
     expect(Math.abs(r.klDivergence! - w)).toBeLessThanOrEqual(1e-6 + 1e-3 * Math.abs(w))
   })
 }
@@ -65,7 +65,7 @@ beforeAll(async () => {
   for (const [folder, id] of [
     ['copy', 'demo-copy'],
     ['gone', 'demo-gone']
-  ]) {
+  ] as const) {
     await cp(demo, join(modelsDir, folder), { recursive: true })
     const manifestFile = join(modelsDir, folder, 'manifest.json')
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
@@ -330,8 +330,8 @@ describe('device manager with real workers', () => {
     // On a device whose process has run many analyses, RSS stays at its high-water mark (the
     // allocator keeps the pages for reuse): unload must still give some back and never grow.
     const res = await ok(a.invoke('models:unload', { groupId: 'demo-copy', deviceId: 'cpu:0' }))
-    expect(res.unloaded[0].deviceId).toBe('cpu:0')
-    expect(res.unloaded[0].freedBytes).toBeGreaterThanOrEqual(0)
+    expect(res.unloaded[0]!.deviceId).toBe('cpu:0')
+    expect(res.unloaded[0]!.freedBytes).toBeGreaterThanOrEqual(0)
     expect((await deviceState('cpu:0')).placements.map((p) => p.groupId)).toEqual([GROUP])
   })
 

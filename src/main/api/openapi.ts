@@ -51,8 +51,8 @@ export function buildOpenApi(endpoints: readonly Endpoint[], version: string): u
         content: { 'application/json': { schema: wireSchema(e.request, 'input') } }
       }
     }
-    paths[`/api/v2${e.path}`] ??= {}
-    paths[`/api/v2${e.path}`][e.method.toLowerCase()] = operation
+    const path = (paths[`/api/v2${e.path}`] ??= {})
+    path[e.method.toLowerCase()] = operation
   }
   return {
     openapi: '3.0.3',

@@ -296,7 +296,7 @@ export function attachApiWebSocket(options: {
       const now = placementKeys(snapshot)
       for (const key of placements) {
         if (now.has(key)) continue
-        const [deviceId, groupId] = key.split('\u0000')
+        const [deviceId = '', groupId = ''] = key.split('\u0000')
         send({ type: 'device_cleared', deviceId, groupId })
       }
       placements = now

@@ -115,7 +115,7 @@ describe('resolveDevices', () => {
   })
 
   it('never falls back to the CPU: a GPU whose providers cannot start carries the error', () => {
-    const [, g] = resolveDevices(hardware({ gpus: [gpu(0)] }), undefined)
+    const g = resolveDevices(hardware({ gpus: [gpu(0)] }), undefined)[1]!
     expect(g.provider).toBeNull()
     expect(g.providerError).toMatch(
       /no GPU execution provider can start: cuda: libonnxruntime_providers_shared.so missing; webgpu: Failed to get a WebGPU adapter/
@@ -123,7 +123,7 @@ describe('resolveDevices', () => {
   })
 
   it('a forced provider that cannot start is an error, not a substitute', () => {
-    const [g] = resolveDevices(hardware({ gpus: [gpu(0)] }), [{ id: 'cuda:0', provider: 'cuda' }])
+    const g = resolveDevices(hardware({ gpus: [gpu(0)] }), [{ id: 'cuda:0', provider: 'cuda' }])[0]!
     expect(g.provider).toBeNull()
     expect(g.providerError).toMatch(/^cuda: /)
   })

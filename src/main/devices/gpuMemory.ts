@@ -20,11 +20,12 @@ export function parseComputeApps(stdout: string): ComputeApp[] {
   const out: ComputeApp[] = []
   for (const line of stdout.split(/\r?\n/)) {
     const cells = line.split(',').map((c) => c.trim())
-    if (cells.length < 3) continue
-    const pid = Number(cells[0])
-    const mib = Number(cells[2])
+    const [pidCell, gpuUuid, mibCell] = cells
+    if (pidCell === undefined || gpuUuid === undefined || mibCell === undefined) continue
+    const pid = Number(pidCell)
+    const mib = Number(mibCell)
     if (!Number.isInteger(pid) || !Number.isFinite(mib)) continue
-    out.push({ pid, gpuUuid: cells[1], usedBytes: Math.round(mib * 1024 * 1024) })
+    out.push({ pid, gpuUuid, usedBytes: Math.round(mib * 1024 * 1024) })
   }
   return out
 }

@@ -95,12 +95,12 @@ export function createStaticRoute(rootDir: string): RouteHandler {
       return true
     }
     if (url.pathname === BRIDGE_PATH) {
-      send(req, res, bridgeScript, MIME['.js'], 'no-store')
+      send(req, res, bridgeScript, MIME['.js']!, 'no-store')
       return true
     }
     if (url.pathname === '/' || url.pathname === '/index.html') {
       indexHtml ??= prepareIndexHtml(await readFile(resolve(root, 'index.html'), 'utf8'))
-      send(req, res, indexHtml, MIME['.html'], 'no-store')
+      send(req, res, indexHtml, MIME['.html']!, 'no-store')
       return true
     }
     let relative: string

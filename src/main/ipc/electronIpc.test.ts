@@ -140,8 +140,8 @@ describe('registerElectronIpc', () => {
     expect(ipc.attachedCount).toBe(1)
     expect(services.hub.size).toBe(1)
     await expect.poll(() => contents.sent.length).toBeGreaterThan(0)
-    expect(contents.sent[0][0]).toBe(EVENT_STREAM_CHANNEL)
-    expect(contents.sent[0][1]).toBe('system:changed')
+    expect(contents.sent[0]![0]).toBe(EVENT_STREAM_CHANNEL)
+    expect(contents.sent[0]![1]).toBe('system:changed')
 
     contents.destroyed = true
     contents.fire('destroyed')

@@ -41,7 +41,7 @@ describe('the composition root', () => {
     const unsubscribe = hub.subscribe((channel, payload) => {
       if (channel === 'system:changed') {
         const state = payload as { gpus: Array<{ memoryUsedBytes: number }> }
-        seen.push(state.gpus[0].memoryUsedBytes / 1024 ** 2)
+        seen.push(state.gpus[0]!.memoryUsedBytes / 1024 ** 2)
       }
     })
     expect(system.polling).toBe(true)

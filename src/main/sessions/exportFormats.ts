@@ -78,7 +78,7 @@ export function parseSessionFile(fileName: string, content: string): Session {
   const trimmed = content.trim()
   if (!trimmed) throw new AppError('invalid_input', `${fileName} is empty`, { file: fileName })
   let candidate: unknown
-  if (isJsonlHeader(trimmed.split(/\r?\n/, 1)[0])) {
+  if (isJsonlHeader(trimmed.split(/\r?\n/, 1)[0] ?? '')) {
     const lines = trimmed.split(/\r?\n/)
     const rows: unknown[] = []
     let header: Record<string, unknown> | undefined

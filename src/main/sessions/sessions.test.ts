@@ -115,7 +115,7 @@ describe('export formats', () => {
     }
     const jsonl = exportSession(s, 'jsonl').content.trim().split('\n')
     expect(jsonl).toHaveLength(1 + s.rows.length)
-    expect(JSON.parse(jsonl[1])).toMatchObject({ type: 'row', token: 'cat' })
+    expect(JSON.parse(jsonl[1]!)).toMatchObject({ type: 'row', token: 'cat' })
   })
 
   it('a JSONL export with no rows (a run failed or cancelled before its first row) imports', () => {
@@ -129,8 +129,8 @@ describe('export formats', () => {
     const file = exportSession(session('s-csv'), 'csv')
     expect(file.fileName).toMatch(/^the-cat-quoted-words-l1-s-csv\.csv$/)
     const { rows } = parseCsv(Buffer.from(file.content))
-    expect(rows[0].fields.slice(0, 4)).toEqual(['position', 'token', 'explanation', 'mse'])
-    expect(rows[1].fields).toEqual([
+    expect(rows[0]!.fields.slice(0, 4)).toEqual(['position', 'token', 'explanation', 'mse'])
+    expect(rows[1]!.fields).toEqual([
       '1',
       'cat',
       'cat, "feline"\nnew',
@@ -146,12 +146,12 @@ describe('export formats', () => {
   it('CSV keeps one explanation token per salience value when tokens carry their own spaces', () => {
     const spaced = session('s-spaced')
     spaced.rows[0] = {
-      ...spaced.rows[0],
+      ...spaced.rows[0]!,
       explanationStructured: [' the', '  cat', ' ', 'é'],
       tokenSalience: [0.1, 0.2, 0.3, 0.4]
     }
     const { rows } = parseCsv(Buffer.from(exportSession(spaced, 'csv').content))
-    const [salience, structured] = rows[1].fields.slice(7)
+    const [salience = '', structured = ''] = rows[1]!.fields.slice(7)
     expect(JSON.parse(structured)).toEqual([' the', '  cat', ' ', 'é'])
     expect(salience.split(' ').map(Number)).toEqual([0.1, 0.2, 0.3, 0.4])
   })

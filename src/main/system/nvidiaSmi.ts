@@ -38,7 +38,7 @@ export function parseNvidiaSmiCsv(stdout: string): ParsedGpuList {
       skipped.push(line)
       continue
     }
-    const index = parseFigure(cells[0])
+    const index = parseFigure(cells[0] ?? '')
     const uuid = cells[1]
     const tail = cells.slice(-4)
     const name = cells.slice(2, -4).join(', ')
@@ -107,7 +107,7 @@ export async function queryNvidiaGpus(
   if (parsed.skipped.length > 0) {
     return {
       gpus: parsed.gpus,
-      note: `nvidia-smi: ${parsed.skipped.length} line(s) not understood: ${parsed.skipped[0].slice(0, 120)}`
+      note: `nvidia-smi: ${parsed.skipped.length} line(s) not understood: ${(parsed.skipped[0] ?? '').slice(0, 120)}`
     }
   }
   if (parsed.gpus.length === 0) return { gpus: [], note: 'nvidia-smi reports no GPUs' }

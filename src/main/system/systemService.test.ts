@@ -64,7 +64,7 @@ describe('SystemService', () => {
     expect(HardwareStateSchema.parse(state)).toEqual(state)
     expect(state.cpu.id).toBe('cpu')
     expect(state.cpu.cores).toBe(os.cpus().length)
-    expect(state.cpu.name).toBe(os.cpus()[0].model.trim())
+    expect(state.cpu.name).toBe(os.cpus()[0]!.model.trim())
     expect(state.cpu.memoryTotalBytes).toBe(os.totalmem())
     expect(state.cpu.memoryFreeBytes).toBeGreaterThan(0)
     expect(state.gpus).toEqual([])
@@ -113,6 +113,6 @@ describe('SystemService', () => {
       emit: () => undefined
     })
     const [cuda] = await system.providers()
-    expect(cuda.error).toMatch(/npm run install:cuda/)
+    expect(cuda!.error).toMatch(/npm run install:cuda/)
   })
 })

@@ -84,7 +84,7 @@ export function turnStartPositions(ids: readonly number[], specials: TurnSpecial
   const { harmony } = specials
   let previousWasAssistant = false
   for (let i = 0; i < ids.length; i++) {
-    if (!specials.startIds.has(ids[i])) continue
+    if (!specials.startIds.has(ids[i]!)) continue
     const isAssistant =
       harmony !== undefined && ids[i] === harmony.startId && ids[i + 1] === harmony.assistantId
     if (isAssistant && previousWasAssistant) continue
@@ -106,8 +106,8 @@ export const OPEN_PROMPT_WINDOW = 4
 export const OPEN_PROMPT_LOOKBACK = 3
 
 /**
- * First token position of the last `n` messages (as the predecessor found them). Positions stay relative to the
- * whole text: the caller analyses [start, ids.length). Returns 0 (analyse everything) when the
+ * First token position of the last `n` messages (as the predecessor found them). Positions stay
+ * relative to the whole text: the caller analyses [start, ids.length). Returns 0 (analyse everything) when the
  * text has fewer than n+1 openings, i.e. when "the last n" would be all of it anyway.
  */
 export function lastNMessagesStart(
@@ -118,11 +118,12 @@ export function lastNMessagesStart(
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`n must be a positive integer, got ${n}`)
   const starts = turnStartPositions(ids, specials)
   if (starts.length < n + 1) return 0
-  const last = starts[starts.length - 1]
+  // Indices below are within `starts`: it has at least n + 1 entries.
+  const last = starts[starts.length - 1]!
   if (last >= ids.length - OPEN_PROMPT_WINDOW) {
-    return Math.max(0, starts[starts.length - (n + 1)] - OPEN_PROMPT_LOOKBACK)
+    return Math.max(0, starts[starts.length - (n + 1)]! - OPEN_PROMPT_LOOKBACK)
   }
-  return starts[starts.length - n]
+  return starts[starts.length - n]!
 }
 
 /** What `positionsInLastMessages` needs of a tokenizer. */
