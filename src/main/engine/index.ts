@@ -29,7 +29,6 @@ export { probeProviders, ortVersion } from './ort'
 export {
   ChatTemplate,
   loadTokenizerConfig,
-  readTokenizerConfig,
   parseChatMessages,
   type ChatMessage,
   type RenderedChat
