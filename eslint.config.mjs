@@ -3,6 +3,8 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 import reactHooks from 'eslint-plugin-react-hooks'
+import importX from 'eslint-plugin-import-x'
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript'
 
 const NODE_BUILTINS = [
   'assert',
@@ -56,6 +58,68 @@ const noRendererInMain = {
   group: ['@renderer/*', '**/renderer/**', '**/renderer'],
   message: 'Main-process code must not import the renderer.'
 }
+
+/**
+ * The layers inside src/main, lowest first (docs/architecture.md draws them). A folder imports its
+ * own files and the layers below it: never a layer above, never a neighbour in its own layer.
+ * `import` (model and checkpoint readers) sits above the engine and below every user of models.
+ */
+const MAIN_LAYERS = [
+  ['platform'],
+  ['router', 'http'],
+  ['engine'],
+  ['import'],
+  ['worker'],
+  ['devices', 'system', 'sessions'],
+  ['services'],
+  ['api', 'ipc'],
+  ['host', 'windows']
+]
+// Above every layer: the Electron entry and the command line.
+const ENTRIES = ['./src/main/index.ts', './src/cli']
+
+const layerZones = MAIN_LAYERS.flatMap((layer, level) =>
+  layer.map((folder) => {
+    const above = MAIN_LAYERS.slice(level + 1).flat()
+    const peers = layer.filter((other) => other !== folder)
+    return {
+      target: `./src/main/${folder}`,
+      from: [...[...peers, ...above].map((f) => `./src/main/${f}`), ...ENTRIES],
+      message: `src/main/${folder} may import only the layers below it (docs/architecture.md).`
+    }
+  })
+)
+
+const OUTSIDE_ENGINE = [
+  ...MAIN_LAYERS.flat()
+    .filter((folder) => folder !== 'engine')
+    .map((folder) => `./src/main/${folder}`),
+  ...ENTRIES
+]
+const OUTSIDE_WORKER = OUTSIDE_ENGINE.filter((t) => t !== './src/main/worker').concat(
+  './src/main/engine'
+)
+
+const zones = [
+  ...layerZones,
+  {
+    target: OUTSIDE_ENGINE,
+    from: './src/main/engine',
+    except: ['./index.ts'],
+    message: 'Import the engine through src/main/engine/index.ts, its public face.'
+  },
+  {
+    target: OUTSIDE_WORKER,
+    from: './src/main/worker',
+    except: ['./protocol.ts'],
+    message: 'Outside the worker process only its protocol (src/main/worker/protocol.ts) is known.'
+  },
+  {
+    target: './src/shared',
+    from: ['./src/main', './src/cli', './src/preload', './src/renderer'],
+    message: 'src/shared is the contract: it imports nothing from the processes that use it.'
+  }
+]
 
 export default tseslint.config(
   {
@@ -111,6 +175,19 @@ export default tseslint.config(
     files: ['src/renderer/**/*.{ts,tsx}'],
     plugins: { 'react-hooks': reactHooks },
     rules: reactHooks.configs.recommended.rules
+  },
+  {
+    files: ['src/**/*.{ts,tsx}'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [
+        createTypeScriptImportResolver({
+          project: ['tsconfig.node.json', 'tsconfig.web.json'],
+          noWarnOnMultipleProjects: true
+        })
+      ]
+    },
+    rules: { 'import-x/no-restricted-paths': ['error', { zones }] }
   },
   {
     // Services, engine, workers and the headless host run without Electron: only the thin glue

@@ -28,7 +28,15 @@ async function main(): Promise<void> {
     if (!json) console.log(line)
   }
   const hardware: HardwareState = {
-    cpu: { id: 'cpu', kind: 'cpu', name: cpus()[0]?.model ?? 'CPU', cores: cpus().length, memoryTotalBytes: totalmem(), memoryFreeBytes: freemem(), utilization: loadavg()[0] / cpus().length },
+    cpu: {
+      id: 'cpu',
+      kind: 'cpu',
+      name: cpus()[0]?.model ?? 'CPU',
+      cores: cpus().length,
+      memoryTotalBytes: totalmem(),
+      memoryFreeBytes: freemem(),
+      utilization: loadavg()[0]! / cpus().length
+    },
     gpus: [],
     onnxRuntimeVersion: '',
     providers: [{ provider: 'cpu', available: true }],
@@ -36,7 +44,11 @@ async function main(): Promise<void> {
     takenAt: Date.now()
   }
   const modelsDir = await mkdtemp(join(tmpdir(), 'bench-devices-'))
-  const library = new ModelLibrary({ folder: modelsDir, openBundle, ensureDemoBundle: () => ensureDemoBundle() })
+  const library = new ModelLibrary({
+    folder: modelsDir,
+    openBundle,
+    ensureDemoBundle: () => ensureDemoBundle()
+  })
   const manager = new DeviceManager({
     hardware,
     library,
@@ -62,7 +74,10 @@ async function main(): Promise<void> {
     const options = { bestOfK: 8 }
     const run = async (deviceId?: string): Promise<{ ms: number; rows: number }> => {
       const t = performance.now()
-      const { jobId } = manager.submit({ kind: 'analyze', groupId, text, options, ...(deviceId ? { deviceId } : {}) }, 'bench')
+      const { jobId } = manager.submit(
+        { kind: 'analyze', groupId, text, options, ...(deviceId ? { deviceId } : {}) },
+        'bench'
+      )
       const s = await manager.waitFor(jobId)
       if (s.status !== 'done') throw new Error(`job ${s.status}: ${s.error?.message}`)
       return { ms: performance.now() - t, rows: manager.result(jobId).rows.length }
@@ -75,7 +90,8 @@ async function main(): Promise<void> {
     const concurrent = async (): Promise<number> => {
       const t = performance.now()
       const ids = ['cpu:0', 'cpu:1'].map(
-        (deviceId) => manager.submit({ kind: 'analyze', groupId, text, options, deviceId }, 'bench').jobId
+        (deviceId) =>
+          manager.submit({ kind: 'analyze', groupId, text, options, deviceId }, 'bench').jobId
       )
       for (const id of ids) {
         const s = await manager.waitFor(id)
@@ -97,8 +113,12 @@ async function main(): Promise<void> {
     }
     const speedup = single / split
     const ceiling = (2 * single) / pair
-    log(`analysis of ${rows} positions (K=8): one device ${single.toFixed(0)} ms, two devices ${split.toFixed(0)} ms → ${speedup.toFixed(2)}×`)
-    log(`machine ceiling: the job on both devices at once took ${pair.toFixed(0)} ms → ${ceiling.toFixed(2)}× the work of one; split efficiency ${(speedup / ceiling).toFixed(2)}`)
+    log(
+      `analysis of ${rows} positions (K=8): one device ${single.toFixed(0)} ms, two devices ${split.toFixed(0)} ms → ${speedup.toFixed(2)}×`
+    )
+    log(
+      `machine ceiling: the job on both devices at once took ${pair.toFixed(0)} ms → ${ceiling.toFixed(2)}× the work of one; split efficiency ${(speedup / ceiling).toFixed(2)}`
+    )
 
     // Queue overhead: tiny jobs back to back on one device; what the manager adds on top of the
     // worker's own analysis time (IPC, zod checks, planning, events).
@@ -106,15 +126,38 @@ async function main(): Promise<void> {
     let overhead = 0
     for (let i = 0; i < n; i++) {
       const t = performance.now()
-      const { jobId } = manager.submit({ kind: 'analyze', groupId, text: 'The cat sat.', options: { bestOfK: 1, salience: false, kl: false }, deviceId: 'cpu:0' }, 'bench')
+      const { jobId } = manager.submit(
+        {
+          kind: 'analyze',
+          groupId,
+          text: 'The cat sat.',
+          options: { bestOfK: 1, salience: false, kl: false },
+          deviceId: 'cpu:0'
+        },
+        'bench'
+      )
       await manager.waitFor(jobId)
       const wall = performance.now() - t
       overhead += wall - (manager.result(jobId).metadata?.timings.totalMs ?? 0)
     }
     const overheadMs = overhead / n
-    log(`queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0].toFixed(2)} on ${cpus().length} cores`)
+    log(
+      `queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`
+    )
     if (json) {
-      console.log(JSON.stringify({ speedup: Number(speedup.toFixed(3)), overhead_ms: Number(overheadMs.toFixed(2)), single_ms: Math.round(single), split_ms: Math.round(split), parallel_ceiling: Number(ceiling.toFixed(3)), split_efficiency: Number((speedup / ceiling).toFixed(3)), positions: rows, cores: cpus().length, load_avg_1m: Number(loadavg()[0].toFixed(2)) }))
+      console.log(
+        JSON.stringify({
+          speedup: Number(speedup.toFixed(3)),
+          overhead_ms: Number(overheadMs.toFixed(2)),
+          single_ms: Math.round(single),
+          split_ms: Math.round(split),
+          parallel_ceiling: Number(ceiling.toFixed(3)),
+          split_efficiency: Number((speedup / ceiling).toFixed(3)),
+          positions: rows,
+          cores: cpus().length,
+          load_avg_1m: Number(loadavg()[0]!.toFixed(2))
+        })
+      )
     }
   } finally {
     await manager.dispose()

@@ -142,7 +142,7 @@ async function main(): Promise<void> {
   const threads = arg('threads', 1)
   await profile('demo', await ensureDemoBundle(), repeat, threads)
   await profile('synthetic d512 L8 V8192', await syntheticBenchBundle(), repeat, threads)
-  console.log(`load average ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} cores`)
+  console.log(`load average ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} cores`)
 }
 
 if (process.argv[1]?.endsWith('load-stages.ts')) {

@@ -129,7 +129,7 @@ async function main(): Promise<void> {
         `unload ${f.unload_ms} ms (${f.unload_cached_ms} ms keeping ${f.cached_mb} MB); identical rows: ${f.identical}`
     )
   }
-  const load = os.loadavg()[0]
+  const load = os.loadavg()[0]!
   log(
     `median of ${repeat}, cpu provider, ${target.threads} thread(s); load average ${load.toFixed(2)} on ${os.cpus().length} cores`
   )

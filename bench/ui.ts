@@ -433,7 +433,7 @@ async function sessionContent(page: Page, groupId: string): Promise<string> {
 
 async function main(): Promise<void> {
   const started = performance.now()
-  const loadStart = os.loadavg()[0]
+  const loadStart = os.loadavg()[0]!
   ensureBuilt()
   await ensureBundle()
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'talkative-ui-bench-'))
@@ -555,7 +555,7 @@ async function main(): Promise<void> {
     const scrollStats = stats(table.value)
     const transposedStats = stats(transposed.value)
     const streamStats = stats(stream.value)
-    const loadEnd = os.loadavg()[0]
+    const loadEnd = os.loadavg()[0]!
     const figures = {
       rows: ROWS,
       scroll_p50_frame_ms: scrollStats.p50,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * npm test: typecheck, lint, build, unit + contract + smoke tests (vitest), end-to-end (Playwright).
+ * npm test: typecheck, lint, import-cycle check, format check, build, unit + contract + smoke tests (vitest), end-to-end (Playwright).
  * Every step runs even after a failure, so one run reports everything. The last line is the only
  * summary CI reads: `N passed, N failed, N skipped` over vitest and Playwright tests, plus one
  * per typecheck / lint / build step.
@@ -83,12 +83,7 @@ rmSync(playwrightJson, { force: true })
 
 const tsc = bin('typescript', 'bin/tsc')
 step('typecheck (main, preload, shared, cli, tests)', process.execPath, [
-  tsc,
-  '--noEmit',
-  '-p',
-  'tsconfig.node.json',
-  '--composite',
-  'false'
+  resolve(root, 'scripts/typecheck-node.mjs')
 ])
 step('typecheck (renderer)', process.execPath, [
   tsc,
@@ -99,6 +94,18 @@ step('typecheck (renderer)', process.execPath, [
   'false'
 ])
 step('lint', process.execPath, [bin('eslint', 'bin/eslint.js'), '--max-warnings', '0', '.'])
+step('import cycles (madge)', process.execPath, [
+  bin('madge', 'bin/cli.js'),
+  '--circular',
+  'src',
+  'bench',
+  'test'
+])
+step('format (prettier --check)', process.execPath, [
+  bin('prettier', 'bin/prettier.cjs'),
+  '--check',
+  '.'
+])
 step('build', process.execPath, [bin('electron-vite', 'bin/electron-vite.js'), 'build'])
 step(
   'unit, contract and smoke tests (vitest)',

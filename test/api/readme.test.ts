@@ -15,8 +15,8 @@ const sectionStart = readme.indexOf('## Scripting API')
 const sectionEnd = readme.indexOf('\n## ', sectionStart + 1)
 const section = readme.slice(sectionStart, sectionEnd === -1 ? undefined : sectionEnd)
 const blocks = [...section.matchAll(/```(sh|python)\n([\s\S]*?)```/g)].map((m) => ({
-  lang: m[1],
-  code: m[2]
+  lang: m[1] ?? '',
+  code: m[2] ?? ''
 }))
 const curlBlocks = blocks.filter((b) => b.lang === 'sh' && /^curl /m.test(b.code))
 const pythonBlock = blocks.find((b) => b.lang === 'python')

@@ -44,9 +44,9 @@ describe('/api/v2/ws', () => {
     const s = await socket(h)
     await s.next((m) => m.type === 'system_state')
     expect(s.messages[0]).toMatchObject({ type: 'connection_established', num_devices: 2 })
-    expect(s.messages[1].type).toBe('system_state')
-    expect(s.messages[1].data.devices.map((d: any) => d.id)).toEqual(['cpu:0', 'cpu:1'])
-    expect(s.messages[1].data.groups.some((g: any) => g.group_id === GROUP)).toBe(true)
+    expect(s.messages[1]!.type).toBe('system_state')
+    expect(s.messages[1]!.data.devices.map((d: any) => d.id)).toEqual(['cpu:0', 'cpu:1'])
+    expect(s.messages[1]!.data.groups.some((g: any) => g.group_id === GROUP)).toBe(true)
     s.close()
   })
 
@@ -148,7 +148,7 @@ describe('/api/v2/ws', () => {
     // The one-job socket: its subscription ack, then only this job's messages, one outcome.
     const jobMessages = one.messages.filter((m) => m.job_id || m.job)
     expect(jobMessages.every(forJob(jobId))).toBe(true)
-    expect(jobMessages[0].type).toBe('subscribed')
+    expect(jobMessages[0]!.type).toBe('subscribed')
     expect(jobMessages.filter((m) => m.type === 'completed')).toHaveLength(1)
     expect(one.messages.some((m) => forJob(other.body.job_id)(m))).toBe(false)
     all.close()
@@ -412,7 +412,7 @@ describe('/api/v2/ws submissions', () => {
     for (let i = 0; i < 2; i++)
       s.send({ type: 'analyze', model_id: LENS, prompt: LONG_PROMPT, device_id: 'cpu:1', options })
     await s.next(() => s.messages.filter((m) => m.type === 'queued').length === 2)
-    const last = s.messages.filter((m) => m.type === 'queued')[1].request_id
+    const last = s.messages.filter((m) => m.type === 'queued')[1]!.request_id
     s.close()
     let status = ''
     for (let i = 0; i < 100 && status !== 'cancelled'; i++) {

@@ -8,7 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobState } from '@shared/domain/jobs'
 import { ensureDemoBundle } from '../../src/main/engine'
 import type { MemoryClient } from '../../src/main/ipc/memoryTransport'
-import { finished as jobFinished, ok, startWorkbench, type TestWorkbench } from '../helpers/workbench'
+import {
+  finished as jobFinished,
+  ok,
+  startWorkbench,
+  type TestWorkbench
+} from '../helpers/workbench'
 
 let bench: TestWorkbench
 let client: MemoryClient

@@ -27,7 +27,11 @@ let modelsDir: string
 const events: JobState[] = []
 const rowEvents: JobRows[] = []
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000
+): Promise<void> {
   const start = Date.now()
   while (!(await check())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
@@ -46,7 +50,7 @@ function expectSameRows(got: AnalysisRow[], want: AnalysisRow[]): void {
   const strip = (r: AnalysisRow) => ({ ...r, klDivergence: null })
   expect(got.map(strip)).toEqual(want.map(strip))
   got.forEach((r, i) => {
-    const w = want[i].klDivergence!
+    const w = want[i]!.klDivergence!
     expect(Math.abs(r.klDivergence! - w)).toBeLessThanOrEqual(1e-6 + 1e-3 * Math.abs(w))
   })
 }
@@ -58,7 +62,10 @@ beforeAll(async () => {
   modelsDir = await mkdtemp(join(tmpdir(), 'talkative-models-'))
   const demo = await ensureDemoBundle()
   // An intact second group (for eviction) and one that breaks after the scan (failed load).
-  for (const [folder, id] of [['copy', 'demo-copy'], ['gone', 'demo-gone']]) {
+  for (const [folder, id] of [
+    ['copy', 'demo-copy'],
+    ['gone', 'demo-gone']
+  ] as const) {
     await cp(demo, join(modelsDir, folder), { recursive: true })
     const manifestFile = join(modelsDir, folder, 'manifest.json')
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
@@ -109,9 +116,18 @@ describe('device manager with real workers', () => {
     ])
     const groups = state.library!.groups
     expect(groups.find((g) => g.groupId === GROUP)).toMatchObject({ source: 'demo', status: 'ok' })
-    expect(groups.find((g) => g.groupId === 'demo-copy')).toMatchObject({ source: 'folder', status: 'ok' })
-    expect(groups.find((g) => g.folder === 'junk')).toMatchObject({ status: 'broken', errors: [expect.objectContaining({ code: 'bundle_invalid' })] })
-    expect(groups.find((g) => g.folder === 'escape')).toMatchObject({ status: 'broken', errors: [expect.objectContaining({ code: 'forbidden' })] })
+    expect(groups.find((g) => g.groupId === 'demo-copy')).toMatchObject({
+      source: 'folder',
+      status: 'ok'
+    })
+    expect(groups.find((g) => g.folder === 'junk')).toMatchObject({
+      status: 'broken',
+      errors: [expect.objectContaining({ code: 'bundle_invalid' })]
+    })
+    expect(groups.find((g) => g.folder === 'escape')).toMatchObject({
+      status: 'broken',
+      errors: [expect.objectContaining({ code: 'forbidden' })]
+    })
   })
 
   it('estimates before a load, then shows the measured memory beside the estimate', async () => {
@@ -122,13 +138,17 @@ describe('device manager with real workers', () => {
     expect(res.placement?.state).toBe('ready')
     expect(res.placement?.measuredBytes).toBeGreaterThan(0)
     expect(res.placement?.estimatedBytes).toBe(before.requiredBytes)
-    expect((await ok(a.invoke('models:estimate', { groupId: GROUP, deviceId: 'cpu:0' }))).verdict).toBe('loaded')
+    expect(
+      (await ok(a.invoke('models:estimate', { groupId: GROUP, deviceId: 'cpu:0' }))).verdict
+    ).toBe('loaded')
     await ok(a.invoke('models:load', { groupId: GROUP, deviceId: 'cpu:1' }))
   })
 
   it('splits one analysis across every device holding the group, rows in order, equal to one device', async () => {
     rowEvents.length = 0
-    const { jobId } = await ok(a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: TEXT, options: FAST }))
+    const { jobId } = await ok(
+      a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: TEXT, options: FAST })
+    )
     const split = await finished(a, jobId)
     expect(split.status).toBe('done')
     expect([...split.devices].sort()).toEqual(['cpu:0', 'cpu:1'])
@@ -138,7 +158,15 @@ describe('device manager with real workers', () => {
       expect(r.startIndex).toBe(next)
       next += r.rows.length
     }
-    const single = await ok(a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: TEXT, options: FAST, deviceId: 'cpu:0' }))
+    const single = await ok(
+      a.invoke('jobs:submit', {
+        kind: 'analyze',
+        groupId: GROUP,
+        text: TEXT,
+        options: FAST,
+        deviceId: 'cpu:0'
+      })
+    )
     expect((await finished(a, single.jobId)).devices).toEqual(['cpu:0'])
     const splitRows = (await ok(a.invoke('jobs:result', { jobId }))).rows
     const singleRows = (await ok(a.invoke('jobs:result', { jobId: single.jobId }))).rows
@@ -148,7 +176,13 @@ describe('device manager with real workers', () => {
   })
 
   it('is fair between clients: a late client is not queued behind a burst', async () => {
-    const opts = { kind: 'analyze' as const, groupId: GROUP, text: 'The cat sat on the red chair.', options: FAST, deviceId: 'cpu:0' }
+    const opts = {
+      kind: 'analyze' as const,
+      groupId: GROUP,
+      text: 'The cat sat on the red chair.',
+      options: FAST,
+      deviceId: 'cpu:0'
+    }
     const a1 = await ok(a.invoke('jobs:submit', opts))
     const a2 = await ok(a.invoke('jobs:submit', opts))
     const a3 = await ok(a.invoke('jobs:submit', opts))
@@ -162,12 +196,22 @@ describe('device manager with real workers', () => {
 
   it('cancels a queued job at once and a running one at its next batch boundary', async () => {
     const long = 'The queen visited the castle on the island. '.repeat(6)
-    const opts = { kind: 'analyze' as const, groupId: GROUP, text: long, options: { ...FAST, rowsPerBatch: 2 }, deviceId: 'cpu:1' }
+    const opts = {
+      kind: 'analyze' as const,
+      groupId: GROUP,
+      text: long,
+      options: { ...FAST, rowsPerBatch: 2 },
+      deviceId: 'cpu:1'
+    }
     const running = await ok(a.invoke('jobs:submit', opts))
     const queued = await ok(b.invoke('jobs:submit', opts))
     const cancelledQueued = await ok(b.invoke('jobs:cancel', { jobId: queued.jobId }))
     expect(cancelledQueued.status).toBe('cancelled')
-    await until('first rows', async () => ((await ok(a.invoke('jobs:get', { jobId: running.jobId }))).progress?.rowsDone ?? 0) > 0)
+    await until(
+      'first rows',
+      async () =>
+        ((await ok(a.invoke('jobs:get', { jobId: running.jobId }))).progress?.rowsDone ?? 0) > 0
+    )
     await ok(a.invoke('jobs:cancel', { jobId: running.jobId }))
     const end = await finished(a, running.jobId)
     expect(end.status).toBe('cancelled')
@@ -181,19 +225,43 @@ describe('device manager with real workers', () => {
   it('survives SIGKILL of a worker mid-job: recovers the device, retries once, keeps rows, spares others', async () => {
     const long = 'A small bird sang in the garden. My sister read a book in the library. '.repeat(2)
     const options = { ...FAST, rowsPerBatch: 2 }
-    const reference = await ok(a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: long, options, deviceId: 'cpu:0' }))
-    const referenceRows = (await finished(a, reference.jobId), await ok(a.invoke('jobs:result', { jobId: reference.jobId }))).rows
+    const reference = await ok(
+      a.invoke('jobs:submit', {
+        kind: 'analyze',
+        groupId: GROUP,
+        text: long,
+        options,
+        deviceId: 'cpu:0'
+      })
+    )
+    const referenceRows = (await finished(a, reference.jobId),
+    await ok(a.invoke('jobs:result', { jobId: reference.jobId }))).rows
 
     const victimPid = (await deviceState('cpu:1')).workerPid!
-    const other = await ok(b.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: TEXT, options: FAST, deviceId: 'cpu:2' }))
-    const job = await ok(a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: long, options }))
+    const other = await ok(
+      b.invoke('jobs:submit', {
+        kind: 'analyze',
+        groupId: GROUP,
+        text: TEXT,
+        options: FAST,
+        deviceId: 'cpu:2'
+      })
+    )
+    const job = await ok(
+      a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: long, options })
+    )
     await until('cpu:1 to work on the split job', async () => {
       const d = await deviceState('cpu:1')
       const s = await ok(a.invoke('jobs:get', { jobId: job.jobId }))
       return d.runningJobId === job.jobId && (s.progress?.rowsDone ?? 0) > 0
     })
     process.kill(victimPid, 'SIGKILL')
-    await until('cpu:1 recovering', async () => (await deviceState('cpu:1')).status === 'recovering' || (await deviceState('cpu:1')).restarts > 0)
+    await until(
+      'cpu:1 recovering',
+      async () =>
+        (await deviceState('cpu:1')).status === 'recovering' ||
+        (await deviceState('cpu:1')).restarts > 0
+    )
 
     const end = await finished(a, job.jobId)
     expect(end.status).toBe('done')
@@ -204,7 +272,9 @@ describe('device manager with real workers', () => {
 
     await until('cpu:1 back with its group', async () => {
       const d = await deviceState('cpu:1')
-      return d.status === 'ready' && d.placements.some((p) => p.groupId === GROUP && p.state === 'ready')
+      return (
+        d.status === 'ready' && d.placements.some((p) => p.groupId === GROUP && p.state === 'ready')
+      )
     })
     const d = await deviceState('cpu:1')
     expect(d.restarts).toBe(1)
@@ -214,20 +284,28 @@ describe('device manager with real workers', () => {
   it('restarts a worker that stops answering within the grace period', async () => {
     const before = await deviceState('cpu:2')
     process.kill(before.workerPid!, 'SIGSTOP')
-    await until('cpu:2 restarted', async () => {
-      const d = await deviceState('cpu:2')
-      return d.restarts === before.restarts + 1 && d.status === 'ready'
-    }, 20_000)
+    await until(
+      'cpu:2 restarted',
+      async () => {
+        const d = await deviceState('cpu:2')
+        return d.restarts === before.restarts + 1 && d.status === 'ready'
+      },
+      20_000
+    )
     expect((await deviceState('cpu:2')).statusDetail ?? '').not.toMatch(/could not/)
   })
 
   it('evicts the least recently used unpinned group, never a pinned one, and refuses what cannot fit', async () => {
     await ok(a.invoke('models:load', { groupId: GROUP, deviceId: 'cpu:2' }))
-    const estimate = await ok(a.invoke('models:estimate', { groupId: 'demo-copy', deviceId: 'cpu:2' }))
+    const estimate = await ok(
+      a.invoke('models:estimate', { groupId: 'demo-copy', deviceId: 'cpu:2' })
+    )
     expect(estimate.verdict).toBe('fits_after_evicting')
     expect(estimate.evictions.map((e) => e.groupId)).toEqual([GROUP])
     await ok(a.invoke('models:pin', { groupId: GROUP, deviceId: 'cpu:2', pinned: true }))
-    const refused = await ok(a.invoke('models:estimate', { groupId: 'demo-copy', deviceId: 'cpu:2' }))
+    const refused = await ok(
+      a.invoke('models:estimate', { groupId: 'demo-copy', deviceId: 'cpu:2' })
+    )
     expect(refused.verdict).toBe('does_not_fit')
     expect(refused.reason).toMatch(/pinned demo-words/)
     const failed = await a.invoke('models:load', { groupId: 'demo-copy', deviceId: 'cpu:2' })
@@ -243,15 +321,17 @@ describe('device manager with real workers', () => {
   })
 
   it('unload gives the memory back; move loads elsewhere then unloads the source', async () => {
-    const moved = await ok(a.invoke('models:move', { groupId: 'demo-copy', fromDeviceId: 'cpu:2', toDeviceId: 'cpu:0' }))
+    const moved = await ok(
+      a.invoke('models:move', { groupId: 'demo-copy', fromDeviceId: 'cpu:2', toDeviceId: 'cpu:0' })
+    )
     expect(moved.deviceId).toBe('cpu:0')
     expect((await deviceState('cpu:2')).placements).toEqual([])
     expect((await deviceState('cpu:2')).lastUnload?.ok).toBe(true)
     // On a device whose process has run many analyses, RSS stays at its high-water mark (the
     // allocator keeps the pages for reuse): unload must still give some back and never grow.
     const res = await ok(a.invoke('models:unload', { groupId: 'demo-copy', deviceId: 'cpu:0' }))
-    expect(res.unloaded[0].deviceId).toBe('cpu:0')
-    expect(res.unloaded[0].freedBytes).toBeGreaterThanOrEqual(0)
+    expect(res.unloaded[0]!.deviceId).toBe('cpu:0')
+    expect(res.unloaded[0]!.freedBytes).toBeGreaterThanOrEqual(0)
     expect((await deviceState('cpu:0')).placements.map((p) => p.groupId)).toEqual([GROUP])
   })
 
@@ -261,13 +341,24 @@ describe('device manager with real workers', () => {
     const failed = await a.invoke('models:load', { groupId: 'demo-gone', deviceId: 'cpu:2' })
     expect(failed).toMatchObject({ ok: false, error: { code: 'bundle_invalid' } })
     expect((await deviceState('cpu:2')).status).toBe('ready')
-    const { jobId } = await ok(a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text: 'The cat sat.', options: FAST, deviceId: 'cpu:2' }))
+    const { jobId } = await ok(
+      a.invoke('jobs:submit', {
+        kind: 'analyze',
+        groupId: GROUP,
+        text: 'The cat sat.',
+        options: FAST,
+        deviceId: 'cpu:2'
+      })
+    )
     expect((await finished(a, jobId)).status).toBe('done')
   })
 
   it('reports job states as events: queued with a position, loading, running with progress, done', () => {
     const statuses = new Set(events.map((e) => e.status))
-    for (const s of ['queued', 'loading', 'running', 'done', 'cancelled']) expect(statuses).toContain(s)
-    expect(events.some((e) => e.status === 'running' && e.progress && e.etaSeconds !== null)).toBe(true)
+    for (const s of ['queued', 'loading', 'running', 'done', 'cancelled'])
+      expect(statuses).toContain(s)
+    expect(events.some((e) => e.status === 'running' && e.progress && e.etaSeconds !== null)).toBe(
+      true
+    )
   })
 })

@@ -47,7 +47,7 @@ describe('bridge: runs on screen', () => {
     const id = reply.session.id
 
     await expect.poll(() => store.getState().runs.byId[id]?.settled, { timeout: 60_000 }).toBe(true)
-    const run = store.getState().runs.byId[id]
+    const run = store.getState().runs.byId[id]!
     const saved = await ok(client.invoke('sessions:get', { id }))
     expect(saved.status).toBe('completed')
     expect(run.summary.status).toBe('completed')

@@ -67,7 +67,7 @@ describe('built Electron main bundle (stubbed electron)', () => {
     expect(report.sandboxEnabled).toBe(true)
     expect(report.permissionHandler).toBe(true)
     expect(report.windows).toHaveLength(1)
-    const prefs = report.windows[0].webPreferences
+    const prefs = report.windows[0]!.webPreferences
     expect(prefs).toMatchObject({
       contextIsolation: true,
       sandbox: true,
@@ -77,8 +77,8 @@ describe('built Electron main bundle (stubbed electron)', () => {
     })
     expect(existsSync(String(prefs.preload))).toBe(true)
     expect(String(prefs.preload)).toMatch(/out[\\/]preload[\\/]index\.cjs$/)
-    expect(report.windows[0].loadedFile).toBe(resolve(root, 'out/renderer/index.html'))
-    expect(existsSync(report.windows[0].loadedFile!)).toBe(true)
+    expect(report.windows[0]!.loadedFile).toBe(resolve(root, 'out/renderer/index.html'))
+    expect(existsSync(report.windows[0]!.loadedFile!)).toBe(true)
   })
 
   it('denies navigation and window.open', () => {

@@ -34,7 +34,7 @@ test.describe('device cards over the headless host', () => {
     const devices = new DevicesPage(page)
     await devices.open(host.url)
 
-    await expect(devices.figure('cpu', 'name')).toHaveText(os.cpus()[0].model.trim())
+    await expect(devices.figure('cpu', 'name')).toHaveText(os.cpus()[0]!.model.trim())
     await expect(devices.figure('cpu', 'cores')).toHaveText(String(os.cpus().length))
     await expect(devices.card('cpu')).toHaveAttribute(
       'data-memory-total-bytes',

@@ -43,7 +43,10 @@ test.afterAll(async () => {
   rmSync(tempDir, { recursive: true, force: true })
 })
 
-test('drag the demo group onto a device card: live fit preview, then the load', async ({ page, workbench }) => {
+test('drag the demo group onto a device card: live fit preview, then the load', async ({
+  page,
+  workbench
+}) => {
   await workbench.open(host!.url)
   await expect(page.getByTestId('devices-empty')).toHaveText('Drag a group onto a device to begin.')
   await expect(page.getByTestId('session-problem')).toContainText('s-broken-file.json')
@@ -56,20 +59,29 @@ test('drag the demo group onto a device card: live fit preview, then the load', 
   await page.screenshot({ path: shot('2-fit-preview') })
   await page.mouse.up()
 
-  await expect(workbench.placement('cpu:0', 'demo-words')).toHaveAttribute('data-state', 'ready', { timeout: 60_000 })
+  await expect(workbench.placement('cpu:0', 'demo-words')).toHaveAttribute('data-state', 'ready', {
+    timeout: 60_000
+  })
   await expect(workbench.preview('cpu:0')).toHaveCount(0)
-  await expect(workbench.placement('cpu:0', 'demo-words').getByTestId('placement-bytes')).toContainText(/measured \d/)
+  await expect(
+    workbench.placement('cpu:0', 'demo-words').getByTestId('placement-bytes')
+  ).toContainText(/measured \d/)
   await page.screenshot({ path: shot('3-loaded'), fullPage: true })
 })
 
-test('analyse a sentence: rows stream in and each content word is named by its explanation', async ({ page, workbench }) => {
+test('analyse a sentence: rows stream in and each content word is named by its explanation', async ({
+  page,
+  workbench
+}) => {
   await workbench.open(host!.url)
   await workbench.analyse(SENTENCE, { bestOfK: 8 })
   await expect(page.getByTestId('results-status')).toHaveText('completed', { timeout: 60_000 })
   const count = Number(await page.getByTestId('results-table').getAttribute('data-row-count'))
   expect(count).toBeGreaterThanOrEqual(7)
   for (const word of ['cat', 'sat', 'red', 'chair']) {
-    const row = page.getByTestId('result-row').filter({ has: page.locator(`[data-column="token"]`, { hasText: new RegExp(`^${word}$`) }) })
+    const row = page
+      .getByTestId('result-row')
+      .filter({ has: page.locator(`[data-column="token"]`, { hasText: new RegExp(`^${word}$`) }) })
     await expect(row.first().getByTestId('explanation')).toContainText(word)
   }
   await expect(page.getByTestId('legend')).toContainText('MSE')
@@ -77,9 +89,14 @@ test('analyse a sentence: rows stream in and each content word is named by its e
 
   // Sorting by MSE: numbers sort largest first on the first click, smallest first on the second.
   const mseValues = async (): Promise<number[]> =>
-    (await page.locator('[data-testid="result-row"] [data-column="mse"]').allTextContents()).map(Number)
+    (await page.locator('[data-testid="result-row"] [data-column="mse"]').allTextContents()).map(
+      Number
+    )
   await page.getByTestId('sort-mse').click()
-  await expect(page.getByRole('columnheader', { name: /MSE ▼/ })).toHaveAttribute('aria-sort', 'descending')
+  await expect(page.getByRole('columnheader', { name: /MSE ▼/ })).toHaveAttribute(
+    'aria-sort',
+    'descending'
+  )
   const desc = await mseValues()
   expect(desc).toEqual([...desc].sort((a, b) => b - a))
   await page.getByTestId('sort-mse').click()
@@ -99,20 +116,34 @@ test('analyse a sentence: rows stream in and each content word is named by its e
   await expect(workbench.sessions().first()).toHaveAttribute('data-status', 'completed')
 })
 
-test('cancel a long run: the rows so far are kept and the session says cancelled', async ({ page, workbench }) => {
+test('cancel a long run: the rows so far are kept and the session says cancelled', async ({
+  page,
+  workbench
+}) => {
   await workbench.open(host!.url)
-  const long = Array.from({ length: 26 }, () => 'The old farmer sold cheese at the market and a dog ran to the river.').join(' ')
+  const long = Array.from(
+    { length: 26 },
+    () => 'The old farmer sold cheese at the market and a dog ran to the river.'
+  ).join(' ')
   await workbench.analyse(long, { bestOfK: 256 })
-  await expect(page.getByTestId('run-progress')).toHaveAttribute('data-status', /running|loading|queued/)
+  await expect(page.getByTestId('run-progress')).toHaveAttribute(
+    'data-status',
+    /running|loading|queued/
+  )
   await expect(page.getByTestId('cancel-run')).toBeVisible()
   await page.screenshot({ path: shot('6-running'), fullPage: true })
   await page.getByTestId('cancel-run').click()
-  await expect(page.getByTestId('run-progress')).toHaveAttribute('data-status', 'cancelled', { timeout: 30_000 })
+  await expect(page.getByTestId('run-progress')).toHaveAttribute('data-status', 'cancelled', {
+    timeout: 30_000
+  })
   await expect(workbench.sessions().first()).toHaveAttribute('data-status', 'cancelled')
   await page.screenshot({ path: shot('7-cancelled'), fullPage: true })
 })
 
-test('reload the page and reopen the saved analysis without recomputing; export it', async ({ page, workbench }) => {
+test('reload the page and reopen the saved analysis without recomputing; export it', async ({
+  page,
+  workbench
+}) => {
   await workbench.open(host!.url)
   // The chosen theme survives the reload, from the first frame.
   await page.getByTestId('theme-toggle').click()
@@ -124,29 +155,47 @@ test('reload the page and reopen the saved analysis without recomputing; export 
   const saved = workbench.sessions().filter({ hasText: 'The cat sat' })
   await expect(saved).toHaveCount(1)
   const jobsBefore = await page.evaluate(async () => {
-    const api = (globalThis as unknown as { api: { invoke(c: string): Promise<{ ok: boolean; value: unknown[] }> } }).api
+    const api = (
+      globalThis as unknown as {
+        api: { invoke(c: string): Promise<{ ok: boolean; value: unknown[] }> }
+      }
+    ).api
     return (await api.invoke('jobs:list')).value.length
   })
   await saved.getByTestId('session-open').click()
   await expect(page.getByTestId('results-title')).toContainText('The cat sat')
   await expect(page.getByTestId('results-status')).toHaveText('completed')
-  const catRow = page.getByTestId('result-row').filter({ has: page.locator('[data-column="token"]', { hasText: /^cat$/ }) })
+  const catRow = page
+    .getByTestId('result-row')
+    .filter({ has: page.locator('[data-column="token"]', { hasText: /^cat$/ }) })
   await expect(catRow.getByTestId('explanation')).toContainText('cat')
   const jobsAfter = await page.evaluate(async () => {
-    const api = (globalThis as unknown as { api: { invoke(c: string): Promise<{ ok: boolean; value: unknown[] }> } }).api
+    const api = (
+      globalThis as unknown as {
+        api: { invoke(c: string): Promise<{ ok: boolean; value: unknown[] }> }
+      }
+    ).api
     return (await api.invoke('jobs:list')).value.length
   })
   expect(jobsAfter).toBe(jobsBefore)
   await page.screenshot({ path: shot('8-reopened'), fullPage: true })
 
-  const [csv] = await Promise.all([page.waitForEvent('download'), saved.getByTestId('export-csv').click()])
+  const [csv] = await Promise.all([
+    page.waitForEvent('download'),
+    saved.getByTestId('export-csv').click()
+  ])
   const csvText = readFileSync((await csv.path())!, 'utf8')
   const lines = csvText.trim().split('\n')
-  expect(lines[0]).toBe('position,token,explanation,mse,relative_rmse,kl_divergence,logit_lens_top,token_salience,explanation_structured')
+  expect(lines[0]).toBe(
+    'position,token,explanation,mse,relative_rmse,kl_divergence,logit_lens_top,token_salience,explanation_structured'
+  )
   const catLine = lines.find((l) => l.split(',')[1] === 'cat')
   expect(catLine?.split(',')[2]).toContain('cat')
 
-  const [json] = await Promise.all([page.waitForEvent('download'), saved.getByTestId('export-json').click()])
+  const [json] = await Promise.all([
+    page.waitForEvent('download'),
+    saved.getByTestId('export-json').click()
+  ])
   const session = JSON.parse(readFileSync((await json.path())!, 'utf8')) as {
     format: string
     input: { text: string }
@@ -156,7 +205,12 @@ test('reload the page and reopen the saved analysis without recomputing; export 
     rows: Array<{ token: string; explanationStructured: string[] }>
     status: string
   }
-  expect(session).toMatchObject({ format: 'talkative-session', groupId: 'demo-words', status: 'completed', input: { text: SENTENCE } })
+  expect(session).toMatchObject({
+    format: 'talkative-session',
+    groupId: 'demo-words',
+    status: 'completed',
+    input: { text: SENTENCE }
+  })
   expect(session.options).toMatchObject({ seed: 42, bestOfK: 8 })
   expect(session.bundleHash).toMatch(/^[0-9a-f]{16,}/)
   expect(session.rows.find((r) => r.token === 'chair')?.explanationStructured).toContain('chair')
@@ -165,28 +219,46 @@ test('reload the page and reopen the saved analysis without recomputing; export 
   const before = await workbench.sessions().count()
   await page.getByTestId('import-file').setInputFiles((await json.path())!)
   await expect(workbench.sessions()).toHaveCount(before + 1)
-  await page.getByTestId('import-file').setInputFiles({ name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('{"format":"nope"}') })
+  await page.getByTestId('import-file').setInputFiles({
+    name: 'bad.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from('{"format":"nope"}')
+  })
   await expect(page.getByTestId('import-error')).toContainText('bad.json is not a session file')
 })
 
-test('keyboard placement: move the placed group to the other device without a mouse', async ({ page, workbench }) => {
+test('keyboard placement: move the placed group to the other device without a mouse', async ({
+  page,
+  workbench
+}) => {
   await workbench.open(host!.url)
-  await expect(workbench.placement('cpu:0', 'demo-words')).toHaveAttribute('data-state', 'ready', { timeout: 30_000 })
-  const handle = workbench.placement('cpu:0', 'demo-words').getByRole('button', { name: /Move demo-words/ })
+  await expect(workbench.placement('cpu:0', 'demo-words')).toHaveAttribute('data-state', 'ready', {
+    timeout: 30_000
+  })
+  const handle = workbench
+    .placement('cpu:0', 'demo-words')
+    .getByRole('button', { name: /Move demo-words/ })
   await handle.focus()
   await page.keyboard.press('Space')
   await expect(page.getByTestId('drag-overlay')).toBeVisible()
   await page.keyboard.press('ArrowRight')
   await expect(workbench.preview('cpu:1')).toHaveAttribute('data-verdict', 'fits')
-  await expect(page.getByTestId('announcer')).toContainText(/demo-words fits on cpu:1|is over device cpu:1/)
+  await expect(page.getByTestId('announcer')).toContainText(
+    /demo-words fits on cpu:1|is over device cpu:1/
+  )
   await page.screenshot({ path: shot('9-keyboard-preview') })
   await page.keyboard.press('Space')
-  await expect(workbench.placement('cpu:1', 'demo-words')).toHaveAttribute('data-state', 'ready', { timeout: 60_000 })
+  await expect(workbench.placement('cpu:1', 'demo-words')).toHaveAttribute('data-state', 'ready', {
+    timeout: 60_000
+  })
   await expect(workbench.placement('cpu:0', 'demo-words')).toHaveCount(0, { timeout: 30_000 })
   await page.screenshot({ path: shot('10-moved'), fullPage: true })
 })
 
-test('chat, generate, generate + analyse, and an exact re-run of a saved session', async ({ page, workbench }) => {
+test('chat, generate, generate + analyse, and an exact re-run of a saved session', async ({
+  page,
+  workbench
+}) => {
   await workbench.open(host!.url)
   // Chat: the messages go to main as they are and the group's own template renders them.
   await page.getByRole('radiogroup', { name: 'Input kind' }).getByText('Chat').click()
@@ -194,10 +266,14 @@ test('chat, generate, generate + analyse, and an exact re-run of a saved session
   await page.getByTestId('opt-best-of-k').fill('4')
   await page.getByTestId('analyse').click()
   await expect(page.getByTestId('results-status')).toHaveText('completed', { timeout: 60_000 })
-  const tokens = await page.locator('[data-testid="result-row"] [data-column="token"]').allTextContents()
+  const tokens = await page
+    .locator('[data-testid="result-row"] [data-column="token"]')
+    .allTextContents()
   expect(tokens.filter((t) => t === '<start_of_turn>')).toHaveLength(2)
   expect(tokens.at(-1)).toBe('model')
-  const catRow = page.getByTestId('result-row').filter({ has: page.locator('[data-column="token"]', { hasText: /^cat$/ }) })
+  const catRow = page
+    .getByTestId('result-row')
+    .filter({ has: page.locator('[data-column="token"]', { hasText: /^cat$/ }) })
   await expect(catRow.getByTestId('explanation')).toContainText('cat')
   await page.screenshot({ path: shot('11-chat'), fullPage: true })
 
@@ -213,7 +289,9 @@ test('chat, generate, generate + analyse, and an exact re-run of a saved session
 
   // Generate + analyse: one job; the rows cover the prompt and the continuation.
   await page.getByTestId('generate-analyse').click()
-  await expect(page.getByTestId('run-progress')).toHaveAttribute('data-status', 'done', { timeout: 60_000 })
+  await expect(page.getByTestId('run-progress')).toHaveAttribute('data-status', 'done', {
+    timeout: 60_000
+  })
   const rows = Number(await page.getByTestId('results-table').getAttribute('data-row-count'))
   expect(rows).toBeGreaterThan(6)
 
@@ -226,10 +304,21 @@ test('chat, generate, generate + analyse, and an exact re-run of a saved session
   const rerun = workbench.sessions().filter({ hasText: '(re-run)' }).first()
   await expect(rerun).toHaveAttribute('data-status', 'completed', { timeout: 60_000 })
   const rerunId = (await rerun.getAttribute('data-session-id'))!
-  const [a, b] = await page.evaluate(async (ids) => {
-    const api = (globalThis as unknown as { api: { invoke(c: string, i: unknown): Promise<{ ok: boolean; value: { rows: unknown[] } }> } }).api
-    return Promise.all(ids.map(async (id) => (await api.invoke('sessions:get', { id })).value.rows))
-  }, [originalId, rerunId])
+  const [a, b] = await page.evaluate(
+    async (ids) => {
+      const api = (
+        globalThis as unknown as {
+          api: {
+            invoke(c: string, i: unknown): Promise<{ ok: boolean; value: { rows: unknown[] } }>
+          }
+        }
+      ).api
+      return Promise.all(
+        ids.map(async (id) => (await api.invoke('sessions:get', { id })).value.rows)
+      )
+    },
+    [originalId, rerunId]
+  )
   expect(b).toEqual(a)
   await page.screenshot({ path: shot('13-rerun'), fullPage: true })
 })

@@ -1,7 +1,7 @@
 /** `talkative chat`: one assistant reply to a conversation, stopping at the end of the turn. */
 import { Command, Option } from 'commander'
 import { AppError } from '@shared/ipc/errors'
-import type { ChatMessage } from '../../main/engine/chat/messages'
+import type { ChatMessage } from '../../main/engine'
 import {
   EXIT,
   addGenerationOptions,

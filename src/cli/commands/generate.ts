@@ -9,12 +9,17 @@ import { Command, InvalidArgumentError, Option, type CommanderError } from 'comm
 import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
 import { ExecutionProviderSchema, type ExecutionProvider } from '@shared/domain/system'
 import { AppError, toSerializedError } from '@shared/ipc/errors'
-import { ensureDemoBundle, loadGroup } from '../../main/engine'
-import type { SessionTarget } from '../../main/engine/ort'
-import type { LoadedGroup } from '../../main/engine/types'
-import { parseChatMessages, type ChatMessage } from '../../main/engine/chat/messages'
-import type { GenerateOptionsInput, GenerationResult } from '../../main/engine/generation/options'
-import { generateThenAnalyze } from '../../main/engine/generation/jobs'
+import {
+  ensureDemoBundle,
+  generateThenAnalyze,
+  loadGroup,
+  parseChatMessages,
+  type ChatMessage,
+  type GenerateOptionsInput,
+  type GenerationResult,
+  type LoadedGroup,
+  type SessionTarget
+} from '../../main/engine'
 
 /** Exit codes shared by generate, chat and run (documented in docs/cli.md). */
 export const EXIT = {

@@ -1,9 +1,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureDemoBundle, loadGroup } from '../../main/engine'
-import { runDataset } from '../../main/engine/dataset'
-import { parseCsv } from '../../main/engine/dataset/csv'
+import { ensureDemoBundle, loadGroup, parseCsv, runDataset } from '../../main/engine'
 import { recordProcessor } from './run'
 import { cliHarness, type CliHarness } from './spawnCli'
 

@@ -6,18 +6,19 @@ import { Command, Option } from 'commander'
 import { SingleBar } from 'cli-progress'
 import { AppError } from '@shared/ipc/errors'
 import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
-import type { LoadedGroup } from '../../main/engine/types'
-import { conversationText, generateThenAnalyze } from '../../main/engine/generation/jobs'
-import type { GenerateOptionsInput } from '../../main/engine/generation/options'
 import {
-  OUTPUT_FORMATS,
+  conversationText,
   formatFromPath,
+  generateThenAnalyze,
+  OUTPUT_FORMATS,
   runDataset,
   type DatasetRecord,
   type DatasetRunSummary,
+  type GenerateOptionsInput,
+  type LoadedGroup,
   type OutputFormat,
   type RecordProcessor
-} from '../../main/engine/dataset'
+} from '../../main/engine'
 import {
   EXIT,
   addAnalysisOptions,

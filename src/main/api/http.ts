@@ -1,81 +1,23 @@
-import { timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { describeZodError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
-import type { Router } from '../ipc/router'
-import type { RouteHandler } from '../host/httpHost'
+import type { IncomingMessage } from 'node:http'
+import { describeZodError, type SerializedError } from '@shared/ipc/errors'
+import type { Router } from '../router/router'
+import { sendJson } from '../http/replies'
+import { BodyTooLarge, firstHeader, readBody, bearerToken, tokenMatches } from '../http/requests'
+import type { RouteHandler } from '../http/server'
 import type { BadRequestLog } from './badRequests'
-import {
-  ApiFailure,
-  dispatchForApi,
-  endpoints,
-  matchEndpoint,
-  STATUS_FOR_CODE,
-  type EndpointContext
-} from './endpoints'
+import { dispatchForApi, matchEndpoint, type EndpointContext } from './endpoint'
+import { endpoints } from './endpoints'
+import { ApiFailure, toApiFailure } from './failures'
 import type { JobWaiter } from './jobWaiter'
 import { toWire } from './names'
 import { buildOpenApi } from './openapi'
 
 export const API_PREFIX = '/api/v2'
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
-}
-
-/** Accepts any of `tokens`, compared in constant time (lengths leak, contents do not). */
-export function tokenMatches(candidate: string | undefined, tokens: readonly string[]): boolean {
-  if (!candidate) return false
-  const given = Buffer.from(candidate)
-  let ok = false
-  for (const token of tokens) {
-    const expected = Buffer.from(token)
-    if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true
-  }
-  return ok
-}
-
-export function bearerToken(req: IncomingMessage): string | undefined {
-  const auth = firstHeader(req.headers.authorization)
-  const m = auth ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null
-  return m ? m[1] : undefined
-}
-
 /** Per-client fairness: a script may name itself; otherwise all unnamed callers share one lane. */
 export function apiClientId(req: IncomingMessage): string {
   const named = firstHeader(req.headers['x-client-id'])
   return named && /^[\w.:-]{1,64}$/.test(named) ? `api:${named}` : 'api:anonymous'
-}
-
-class BodyTooLarge extends Error {}
-
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(firstHeader(req.headers['content-length']) ?? NaN)
-  if (Number.isFinite(declared) && declared > maxBytes) throw new BodyTooLarge()
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > maxBytes) throw new BodyTooLarge()
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {}
-): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    'x-content-type-options': 'nosniff',
-    'cache-control': 'no-store',
-    ...headers
-  })
-  res.end(text)
 }
 
 export interface ApiRouteOptions {
@@ -136,7 +78,7 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       )
       return true
     }
-    const match = matchEndpoint(req.method ?? 'GET', rest)
+    const match = matchEndpoint(endpoints, req.method ?? 'GET', rest)
     if (!match) {
       req.resume()
       replyError(404, { code: 'not_found', message: `no endpoint ${req.method} ${url.pathname}` })
@@ -158,7 +100,7 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
     const { endpoint, params } = match
 
     let raw: Record<string, unknown> = {}
-    let body: unknown = undefined
+    let json: unknown = undefined
     if (endpoint.request) {
       let bytes: Buffer
       try {
@@ -189,7 +131,6 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
         })
         return true
       }
-      let json: unknown
       try {
         json = bytes.length === 0 ? {} : JSON.parse(bytes.toString('utf8'))
       } catch (err) {
@@ -208,19 +149,18 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
         })
         return true
       }
-      raw = json as Record<string, unknown>
-      const parsed = endpoint.request.safeParse(json)
-      if (!parsed.success) {
-        const { message, field } = describeZodError(parsed.error)
-        replyError(
-          400,
-          field ? { code: 'invalid_input', message, field } : { code: 'invalid_input', message }
-        )
-        return true
-      }
-      body = parsed.data
+      raw = { ...json }
     } else {
       req.resume()
+    }
+    const accepted = endpoint.accept(json)
+    if (!accepted.ok) {
+      const { message, field } = describeZodError(accepted.error)
+      replyError(
+        400,
+        field ? { code: 'invalid_input', message, field } : { code: 'invalid_input', message }
+      )
+      return true
     }
 
     const clientId = apiClientId(req)
@@ -236,22 +176,15 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       }
     }
     try {
-      const answer = await endpoint.handle({ body, raw, params }, ctx)
+      const answer = await accepted.run({ raw, params }, ctx)
       reply(answer.status, toWire(answer.body))
     } catch (err) {
-      if (err instanceof ApiFailure) {
-        replyError(err.status, err.error, err.extra)
-        return true
-      }
       // A service's typed error (e.g. `unavailable` while the server shuts down) keeps its status;
       // anything else is not the caller's fault: say so plainly, and leave a trace for the operator.
-      const error = toSerializedError(err)
-      if (error.code !== 'internal') {
-        replyError(STATUS_FOR_CODE[error.code], { code: error.code, message: error.message })
-        return true
-      }
-      options.log(`api/v2: ${req.method} ${url.pathname} failed: ${error.message}`)
-      replyError(500, { code: 'internal', message: error.message })
+      const failure = toApiFailure(err)
+      if (!(err instanceof ApiFailure) && failure.error.code === 'internal')
+        options.log(`api/v2: ${req.method} ${url.pathname} failed: ${failure.error.message}`)
+      replyError(failure.status, failure.error, failure.extra)
     }
     return true
   }

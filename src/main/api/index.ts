@@ -2,7 +2,7 @@
  * The scripting API: /api/v2 over HTTP and /api/v2/ws, on the headless host's server, driving the
  * same Router and EventHub as the app's windows. See docs/api.md.
  */
-import type { HttpHost } from '../host/httpHost'
+import type { HttpHost } from '../http/server'
 import type { Services } from '../services/createServices'
 import { BadRequestLog } from './badRequests'
 import { DEFAULT_MAX_BODY_BYTES, type ApiOptions } from './config'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { JobState } from '@shared/domain/jobs'
-import { EventHub, Router } from '../ipc/router'
+import { Router } from '../router/router'
+import { EventHub } from '../router/eventHub'
 import { JobWaiter } from './jobWaiter'
 
 function jobState(id: string, status: JobState['status']): JobState {

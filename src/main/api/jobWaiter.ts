@@ -1,6 +1,7 @@
 import { TERMINAL_JOB_STATUSES, type JobState } from '@shared/domain/jobs'
 import { AppError } from '@shared/ipc/errors'
-import type { EventHub, Router } from '../ipc/router'
+import type { Router } from '../router/router'
+import type { EventHub } from '../router/eventHub'
 
 interface Waiter {
   resolve: (state: JobState) => void

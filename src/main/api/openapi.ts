@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { renameJsonSchema, snakeCase } from './names'
 import { ApiErrorSchema } from './schemas'
-import type { Endpoint } from './endpoints'
+import type { Endpoint } from './endpoint'
 
 const REASONS: Record<number, string> = {
   400: 'Bad input; `error.field` names the offending field',
@@ -51,8 +51,8 @@ export function buildOpenApi(endpoints: readonly Endpoint[], version: string): u
         content: { 'application/json': { schema: wireSchema(e.request, 'input') } }
       }
     }
-    paths[`/api/v2${e.path}`] ??= {}
-    paths[`/api/v2${e.path}`][e.method.toLowerCase()] = operation
+    const path = (paths[`/api/v2${e.path}`] ??= {})
+    path[e.method.toLowerCase()] = operation
   }
   return {
     openapi: '3.0.3',

@@ -27,10 +27,7 @@ const ModelRefSchema = z
   .describe('A lens: `group/lens`, a lens id unique across groups, or a group id (its first lens)')
 const GroupIdSchema = z.string().min(1).max(200).describe('A model group id, e.g. demo-words')
 const PromptSchema = z
-  .union([
-    z.string().min(1).max(MAX_PROMPT_CHARS),
-    z.array(JobChatMessageSchema).min(1).max(1000)
-  ])
+  .union([z.string().min(1).max(MAX_PROMPT_CHARS), z.array(JobChatMessageSchema).min(1).max(1000)])
   .describe(
     'Text to analyse or continue, or a chat as [{role, content}] rendered with the group chat template (as the seed slim API accepted)'
   )

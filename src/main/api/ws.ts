@@ -8,11 +8,15 @@ import {
 import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
 import type { InvokeChannel, InvokeInput, InvokeOutput } from '@shared/ipc/contract'
 import { describeZodError, fromSerializedError, toSerializedError } from '@shared/ipc/errors'
-import type { EventHub, Router } from '../ipc/router'
-import { refuseUpgrade, type HttpHost } from '../host/httpHost'
+import type { Router } from '../router/router'
+import type { EventHub } from '../router/eventHub'
+import { refuseUpgrade } from '../http/replies'
+import { bearerToken, tokenMatches } from '../http/requests'
+import type { HttpHost } from '../http/server'
 import type { BadRequestLog } from './badRequests'
-import { ApiFailure, dispatchForApi, endpoints, type EndpointContext } from './endpoints'
-import { bearerToken, tokenMatches } from './http'
+import { dispatchForApi, type Endpoint, type EndpointContext } from './endpoint'
+import { endpoints } from './endpoints'
+import { ApiFailure, toApiFailure } from './failures'
 import { toWire } from './names'
 import {
   WS_SUBMIT_ENDPOINTS,
@@ -21,11 +25,14 @@ import {
   type WsServerMessage,
   type WsSubmitType
 } from './wsMessages'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('api')
 
 export const API_WS_PATH = '/api/v2/ws'
 const MAX_FRAME_BYTES = 64 * 1024
 
-function submitEndpoint(type: WsSubmitType): (typeof endpoints)[number] {
+function submitEndpoint(type: WsSubmitType): Endpoint {
   const endpoint = endpoints.find((e) => e.path === WS_SUBMIT_ENDPOINTS[type].path)
   if (!endpoint) throw new Error(`no endpoint ${WS_SUBMIT_ENDPOINTS[type].path}`)
   return endpoint
@@ -132,7 +139,7 @@ export function attachApiWebSocket(options: {
       err: unknown,
       about: { requestId?: string; clientRequestId?: string } = {}
     ): void {
-      const failure = err instanceof ApiFailure ? err : new ApiFailure(500, toSerializedError(err))
+      const failure = toApiFailure(err)
       if (failure.status >= 400 && failure.status < 500) badRequests.record(failure.status)
       const jobId = failure.extra.job_id
       send({
@@ -152,10 +159,10 @@ export function attachApiWebSocket(options: {
       const about = clientRequestId ? { clientRequestId } : {}
       let queued: { jobId: string; status: JobState['status']; queuePosition: number | null }
       try {
-        const answer = await submitEndpoint(type).handle(
-          { body: { ...fields, wait: false }, raw, params: {} },
-          endpointContext
-        )
+        const accepted = submitEndpoint(type).accept({ ...fields, wait: false })
+        // The message was checked with the endpoint's own schema (less `wait`) on arrival.
+        if (!accepted.ok) throw new Error(`malformed ${type} message`)
+        const answer = await accepted.run({ raw, params: {} }, endpointContext)
         queued = answer.body as typeof queued
       } catch (err) {
         sendFailure(err, about)
@@ -289,7 +296,7 @@ export function attachApiWebSocket(options: {
       const now = placementKeys(snapshot)
       for (const key of placements) {
         if (now.has(key)) continue
-        const [deviceId, groupId] = key.split('\u0000')
+        const [deviceId = '', groupId = ''] = key.split('\u0000')
         send({ type: 'device_cleared', deviceId, groupId })
       }
       placements = now
@@ -310,7 +317,9 @@ export function attachApiWebSocket(options: {
     const goodbye = (): void => {
       unsubscribe()
       for (const jobId of submittedHere)
-        void router.dispatch('jobs:cancel', { jobId }, { clientId }).catch(() => undefined)
+        void router
+          .dispatch('jobs:cancel', { jobId }, { clientId })
+          .catch(log.failed(`cancelling ${jobId} after its socket closed`, 'debug'))
       submittedHere.clear()
     }
     ws.on('close', goodbye)

@@ -6,7 +6,15 @@ const GiB = 1024 ** 3
 
 function hardware(extra: Partial<HardwareState> = {}): HardwareState {
   return {
-    cpu: { id: 'cpu', kind: 'cpu', name: 'Test CPU', cores: 8, memoryTotalBytes: 32 * GiB, memoryFreeBytes: 20 * GiB, utilization: 0 },
+    cpu: {
+      id: 'cpu',
+      kind: 'cpu',
+      name: 'Test CPU',
+      cores: 8,
+      memoryTotalBytes: 32 * GiB,
+      memoryFreeBytes: 20 * GiB,
+      utilization: 0
+    },
     gpus: [],
     onnxRuntimeVersion: '1.30.0',
     providers: [
@@ -41,7 +49,9 @@ describe('TALKATIVE_DEVICES', () => {
   })
 
   it('reads JSON', () => {
-    expect(parseDeviceSpecs('[{"id":"cuda:0","provider":"webgpu"}]')).toEqual([{ id: 'cuda:0', provider: 'webgpu' }])
+    expect(parseDeviceSpecs('[{"id":"cuda:0","provider":"webgpu"}]')).toEqual([
+      { id: 'cuda:0', provider: 'webgpu' }
+    ])
   })
 
   it.each([
@@ -65,7 +75,16 @@ describe('TALKATIVE_DEVICES', () => {
 
 describe('resolveDevices', () => {
   it('defaults to the CPU (half the RAM) plus every GPU', () => {
-    const devices = resolveDevices(hardware({ gpus: [gpu(0)], providers: [{ provider: 'cpu', available: true }, { provider: 'cuda', available: true }] }), undefined)
+    const devices = resolveDevices(
+      hardware({
+        gpus: [gpu(0)],
+        providers: [
+          { provider: 'cpu', available: true },
+          { provider: 'cuda', available: true }
+        ]
+      }),
+      undefined
+    )
     expect(devices.map((d) => [d.id, d.provider, d.budgetBytes])).toEqual([
       ['cpu', 'cpu', 16 * GiB],
       ['cuda:0', 'cuda', 80 * GiB]
@@ -73,7 +92,10 @@ describe('resolveDevices', () => {
   })
 
   it('gives virtual CPU devices their own budget and threads', () => {
-    const devices = resolveDevices(hardware(), [{ id: 'cpu:0', threads: 1, budgetBytes: GiB }, { id: 'cpu:1' }])
+    const devices = resolveDevices(hardware(), [
+      { id: 'cpu:0', threads: 1, budgetBytes: GiB },
+      { id: 'cpu:1' }
+    ])
     expect(devices.map((d) => [d.id, d.virtual, d.threads, d.budgetBytes])).toEqual([
       ['cpu:0', true, 1, GiB],
       ['cpu:1', true, 4, 8 * GiB]
@@ -81,24 +103,37 @@ describe('resolveDevices', () => {
   })
 
   it('uses WebGPU for a GPU when CUDA cannot start', () => {
-    const hw = hardware({ gpus: [gpu(0)], providers: [{ provider: 'cpu', available: true }, { provider: 'cuda', available: false, error: 'no CUDA' }, { provider: 'webgpu', available: true }] })
+    const hw = hardware({
+      gpus: [gpu(0)],
+      providers: [
+        { provider: 'cpu', available: true },
+        { provider: 'cuda', available: false, error: 'no CUDA' },
+        { provider: 'webgpu', available: true }
+      ]
+    })
     expect(resolveDevices(hw, undefined)[1]).toMatchObject({ id: 'cuda:0', provider: 'webgpu' })
   })
 
   it('never falls back to the CPU: a GPU whose providers cannot start carries the error', () => {
-    const [, g] = resolveDevices(hardware({ gpus: [gpu(0)] }), undefined)
+    const g = resolveDevices(hardware({ gpus: [gpu(0)] }), undefined)[1]!
     expect(g.provider).toBeNull()
-    expect(g.providerError).toMatch(/no GPU execution provider can start: cuda: libonnxruntime_providers_shared.so missing; webgpu: Failed to get a WebGPU adapter/)
+    expect(g.providerError).toMatch(
+      /no GPU execution provider can start: cuda: libonnxruntime_providers_shared.so missing; webgpu: Failed to get a WebGPU adapter/
+    )
   })
 
   it('a forced provider that cannot start is an error, not a substitute', () => {
-    const [g] = resolveDevices(hardware({ gpus: [gpu(0)] }), [{ id: 'cuda:0', provider: 'cuda' }])
+    const g = resolveDevices(hardware({ gpus: [gpu(0)] }), [{ id: 'cuda:0', provider: 'cuda' }])[0]!
     expect(g.provider).toBeNull()
     expect(g.providerError).toMatch(/^cuda: /)
   })
 
   it('a configured GPU that does not exist is listed with why', () => {
     const [g] = resolveDevices(hardware({ gpuNote: 'nvidia-smi not found' }), [{ id: 'cuda:3' }])
-    expect(g).toMatchObject({ id: 'cuda:3', provider: null, providerError: 'no GPU with index 3 (nvidia-smi not found)' })
+    expect(g).toMatchObject({
+      id: 'cuda:3',
+      provider: null,
+      providerError: 'no GPU with index 3 (nvidia-smi not found)'
+    })
   })
 })

@@ -45,7 +45,7 @@ const UNITS: Record<string, number> = {
 
 export function parseBytes(text: string, field: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text)
-  const unit = m ? UNITS[m[2].toLowerCase()] : undefined
+  const unit = m ? UNITS[(m[2] ?? '').toLowerCase()] : undefined
   if (!m || unit === undefined) {
     throw new AppError(
       'invalid_input',

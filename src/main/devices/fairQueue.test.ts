@@ -5,13 +5,27 @@ const item = (id: string, clientId: string, seq: number) => ({ id, clientId, seq
 
 describe('fairOrder', () => {
   it('takes one job per client per round instead of first come takes all', () => {
-    const items = [item('a1', 'A', 1), item('a2', 'A', 2), item('a3', 'A', 3), item('b1', 'B', 4), item('c1', 'C', 5)]
+    const items = [
+      item('a1', 'A', 1),
+      item('a2', 'A', 2),
+      item('a3', 'A', 3),
+      item('b1', 'B', 4),
+      item('c1', 'C', 5)
+    ]
     expect(fairOrder(items, new Map()).map((i) => i.id)).toEqual(['a1', 'b1', 'c1', 'a2', 'a3'])
   })
 
   it('serves the client served longest ago first', () => {
     const items = [item('a1', 'A', 1), item('b1', 'B', 2)]
-    expect(fairOrder(items, new Map([['A', 5], ['B', 2]])).map((i) => i.id)).toEqual(['b1', 'a1'])
+    expect(
+      fairOrder(
+        items,
+        new Map([
+          ['A', 5],
+          ['B', 2]
+        ])
+      ).map((i) => i.id)
+    ).toEqual(['b1', 'a1'])
     expect(fairOrder(items, new Map([['A', 1]])).map((i) => i.id)).toEqual(['b1', 'a1'])
   })
 

@@ -27,7 +27,7 @@ export function fairOrder<T extends FairItem>(
     const la = lastServed.get(a) ?? -Infinity
     const lb = lastServed.get(b) ?? -Infinity
     if (la !== lb) return la - lb
-    return byClient.get(a)![0].seq - byClient.get(b)![0].seq
+    return byClient.get(a)![0]!.seq - byClient.get(b)![0]!.seq
   })
   const out: T[] = []
   for (let round = 0; out.length < items.length; round++) {

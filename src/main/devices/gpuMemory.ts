@@ -2,7 +2,7 @@
  * Per-process GPU memory from `nvidia-smi --query-compute-apps`: what a device worker really holds
  * on its GPU (ONNX Runtime's arena included), as opposed to the bundle's estimate.
  */
-import type { CommandRunner } from '../services/nvidiaSmi'
+import type { CommandRunner } from '../platform/commandRunner'
 
 export const COMPUTE_APPS_ARGS: readonly string[] = [
   '--query-compute-apps=pid,gpu_uuid,used_memory',
@@ -20,11 +20,12 @@ export function parseComputeApps(stdout: string): ComputeApp[] {
   const out: ComputeApp[] = []
   for (const line of stdout.split(/\r?\n/)) {
     const cells = line.split(',').map((c) => c.trim())
-    if (cells.length < 3) continue
-    const pid = Number(cells[0])
-    const mib = Number(cells[2])
+    const [pidCell, gpuUuid, mibCell] = cells
+    if (pidCell === undefined || gpuUuid === undefined || mibCell === undefined) continue
+    const pid = Number(pidCell)
+    const mib = Number(mibCell)
     if (!Number.isInteger(pid) || !Number.isFinite(mib)) continue
-    out.push({ pid, gpuUuid: cells[1], usedBytes: Math.round(mib * 1024 * 1024) })
+    out.push({ pid, gpuUuid, usedBytes: Math.round(mib * 1024 * 1024) })
   }
   return out
 }

@@ -9,7 +9,8 @@ import { mkdir, readdir, realpath } from 'node:fs/promises'
 import { basename, join, relative, isAbsolute } from 'node:path'
 import type { LibraryGroup } from '@shared/domain/models'
 import { AppError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
-import type { BundleSummary } from '../engine/types'
+import type { ChatMessage } from '@shared/domain/chat'
+import type { BundleSummary } from '../engine'
 
 export interface LibraryEntry {
   groupId: string
@@ -20,12 +21,24 @@ export interface LibraryEntry {
   dir: string
   summary: BundleSummary | null
   errors: SerializedError[]
+  /** The group's chat template, read with the summary (or why a conversation cannot be rendered). */
+  chat?: { template: ConversationTemplate } | { error: unknown }
+}
+
+/** What rendering a conversation needs of a group's chat template. */
+export interface ConversationTemplate {
+  render(messages: readonly ChatMessage[]): { text: string }
 }
 
 export interface LibraryDeps {
   /** The models folder; created when missing. */
   folder: string
   openBundle(dir: string): Promise<BundleSummary>
+  /**
+   * Reads a group's chat template (once per scan, so that a submitted conversation is rendered
+   * without reading a file). Omit and conversations are refused.
+   */
+  loadChatTemplate?(dir: string): Promise<ConversationTemplate>
   /** Returns the demo group's folder (generated on first use). Omit to list no demo group. */
   ensureDemoBundle?(): Promise<string>
   /** Called after a rescan that changed something. */
@@ -87,6 +100,17 @@ export class ModelLibrary {
       )
     }
     return e as LibraryEntry & { summary: BundleSummary }
+  }
+
+  /**
+   * A conversation as the text the group's chat template makes of it; the template's error (none,
+   * unreadable, a conversation it cannot render) names the file and field.
+   */
+  renderConversation(groupId: string, messages: readonly ChatMessage[]): string {
+    const chat = this.get(groupId).chat
+    if (!chat) throw new AppError('unavailable', `chat templates are not read for ${groupId}`)
+    if ('error' in chat) throw chat.error
+    return chat.template.render(messages).text
   }
 
   /** Re-reads the folder (serialised: a scan requested during a scan runs once more after it). */
@@ -155,6 +179,19 @@ export class ModelLibrary {
         this.#folderError = `cannot list the models folder ${root}: ${(err as Error).message}`
       }
       for (const name of names) entries.push(await this.#readFolder(root, name, entries))
+    }
+    const loadChat = this.#deps.loadChatTemplate
+    if (loadChat) {
+      await Promise.all(
+        entries
+          .filter((e) => e.summary)
+          .map(async (e) => {
+            e.chat = await loadChat(e.dir).then(
+              (template) => ({ template }),
+              (error: unknown) => ({ error })
+            )
+          })
+      )
     }
     this.#entries = entries
     this.#scannedAt = Date.now()

@@ -1,17 +1,21 @@
 /**
  * The manager's lifecycle edges with scripted workers: a worker that dies while starting, shutting
  * down under running jobs, cancelling during a load. Real worker processes are covered by
- * test/integration/devices.test.ts; these races need a worker whose timing the test controls.
+ * test/integration/devices.test.ts; these races need a worker whose timing the test controls. Time
+ * is a manual clock: the manager, its worker clients and the scripted workers set every timer on
+ * it, and the test moves it (no sleeps).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { HardwareState } from '@shared/domain/system'
-import type { BundleSummary } from '../engine/types'
+import { ManualClock } from '../../../test/helpers/manualClock'
+import { setLogSink, type LogEntry } from '../platform/logger'
+import type { BundleSummary } from '../engine'
 import type { WorkerOp } from '../worker/protocol'
 import { ModelLibrary } from './library'
-import { DeviceManager } from './manager'
+import { DeviceManager, type DeviceManagerOptions } from './manager'
 import type { SpawnWorker, WorkerExit, WorkerTransport } from './transport'
 
 /** What a scripted worker does with one request: answer (after a delay), never answer, or die. */
@@ -50,9 +54,12 @@ class FakeWorker implements WorkerTransport {
   readonly #onExit: ((e: WorkerExit) => void)[] = []
   readonly #script: Script
 
-  constructor(pid: number, script: Script) {
+  readonly #clock: ManualClock
+
+  constructor(pid: number, script: Script, clock: ManualClock) {
     this.pid = pid
     this.#script = script
+    this.#clock = clock
   }
 
   send(message: unknown): void {
@@ -62,7 +69,7 @@ class FakeWorker implements WorkerTransport {
     this.received.push(op)
     if (op === 'shutdown') {
       this.#answer(seq, {}, 1)
-      setTimeout(() => this.exit(0), 2)
+      this.#clock.after(2, () => this.exit(0))
       return
     }
     const behaviour = this.#script(op, this)
@@ -80,15 +87,15 @@ class FakeWorker implements WorkerTransport {
   }
 
   #answer(seq: number, value: unknown, afterMs: number): void {
-    setTimeout(() => {
+    this.#clock.after(afterMs, () => {
       if (this.alive) this.#onMessage({ type: 'response', seq, ok: true, value })
-    }, afterMs)
+    })
   }
 
   exit(code: number | null, signal: string | null = null): void {
     if (!this.alive) return
     this.alive = false
-    setTimeout(() => this.#onExit.forEach((l) => l({ code, signal })), 0)
+    this.#clock.after(0, () => this.#onExit.forEach((l) => l({ code, signal })))
   }
 
   onMessage(listener: (m: unknown) => void): void {
@@ -110,7 +117,11 @@ class FakeFleet {
   readonly workers: FakeWorker[] = []
   script: Script = (op, w) => ({ value: standardAnswer(op, w) })
   readonly spawn: SpawnWorker = () => {
-    const worker = new FakeWorker(1000 + this.workers.length + 1, (op, w) => this.script(op, w))
+    const worker = new FakeWorker(
+      1000 + this.workers.length + 1,
+      (op, w) => this.script(op, w),
+      clock
+    )
     this.workers.push(worker)
     return worker
   }
@@ -139,14 +150,22 @@ const hardware: HardwareState = {
 
 const folders: string[] = []
 let manager: DeviceManager | undefined
+let clock = new ManualClock()
+
+beforeEach(() => {
+  clock = new ManualClock()
+})
 
 afterEach(async () => {
-  await manager?.dispose()
+  if (manager) await clock.settle(manager.dispose())
   manager = undefined
   for (const f of folders.splice(0)) rmSync(f, { recursive: true, force: true })
 })
 
-function managerWith(fleet: FakeFleet, options: { cancelGraceMs?: number } = {}): DeviceManager {
+function managerWith(
+  fleet: FakeFleet,
+  options: { cancelGraceMs?: number; emit?: DeviceManagerOptions['emit'] } = {}
+): DeviceManager {
   const folder = mkdtempSync(join(tmpdir(), 'talkative-manager-'))
   folders.push(folder)
   mkdirSync(join(folder, 'g'))
@@ -170,31 +189,25 @@ function managerWith(fleet: FakeFleet, options: { cancelGraceMs?: number } = {})
     heartbeatMs: 20,
     graceMs: 1000,
     cancelGraceMs: options.cancelGraceMs ?? 100,
-    reloadCache: { hostCacheBytes: 0 }
+    reloadCache: { hostCacheBytes: 0 },
+    clock,
+    emit: options.emit
   })
   return manager
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+/** Lets `ms` of the manager's time pass. */
+const elapse = (ms: number): Promise<void> => clock.advance(ms)
 
-async function until(what: string, check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const start = Date.now()
-  while (!check()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
+/** Runs the manager's time until `check` holds (within 2 s of it). */
+const until = (what: string, check: () => boolean): Promise<void> => clock.until(what, check, 2000)
 
-/** Settles within `ms`, or says it did not. */
-async function settles<T>(p: Promise<T>, ms = 1000): Promise<'settled' | 'pending'> {
-  return Promise.race([
-    p.then(
-      () => 'settled' as const,
-      () => 'settled' as const
-    ),
-    sleep(ms).then(() => 'pending' as const)
-  ])
-}
+/** Runs the manager's time until `p` settles. */
+const settled = <T>(p: Promise<T>): Promise<T> => clock.settle(p)
+
+/** Settles within `ms` of the manager's time, or says it did not. */
+const settles = (p: Promise<unknown>, ms = 1000): Promise<'settled' | 'pending'> =>
+  clock.settles(p, ms)
 
 describe('a worker that dies while starting', () => {
   it('is replaced by exactly one worker, counted once, and none survives dispose', async () => {
@@ -202,16 +215,16 @@ describe('a worker that dies while starting', () => {
     fleet.script = (op, w) =>
       op === 'init' && w.pid === 1001 ? 'crash' : { value: standardAnswer(op, w) }
     const m = managerWith(fleet)
-    await m.start()
-    await sleep(100)
+    await settled(m.start())
+    await elapse(100)
     const [device] = m.devices()
     expect(device!.status).toBe('ready')
     expect(fleet.workers).toHaveLength(2)
     expect(fleet.alive()).toEqual([1002])
     expect(device!.workerPid).toBe(1002)
     expect(device!.restarts).toBe(1)
-    await m.dispose()
-    await sleep(20)
+    await settled(m.dispose())
+    await elapse(20)
     expect(fleet.alive()).toEqual([])
   })
 
@@ -219,8 +232,8 @@ describe('a worker that dies while starting', () => {
     const fleet = new FakeFleet()
     fleet.script = (op, w) => (op === 'init' ? 'crash' : { value: standardAnswer(op, w) })
     const m = managerWith(fleet)
-    await m.start()
-    await sleep(50)
+    await settled(m.start())
+    await elapse(50)
     const [device] = m.devices()
     expect(device!.status).toBe('error')
     expect(device!.statusDetail).toMatch(/cannot start/)
@@ -234,10 +247,10 @@ describe('a worker that dies while starting', () => {
     const m = managerWith(fleet)
     const started = m.start()
     await until('the first worker', () => fleet.workers.length === 1)
-    await m.dispose()
+    await settled(m.dispose())
     fleet.workers[0]!.release('init')
     await settles(started)
-    await sleep(50)
+    await elapse(50)
     expect(fleet.workers).toHaveLength(1)
     expect(fleet.alive()).toEqual([])
   })
@@ -248,7 +261,7 @@ describe('dispose with jobs in flight', () => {
     const fleet = new FakeFleet()
     fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
     const m = managerWith(fleet)
-    await m.start()
+    await settled(m.start())
     const running = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a').jobId
     await until('the analysis to run', () => m.getJob(running).status === 'running')
     const queued = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'b').jobId
@@ -257,7 +270,7 @@ describe('dispose with jobs in flight', () => {
       () => 'loaded',
       (err: Error) => err.message
     )
-    await m.dispose()
+    await settled(m.dispose())
     expect(await settles(waiting)).toBe('settled')
     expect(await settles(loadWait)).toBe('settled')
     expect(await loadWait).toMatch(/shutting down/)
@@ -272,8 +285,8 @@ describe('dispose with jobs in flight', () => {
   it('refuses new jobs once disposed', async () => {
     const fleet = new FakeFleet()
     const m = managerWith(fleet)
-    await m.start()
-    await m.dispose()
+    await settled(m.start())
+    await settled(m.dispose())
     expect(() => m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')).toThrow(
       /shutting down/
     )
@@ -285,17 +298,17 @@ describe('cancel while the group is loading', () => {
     const fleet = new FakeFleet()
     fleet.script = (op, w) => (op === 'load' ? 'hang' : { value: standardAnswer(op, w) })
     const m = managerWith(fleet, { cancelGraceMs: 30 })
-    await m.start()
+    await settled(m.start())
     const { jobId } = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')
     await until('the load to start', () => fleet.workers[0]!.held.has('load'))
     m.cancel(jobId)
     // Well past the cancel grace period: the worker is loading, it has no task to stop.
-    await sleep(150)
+    await elapse(150)
     expect(fleet.workers).toHaveLength(1)
     expect(fleet.workers[0]!.alive).toBe(true)
     expect(m.devices()[0]!.restarts).toBe(0)
     fleet.workers[0]!.release('load')
-    const s = await m.waitFor(jobId)
+    const s = await settled(m.waitFor(jobId))
     expect(s.status).toBe('cancelled')
     expect(fleet.workers[0]!.received).not.toContain('analyze')
     // The group loaded anyway stays usable for the next job.
@@ -307,7 +320,7 @@ describe('cancel while the group is loading', () => {
     const fleet = new FakeFleet()
     fleet.script = (op, w) => (op === 'load' ? 'hang' : { value: standardAnswer(op, w) })
     const m = managerWith(fleet, { cancelGraceMs: 30 })
-    await m.start()
+    await settled(m.start())
     const loading = m.load({ groupId: 'g', deviceId: 'cpu:0' }, 'a').then(
       () => 'loaded',
       (err: Error) => err.message
@@ -315,9 +328,9 @@ describe('cancel while the group is loading', () => {
     await until('the load to start', () => fleet.workers[0]!.held.has('load'))
     const [job] = m.listJobs({ status: 'loading' })
     m.cancel(job!.id)
-    await sleep(100)
+    await elapse(100)
     fleet.workers[0]!.release('load')
-    expect(await loading).toMatch(/cancel/)
+    expect(await settled(loading)).toMatch(/cancel/)
     expect(m.getJob(job!.id).status).toBe('cancelled')
     await until('the unload', () => m.devices()[0]!.placements.length === 0)
     expect(fleet.workers[0]!.received).toContain('unload')
@@ -329,13 +342,41 @@ describe('cancel while the group is loading', () => {
     const fleet = new FakeFleet()
     fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
     const m = managerWith(fleet, { cancelGraceMs: 30 })
-    await m.start()
+    await settled(m.start())
     const { jobId } = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a')
     await until('the analysis to run', () => fleet.workers[0]!.held.has('analyze'))
     m.cancel(jobId)
-    expect((await m.waitFor(jobId)).status).toBe('cancelled')
+    expect((await settled(m.waitFor(jobId))).status).toBe('cancelled')
     expect(fleet.workers[0]!.alive).toBe(false)
     await until('the restart', () => m.devices()[0]!.status === 'ready')
     expect(fleet.workers).toHaveLength(2)
+  })
+})
+
+describe('events the contract refuses', () => {
+  it('are logged, never thrown from the deferred snapshot or into the caller', async () => {
+    const logged: LogEntry[] = []
+    const restore = setLogSink((e) => logged.push(e), 'error')
+    try {
+      const fleet = new FakeFleet()
+      // What the event hub does with a payload that breaks the contract.
+      const m = managerWith(fleet, {
+        emit: (channel) => {
+          throw new Error(`event ${channel} payload does not match the contract`)
+        }
+      })
+      await settled(m.start())
+      const loaded = await settled(m.load({ groupId: 'g', deviceId: 'cpu:0' }, 'a'))
+      expect(loaded.placement?.state).toBe('ready')
+      await elapse(10)
+      const refused = new Set(logged.map((e) => e.message))
+      expect(refused).toContain('devices:changed was not sent')
+      expect(refused).toContain('jobs:changed was not sent')
+      expect(
+        logged.every((e) => e.scope === 'devices' && /match the contract/.test(e.error ?? ''))
+      ).toBe(true)
+    } finally {
+      restore()
+    }
   })
 })

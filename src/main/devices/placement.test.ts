@@ -8,7 +8,12 @@ function group(groupId: string, mib: number, extra: Partial<ResidentGroup> = {})
   return { groupId, bytes: mib * MiB, pinned: false, lastUsedAt: 0, inUse: false, ...extra }
 }
 
-function device(id: string, budgetMiB: number, residents: ResidentGroup[] = [], extra: Partial<PlacementDevice> = {}): PlacementDevice {
+function device(
+  id: string,
+  budgetMiB: number,
+  residents: ResidentGroup[] = [],
+  extra: Partial<PlacementDevice> = {}
+): PlacementDevice {
   return { id, budgetBytes: budgetMiB * MiB, usable: true, busy: false, residents, ...extra }
 }
 
@@ -30,28 +35,41 @@ describe('assessFit', () => {
     },
     {
       name: 'evicts the least recently used first',
-      dev: device('cpu:0', 100, [group('old', 40, { lastUsedAt: 1 }), group('recent', 40, { lastUsedAt: 9 })]),
+      dev: device('cpu:0', 100, [
+        group('old', 40, { lastUsedAt: 1 }),
+        group('recent', 40, { lastUsedAt: 9 })
+      ]),
       need: 50,
       verdict: 'fits_after_evicting',
       evict: ['old']
     },
     {
       name: 'evicts as many as needed, oldest first',
-      dev: device('cpu:0', 100, [group('b', 30, { lastUsedAt: 2 }), group('a', 30, { lastUsedAt: 1 }), group('c', 30, { lastUsedAt: 3 })]),
+      dev: device('cpu:0', 100, [
+        group('b', 30, { lastUsedAt: 2 }),
+        group('a', 30, { lastUsedAt: 1 }),
+        group('c', 30, { lastUsedAt: 3 })
+      ]),
       need: 70,
       verdict: 'fits_after_evicting',
       evict: ['a', 'b']
     },
     {
       name: 'never evicts a pinned group, even the oldest',
-      dev: device('cpu:0', 100, [group('pinned', 40, { lastUsedAt: 0, pinned: true }), group('other', 40, { lastUsedAt: 5 })]),
+      dev: device('cpu:0', 100, [
+        group('pinned', 40, { lastUsedAt: 0, pinned: true }),
+        group('other', 40, { lastUsedAt: 5 })
+      ]),
       need: 50,
       verdict: 'fits_after_evicting',
       evict: ['other']
     },
     {
       name: 'never evicts a group a running job uses',
-      dev: device('cpu:0', 100, [group('busy', 40, { lastUsedAt: 0, inUse: true }), group('idle', 40, { lastUsedAt: 5 })]),
+      dev: device('cpu:0', 100, [
+        group('busy', 40, { lastUsedAt: 0, inUse: true }),
+        group('idle', 40, { lastUsedAt: 5 })
+      ]),
       need: 50,
       verdict: 'fits_after_evicting',
       evict: ['idle']
@@ -85,7 +103,11 @@ describe('assessFit', () => {
   })
 
   it('explains a refusal with the device and the numbers', () => {
-    const fit = assessFit(device('cuda:1', 100, [group('keep', 70, { pinned: true })]), 'big', 50 * MiB)
+    const fit = assessFit(
+      device('cuda:1', 100, [group('keep', 70, { pinned: true })]),
+      'big',
+      50 * MiB
+    )
     expect(fit.reason).toContain('cuda:1')
     expect(fit.reason).toContain('50.0 MiB')
     expect(fit.reason).toContain('100.0 MiB')
@@ -104,7 +126,11 @@ describe('chooseDevice', () => {
     },
     {
       name: 'where it fits as is, least loaded first',
-      devices: [device('cpu:0', 100, [group('a', 60)]), device('cpu:1', 100, [group('b', 20)]), device('cpu:2', 100, [group('c', 40)])],
+      devices: [
+        device('cpu:0', 100, [group('a', 60)]),
+        device('cpu:1', 100, [group('b', 20)]),
+        device('cpu:2', 100, [group('c', 40)])
+      ],
       want: 'cpu:1'
     },
     {
@@ -119,7 +145,10 @@ describe('chooseDevice', () => {
     },
     {
       name: 'works around pinned groups',
-      devices: [device('cpu:0', 100, [group('p', 90, { pinned: true })]), device('cpu:1', 100, [group('b', 95)])],
+      devices: [
+        device('cpu:0', 100, [group('p', 90, { pinned: true })]),
+        device('cpu:1', 100, [group('b', 95)])
+      ],
       want: 'cpu:1'
     },
     {
@@ -134,7 +163,9 @@ describe('chooseDevice', () => {
   it('honours a requested device, or refuses it with the reason', () => {
     const devices = [device('cpu:0', 100), device('cpu:1', 100, [group('p', 90, { pinned: true })])]
     expect(chooseDevice(devices, 'g', need(30), 'cpu:0').deviceId).toBe('cpu:0')
-    expect(() => chooseDevice(devices, 'g', need(30), 'cpu:1')).toThrowError(/does not fit: g needs 30.0 MiB on cpu:1/)
+    expect(() => chooseDevice(devices, 'g', need(30), 'cpu:1')).toThrowError(
+      /does not fit: g needs 30.0 MiB on cpu:1/
+    )
     expect(() => chooseDevice(devices, 'g', need(30), 'cuda:7')).toThrowError(AppError)
   })
 

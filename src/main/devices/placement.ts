@@ -164,20 +164,20 @@ export function chooseDevice(
   }
   const usable = devices.filter((d) => d.usable)
   if (usable.length === 0) throw new AppError('unavailable', 'no device can take loads now')
-  const holding = usable.filter((d) => d.residents.some((r) => r.groupId === groupId)).sort(byLoad)
-  if (holding.length) {
+  const [holder] = usable.filter((d) => d.residents.some((r) => r.groupId === groupId)).sort(byLoad)
+  if (holder) {
     return {
-      deviceId: holding[0].id,
-      estimate: assessFit(holding[0], groupId, requiredBytes(holding[0].id))
+      deviceId: holder.id,
+      estimate: assessFit(holder, groupId, requiredBytes(holder.id))
     }
   }
   const estimates = usable.map((d) => ({ d, e: assessFit(d, groupId, requiredBytes(d.id)) }))
-  const fitting = estimates.filter((x) => x.e.verdict === 'fits').sort((a, b) => byLoad(a.d, b.d))
-  if (fitting.length) return { deviceId: fitting[0].d.id, estimate: fitting[0].e }
-  const evicting = estimates
+  const [fitting] = estimates.filter((x) => x.e.verdict === 'fits').sort((a, b) => byLoad(a.d, b.d))
+  if (fitting) return { deviceId: fitting.d.id, estimate: fitting.e }
+  const [evicting] = estimates
     .filter((x) => x.e.verdict === 'fits_after_evicting')
     .sort((a, b) => byLoad(a.d, b.d))
-  if (evicting.length) return { deviceId: evicting[0].d.id, estimate: evicting[0].e }
+  if (evicting) return { deviceId: evicting.d.id, estimate: evicting.e }
   throw new AppError(
     'unavailable',
     `${groupId} fits on no device: ${estimates.map((x) => x.e.reason).join('; ')}`

@@ -7,8 +7,7 @@
  *                                       under TALKATIVE_CACHE_DIR / ~/.cache/talkative-workbench)
  */
 import path from 'node:path'
-import { DEFAULT_HOST_CACHE_SHARE } from '../engine/cache/host-cache'
-import { defaultCacheDir } from '../engine/demo/demo'
+import { DEFAULT_HOST_CACHE_SHARE, defaultCacheDir } from '../engine'
 import { parseBytes } from './config'
 
 export interface ReloadCacheOptions {

@@ -7,11 +7,16 @@ import { join } from 'node:path'
 import type { DeviceSpec } from '@shared/domain/devices'
 import type { HardwareState } from '@shared/domain/system'
 import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
-import type { InvokeHandlers } from '../ipc/router'
-import type { CommandRunner } from '../services/nvidiaSmi'
+import type { InvokeHandlers } from '../router/router'
+import type { CommandRunner } from '../platform/commandRunner'
 import { ModelLibrary } from './library'
+
+type EngineModule = typeof import('../engine')
 import { DeviceManager, type ManagerEmit } from './manager'
 import { childProcessSpawner, type SpawnWorker } from './transport'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('devices')
 
 export interface DevicesServiceOptions {
   /** Models folder; default `TALKATIVE_MODELS_DIR`, else ~/.talkative-workbench/models. */
@@ -32,10 +37,9 @@ export interface DevicesServiceDeps {
   emit: ManagerEmit
   runCommand: CommandRunner
   /** The engine's bundle functions (injected so this module stays light to import). */
-  engine: () => Promise<{
-    openBundle: (dir: string) => Promise<import('../engine/types').BundleSummary>
-    ensureDemoBundle: (cacheDir?: string) => Promise<string>
-  }>
+  engine: () => Promise<
+    Pick<EngineModule, 'openBundle' | 'ensureDemoBundle' | 'loadTokenizerConfig' | 'ChatTemplate'>
+  >
 }
 
 export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -65,6 +69,8 @@ export class DevicesService {
         folder: this.#options.modelsDir ?? defaultModelsDir(),
         openBundle: engine.openBundle,
         ensureDemoBundle: () => engine.ensureDemoBundle(),
+        loadChatTemplate: async (dir) =>
+          engine.ChatTemplate.fromSpecials(await engine.loadTokenizerConfig(dir)),
         onChange: () => ref.manager?.libraryChanged()
       })
       this.#library = library
@@ -90,7 +96,8 @@ export class DevicesService {
   }
 
   start(): void {
-    this.manager().catch(() => undefined)
+    // Every models / jobs call awaits the same start and reports its failure to its caller.
+    this.manager().catch(log.failed('starting the device manager'))
   }
 
   /** The snapshot when the manager is up, else undefined (never starts workers by itself). */
@@ -130,7 +137,10 @@ export class DevicesService {
       'jobs:cancel': async (input) => (await m()).cancel(input.jobId),
       'jobs:get': async (input) => (await m()).getJob(input.jobId),
       'jobs:list': async (input, ctx) =>
-        (await m()).listJobs({ clientId: input?.mine ? ctx.clientId : undefined, status: input?.status }),
+        (await m()).listJobs({
+          clientId: input?.mine ? ctx.clientId : undefined,
+          status: input?.status
+        }),
       'jobs:result': async (input) => (await m()).result(input.jobId)
     }
   }
@@ -138,6 +148,9 @@ export class DevicesService {
   async dispose(): Promise<void> {
     this.#disposed = true
     this.#library?.close()
-    if (this.#manager) await (await this.#manager.catch(() => undefined))?.dispose()
+    if (this.#manager)
+      await (
+        await this.#manager.catch(log.failed('starting the device manager', 'debug'))
+      )?.dispose()
   }
 }

@@ -9,7 +9,11 @@ describe('worker entry resolution', () => {
     const out = await mkdtemp(join(tmpdir(), 'out-main-'))
     await mkdir(join(out, 'chunks'))
     await writeFile(join(out, 'worker.js'), '')
-    expect(resolveWorkerEntry(out, {})).toMatchObject({ modulePath: join(out, 'worker.js'), execArgv: [], fromSource: false })
+    expect(resolveWorkerEntry(out, {})).toMatchObject({
+      modulePath: join(out, 'worker.js'),
+      execArgv: [],
+      fromSource: false
+    })
     expect(resolveWorkerEntry(join(out, 'chunks'), {}).modulePath).toBe(join(out, 'worker.js'))
   })
 
@@ -22,6 +26,8 @@ describe('worker entry resolution', () => {
   })
 
   it('honours TALKATIVE_WORKER_ENTRY', () => {
-    expect(resolveWorkerEntry(__dirname, { TALKATIVE_WORKER_ENTRY: '/opt/w/worker.js' }).modulePath).toBe('/opt/w/worker.js')
+    expect(
+      resolveWorkerEntry(__dirname, { TALKATIVE_WORKER_ENTRY: '/opt/w/worker.js' }).modulePath
+    ).toBe('/opt/w/worker.js')
   })
 })

@@ -6,6 +6,9 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('devices')
 
 export interface WorkerExit {
   code: number | null
@@ -115,7 +118,13 @@ class ChildProcessTransport implements WorkerTransport {
     return this.#child.pid
   }
   send(message: unknown): void {
-    if (this.#child.connected) this.#child.send(message as object)
+    // A worker killed a moment ago can still look connected; the write then fails later. Its exit
+    // is what the manager acts on, so the failed write is only noted (without the callback Node
+    // would raise it as an uncaught 'error' event).
+    if (this.#child.connected)
+      this.#child.send(message as object, (err) => {
+        if (err) log.debug(`a message to worker ${this.#child.pid} was not delivered`, err)
+      })
   }
   onMessage(listener: (message: unknown) => void): void {
     this.#child.on('message', listener)
@@ -143,7 +152,13 @@ export function childProcessSpawner(entry: WorkerEntry = resolveWorkerEntry()): 
   return ({ deviceId, env }) => {
     const child = fork(entry.modulePath, ['--device', deviceId], {
       execArgv: entry.execArgv,
-      env: { ...process.env, ...WORKER_ENV, ...entry.env, ...env, TALKATIVE_WORKER_DEVICE: deviceId },
+      env: {
+        ...process.env,
+        ...WORKER_ENV,
+        ...entry.env,
+        ...env,
+        TALKATIVE_WORKER_DEVICE: deviceId
+      },
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc']
     })

@@ -11,13 +11,14 @@ import {
   type WorkerRequest,
   type WorkerResponse
 } from '../worker/protocol'
+import { systemClock, type Clock, type Timer } from '../platform/clock'
 import type { WorkerExit, WorkerTransport } from './transport'
 
 interface Pending {
   op: WorkerOp
   resolve: (value: unknown) => void
   reject: (err: Error) => void
-  timer?: NodeJS.Timeout
+  timer?: Timer
 }
 
 export interface WorkerClientHooks {
@@ -29,22 +30,29 @@ export interface WorkerClientHooks {
 export class WorkerClient {
   readonly deviceId: string
   readonly #transport: WorkerTransport
+  readonly #clock: Clock
   readonly #pending = new Map<number, Pending>()
   #seq = 0
   #exit: WorkerExit | null = null
-  #heartbeat: NodeJS.Timeout | undefined
+  #heartbeat: Timer | undefined
   #pingInFlight = false
 
-  constructor(deviceId: string, transport: WorkerTransport, hooks: WorkerClientHooks) {
+  constructor(
+    deviceId: string,
+    transport: WorkerTransport,
+    hooks: WorkerClientHooks,
+    clock: Clock = systemClock
+  ) {
     this.deviceId = deviceId
     this.#transport = transport
+    this.#clock = clock
     transport.onMessage((m) => this.#receive(m, hooks))
     transport.onExit((exit) => {
       this.#exit = exit
       this.stopHeartbeat()
       const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`
       for (const [seq, p] of this.#pending) {
-        if (p.timer) clearTimeout(p.timer)
+        p.timer?.cancel()
         p.reject(
           new AppError(
             'worker_crashed',
@@ -80,7 +88,7 @@ export class WorkerClient {
     return new Promise<WorkerResponse<O>>((resolve, reject) => {
       const pending: Pending = { op: request.op, resolve: resolve as (v: unknown) => void, reject }
       if (timeoutMs !== undefined) {
-        pending.timer = setTimeout(() => {
+        pending.timer = this.#clock.after(timeoutMs, () => {
           this.#pending.delete(seq)
           reject(
             new AppError(
@@ -88,14 +96,14 @@ export class WorkerClient {
               `the worker for ${this.deviceId} did not answer ${request.op} within ${timeoutMs} ms`
             )
           )
-        }, timeoutMs)
+        })
       }
       this.#pending.set(seq, pending)
       try {
         this.#transport.send({ type: 'request', seq, request })
       } catch (err) {
         this.#pending.delete(seq)
-        if (pending.timer) clearTimeout(pending.timer)
+        pending.timer?.cancel()
         reject(
           new AppError(
             'worker_crashed',
@@ -117,7 +125,7 @@ export class WorkerClient {
     onPong: (pong: WorkerResponse<'ping'>) => void
   ): void {
     this.stopHeartbeat()
-    this.#heartbeat = setInterval(() => {
+    this.#heartbeat = this.#clock.every(intervalMs, () => {
       if (this.#pingInFlight || this.#exit) return
       this.#pingInFlight = true
       this.call({ op: 'ping' }, graceMs).then(
@@ -133,12 +141,11 @@ export class WorkerClient {
           }
         }
       )
-    }, intervalMs)
-    this.#heartbeat.unref()
+    })
   }
 
   stopHeartbeat(): void {
-    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat?.cancel()
     this.#heartbeat = undefined
   }
 
@@ -151,10 +158,10 @@ export class WorkerClient {
     this.stopHeartbeat()
     if (this.#exit) return
     const exited = new Promise<void>((resolve) => this.#transport.onExit(() => resolve()))
-    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs)
+    const timer = this.#clock.after(graceMs, () => this.kill('SIGKILL'))
     this.call({ op: 'shutdown' }, graceMs).catch(() => this.kill('SIGKILL'))
     await exited
-    clearTimeout(timer)
+    timer.cancel()
   }
 
   #receive(raw: unknown, hooks: WorkerClientHooks): void {
@@ -173,7 +180,7 @@ export class WorkerClient {
     const pending = this.#pending.get(msg.seq)
     if (!pending) return
     this.#pending.delete(msg.seq)
-    if (pending.timer) clearTimeout(pending.timer)
+    pending.timer?.cancel()
     if (!msg.ok) return pending.reject(fromSerializedError(msg.error))
     const value = workerOps[pending.op].response.safeParse(msg.value)
     if (!value.success) {

@@ -14,7 +14,7 @@ import {
   syntheticText,
   type LoadedGroup
 } from './index'
-import { BaseModel, KL_CHUNK_ROWS } from './base-model'
+import { BaseModel, KL_CHUNK_ROWS } from './baseModel'
 import { DEMO_CONTENT_WORDS } from './demo/vocabulary'
 import { klFromLogits } from './metrics'
 import { referenceLogits, referenceResiduals } from './graph/reference'

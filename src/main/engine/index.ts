@@ -1,15 +1,53 @@
-/** The lens engine: bundle validation, loading, analysis, demo and synthetic bundles. */
+/**
+ * The lens engine's public face: everything outside src/main/engine imports the engine from here
+ * (lint-enforced), never from its modules. Bundle validation, loading, analysis planning,
+ * generation jobs, chat templates, datasets, the demo and synthetic bundles, the reload cache and
+ * the ONNX Runtime probes.
+ */
 import { validateBundle } from './bundle/open'
 import type { BundleSummary } from './types'
 
-export { loadGroup, DEFAULT_ROWS_PER_BATCH } from './group'
-export { ensureDemoBundle, DEMO_GROUP_ID } from './demo/demo'
+export type * from './types'
+
+export { loadGroup } from './group'
+export type { LoadHooks } from './loading'
+export {
+  DEFAULT_ROWS_PER_BATCH,
+  autoRowsPerBatch,
+  planAnalysis,
+  planPositions,
+  positionsPerBatch,
+  type AnalysisPlan,
+  type PositionRequest
+} from './positions'
+export { ensureDemoBundle, defaultCacheDir, DEMO_GROUP_ID } from './demo/demo'
 export { generateSyntheticBundle, syntheticText, type SyntheticSpec } from './synthetic'
 export { ENGINE_VERSION } from './version'
 export { GroupCache, DEFAULT_HOST_CACHE_SHARE } from './cache'
-export type { GroupCacheStats, LoadCacheResult } from './cache'
-export type * from './types'
-export type { SessionTarget } from './ort'
+export type { GroupCacheStats } from './cache'
+export { probeProviders, ortVersion } from './ort'
+export {
+  ChatTemplate,
+  loadTokenizerConfig,
+  parseChatMessages,
+  type ChatMessage,
+  type RenderedChat
+} from './chat'
+export {
+  conversationText,
+  generateOptionsFromJob,
+  generateThenAnalyze,
+  type GenerateThenAnalyzeRequest,
+  type GenerateThenAnalyzeResult
+} from './generation/jobs'
+export type {
+  Completion,
+  GenerateOptionsInput,
+  GenerateRequest,
+  GenerationResult
+} from './generation/options'
+export * from './dataset'
+export { csvField, csvLine, parseCsv, type CsvRow } from './dataset/csv'
 
 /** Validates a group folder without creating any session; throws AppError('bundle_invalid'). */
 export async function openBundle(dir: string): Promise<BundleSummary> {

@@ -1,4 +1,4 @@
-/** The per-position numbers of an analysis row, as plain functions (see seed §1.5.8). */
+/** The per-position numbers of an analysis row, as plain functions (as the predecessor defined them). */
 
 /** Floor under the MSE a salience divides by (the seed divided by zero when MSE was 0). */
 export const SALIENCE_EPS = 1e-12

@@ -9,18 +9,13 @@ import * as ort from 'onnxruntime-node'
 import { onnx } from 'onnx-proto'
 import type { ExecutionProvider, ProviderProbe } from '@shared/domain/system'
 import { AppError } from '@shared/ipc/errors'
+import type { SessionTarget } from './types'
 
 export type Tensor = ort.Tensor
 export const Tensor = ort.Tensor
 export type Feeds = Record<string, ort.Tensor>
 
-export interface SessionTarget {
-  provider: ExecutionProvider
-  /** GPU index for cuda / webgpu. */
-  deviceIndex?: number
-  /** Intra-op threads for the CPU provider (0 = ONNX Runtime's default). */
-  threads?: number
-}
+export type { SessionTarget }
 
 /** Frozen device-kind → execution-provider option table. */
 const PROVIDER_OPTIONS: Readonly<

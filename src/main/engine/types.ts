@@ -1,6 +1,7 @@
 /**
- * The engine's public interface: what a device worker, the CLI and tests call. The implementation
- * lives beside this file; nothing here imports electron.
+ * The engine's public types: what a device worker, the device manager, the CLI and tests see. A
+ * leaf: nothing here imports the engine's implementation (only the option schemas it names), so
+ * every engine module may import these types without a cycle.
  */
 import type {
   AnalysisProgress,
@@ -8,10 +9,33 @@ import type {
   AnalysisRow,
   AnalyzeOptionsInput
 } from '@shared/domain/analysis'
-import type { SessionTarget } from './ort'
+import type { ExecutionProvider } from '@shared/domain/system'
 import type { GenerateRequest, GenerationResult } from './generation/options'
-import type { GroupCache, LoadCacheResult } from './cache'
-import type { TurnTokenizer } from './chat/turns'
+
+/** Where a group's sessions run. */
+export interface SessionTarget {
+  provider: ExecutionProvider
+  /** GPU index for cuda / webgpu. */
+  deviceIndex?: number
+  /** Intra-op threads for the CPU provider (0 = ONNX Runtime's default). */
+  threads?: number
+}
+
+/** What finding message starts (`lastNMessages`) needs of a tokenizer. */
+export interface TurnTokenizer {
+  tokenToId(text: string): number | undefined
+  readonly bosId?: number
+}
+
+/** How a load used the reload cache (reported through `LoadHooks.onCacheResult`). */
+export interface LoadCacheResult {
+  /** The group came from the host-memory cache (no validation, hashing or graph optimisation). */
+  hostHit: boolean
+  /** Sessions created from an optimized graph (from memory or disk). */
+  preOptimizedSessions: number
+  /** Optimized graphs written to disk during this load. */
+  savedOptimized: number
+}
 
 export interface LensSummary {
   id: string
@@ -36,17 +60,6 @@ export interface BundleSummary {
   /** Estimated device memory for the group loaded with all its lenses, in bytes. */
   estimatedBytes: number
   hasChatTemplate: boolean
-}
-
-export interface LoadHooks {
-  onStage?: (stage: string, fraction: number) => void
-  /**
-   * Reuse and feed the reload cache (engine/cache): a group unloaded earlier comes back from host
-   * memory, and models open from their saved optimized graphs. Results are identical either way.
-   */
-  cache?: GroupCache
-  /** How this load used the cache. */
-  onCacheResult?: (result: LoadCacheResult) => void
 }
 
 export interface AnalyzeRequest {

@@ -6,9 +6,9 @@ import { runInNewContext } from 'node:vm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import type { WorkbenchApi } from '@shared/ipc/api'
-import { probeProviders } from '../engine/ort'
+import { probeProviders } from '../engine'
 import { parseHostArgs } from './args'
-import { HttpHost, isLoopbackAddress } from './httpHost'
+import { HttpHost, isLoopbackAddress } from '../http/server'
 import { prepareIndexHtml } from './staticFiles'
 import { startHost, type RunningHost } from './startHost'
 
@@ -186,7 +186,9 @@ describe('headless host', () => {
     await expect
       .poll(() => events.some((e) => (e as { channel?: string }).channel === 'system:changed'))
       .toBe(true)
-    expect(events.find((e) => (e as { channel?: string }).channel === 'system:changed')).toMatchObject({
+    expect(
+      events.find((e) => (e as { channel?: string }).channel === 'system:changed')
+    ).toMatchObject({
       type: 'event',
       channel: 'system:changed',
       payload: { cpu: { id: 'cpu' } }

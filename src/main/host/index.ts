@@ -4,7 +4,7 @@
  */
 import { loadApiConfig, type ApiOptions } from '../api'
 import { HOST_USAGE, parseHostArgs, type HostArgs } from './args'
-import { isLoopbackAddress } from './httpHost'
+import { isLoopbackAddress } from '../http/server'
 import { startHost } from './startHost'
 
 async function main(): Promise<void> {
@@ -25,7 +25,12 @@ async function main(): Promise<void> {
         'learns the token can drive this Workbench'
     )
   }
-  const host = await startHost({ host: args.host, port: args.port, rendererDir: args.rendererDir, api })
+  const host = await startHost({
+    host: args.host,
+    port: args.port,
+    rendererDir: args.rendererDir,
+    api
+  })
   console.log(`Talkative Workbench (headless host): ${host.url}`)
 
   const shutdown = (): void => {

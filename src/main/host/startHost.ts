@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { attachApi, type ApiOptions } from '../api'
 import { createServices, type ServiceOptions, type Services } from '../services/createServices'
-import { HttpHost } from './httpHost'
+import { HttpHost } from '../http/server'
 import { createStaticRoute } from './staticFiles'
 import { attachWebSocketIpc } from './wsIpc'
 import packageJson from '../../../package.json'
@@ -33,7 +33,7 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
   const services = createServices(options.services)
   const http = new HttpHost({ host: options.host, port: options.port, token: options.token })
   const ipc = attachWebSocketIpc({ host: http, router: services.router, hub: services.hub })
-  // Scripting API (issue 6): registered before the static route, which answers every other path.
+  // Scripting API: registered before the static route, which answers every other path.
   const api = attachApi(http, services, { ...options.api, version: packageJson.version })
   http.addRoute('/', createStaticRoute(options.rendererDir ?? resolve(__dirname, '../renderer')))
   services.start()

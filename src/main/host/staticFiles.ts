@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, resolve, sep } from 'node:path'
 import { eventChannelNames } from '@shared/ipc/contract'
 import { createBridgeScript } from './bridgeScript'
-import { sendText, type RouteHandler } from './httpHost'
+import { sendText } from '../http/replies'
+import type { RouteHandler } from '../http/server'
 
 const MIME: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -94,12 +95,12 @@ export function createStaticRoute(rootDir: string): RouteHandler {
       return true
     }
     if (url.pathname === BRIDGE_PATH) {
-      send(req, res, bridgeScript, MIME['.js'], 'no-store')
+      send(req, res, bridgeScript, MIME['.js']!, 'no-store')
       return true
     }
     if (url.pathname === '/' || url.pathname === '/index.html') {
       indexHtml ??= prepareIndexHtml(await readFile(resolve(root, 'index.html'), 'utf8'))
-      send(req, res, indexHtml, MIME['.html'], 'no-store')
+      send(req, res, indexHtml, MIME['.html']!, 'no-store')
       return true
     }
     let relative: string

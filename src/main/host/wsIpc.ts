@@ -1,8 +1,10 @@
 import { WebSocketServer, type WebSocket } from 'ws'
 import { z } from 'zod'
 import type { InvokeResult } from '@shared/ipc/errors'
-import type { EventHub, Router } from '../ipc/router'
-import { refuseUpgrade, type HttpHost } from './httpHost'
+import type { Router } from '../router/router'
+import type { EventHub } from '../router/eventHub'
+import { refuseUpgrade } from '../http/replies'
+import type { HttpHost } from '../http/server'
 
 export const IPC_PATH = '/ipc'
 

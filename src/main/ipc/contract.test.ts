@@ -6,10 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { HardwareStateSchema } from '@shared/domain/system'
 import { eventChannelNames, invokeChannelNames } from '@shared/ipc/contract'
 import { AppError } from '@shared/ipc/errors'
-import { probeProviders } from '../engine/ort'
+import { probeProviders } from '../engine'
 import { createServices, type Services } from '../services/createServices'
 import { createMemoryClient, type MemoryClient } from './memoryTransport'
-import { EventHub, Router } from './router'
+import { Router } from '../router/router'
+import { EventHub } from '../router/eventHub'
 
 const noNvidiaSmi = async (): Promise<{
   stdout: string

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { invokeChannelNames } from '@shared/ipc/contract'
-import { probeProviders } from '../engine/ort'
+import { probeProviders } from '../engine'
 import { createServices } from '../services/createServices'
 import {
   EVENT_STREAM_CHANNEL,
@@ -140,8 +140,8 @@ describe('registerElectronIpc', () => {
     expect(ipc.attachedCount).toBe(1)
     expect(services.hub.size).toBe(1)
     await expect.poll(() => contents.sent.length).toBeGreaterThan(0)
-    expect(contents.sent[0][0]).toBe(EVENT_STREAM_CHANNEL)
-    expect(contents.sent[0][1]).toBe('system:changed')
+    expect(contents.sent[0]![0]).toBe(EVENT_STREAM_CHANNEL)
+    expect(contents.sent[0]![1]).toBe('system:changed')
 
     contents.destroyed = true
     contents.fire('destroyed')

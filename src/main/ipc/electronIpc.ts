@@ -5,7 +5,8 @@
  */
 import { invokeChannelNames, type InvokeChannel } from '@shared/ipc/contract'
 import type { InvokeResult } from '@shared/ipc/errors'
-import type { EventHub, Router } from './router'
+import type { Router } from '../router/router'
+import type { EventHub } from '../router/eventHub'
 
 /** The one channel main pushes events on; the preload fans them out by contract channel name. */
 export const EVENT_STREAM_CHANNEL = 'workbench:event'

@@ -1,7 +1,8 @@
 import { isEventChannel, type EventChannel } from '@shared/ipc/contract'
 import type { WorkbenchApi } from '@shared/ipc/api'
 import type { InvokeResult } from '@shared/ipc/errors'
-import type { EventHub, Router } from './router'
+import type { Router } from '../router/router'
+import type { EventHub } from '../router/eventHub'
 
 export interface MemoryClient extends WorkbenchApi {
   readonly clientId: string

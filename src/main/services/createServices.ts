@@ -1,8 +1,9 @@
 import * as nodeOs from 'node:os'
-import { probeProviders, ortVersion } from '../engine/ort'
-import { EventHub, Router, type InvokeHandlers } from '../ipc/router'
-import { runCommand, type CommandRunner } from './nvidiaSmi'
-import { SystemService, type OsProbe } from './SystemService'
+import { probeProviders, ortVersion } from '../engine'
+import { Router, type InvokeHandlers } from '../router/router'
+import { EventHub } from '../router/eventHub'
+import { runCommand, type CommandRunner } from '../platform/commandRunner'
+import { SystemService, type OsProbe } from '../system/systemService'
 import { DevicesService, type DevicesServiceOptions } from '../devices/service'
 import { SessionsService, defaultSessionsDir } from '../sessions/service'
 import packageJson from '../../../package.json'
@@ -60,7 +61,7 @@ export function createServices(options: ServiceOptions = {}): Services {
   clientCountListeners.push((count) => system.onClientCount(count))
   //#endregion
 
-  //#region devices (device manager, issue 4): models, jobs, devices channels
+  //#region devices (the device manager): models, jobs, devices channels
   const devices = new DevicesService(
     {
       hardware: () => system.state(),
@@ -73,7 +74,7 @@ export function createServices(options: ServiceOptions = {}): Services {
   )
   //#endregion
 
-  //#region sessions (issue 5): every analysis saved as it streams, history, export, import, re-run
+  //#region sessions: every analysis saved as it streams, history, export, import, re-run
   const sessions = new SessionsService({
     folder: options.sessionsDir ?? defaultSessionsDir(),
     appVersion: options.appVersion ?? packageJson.version,

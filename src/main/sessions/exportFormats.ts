@@ -1,11 +1,7 @@
 import { AppError } from '@shared/ipc/errors'
-import {
-  SessionSchema,
-  type ExportFormat,
-  type Session
-} from '@shared/domain/sessions'
+import { SessionSchema, type ExportFormat, type Session } from '@shared/domain/sessions'
 import { describeZodError } from '@shared/ipc/errors'
-import { csvLine } from '../engine/dataset/csv'
+import { csvLine } from '../engine'
 
 /** CSV columns in the seed's snake_case, so existing notebooks read the file unchanged. */
 export const CSV_COLUMNS = [
@@ -82,7 +78,7 @@ export function parseSessionFile(fileName: string, content: string): Session {
   const trimmed = content.trim()
   if (!trimmed) throw new AppError('invalid_input', `${fileName} is empty`, { file: fileName })
   let candidate: unknown
-  if (isJsonlHeader(trimmed.split(/\r?\n/, 1)[0])) {
+  if (isJsonlHeader(trimmed.split(/\r?\n/, 1)[0] ?? '')) {
     const lines = trimmed.split(/\r?\n/)
     const rows: unknown[] = []
     let header: Record<string, unknown> | undefined
@@ -92,10 +88,14 @@ export function parseSessionFile(fileName: string, content: string): Session {
       try {
         value = JSON.parse(line)
       } catch (err) {
-        throw new AppError('invalid_input', `${fileName} line ${i + 1}: ${(err as Error).message}`, {
-          file: fileName,
-          field: `line ${i + 1}`
-        })
+        throw new AppError(
+          'invalid_input',
+          `${fileName} line ${i + 1}: ${(err as Error).message}`,
+          {
+            file: fileName,
+            field: `line ${i + 1}`
+          }
+        )
       }
       const { type, ...rest } = (value ?? {}) as Record<string, unknown>
       if (type === 'session' && !header) header = rest
@@ -134,7 +134,11 @@ export function parseSessionFile(fileName: string, content: string): Session {
 function isJsonlHeader(firstLine: string): boolean {
   try {
     const value: unknown = JSON.parse(firstLine)
-    return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'session'
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { type?: unknown }).type === 'session'
+    )
   } catch {
     return false
   }

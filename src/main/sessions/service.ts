@@ -14,9 +14,12 @@ import type { EventChannel, EventPayload, InvokeOutput } from '@shared/ipc/contr
 import { SessionRunSchema } from '@shared/ipc/channels/sessions'
 import type { z } from 'zod'
 import { AppError } from '@shared/ipc/errors'
-import type { InvokeHandlers } from '../ipc/router'
+import type { InvokeHandlers } from '../router/router'
 import { exportSession, parseSessionFile } from './exportFormats'
 import { SessionStore } from './store'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('sessions')
 
 type RunInput = z.output<typeof SessionRunSchema>
 type RunResult = InvokeOutput<'sessions:run'>
@@ -215,7 +218,11 @@ export class SessionsService {
     this.#byJob.set(submitted.jobId, session.id)
     await this.#flush(active)
     // The job may have finished (or failed) before it was registered here.
-    const state = await this.#deps.jobs.getJob(submitted.jobId).catch(() => undefined)
+    const state = await this.#deps.jobs.getJob(submitted.jobId).catch((err: unknown) => {
+      // Already trimmed from the queue: its events (which the session heard) said how it ended.
+      log.debug(`${submitted.jobId} was not found after its submit`, err)
+      return undefined
+    })
     if (state) this.#onJobChanged(state)
     return {
       session: summarizeSession(session),

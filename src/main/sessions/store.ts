@@ -9,6 +9,9 @@ import {
   type SessionSummary
 } from '@shared/domain/sessions'
 import { AppError, describeZodError } from '@shared/ipc/errors'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('sessions')
 
 export interface SessionProblem {
   file: string
@@ -77,7 +80,7 @@ export class SessionStore {
       await this.#fs.rename(temp, file)
       await this.#syncFolder()
     } catch (err) {
-      await fs.rm(temp, { force: true }).catch(() => undefined)
+      await fs.rm(temp, { force: true }).catch(log.failed(`removing ${temp}`, 'debug'))
       throw new AppError(
         'unavailable',
         `cannot save session ${session.id}: ${(err as Error).message}`,

@@ -4,11 +4,16 @@
  * speaks the protocol in ./protocol.ts over whichever parent channel exists.
  */
 import { AppError, toSerializedError } from '@shared/ipc/errors'
-import { ENGINE_VERSION, GroupCache, loadGroup } from '../engine'
-import type { LoadCacheResult } from '../engine/cache'
-import { probeProviders, type SessionTarget } from '../engine/ort'
-import { generateOptionsFromJob } from '../engine/generation/jobs'
-import type { LoadedGroup } from '../engine/types'
+import {
+  ENGINE_VERSION,
+  generateOptionsFromJob,
+  GroupCache,
+  loadGroup,
+  probeProviders,
+  type LoadCacheResult,
+  type LoadedGroup,
+  type SessionTarget
+} from '../engine'
 import {
   MainToWorkerSchema,
   WorkerRequestSchema,
@@ -20,6 +25,9 @@ import {
   type WorkerToMain
 } from './protocol'
 import { planPositions } from './plan'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('worker')
 
 interface ParentPort {
   postMessage(message: unknown): void
@@ -210,7 +218,7 @@ const handlers: Handlers = {
     cache?.host.setBudget(0)
     for (const [id, g] of groups) {
       groups.delete(id)
-      await g.dispose().catch(() => undefined)
+      await g.dispose().catch(log.failed(`releasing ${id} at shutdown`))
     }
     setImmediate(() => process.exit(0))
     return {}

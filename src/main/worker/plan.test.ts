@@ -2,8 +2,13 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DEFAULT_ROWS_PER_BATCH, ensureDemoBundle, loadGroup, type LoadedGroup } from '../engine'
-import { conversationText } from '../engine/generation/jobs'
+import {
+  conversationText,
+  DEFAULT_ROWS_PER_BATCH,
+  ensureDemoBundle,
+  loadGroup,
+  type LoadedGroup
+} from '../engine'
 import { planPositions } from './plan'
 
 // The plan must name exactly the rows the engine returns and batch them as the engine does:

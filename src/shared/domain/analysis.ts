@@ -10,7 +10,12 @@ export const AnalyzeOptionsSchema = z
     bestOfK: z.number().int().min(1).max(512).default(16),
     /** Decoder sampling temperature; 0 means greedy argmax. */
     temperature: z.number().min(0).max(5).default(1),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(42),
     /** Max decoder rows (positions × K) per batch; omitted = the device's automatic budget. */
     rowsPerBatch: z.number().int().min(1).max(65536).optional(),
     salience: z.boolean().default(true),

@@ -27,7 +27,14 @@ export type DeviceSpec = z.infer<typeof DeviceSpecSchema>
  * reloaded); `error`: unusable (the execution provider cannot start, or restarts keep failing);
  * `stopped`: shut down.
  */
-export const DeviceStatusSchema = z.enum(['starting', 'ready', 'busy', 'recovering', 'error', 'stopped'])
+export const DeviceStatusSchema = z.enum([
+  'starting',
+  'ready',
+  'busy',
+  'recovering',
+  'error',
+  'stopped'
+])
 export type DeviceStatus = z.infer<typeof DeviceStatusSchema>
 
 export const PlacementStateSchema = z.enum(['loading', 'ready', 'unloading', 'failed'])

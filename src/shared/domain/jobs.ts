@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { SerializedErrorSchema } from '../ipc/errors'
+import { ChatMessageSchema, type ChatMessage } from './chat'
 import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
 import { DeviceIdSchema } from './system'
 
@@ -12,7 +13,14 @@ export const JobKindSchema = z.enum(['analyze', 'load', 'generate', 'generate-an
 export type JobKind = z.infer<typeof JobKindSchema>
 
 /** queued → loading → running → done | failed | cancelled. */
-export const JobStatusSchema = z.enum(['queued', 'loading', 'running', 'done', 'failed', 'cancelled'])
+export const JobStatusSchema = z.enum([
+  'queued',
+  'loading',
+  'running',
+  'done',
+  'failed',
+  'cancelled'
+])
 export type JobStatus = z.infer<typeof JobStatusSchema>
 
 export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['done', 'failed', 'cancelled']
@@ -25,21 +33,21 @@ export const GenerateOptionsSchema = z
     maxNewTokens: z.number().int().min(1).max(4096).default(32),
     temperature: z.number().min(0).max(5).default(1),
     topP: z.number().gt(0).max(1).default(1),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(42),
     completions: z.number().int().min(1).max(64).default(1),
     /** false: exactly maxNewTokens (end-of-turn suppressed); true: stop at the first end of turn. */
     stopAtEndOfTurn: z.boolean().default(false)
   })
   .strict()
 
-/** One chat turn; a conversation is rendered with the group's own chat template. */
-export const JobChatMessageSchema = z
-  .object({
-    role: z.enum(['system', 'user', 'assistant']),
-    content: z.string().max(200_000)
-  })
-  .strict()
-export type JobChatMessage = z.infer<typeof JobChatMessageSchema>
+/** One chat turn (the contract's one chat message schema); rendered with the group's template. */
+export const JobChatMessageSchema = ChatMessageSchema
+export type JobChatMessage = ChatMessage
 
 export const JobSubmitSchema = z
   .object({

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { SerializedErrorSchema } from '../ipc/errors'
 import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
+import { ChatMessageSchema } from './chat'
 import { GenerateOptionsSchema } from './jobs'
 
 /**
@@ -12,11 +13,7 @@ export const SessionIdSchema = z
   .regex(/^s-[0-9a-z][0-9a-z-]{0,63}$/, 'session id looks like s-… (lower-case letters, digits, -)')
 export type SessionId = z.infer<typeof SessionIdSchema>
 
-export const ChatMessageSchema = z.object({
-  role: z.enum(['system', 'user', 'assistant']),
-  content: z.string().max(200_000)
-})
-export type ChatMessage = z.infer<typeof ChatMessageSchema>
+export { ChatMessageSchema, type ChatMessage } from './chat'
 
 /** What the researcher typed: plain text, or chat messages (kept as typed, plus the rendered text). */
 export const SessionInputSchema = z.object({
@@ -31,7 +28,13 @@ export const SessionInputSchema = z.object({
 export type SessionInput = z.infer<typeof SessionInputSchema>
 
 /** `interrupted`: the file says running but no job is streaming into it (the app stopped). */
-export const SessionStatusSchema = z.enum(['running', 'completed', 'cancelled', 'failed', 'interrupted'])
+export const SessionStatusSchema = z.enum([
+  'running',
+  'completed',
+  'cancelled',
+  'failed',
+  'interrupted'
+])
 export type SessionStatus = z.infer<typeof SessionStatusSchema>
 
 export const SessionKindSchema = z.enum(['analyze', 'generate-analyze'])
@@ -78,4 +81,3 @@ export function summarizeSession(session: Session): SessionSummary {
 
 export const ExportFormatSchema = z.enum(['json', 'jsonl', 'csv'])
 export type ExportFormat = z.infer<typeof ExportFormatSchema>
-

@@ -65,7 +65,10 @@ export function isSerializedError(v: unknown): v is SerializedError {
 export type InvokeResult<T> = { ok: true; value: T } | { ok: false; error: SerializedError }
 
 /** Turns a zod error into one readable message naming each offending field. */
-export function describeZodError(error: z.ZodError, root = ''): { message: string; field?: string } {
+export function describeZodError(
+  error: z.ZodError,
+  root = ''
+): { message: string; field?: string } {
   const first = error.issues[0]
   const parts = error.issues.slice(0, 5).map((i) => {
     const path = [root, ...i.path.map(String)].filter(Boolean).join('.')

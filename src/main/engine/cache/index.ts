@@ -3,14 +3,15 @@
  * ONNX Runtime's optimized graphs on disk (optimized-store.ts). `loadGroup(dir, target, { cache })`
  * uses both; docs/devices.md has the measured effect.
  */
-import { HostGroupCache, type HostCacheStats } from './host-cache'
-import { OptimizedModelStore } from './optimized-store'
+import { HostGroupCache, type HostCacheStats } from './hostCache'
+import { OptimizedModelStore } from './optimizedStore'
+import type { LoadCacheResult } from '../types'
 
 export { fingerprintFolder } from './fingerprint'
-export { HostGroupCache, cachedGroupBytes, DEFAULT_HOST_CACHE_SHARE } from './host-cache'
-export type { CachedGroup, HostCacheStats, HostCacheEntryInfo } from './host-cache'
-export { OptimizedModelStore, DEFAULT_OPTIMIZED_STORE_BYTES } from './optimized-store'
-export type { OptimizedModel } from './optimized-store'
+export { HostGroupCache, cachedGroupBytes, DEFAULT_HOST_CACHE_SHARE } from './hostCache'
+export type { CachedGroup, HostCacheStats, HostCacheEntryInfo } from './hostCache'
+export { OptimizedModelStore, DEFAULT_OPTIMIZED_STORE_BYTES } from './optimizedStore'
+export type { OptimizedModel } from './optimizedStore'
 
 export interface GroupCacheOptions {
   /** Host-memory budget for unloaded groups (0: keep nothing in memory). */
@@ -20,15 +21,7 @@ export interface GroupCacheOptions {
   optimizedBudgetBytes?: number
 }
 
-/** How a load used the cache (reported through LoadHooks.onCacheResult). */
-export interface LoadCacheResult {
-  /** The group came from the host-memory cache (no validation, hashing or graph optimisation). */
-  hostHit: boolean
-  /** Sessions created from an optimized graph (from memory or disk). */
-  preOptimizedSessions: number
-  /** Optimized graphs written to disk during this load. */
-  savedOptimized: number
-}
+export type { LoadCacheResult }
 
 export interface GroupCacheStats extends HostCacheStats {
   optimizedDir: string | null

@@ -1,4 +1,4 @@
 export * from './messages'
-export * from './tokenizer-config'
+export * from './tokenizerConfig'
 export * from './template'
 export * from './turns'

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { AppError } from '@shared/ipc/errors'
 import { ChatTemplate, mergeSystemIntoFirstUser } from './template'
-import { parseTokenizerConfig } from './tokenizer-config'
+import { parseTokenizerConfig } from './tokenizerConfig'
 
 // Written for these tests in the two families' formats: Gemma (no system role; raises on one) and
 // ChatML (system role, <|im_start|>/<|im_end|>).

@@ -2,7 +2,7 @@ import { Template } from '@huggingface/jinja'
 import { AppError } from '@shared/ipc/errors'
 import type { ChatMessage } from './messages'
 import { parseChatMessages } from './messages'
-import { TOKENIZER_CONFIG_FILE, type TokenizerSpecials } from './tokenizer-config'
+import { TOKENIZER_CONFIG_FILE, type TokenizerSpecials } from './tokenizerConfig'
 
 export interface RenderedChat {
   text: string
@@ -110,11 +110,12 @@ export class ChatTemplate {
   render(input: readonly ChatMessage[]): RenderedChat {
     let messages = parseChatMessages(input)
     let systemMerged = false
-    if (messages[0].role === 'system' && !this.supportsSystemRole) {
+    if (messages[0]?.role === 'system' && !this.supportsSystemRole) {
       messages = mergeSystemIntoFirstUser(messages)
       systemMerged = true
     }
-    const last = messages[messages.length - 1]
+    // parseChatMessages guarantees at least one message.
+    const last = messages[messages.length - 1]!
     if (last.role !== 'assistant') {
       return {
         text: this.renderRaw(messages, true),
@@ -140,7 +141,7 @@ export class ChatTemplate {
    * message (prefill "turn" inside Gemma's `<end_of_turn>`).
    */
   #renderContinuingLast(messages: ChatMessage[]): string {
-    const final = messages[messages.length - 1].content
+    const final = messages[messages.length - 1]!.content
     if (final.trim() === '') {
       // An empty prefill is the open assistant turn itself: what the generation prompt produces.
       return this.renderRaw(messages.slice(0, -1), true)

@@ -23,7 +23,7 @@ const VOCAB: Record<string, number> = {
   ok: 16
 }
 const lookup: TokenLookup = (t) => VOCAB[t]
-const ids = (...toks: string[]): number[] => toks.map((t) => VOCAB[t])
+const ids = (...toks: string[]): number[] => toks.map((t) => VOCAB[t]!)
 const gemma = startOfTurnSpecials(lookup, '<bos>')
 
 // <bos> | user: hi there | model: ok | user: bye | open model prompt
@@ -80,7 +80,7 @@ describe('last N messages', () => {
       '<|start|>': 1, '<|end|>': 2, '<|channel|>': 3, '<|message|>': 4,
       user: 5, assistant: 6, analysis: 7, final: 8, q: 9, a: 10
     }
-    const h = (...t: string[]): number[] => t.map((x) => harmonyVocab[x])
+    const h = (...t: string[]): number[] => t.map((x) => harmonyVocab[x]!)
     const specials = startOfTurnSpecials((t) => harmonyVocab[t], null)
     expect(specials.harmony).toEqual({ startId: 1, assistantId: 6 })
     // prettier-ignore

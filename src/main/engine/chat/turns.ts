@@ -3,8 +3,9 @@
  * which end one (to stop a reply). Pure functions over ids and the tokenizer's specials, so the
  * rules can be tested without a model.
  */
+import type { TurnTokenizer } from '../types'
 
-/** Token texts that open a turn in the chat formats we know (seed §1.5.3). */
+/** Token texts that open a turn in the chat formats we know (the predecessor's list). */
 export const START_OF_TURN_TEXTS: readonly string[] = [
   '<|im_start|>',
   '<start_of_turn>',
@@ -16,7 +17,7 @@ export const START_OF_TURN_TEXTS: readonly string[] = [
   '<|start_header_id|>'
 ]
 
-/** Token texts that close an assistant turn (seed §1.6.5), besides the tokenizer's EOS. */
+/** Token texts that close an assistant turn (the predecessor's list), besides the tokenizer's EOS. */
 export const END_OF_TURN_TEXTS: readonly string[] = [
   '<end_of_turn>',
   '<|im_end|>',
@@ -83,7 +84,7 @@ export function turnStartPositions(ids: readonly number[], specials: TurnSpecial
   const { harmony } = specials
   let previousWasAssistant = false
   for (let i = 0; i < ids.length; i++) {
-    if (!specials.startIds.has(ids[i])) continue
+    if (!specials.startIds.has(ids[i]!)) continue
     const isAssistant =
       harmony !== undefined && ids[i] === harmony.startId && ids[i + 1] === harmony.assistantId
     if (isAssistant && previousWasAssistant) continue
@@ -105,8 +106,8 @@ export const OPEN_PROMPT_WINDOW = 4
 export const OPEN_PROMPT_LOOKBACK = 3
 
 /**
- * First token position of the last `n` messages (seed §1.5.3). Positions stay relative to the
- * whole text: the caller analyses [start, ids.length). Returns 0 (analyse everything) when the
+ * First token position of the last `n` messages (as the predecessor found them). Positions stay
+ * relative to the whole text: the caller analyses [start, ids.length). Returns 0 (analyse everything) when the
  * text has fewer than n+1 openings, i.e. when "the last n" would be all of it anyway.
  */
 export function lastNMessagesStart(
@@ -117,22 +118,20 @@ export function lastNMessagesStart(
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`n must be a positive integer, got ${n}`)
   const starts = turnStartPositions(ids, specials)
   if (starts.length < n + 1) return 0
-  const last = starts[starts.length - 1]
+  // Indices below are within `starts`: it has at least n + 1 entries.
+  const last = starts[starts.length - 1]!
   if (last >= ids.length - OPEN_PROMPT_WINDOW) {
-    return Math.max(0, starts[starts.length - (n + 1)] - OPEN_PROMPT_LOOKBACK)
+    return Math.max(0, starts[starts.length - (n + 1)]! - OPEN_PROMPT_LOOKBACK)
   }
-  return starts[starts.length - n]
+  return starts[starts.length - n]!
 }
 
 /** What `positionsInLastMessages` needs of a tokenizer. */
-export interface TurnTokenizer {
-  tokenToId(text: string): number | undefined
-  readonly bosId?: number
-}
+export type { TurnTokenizer }
 
 /**
  * The analysis option `lastNMessages`: keeps the positions from the start of the last n messages
- * on (seed §1.5.3); positions stay relative to the whole text. Undefined n keeps them all.
+ * on (as the predecessor did); positions stay relative to the whole text. Undefined n keeps them all.
  */
 export function positionsInLastMessages(
   positions: readonly number[],

@@ -43,7 +43,7 @@ export function parseCsv(buffer: Buffer): { rows: CsvRow[]; complete: number } {
     field = []
   }
   for (let i = 0; i < buffer.length; i++) {
-    const c = buffer[i]
+    const c = buffer[i]!
     if (inQuotes) {
       if (c === DQ) {
         if (buffer[i + 1] === DQ) {

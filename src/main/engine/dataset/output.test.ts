@@ -102,11 +102,11 @@ describe('dataset input', () => {
       ['g', 10]
     ])
     expect(badLines.map((b) => b.line)).toEqual([4, 5, 6, 7, 8, 9])
-    expect(badLines[0].message).toMatch(/not valid JSON/)
-    expect(badLines[1].message).toMatch(/needs "text" or "messages"/)
-    expect(badLines[2].message).toMatch(/duplicate id "a" \(first on line 1\)/)
-    expect(badLines[3].field).toBe('messages.0.role')
-    expect(badLines[5].message).toMatch(/both/)
+    expect(badLines[0]!.message).toMatch(/not valid JSON/)
+    expect(badLines[1]!.message).toMatch(/needs "text" or "messages"/)
+    expect(badLines[2]!.message).toMatch(/duplicate id "a" \(first on line 1\)/)
+    expect(badLines[3]!.field).toBe('messages.0.role')
+    expect(badLines[5]!.message).toMatch(/both/)
   })
 
   it('fails at the first malformed line when asked to', () => {
@@ -176,7 +176,7 @@ describe('result writer: JSON', () => {
     again.finish()
     const all = JSON.parse(readFileSync(out, 'utf8')) as DatasetResult[]
     expect(all.map((x) => x.id)).toEqual(['a', 'b', 'c'])
-    expect(all[2].rows?.[0].explanation).toBe('expl, "quoted"\nline c')
+    expect(all[2]!.rows?.[0]?.explanation).toBe('expl, "quoted"\nline c')
   })
 })
 
@@ -192,12 +192,12 @@ describe('result writer: CSV', () => {
     })
     w.finish()
     const { rows } = parseCsv(readFileSync(out))
-    expect(rows[0].fields).toEqual([...CSV_COLUMNS])
+    expect(rows[0]!.fields).toEqual([...CSV_COLUMNS])
     expect(rows).toHaveLength(1 + 3 + 1)
-    expect(rows[1].fields.slice(0, 4)).toEqual(['a', '3', 'completed', '0'])
-    expect(rows[1].fields[6]).toBe('expl, "quoted"\nline a')
-    expect(JSON.parse(rows[1].fields[10])).toEqual([0.1, -0.2])
-    expect(rows[4].fields[12]).toBe('invalid_input: bad, "template"')
+    expect(rows[1]!.fields.slice(0, 4)).toEqual(['a', '3', 'completed', '0'])
+    expect(rows[1]!.fields[6]).toBe('expl, "quoted"\nline a')
+    expect(JSON.parse(rows[1]!.fields[10]!)).toEqual([0.1, -0.2])
+    expect(rows[4]!.fields[12]).toBe('invalid_input: bad, "template"')
   })
 
   it('drops a torn record block on resume and keeps whole ones', () => {

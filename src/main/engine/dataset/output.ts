@@ -13,7 +13,7 @@ import {
 import { dirname, extname } from 'node:path'
 import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
 import { AppError, type SerializedError } from '@shared/ipc/errors'
-import { csvLine, parseCsv } from './csv'
+import { csvLine, parseCsv, type CsvRow } from './csv'
 import { recordKey } from './input'
 
 export const OUTPUT_FORMATS = ['jsonl', 'json', 'csv'] as const
@@ -179,36 +179,39 @@ function scanJsonLines(buf: Buffer, file: string, format: 'jsonl' | 'json'): Sca
 
 function scanCsv(buf: Buffer, file: string): ScanResult {
   const { rows, complete } = parseCsv(buf)
-  if (rows.length === 0) return { ...EMPTY_SCAN, torn: buf.length }
-  if (buf.subarray(0, rows[0].end).toString('utf8') !== CSV_HEADER) {
+  const header = rows[0]
+  if (!header) return { ...EMPTY_SCAN, torn: buf.length }
+  if (buf.subarray(0, header.end).toString('utf8') !== CSV_HEADER) {
     throw outError(`${file} does not start with this tool's CSV header`, file)
   }
+  // Every index below stays within `rows` (i < rows.length, and j - 1 >= i).
+  const row = (k: number): CsvRow => rows[k]!
   const entries: ScannedRecord[] = []
   let keep = complete
   let i = 1
   while (i < rows.length) {
-    const id = rows[i].fields[COL.id]
-    const expected = Number(rows[i].fields[COL.record_lines])
+    const id = row(i).fields[COL.id] ?? ''
+    const expected = Number(row(i).fields[COL.record_lines])
     let j = i
-    while (j < rows.length && rows[j].fields[COL.id] === id && j - i < expected) j++
+    while (j < rows.length && row(j).fields[COL.id] === id && j - i < expected) j++
     if (!Number.isInteger(expected) || expected < 1)
       throw outError(`${file} row ${i + 1} has no record_lines`, file)
     if (j - i < expected) {
       if (j < rows.length)
         throw outError(`${file}: record ${id} is incomplete in the middle of the file`, file)
       // The last block was torn: drop it and redo that record.
-      keep = rows[i].start
+      keep = row(i).start
       break
     }
     entries.push({
       key: id,
-      failed: rows[i].fields[COL.status] === 'failed',
-      start: rows[i].start,
-      end: rows[j - 1].end
+      failed: row(i).fields[COL.status] === 'failed',
+      start: row(i).start,
+      end: row(j - 1).end
     })
     i = j
   }
-  return { keep, torn: buf.length - keep, bodyStart: rows[0].end, entries }
+  return { keep, torn: buf.length - keep, bodyStart: header.end, entries }
 }
 
 /**

@@ -18,6 +18,9 @@ import {
   DEMO_SENTENCES,
   DEMO_SPECIALS
 } from './vocabulary'
+import { createLogger } from '../../platform/logger'
+
+const log = createLogger('engine')
 
 export const DEMO_GROUP_ID = 'demo-words'
 /** Bumped whenever the construction changes; a cached demo with another stamp is rebuilt. */
@@ -451,7 +454,8 @@ export async function ensureDemoBundle(cacheDir: string = defaultCacheDir()): Pr
       const code = (err as NodeJS.ErrnoException).code
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err
       const old = `${dir}.old-${process.pid}-${Date.now()}`
-      await fs.rename(dir, old).catch(() => undefined)
+      // Gone already (another process moved it): the rename below decides.
+      await fs.rename(dir, old).catch(log.failed(`moving the stale ${dir} aside`, 'debug'))
       await fs.rename(tmp, dir).catch(async (e: unknown) => {
         if (!(await isCurrent(dir))) throw e
       })

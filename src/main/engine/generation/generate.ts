@@ -5,7 +5,7 @@
  */
 import { AppError, describeZodError } from '@shared/ipc/errors'
 import { ChatTemplate } from '../chat/template'
-import type { TokenizerSpecials } from '../chat/tokenizer-config'
+import type { TokenizerSpecials } from '../chat/tokenizerConfig'
 import { endOfTurnIds } from '../chat/turns'
 import {
   GenerateOptionsSchema,

@@ -1,12 +1,12 @@
 /**
- * Jobs built from a loaded group's primitives: generate-then-analyse as one job (seed §1.6.4 +
- * the web's generate_and_analyze), and the text a conversation is analysed as.
+ * Jobs built from a loaded group's primitives: generate-then-analyse as one job (as the
+ * predecessor's generate_and_analyze did), and the text a conversation is analysed as.
  */
 import type { AnalysisResult, AnalyzeOptionsInput } from '@shared/domain/analysis'
 import type { AnalyzeHooks, LoadedGroup } from '../types'
 import type { ChatMessage } from '../chat/messages'
 import { ChatTemplate } from '../chat/template'
-import { readTokenizerConfig } from '../chat/tokenizer-config'
+import { readTokenizerConfig } from '../chat/tokenizerConfig'
 import type { GenerateOptionsInput, GenerationResult } from './options'
 
 export interface GenerateThenAnalyzeRequest {
@@ -43,7 +43,7 @@ export async function generateThenAnalyze(
 }
 
 /**
- * A conversation as the analysis sees it (seed §1.5.1, list form): the group's chat template with
+ * A conversation as the analysis sees it (the predecessor's list form): the group's chat template with
  * the generation prompt when the last turn is the user's, the final message left open otherwise.
  */
 export function conversationText(group: LoadedGroup, messages: readonly ChatMessage[]): string {

@@ -3,13 +3,13 @@
  * the prompt, runs the `generate` role of that model's graph in one `session.run`, decodes.
  */
 import { AppError } from '@shared/ipc/errors'
-import type { BaseModel } from '../base-model'
+import type { BaseModel } from '../baseModel'
 import type { ValidatedBundle } from '../bundle/open'
 import { ROLE, baseInputPlaceholders } from '../graph/transformer'
 import { Tensor, type Feeds, type SessionTarget } from '../ort'
 import type { TextTokenizer } from '../tokenizer'
 import { ENGINE_VERSION } from '../version'
-import { readTokenizerConfigFile, type TokenizerSpecials } from '../chat/tokenizer-config'
+import { readTokenizerConfigFile, type TokenizerSpecials } from '../chat/tokenizerConfig'
 import {
   decodeCompletions,
   generateFeeds,

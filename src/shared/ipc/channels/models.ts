@@ -30,14 +30,26 @@ export const UnloadResultSchema = z.object({
 /** Models domain: the library and where its groups are placed. */
 export const modelsInvokes = {
   /** The library: every group of the models folder (broken ones with their errors) + the demo. */
-  'models:list': defineInvoke(z.object({ rescan: z.boolean().default(false) }).strict().optional(), ModelLibrarySchema),
+  'models:list': defineInvoke(
+    z
+      .object({ rescan: z.boolean().default(false) })
+      .strict()
+      .optional(),
+    ModelLibrarySchema
+  ),
   /**
    * Load a group: on `deviceId`, or where placement chooses (a device holding it → one where it
    * fits → the least loaded, evicting least recently used unpinned groups if needed). Runs as a
    * `load` job in the fair queue; with `wait` (default) answers once it is loaded.
    */
   'models:load': defineInvoke(
-    z.object({ groupId: GroupIdSchema, deviceId: DeviceIdSchema.optional(), wait: z.boolean().default(true) }).strict(),
+    z
+      .object({
+        groupId: GroupIdSchema,
+        deviceId: DeviceIdSchema.optional(),
+        wait: z.boolean().default(true)
+      })
+      .strict(),
     PlacementResultSchema
   ),
   /**
@@ -45,7 +57,13 @@ export const modelsInvokes = {
    * running job uses are refused (`conflict`) unless `force` (which cancels those jobs first).
    */
   'models:unload': defineInvoke(
-    z.object({ groupId: GroupIdSchema, deviceId: DeviceIdSchema.optional(), force: z.boolean().default(false) }).strict(),
+    z
+      .object({
+        groupId: GroupIdSchema,
+        deviceId: DeviceIdSchema.optional(),
+        force: z.boolean().default(false)
+      })
+      .strict(),
     UnloadResultSchema
   ),
   /** Pin (never evicted or moved automatically) or unpin a loaded group on a device. */
@@ -56,10 +74,18 @@ export const modelsInvokes = {
   /** Move a group: load it on `toDeviceId`, then unload it from `fromDeviceId` (default: where it is). */
   'models:move': defineInvoke(
     z
-      .object({ groupId: GroupIdSchema, fromDeviceId: DeviceIdSchema.optional(), toDeviceId: DeviceIdSchema, wait: z.boolean().default(true) })
+      .object({
+        groupId: GroupIdSchema,
+        fromDeviceId: DeviceIdSchema.optional(),
+        toDeviceId: DeviceIdSchema,
+        wait: z.boolean().default(true)
+      })
       .strict(),
     PlacementResultSchema
   ),
   /** Will it fit? fits / fits after evicting X / does not fit and why — before any load. */
-  'models:estimate': defineInvoke(z.object({ groupId: GroupIdSchema, deviceId: DeviceIdSchema }).strict(), FitEstimateSchema)
+  'models:estimate': defineInvoke(
+    z.object({ groupId: GroupIdSchema, deviceId: DeviceIdSchema }).strict(),
+    FitEstimateSchema
+  )
 } as const

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import {
-  NVIDIA_SMI_ARGS,
-  parseNvidiaSmiCsv,
-  queryNvidiaGpus,
-  runCommand,
-  type CommandOutcome,
-  type CommandRunner
-} from './nvidiaSmi'
+import { runCommand, type CommandOutcome, type CommandRunner } from '../platform/commandRunner'
+import { NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, queryNvidiaGpus } from './nvidiaSmi'
 
 const MIB = 1024 * 1024
 
@@ -43,21 +37,21 @@ describe('parseNvidiaSmiCsv', () => {
       memoryFreeBytes: 80535 * MIB,
       utilization: 0.37
     })
-    expect(gpus[1].id).toBe('cuda:1')
+    expect(gpus[1]!.id).toBe('cuda:1')
   })
 
   it('keeps a product name that contains a comma', () => {
     const { gpus } = parseNvidiaSmiCsv('0, GPU-abc, Quadro RTX 8000, Rev. A, 48601, 10, 48591, 5\n')
-    expect(gpus[0].name).toBe('Quadro RTX 8000, Rev. A')
-    expect(gpus[0].memoryFreeBytes).toBe(48591 * MIB)
+    expect(gpus[0]!.name).toBe('Quadro RTX 8000, Rev. A')
+    expect(gpus[0]!.memoryFreeBytes).toBe(48591 * MIB)
   })
 
   it('treats [N/A] and [Not Supported] as missing figures, deriving what it can', () => {
     const { gpus } = parseNvidiaSmiCsv(
       '0, GPU-x, NVIDIA GeForce RTX 3090, 24576, [N/A], 20480, [Not Supported]\r\n'
     )
-    expect(gpus[0].memoryUsedBytes).toBe(4096 * MIB)
-    expect(gpus[0].utilization).toBe(0)
+    expect(gpus[0]!.memoryUsedBytes).toBe(4096 * MIB)
+    expect(gpus[0]!.utilization).toBe(0)
   })
 
   it('orders GPUs by index and reports lines it cannot read', () => {
@@ -118,7 +112,7 @@ describe('queryNvidiaGpus', () => {
         timeoutMs: 5000
       }
     )
-    expect(parseNvidiaSmiCsv(ok.stdout).gpus[0].name).toBe('T4')
+    expect(parseNvidiaSmiCsv(ok.stdout).gpus[0]!.name).toBe('T4')
   })
 
   it('this machine answers without throwing, GPU or not', async () => {

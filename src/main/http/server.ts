@@ -1,8 +1,10 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { networkInterfaces, hostname as machineHostname } from 'node:os'
 import type { Duplex } from 'node:stream'
+import { refuseUpgrade, sendText } from './replies'
+import { bearerToken, firstHeader, tokenMatches } from './requests'
 
 /** Answers a request and returns true, or returns false to let the next route try. */
 export type RouteHandler = (
@@ -35,10 +37,6 @@ export function isLoopbackAddress(address: string): boolean {
 
 function formatHostForUrl(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
-}
-
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
 }
 
 /**
@@ -137,13 +135,7 @@ export class HttpHost {
 
   /** Token from `?token=` or `Authorization: Bearer`, compared in constant time. */
   hasValidToken(req: IncomingMessage, url: URL): boolean {
-    const auth = firstHeader(req.headers.authorization)
-    const candidate =
-      url.searchParams.get('token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : undefined)
-    if (!candidate) return false
-    const given = Buffer.from(candidate)
-    const expected = Buffer.from(this.token)
-    return given.length === expected.length && timingSafeEqual(given, expected)
+    return tokenMatches(url.searchParams.get('token') ?? bearerToken(req), [this.token])
   }
 
   #computeAllowedHostNames(): Set<string> {
@@ -200,21 +192,4 @@ export class HttpHost {
     }
     handler(req, socket, head, url)
   }
-}
-
-export function sendText(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, {
-    'content-type': 'text/plain; charset=utf-8',
-    'x-content-type-options': 'nosniff',
-    'cache-control': 'no-store'
-  })
-  res.end(text)
-}
-
-/** Ends a raw upgrade request with a plain HTTP status (before any WebSocket handshake). */
-export function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-  }
-  socket.destroy()
 }

@@ -1,21 +1,5 @@
-import { execFile } from 'node:child_process'
 import type { GpuInfo } from '@shared/domain/system'
-
-/** Outcome of running an external command; never throws, so callers decide what a failure means. */
-export interface CommandOutcome {
-  stdout: string
-  stderr: string
-  /** Process exit code; null when the process could not start or was killed. */
-  exitCode: number | null
-  /** Set when the command could not run at all (e.g. `ENOENT` for a missing binary). */
-  spawnError?: string
-}
-
-export type CommandRunner = (
-  command: string,
-  args: readonly string[],
-  options: { timeoutMs: number }
-) => Promise<CommandOutcome>
+import type { CommandRunner } from '../platform/commandRunner'
 
 export const NVIDIA_SMI_ARGS: readonly string[] = [
   '--query-gpu=index,uuid,name,memory.total,memory.used,memory.free,utilization.gpu',
@@ -23,32 +7,6 @@ export const NVIDIA_SMI_ARGS: readonly string[] = [
 ]
 
 const MIB = 1024 * 1024
-
-export const runCommand: CommandRunner = (command, args, { timeoutMs }) =>
-  new Promise((resolvePromise) => {
-    execFile(
-      command,
-      [...args],
-      { timeout: timeoutMs, windowsHide: true, maxBuffer: 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (!error) {
-          resolvePromise({ stdout, stderr, exitCode: 0 })
-          return
-        }
-        const code = (error as NodeJS.ErrnoException).code
-        if (typeof code === 'string') {
-          resolvePromise({ stdout, stderr, exitCode: null, spawnError: code })
-          return
-        }
-        resolvePromise({
-          stdout,
-          stderr,
-          exitCode: typeof error.code === 'number' ? error.code : null,
-          spawnError: error.killed ? 'timeout' : undefined
-        })
-      }
-    )
-  })
 
 /** `[N/A]`, `[Not Supported]` and friends mean "no figure", not zero load. */
 function parseFigure(raw: string): number | undefined {
@@ -80,7 +38,7 @@ export function parseNvidiaSmiCsv(stdout: string): ParsedGpuList {
       skipped.push(line)
       continue
     }
-    const index = parseFigure(cells[0])
+    const index = parseFigure(cells[0] ?? '')
     const uuid = cells[1]
     const tail = cells.slice(-4)
     const name = cells.slice(2, -4).join(', ')
@@ -149,7 +107,7 @@ export async function queryNvidiaGpus(
   if (parsed.skipped.length > 0) {
     return {
       gpus: parsed.gpus,
-      note: `nvidia-smi: ${parsed.skipped.length} line(s) not understood: ${parsed.skipped[0].slice(0, 120)}`
+      note: `nvidia-smi: ${parsed.skipped.length} line(s) not understood: ${(parsed.skipped[0] ?? '').slice(0, 120)}`
     }
   }
   if (parsed.gpus.length === 0) return { gpus: [], note: 'nvidia-smi reports no GPUs' }

@@ -12,6 +12,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { ortVersion, type SessionTarget } from '../ort'
 import { ENGINE_VERSION } from '../version'
+import { createLogger } from '../../platform/logger'
+
+const log = createLogger('engine')
 
 export interface OptimizedStoreOptions {
   dir: string
@@ -74,7 +77,8 @@ export class OptimizedModelStore {
     const bytes = await fs.readFile(file).catch(() => null)
     if (bytes && bytes.byteLength > 0) {
       const now = new Date()
-      await fs.utimes(file, now, now).catch(() => undefined)
+      // The time stamp orders pruning (least recently used first); a failure only ages the entry.
+      await fs.utimes(file, now, now).catch(log.failed(`touching ${file}`, 'debug'))
       return { kind: 'hit', bytes, file }
     }
     await fs.mkdir(this.dir, { recursive: true })
@@ -86,7 +90,7 @@ export class OptimizedModelStore {
       saveTo,
       commit: async () => {
         await fs.rename(saveTo, file)
-        await this.prune().catch(() => undefined)
+        await this.prune().catch(log.failed(`pruning ${this.dir}`))
       },
       abandon: async () => {
         await fs.rm(saveTo, { force: true })

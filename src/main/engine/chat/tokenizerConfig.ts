@@ -1,4 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { AppError } from '@shared/ipc/errors'
@@ -96,23 +97,47 @@ export function parseTokenizerConfig(raw: unknown, file: string | null = null): 
  * `tokenizer_config.json`. A bundle without one has no specials and no template.
  */
 export function readTokenizerConfig(bundleDir: string): TokenizerSpecials {
+  let manifestText: string | null = null
+  try {
+    manifestText = readFileSync(join(bundleDir, 'manifest.json'), 'utf8')
+  } catch {
+    // No readable manifest: bundle validation reports that; the default name applies here.
+  }
+  return readTokenizerConfigFile(configFileOf(bundleDir, manifestText))
+}
+
+/** `readTokenizerConfig` without blocking the thread (the device manager reads it per scan). */
+export async function loadTokenizerConfig(bundleDir: string): Promise<TokenizerSpecials> {
+  const manifestText = await readFile(join(bundleDir, 'manifest.json'), 'utf8').catch(() => null)
+  const file = configFileOf(bundleDir, manifestText)
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null
+    throw err
+  })
+  return text === null ? parseTokenizerConfig({}, null) : parseConfigText(text, file)
+}
+
+/** The config file the manifest names (`tokenizer.config`), else `tokenizer_config.json`. */
+function configFileOf(bundleDir: string, manifestText: string | null): string {
   let configured: string | undefined
   try {
-    const manifest = JSON.parse(readFileSync(join(bundleDir, 'manifest.json'), 'utf8')) as {
-      tokenizer?: { config?: unknown }
-    }
+    const manifest = JSON.parse(manifestText ?? '') as { tokenizer?: { config?: unknown } }
     if (typeof manifest.tokenizer?.config === 'string') configured = manifest.tokenizer.config
   } catch {
     // No readable manifest: bundle validation reports that; the default name applies here.
   }
-  return readTokenizerConfigFile(join(bundleDir, configured ?? TOKENIZER_CONFIG_FILE))
+  return join(bundleDir, configured ?? TOKENIZER_CONFIG_FILE)
 }
 
 export function readTokenizerConfigFile(file: string): TokenizerSpecials {
   if (!existsSync(file)) return parseTokenizerConfig({}, null)
+  return parseConfigText(readFileSync(file, 'utf8'), file)
+}
+
+function parseConfigText(text: string, file: string): TokenizerSpecials {
   let raw: unknown
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'))
+    raw = JSON.parse(text)
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err)
     throw new AppError('bundle_invalid', `${TOKENIZER_CONFIG_FILE} is not valid JSON: ${msg}`, {

@@ -4,14 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobState } from '@shared/domain/jobs'
-import { ensureDemoBundle, loadGroup } from '../index'
-import type { MemoryClient } from '../../ipc/memoryTransport'
+import { ensureDemoBundle, loadGroup } from '../../src/main/engine'
+import type { MemoryClient } from '../../src/main/ipc/memoryTransport'
 import {
   finished as jobFinished,
   ok,
   startWorkbench,
   type TestWorkbench
-} from '../../../../test/helpers/workbench'
+} from '../helpers/workbench'
 
 const GROUP = 'demo-words'
 let bench: TestWorkbench

@@ -1,0 +1,99 @@
+/**
+ * The device manager's records: one per device (its worker, status and resident groups), one per
+ * job. The parts of the manager (supervisor, residency, job table, executor, row assembly,
+ * snapshots) share these; only the snapshots leave the manager, as copies.
+ */
+import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
+import type { ManagedDevice, Placement, UnloadCheck } from '@shared/domain/devices'
+import type { JobState, JobSubmit } from '@shared/domain/jobs'
+import type { Timer } from '../platform/clock'
+import type { HostCacheState } from '../worker/protocol'
+import type { DeviceDescriptor } from './config'
+import type { WorkerClient } from './workerClient'
+
+export interface PlacementRecord extends Placement {
+  /** GPU bytes of the worker before this load (GPU devices), to compute the delta. */
+  baselineBytes: number | null
+}
+
+export interface DeviceTask {
+  jobId: string
+  taskId: string
+  groupId: string
+  /** Positions this task analyses (null: the engine's own choice, for unsplittable analyses). */
+  positions: number[] | null
+  received: Set<number>
+  /**
+   * The worker is running this task (analyze, generate), so a cancel can reach it. Before that
+   * (evicting, loading, planning) the worker has no task to stop and the step checks the cancel
+   * when it returns.
+   */
+  running: boolean
+  cancelTimer?: Timer
+}
+
+export interface DeviceRecord {
+  desc: DeviceDescriptor
+  gpuUuid: string
+  status: ManagedDevice['status']
+  statusDetail?: string
+  client: WorkerClient | null
+  /** Incremented on every (re)start: events and exits of an older process are ignored. */
+  generation: number
+  baselineRss: number | null
+  processBytes: number | null
+  restarts: number
+  restartFailures: number
+  placements: Map<string, PlacementRecord>
+  /** Groups to reload after a restart. */
+  reloadAfterRestart: string[]
+  task: DeviceTask | null
+  lastUnload: UnloadCheck | null
+  /** The worker's host cache as of its last answer (null until known, or without one). */
+  hostCache: HostCacheState | null
+  stopping: boolean
+  ready: Promise<void>
+}
+
+export interface JobRecord {
+  state: JobState
+  seq: number
+  input: JobSubmit
+  moveFrom: string | null
+  /** The text analysed (for generate-analyze: prompt + continuation, once generated). */
+  analysisText: string | null
+  /** Analysis plan: every position in order (null until planned, or when not splittable). */
+  positions: number[] | null
+  planned: boolean
+  /** Smallest share worth a call (one engine batch). */
+  minChunk: number
+  splittable: boolean
+  remaining: number[]
+  active: Map<string, DeviceTask>
+  rows: Map<number, AnalysisRow>
+  ordered: AnalysisRow[]
+  metadata: AnalysisMetadata | null
+  completions: string[]
+  cancelRequested: boolean
+  runStartedAt: number | null
+  finished: Promise<void>
+  resolveFinished: () => void
+  placement: Placement | null
+  placementDevice: string | null
+}
+
+/** A placement as the contract shows it (the measurement baseline stays inside). */
+export function publicPlacement(p: PlacementRecord): Placement {
+  const { baselineBytes: _b, ...view } = p
+  return { ...view }
+}
+
+/** A job state the caller may keep: its arrays are copies. */
+export function copyJobState(s: JobState): JobState {
+  return { ...s, devices: [...s.devices], notes: [...s.notes] }
+}
+
+/** Usable for work at all: has a provider and is neither broken nor stopped. */
+export function isUsable(d: DeviceRecord): boolean {
+  return d.desc.provider !== null && d.status !== 'error' && d.status !== 'stopped'
+}

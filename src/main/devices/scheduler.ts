@@ -1,0 +1,242 @@
+/**
+ * Scheduling, pure: a view of the devices and the waiting work in, the next decision out. No
+ * processes, no clock, no records: the manager builds the view, applies the decision (the executor
+ * runs an assignment) and asks again until the answer is to wait. One decision at a time, because
+ * each one changes the view (a device turns busy, a client's share grows, a split job's remaining
+ * positions shrink).
+ *
+ * Rules: idle devices take work one at a time; a client using fewer devices goes first; then shares
+ * of running data-parallel analyses before queued jobs, queued ones in fair order. A job goes to an
+ * idle device already holding its group (the least loaded), else waits for a busy holder rather
+ * than load a second copy, else is placed (placement.ts), evicting if it must. A job that cannot
+ * fit anywhere even once running jobs end fails with the numbers.
+ */
+import type { ManagedDevice, Placement } from '@shared/domain/devices'
+import type { JobKind, JobStatus } from '@shared/domain/jobs'
+import { AppError } from '@shared/ipc/errors'
+import { chooseDevice, type PlacementDevice } from './placement'
+
+export interface SchedulerPlacement {
+  groupId: string
+  state: Placement['state']
+  /** Bytes it counts for on the device. */
+  bytes: number
+  pinned: boolean
+  lastUsedAt: number
+}
+
+export interface SchedulerDevice {
+  id: string
+  budgetBytes: number
+  /** The device has an execution provider at all. */
+  hasProvider: boolean
+  status: ManagedDevice['status']
+  /** Ready, with a running worker and no task: it can take work now. */
+  idle: boolean
+  /** The group of the task it runs, if any. */
+  taskGroupId: string | null
+  /** The client whose job that task belongs to (fairness counts devices per client). */
+  taskClientId: string | null
+  placements: SchedulerPlacement[]
+}
+
+export interface SchedulerJob {
+  id: string
+  clientId: string
+  kind: JobKind
+  status: JobStatus
+  groupId: string
+  requestedDeviceId: string | null
+  /** A load that moves the group from this device. */
+  moveFrom: string | null
+  /** Devices running a share of it now. */
+  activeShares: number
+  /** Bytes its group counts for on each device (measured there before, else estimated). */
+  requiredBytes: Readonly<Record<string, number>>
+}
+
+export interface SchedulerView {
+  /** Every device, in the manager's order. */
+  devices: readonly SchedulerDevice[]
+  /** Running or loading jobs with positions left to hand out and no cancel pending. */
+  continuing: readonly SchedulerJob[]
+  /** Queued jobs in fair order. */
+  queued: readonly SchedulerJob[]
+}
+
+export type SchedulerDecision =
+  /** Run (a share of) the job on the device, evicting these groups there first. */
+  | { kind: 'run'; jobId: string; deviceId: string; evictions: string[] }
+  /** A load job whose group is already resident there: it is done. */
+  | { kind: 'already-loaded'; jobId: string; deviceId: string }
+  /** The job can never run: it fails with this error. */
+  | { kind: 'fail'; jobId: string; error: AppError }
+  /** Nothing to start now, and why each candidate waits. */
+  | { kind: 'wait'; reason: string; waiting: { jobId: string; reason: string }[] }
+
+type Pick = Exclude<SchedulerDecision, { kind: 'wait' }> | { kind: 'waits'; reason: string }
+
+function placementOf(d: SchedulerDevice, groupId: string): SchedulerPlacement | undefined {
+  return d.placements.find((p) => p.groupId === groupId)
+}
+
+function isHealthy(d: SchedulerDevice): boolean {
+  return d.status !== 'error' && d.status !== 'stopped'
+}
+
+/** Healthy devices holding the group in any state (loading included). */
+function holders(view: SchedulerView, groupId: string): SchedulerDevice[] {
+  return view.devices.filter((d) => placementOf(d, groupId) && isHealthy(d))
+}
+
+/** Used share of the budget (a device without budget counts as full). */
+function loadOf(d: SchedulerDevice): number {
+  const used = d.placements.reduce((sum, p) => sum + p.bytes, 0)
+  return d.budgetBytes > 0 ? used / d.budgetBytes : 1
+}
+
+/** The device as the placement rules see it. */
+export function placementDevice(d: SchedulerDevice): PlacementDevice {
+  return {
+    id: d.id,
+    budgetBytes: d.budgetBytes,
+    usable: d.hasProvider && isHealthy(d),
+    busy: d.taskGroupId !== null || d.status !== 'ready',
+    residents: d.placements.map((p) => ({
+      groupId: p.groupId,
+      bytes: p.bytes,
+      pinned: p.pinned,
+      lastUsedAt: p.lastUsedAt,
+      inUse: p.groupId === d.taskGroupId || p.state !== 'ready'
+    }))
+  }
+}
+
+function run(job: SchedulerJob, d: SchedulerDevice, evictions: string[] = []): Pick {
+  return { kind: 'run', jobId: job.id, deviceId: d.id, evictions }
+}
+
+/** Placement among idle devices; a job that can never fit anywhere fails with the numbers. */
+function place(view: SchedulerView, job: SchedulerJob, idle: SchedulerDevice[]): Pick {
+  const required = (id: string): number => job.requiredBytes[id] ?? 0
+  try {
+    const decision = chooseDevice(idle.map(placementDevice), job.groupId, required)
+    const device = view.devices.find((d) => d.id === decision.deviceId)!
+    return run(
+      job,
+      device,
+      decision.estimate.evictions.map((e) => e.groupId)
+    )
+  } catch {
+    // Could it fit once running jobs end? Then wait; if not even that, fail now, clearly.
+    const relaxed = view.devices
+      .filter(
+        (d) =>
+          d.hasProvider &&
+          isHealthy(d) &&
+          (!job.requestedDeviceId || d.id === job.requestedDeviceId)
+      )
+      .map((d) => {
+        const seen = placementDevice(d)
+        return {
+          ...seen,
+          usable: true,
+          busy: false,
+          residents: seen.residents.map((r) => ({ ...r, inUse: false }))
+        }
+      })
+    try {
+      chooseDevice(relaxed, job.groupId, required)
+      return { kind: 'waits', reason: `${job.groupId} fits once running jobs end` }
+    } catch (err) {
+      return {
+        kind: 'fail',
+        jobId: job.id,
+        error: err instanceof AppError ? err : new AppError('unavailable', String(err))
+      }
+    }
+  }
+}
+
+function pickForQueued(view: SchedulerView, job: SchedulerJob, idle: SchedulerDevice[]): Pick {
+  const { groupId } = job
+  const wanted = job.requestedDeviceId
+  if (job.kind === 'load' && !job.moveFrom) {
+    // Already resident where asked (or anywhere, when no device is named): done at once.
+    const target = wanted ? view.devices.find((d) => d.id === wanted) : holders(view, groupId)[0]
+    const p = target ? placementOf(target, groupId) : undefined
+    if (target && p) {
+      if (p.state !== 'ready')
+        return { kind: 'waits', reason: `${groupId} is ${p.state} on ${target.id}` }
+      return { kind: 'already-loaded', jobId: job.id, deviceId: target.id }
+    }
+  }
+  if (wanted) {
+    const d = idle.find((x) => x.id === wanted)
+    if (!d) return { kind: 'waits', reason: `${wanted} is busy` }
+    if (placementOf(d, groupId)?.state === 'ready') return run(job, d)
+    return place(view, job, [d])
+  }
+  const ready = idle.filter((d) => placementOf(d, groupId)?.state === 'ready')
+  if (ready.length) return run(job, ready.sort((a, b) => loadOf(a) - loadOf(b))[0]!)
+  // Held (or being loaded) by a busy device: wait for it rather than load a second copy.
+  if (holders(view, groupId).length > 0)
+    return { kind: 'waits', reason: `${groupId} is held by a busy device` }
+  return place(view, job, idle)
+}
+
+function pickForContinuation(
+  view: SchedulerView,
+  job: SchedulerJob,
+  idle: SchedulerDevice[]
+): Pick {
+  const ready = idle.filter((d) => placementOf(d, job.groupId)?.state === 'ready')
+  if (job.requestedDeviceId) {
+    const d = ready.find((x) => x.id === job.requestedDeviceId)
+    return d ? run(job, d) : { kind: 'waits', reason: `${job.requestedDeviceId} is busy` }
+  }
+  if (ready.length) return run(job, ready[0]!)
+  // Nobody holds the group any more (its only holder crashed and could not reload it): place it
+  // again, but only when no task of the job is still running somewhere.
+  if (job.activeShares > 0 || holders(view, job.groupId).length > 0)
+    return { kind: 'waits', reason: `no idle device holds ${job.groupId}` }
+  return place(view, job, idle)
+}
+
+/** Devices working for each client right now. */
+function clientShares(view: SchedulerView): Map<string, number> {
+  const shares = new Map<string, number>()
+  for (const d of view.devices) {
+    if (d.taskClientId === null) continue
+    shares.set(d.taskClientId, (shares.get(d.taskClientId) ?? 0) + 1)
+  }
+  return shares
+}
+
+/** The next thing to do, or why nothing can start now. */
+export function nextDecision(view: SchedulerView): SchedulerDecision {
+  const idle = view.devices.filter((d) => d.idle)
+  if (idle.length === 0) return { kind: 'wait', reason: 'no device is idle', waiting: [] }
+  const shares = clientShares(view)
+  const candidates = [
+    ...view.continuing.map((job) => ({ job, rank: -1 })),
+    ...view.queued.map((job, i) => ({ job, rank: i }))
+  ].sort(
+    (a, b) =>
+      (shares.get(a.job.clientId) ?? 0) - (shares.get(b.job.clientId) ?? 0) || a.rank - b.rank
+  )
+  const waiting: { jobId: string; reason: string }[] = []
+  for (const { job } of candidates) {
+    const pick =
+      job.status === 'queued'
+        ? pickForQueued(view, job, idle)
+        : pickForContinuation(view, job, idle)
+    if (pick.kind !== 'waits') return pick
+    waiting.push({ jobId: job.id, reason: pick.reason })
+  }
+  return {
+    kind: 'wait',
+    reason: candidates.length === 0 ? 'no work is waiting' : 'every waiting job waits',
+    waiting
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * What the device manager shows: devices, the library with placement facts, the queue, and the
+ * coalesced `devices:changed` notification. Every value leaving here is a copy of the records.
+ */
+import type { ManagedDevice } from '@shared/domain/devices'
+import { TERMINAL_JOB_STATUSES, type JobState, type QueueSummary } from '@shared/domain/jobs'
+import type { ModelLibrary as LibrarySnapshot } from '@shared/domain/models'
+import type { Clock } from '../platform/clock'
+import type { Logger } from '../platform/logger'
+import type { ModelLibrary } from './library'
+import { copyJobState, publicPlacement, type DeviceRecord } from './records'
+
+export function describeDevice(d: DeviceRecord): ManagedDevice {
+  const placements = [...d.placements.values()].map(publicPlacement)
+  const out: ManagedDevice = {
+    id: d.desc.id,
+    kind: d.desc.kind,
+    name: d.desc.name,
+    virtual: d.desc.virtual,
+    provider: d.desc.provider,
+    threads: d.desc.threads,
+    budgetBytes: d.desc.budgetBytes,
+    usedBytes: placements.reduce((s, p) => s + p.countedBytes, 0),
+    processBytes: d.processBytes,
+    status: d.status,
+    workerPid: d.client?.pid ?? null,
+    restarts: d.restarts,
+    runningJobId: d.task?.jobId ?? null,
+    placements,
+    lastUnload: d.lastUnload
+  }
+  if (d.desc.providerError) out.providerError = d.desc.providerError
+  if (d.statusDetail) out.statusDetail = d.statusDetail
+  if (d.hostCache) {
+    out.hostCache = {
+      budgetBytes: d.hostCache.budgetBytes,
+      bytes: d.hostCache.bytes,
+      groups: d.hostCache.groups.map(({ groupId, contentHash, bytes }) => ({
+        groupId,
+        contentHash,
+        bytes
+      }))
+    }
+  }
+  return out
+}
+
+/** The library as the contract shows it: each group's measured size and where it is loaded. */
+export function describeLibrary(
+  library: ModelLibrary,
+  devices: Iterable<DeviceRecord>,
+  measuredFor: (groupId: string) => number | null
+): LibrarySnapshot {
+  const all = [...devices]
+  return {
+    folder: library.folder,
+    groups: library.describe((e) => ({
+      measuredBytes: measuredFor(e.groupId),
+      loadedOn: all.filter((d) => d.placements.has(e.groupId)).map((d) => d.desc.id)
+    })),
+    scannedAt: library.scannedAt,
+    ...(library.folderError ? { folderError: library.folderError } : {})
+  }
+}
+
+/** Unfinished jobs, then the last 20 finished ones. */
+export function describeQueue(states: readonly JobState[]): QueueSummary {
+  const active = states.filter((j) => !TERMINAL_JOB_STATUSES.includes(j.status))
+  const finished = states.filter((j) => TERMINAL_JOB_STATUSES.includes(j.status)).slice(-20)
+  return {
+    queued: active.filter((j) => j.status === 'queued').length,
+    running: active.length - active.filter((j) => j.status === 'queued').length,
+    jobs: [...active, ...finished].map(copyJobState)
+  }
+}
+
+/**
+ * Coalesces change notifications: however many changes happen in one turn, one snapshot goes out
+ * after it. A send that fails (a payload the contract refuses) is logged, never thrown into the
+ * event loop.
+ */
+export class ChangeNotifier {
+  readonly #clock: Clock
+  readonly #send: () => void
+  readonly #log: Logger
+  #pending = false
+  #closed = false
+
+  constructor(clock: Clock, send: () => void, log: Logger) {
+    this.#clock = clock
+    this.#send = send
+    this.#log = log
+  }
+
+  notify(): void {
+    if (this.#pending || this.#closed) return
+    this.#pending = true
+    this.#clock.defer(() => {
+      this.#pending = false
+      if (this.#closed) return
+      try {
+        this.#send()
+      } catch (err) {
+        this.#log.error('devices:changed was not sent', err)
+      }
+    })
+  }
+
+  close(): void {
+    this.#closed = true
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * Loading a group: its models opened as sessions through the reload cache (host memory, then the
+ * optimized graphs on disk, then the bundle's own files), and, when the group is disposed, its
+ * parts handed back to the host cache so that a reload skips what it can. No analysis here.
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { AppError } from '@shared/ipc/errors'
+import { BaseModel } from './baseModel'
+import { validateBundle, type ValidatedBundle } from './bundle/open'
+import type { GroupCache } from './cache'
+import type { CachedGroup } from './cache/hostCache'
+import { fingerprintFolder } from './cache/fingerprint'
+import { OPTIMIZED_STORE_MAX_GROUP_BYTES } from './cache/optimizedStore'
+import { Session, type SessionBuild } from './ort'
+import { TextTokenizer } from './tokenizer'
+import type { LoadCacheResult, SessionTarget } from './types'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('engine')
+
+export interface LoadHooks {
+  onStage?: (stage: string, fraction: number) => void
+  /**
+   * Reuse and feed the reload cache (engine/cache): a group unloaded earlier comes back from host
+   * memory, and models open from their saved optimized graphs. Results are identical either way.
+   */
+  cache?: GroupCache
+  /** How this load used the cache. */
+  onCacheResult?: (result: LoadCacheResult) => void
+}
+
+async function createSession(
+  file: string,
+  target: SessionTarget,
+  rel: string,
+  build: SessionBuild = {}
+): Promise<Session> {
+  try {
+    return await Session.create(file, target, build)
+  } catch (err) {
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]
+    if (target.provider !== 'cpu' && /provider|adapter|library|CUDA|WebGPU/i.test(msg ?? '')) {
+      throw new AppError('unavailable', `${target.provider} cannot run ${rel}: ${msg}`, {
+        file: rel
+      })
+    }
+    throw new AppError('bundle_invalid', `${rel}: ONNX Runtime rejected the model: ${msg}`, {
+      file: rel
+    })
+  }
+}
+
+function relTo(bundle: ValidatedBundle, file: string): string {
+  return file.startsWith(bundle.dir) ? file.slice(bundle.dir.length + 1) : file
+}
+
+/** What opening a group's models may reuse (engine/cache) and what it did. */
+export interface OpenContext {
+  cache: GroupCache | null
+  cached: CachedGroup | null
+  fingerprint: string
+  result: LoadCacheResult
+}
+
+/**
+ * Opens one model: from its optimized graph when the host cache or the disk store has it (no graph
+ * optimisation), else from the bundle file, saving the optimized graph for the next load.
+ */
+async function openModel(
+  bundle: ValidatedBundle,
+  target: SessionTarget,
+  ctx: OpenContext,
+  file: string
+): Promise<Session> {
+  const rel = relTo(bundle, file)
+  const inMemory = ctx.cached?.models.get(file)
+  if (inMemory) {
+    try {
+      const s = await Session.create(inMemory, target, { preOptimized: true })
+      ctx.result.preOptimizedSessions++
+      return s
+    } catch {
+      // Fall through to the disk store and the file: the cached graph is only a shortcut.
+    }
+  }
+  const store =
+    bundle.summary.weightBytes <= OPTIMIZED_STORE_MAX_GROUP_BYTES ? ctx.cache?.optimized : undefined
+  const stored = store
+    ? await store.open(bundle.summary.contentHash, rel, target).catch((err: unknown) => {
+        log.debug(`the optimized-graph store could not open ${rel}`, err)
+        return null
+      })
+    : null
+  if (stored?.kind === 'hit') {
+    try {
+      const s = await Session.create(stored.bytes, target, { preOptimized: true })
+      ctx.result.preOptimizedSessions++
+      return s
+    } catch {
+      await store!.discard(stored.file)
+    }
+  } else if (stored?.kind === 'miss') {
+    let s: Session
+    try {
+      s = await createSession(file, target, rel, { saveOptimizedTo: stored.saveTo })
+    } catch {
+      // Some providers cannot save their optimized graph; the load itself must not fail for it.
+      await stored.abandon()
+      return createSession(file, target, rel)
+    }
+    await stored.commit().then(
+      () => void ctx.result.savedOptimized++,
+      () => stored.abandon()
+    )
+    return s
+  }
+  return createSession(file, target, rel)
+}
+
+/** Everything a loaded group is made of, before any lens is used. */
+export interface GroupParts {
+  bundle: ValidatedBundle
+  target: SessionTarget
+  tokenizer: TextTokenizer
+  /** `base` and every donor by id. */
+  models: Map<string, BaseModel>
+  /** Every session created so far (lens sessions are added as lenses load). */
+  sessions: Session[]
+  /** Opens one more of the group's models the same way (for lens parts). */
+  openModel(file: string): Promise<Session>
+  /** Lens tensors read so far (kept for the host cache); starts with the cached ones. */
+  tensors: Map<string, Float32Array>
+  /** For the host cache at dispose: the cache, the folder fingerprint, the file of each session. */
+  open: { ctx: OpenContext; modelFiles: Map<Session, string> }
+}
+
+/** Opens a group's bundle and its base (and donor) models, through the cache when given one. */
+export async function openGroupParts(
+  dir: string,
+  target: SessionTarget,
+  hooks: LoadHooks = {}
+): Promise<GroupParts> {
+  const cache = hooks.cache ?? null
+  const cached = cache ? await cache.host.take(path.resolve(dir), target) : null
+  const ctx: OpenContext = {
+    cache,
+    cached,
+    fingerprint: cached?.fingerprint ?? '',
+    result: { hostHit: cached !== null, preOptimizedSessions: 0, savedOptimized: 0 }
+  }
+  let bundle: ValidatedBundle
+  let tokenizer: TextTokenizer
+  if (cached) {
+    hooks.onStage?.('reusing cached bundle', 0)
+    bundle = cached.bundle
+    tokenizer = cached.tokenizer
+  } else {
+    hooks.onStage?.('validating bundle', 0)
+    // Taken before validation: a file changed meanwhile makes the cache entry stale, never wrong.
+    if (cache)
+      ctx.fingerprint = await fingerprintFolder(dir).catch((err: unknown) => {
+        // Without a fingerprint the group is simply not kept for a reload.
+        log.debug(`no fingerprint of ${dir}`, err)
+        return ''
+      })
+    bundle = await validateBundle(dir)
+    tokenizer = await TextTokenizer.load(
+      bundle.tokenizerFile,
+      bundle.tokenizerConfigFile,
+      bundle.manifest.conventions.bosTokenId
+    )
+  }
+  const sessions: Session[] = []
+  const modelFiles = new Map<Session, string>()
+  const open = async (file: string): Promise<Session> => {
+    const s = await openModel(bundle, target, ctx, file)
+    modelFiles.set(s, file)
+    return s
+  }
+  try {
+    hooks.onStage?.('loading base model', 0.2)
+    const base = await open(bundle.base.file)
+    sessions.push(base)
+    const models = new Map<string, BaseModel>([
+      ['base', new BaseModel(base, bundle.manifest.base.hiddenSize)]
+    ])
+    for (const [i, donor] of bundle.donors.entries()) {
+      hooks.onStage?.(
+        `loading donor ${donor.ref.id}`,
+        0.2 + (0.6 * (i + 1)) / (bundle.donors.length + 1)
+      )
+      const s = await open(donor.file)
+      sessions.push(s)
+      models.set(donor.ref.id, new BaseModel(s, donor.ref.hiddenSize))
+    }
+    hooks.onStage?.('ready', 1)
+    hooks.onCacheResult?.({ ...ctx.result })
+    return {
+      bundle,
+      target,
+      tokenizer,
+      models,
+      sessions,
+      openModel: open,
+      tensors: new Map(ctx.cached?.tensors ?? []),
+      open: { ctx, modelFiles }
+    }
+  } catch (err) {
+    await Promise.all(sessions.map((s) => s.release()))
+    throw err
+  }
+}
+
+/** Hands a disposed group's parts to the host cache, so that a reload skips what it can. */
+export async function keepForReload(parts: GroupParts): Promise<void> {
+  const { bundle, target } = parts
+  const { ctx, modelFiles } = parts.open
+  const host = ctx.cache?.host
+  if (!host || host.budgetBytes === 0 || !ctx.fingerprint) return
+  const models = new Map<string, Uint8Array>()
+  for (const [session, file] of modelFiles) {
+    let bytes = session.optimizedBytes
+    if (!bytes && ctx.cache?.optimized) {
+      const stored = await ctx.cache.optimized.open(
+        bundle.summary.contentHash,
+        relTo(bundle, file),
+        target
+      )
+      if (stored.kind === 'hit') bytes = stored.bytes
+      else await stored.abandon()
+    }
+    if (bytes) models.set(file, bytes)
+  }
+  const tokenizerBytes = await fs
+    .stat(bundle.tokenizerFile)
+    .then((st) => st.size)
+    .catch(() => 0)
+  host.put({
+    dir: bundle.dir,
+    target,
+    fingerprint: ctx.fingerprint,
+    bundle,
+    tokenizer: parts.tokenizer,
+    models,
+    tensors: parts.tensors,
+    tokenizerBytes
+  })
+}
