@@ -18,7 +18,7 @@ import {
 import { readHfArchitecture } from '../../src/main/import/hf/config'
 import { materializeWeight, planHfWeights } from '../../src/main/import/hf/weights'
 import type { ArchSpec } from '../../src/main/engine/arch/spec'
-import { Forward64, argmax, logSoftmax, relErr } from './forward64'
+import { Forward64, argmax, logSoftmax, relErr, type Vec } from './forward64'
 import { randomCheckpoint, tinyConfig, type HfCheckpoint } from './hf-models'
 
 const TOL = 1e-4
@@ -304,7 +304,7 @@ describe.each(CASES)('$name', (c) => {
     })
     for (let p = 0; p < positions; p++) {
       const vectors = [0, 1].map((l) => patch.subarray((p * np + l) * d, (p * np + l + 1) * d))
-      const rows = Array.from({ length: P }, (_, i) =>
+      const rows: Vec[] = Array.from({ length: P }, (_, i) =>
         Float64Array.from(prefix.subarray(i * d, (i + 1) * d))
       )
       const want: number[] = []

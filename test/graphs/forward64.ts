@@ -10,7 +10,7 @@
 import type { ArchSpec, Rope } from '../../src/main/engine/arch/spec'
 import type { HfTensor } from './hf-models'
 
-type Vec = Float64Array
+export type Vec = Float64Array
 
 export interface ForwardOptions {
   /** Stop after this block (default: all). */
