@@ -4,6 +4,7 @@
  * docs/benchmarks.md) next to a MatMul peak measured in the same run, same provider and threads.
  *
  *   npm run bench [-- --json] [--ep cpu|webgpu|cuda] [--threads N] [--d 512] [--layers 8]
+ *                 [--prompt-rows 4] (decoder prefix rows; real lenses have ~20)
  */
 import { mkdir } from 'node:fs/promises'
 import os from 'node:os'
@@ -29,7 +30,7 @@ const spec = {
   vocabSize: Number(arg('vocab', '8192')),
   explanationTokens: 16,
   patchLayers: 2,
-  decoderPromptRows: 4,
+  decoderPromptRows: Number(arg('prompt-rows', '4')),
   encoderPromptRows: 4,
   maxPositions: 256
 }

@@ -289,6 +289,7 @@ describe.each(CASES)('$name', (c) => {
     const K = 2
     const prefix = rng.normals(P * d, 1)
     const patch = rng.normals(positions * np * d, 1)
+    const firstTokens: number[] = []
     const got = await base.decode({
       prefix,
       prefixRows: P,
@@ -318,7 +319,23 @@ describe.each(CASES)('$name', (c) => {
       for (let k = 0; k < K; k++) {
         expect(Array.from(got.subarray((p * K + k) * T, (p * K + k + 1) * T))).toEqual(want)
       }
+      firstTokens.push(want[0]!)
     }
+    // One step only: the prefix's own prediction, no step loop.
+    const one = await base.decode({
+      prefix,
+      prefixRows: P,
+      patch,
+      patchRows: positions,
+      patchIndex: [1, 0],
+      rows: 2,
+      patchLayers: np,
+      embedPos,
+      uniforms: new Float32Array(2).fill(0.5),
+      steps: 1,
+      temperature: 0
+    })
+    expect(Array.from(one)).toEqual([firstTokens[1], firstTokens[0]])
   })
 
   it('encode: soft prefix, ids, suffix and last-row add, read after block k', async () => {

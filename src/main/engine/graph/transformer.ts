@@ -32,10 +32,10 @@ import {
 /**
  * Bumped whenever the graph written here changes its contract or numerics (2: decode reads
  * patch_index, KL unembeds only the gathered rows; 3: any ArchSpec, one sampler for decode and
- * generate). Generated bundles cached with another value are regenerated (synthetic.ts; the demo
- * has its own DEMO_VERSION).
+ * generate; 4: the decode role runs the prefix once per position). Generated bundles cached with
+ * another value are regenerated (synthetic.ts; the demo has its own DEMO_VERSION).
  */
-export const BASE_GRAPH_VERSION = 3
+export const BASE_GRAPH_VERSION = 4
 
 export const ROLE = { acts: 0, decode: 1, encode: 2, kl: 3, logitLens: 4, generate: 5 } as const
 export type Role = keyof typeof ROLE
@@ -238,72 +238,92 @@ function roleKl(g: GraphBuilder, c: ArchCtx): [string, string] {
 }
 
 /**
- * Role decode: the whole batch generation in one Loop. Iteration 0 feeds the prefix
- * (prefix_embeds broadcast to B rows, with patch_vectors[patch_index[r], l] overwriting row r's
- * residual at embed_pos before every block l < Np), later iterations one sampled token each, with
- * the KV cache loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
- * Rows share patch vectors through `patch_index` (best-of-K: K rows per position), so the host
- * never copies a position's projection K times.
+ * Role decode: the whole batch generation in one run. The prefix runs once per analysed position
+ * (Bp rows: prefix_embeds with patch_vectors[p, l] overwriting the residual at embed_pos before
+ * every block l < Np), since the K rows of a position (best-of-K) share it exactly; its KV cache
+ * and its last logits are then handed to the B rows through `patch_index` (row r continues
+ * position patch_index[r]), so the host never copies a projection K times and the prefix is never
+ * recomputed K times. Step 0 samples from those logits; a Loop of T − 1 single-token steps follows
+ * with the cache loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
  */
 function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
-  const { layers, hiddenSize: d, kvHeads, headDim } = c.spec
-  const b = dim(g, 'patch_index', 0)
+  const { layers, hiddenSize: d } = c.spec
+  const bp = dim(g, 'patch_vectors', 0)
   const steps = scalarDim(g, 'uniforms', 1)
-  const prefix = g.op('Expand', [
-    g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]),
-    g.op('Concat', [b, dim(g, 'prefix_embeds', 0), g.constI64([d])], { axis: 0 })
-  ])
-  const emptyCache = g.op(
-    'ConstantOfShape',
-    [g.op('Concat', [b, g.constI64([kvHeads, 0, headDim])], { axis: 0 })],
-    {}
-  )
+  const p = scalarDim(g, 'prefix_embeds', 0)
   const npatch = scalarDim(g, 'patch_vectors', 1)
   const lastPatch = g.op('Sub', [npatch, g.scalarI64(1)])
 
+  // Prefill: one row per position.
+  const prefix = g.op('Expand', [
+    g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]),
+    g.op('Concat', [bp, dim(g, 'prefix_embeds', 0), g.constI64([d])], { axis: 0 })
+  ])
+  const { pass, rows } = beginPass(g, c, g.scalarI64(0), p)
+  let x = addPositions(g, c, prefix, rows)
+  const atSlot = g.op('Unsqueeze', [g.op('Equal', [rows, 'embed_pos']), g.constI64([0, 2])])
+  const cache: Kv[] = []
+  for (let l = 0; l < layers; l++) {
+    const use = g.op('And', [atSlot, g.op('Less', [g.scalarI64(l), npatch])])
+    const idx = g.op('Min', [g.scalarI64(l), lastPatch])
+    // (Bp, 1, d): this layer's vector of every position, a slice of the input (never B·Np·d).
+    const vec = g.op('Unsqueeze', [
+      g.op('Gather', ['patch_vectors', idx], { axis: 1 }),
+      g.constI64([1])
+    ])
+    x = g.op('Where', [use, vec, x])
+    const r = block(g, c, l, x, pass)
+    x = r.x
+    // Each row's own copy of its position's cache: rows extend it differently from here on.
+    cache.push({
+      k: g.op('Gather', [r.k, 'patch_index'], { axis: 0 }),
+      v: g.op('Gather', [r.v, 'patch_index'], { axis: 0 })
+    })
+  }
+  const hLast = g.op('Gather', [x, g.op('Sub', [p, g.scalarI64(1)])], { axis: 1 })
+  const z0 = g.op('Gather', [logits(g, c, hLast, SOFTCAP_ROLES.decode), 'patch_index'], {
+    axis: 0
+  })
+  const first = buildSampler(g, {
+    logits: z0,
+    uniforms: g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 }),
+    temperature: 'temperature',
+    topP: null
+  })
+  const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
+
+  // Steps 1..T−1, one token each, from the loop-carried cache.
   const body = g.sub()
   const iter = body.input(body.fresh('iter'), 'int64', [])
   const condIn = body.input(body.fresh('cond_in'), 'bool', [])
-  const xIn = body.input(body.fresh('x_in'), 'float32', null)
+  const idIn = body.input(body.fresh('id_in'), 'int64', null)
   const offset = body.input(body.fresh('offset'), 'int64', [])
-  const pastK: string[] = []
-  const pastV: string[] = []
-  for (let l = 0; l < layers; l++) pastK.push(body.input(body.fresh(`pk${l}`), 'float32', null))
-  for (let l = 0; l < layers; l++) pastV.push(body.input(body.fresh(`pv${l}`), 'float32', null))
-
-  const s = scalarDim(body, xIn, 1)
-  const { pass, rows } = beginPass(body, c, offset, s)
-  let x = addPositions(body, c, xIn, rows)
-  const atSlot = body.op('Unsqueeze', [
-    body.op('Equal', [rows, 'embed_pos']),
-    body.constI64([0, 2])
-  ])
+  const pastK = cache.map((_, l) => body.input(body.fresh(`pk${l}`), 'float32', null))
+  const pastV = cache.map((_, l) => body.input(body.fresh(`pv${l}`), 'float32', null))
+  const step = beginPass(body, c, offset, body.scalarI64(1))
+  let y = addPositions(
+    body,
+    c,
+    embedIds(body, c, body.op('Unsqueeze', [idIn, body.constI64([1])])),
+    step.rows
+  )
   const newK: string[] = []
   const newV: string[] = []
   for (let l = 0; l < layers; l++) {
-    const use = body.op('And', [atSlot, body.op('Less', [body.scalarI64(l), npatch])])
-    const idx = body.op('Min', [body.scalarI64(l), lastPatch])
-    // (Bp, d) for this layer, then one row per batch row: B·d floats, never B·Np·d.
-    const perPosition = body.op('Gather', ['patch_vectors', idx], { axis: 1 })
-    const vec = body.op('Unsqueeze', [
-      body.op('Gather', [perPosition, 'patch_index'], { axis: 0 }),
-      body.constI64([1])
-    ])
-    x = body.op('Where', [use, vec, x])
-    const r = block(body, c, l, x, pass, { k: pastK[l]!, v: pastV[l]! })
-    x = r.x
+    const r = block(body, c, l, y, step.pass, { k: pastK[l]!, v: pastV[l]! })
+    y = r.x
     newK.push(r.k)
     newV.push(r.v)
   }
-  const hLast = body.op('Gather', [x, body.op('Sub', [s, body.scalarI64(1)])], { axis: 1 })
-  const z = logits(body, c, hLast, SOFTCAP_ROLES.decode)
-  const u = body.op('Gather', ['uniforms', iter], { axis: 1 })
+  const z = logits(body, c, body.op('Squeeze', [y, body.constI64([1])]), SOFTCAP_ROLES.decode)
+  const u = body.op('Gather', ['uniforms', body.op('Add', [iter, body.scalarI64(1)])], {
+    axis: 1
+  })
   const id = buildSampler(body, { logits: z, uniforms: u, temperature: 'temperature', topP: null })
-
   const outputs: [string, 'bool' | 'float32' | 'int64', string][] = [
     [condIn, 'bool', 'cond_out'],
-    [embedIds(body, c, body.op('Unsqueeze', [id, body.constI64([1])])), 'float32', 'x_out'],
-    [body.op('Add', [offset, s]), 'int64', 'offset_out'],
+    [id, 'int64', 'id_carried'],
+    [body.op('Add', [offset, body.scalarI64(1)]), 'int64', 'offset_out'],
     ...newK.map((k): [string, 'float32', string] => [k, 'float32', 'k_out']),
     ...newV.map((v): [string, 'float32', string] => [v, 'float32', 'v_out']),
     [id, 'int64', 'id_out']
@@ -313,16 +333,28 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     body.opTo('Identity', [value], [name])
     body.output(name, type)
   }
-
   const carried = 2 + 2 * layers
-  const outs = g.opN(
+  const more = g.op('Sub', [steps, g.scalarI64(1)])
+  // A Loop of zero trips has no typed scan output to join, so T = 1 skips it.
+  const loopBranch = g.sub()
+  const outs = loopBranch.opN(
     'Loop',
-    [steps, '', prefix, g.scalarI64(0), ...Array<string>(2 * layers).fill(emptyCache)],
+    [more, '', first, p, ...cache.map((kv) => kv.k), ...cache.map((kv) => kv.v)],
     carried + 1,
     { body: body.toGraph('decode_step') }
   )
-  const ids = g.op('Transpose', [outs[carried]!], { perm: [1, 0] })
-  return [g.constF32([], [0]), ids]
+  const joined = loopBranch.fresh('ids')
+  loopBranch.opTo('Concat', [firstRow, outs[carried]!], [joined], { axis: 0 })
+  loopBranch.output(joined, 'int64')
+  const onlyFirst = g.sub()
+  const alone = onlyFirst.fresh('ids')
+  onlyFirst.opTo('Identity', [firstRow], [alone])
+  onlyFirst.output(alone, 'int64')
+  const ids = g.op('If', [g.op('Greater', [more, g.scalarI64(0)])], {
+    then_branch: loopBranch.toGraph('decode_steps'),
+    else_branch: onlyFirst.toGraph('decode_first_only')
+  })
+  return [g.constF32([], [0]), g.op('Transpose', [ids], { perm: [1, 0] })]
 }
 
 /** This architecture's pieces, for the generate role built in src/main/engine/generation/role.ts. */
