@@ -3,7 +3,8 @@
  * consumes. Every architecture the Workbench runs is one of these: the demo and synthetic bundles'
  * pre-norm GPT, and the Hugging Face families (GPT-2, Llama, Mistral, Qwen2, Qwen3, Gemma-2,
  * Gemma-3) as src/main/import/hf/config.ts reads them from a checkpoint's config.json. The numerics
- * each field selects are those of the Hugging Face modeling code run in float32 (docs/hf-import.md).
+ * each field selects are those of the Hugging Face modeling code run in float32 (docs/bundle-format.md,
+ * "Architectures").
  */
 
 /** Which modeling code the spec reproduces; the graph only looks at the fields below. */
