@@ -359,7 +359,8 @@ export function argmax(v: ArrayLike<number>): number {
 }
 
 export function logSoftmax(z: Vec): Vec {
-  const m = Math.max(...z)
+  let m = -Infinity
+  for (const v of z) m = Math.max(m, v)
   const lse = m + Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0))
   return z.map((v) => v - lse)
 }
