@@ -21,7 +21,7 @@ import { materializeWeight, planHfWeights } from '../../src/main/import/hf/weigh
 import { hfReference, logSoftmax, type HfReferenceModel } from '../reference/hf/model'
 import { randomHfModel, type HfDims, type RandomHfModelOptions } from '../reference/hf/random'
 import type { HfFamily } from '../reference/hf/types'
-import { relErr } from './forward64'
+import { flat, relErr } from './compare'
 
 const TOL = 1e-4
 /** Logit margins below this may legitimately flip in float32 (greedy compared up to there). */
@@ -133,13 +133,6 @@ function placeholders(d: number): Record<string, Tensor> {
         : new Tensor('float32', p.data as Float32Array, p.dims)
     ])
   )
-}
-
-function flat(rows: ArrayLike<number>[]): Float64Array {
-  const d = rows[0]!.length
-  const out = new Float64Array(rows.length * d)
-  rows.forEach((r, i) => out.set(Array.from(r), i * d))
-  return out
 }
 
 /** Greedy argmax with the margin between the two best values. */

@@ -1,7 +1,8 @@
 /**
  * A Gemma-3-sized vocabulary (262,144 tokens, tied head) through the roles that unembed: the
- * logit lens, greedy generation, patched decoding and KL, against the float64 forward. Widths are
- * tiny; the vocabulary is what is under test (no role may hold more than a few rows of logits).
+ * logit lens, greedy generation, patched decoding and KL, against the independent float64
+ * reference. Widths are tiny; the vocabulary is what is under test (no role may hold more than a
+ * few rows of logits).
  */
 import { afterAll, describe, expect, it } from 'vitest'
 import { BaseModel } from '../../src/main/engine/base-model'
@@ -13,31 +14,18 @@ import {
 } from '../../src/main/engine/graph/transformer'
 import { readHfArchitecture } from '../../src/main/import/hf/config'
 import { materializeWeight, planHfWeights } from '../../src/main/import/hf/weights'
-import { Forward64, argmax, logSoftmax } from './forward64'
-import { randomCheckpoint } from './hf-models'
+import { hfReference, logSoftmax } from '../reference/hf/model'
+import { randomHfModel } from '../reference/hf/random'
 
 const V = 262_144
-const config = {
-  model_type: 'gemma3_text',
-  hidden_size: 16,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  head_dim: 8,
-  intermediate_size: 16,
-  vocab_size: V,
-  sliding_window: 3,
-  sliding_window_pattern: 2,
-  query_pre_attn_scalar: 8,
-  max_position_embeddings: 64
-}
+const d = 16
 
 let session: Session | undefined
 afterAll(async () => {
   await session?.release()
 })
 
-function placeholders(d: number): Record<string, Tensor> {
+function placeholders(): Record<string, Tensor> {
   return Object.fromEntries(
     Object.values(baseInputPlaceholders(d)).map((p) => [
       p.name,
@@ -48,39 +36,54 @@ function placeholders(d: number): Record<string, Tensor> {
   )
 }
 
+function argmax(z: ArrayLike<number>): number {
+  let best = 0
+  for (let i = 1; i < z.length; i++) if (z[i]! > z[best]!) best = i
+  return best
+}
+
 describe('262k vocabulary (tied, Gemma-3 text)', () => {
   it('logit lens, generate, decode and KL agree with the reference', async () => {
-    const ckpt = randomCheckpoint(config, { seed: 12 })
-    const arch = readHfArchitecture(config, 'config.json')
+    const model = randomHfModel(
+      'gemma3_text',
+      {
+        hiddenSize: d,
+        layers: 2,
+        heads: 2,
+        kvHeads: 1,
+        headDim: 8,
+        intermediateSize: 16,
+        vocabSize: V,
+        maxPositions: 64
+      },
+      { seed: 12, slidingWindow: 3 }
+    )
+    const arch = readHfArchitecture(model.config, 'config.json')
     const plan = planHfWeights(
       arch.spec,
       false,
-      [...ckpt.tensors].map(([name, t]) => ({ name, shape: t.shape })),
+      [...model.tensors].map(([name, t]) => ({ name, shape: t.shape })),
       'model.safetensors'
     )
     expect(plan.weights.some((w) => w.name === 'unembed')).toBe(false)
     const weights = new Map<string, Float32Array>()
     for (const w of plan.weights) {
-      weights.set(w.name, await materializeWeight(w, (n) => ckpt.tensors.get(n)!.data))
+      weights.set(w.name, await materializeWeight(w, (n) => model.tensors.get(n)!.data))
     }
     session = await Session.create(buildBaseModel(arch.spec, weights).model, {
       provider: 'cpu',
       threads: 1
     })
-    const base = new BaseModel(session, 16)
-    const ref = new Forward64(arch.spec, ckpt.tensors, {
-      prefix: 'model.',
-      lmHead: 'lm_head.weight'
-    })
+    const base = new BaseModel(session, d)
+    const ref = hfReference(model.config, model.tensors)
     const ids = [2, 70_000, 262_143, 5, 131_072, 9]
-    const states = ref.forward(ref.embed(ids))
-    const last = states[1]!
+    const f = ref.forward({ inputIds: ids })
+    const last = f.blockOutputs[1]!
 
     // Logit lens: the top 5 of two rows.
-    const vectors = Float32Array.from([...last[2]!, ...last[5]!])
-    const lens = await base.logitLens(vectors, 2, 5)
+    const lens = await base.logitLens(Float32Array.from([...last[2]!, ...last[5]!]), 2, 5)
     ;[2, 5].forEach((t, r) => {
-      const z = ref.logits(last[t]!, true)
+      const z = f.logits[t]!
       const top = Array.from(z.keys())
         .sort((a, b) => z[b]! - z[a]!)
         .slice(0, 5)
@@ -89,23 +92,19 @@ describe('262k vocabulary (tied, Gemma-3 text)', () => {
 
     // Greedy generation.
     const out = await session.run({
-      ...placeholders(16),
+      ...placeholders(),
       role: new Tensor('int64', BigInt64Array.from([BigInt(ROLE.generate)]), []),
       input_ids: new Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
       uniforms: new Tensor('float32', new Float32Array(3).fill(0.5), [1, 3]),
       temperature: new Tensor('float32', Float32Array.from([0]), [])
     })
-    const seq = [...ids]
-    for (let i = 0; i < 3; i++) {
-      seq.push(argmax(ref.logits(ref.forward(ref.embed(seq))[1]![seq.length - 1]!, true)))
-    }
-    expect(Array.from(out.out_i!.data as BigInt64Array, Number)).toEqual(seq.slice(ids.length))
+    expect(Array.from(out.out_i!.data as BigInt64Array, Number)).toEqual(ref.greedy(ids, 3).tokens)
 
-    // Patched decoding, two rows per position, two steps.
-    const prefix = Float32Array.from(ref.embed([1, 2, 3]).flatMap((r) => Array.from(r)))
+    // Patched decoding, two rows of one position, two steps, no final softcap.
+    const prefixRows = [1, 2, 3].map((id) => ref.embedRow(id))
     const patch = Float32Array.from(last[4]!)
     const got = await base.decode({
-      prefix,
+      prefix: Float32Array.from(prefixRows.flatMap((r) => Array.from(r))),
       prefixRows: 3,
       patch,
       patchRows: 1,
@@ -117,12 +116,18 @@ describe('262k vocabulary (tied, Gemma-3 text)', () => {
       steps: 2,
       temperature: 0
     })
-    const rows = ref.embed([1, 2, 3])
+    const rows: ArrayLike<number>[] = [...prefixRows]
     const want: number[] = []
     for (let s = 0; s < 2; s++) {
-      const h = ref.forward(rows, { patch: { row: 1, vectors: [patch] } })[1]!
-      want.push(argmax(ref.logits(h[rows.length - 1]!, false)))
-      rows.push(ref.embed([want[s]!])[0]!)
+      const g = ref.forward({
+        inputsEmbeds: rows,
+        logitRows: [rows.length - 1],
+        patch: (layer, hidden) => {
+          if (layer === 0) hidden[1] = Float64Array.from(patch)
+        }
+      })
+      want.push(argmax(g.logitsNoSoftcap[0]!))
+      rows.push(ref.embedRow(want[s]!))
     }
     expect(Array.from(got)).toEqual([...want, ...want])
 
@@ -130,11 +135,13 @@ describe('262k vocabulary (tied, Gemma-3 text)', () => {
     const vec = Float32Array.from([...last[1]!.map((v) => v * 0.5), ...last[4]!.map((v) => -v)])
     const kl = await base.kl(ids, [1, 4], vec, 0)
     ;[1, 4].forEach((t, r) => {
-      const lp = logSoftmax(ref.logits(last[t]!, true))
-      const replaced = ref.forward(ref.embed(ids), {
-        replace: { layer: 0, row: t, vector: vec.subarray(r * 16, (r + 1) * 16) }
+      const q = ref.forward({
+        inputIds: ids,
+        logitRows: [t],
+        replaceAfter: { layer: 0, position: t, vector: vec.subarray(r * d, (r + 1) * d) }
       })
-      const lq = logSoftmax(ref.logits(replaced[1]![t]!, true))
+      const lp = logSoftmax(f.logits[t]!)
+      const lq = logSoftmax(q.logits[0]!)
       let want = 0
       for (let v = 0; v < V; v++) want += Math.exp(lp[v]!) * (lp[v]! - lq[v]!)
       expect(Math.abs(kl[r]! - want)).toBeLessThan(1e-4 * want + 1e-6)

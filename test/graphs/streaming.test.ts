@@ -18,7 +18,9 @@ import {
 import { writeStreamedModel } from '../../src/main/engine/bundle/write'
 import { readHfArchitecture } from '../../src/main/import/hf/config'
 import { materializeWeight, planHfWeights } from '../../src/main/import/hf/weights'
-import { randomCheckpoint, tinyConfig } from './hf-models'
+import { randomHfModel, type HfDims } from '../reference/hf/random'
+
+const DIMS: HfDims = { hiddenSize: 32, layers: 3, heads: 4, kvHeads: 2, headDim: 12, vocabSize: 61 }
 
 const dirs: string[] = []
 afterAll(async () => {
@@ -27,7 +29,7 @@ afterAll(async () => {
 
 describe('streamed base model', () => {
   it('lays every weight out 64-byte aligned, in order, without overlap', () => {
-    const arch = readHfArchitecture(tinyConfig('gemma2'), 'config.json')
+    const arch = readHfArchitecture(randomHfModel('gemma2', DIMS).config, 'config.json')
     const layout = planBaseModel(arch.spec, 'base.onnx.data')
     let end = 0
     for (const w of layout.weights) {
@@ -45,7 +47,7 @@ describe('streamed base model', () => {
   })
 
   it('writes tensor by tensor what the in-memory build computes, and runs from disk', async () => {
-    const ckpt = randomCheckpoint(tinyConfig('qwen3', { tie_word_embeddings: true }), { seed: 3 })
+    const ckpt = randomHfModel('qwen3', DIMS, { seed: 3, tieWordEmbeddings: true })
     const arch = readHfArchitecture(ckpt.config, 'config.json')
     const plan = planHfWeights(
       arch.spec,
