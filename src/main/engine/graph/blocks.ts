@@ -9,7 +9,7 @@
  * serves its G query heads in one MatMul (HF's repeat_kv, without the copy).
  */
 import type { ArchSpec, Activation } from '../arch/spec'
-import { rotary, windowsOf } from '../arch/spec'
+import { windowsOf } from '../arch/spec'
 import { layerWeightName, type LayerPart } from '../arch/weights'
 import type { GraphBuilder } from './builder'
 
@@ -57,7 +57,7 @@ function w(c: ArchCtx, l: number, part: LayerPart): string {
   return layerWeightName(l, part)
 }
 
-export function groups(spec: ArchSpec): number {
+function groups(spec: ArchSpec): number {
   return spec.heads / spec.kvHeads
 }
 
@@ -109,7 +109,7 @@ function softcap(g: GraphBuilder, x: string, cap: number): string {
   return g.op('Mul', [g.op('Tanh', [g.op('Div', [x, c])]), c])
 }
 
-export function activation(g: GraphBuilder, x: string, act: Activation): string {
+function activation(g: GraphBuilder, x: string, act: Activation): string {
   switch (act) {
     case 'gelu_erf': {
       // Exact GELU written so ONNX Runtime fuses it into its Gelu kernel.
@@ -424,9 +424,4 @@ export function replacedBlock(
     gq > 1 ? g.op('Reshape', [o, g.constI64([0, 1, H * dh])]) : mergeHeads(g, o, H * dh)
   const out = linear(g, merged, w(c, l, 'out'), spec.attention.outBias ? w(c, l, 'outBias') : null)
   return feedForward(g, c, l, attnResidual(g, c, l, y, out))
-}
-
-/** Whether `spec` uses rotary positions (then no learned table is added to input rows). */
-export function usesRotary(spec: ArchSpec): boolean {
-  return rotary(spec) !== null
 }

@@ -457,8 +457,8 @@ export function baseInputPlaceholders(
 }
 
 /**
- * Declares the spec's weights in `g` (through `declare`), its small constants inline, and builds
- * every role. Returns the names the graph uses.
+ * Declares the spec's weights in `g` (through `declare`, which returns each initializer's name),
+ * its small constants inline (embedding scale, rotary inverse frequencies), and builds every role.
  */
 function assemble(g: GraphBuilder, spec: ArchSpec, declare: (info: WeightInfo) => string): void {
   checkArchSpec(spec)

@@ -90,12 +90,6 @@ class Reader {
     return v
   }
 
-  optInt(key: string, min = 1): number | null {
-    const v = this.obj[key]
-    if (v === undefined || v === null) return null
-    return this.int(key, 0, min)
-  }
-
   num(key: string, fallback: number): number {
     const v = this.obj[key]
     if (v === undefined || v === null) return fallback
