@@ -56,9 +56,10 @@ function analysisFlops(): number {
   const Pe = spec.encoderPromptRows
   const rows = S * K
   const acts = blockFlops(S, (S + 1) / 2, lensLayer + 1, d, f)
-  const prefill = blockFlops(P, (P + 1) / 2, nL, d, f)
-  const steps = (T - 1) * blockFlops(1, P + T / 2, nL, d, f)
-  const decode = rows * (prefill + steps + T * 2 * d * V)
+  // The decoder prefix runs once per position (its K rows share it), then T − 1 steps per row.
+  const prefill = blockFlops(P, (P + 1) / 2, nL, d, f) + 2 * d * V
+  const steps = (T - 1) * (blockFlops(1, P + T / 2, nL, d, f) + 2 * d * V)
+  const decode = S * prefill + rows * steps
   const n = Pe + T
   const encodeRow = blockFlops(n, (n + 1) / 2, lensLayer + 1, d, f) + 2 * d * d
   const encode = rows * encodeRow
