@@ -4,6 +4,7 @@
  * docs/benchmarks.md) next to a MatMul peak measured in the same run, same provider and threads.
  *
  *   npm run bench [-- --json] [--ep cpu|webgpu|cuda] [--threads N] [--d 512] [--layers 8]
+ *                 [--prompt-rows 4] (decoder prefix rows; real lenses have ~20)
  */
 import { mkdir } from 'node:fs/promises'
 import os from 'node:os'
@@ -29,7 +30,7 @@ const spec = {
   vocabSize: Number(arg('vocab', '8192')),
   explanationTokens: 16,
   patchLayers: 2,
-  decoderPromptRows: 4,
+  decoderPromptRows: Number(arg('prompt-rows', '4')),
   encoderPromptRows: 4,
   maxPositions: 256
 }
@@ -55,9 +56,10 @@ function analysisFlops(): number {
   const Pe = spec.encoderPromptRows
   const rows = S * K
   const acts = blockFlops(S, (S + 1) / 2, lensLayer + 1, d, f)
-  const prefill = blockFlops(P, (P + 1) / 2, nL, d, f)
-  const steps = (T - 1) * blockFlops(1, P + T / 2, nL, d, f)
-  const decode = rows * (prefill + steps + T * 2 * d * V)
+  // The decoder prefix runs once per position (its K rows share it), then T − 1 steps per row.
+  const prefill = blockFlops(P, (P + 1) / 2, nL, d, f) + 2 * d * V
+  const steps = (T - 1) * (blockFlops(1, P + T / 2, nL, d, f) + 2 * d * V)
+  const decode = S * prefill + rows * steps
   const n = Pe + T
   const encodeRow = blockFlops(n, (n + 1) / 2, lensLayer + 1, d, f) + 2 * d * d
   const encode = rows * encodeRow

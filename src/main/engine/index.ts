@@ -53,3 +53,16 @@ export { csvField, csvLine, parseCsv, type CsvRow } from './dataset/csv'
 export async function openBundle(dir: string): Promise<BundleSummary> {
   return (await validateBundle(dir)).summary
 }
+
+// The architecture a base graph is built for (the importers map Hugging Face configs onto it).
+export * from './arch/spec'
+export {
+  archWeights,
+  elementCount,
+  layerParts,
+  layerWeightName,
+  parameterCount,
+  type GlobalPart,
+  type LayerPart,
+  type WeightInfo
+} from './arch/weights'

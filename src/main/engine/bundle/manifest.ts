@@ -2,10 +2,21 @@
  * The bundle format's schemas (docs/bundle-format.md is the prose version). A group folder holds
  * manifest.json; each lens folder holds lens.json. Every path is relative to the folder of the
  * file that names it and must stay inside the bundle folder.
+ *
+ * manifest.json schema 2 says per model what its graph is (architecture family, graph dtype,
+ * key/value heads, head width) and which roles apply the model's final-logit softcap. Schema 1
+ * manifests (every model the pre-norm GPT, no softcap anywhere) keep loading: they are read as
+ * the schema 2 manifest they are equivalent to.
  */
 import { z } from 'zod'
+import { ARCH_FAMILIES } from '../arch/spec'
 
-export const SCHEMA_VERSION = 1
+/** manifest.json's current schema version. */
+export const SCHEMA_VERSION = 2
+/** Versions of manifest.json that load (older ones are upgraded in memory). */
+export const READABLE_SCHEMA_VERSIONS = [1, 2] as const
+/** lens.json's schema version (unchanged by manifest schema 2). */
+export const LENS_SCHEMA_VERSION = 1
 
 const RelPath = z
   .string()
@@ -25,64 +36,138 @@ export const TensorRefSchema = z
   .strict()
 export type TensorRef = z.infer<typeof TensorRefSchema>
 
+const ModelRefV1 = {
+  id: Id,
+  name: z.string().min(1).optional(),
+  file: RelPath,
+  hiddenSize: z.number().int().positive(),
+  layers: z.number().int().positive(),
+  heads: z.number().int().positive(),
+  vocabSize: z.number().int().positive(),
+  maxPositions: z.number().int().positive(),
+  /** Multiplier the graph applies to token-embedding rows (sqrt(d) for Gemma, 1 for GPT-2). */
+  embeddingScale: z.number().positive().default(1)
+}
+
+const Softcap = z.number().positive().nullable()
+
 export const ModelRefSchema = z
   .object({
-    id: Id,
-    name: z.string().min(1).optional(),
-    file: RelPath,
-    hiddenSize: z.number().int().positive(),
-    layers: z.number().int().positive(),
-    heads: z.number().int().positive(),
-    vocabSize: z.number().int().positive(),
-    maxPositions: z.number().int().positive(),
-    /** Multiplier the graph applies to token-embedding rows (sqrt(d) for Gemma, 1 for GPT-2). */
-    embeddingScale: z.number().positive().default(1)
+    ...ModelRefV1,
+    /** The architecture the graph computes (src/main/engine/arch/spec.ts ArchFamily). */
+    architecture: z.enum(ARCH_FAMILIES),
+    /** Key/value heads (grouped-query attention when fewer than `heads`). */
+    kvHeads: z.number().int().positive(),
+    /** Per-head width (not always hiddenSize / heads). */
+    headDim: z.number().int().positive(),
+    /** Dtype of the graph's weights and activations; float16 graphs for GPUs may follow. */
+    graphDtype: z.literal('float32'),
+    /**
+     * The final-logit softcap each role's graph applies (null: none). The model's own predictions
+     * (KL, logit lens, generate) keep the model's cap; the lens decoder (decode) never has one.
+     */
+    logitSoftcap: z
+      .object({ decode: z.null(), kl: Softcap, logitLens: Softcap, generate: Softcap })
+      .strict(),
+    /** Parameters of the graph (a tied head counted once), for display and memory estimates. */
+    parameters: z.number().int().nonnegative().optional()
   })
   .strict()
 export type ModelRef = z.infer<typeof ModelRefSchema>
 
+/** A schema 1 model reference read as schema 2: the pre-norm GPT, no softcap. */
+function upgradeModelRef(ref: z.output<z.ZodObject<typeof ModelRefV1>>): ModelRef {
+  return {
+    ...ref,
+    architecture: 'prenorm-gpt',
+    kvHeads: ref.heads,
+    headDim: ref.hiddenSize / ref.heads,
+    graphDtype: 'float32',
+    logitSoftcap: { decode: null, kl: null, logitLens: null, generate: null }
+  }
+}
+
+const ConventionsV2 = {
+  bosTokenId: z.number().int().nonnegative(),
+  /** Token that replaces an explanation token in salience ablations. */
+  nullTokenId: z.number().int().nonnegative(),
+  /** Dtype of every tensor the engine feeds or reads. */
+  dtype: z.literal('float32'),
+  /** Where activations are read: the residual stream after block L. */
+  activationSite: z.literal('residual_after_block'),
+  /** Logit lens applies the final norm before the unembedding. */
+  logitLensFinalNorm: z.boolean().default(true)
+}
+
+function manifestShape<V extends 1 | 2, M extends z.ZodType, C extends z.ZodRawShape>(
+  version: V,
+  model: M,
+  conventions: C
+) {
+  return z
+    .object({
+      schemaVersion: z.literal(version),
+      group: z
+        .object({ id: Id, name: z.string().min(1), description: z.string().optional() })
+        .strict(),
+      tokenizer: z
+        .object({
+          file: RelPath.default('tokenizer.json'),
+          config: RelPath.default('tokenizer_config.json')
+        })
+        .strict(),
+      conventions: z.object(conventions).strict(),
+      base: model,
+      donors: z.array(model).default([]),
+      lenses: z.array(RelPath).min(1),
+      /** Decoder rows (positions × K) per batch by device kind; the engine's defaults otherwise. */
+      rowsPerBatch: z
+        .object({ cpu: z.number().int().positive(), gpu: z.number().int().positive() })
+        .partial()
+        .strict()
+        .optional()
+    })
+    .strict()
+}
+
+const ManifestV2Schema = manifestShape(2, ModelRefSchema, ConventionsV2)
+
+const ManifestV1Schema = manifestShape(1, z.object(ModelRefV1).strict(), {
+  ...ConventionsV2,
+  /** Schema 1: final-logit softcapping was off in every role. */
+  logitSoftcap: z.null()
+})
+
+/**
+ * manifest.json as the engine uses it (schema 2). A schema 1 file is read as the equivalent
+ * schema 2 manifest; any other version is refused, naming the versions that load.
+ */
 export const ManifestSchema = z
-  .object({
-    schemaVersion: z.literal(SCHEMA_VERSION),
-    group: z
-      .object({ id: Id, name: z.string().min(1), description: z.string().optional() })
-      .strict(),
-    tokenizer: z
-      .object({
-        file: RelPath.default('tokenizer.json'),
-        config: RelPath.default('tokenizer_config.json')
-      })
-      .strict(),
-    conventions: z
-      .object({
-        bosTokenId: z.number().int().nonnegative(),
-        /** Token that replaces an explanation token in salience ablations. */
-        nullTokenId: z.number().int().nonnegative(),
-        dtype: z.literal('float32'),
-        /** Where activations are read: the residual stream after block L. */
-        activationSite: z.literal('residual_after_block'),
-        /** Final-logit softcapping is off in every role (the seed's decoder disables it). */
-        logitSoftcap: z.null(),
-        /** Logit lens applies the final norm before the unembedding. */
-        logitLensFinalNorm: z.boolean().default(true)
-      })
-      .strict(),
-    base: ModelRefSchema,
-    donors: z.array(ModelRefSchema).default([]),
-    lenses: z.array(RelPath).min(1),
-    /** Decoder rows (positions × K) per batch by device kind; the engine's defaults otherwise. */
-    rowsPerBatch: z
-      .object({ cpu: z.number().int().positive(), gpu: z.number().int().positive() })
-      .partial()
-      .strict()
-      .optional()
+  .discriminatedUnion('schemaVersion', [ManifestV2Schema, ManifestV1Schema], {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `unsupported schema version ${JSON.stringify((issue.input as { schemaVersion?: unknown } | undefined)?.schemaVersion)} (this Workbench reads ${READABLE_SCHEMA_VERSIONS.join(' and ')}); re-import the model with this version`
+        : undefined
   })
-  .strict()
-export type Manifest = z.infer<typeof ManifestSchema>
+  .transform((m): z.output<typeof ManifestV2Schema> => {
+    if (m.schemaVersion === 2) return m
+    const { logitSoftcap: _off, ...conventions } = m.conventions
+    void _off
+    return {
+      ...m,
+      schemaVersion: 2,
+      conventions,
+      base: upgradeModelRef(m.base),
+      donors: m.donors.map(upgradeModelRef)
+    }
+  })
+export type Manifest = z.output<typeof ManifestSchema>
+/** manifest.json as written (schema 2). */
+export type ManifestFile = z.input<typeof ManifestV2Schema>
 
 export const LensManifestSchema = z
   .object({
-    schemaVersion: z.literal(SCHEMA_VERSION),
+    schemaVersion: z.literal(LENS_SCHEMA_VERSION),
     id: Id,
     name: z.string().min(1),
     description: z.string().optional(),

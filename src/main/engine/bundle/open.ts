@@ -265,11 +265,11 @@ async function checkModel(ctx: Ctx, ref: ModelRef, field: string): Promise<Resol
       `graph hidden size ${vec[1]} ≠ manifest ${field}.hiddenSize ${ref.hiddenSize}`
     )
   }
-  if (ref.hiddenSize % ref.heads !== 0) {
+  if (ref.heads % ref.kvHeads !== 0) {
     ctx.fail(
       'manifest.json',
-      `${field}.heads`,
-      `hiddenSize ${ref.hiddenSize} is not a multiple of heads ${ref.heads}`
+      `${field}.kvHeads`,
+      `${ref.kvHeads} key/value heads do not divide ${ref.heads} heads`
     )
   }
   return { ref, file }

@@ -1,9 +1,29 @@
-/** Writes a bundle folder from weights held in memory (demo and synthetic generators). */
+/**
+ * Writes bundle folders and base models: whole groups from weights held in memory (demo and
+ * synthetic generators), and base models streamed tensor by tensor into external data (importers).
+ */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
-import { buildTransformer, type TransformerWeights } from '../graph/transformer'
+import {
+  SOFTCAP_ROLES,
+  buildBaseModel,
+  planBaseModel,
+  preNormGpt,
+  type ArchWeightMap,
+  type BaseModelLayout,
+  type LaidOutWeight,
+  type TransformerWeights
+} from '../graph/transformer'
 import { buildEncoderHead, buildProjection } from '../graph/lens'
-import { SCHEMA_VERSION, type LensManifest, type Manifest, type ModelRef } from './manifest'
+import type { ArchSpec } from '../arch/spec'
+import { parameterCount } from '../arch/weights'
+import {
+  LENS_SCHEMA_VERSION,
+  SCHEMA_VERSION,
+  type LensManifest,
+  type ManifestFile,
+  type ModelRef
+} from './manifest'
 
 export interface LensSpec {
   id: string
@@ -31,11 +51,10 @@ export interface LensSpec {
   }
 }
 
-export interface ModelSpec {
-  id: string
-  name?: string
-  weights: TransformerWeights
-}
+/** A model to write: the pre-norm GPT's weights, or any ArchSpec with its canonical weights. */
+export type ModelSpec =
+  | { id: string; name?: string; weights: TransformerWeights }
+  | { id: string; name?: string; spec: ArchSpec; archWeights: ArchWeightMap }
 
 export interface GroupSpec {
   group: { id: string; name: string; description?: string }
@@ -55,9 +74,41 @@ async function writeFloat(file: string, data: Float32Array): Promise<void> {
   await fs.writeFile(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
 }
 
-async function writeModel(dir: string, spec: ModelSpec, external: boolean): Promise<ModelRef> {
-  const file = `${spec.id}.onnx`
-  const built = buildTransformer(spec.weights, external ? `${file}.data` : undefined)
+/** The manifest's description of a base or donor model with this spec, stored in `file`. */
+export function modelRefFor(
+  spec: ArchSpec,
+  ref: { id: string; name?: string; file: string }
+): ModelRef {
+  const cap = (on: boolean): number | null => (on ? spec.finalLogitSoftcap : null)
+  return {
+    id: ref.id,
+    name: ref.name,
+    file: ref.file,
+    architecture: spec.family,
+    hiddenSize: spec.hiddenSize,
+    layers: spec.layers,
+    heads: spec.heads,
+    kvHeads: spec.kvHeads,
+    headDim: spec.headDim,
+    vocabSize: spec.vocabSize,
+    maxPositions: spec.maxPositions,
+    embeddingScale: spec.embeddingScale,
+    graphDtype: 'float32',
+    logitSoftcap: {
+      decode: null,
+      kl: cap(SOFTCAP_ROLES.kl),
+      logitLens: cap(SOFTCAP_ROLES.logitLens),
+      generate: cap(SOFTCAP_ROLES.generate)
+    },
+    parameters: parameterCount(spec)
+  }
+}
+
+async function writeModel(dir: string, model: ModelSpec, external: boolean): Promise<ModelRef> {
+  const file = `${model.id}.onnx`
+  const { spec, weights } =
+    'spec' in model ? { spec: model.spec, weights: model.archWeights } : preNormGpt(model.weights)
+  const built = buildBaseModel(spec, weights, external ? `${file}.data` : undefined)
   await fs.writeFile(path.join(dir, file), built.model)
   if (built.data) {
     const handle = await fs.open(path.join(dir, `${file}.data`), 'w')
@@ -67,18 +118,60 @@ async function writeModel(dir: string, spec: ModelSpec, external: boolean): Prom
       await handle.close()
     }
   }
-  const dims = spec.weights.dims
-  return {
-    id: spec.id,
-    name: spec.name,
-    file,
-    hiddenSize: dims.hiddenSize,
-    layers: dims.layers,
-    heads: dims.heads,
-    vocabSize: dims.vocabSize,
-    maxPositions: dims.maxPositions,
-    embeddingScale: spec.weights.embeddingScale
+  return modelRefFor(spec, { id: model.id, name: model.name, file })
+}
+
+/**
+ * Writes the external-data file of `layout` at `dataPath`, one weight at a time in file order:
+ * `fill` returns each weight's float32 values (it may read a checkpoint tensor, transform it and
+ * drop it), so memory holds one weight, never the model. Gaps between weights (64-byte alignment)
+ * are zeros. Throws naming the weight when `fill` returns the wrong number of values.
+ */
+export async function writeExternalData(
+  dataPath: string,
+  layout: BaseModelLayout,
+  fill: (w: LaidOutWeight) => Promise<Float32Array> | Float32Array,
+  onWeight?: (w: LaidOutWeight, done: number, total: number) => void
+): Promise<void> {
+  const handle = await fs.open(dataPath, 'w')
+  try {
+    let done = 0
+    for (const w of layout.weights) {
+      const values = await fill(w)
+      if (values.byteLength !== w.length) {
+        throw new Error(
+          `weight ${w.name}: ${values.length} values, expected ${w.length / 4} for [${w.dims.join(', ')}]`
+        )
+      }
+      const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+      let at = 0
+      while (at < bytes.byteLength) {
+        const { bytesWritten } = await handle.write(bytes, at, bytes.byteLength - at, w.offset + at)
+        at += bytesWritten
+      }
+      onWeight?.(w, ++done, layout.weights.length)
+    }
+    await handle.truncate(layout.dataSize)
+  } finally {
+    await handle.close()
   }
+}
+
+/**
+ * Writes `<file>` and `<file>.data` in `dir` for `spec`, streaming the weights through `fill`
+ * (see writeExternalData), and returns the model's manifest reference.
+ */
+export async function writeStreamedModel(
+  dir: string,
+  ref: { id: string; name?: string; file: string },
+  spec: ArchSpec,
+  fill: (w: LaidOutWeight) => Promise<Float32Array> | Float32Array,
+  onWeight?: (w: LaidOutWeight, done: number, total: number) => void
+): Promise<ModelRef> {
+  const layout = planBaseModel(spec, `${ref.file}.data`)
+  await writeExternalData(path.join(dir, layout.dataFile), layout, fill, onWeight)
+  await fs.writeFile(path.join(dir, ref.file), layout.model)
+  return modelRefFor(spec, ref)
 }
 
 async function writeLens(dir: string, d: number, spec: LensSpec): Promise<void> {
@@ -99,7 +192,7 @@ async function writeLens(dir: string, d: number, spec: LensSpec): Promise<void> 
   await fs.writeFile(path.join(dir, 'encoder_head.onnx'), buildEncoderHead(d, spec.encoder.head))
   const e = spec.encoder
   const manifest: LensManifest = {
-    schemaVersion: SCHEMA_VERSION,
+    schemaVersion: LENS_SCHEMA_VERSION,
     id: spec.id,
     name: spec.name,
     description: spec.description,
@@ -149,7 +242,7 @@ export async function writeBundle(dir: string, spec: GroupSpec): Promise<void> {
     path.join(dir, 'tokenizer_config.json'),
     JSON.stringify(spec.tokenizerConfig, null, 2)
   )
-  const manifest: Manifest = {
+  const manifest: ManifestFile = {
     schemaVersion: SCHEMA_VERSION,
     group: spec.group,
     tokenizer: { file: 'tokenizer.json', config: 'tokenizer_config.json' },
@@ -158,7 +251,6 @@ export async function writeBundle(dir: string, spec: GroupSpec): Promise<void> {
       nullTokenId: spec.nullTokenId,
       dtype: 'float32',
       activationSite: 'residual_after_block',
-      logitSoftcap: null,
       logitLensFinalNorm: true
     },
     base,

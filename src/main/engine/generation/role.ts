@@ -12,6 +12,7 @@
  * Output: ids (steps run, n) int64 — fewer than M rows when every completion finished early.
  */
 import type { GraphBuilder } from '../graph/builder'
+import type { Pass } from '../graph/blocks'
 import { buildSampler } from './sampler'
 
 export const GENERATE_INPUTS = [
@@ -23,26 +24,26 @@ export const GENERATE_INPUTS = [
   'stop_ids'
 ] as const
 
-/** The pieces of a base architecture the generate role is built from. */
+/** The pieces of a base architecture the generate role is built from (graph/blocks.ts). */
 export interface DecoderKit {
   layers: number
-  heads: number
-  hiddenSize: number
+  kvHeads: number
+  headDim: number
   /** ids (B, s) → input embeddings (B, s, d), scaled as the model expects. */
   embed(g: GraphBuilder, ids: string): string
-  /** Additive causal mask for rows offset..offset+s-1 over columns 0..offset+s-1, and those rows. */
-  causalMask(g: GraphBuilder, offset: string, s: string): { mask: string; rows: string }
+  /** The pass over rows offset..offset+s−1 (masks per sliding window, rotary tables) and its rows. */
+  beginPass(g: GraphBuilder, offset: string, s: string): { pass: Pass; rows: string }
   /** Adds absolute position information for `rows` (identity for rotary models). */
   addPositions(g: GraphBuilder, x: string, rows: string): string
-  /** One block with its KV cache: past (B, H, t, dh) in, the extended cache out. */
+  /** One block with its KV cache: past (B, KV, t, dh) in, the extended cache out. */
   block(
     g: GraphBuilder,
     layer: number,
     x: string,
-    mask: string,
+    pass: Pass,
     past: { k: string; v: string }
   ): { x: string; k: string; v: string }
-  /** Final norm and unembedding: (B, d) → (B, V). */
+  /** Final norm and unembedding (with the model's own final softcap): (B, d) → (B, V). */
   logits(g: GraphBuilder, h: string): string
 }
 
@@ -56,13 +57,12 @@ function axisScalar(g: GraphBuilder, x: string, axis: number): string {
 
 /** Builds the role inside `g` (an If branch); returns the (steps, n) ids. */
 export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit): string {
-  const { layers, heads, hiddenSize: d } = kit
-  const dh = d / heads
+  const { layers, kvHeads, headDim } = kit
   const n = axisDim(g, 'uniforms', 0)
   const steps = axisScalar(g, 'uniforms', 1)
   const prompt = kit.embed(g, 'input_ids')
   // The prompt is the same for every completion: prefill one row, broadcast its cache after.
-  const emptyCache = g.op('ConstantOfShape', [g.constI64([1, heads, 0, dh])])
+  const emptyCache = g.op('ConstantOfShape', [g.constI64([1, kvHeads, 0, headDim])])
   const notFinished = g.op('Cast', [g.op('ConstantOfShape', [n])], { to: 9 })
 
   const body = g.sub()
@@ -79,13 +79,13 @@ export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit): string {
   )
 
   const s = axisScalar(body, xIn, 1)
-  const { mask, rows } = kit.causalMask(body, offset, s)
+  const { pass, rows } = kit.beginPass(body, offset, s)
   let x = kit.addPositions(body, xIn, rows)
   const broadcastCache = body.op('Concat', [n, body.constI64([1, 1, 1])], { axis: 0 })
   const newK: string[] = []
   const newV: string[] = []
   for (let l = 0; l < layers; l++) {
-    const r = kit.block(body, l, x, mask, { k: pastK[l]!, v: pastV[l]! })
+    const r = kit.block(body, l, x, pass, { k: pastK[l]!, v: pastV[l]! })
     x = r.x
     newK.push(body.op('Expand', [r.k, broadcastCache]))
     newV.push(body.op('Expand', [r.v, broadcastCache]))

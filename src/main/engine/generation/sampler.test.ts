@@ -4,25 +4,33 @@ import { GraphBuilder, encodeModel } from '../graph/builder'
 import { buildSampler, referenceSample } from './sampler'
 import { generationUniforms, uniformAt } from './uniforms'
 
-/** The sampler alone as a model: logits, uniforms, temperature, top_p → ids. */
-function samplerModel(): Uint8Array {
+/**
+ * The sampler alone as a model: logits, uniforms, temperature, top_p → ids. `decodeForm`: as the
+ * decode role builds it (no nucleus; top_p is fed but unread).
+ */
+function samplerModel(decodeForm = false): Uint8Array {
   const g = new GraphBuilder()
   const logits = g.input('logits', 'float32', ['B', 'V'])
   const uniforms = g.input('uniforms', 'float32', ['B'])
   const temperature = g.input('temperature', 'float32', [])
   const topP = g.input('top_p', 'float32', [])
-  const ids = buildSampler(g, { logits, uniforms, temperature, topP })
+  const ids = buildSampler(g, { logits, uniforms, temperature, topP: decodeForm ? null : topP })
+  if (decodeForm) g.opTo('Identity', [topP], ['unused_top_p'])
+  if (decodeForm) g.output('unused_top_p', 'float32', [])
   g.opTo('Identity', [ids], ['ids'])
   g.output('ids', 'int64', ['B'])
   return encodeModel(g.toGraph('sampler'), 'sampler-test')
 }
 
 let session: Session
+let decodeSession: Session
 beforeAll(async () => {
   session = await Session.create(samplerModel(), { provider: 'cpu', threads: 1 })
+  decodeSession = await Session.create(samplerModel(true), { provider: 'cpu', threads: 1 })
 })
 afterAll(async () => {
   await session.release()
+  await decodeSession.release()
 })
 
 async function sample(
@@ -30,10 +38,11 @@ async function sample(
   rows: number,
   uniforms: Float32Array,
   temperature: number,
-  topP: number
+  topP: number,
+  on: Session = session
 ): Promise<number[]> {
   const vocab = logits.length / rows
-  const out = await session.run({
+  const out = await on.run({
     logits: new Tensor('float32', logits, [rows, vocab]),
     uniforms: new Tensor('float32', uniforms, [rows]),
     temperature: new Tensor('float32', Float32Array.from([temperature]), []),
@@ -142,5 +151,46 @@ describe('in-graph sampler', () => {
     // With top_p 0.6 only the most likely token is left; 0.61 keeps the top two (0.6 + 0.3).
     expect(await sample(logits, us.length, us, 1, 0.6)).toEqual([2, 2, 2, 2, 2, 2, 2])
     expect(new Set(await sample(logits, us.length, us, 1, 0.61))).toEqual(new Set([1, 2]))
+  })
+
+  describe('boundary rule: a zero-probability token is never drawn, for u at its extremes', () => {
+    // Largest float32 below 1, the stream's smallest uniform (2^-25), and both ends themselves.
+    const extremes = [0, 2 ** -25, 1e-30, 0.5, 1 - 2 ** -24, 1]
+    const V = 12
+    // Tokens 0, 5 and V−1 suppressed by a −1e9 logit bias (probability exactly 0 after softmax).
+    const suppressed = new Set([0, 5, V - 1])
+    const row = Float32Array.from({ length: V }, (_, i) =>
+      suppressed.has(i) ? -1e9 : (i % 4) * 0.7
+    )
+    const logits = new Float32Array(extremes.length * V)
+    for (let r = 0; r < extremes.length; r++) logits.set(row, r * V)
+    const us = Float32Array.from(extremes)
+
+    it('decode form (no nucleus) and generate form (top_p = 1) agree and skip the zeros', async () => {
+      const decodeIds = await sample(logits, extremes.length, us, 1, 1, decodeSession)
+      const generateIds = await sample(logits, extremes.length, us, 1, 1)
+      expect(decodeIds).toEqual(generateIds)
+      for (const id of decodeIds) expect(suppressed.has(id)).toBe(false)
+      // u = 0 and u → 0 draw the first token with mass, u = 1 the last one.
+      expect(decodeIds[0]).toBe(1)
+      expect(decodeIds[1]).toBe(1)
+      expect(decodeIds[extremes.length - 1]).toBe(V - 2)
+      extremes.forEach((u, r) => expect(decodeIds[r]).toBe(referenceSample(row, u, 1, 1)))
+    })
+
+    it('outside the nucleus counts as zero: top_p draws stay inside it at both ends', async () => {
+      // p ∝ e^(0.7·(i mod 4)): tokens 3 and 7 hold 0.47 of the mass, so top_p 0.45 keeps just them.
+      const nucleus = new Set([3, 7])
+      const ids = await sample(logits, extremes.length, us, 1, 0.45)
+      for (const id of ids) expect(nucleus.has(id)).toBe(true)
+      extremes.forEach((u, r) => expect(ids[r]).toBe(referenceSample(row, u, 1, 0.45)))
+    })
+
+    it('holds at every temperature, including ones that underflow all but one token', async () => {
+      for (const t of [0.01, 0.3, 2, 5]) {
+        const ids = await sample(logits, extremes.length, us, t, 1, decodeSession)
+        for (const id of ids) expect(suppressed.has(id)).toBe(false)
+      }
+    })
   })
 })

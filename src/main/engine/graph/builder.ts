@@ -27,6 +27,15 @@ export interface Weight {
   name: string
   dims: number[]
   data: Float32Array | BigInt64Array
+  /** Stored in an external-data file instead (then `data` is empty): float32 at this place. */
+  external?: ExternalRef
+}
+
+/** Where an initializer's bytes lie in its model's external-data file. */
+export interface ExternalRef {
+  location: string
+  offset: number
+  length: number
 }
 
 export class GraphBuilder {
@@ -70,6 +79,12 @@ export class GraphBuilder {
       throw new Error(`weight ${name}: ${data.length} values for dims [${dims.join(',')}]`)
     }
     this.initializers.push({ name, dims, data })
+    return name
+  }
+
+  /** A float32 initializer whose bytes are written later into an external-data file. */
+  externalWeight(name: string, dims: number[], ref: ExternalRef): string {
+    this.initializers.push({ name, dims, data: new Float32Array(0), external: ref })
     return name
   }
 
@@ -148,7 +163,11 @@ export class GraphBuilder {
       node: this.nodes,
       input: this.inputs,
       output: this.outputs,
-      initializer: this.initializers.map((w) => tensorProto(w.name, w.dims, w.data, external))
+      initializer: this.initializers.map((w) =>
+        w.external
+          ? externalTensorProto(w.name, w.dims, w.external)
+          : tensorProto(w.name, w.dims, w.data, external)
+      )
     }
   }
 }
@@ -201,6 +220,25 @@ export function tensorProto(
     }
   }
   return { name, dims, dataType, rawData: bytes }
+}
+
+/** A float32 tensor whose bytes lie in an external-data file (ONNX external data). */
+export function externalTensorProto(
+  name: string,
+  dims: number[],
+  ref: ExternalRef
+): onnx.ITensorProto {
+  return {
+    name,
+    dims,
+    dataType: ELEM.float32,
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: ref.location },
+      { key: 'offset', value: String(ref.offset) },
+      { key: 'length', value: String(ref.length) }
+    ]
+  }
 }
 
 function valueInfo(name: string, type: ElemType, shape: Dim[] | null): onnx.IValueInfoProto {

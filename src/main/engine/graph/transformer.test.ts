@@ -1,7 +1,7 @@
 /**
  * Structure of the base graph where it decides memory: the KL role must unembed only the rows it
  * reads (a (S, V) logits tensor is gigabytes for a 256k vocabulary), and the decode role must read
- * a position's patch vectors through `patch_index` rather than a host copy per row.
+ * a position's prefix once and hand its cache to the position's rows through `patch_index`.
  */
 import { onnx } from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
@@ -61,10 +61,19 @@ describe('base graph structure', () => {
     expect(fromGather).toHaveLength(1)
   })
 
-  it('decode role: patch rows are picked in the graph by patch_index, one (B, d) slice per layer', () => {
-    const { nodes } = modelNodes()
+  it('decode role: the prefix runs once per position; rows take its cache and logits by patch_index', () => {
+    const { nodes, producer } = modelNodes()
     const byIndex = nodes.filter((n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index')
-    expect(byIndex.length).toBe(dims.layers)
+    // Each layer's K and V, and the prefix's last logits: nothing B·Np·d wide.
+    expect(byIndex.length).toBe(2 * dims.layers + 1)
+    const sources = byIndex.map((n) => producer.get(n.input![0]!)?.opType)
+    expect(sources.filter((t) => t === 'Concat' || t === 'Transpose').length).toBe(2 * dims.layers)
+    expect(sources.filter((t) => t === 'MatMul').length).toBe(1)
+    // Patch vectors are sliced per layer (axis 1), never expanded to the B rows.
+    const patchGathers = nodes.filter(
+      (n) => n.opType === 'Gather' && n.input?.[0] === 'patch_vectors'
+    )
+    expect(patchGathers.length).toBe(dims.layers)
     expect(baseInputPlaceholders(dims.hiddenSize).patch_index!.shape).toEqual(['B'])
     expect(baseInputPlaceholders(dims.hiddenSize).patch_vectors!.shape).toEqual([
       'Bp',

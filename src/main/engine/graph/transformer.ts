@@ -1,22 +1,51 @@
 /**
  * The base-model graph: one ONNX model that serves every role the engine needs (activations,
- * whole-batch generation, encoder, KL, logit lens), selected by the `role` input, so one session
- * per device holds the weights once for every lens of a group. The architecture written here is
- * a pre-norm GPT (learned positions, LayerNorm, GELU MLP, untied unembedding); the engine only
- * relies on the input/output contract in docs/bundle-format.md, not on these internals.
+ * whole-batch generation, encoder, KL, logit lens, generation), selected by the `role` input, so
+ * one session per device holds the weights once for every lens of a group. The architecture is
+ * any ArchSpec (src/main/engine/arch): the demo and synthetic bundles' pre-norm GPT and the
+ * Hugging Face families; the engine relies only on the input/output contract in
+ * docs/bundle-format.md, not on these internals.
+ *
+ * Two ways to write one: `buildBaseModel` from weights in memory (demo, synthetic, tests), and
+ * `planBaseModel`, which lays out every weight in `<model>.onnx.data` (64-byte aligned) and returns
+ * the graph plus that layout, for an importer to fill tensor by tensor without holding the model.
  */
-import { ExternalWriter, GraphBuilder, encodeModel, type Weight } from './builder'
+import { ExternalWriter, GraphBuilder, encodeModel, type ExternalRef, type Weight } from './builder'
 import { buildGenerateRole, type DecoderKit } from '../generation/role'
+import { buildSampler } from '../generation/sampler'
+import { checkArchSpec, preNormGptSpec, rotary, type ArchSpec } from '../arch/spec'
+import { archWeights, elementCount, layerWeightName, type WeightInfo } from '../arch/weights'
+import { ropeInverseFrequencies } from '../arch/rope'
+import {
+  addPositions,
+  beginPass,
+  block,
+  embedIds,
+  logits,
+  replacedBlock,
+  replacedCtx,
+  type ArchCtx,
+  type ArchNames,
+  type Kv
+} from './blocks'
 
 /**
  * Bumped whenever the graph written here changes its contract or numerics (2: decode reads
- * patch_index, KL unembeds only the gathered rows). Generated bundles cached with another value
- * are regenerated (synthetic.ts; the demo has its own DEMO_VERSION).
+ * patch_index, KL unembeds only the gathered rows; 3: any ArchSpec, one sampler for decode and
+ * generate; 4: the decode role runs the prefix once per position). Generated bundles cached with
+ * another value are regenerated (synthetic.ts; the demo has its own DEMO_VERSION).
  */
-export const BASE_GRAPH_VERSION = 2
+export const BASE_GRAPH_VERSION = 4
 
 export const ROLE = { acts: 0, decode: 1, encode: 2, kl: 3, logitLens: 4, generate: 5 } as const
 export type Role = keyof typeof ROLE
+
+/**
+ * Per role, whether the model's final-logit softcap (Gemma-2) applies: the orig model's own
+ * predictions keep it (KL, logit lens — top-k ids are unchanged by the monotone cap — and
+ * continuations); the lens decoder switches it off, as the predecessor's decoder did.
+ */
+export const SOFTCAP_ROLES = { decode: false, kl: true, logitLens: true, generate: true } as const
 
 export interface TransformerDims {
   hiddenSize: number
@@ -27,6 +56,7 @@ export interface TransformerDims {
   maxPositions: number
 }
 
+/** The pre-norm GPT's weights (demo and synthetic bundles). */
 export interface LayerWeights {
   ln1Gain: Float32Array
   ln1Bias: Float32Array
@@ -61,143 +91,25 @@ export interface TransformerWeights {
   unembedding: Float32Array
 }
 
-const NEG = -1e9
-const LN_EPS = 1e-5
+/** Canonical weights by initializer name (src/main/engine/arch/weights.ts). */
+export type ArchWeightMap = ReadonlyMap<string, Float32Array>
 
-interface Names {
-  emb: string
-  pos: string
-  scale: string
-  layer: (l: number, part: keyof LayerWeights) => string
-  lnfG: string
-  lnfB: string
-  unembed: string
-}
-
-interface Ctx {
-  dims: TransformerDims
-  n: Names
-}
-
-function layerNorm(g: GraphBuilder, x: string, gain: string, bias: string): string {
-  return g.op('LayerNormalization', [x, gain, bias], { axis: -1, epsilon: { float: LN_EPS } })
-}
-
-function linear(g: GraphBuilder, x: string, w: string, b: string): string {
-  return g.op('Add', [g.op('MatMul', [x, w]), b])
-}
-
-/** (B, s, d) → (B, H, s, dh) */
-function splitHeads(g: GraphBuilder, c: Ctx, x: string): string {
-  const { heads, hiddenSize } = c.dims
-  const r = g.op('Reshape', [x, g.constI64([0, 0, heads, hiddenSize / heads])])
-  return g.op('Transpose', [r], { perm: [0, 2, 1, 3] })
-}
-
-/** (B, H, s, dh) → (B, s, d) */
-function mergeHeads(g: GraphBuilder, c: Ctx, x: string): string {
-  const t = g.op('Transpose', [x], { perm: [0, 2, 1, 3] })
-  return g.op('Reshape', [t, g.constI64([0, 0, c.dims.hiddenSize])])
-}
-
-function qkvHeads(
-  g: GraphBuilder,
-  c: Ctx,
-  l: number,
-  h: string
-): { q: string; k: string; v: string } {
-  const d = c.dims.hiddenSize
-  const qkv = linear(g, h, c.n.layer(l, 'qkv'), c.n.layer(l, 'qkvBias'))
-  const [q, k, v] = g.opN('Split', [qkv, g.constI64([d, d, d])], 3, { axis: -1 })
-  const scale = g.scalarF32(1 / Math.sqrt(d / c.dims.heads))
-  return {
-    q: g.op('Mul', [splitHeads(g, c, q!), scale]),
-    k: splitHeads(g, c, k!),
-    v: splitHeads(g, c, v!)
-  }
-}
-
-function mlp(g: GraphBuilder, c: Ctx, l: number, x: string): string {
-  const h = layerNorm(g, x, c.n.layer(l, 'ln2Gain'), c.n.layer(l, 'ln2Bias'))
-  const u = linear(g, h, c.n.layer(l, 'up'), c.n.layer(l, 'upBias'))
-  // Exact GELU written so ONNX Runtime fuses it into its Gelu kernel.
-  const erf = g.op('Erf', [g.op('Div', [u, g.scalarF32(Math.SQRT2)])])
-  const gelu = g.op('Mul', [g.op('Mul', [u, g.op('Add', [erf, g.scalarF32(1)])]), g.scalarF32(0.5)])
-  return g.op('Add', [x, linear(g, gelu, c.n.layer(l, 'down'), c.n.layer(l, 'downBias'))])
-}
-
-interface Pass {
-  /** Additive causal mask (s, sTotal) shared by every layer of one pass. */
-  mask: string
-}
-
-/** Causal self-attention over the new rows plus an optional cache; returns the full K/V. */
-function attention(
-  g: GraphBuilder,
-  c: Ctx,
-  l: number,
-  x: string,
-  pass: Pass,
-  past?: { k: string; v: string }
-): { x: string; k: string; v: string } {
-  const h = layerNorm(g, x, c.n.layer(l, 'ln1Gain'), c.n.layer(l, 'ln1Bias'))
-  const { q, k: kNew, v: vNew } = qkvHeads(g, c, l, h)
-  const k = past ? g.op('Concat', [past.k, kNew], { axis: 2 }) : kNew
-  const v = past ? g.op('Concat', [past.v, vNew], { axis: 2 }) : vNew
-  const scores = g.op('Add', [
-    g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]),
-    pass.mask
+/** The pre-norm GPT as an ArchSpec and its weights under the canonical names. */
+export function preNormGpt(w: TransformerWeights): { spec: ArchSpec; weights: ArchWeightMap } {
+  const spec = preNormGptSpec({ ...w.dims, embeddingScale: w.embeddingScale })
+  const m = new Map<string, Float32Array>([
+    ['tok_emb', w.tokenEmbedding],
+    ['pos_emb', w.positionEmbedding],
+    ['lnf.gain', w.finalGain],
+    ['lnf.bias', w.finalBias],
+    ['unembed', w.unembedding]
   ])
-  const probs = g.op('Softmax', [scores], { axis: -1 })
-  const o = mergeHeads(g, c, g.op('MatMul', [probs, v]))
-  const out = linear(g, o, c.n.layer(l, 'out'), c.n.layer(l, 'outBias'))
-  return { x: g.op('Add', [x, out]), k, v }
-}
-
-function block(
-  g: GraphBuilder,
-  c: Ctx,
-  l: number,
-  x: string,
-  pass: Pass,
-  past?: { k: string; v: string }
-): { x: string; k: string; v: string } {
-  const a = attention(g, c, l, x, pass, past)
-  return { x: mlp(g, c, l, a.x), k: a.k, v: a.v }
-}
-
-/**
- * One replaced row per query: a single token (the replacement vector, already the residual after
- * block L) at absolute position t attends to the unmodified keys/values of positions < t plus its
- * own. Positions before t are unchanged by the replacement, so their cached K/V are exact.
- */
-function replacedBlock(
-  g: GraphBuilder,
-  c: Ctx,
-  l: number,
-  y: string,
-  ctx: { k: string; v: string; mask: string }
-): string {
-  const h = layerNorm(g, y, c.n.layer(l, 'ln1Gain'), c.n.layer(l, 'ln1Bias'))
-  const { q, k, v } = qkvHeads(g, c, l, h)
-  const scCtx = g.op('Add', [
-    g.op('MatMul', [q, g.op('Transpose', [ctx.k], { perm: [0, 1, 3, 2] })]),
-    ctx.mask
-  ])
-  const scSelf = g.op('ReduceSum', [g.op('Mul', [q, k]), g.constI64([-1])], { keepdims: 1 })
-  const probs = g.op('Softmax', [g.op('Concat', [scCtx, scSelf], { axis: -1 })], { axis: -1 })
-  const ctxLen = g.op('Shape', [ctx.k], { start: 2, end: 3 })
-  const [pCtx, pSelf] = g.opN(
-    'Split',
-    [probs, g.op('Concat', [ctxLen, g.constI64([1])], { axis: 0 })],
-    2,
-    {
-      axis: -1
+  w.layers.forEach((lw, l) => {
+    for (const [part, data] of Object.entries(lw) as [keyof LayerWeights, Float32Array][]) {
+      m.set(layerWeightName(l, part), data)
     }
-  )
-  const o = g.op('Add', [g.op('MatMul', [pCtx!, ctx.v]), g.op('Mul', [pSelf!, v])])
-  const out = linear(g, mergeHeads(g, c, o), c.n.layer(l, 'out'), c.n.layer(l, 'outBias'))
-  return mlp(g, c, l, g.op('Add', [y, out]))
+  })
+  return { spec, weights: m }
 }
 
 /** An If node: `then` builds the branch from a subgraph builder; `else` passes `x` through. */
@@ -219,24 +131,6 @@ function ifLayer(
   return g.op('If', [cond], { then_branch: tb.toGraph('then'), else_branch: eb.toGraph('else') })
 }
 
-/** Additive causal mask for rows offset..offset+s-1 over columns 0..offset+s-1, plus the rows. */
-function causalMask(g: GraphBuilder, offset: string, s: string): { mask: string; rows: string } {
-  const one = g.scalarI64(1)
-  const end = g.op('Add', [offset, s])
-  const rows = g.op('Range', [offset, end, one])
-  const cols = g.op('Range', [g.scalarI64(0), end, one])
-  const future = g.op('Greater', [
-    g.op('Unsqueeze', [cols, g.constI64([0])]),
-    g.op('Unsqueeze', [rows, g.constI64([1])])
-  ])
-  const mask = g.op('Where', [future, g.scalarF32(NEG), g.scalarF32(0)])
-  return { mask, rows }
-}
-
-function embedIds(g: GraphBuilder, c: Ctx, ids: string): string {
-  return g.op('Mul', [g.op('Gather', [c.n.emb, ids]), c.n.scale])
-}
-
 function dim(g: GraphBuilder, x: string, axis: number): string {
   return g.op('Shape', [x], { start: axis, end: axis + 1 })
 }
@@ -245,28 +139,25 @@ function scalarDim(g: GraphBuilder, x: string, axis: number): string {
   return g.op('Squeeze', [dim(g, x, axis), g.constI64([0])])
 }
 
-function logits(g: GraphBuilder, c: Ctx, h: string): string {
-  return g.op('MatMul', [layerNorm(g, h, c.n.lnfG, c.n.lnfB), c.n.unembed])
-}
-
 /** Role acts: input_ids (1,S), layer L → residual after block L, (S, d). */
-function roleActs(g: GraphBuilder, c: Ctx): [string, string] {
+function roleActs(g: GraphBuilder, c: ArchCtx): [string, string] {
   const s = scalarDim(g, 'input_ids', 1)
-  const { mask, rows } = causalMask(g, g.scalarI64(0), s)
-  let x = g.op('Add', [embedIds(g, c, 'input_ids'), g.op('Gather', [c.n.pos, rows])])
-  for (let l = 0; l < c.dims.layers; l++) {
+  const { pass, rows } = beginPass(g, c, g.scalarI64(0), s)
+  let x = addPositions(g, c, embedIds(g, c, 'input_ids'), rows)
+  for (let l = 0; l < c.spec.layers; l++) {
     const cond = g.op('LessOrEqual', [g.scalarI64(l), 'layer'])
-    x = ifLayer(g, cond, x, (b) => block(b, c, l, x, { mask }).x)
+    const xIn = x
+    x = ifLayer(g, cond, xIn, (b) => block(b, c, l, xIn, pass).x)
   }
   return [g.op('Squeeze', [x, g.constI64([0])]), g.constI64([], [0])]
 }
 
 /**
- * Role encode: rows [prefix_embeds | E[ids]·scale | suffix_embeds], last row += last_add;
- * output the residual after block `layer` at the last position, (B, d).
+ * Role encode: rows [prefix_embeds | E[ids]·scale | suffix_embeds], last row += last_add, at
+ * positions 0..n−1; output the residual after block `layer` at the last position, (B, d).
  */
-function roleEncode(g: GraphBuilder, c: Ctx): [string, string] {
-  const d = c.dims.hiddenSize
+function roleEncode(g: GraphBuilder, c: ArchCtx): [string, string] {
+  const d = c.spec.hiddenSize
   const b = dim(g, 'ids', 0)
   const dConst = g.constI64([d])
   const pre = g.op('Expand', [
@@ -279,24 +170,25 @@ function roleEncode(g: GraphBuilder, c: Ctx): [string, string] {
   ])
   const rowsIn = g.op('Concat', [pre, embedIds(g, c, 'ids'), suf], { axis: 1 })
   const n = scalarDim(g, rowsIn, 1)
-  const { mask, rows } = causalMask(g, g.scalarI64(0), n)
+  const { pass, rows } = beginPass(g, c, g.scalarI64(0), n)
   const last = g.op('Sub', [n, g.scalarI64(1)])
   const isLast = g.op('Cast', [g.op('Equal', [rows, last])], { to: 1 })
   const addLast = g.op('Mul', [
     g.op('Unsqueeze', [isLast, g.constI64([1])]),
     g.op('Unsqueeze', ['last_add', g.constI64([0])])
   ])
-  let x = g.op('Add', [g.op('Add', [rowsIn, addLast]), g.op('Gather', [c.n.pos, rows])])
-  for (let l = 0; l < c.dims.layers; l++) {
+  let x = addPositions(g, c, g.op('Add', [rowsIn, addLast]), rows)
+  for (let l = 0; l < c.spec.layers; l++) {
     const cond = g.op('LessOrEqual', [g.scalarI64(l), 'layer'])
-    x = ifLayer(g, cond, x, (sb) => block(sb, c, l, x, { mask }).x)
+    const xIn = x
+    x = ifLayer(g, cond, xIn, (sb) => block(sb, c, l, xIn, pass).x)
   }
   return [g.op('Gather', [x, last], { axis: 1 }), g.constI64([], [0])]
 }
 
 /** Role logit lens: vectors (R, d) → final norm → unembed → top `top_k` ids (R, k). */
-function roleLogitLens(g: GraphBuilder, c: Ctx): [string, string] {
-  const z = logits(g, c, 'vectors')
+function roleLogitLens(g: GraphBuilder, c: ArchCtx): [string, string] {
+  const z = logits(g, c, 'vectors', SOFTCAP_ROLES.logitLens)
   const [values, indices] = g.opN('TopK', [z, g.op('Reshape', ['top_k', g.constI64([1])])], 2, {
     axis: -1,
     largest: 1,
@@ -310,37 +202,33 @@ function roleLogitLens(g: GraphBuilder, c: Ctx): [string, string] {
  * next-token distribution at positions[r] from the unmodified pass, Q the same with vectors[r]
  * replacing the residual after block L at that position.
  */
-function roleKl(g: GraphBuilder, c: Ctx): [string, string] {
+function roleKl(g: GraphBuilder, c: ArchCtx): [string, string] {
   const s = scalarDim(g, 'input_ids', 1)
-  const { mask, rows } = causalMask(g, g.scalarI64(0), s)
-  let x = g.op('Add', [embedIds(g, c, 'input_ids'), g.op('Gather', [c.n.pos, rows])])
-  const kv: { k: string; v: string }[] = []
-  for (let l = 0; l < c.dims.layers; l++) {
-    const r = block(g, c, l, x, { mask })
+  const { pass, rows } = beginPass(g, c, g.scalarI64(0), s)
+  let x = addPositions(g, c, embedIds(g, c, 'input_ids'), rows)
+  const kv: Kv[] = []
+  for (let l = 0; l < c.spec.layers; l++) {
+    const r = block(g, c, l, x, pass)
     x = r.x
     kv.push({ k: r.k, v: r.v })
   }
   // Only the R rows P needs go through the final norm and the unembedding: the full (S, V)
   // logits would be gigabytes for a large vocabulary, once per chunk of rows.
   const atPositions = g.op('Gather', [g.op('Squeeze', [x, g.constI64([0])]), 'positions'])
-  const lp = g.op('LogSoftmax', [logits(g, c, atPositions)], { axis: -1 })
+  const lp = g.op('LogSoftmax', [logits(g, c, atPositions, SOFTCAP_ROLES.kl)], { axis: -1 })
 
-  const cols = g.op('Range', [g.scalarI64(0), s, g.scalarI64(1)])
-  const notBefore = g.op('GreaterOrEqual', [
-    g.op('Unsqueeze', [cols, g.constI64([0])]),
-    g.op('Unsqueeze', ['positions', g.constI64([1])])
-  ])
-  const ctxMask = g.op('Unsqueeze', [
-    g.op('Where', [notBefore, g.scalarF32(NEG), g.scalarF32(0)]),
-    g.constI64([1, 2])
-  ])
+  const ctx = replacedCtx(g, c, 'positions', s)
   let y = g.op('Unsqueeze', ['vectors', g.constI64([1])])
-  for (let l = 0; l < c.dims.layers; l++) {
+  for (let l = 0; l < c.spec.layers; l++) {
     const cond = g.op('Greater', [g.scalarI64(l), 'layer'])
     const yIn = y
-    y = ifLayer(g, cond, yIn, (b) => replacedBlock(b, c, l, yIn, { ...kv[l]!, mask: ctxMask }))
+    y = ifLayer(g, cond, yIn, (b) => replacedBlock(b, c, l, yIn, { ...ctx, kv: kv[l]! }))
   }
-  const lq = g.op('LogSoftmax', [logits(g, c, g.op('Squeeze', [y, g.constI64([1])]))], { axis: -1 })
+  const lq = g.op(
+    'LogSoftmax',
+    [logits(g, c, g.op('Squeeze', [y, g.constI64([1])]), SOFTCAP_ROLES.kl)],
+    { axis: -1 }
+  )
   const kl = g.op(
     'ReduceSum',
     [g.op('Mul', [g.op('Exp', [lp]), g.op('Sub', [lp, lq])]), g.constI64([1])],
@@ -350,133 +238,136 @@ function roleKl(g: GraphBuilder, c: Ctx): [string, string] {
 }
 
 /**
- * Role decode: the whole batch generation in one Loop. Iteration 0 feeds the prefix
- * (prefix_embeds broadcast to B rows, with patch_vectors[patch_index[r], l] overwriting row r's
- * residual at embed_pos before every block l < Np), later iterations one sampled token each, with
- * the KV cache loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
- * Rows share patch vectors through `patch_index` (best-of-K: K rows per position), so the host
- * never copies a position's projection K times.
+ * Role decode: the whole batch generation in one run. The prefix runs once per analysed position
+ * (Bp rows: prefix_embeds with patch_vectors[p, l] overwriting the residual at embed_pos before
+ * every block l < Np), since the K rows of a position (best-of-K) share it exactly; its KV cache
+ * and its last logits are then handed to the B rows through `patch_index` (row r continues
+ * position patch_index[r]), so the host never copies a projection K times and the prefix is never
+ * recomputed K times. Step 0 samples from those logits; a Loop of T − 1 single-token steps follows
+ * with the cache loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
  */
-function roleDecode(g: GraphBuilder, c: Ctx): [string, string] {
-  const { layers, heads, hiddenSize: d } = c.dims
-  const dh = d / heads
-  const b = dim(g, 'patch_index', 0)
+function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
+  const { layers, hiddenSize: d } = c.spec
+  const bp = dim(g, 'patch_vectors', 0)
   const steps = scalarDim(g, 'uniforms', 1)
-  const prefix = g.op('Expand', [
-    g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]),
-    g.op('Concat', [b, dim(g, 'prefix_embeds', 0), g.constI64([d])], { axis: 0 })
-  ])
-  const emptyCache = g.op(
-    'ConstantOfShape',
-    [g.op('Concat', [b, g.constI64([heads, 0, dh])], { axis: 0 })],
-    {}
-  )
+  const p = scalarDim(g, 'prefix_embeds', 0)
   const npatch = scalarDim(g, 'patch_vectors', 1)
   const lastPatch = g.op('Sub', [npatch, g.scalarI64(1)])
-  const positive = g.op('Greater', ['temperature', g.scalarF32(0)])
-  const invTemp = g.op('Reciprocal', [g.op('Max', ['temperature', g.scalarF32(1e-6)])])
 
+  // Prefill: one row per position.
+  const prefix = g.op('Expand', [
+    g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]),
+    g.op('Concat', [bp, dim(g, 'prefix_embeds', 0), g.constI64([d])], { axis: 0 })
+  ])
+  const { pass, rows } = beginPass(g, c, g.scalarI64(0), p)
+  let x = addPositions(g, c, prefix, rows)
+  const atSlot = g.op('Unsqueeze', [g.op('Equal', [rows, 'embed_pos']), g.constI64([0, 2])])
+  const cache: Kv[] = []
+  for (let l = 0; l < layers; l++) {
+    const use = g.op('And', [atSlot, g.op('Less', [g.scalarI64(l), npatch])])
+    const idx = g.op('Min', [g.scalarI64(l), lastPatch])
+    // (Bp, 1, d): this layer's vector of every position, a slice of the input (never B·Np·d).
+    const vec = g.op('Unsqueeze', [
+      g.op('Gather', ['patch_vectors', idx], { axis: 1 }),
+      g.constI64([1])
+    ])
+    x = g.op('Where', [use, vec, x])
+    const r = block(g, c, l, x, pass)
+    x = r.x
+    // Each row's own copy of its position's cache: rows extend it differently from here on.
+    cache.push({
+      k: g.op('Gather', [r.k, 'patch_index'], { axis: 0 }),
+      v: g.op('Gather', [r.v, 'patch_index'], { axis: 0 })
+    })
+  }
+  const hLast = g.op('Gather', [x, g.op('Sub', [p, g.scalarI64(1)])], { axis: 1 })
+  const z0 = g.op('Gather', [logits(g, c, hLast, SOFTCAP_ROLES.decode), 'patch_index'], {
+    axis: 0
+  })
+  const first = buildSampler(g, {
+    logits: z0,
+    uniforms: g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 }),
+    temperature: 'temperature',
+    topP: null
+  })
+  const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
+
+  // Steps 1..T−1, one token each, from the loop-carried cache.
   const body = g.sub()
   const iter = body.input(body.fresh('iter'), 'int64', [])
   const condIn = body.input(body.fresh('cond_in'), 'bool', [])
-  const xIn = body.input(body.fresh('x_in'), 'float32', null)
+  const idIn = body.input(body.fresh('id_in'), 'int64', null)
   const offset = body.input(body.fresh('offset'), 'int64', [])
-  const pastK: string[] = []
-  const pastV: string[] = []
-  for (let l = 0; l < layers; l++) pastK.push(body.input(body.fresh(`pk${l}`), 'float32', null))
-  for (let l = 0; l < layers; l++) pastV.push(body.input(body.fresh(`pv${l}`), 'float32', null))
-
-  const s = scalarDim(body, xIn, 1)
-  const { mask, rows } = causalMask(body, offset, s)
-  let x = body.op('Add', [xIn, body.op('Gather', [c.n.pos, rows])])
-  const atSlot = body.op('Unsqueeze', [
-    body.op('Equal', [rows, 'embed_pos']),
-    body.constI64([0, 2])
-  ])
+  const pastK = cache.map((_, l) => body.input(body.fresh(`pk${l}`), 'float32', null))
+  const pastV = cache.map((_, l) => body.input(body.fresh(`pv${l}`), 'float32', null))
+  const step = beginPass(body, c, offset, body.scalarI64(1))
+  let y = addPositions(
+    body,
+    c,
+    embedIds(body, c, body.op('Unsqueeze', [idIn, body.constI64([1])])),
+    step.rows
+  )
   const newK: string[] = []
   const newV: string[] = []
   for (let l = 0; l < layers; l++) {
-    const use = body.op('And', [atSlot, body.op('Less', [body.scalarI64(l), npatch])])
-    const idx = body.op('Min', [body.scalarI64(l), lastPatch])
-    // (Bp, d) for this layer, then one row per batch row: B·d floats, never B·Np·d.
-    const perPosition = body.op('Gather', ['patch_vectors', idx], { axis: 1 })
-    const vec = body.op('Unsqueeze', [
-      body.op('Gather', [perPosition, 'patch_index'], { axis: 0 }),
-      body.constI64([1])
-    ])
-    x = body.op('Where', [use, vec, x])
-    const r = block(body, c, l, x, { mask }, { k: pastK[l]!, v: pastV[l]! })
-    x = r.x
+    const r = block(body, c, l, y, step.pass, { k: pastK[l]!, v: pastV[l]! })
+    y = r.x
     newK.push(r.k)
     newV.push(r.v)
   }
-  const hLast = body.op('Gather', [x, body.op('Sub', [s, body.scalarI64(1)])], { axis: 1 })
-  const z = logits(body, c, hLast)
-  const probs = body.op('Softmax', [body.op('Mul', [z, invTemp])], { axis: -1 })
-  const cdf = body.op('CumSum', [probs, body.scalarI64(1)])
-  const vocab = c.dims.vocabSize
-  const total = body.op('Gather', [cdf, body.constI64([vocab - 1])], { axis: 1 })
-  const u = body.op('Unsqueeze', [
-    body.op('Gather', ['uniforms', iter], { axis: 1 }),
-    body.constI64([1])
-  ])
-  const below = body.op('Cast', [body.op('Less', [cdf, body.op('Mul', [u, total])])], { to: 7 })
-  const drawn = body.op('Min', [
-    body.op('ReduceSum', [below, body.constI64([1])], { keepdims: 0 }),
-    body.scalarI64(vocab - 1)
-  ])
-  const greedy = body.op('ArgMax', [z], { axis: 1, keepdims: 0 })
-  const id = body.op('Where', [positive, drawn, greedy])
-
-  const condOut = body.fresh('cond_out')
-  body.opTo('Identity', [condIn], [condOut])
-  const xOut = body.fresh('x_out')
-  body.opTo('Identity', [embedIds(body, c, body.op('Unsqueeze', [id, body.constI64([1])]))], [xOut])
-  const offOut = body.fresh('offset_out')
-  body.opTo('Add', [offset, s], [offOut])
-  const idOut = body.fresh('id_out')
-  body.opTo('Identity', [id], [idOut])
-  body.output(condOut, 'bool', [])
-  body.output(xOut, 'float32')
-  body.output(offOut, 'int64', [])
-  const kOuts = newK.map((k) => {
-    const n = body.fresh('k_out')
-    body.opTo('Identity', [k], [n])
-    body.output(n, 'float32')
-    return n
+  const z = logits(body, c, body.op('Squeeze', [y, body.constI64([1])]), SOFTCAP_ROLES.decode)
+  const u = body.op('Gather', ['uniforms', body.op('Add', [iter, body.scalarI64(1)])], {
+    axis: 1
   })
-  const vOuts = newV.map((v) => {
-    const n = body.fresh('v_out')
-    body.opTo('Identity', [v], [n])
-    body.output(n, 'float32')
-    return n
-  })
-  void kOuts
-  void vOuts
-  body.output(idOut, 'int64')
-
+  const id = buildSampler(body, { logits: z, uniforms: u, temperature: 'temperature', topP: null })
+  const outputs: [string, 'bool' | 'float32' | 'int64', string][] = [
+    [condIn, 'bool', 'cond_out'],
+    [id, 'int64', 'id_carried'],
+    [body.op('Add', [offset, body.scalarI64(1)]), 'int64', 'offset_out'],
+    ...newK.map((k): [string, 'float32', string] => [k, 'float32', 'k_out']),
+    ...newV.map((v): [string, 'float32', string] => [v, 'float32', 'v_out']),
+    [id, 'int64', 'id_out']
+  ]
+  for (const [value, type, hint] of outputs) {
+    const name = body.fresh(hint)
+    body.opTo('Identity', [value], [name])
+    body.output(name, type)
+  }
   const carried = 2 + 2 * layers
-  const outs = g.opN(
+  const more = g.op('Sub', [steps, g.scalarI64(1)])
+  // A Loop of zero trips has no typed scan output to join, so T = 1 skips it.
+  const loopBranch = g.sub()
+  const outs = loopBranch.opN(
     'Loop',
-    [steps, '', prefix, g.scalarI64(0), ...Array(2 * layers).fill(emptyCache)],
+    [more, '', first, p, ...cache.map((kv) => kv.k), ...cache.map((kv) => kv.v)],
     carried + 1,
     { body: body.toGraph('decode_step') }
   )
-  const ids = g.op('Transpose', [outs[carried]!], { perm: [1, 0] })
-  return [g.constF32([], [0]), ids]
+  const joined = loopBranch.fresh('ids')
+  loopBranch.opTo('Concat', [firstRow, outs[carried]!], [joined], { axis: 0 })
+  loopBranch.output(joined, 'int64')
+  const onlyFirst = g.sub()
+  const alone = onlyFirst.fresh('ids')
+  onlyFirst.opTo('Identity', [firstRow], [alone])
+  onlyFirst.output(alone, 'int64')
+  const ids = g.op('If', [g.op('Greater', [more, g.scalarI64(0)])], {
+    then_branch: loopBranch.toGraph('decode_steps'),
+    else_branch: onlyFirst.toGraph('decode_first_only')
+  })
+  return [g.constF32([], [0]), g.op('Transpose', [ids], { perm: [1, 0] })]
 }
 
 /** This architecture's pieces, for the generate role built in src/main/engine/generation/role.ts. */
-function decoderKit(c: Ctx): DecoderKit {
+function decoderKit(c: ArchCtx): DecoderKit {
   return {
-    layers: c.dims.layers,
-    heads: c.dims.heads,
-    hiddenSize: c.dims.hiddenSize,
+    layers: c.spec.layers,
+    kvHeads: c.spec.kvHeads,
+    headDim: c.spec.headDim,
     embed: (g, ids) => embedIds(g, c, ids),
-    causalMask,
-    addPositions: (g, x, rows) => g.op('Add', [x, g.op('Gather', [c.n.pos, rows])]),
-    block: (g, l, x, mask, past) => block(g, c, l, x, { mask }, past),
-    logits: (g, h) => logits(g, c, h)
+    beginPass: (g, offset, s) => beginPass(g, c, offset, s),
+    addPositions: (g, x, rows) => addPositions(g, c, x, rows),
+    block: (g, l, x, pass, past) => block(g, c, l, x, pass, past),
+    logits: (g, h) => logits(g, c, h, SOFTCAP_ROLES.generate)
   }
 }
 
@@ -565,54 +456,38 @@ export function baseInputPlaceholders(
   }
 }
 
-export interface BuiltModel {
-  model: Uint8Array
-  /** External-data bytes (weights), when written to a side file. */
-  data?: Uint8Array[]
-  dataSize: number
-}
-
 /**
- * Writes the base model. With `externalData`, every weight over 1 KiB goes to that side file
- * (relative to the model file), which keeps the protobuf under 2 GB for large bases.
+ * Declares the spec's weights in `g` (through `declare`, which returns each initializer's name),
+ * its small constants inline (embedding scale, rotary inverse frequencies), and builds every role.
  */
-export function buildTransformer(w: TransformerWeights, externalData?: string): BuiltModel {
-  const { dims } = w
-  const d = dims.hiddenSize
-  if (d % dims.heads !== 0) throw new Error('hiddenSize must be a multiple of heads')
-  const g = new GraphBuilder()
+function assemble(g: GraphBuilder, spec: ArchSpec, declare: (info: WeightInfo) => string): void {
+  checkArchSpec(spec)
   // onnxruntime-node ignores feeds for overridable initializers, so every input is a plain input
   // and callers feed placeholders (baseInputPlaceholders) for the ones a role does not read.
-  for (const def of Object.values(baseInputPlaceholders(d))) g.input(def.name, def.type, def.shape)
-  const names: Names = {
-    emb: g.weight('tok_emb', [dims.vocabSize, d], w.tokenEmbedding),
-    pos: g.weight('pos_emb', [dims.maxPositions, d], w.positionEmbedding),
-    scale: g.weight('emb_scale', [], Float32Array.from([w.embeddingScale])),
-    layer: (l, part) => `l${l}.${part}`,
-    lnfG: g.weight('lnf.gain', [d], w.finalGain),
-    lnfB: g.weight('lnf.bias', [d], w.finalBias),
-    unembed: g.weight('unembed', [d, dims.vocabSize], w.unembedding)
+  for (const def of Object.values(baseInputPlaceholders(spec.hiddenSize))) {
+    g.input(def.name, def.type, def.shape)
   }
-  const shapes: Record<keyof LayerWeights, number[]> = {
-    ln1Gain: [d],
-    ln1Bias: [d],
-    qkv: [d, 3 * d],
-    qkvBias: [3 * d],
-    out: [d, d],
-    outBias: [d],
-    ln2Gain: [d],
-    ln2Bias: [d],
-    up: [d, dims.ffnSize],
-    upBias: [dims.ffnSize],
-    down: [dims.ffnSize, d],
-    downBias: [d]
+  const declared = new Map(archWeights(spec).map((info) => [info.name, declare(info)]))
+  const rope = rotary(spec)
+  const inv = (which: 'global' | 'local'): string | null => {
+    const r = which === 'global' ? rope?.global : rope?.local
+    if (!r) return null
+    return g.weight(
+      `rope.${which}.inv_freq`,
+      [spec.headDim / 2],
+      ropeInverseFrequencies(r, spec.headDim)
+    )
   }
-  w.layers.forEach((lw, l) => {
-    for (const part of Object.keys(shapes) as (keyof LayerWeights)[]) {
-      g.weight(names.layer(l, part), shapes[part], lw[part])
-    }
-  })
-  const c: Ctx = { dims, n: names }
+  const names: ArchNames = {
+    emb: declared.get('tok_emb')!,
+    pos: declared.get('pos_emb') ?? null,
+    scale: g.weight('emb_scale', [], Float32Array.from([spec.embeddingScale])),
+    lnfG: declared.get('lnf.gain')!,
+    lnfB: declared.get('lnf.bias') ?? null,
+    unembed: declared.get('unembed') ?? null,
+    invFreq: { global: inv('global'), local: inv('local') }
+  }
+  const c: ArchCtx = { spec, n: names }
 
   const role = (r: number): string => g.op('Equal', ['role', g.scalarI64(r)])
   const order: [number, (b: GraphBuilder) => [string, string]][] = [
@@ -624,13 +499,14 @@ export function buildTransformer(w: TransformerWeights, externalData?: string): 
   ]
   // Nested Ifs: role 0 ? acts : role 1 ? decode : ... : logit lens.
   let elseGraph = branch(g, (b) => roleLogitLens(b, c))
-  let outs: string[] = []
   for (let i = order.length - 1; i >= 0; i--) {
     const [r, build] = order[i]!
     const thenGraph = branch(g, build)
     if (i === 0) {
-      outs = ['out_f', 'out_i']
-      g.opTo('If', [role(r)], outs, { then_branch: thenGraph, else_branch: elseGraph })
+      g.opTo('If', [role(r)], ['out_f', 'out_i'], {
+        then_branch: thenGraph,
+        else_branch: elseGraph
+      })
     } else {
       const wrap = g.sub()
       const cond = wrap.op('Equal', ['role', wrap.scalarI64(r)])
@@ -644,7 +520,86 @@ export function buildTransformer(w: TransformerWeights, externalData?: string): 
   }
   g.output('out_f', 'float32')
   g.output('out_i', 'int64')
+}
+
+const PRODUCER = 'talkative-workbench'
+const GRAPH_NAME = 'talkative_base'
+
+export interface BuiltModel {
+  model: Uint8Array
+  /** External-data bytes (weights), when written to a side file. */
+  data?: Uint8Array[]
+  dataSize: number
+}
+
+/**
+ * Writes the base model of `spec` from weights in memory. With `externalData`, every weight over
+ * 1 KiB goes to that side file (relative to the model file), which keeps the protobuf under 2 GB.
+ */
+export function buildBaseModel(
+  spec: ArchSpec,
+  weights: ArchWeightMap,
+  externalData?: string
+): BuiltModel {
+  const g = new GraphBuilder()
+  assemble(g, spec, (info) => {
+    const data = weights.get(info.name)
+    if (!data) throw new Error(`weight ${info.name}: missing`)
+    return g.weight(info.name, info.dims, data)
+  })
   const external = externalData ? new ExternalWriter(externalData) : undefined
-  const model = encodeModel(g.toGraph('talkative_base', external), 'talkative-workbench')
+  const model = encodeModel(g.toGraph(GRAPH_NAME, external), PRODUCER)
   return { model, data: external?.chunks, dataSize: external?.size ?? 0 }
+}
+
+/** The pre-norm GPT's base model (demo and synthetic bundles). */
+export function buildTransformer(w: TransformerWeights, externalData?: string): BuiltModel {
+  const { spec, weights } = preNormGpt(w)
+  return buildBaseModel(spec, weights, externalData)
+}
+
+/** One weight's place in the external-data file. */
+export interface LaidOutWeight extends WeightInfo {
+  /** Byte offset in the data file (a multiple of 64, so ONNX Runtime can map it in place). */
+  offset: number
+  /** Bytes: elements × 4 (float32). */
+  length: number
+}
+
+export interface BaseModelLayout {
+  /** The model protobuf: the graph, small constants, and references into `dataFile`. */
+  model: Uint8Array
+  /** The external-data file's name, relative to the model file (`<model>.onnx.data`). */
+  dataFile: string
+  /** Size of the data file in bytes. */
+  dataSize: number
+  /** Every weight, in file order; a writer fills each with float32 little-endian values. */
+  weights: LaidOutWeight[]
+}
+
+export const EXTERNAL_ALIGNMENT = 64
+
+/**
+ * The base model of `spec` with every weight in `dataFile`, without any weight values: the
+ * returned layout says where each one goes, so the file can be written tensor by tensor
+ * (bundle/write.ts `writeExternalData`) while no more than one tensor is in memory.
+ */
+export function planBaseModel(spec: ArchSpec, dataFile: string): BaseModelLayout {
+  const weights: LaidOutWeight[] = []
+  let offset = 0
+  for (const info of archWeights(spec)) {
+    offset = Math.ceil(offset / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT
+    const length = elementCount(info.dims) * 4
+    weights.push({ ...info, offset, length })
+    offset += length
+  }
+  const byName = new Map(weights.map((w) => [w.name, w]))
+  const g = new GraphBuilder()
+  assemble(g, spec, (info) => {
+    const w = byName.get(info.name)!
+    const ref: ExternalRef = { location: dataFile, offset: w.offset, length: w.length }
+    return g.externalWeight(info.name, info.dims, ref)
+  })
+  const model = encodeModel(g.toGraph(GRAPH_NAME), PRODUCER)
+  return { model, dataFile, dataSize: offset, weights }
 }
