@@ -37,10 +37,22 @@ describe('error messages for people', () => {
       }).message
     ).toBe('Positions: end must be greater than start')
     expect(humanError({ code: 'not_found', message: 'sessions:get: no session s-x' })).toEqual({
-      message: 'no session s-x'
+      message: 'No session s-x'
+    })
+    expect(
+      humanError({
+        code: 'invalid_input',
+        message: 'the text has 640 tokens; this model takes at most 512',
+        field: 'text'
+      })
+    ).toEqual({ message: 'The text has 640 tokens; this model takes at most 512', field: 'text' })
+    expect(
+      humanError({ code: 'invalid_input', message: 'bad.json is not a session file' })
+    ).toEqual({
+      message: 'bad.json is not a session file'
     })
     expect(humanError({ code: 'internal', message: 'worker crashed' })).toEqual({
-      message: 'worker crashed'
+      message: 'Worker crashed'
     })
   })
 

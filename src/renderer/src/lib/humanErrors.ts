@@ -38,8 +38,6 @@ export type NumberFieldPath = keyof typeof NUMBER_FIELDS
 /** Other fields main may name, and what the form calls them. */
 const FIELD_LABELS: Record<string, string> = {
   'options.positions': 'Positions',
-  text: 'Text',
-  'input.text': 'Text',
   messages: 'Messages',
   'input.messages': 'Messages',
   groupId: 'Group',
@@ -117,10 +115,15 @@ export function humanError(error: { code?: string; message: string; field?: stri
     const notWhole = /\bint(eger)?\b/i.test(error.message)
     return { message: rangeSentence(label, limits, notWhole), field }
   }
-  const message = stripPrefixes(error.message, field)
+  const stripped = stripPrefixes(error.message, field)
   if (field && FIELD_LABELS[field]) {
-    const text = message.charAt(0).toLowerCase() + message.slice(1)
+    const text = stripped.charAt(0).toLowerCase() + stripped.slice(1)
     return { message: `${FIELD_LABELS[field]}: ${text}`, field }
   }
+  // A sentence of its own ("The text has 640 tokens; …"), unless it starts with a name that must
+  // stay as written (a file name such as bad.json, an id).
+  const message = /^[a-z]+\s/.test(stripped)
+    ? stripped.charAt(0).toUpperCase() + stripped.slice(1)
+    : stripped
   return field ? { message, field } : { message }
 }

@@ -88,7 +88,15 @@ export function plotDomain(values: ArrayLike<number | null>, scale: AxisScale): 
     if (v < lo) clippedBelow++
     else if (v > hi) clippedAbove++
   }
-  return scale === 'log'
-    ? { lo: 10 ** lo, hi: 10 ** hi, clippedBelow, clippedAbove, undrawable }
-    : { lo, hi, clippedBelow, clippedAbove, undrawable }
+  if (scale === 'linear') return { lo, hi, clippedBelow, clippedAbove, undrawable }
+  // Back from decades; an end at the data's own extreme is that value exactly (10 ** log10(v) can
+  // land a hair inside it, and the value would then read as clipped).
+  const sorted = [...usable].sort((a, b) => a - b)
+  return {
+    lo: lo === dataLo ? sorted[0]! : 10 ** lo,
+    hi: hi === dataHi ? sorted[sorted.length - 1]! : 10 ** hi,
+    clippedBelow,
+    clippedAbove,
+    undrawable
+  }
 }

@@ -309,7 +309,7 @@ export function MetricPlot({
       {(clipped.length > 0 || domain.undrawable > 0) && (
         <p className="plot-note muted small" data-testid="plot-note">
           {clipped.length > 0 &&
-            `${clipped.length} ${clipped.length === 1 ? 'value lies' : 'values lie'} beyond the y range and ${clipped.length === 1 ? 'is' : 'are'} marked ▲ on its edge (hover for the value). `}
+            `${clipped.length} ${clipped.length === 1 ? 'value lies' : 'values lie'} beyond the y range, marked on its edge (▲ above, ▼ below; hover for the value). `}
           {domain.undrawable > 0 &&
             `${domain.undrawable} ${domain.undrawable === 1 ? 'value has' : 'values have'} no point on this axis${scale === 'log' ? ' (zero, negative or missing)' : ' (missing)'}.`}
         </p>

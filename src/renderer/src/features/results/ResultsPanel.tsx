@@ -5,6 +5,7 @@ import type { SessionStatus } from '@shared/domain/sessions'
 import { clippedRange, salienceMax } from '../../lib/colorScale'
 import { metricValue, METRICS, type MetricKey } from '../../lib/metrics'
 import { columnFormat, makeFormat, type ColumnFormat } from '../../lib/numberFormat'
+import { humanError } from '../../lib/humanErrors'
 import { filterRows } from '../../lib/rowFilter'
 import { summarize, type AxisScale } from '../../lib/stats'
 import { outOfVocabulary } from '../../lib/tokens'
@@ -177,7 +178,7 @@ export function ResultsView({
       </header>
       {s.error && !streaming && s.status === 'failed' && (
         <p className="inline-error" role="alert" data-testid="results-error">
-          This run failed: {s.error.message}
+          This run failed. {humanError(s.error).message}
         </p>
       )}
       {oovWords.length > 0 && (
