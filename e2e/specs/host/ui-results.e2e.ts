@@ -58,6 +58,11 @@ test.afterAll(async () => {
 })
 
 type Box = { x: number; y: number; width: number; height: number }
+/** The page's window, for code passed to `evaluate` (e2e compiles without the DOM lib). */
+type PageGlobals = {
+  scrollY: number
+  getComputedStyle(el: unknown): { textAlign: string; backgroundColor: string }
+}
 async function box(locator: Locator): Promise<Box> {
   const b = await locator.boundingBox()
   if (!b) throw new Error('element is not on screen')
@@ -111,7 +116,7 @@ for (const size of SIZES) {
       await workbench.analyse(SENTENCE, { bestOfK: 8 })
       await workbench.waitForCompleted(SENTENCE)
       // Nothing scrolled to get there: neither the page nor the main column.
-      expect(await page.evaluate(() => globalThis.scrollY)).toBe(0)
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).scrollY)).toBe(0)
       expect(await page.locator('.app__center').evaluate((el) => el.scrollTop)).toBe(0)
       const first = await box(workbench.row(0))
       expect(first.y).toBeGreaterThan(0)
@@ -144,7 +149,7 @@ for (const size of SIZES) {
           await workbench
             .cells(column)
             .first()
-            .evaluate((el) => getComputedStyle(el).textAlign)
+            .evaluate((el) => (globalThis as unknown as PageGlobals).getComputedStyle(el).textAlign)
         ).toBe('right')
       }
       const headers = page.locator('[role="columnheader"]')
@@ -237,7 +242,11 @@ for (const size of SIZES) {
         workbench
           .cells('mse')
           .locator('.metric')
-          .evaluateAll((els) => els.map((el) => getComputedStyle(el).backgroundColor))
+          .evaluateAll((els) =>
+            els.map(
+              (el) => (globalThis as unknown as PageGlobals).getComputedStyle(el).backgroundColor
+            )
+          )
       const linear = await colours()
       await page.getByTestId('scale-log').check()
       await expect(page.getByTestId('legend')).toContainText('log')
@@ -471,13 +480,11 @@ for (const size of SIZES) {
         format: 'json'
       })
       const before = await workbench.sessions().count()
-      await page
-        .getByTestId('import-file')
-        .setInputFiles({
-          name: 'imported-run.json',
-          mimeType: 'application/json',
-          buffer: Buffer.from(exported.content)
-        })
+      await page.getByTestId('import-file').setInputFiles({
+        name: 'imported-run.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(exported.content)
+      })
       await expect(workbench.sessions()).toHaveCount(before + 1)
       await expect(
         page
