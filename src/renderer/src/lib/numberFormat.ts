@@ -48,10 +48,19 @@ export function makeFormat(kind: ColumnFormat['kind'], decimals: number): Column
  * when that reads well for the whole column, scientific otherwise.
  */
 export function columnFormat(values: ArrayLike<number | null>, significant = 3): ColumnFormat {
+  return columnFormatOf(values as ArrayLike<number | null>, (v) => v, significant)
+}
+
+/** `columnFormat` over a value read from each item (no array of values is made). */
+export function columnFormatOf<T>(
+  items: ArrayLike<T>,
+  value: (item: T) => number | null | undefined,
+  significant = 3
+): ColumnFormat {
   let lo = Number.POSITIVE_INFINITY
   let hi = 0
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]
+  for (let i = 0; i < items.length; i++) {
+    const v = value(items[i]!)
     if (v === null || v === undefined || !Number.isFinite(v) || v === 0) continue
     const a = Math.abs(v)
     if (a < lo) lo = a

@@ -12,7 +12,7 @@ import {
 import type { AnalysisRow } from '@shared/domain/analysis'
 import type { ClippedRange } from '../../lib/colorScale'
 import { displayToken, metricValue, type MetricKey } from '../../lib/metrics'
-import { formatValue } from '../../lib/numberFormat'
+import { columnFormat, formatValue } from '../../lib/numberFormat'
 import { plotDomain, type AxisScale } from '../../lib/stats'
 
 const MARGIN = { top: 18, right: 20, bottom: 40, left: 68 }
@@ -91,6 +91,8 @@ export function MetricPlot({
   if (scale === 'log' && yTicks.length > 10)
     yTicks = yTicks.filter((t) => Number.isInteger(Math.log10(t)))
 
+  // One format for every tick label, like a table column ("0.0000", never "0.0" next to "0.0080").
+  const tickFormat = columnFormat(yTicks, 2)
   const drawable = (v: number): boolean => Number.isFinite(v) && (scale === 'linear' || v > 0)
   const yOf = (v: number): number => y(Math.min(yHi, Math.max(yLo, v)))
 
@@ -199,7 +201,7 @@ export function MetricPlot({
               <g key={t} transform={`translate(${MARGIN.left},${y(t)})`}>
                 <line x1={-5} x2={0} />
                 <text x={-8} dy="0.32em" textAnchor="end" className="plot__tick">
-                  {formatValue(t, 2)}
+                  {tickFormat.format(t)}
                 </text>
               </g>
             ))}

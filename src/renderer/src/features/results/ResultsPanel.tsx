@@ -4,7 +4,7 @@ import type { AnalysisRow } from '@shared/domain/analysis'
 import type { SessionStatus } from '@shared/domain/sessions'
 import { clippedRange, salienceMax } from '../../lib/colorScale'
 import { metricValue, METRICS, type MetricKey } from '../../lib/metrics'
-import { columnFormat, makeFormat, type ColumnFormat } from '../../lib/numberFormat'
+import { columnFormatOf, makeFormat, type ColumnFormat } from '../../lib/numberFormat'
 import { humanError } from '../../lib/humanErrors'
 import { filterRows } from '../../lib/rowFilter'
 import { summarize, type AxisScale } from '../../lib/stats'
@@ -59,7 +59,7 @@ function allSaliences(rows: readonly AnalysisRow[]): Float64Array {
  */
 function formatKey(rows: readonly AnalysisRow[]): string {
   return METRIC_KEYS.map((k) => {
-    const f = columnFormat(rows.map((r) => metricValue(r, k)))
+    const f = columnFormatOf(rows, (r) => r[k])
     return `${f.kind}:${f.decimals}`
   }).join('|')
 }
