@@ -149,7 +149,7 @@ export function ResultsView({
   }
   const pick = (position: number): void => {
     if (!rows.some((r) => r.position === position)) setQuery('')
-    useAppStore.setState((st) => focusedRow(st, position))
+    useAppStore.setState((st) => focusedRow(st, active.sessionId, position))
     announce(`Row ${position} opened in the table`)
   }
   const oovWords =
@@ -310,7 +310,7 @@ export function ResultsView({
             summaries={summaries}
             salienceTop={salienceTop}
             columnVisibility={visibility}
-            focus={focus}
+            focus={focus?.sessionId === active.sessionId ? focus : null}
           />
         ) : view === 'transposed' ? (
           <TransposedView

@@ -8,6 +8,12 @@ export interface Toast {
   message: string
 }
 
+export interface RowFocus {
+  sessionId: string
+  position: number
+  seq: number
+}
+
 export type ResultsViewKind = 'table' | 'transposed' | 'text' | 'plot' | 'compare'
 
 export interface UiSlice {
@@ -19,8 +25,11 @@ export interface UiSlice {
     toasts: Toast[]
     /** Which view of the active result is shown (History's Compare switches it). */
     resultsView: ResultsViewKind
-    /** A row to bring into view in the table (a click in the plot or the text); `seq` repeats a jump. */
-    focus: { position: number; seq: number } | null
+    /**
+     * A row of one run to bring into view in the table (a click in the plot or the text); `seq`
+     * makes a repeated jump to the same row a new one.
+     */
+    focus: RowFocus | null
     /** Device cards shown in full instead of the compact strip. */
     devicesExpanded: boolean
     /** The library and history rail folded away, for more room to read results. */
@@ -40,13 +49,13 @@ export const initialUiSlice: UiSlice = {
   }
 }
 
-/** Shows the table and scrolls it to the row of this position. */
-export function focusedRow(state: UiSlice, position: number): UiSlice {
+/** Shows the table and scrolls it to the row of this position of this run. */
+export function focusedRow(state: UiSlice, sessionId: string, position: number): UiSlice {
   return {
     ui: {
       ...state.ui,
       resultsView: 'table',
-      focus: { position, seq: (state.ui.focus?.seq ?? 0) + 1 }
+      focus: { sessionId, position, seq: (state.ui.focus?.seq ?? 0) + 1 }
     }
   }
 }
