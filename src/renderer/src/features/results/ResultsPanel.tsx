@@ -128,6 +128,15 @@ export function ResultsView({
   )
   const oov = useMemo(() => (streaming ? null : outOfVocabulary(allRows)), [allRows, streaming])
   const metricLabel = METRICS.find((m) => m.key === metric)?.label ?? metric
+  // The run's options decide the KL and logit-lens columns (a run with the logit lens on shows it);
+  // a choice made in the Columns menu wins. Memoised: a new object every render would re-render
+  // the (memoised) table on every job progress event.
+  const kl = active?.summary.options.kl ?? true
+  const logitLens = active?.summary.options.logitLens ?? false
+  const visibility = useMemo<VisibilityState>(
+    () => ({ klDivergence: kl, logitLensTop: logitLens, ...columns }),
+    [kl, logitLens, columns]
+  )
 
   if (!active) {
     return (
@@ -140,13 +149,6 @@ export function ResultsView({
     )
   }
   const s = active.summary
-  // The run's options decide the KL and logit-lens columns (a run with the logit lens on shows it);
-  // a choice made in the Columns menu wins.
-  const visibility: VisibilityState = {
-    klDivergence: s.options.kl,
-    logitLensTop: s.options.logitLens,
-    ...columns
-  }
   const pick = (position: number): void => {
     if (!rows.some((r) => r.position === position)) setQuery('')
     useAppStore.setState((st) => focusedRow(st, active.sessionId, position))
