@@ -28,6 +28,13 @@ export class DevicesPage {
     await expect(this.card('cpu')).toBeVisible()
   }
 
+  /** The full device cards instead of the compact strip above the results. */
+  async showDetails(): Promise<void> {
+    const toggle = this.page.getByTestId('devices-toggle')
+    if ((await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click()
+    await expect(toggle).toHaveAttribute('aria-expanded', 'true')
+  }
+
   /** Waits until at least one pushed `system:changed` reached the page. */
   async waitForLiveUpdate(): Promise<void> {
     await expect(this.page.getByTestId('status')).toHaveText('Live')

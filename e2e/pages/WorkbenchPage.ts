@@ -62,4 +62,23 @@ export class WorkbenchPage {
     if (options.bestOfK) await this.page.getByTestId('opt-best-of-k').fill(String(options.bestOfK))
     await this.page.getByTestId('analyse').click()
   }
+
+  /** Waits until the result on screen is the finished run of `text` (its title starts with it). */
+  async waitForCompleted(text: string): Promise<void> {
+    await expect(this.page.getByTestId('results-title')).toContainText(text.slice(0, 20), {
+      timeout: 60_000
+    })
+    await expect(this.page.getByTestId('results-status')).toHaveText('completed', {
+      timeout: 60_000
+    })
+  }
+
+  /** The header cell and the cells of one column. */
+  header(columnId: string): Locator {
+    return this.page.locator(`[role="columnheader"][data-column="${columnId}"]`)
+  }
+
+  cells(columnId: string): Locator {
+    return this.page.locator(`[data-testid="result-row"] [data-column="${columnId}"]`)
+  }
 }

@@ -30,6 +30,7 @@ test.describe('Electron app', () => {
       const page = await app.firstWindow()
       const devices = new DevicesPage(page)
       await devices.waitUntilReady()
+      await devices.showDetails()
       await expect(devices.figure('cpu', 'cores')).toHaveText(String(os.cpus().length))
       await expect(devices.card('cpu')).toHaveAttribute(
         'data-memory-total-bytes',

@@ -33,6 +33,7 @@ test.describe('device cards over the headless host', () => {
     })
     const devices = new DevicesPage(page)
     await devices.open(host.url)
+    await devices.showDetails()
 
     await expect(devices.figure('cpu', 'name')).toHaveText(os.cpus()[0]!.model.trim())
     await expect(devices.figure('cpu', 'cores')).toHaveText(String(os.cpus().length))
@@ -111,6 +112,9 @@ test.describe('device cards over the headless host', () => {
   test('without the token the page says it cannot reach the host', async ({ page, host }) => {
     await page.goto(`${host.origin}/`)
     await expect(page.getByTestId('status')).toContainText('cannot reach the Workbench host')
+    await expect(page.getByTestId('connection-problem')).toContainText(
+      'This address needs the token printed by the host'
+    )
     await expect(page.getByTestId('device-card')).toHaveCount(0)
     await page.screenshot({ path: resolve(screenshots, 'no-token.png') })
   })

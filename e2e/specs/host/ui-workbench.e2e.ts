@@ -65,7 +65,7 @@ test('drag the demo group onto a device card: live fit preview, then the load', 
   await expect(workbench.preview('cpu:0')).toHaveCount(0)
   await expect(
     workbench.placement('cpu:0', 'demo-words').getByTestId('placement-bytes')
-  ).toContainText(/measured \d/)
+  ).toContainText(/\d+ MiB measured/)
   await page.screenshot({ path: shot('3-loaded'), fullPage: true })
 })
 

@@ -76,7 +76,8 @@ export function clippedRange(values: ArrayLike<number>, low = 5, high = 95): Cli
   const finite = finiteValues(values)
   const min = percentileInPlace(finite, low)
   let max = percentileInPlace(finite, high)
-  if (!Number.isFinite(min) || !Number.isFinite(max)) return { min: 0, max: 1, clippedLow: 0, clippedHigh: 0 }
+  if (!Number.isFinite(min) || !Number.isFinite(max))
+    return { min: 0, max: 1, clippedLow: 0, clippedHigh: 0 }
   if (max <= min) max = min + (Math.abs(min) > 0 ? Math.abs(min) * 1e-6 : 1e-9)
   let clippedLow = 0
   let clippedHigh = 0
@@ -87,10 +88,25 @@ export function clippedRange(values: ArrayLike<number>, low = 5, high = 95): Cli
   return { min, max, clippedLow, clippedHigh }
 }
 
-/** Position of v in the range, clamped to 0..1 (NaN stays NaN: the cell shows no colour). */
-export function normalize(value: number, range: Pick<ClippedRange, 'min' | 'max'>): number {
+/**
+ * Position of v in the range, clamped to 0..1 (NaN stays NaN: the cell shows no colour). On a log
+ * scale the position is measured in decades; a value that has no logarithm (0 or below) sits at
+ * the low end.
+ */
+export function normalize(
+  value: number,
+  range: Pick<ClippedRange, 'min' | 'max'>,
+  scale: 'linear' | 'log' = 'linear'
+): number {
   if (!Number.isFinite(value)) return Number.NaN
-  const t = (value - range.min) / (range.max - range.min)
+  let t: number
+  if (scale === 'log' && range.min > 0 && range.max > range.min) {
+    if (value <= 0) return 0
+    t =
+      (Math.log10(value) - Math.log10(range.min)) / (Math.log10(range.max) - Math.log10(range.min))
+  } else {
+    t = (value - range.min) / (range.max - range.min)
+  }
   return Math.min(1, Math.max(0, t))
 }
 
@@ -100,20 +116,17 @@ export interface Rgb {
   b: number
 }
 
-/** Sequential scale for error metrics: low = cool blue-green, high = warm red. */
-const METRIC_STOPS: readonly Rgb[] = [
-  { r: 46, g: 160, b: 120 },
-  { r: 230, g: 200, b: 70 },
-  { r: 215, g: 60, b: 50 }
-]
+function hex(h: string): Rgb {
+  const n = Number.parseInt(h.slice(1), 16)
+  return { r: (n >> 16) & 255, g: (n >> 8) & 255, b: n & 255 }
+}
 
-export function metricColor(t: number): Rgb | null {
-  if (!Number.isFinite(t)) return null
-  const x = Math.min(1, Math.max(0, t)) * (METRIC_STOPS.length - 1)
-  const i = Math.min(METRIC_STOPS.length - 2, Math.floor(x))
+function interpolate(stops: readonly Rgb[], t: number): Rgb {
+  const x = Math.min(1, Math.max(0, t)) * (stops.length - 1)
+  const i = Math.min(stops.length - 2, Math.floor(x))
   const f = x - i
-  const a = METRIC_STOPS[i]
-  const b = METRIC_STOPS[i + 1]
+  const a = stops[i]!
+  const b = stops[i + 1]!
   return {
     r: Math.round(a.r + (b.r - a.r) * f),
     g: Math.round(a.g + (b.g - a.g) * f),
@@ -122,20 +135,52 @@ export function metricColor(t: number): Rgb | null {
 }
 
 /**
- * Salience of one explanation word: the relative MSE increase when it is blanked. Positive (the
- * word matters) goes white → red on a log scale so small values still show; negative (the word
- * hurts) goes white → green. `max` is the value drawn fully red.
+ * Sequential scale for error metrics, low = pale yellow, high = dark red (ColorBrewer YlOrRd):
+ * its lightness falls monotonically, so it reads the same to colour-blind eyes and in greyscale.
+ */
+export const METRIC_STOPS: readonly Rgb[] = [
+  '#ffffcc',
+  '#fed976',
+  '#fd8d3c',
+  '#e31a1c',
+  '#800026'
+].map(hex)
+
+export function metricColor(t: number): Rgb | null {
+  if (!Number.isFinite(t)) return null
+  return interpolate(METRIC_STOPS, t)
+}
+
+/**
+ * Diverging scale for salience (ColorBrewer RdBu, safe for the common colour-vision
+ * deficiencies): white at 0, red where blanking the word raises the MSE (the word matters), blue
+ * where it lowers it (the word hurts).
+ */
+export const SALIENCE_POSITIVE: readonly Rgb[] = [
+  '#ffffff',
+  '#fddbc7',
+  '#f4a582',
+  '#d6604d',
+  '#b2182b'
+].map(hex)
+export const SALIENCE_NEGATIVE: readonly Rgb[] = [
+  '#ffffff',
+  '#d1e5f0',
+  '#92c5de',
+  '#4393c3',
+  '#2166ac'
+].map(hex)
+
+/**
+ * Salience of one explanation word: the relative MSE increase when it is blanked. Magnitudes go on
+ * a log scale so small values still show; `max` is the magnitude drawn at full colour.
  */
 export function salienceColor(value: number, max = 0.3): Rgb | null {
   if (!Number.isFinite(value)) return null
   const top = max > 0 ? max : 0.3
-  const v = Math.min(top, Math.max(-1, value))
-  if (v >= 0) {
-    const g = Math.round(255 * (1 - Math.log10(1 + 50 * v) / Math.log10(1 + 50 * top)))
-    return { r: 255, g, b: g }
-  }
-  const r = Math.round(255 * (1 + v))
-  return { r, g: 255, b: r }
+  const m = Math.min(top, Math.abs(value))
+  const t = Math.log10(1 + 50 * m) / Math.log10(1 + 50 * top)
+  return interpolate(value >= 0 ? SALIENCE_POSITIVE : SALIENCE_NEGATIVE, t)
 }
 
 export function rgbCss(c: Rgb | null, alpha = 1): string {

@@ -19,7 +19,12 @@ export function alignByPosition(
 ): AlignedRow[] {
   const byPosition = new Map<number, AlignedRow>()
   for (const row of left) {
-    byPosition.set(row.position, { position: row.position, left: row, right: null, tokenMismatch: false })
+    byPosition.set(row.position, {
+      position: row.position,
+      left: row,
+      right: null,
+      tokenMismatch: false
+    })
   }
   for (const row of right) {
     const existing = byPosition.get(row.position)
@@ -27,7 +32,12 @@ export function alignByPosition(
       existing.right = row
       existing.tokenMismatch = existing.left !== null && existing.left.token !== row.token
     } else {
-      byPosition.set(row.position, { position: row.position, left: null, right: row, tokenMismatch: false })
+      byPosition.set(row.position, {
+        position: row.position,
+        left: null,
+        right: row,
+        tokenMismatch: false
+      })
     }
   }
   return [...byPosition.values()].sort((a, b) => a.position - b.position)

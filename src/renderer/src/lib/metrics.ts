@@ -1,3 +1,4 @@
+import { formatValue } from './numberFormat'
 import type { AnalysisRow } from '@shared/domain/analysis'
 
 export type MetricKey = 'mse' | 'relativeRmse' | 'klDivergence'
@@ -5,7 +6,11 @@ export type MetricKey = 'mse' | 'relativeRmse' | 'klDivergence'
 export const METRICS: ReadonlyArray<{ key: MetricKey; label: string; description: string }> = [
   { key: 'mse', label: 'MSE', description: 'reconstruction error of the activation' },
   { key: 'relativeRmse', label: 'Relative RMSE', description: 'RMSE over the activation norm' },
-  { key: 'klDivergence', label: 'KL', description: 'KL(original ‖ reconstructed) of the next-token distribution, nats' }
+  {
+    key: 'klDivergence',
+    label: 'KL',
+    description: 'KL(original ‖ reconstructed) of the next-token distribution, nats'
+  }
 ]
 
 export function metricValue(row: AnalysisRow, key: MetricKey): number {
@@ -13,11 +18,9 @@ export function metricValue(row: AnalysisRow, key: MetricKey): number {
   return v === null ? Number.NaN : v
 }
 
-/** Six significant figures are what people compare; NaN and null read as N/A. */
+/** One value outside a column (tooltips, legends): three significant figures; missing reads as —. */
 export function formatMetric(value: number | null): string {
-  if (value === null || !Number.isFinite(value)) return 'N/A'
-  if (value !== 0 && Math.abs(value) < 1e-3) return value.toExponential(2)
-  return value.toFixed(4)
+  return formatValue(value)
 }
 
 /** Tokens as they should look in a cell: whitespace made visible, nothing collapsed. */

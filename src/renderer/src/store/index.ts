@@ -3,7 +3,8 @@ import { initialManagerSlice, type ManagerSlice } from './slices/managerSlice'
 import { initialRunsSlice, type RunsSlice } from './slices/runsSlice'
 import { initialSessionsSlice, type SessionsSlice } from './slices/sessionsSlice'
 import { initialSystemSlice, type SystemSlice } from './slices/systemSlice'
-import { initialUiSlice, type UiSlice } from './slices/uiSlice'
+import { humanError } from '../lib/humanErrors'
+import { initialUiSlice, type Toast, type UiSlice } from './slices/uiSlice'
 
 /**
  * One store, typed slices. Slices hold data only; updates happen outside React through the pure
@@ -24,15 +25,29 @@ export const useAppStore = create<AppState>()(() => ({ ...initialAppState }))
 
 let toastCounter = 0
 
-/** Shows an action's error where no component owns it (the toast stack). */
-export function reportError(where: string, error: { code: string; message: string }): void {
+function pushToast(toast: Omit<Toast, 'id'>, ms: number): void {
   const id = ++toastCounter
   useAppStore.setState((s) => ({
-    ui: { ...s.ui, toasts: [...s.ui.toasts.slice(-3), { id, where, error: error as never }] }
+    ui: { ...s.ui, toasts: [...s.ui.toasts.slice(-3), { id, ...toast }] }
   }))
   setTimeout(() => {
-    useAppStore.setState((s) => ({ ui: { ...s.ui, toasts: s.ui.toasts.filter((t) => t.id !== id) } }))
-  }, 8000)
+    useAppStore.setState((s) => ({
+      ui: { ...s.ui, toasts: s.ui.toasts.filter((t) => t.id !== id) }
+    }))
+  }, ms)
+}
+
+/** Shows an action's error where no component owns it (the toast stack), in words for people. */
+export function reportError(
+  where: string,
+  error: { code: string; message: string; field?: string }
+): void {
+  pushToast({ kind: 'error', where, message: humanError(error).message }, 8000)
+}
+
+/** A short notice that an action did something not otherwise visible where the user looks. */
+export function notify(message: string): void {
+  pushToast({ kind: 'info', where: null, message }, 5000)
 }
 
 export function announce(message: string): void {

@@ -3,93 +3,130 @@ import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
 import { TERMINAL_JOB_STATUSES } from '@shared/domain/jobs'
 import type { ChatMessage } from '@shared/domain/sessions'
 import { call, errorOf } from '../../ipc/client'
+import { checkNumberField, humanError, type NumberFieldPath } from '../../lib/humanErrors'
 import { announce, useAppStore } from '../../store'
 import { startedRun } from '../../store/slices/runsSlice'
+import { GenerationOutput, type Generation } from './GenerationOutput'
 
 type Action = 'analyze' | 'generate' | 'generate-analyze'
 
-function ProgressLine(): JSX.Element | null {
-  const run = useAppStore((s) => (s.runs.activeId ? s.runs.byId[s.runs.activeId] : undefined))
-  const [cancelError, setCancelError] = useState<string | null>(null)
-  if (!run?.jobId) return null
-  const job = run.job
-  const status = job?.status ?? 'queued'
-  const done = TERMINAL_JOB_STATUSES.includes(status)
-  const p = job?.progress
-  const fraction = p && p.rowsTotal > 0 ? p.rowsDone / p.rowsTotal : 0
+/** A number input kept as typed: a cleared field stays empty (and is refused), never becomes 0. */
+function NumberField({
+  label,
+  path,
+  value,
+  onChange,
+  invalid,
+  testId,
+  step,
+  title
+}: {
+  label: string
+  title?: string
+  path: NumberFieldPath
+  value: string
+  onChange(value: string): void
+  invalid: boolean
+  testId?: string
+  step?: number
+}): JSX.Element {
   return (
-    <div className="run-progress" data-testid="run-progress" data-status={status}>
-      <progress max={1} value={done && status === 'done' ? 1 : fraction} aria-label="analysis progress" />
-      <span role="status" data-testid="run-status">
-        {status === 'queued'
-          ? `Queued${job?.queuePosition ? ` (position ${job.queuePosition})` : ''}`
-          : status === 'loading'
-            ? `Loading${job?.stage ? `: ${job.stage}` : ''}`
-            : status === 'running'
-              ? `Running · ${p ? `${p.rowsDone}/${p.rowsTotal} positions` : ''}${job?.etaSeconds != null ? ` · ETA ${Math.ceil(job.etaSeconds)} s` : ''}`
-              : status === 'done'
-                ? `Done · ${run.rows.length} positions`
-                : status === 'cancelled'
-                  ? `Cancelled · ${run.rows.length} positions kept`
-                  : `Failed: ${job?.error?.message ?? ''}`}
-      </span>
-      {!done && (
-        <button
-          type="button"
-          className="button button--danger"
-          data-testid="cancel-run"
-          onClick={() =>
-            call('jobs:cancel', { jobId: run.jobId as string }).then(
-              () => announce('Cancelling the run'),
-              (err: unknown) => setCancelError(errorOf(err).message)
-            )
-          }
-        >
-          Cancel
-        </button>
-      )}
-      {cancelError && <span className="inline-error">{cancelError}</span>}
-    </div>
+    <label data-field={path} title={title}>
+      {label}
+      <input
+        type="number"
+        inputMode="decimal"
+        step={step}
+        value={value}
+        aria-invalid={invalid || undefined}
+        onChange={(e) => onChange(e.target.value)}
+        data-testid={testId}
+      />
+    </label>
   )
+}
+
+/** Why the buttons cannot run yet, or null when they can. */
+function notReadyReason(
+  libraryLoaded: boolean,
+  hasGroup: boolean,
+  hasLens: boolean,
+  groupName: string | undefined
+): string | null {
+  if (!libraryLoaded)
+    return 'Waiting for the model library (the demo group is prepared on the first start)…'
+  if (!hasGroup)
+    return 'No model group can run: add a bundle to the models folder, or see the library for errors.'
+  if (!hasLens) return `${groupName ?? 'This group'} has no lens to analyse with.`
+  return null
 }
 
 /** Where the researcher types a text or a chat and starts an analysis. */
 export function PromptConsole(): JSX.Element {
-  const groups = useAppStore((s) => s.manager.snapshot?.library.groups)
+  const library = useAppStore((s) => s.manager.snapshot?.library)
+  const groups = library?.groups
   const okGroups = useMemo(() => (groups ?? []).filter((g) => g.status === 'ok'), [groups])
   const [groupId, setGroupId] = useState<string>('')
   const [lensId, setLensId] = useState<string>('')
   const [mode, setMode] = useState<'text' | 'chat'>('text')
   const [text, setText] = useState('')
   const [messages, setMessages] = useState<ChatMessage[]>([{ role: 'user', content: '' }])
-  const [bestOfK, setBestOfK] = useState(8)
-  const [temperature, setTemperature] = useState(1)
-  const [seed, setSeed] = useState(42)
+  const [bestOfK, setBestOfK] = useState('8')
+  const [temperature, setTemperature] = useState('1')
+  const [seed, setSeed] = useState('42')
   const [salience, setSalience] = useState(true)
   const [logitLens, setLogitLens] = useState(false)
   const [kl, setKl] = useState(true)
   const [scope, setScope] = useState<'all' | 'positions' | 'lastN'>('all')
-  const [start, setStart] = useState(0)
-  const [end, setEnd] = useState(16)
-  const [lastN, setLastN] = useState(1)
-  const [maxNewTokens, setMaxNewTokens] = useState(16)
+  const [start, setStart] = useState('0')
+  const [end, setEnd] = useState('16')
+  const [lastN, setLastN] = useState('1')
+  const [maxNewTokens, setMaxNewTokens] = useState('16')
   const [error, setError] = useState<{ message: string; field?: string } | null>(null)
   const [busy, setBusy] = useState(false)
-  const [completions, setCompletions] = useState<string[]>([])
+  const [generation, setGeneration] = useState<Generation | null>(null)
 
   const group = okGroups.find((g) => g.groupId === groupId) ?? okGroups[0]
   const lens = group?.lenses.find((l) => l.id === lensId) ?? group?.lenses[0]
+  const notReady = notReadyReason(
+    library !== undefined,
+    group !== undefined,
+    lens !== undefined,
+    group?.name
+  )
 
-  const options = (): AnalyzeOptionsInput => ({
-    bestOfK,
-    temperature,
-    seed,
-    salience,
-    logitLens,
-    kl,
-    ...(scope === 'positions' ? { positions: { start, end } } : {}),
-    ...(scope === 'lastN' ? { lastNMessages: lastN } : {})
-  })
+  /** The typed numbers this action uses, checked as main checks them; the first problem otherwise. */
+  const numbers = (
+    action: Action
+  ):
+    | { ok: true; values: Partial<Record<NumberFieldPath, number>> }
+    | { ok: false; message: string; field: NumberFieldPath } => {
+    const fields: Array<[NumberFieldPath, string]> = []
+    if (action !== 'generate') {
+      fields.push(
+        ['options.bestOfK', bestOfK],
+        ['options.temperature', temperature],
+        ['options.seed', seed]
+      )
+      if (scope === 'positions')
+        fields.push(['options.positions.start', start], ['options.positions.end', end])
+      if (scope === 'lastN') fields.push(['options.lastNMessages', lastN])
+    }
+    if (action !== 'analyze') {
+      fields.push(
+        ['generate.maxNewTokens', maxNewTokens],
+        ['generate.temperature', temperature],
+        ['generate.seed', seed]
+      )
+    }
+    const values: Partial<Record<NumberFieldPath, number>> = {}
+    for (const [path, raw] of fields) {
+      const checked = checkNumberField(path, raw)
+      if (!checked.ok) return { ok: false, message: checked.message, field: path }
+      values[path] = checked.value
+    }
+    return { ok: true, values }
+  }
 
   // Chat messages go to the job as they are (the group's chat template renders them in main);
   // `inputText` is only what the history shows and what the empty-input check reads.
@@ -98,13 +135,24 @@ export function PromptConsole(): JSX.Element {
     mode === 'chat' ? chatMessages.map((m) => `${m.role}: ${m.content}`).join('\n') : text
 
   const run = async (action: Action): Promise<void> => {
-    if (!group || !lens) {
-      setError({ message: 'No group is available yet: the library is still loading' })
+    if (!group || !lens) return
+    if (!inputText.trim()) {
+      setError({
+        message: mode === 'chat' ? 'Write a message first' : 'Type a text to analyse first',
+        field: 'text'
+      })
       return
     }
-    if (!inputText.trim()) {
-      setError({ message: 'Type a text to analyse first', field: 'text' })
+    const checked = numbers(action)
+    if (!checked.ok) {
+      setError({ message: checked.message, field: checked.field })
       return
+    }
+    const n = checked.values
+    const generate = {
+      maxNewTokens: n['generate.maxNewTokens']!,
+      temperature: n['generate.temperature']!,
+      seed: n['generate.seed']!
     }
     setError(null)
     setBusy(true)
@@ -114,28 +162,47 @@ export function PromptConsole(): JSX.Element {
           kind: 'generate',
           groupId: group.groupId,
           ...(mode === 'chat' ? { messages: chatMessages } : { text: inputText }),
-          generate: { maxNewTokens, temperature, seed }
+          generate
         })
-        setCompletions([])
+        setGeneration(null)
         await waitForJob(jobId)
         const result = await call('jobs:result', { jobId })
-        if (result.job.status === 'failed') setError({ message: result.job.error?.message ?? 'generation failed' })
-        setCompletions(result.completions)
+        if (result.job.status === 'failed')
+          setError(humanError(result.job.error ?? { message: 'generation failed' }))
+        setGeneration({ mode, completions: result.completions })
         return
+      }
+      const options: AnalyzeOptionsInput = {
+        bestOfK: n['options.bestOfK']!,
+        temperature: n['options.temperature']!,
+        seed: n['options.seed']!,
+        salience,
+        logitLens,
+        kl,
+        ...(scope === 'positions'
+          ? {
+              positions: { start: n['options.positions.start']!, end: n['options.positions.end']! }
+            }
+          : {}),
+        ...(scope === 'lastN' ? { lastNMessages: n['options.lastNMessages']! } : {})
       }
       const reply = await call('sessions:run', {
         kind: action,
         groupId: group.groupId,
         lensId: lens.id,
-        input: mode === 'chat' ? { mode, text: inputText, messages: chatMessages } : { mode, text: inputText },
-        options: options(),
-        ...(action === 'generate-analyze' ? { generate: { maxNewTokens, temperature, seed } } : {})
+        input:
+          mode === 'chat'
+            ? { mode, text: inputText, messages: chatMessages }
+            : { mode, text: inputText },
+        options,
+        ...(action === 'generate-analyze' ? { generate } : {})
       })
       useAppStore.setState((s) => startedRun(s, reply.session, reply.jobId))
+      // The rows appear in the results area: make sure it is in view.
+      document.querySelector('[data-testid="results"]')?.scrollIntoView({ block: 'nearest' })
       announce(`Analysis started with ${lens.name}`)
     } catch (err) {
-      const e = errorOf(err) as { message: string; field?: string }
-      setError(e)
+      setError(humanError(errorOf(err)))
     } finally {
       setBusy(false)
     }
@@ -144,17 +211,26 @@ export function PromptConsole(): JSX.Element {
   const onKeyDown = (e: KeyboardEvent): void => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
       e.preventDefault()
-      void run('analyze')
+      if (!notReady && !busy) void run('analyze')
     }
   }
+  const invalid = (path: string): boolean => error?.field === path
 
   return (
-    <section className="console" aria-label="Prompt console" data-testid="console" onKeyDown={onKeyDown}>
-      <h2 className="section-title">Prompt</h2>
+    <section
+      className="console"
+      aria-label="Prompt console"
+      data-testid="console"
+      onKeyDown={onKeyDown}
+    >
       <div className="console__row">
         <label>
           Group
-          <select value={group?.groupId ?? ''} onChange={(e) => setGroupId(e.target.value)} data-testid="group-picker">
+          <select
+            value={group?.groupId ?? ''}
+            onChange={(e) => setGroupId(e.target.value)}
+            data-testid="group-picker"
+          >
             {okGroups.map((g) => (
               <option key={g.groupId} value={g.groupId}>
                 {g.name}
@@ -164,7 +240,11 @@ export function PromptConsole(): JSX.Element {
         </label>
         <label>
           Lens
-          <select value={lens?.id ?? ''} onChange={(e) => setLensId(e.target.value)} data-testid="lens-picker">
+          <select
+            value={lens?.id ?? ''}
+            onChange={(e) => setLensId(e.target.value)}
+            data-testid="lens-picker"
+          >
             {group?.lenses.map((l) => (
               <option key={l.id} value={l.id}>
                 {l.name} · layer {l.layer}
@@ -175,10 +255,47 @@ export function PromptConsole(): JSX.Element {
         <div className="segmented" role="radiogroup" aria-label="Input kind">
           {(['text', 'chat'] as const).map((m) => (
             <label key={m} className={mode === m ? 'on' : ''}>
-              <input type="radio" name="input-mode" checked={mode === m} onChange={() => setMode(m)} />
+              <input
+                type="radio"
+                name="input-mode"
+                checked={mode === m}
+                onChange={() => setMode(m)}
+              />
               {m === 'text' ? 'Plain text' : 'Chat'}
             </label>
           ))}
+        </div>
+        <div className="console__actions">
+          <button
+            type="button"
+            className="button button--primary"
+            disabled={busy || notReady !== null}
+            title={notReady ?? 'Analyse every position (Ctrl+Enter)'}
+            onClick={() => void run('analyze')}
+            data-testid="analyse"
+          >
+            Analyse
+          </button>
+          <button
+            type="button"
+            className="button"
+            disabled={busy || notReady !== null}
+            title={notReady ?? 'Continue the text with the group’s model'}
+            onClick={() => void run('generate')}
+            data-testid="generate"
+          >
+            Generate
+          </button>
+          <button
+            type="button"
+            className="button"
+            disabled={busy || notReady !== null}
+            title={notReady ?? 'Continue the text, then analyse prompt and continuation'}
+            onClick={() => void run('generate-analyze')}
+            data-testid="generate-analyse"
+          >
+            Generate + analyse
+          </button>
         </div>
       </div>
       {mode === 'text' ? (
@@ -186,11 +303,11 @@ export function PromptConsole(): JSX.Element {
           className="console__text"
           data-testid="prompt-text"
           aria-label="Text to analyse"
-          aria-invalid={error?.field === 'text'}
+          aria-invalid={invalid('text') || undefined}
           placeholder="Enter text to analyse (Ctrl+Enter runs)"
           value={text}
           onChange={(e) => setText(e.target.value)}
-          rows={4}
+          rows={2}
         />
       ) : (
         <ol className="chat" data-testid="chat-messages">
@@ -200,7 +317,11 @@ export function PromptConsole(): JSX.Element {
                 aria-label={`Role of message ${i + 1}`}
                 value={m.role}
                 onChange={(e) =>
-                  setMessages(messages.map((x, j) => (j === i ? { ...x, role: e.target.value as ChatMessage['role'] } : x)))
+                  setMessages(
+                    messages.map((x, j) =>
+                      j === i ? { ...x, role: e.target.value as ChatMessage['role'] } : x
+                    )
+                  )
                 }
               >
                 <option value="system">system</option>
@@ -209,9 +330,14 @@ export function PromptConsole(): JSX.Element {
               </select>
               <textarea
                 aria-label={`Message ${i + 1}`}
-                rows={2}
+                aria-invalid={(invalid('text') && !m.content.trim()) || undefined}
+                rows={1}
                 value={m.content}
-                onChange={(e) => setMessages(messages.map((x, j) => (j === i ? { ...x, content: e.target.value } : x)))}
+                onChange={(e) =>
+                  setMessages(
+                    messages.map((x, j) => (j === i ? { ...x, content: e.target.value } : x))
+                  )
+                }
               />
               <button
                 type="button"
@@ -229,7 +355,10 @@ export function PromptConsole(): JSX.Element {
               type="button"
               className="button button--small"
               onClick={() =>
-                setMessages([...messages, { role: messages.at(-1)?.role === 'user' ? 'assistant' : 'user', content: '' }])
+                setMessages([
+                  ...messages,
+                  { role: messages.at(-1)?.role === 'user' ? 'assistant' : 'user', content: '' }
+                ])
               }
             >
               Add message
@@ -237,90 +366,133 @@ export function PromptConsole(): JSX.Element {
           </li>
         </ol>
       )}
-      <fieldset className="console__options">
-        <legend>Options</legend>
-        <label>
-          Best of K
-          <input type="number" min={1} max={512} value={bestOfK} onChange={(e) => setBestOfK(Number(e.target.value))} data-testid="opt-best-of-k" />
-        </label>
-        <label>
-          Temperature
-          <input type="number" min={0} max={5} step={0.05} value={temperature} onChange={(e) => setTemperature(Number(e.target.value))} />
-        </label>
-        <label>
-          Seed
-          <input type="number" min={0} value={seed} onChange={(e) => setSeed(Number(e.target.value))} data-testid="opt-seed" />
+      <div className="console__options" role="group" aria-label="Options">
+        <NumberField
+          label="Best of K"
+          path="options.bestOfK"
+          value={bestOfK}
+          onChange={setBestOfK}
+          invalid={invalid('options.bestOfK')}
+          testId="opt-best-of-k"
+        />
+        <NumberField
+          label="Temp."
+          title="Decoder sampling temperature (0: greedy)"
+          path="options.temperature"
+          value={temperature}
+          onChange={setTemperature}
+          invalid={invalid('options.temperature') || invalid('generate.temperature')}
+          testId="opt-temperature"
+          step={0.05}
+        />
+        <NumberField
+          label="Seed"
+          path="options.seed"
+          value={seed}
+          onChange={setSeed}
+          invalid={invalid('options.seed') || invalid('generate.seed')}
+          testId="opt-seed"
+        />
+        <label className="toggle">
+          <input
+            type="checkbox"
+            checked={salience}
+            onChange={(e) => setSalience(e.target.checked)}
+          />{' '}
+          salience
         </label>
         <label className="toggle">
-          <input type="checkbox" checked={salience} onChange={(e) => setSalience(e.target.checked)} /> salience
-        </label>
-        <label className="toggle">
-          <input type="checkbox" checked={logitLens} onChange={(e) => setLogitLens(e.target.checked)} /> logit lens
+          <input
+            type="checkbox"
+            checked={logitLens}
+            onChange={(e) => setLogitLens(e.target.checked)}
+            data-testid="opt-logit-lens"
+          />{' '}
+          logit lens
         </label>
         <label className="toggle">
           <input type="checkbox" checked={kl} onChange={(e) => setKl(e.target.checked)} /> KL
         </label>
-        <label>
-          Analyse
-          <select value={scope} onChange={(e) => setScope(e.target.value as typeof scope)}>
-            <option value="all">every position</option>
-            <option value="positions">positions…</option>
-            <option value="lastN">last N messages</option>
+        <label title="Which token positions to analyse: all of them, a range, or the last N chat messages">
+          <span className="visually-hidden">Positions</span>
+          <select
+            value={scope}
+            onChange={(e) => setScope(e.target.value as typeof scope)}
+            data-testid="opt-scope"
+          >
+            <option value="all">all positions</option>
+            <option value="positions">a range</option>
+            <option value="lastN">last N msgs</option>
           </select>
         </label>
         {scope === 'positions' && (
           <>
-            <label>
-              from
-              <input type="number" min={0} value={start} onChange={(e) => setStart(Number(e.target.value))} />
-            </label>
-            <label>
-              to
-              <input type="number" min={1} value={end} onChange={(e) => setEnd(Number(e.target.value))} />
-            </label>
+            <NumberField
+              label="from"
+              path="options.positions.start"
+              value={start}
+              onChange={setStart}
+              invalid={invalid('options.positions.start')}
+            />
+            <NumberField
+              label="to"
+              path="options.positions.end"
+              value={end}
+              onChange={setEnd}
+              invalid={invalid('options.positions.end') || invalid('options.positions')}
+            />
           </>
         )}
         {scope === 'lastN' && (
-          <label>
-            N
-            <input type="number" min={1} value={lastN} onChange={(e) => setLastN(Number(e.target.value))} />
-          </label>
+          <NumberField
+            label="N"
+            path="options.lastNMessages"
+            value={lastN}
+            onChange={setLastN}
+            invalid={invalid('options.lastNMessages')}
+          />
         )}
-        <label>
-          New tokens
-          <input type="number" min={1} max={4096} value={maxNewTokens} onChange={(e) => setMaxNewTokens(Number(e.target.value))} />
-        </label>
-      </fieldset>
-      <div className="console__actions">
-        <button type="button" className="button button--primary" disabled={busy} onClick={() => void run('analyze')} data-testid="analyse">
-          Analyse
-        </button>
-        <button type="button" className="button" disabled={busy} onClick={() => void run('generate')} data-testid="generate">
-          Generate
-        </button>
-        <button type="button" className="button" disabled={busy} onClick={() => void run('generate-analyze')} data-testid="generate-analyse">
-          Generate + analyse
-        </button>
-        <span className="muted small">Ctrl+Enter analyses</span>
+        <NumberField
+          label="New tokens"
+          title="How many tokens Generate adds"
+          path="generate.maxNewTokens"
+          value={maxNewTokens}
+          onChange={setMaxNewTokens}
+          invalid={invalid('generate.maxNewTokens')}
+          testId="opt-new-tokens"
+        />
       </div>
+      {notReady && (
+        <p className="note" role="status" data-testid="console-not-ready">
+          {notReady}
+        </p>
+      )}
       {error && (
-        <p className="inline-error" role="alert" data-testid="console-error">
-          {error.field ? `${error.field}: ` : ''}
+        <p
+          className="inline-error"
+          role="alert"
+          data-testid="console-error"
+          data-field={error.field}
+        >
           {error.message}
         </p>
       )}
-      <ProgressLine />
-      {completions.length > 0 && (
-        <ol className="completions" data-testid="completions" aria-label="Completions (prompt and continuation, special tokens kept)">
-          {completions.map((c, i) => (
-            <li key={i}>
-              <pre>{c}</pre>
-              <button type="button" className="button button--small" onClick={() => { setMode('text'); setText(c) }}>
-                Add to input
-              </button>
-            </li>
-          ))}
-        </ol>
+      {generation && (
+        <GenerationOutput
+          generation={generation}
+          onDismiss={() => setGeneration(null)}
+          onUseAsText={(t) => {
+            setMode('text')
+            setText(t)
+          }}
+          onContinueChat={(reply) => {
+            setMessages([
+              ...chatMessages,
+              { role: 'assistant', content: reply },
+              { role: 'user', content: '' }
+            ])
+          }}
+        />
       )}
     </section>
   )

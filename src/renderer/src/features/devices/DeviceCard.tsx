@@ -6,8 +6,13 @@ import type { HardwareState } from '@shared/domain/system'
 import { call, errorOf } from '../../ipc/client'
 import { reportError, useAppStore } from '../../store'
 import { utilisationOf, type UtilisationSample } from '../../store/slices/managerSlice'
-import { formatBytes, formatPercent } from '../../lib/format'
-import { dragIds, usePlacementUi, type DragData, type DropData } from '../placement/PlacementContext'
+import { clampFraction, formatBytes, formatLoad, formatPercent } from '../../lib/format'
+import {
+  dragIds,
+  usePlacementUi,
+  type DragData,
+  type DropData
+} from '../placement/PlacementContext'
 import { Sparkline } from './Sparkline'
 
 const NO_SAMPLES: UtilisationSample[] = []
@@ -32,26 +37,43 @@ export function memorySplit(
   return { app, other: Math.max(0, total - app - free), free, total }
 }
 
-function MemoryBar({ device, hardware }: { device: ManagedDevice; hardware: HardwareState | null }): JSX.Element {
+/**
+ * The device's memory budget and how it splits. One figure per meaning: "groups" is what placement
+ * counts for the groups placed here (the same figure each group chip shows), "other" what other
+ * processes take out of the budget, "free" what is left of it.
+ */
+function MemoryBar({
+  device,
+  hardware,
+  compact
+}: {
+  device: ManagedDevice
+  hardware: HardwareState | null
+  compact: boolean
+}): JSX.Element {
   const { app, other, free, total } = memorySplit(device, hardware)
   const pct = (v: number): string => `${total > 0 ? (v / total) * 100 : 0}%`
+  const label = `${device.id} memory budget ${formatBytes(total)}: ${formatBytes(app)} placed groups, ${formatBytes(other)} other processes, ${formatBytes(free)} free`
   return (
-    <div className="memory">
-      <div
-        className="memory-bar"
-        role="img"
-        aria-label={`${device.id} memory: ${formatBytes(app)} this app, ${formatBytes(other)} other processes, ${formatBytes(free)} free of ${formatBytes(total)}`}
-        data-testid="memory-bar"
-      >
+    <div className={`memory${compact ? ' memory--compact' : ''}`} title={label}>
+      <div className="memory-bar" role="img" aria-label={label} data-testid="memory-bar">
         <div className="memory-bar__app" style={{ width: pct(app) }} />
         <div className="memory-bar__other" style={{ width: pct(other) }} />
       </div>
-      <div className="memory-legend">
-        <span className="swatch swatch--app" /> app {formatBytes(app)}
-        <span className="swatch swatch--other" /> other {formatBytes(other)}
-        <span className="swatch swatch--free" /> free {formatBytes(free)}
-        <span className="memory-legend__total">of {formatBytes(total)}</span>
-      </div>
+      {compact ? (
+        <span className="memory-legend" data-testid="memory-summary">
+          <strong>{formatBytes(app)}</strong>&nbsp;of {formatBytes(total)} budget
+        </span>
+      ) : (
+        <div className="memory-legend" data-testid="memory-summary">
+          <span className="swatch swatch--app" /> groups {formatBytes(app)}
+          <span className="swatch swatch--other" /> other processes {formatBytes(other)}
+          <span className="swatch swatch--free" /> free {formatBytes(free)}
+          <span className="memory-legend__total" data-testid="device-budget">
+            budget {formatBytes(total)}
+          </span>
+        </div>
+      )}
     </div>
   )
 }
@@ -60,12 +82,14 @@ function PlacementChip({
   device,
   placement,
   loadJob,
-  lenses
+  lenses,
+  compact
 }: {
   device: ManagedDevice
   placement: Placement
   loadJob: JobState | undefined
   lenses: string[]
+  compact: boolean
 }): JSX.Element {
   const { activeDragId } = usePlacementUi()
   const id = dragIds.placed(device.id, placement.groupId)
@@ -75,9 +99,15 @@ function PlacementChip({
     fromDeviceId: device.id,
     label: `${placement.groupId} (on ${device.id})`
   }
-  const { attributes, listeners, setNodeRef } = useDraggable({ id, data, disabled: placement.state !== 'ready' })
+  const { attributes, listeners, setNodeRef } = useDraggable({
+    id,
+    data,
+    disabled: placement.state !== 'ready'
+  })
   const act = (run: () => Promise<unknown>, what: string): void => {
-    run().catch((err: unknown) => reportError(`${what} ${placement.groupId} on ${device.id}`, errorOf(err)))
+    run().catch((err: unknown) =>
+      reportError(`${what} ${placement.groupId} on ${device.id}`, errorOf(err))
+    )
   }
   const progress = loadJob?.progress
   return (
@@ -105,17 +135,29 @@ function PlacementChip({
         </span>
         {placement.pinned && <span className="badge badge--pinned">pinned</span>}
       </div>
-      {lenses.length > 0 && <div className="placement__lenses">lenses: {lenses.join(', ')}</div>}
-      <div className="placement__bytes" data-testid="placement-bytes">
-        est {formatBytes(placement.estimatedBytes)} · measured{' '}
-        {placement.measuredBytes === null ? '—' : formatBytes(placement.measuredBytes)}
-        {placement.loadMs !== null && <> · loaded in {(placement.loadMs / 1000).toFixed(1)} s</>}
+      {!compact && lenses.length > 0 && (
+        <div className="placement__lenses">lenses: {lenses.join(', ')}</div>
+      )}
+      <div
+        className="placement__bytes"
+        data-testid="placement-bytes"
+        title={`bundle estimate ${formatBytes(placement.estimatedBytes)}; measured at load ${placement.measuredBytes === null ? '—' : formatBytes(placement.measuredBytes)}; placement counts ${formatBytes(placement.countedBytes)}`}
+      >
+        {formatBytes(placement.countedBytes)}{' '}
+        {placement.measuredBytes === null ? 'estimated' : 'measured'}
+        {!compact && placement.loadMs !== null && (
+          <> · loaded in {(placement.loadMs / 1000).toFixed(1)} s</>
+        )}
       </div>
       {placement.state === 'loading' && (
         <div className="placement__stage" data-testid="load-stage" role="status">
           {loadJob?.stage ?? 'queued'}
           {progress && progress.rowsTotal > 0 && (
-            <progress max={progress.rowsTotal} value={progress.rowsDone} aria-label="load progress" />
+            <progress
+              max={progress.rowsTotal}
+              value={progress.rowsDone}
+              aria-label="load progress"
+            />
           )}
         </div>
       )}
@@ -125,25 +167,41 @@ function PlacementChip({
         </div>
       )}
       <div className="placement__actions">
-        <label className="toggle">
-          <input
-            type="checkbox"
-            checked={placement.pinned}
-            disabled={placement.state !== 'ready'}
-            onChange={(e) =>
-              act(() => call('models:pin', { groupId: placement.groupId, deviceId: device.id, pinned: e.target.checked }), 'pin')
-            }
-          />
-          pin
-        </label>
+        {!compact && (
+          <label className="toggle">
+            <input
+              type="checkbox"
+              checked={placement.pinned}
+              disabled={placement.state !== 'ready'}
+              onChange={(e) =>
+                act(
+                  () =>
+                    call('models:pin', {
+                      groupId: placement.groupId,
+                      deviceId: device.id,
+                      pinned: e.target.checked
+                    }),
+                  'pin'
+                )
+              }
+            />
+            pin
+          </label>
+        )}
         <button
           type="button"
           className="button button--small"
           disabled={placement.state !== 'ready' || placement.pinned}
           title={placement.pinned ? 'Unpin first' : 'Unload from this device'}
-          onClick={() => act(() => call('models:unload', { groupId: placement.groupId, deviceId: device.id }), 'unload')}
+          aria-label={`Unload ${placement.groupId} from ${device.id}`}
+          onClick={() =>
+            act(
+              () => call('models:unload', { groupId: placement.groupId, deviceId: device.id }),
+              'unload'
+            )
+          }
         >
-          Unload
+          {compact ? '×' : 'Unload'}
         </button>
       </div>
     </li>
@@ -161,28 +219,76 @@ function statusText(device: ManagedDevice, queued: number): string {
   }
 }
 
-/** One device the manager runs: memory, utilisation, what is placed there, and the drop target. */
-export function DeviceCard({ device }: { device: ManagedDevice }): JSX.Element {
+/** The device's load: the machine's CPU load over its cores for CPU devices, the GPU's own for cuda:N. */
+function loadOf(
+  device: ManagedDevice,
+  hardware: HardwareState | null
+): { text: string; fraction: number; title: string } {
+  const utilisation = hardware ? utilisationOf(hardware, device.id) : null
+  if (utilisation === null || !hardware) return { text: '—', fraction: 0, title: 'no reading yet' }
+  if (device.kind === 'cpu') {
+    const { text, fraction } = formatLoad(utilisation, hardware.cpu.cores)
+    return {
+      text,
+      fraction,
+      title: `1-minute load average of the whole machine (${hardware.cpu.cores} cores), shared by every CPU device`
+    }
+  }
+  return {
+    text: formatPercent(utilisation),
+    fraction: clampFraction(utilisation),
+    title: 'GPU utilisation (nvidia-smi)'
+  }
+}
+
+/**
+ * One device the manager runs: memory budget, load, what is placed there, and the drop target.
+ * `compact`: the strip above the results (status, load, budget, placed groups, the fit preview);
+ * the full card adds the figures, the sparkline and the placement details.
+ */
+export function DeviceCard({
+  device,
+  compact = false
+}: {
+  device: ManagedDevice
+  compact?: boolean
+}): JSX.Element {
   const hardware = useAppStore((s) => s.system.snapshot)
   const samples = useAppStore((s) => s.manager.utilisation[device.id] ?? NO_SAMPLES)
   const queue = useAppStore((s) => s.manager.snapshot?.queue)
   const library = useAppStore((s) => s.manager.snapshot?.library)
   const { preview, cardErrors, dismissError } = usePlacementUi()
-  const drop: DropData = { kind: 'device', deviceId: device.id, label: `device ${device.id} (${device.name})` }
+  const drop: DropData = {
+    kind: 'device',
+    deviceId: device.id,
+    label: `device ${device.id} (${device.name})`
+  }
   const { setNodeRef, isOver } = useDroppable({ id: dragIds.device(device.id), data: drop })
   const myPreview = preview?.deviceId === device.id ? preview : null
-  const queued = queue?.jobs.filter((j) => j.status === 'queued' && (j.requestedDeviceId === device.id || j.devices.includes(device.id))).length ?? 0
-  const loadJobs = queue?.jobs.filter((j) => j.kind === 'load' && (j.status === 'loading' || j.status === 'running' || j.status === 'queued')) ?? []
-  const utilisation = hardware ? utilisationOf(hardware, device.id) : null
+  const queued =
+    queue?.jobs.filter(
+      (j) =>
+        j.status === 'queued' &&
+        (j.requestedDeviceId === device.id || j.devices.includes(device.id))
+    ).length ?? 0
+  const loadJobs =
+    queue?.jobs.filter(
+      (j) =>
+        j.kind === 'load' &&
+        (j.status === 'loading' || j.status === 'running' || j.status === 'queued')
+    ) ?? []
+  const load = loadOf(device, hardware)
   const cardError = cardErrors[device.id]
   return (
     <article
       ref={setNodeRef}
-      className={`device-card device-card--${device.kind}${isOver ? ' device-card--over' : ''}${myPreview?.estimate ? ` device-card--${myPreview.estimate.verdict}` : ''}`}
+      className={`device-card device-card--${device.kind}${compact ? ' device-card--compact' : ''}${isOver ? ' device-card--over' : ''}${myPreview?.estimate ? ` device-card--${myPreview.estimate.verdict}` : ''}`}
       data-testid="device-card"
       data-device-id={device.id}
       data-status={device.status}
-      data-memory-total-bytes={device.kind === 'cpu' ? hardware?.cpu.memoryTotalBytes : device.budgetBytes}
+      data-memory-total-bytes={
+        device.kind === 'cpu' ? hardware?.cpu.memoryTotalBytes : device.budgetBytes
+      }
       data-memory-free-bytes={device.kind === 'cpu' ? hardware?.cpu.memoryFreeBytes : undefined}
       aria-labelledby={`device-${device.id}-name`}
     >
@@ -193,49 +299,75 @@ export function DeviceCard({ device }: { device: ManagedDevice }): JSX.Element {
         <span className="badge badge--ep" data-testid="device-provider" title="execution provider">
           {device.provider ?? 'no provider'}
         </span>
-        <span className={`badge badge--status badge--${device.status}`} data-testid="device-status" role="status">
+        <span
+          className={`badge badge--status badge--${device.status}`}
+          data-testid="device-status"
+          role="status"
+        >
           {statusText(device, queued)}
         </span>
-        <h2 className="device-card__name" id={`device-${device.id}-name`} data-testid="device-name">
+        {compact && (
+          <span className="device-card__load" title={load.title}>
+            {device.kind === 'cpu' ? 'load ' : ''}
+            <span data-testid="device-utilization">{load.text}</span>
+          </span>
+        )}
+        <h2
+          className="device-card__name"
+          id={`device-${device.id}-name`}
+          data-testid="device-name"
+          title={device.name}
+        >
           {device.name}
         </h2>
       </header>
-      {device.statusDetail && <p className="device-card__detail">{device.statusDetail}</p>}
+      {!compact && device.statusDetail && (
+        <p className="device-card__detail">{device.statusDetail}</p>
+      )}
       {device.providerError && (
-        <p className="device-card__error" role="alert">
+        <p className="device-card__error" role="alert" title={device.providerError}>
           {device.providerError}
         </p>
       )}
-      <dl className="device-card__figures">
-        {device.kind === 'cpu' && hardware && (
+      {!compact && (
+        <dl className="device-card__figures">
+          {device.kind === 'cpu' && hardware && (
+            <div className="figure">
+              <dt>Cores</dt>
+              <dd data-testid="device-cores">{hardware.cpu.cores}</dd>
+            </div>
+          )}
+          {device.kind === 'cpu' && hardware && (
+            <div className="figure">
+              <dt>Machine RAM</dt>
+              <dd data-testid="device-memory-total">
+                {formatBytes(hardware.cpu.memoryTotalBytes)}
+              </dd>
+            </div>
+          )}
           <div className="figure">
-            <dt>Cores</dt>
-            <dd data-testid="device-cores">{hardware.cpu.cores}</dd>
+            <dt>Threads</dt>
+            <dd>{device.threads || 'auto'}</dd>
           </div>
-        )}
-        {device.kind === 'cpu' && hardware && (
           <div className="figure">
-            <dt>Machine RAM</dt>
-            <dd data-testid="device-memory-total">{formatBytes(hardware.cpu.memoryTotalBytes)}</dd>
+            <dt title="resident memory of this device's worker process above its idle baseline (what the OS reports; placement counts the groups' figures)">
+              Worker RSS
+            </dt>
+            <dd>{device.processBytes === null ? '—' : `+${formatBytes(device.processBytes)}`}</dd>
           </div>
-        )}
-        <div className="figure">
-          <dt>Threads</dt>
-          <dd>{device.threads || 'auto'}</dd>
-        </div>
-        <div className="figure">
-          <dt>Process</dt>
-          <dd title="measured memory above the worker's idle baseline">
-            {device.processBytes === null ? '—' : formatBytes(device.processBytes)}
-          </dd>
-        </div>
-        <div className="figure">
-          <dt>{device.kind === 'cpu' ? 'Load' : 'Utilisation'}</dt>
-          <dd data-testid="device-utilization">{utilisation === null ? '—' : formatPercent(utilisation)}</dd>
-        </div>
-      </dl>
-      <MemoryBar device={device} hardware={hardware} />
-      <Sparkline samples={samples} label={`${device.id} utilisation`} />
+          <div className="figure">
+            <dt title={load.title}>{device.kind === 'cpu' ? 'Machine load' : 'Utilisation'}</dt>
+            <dd data-testid="device-utilization">{load.text}</dd>
+          </div>
+        </dl>
+      )}
+      <MemoryBar device={device} hardware={hardware} compact={compact} />
+      {!compact && (
+        <Sparkline
+          samples={samples}
+          label={`${device.id} ${device.kind === 'cpu' ? 'machine load' : 'utilisation'}`}
+        />
+      )}
       {myPreview && (
         <div
           className={`fit-preview fit-preview--${myPreview.estimate?.verdict ?? 'pending'}`}
@@ -253,15 +385,22 @@ export function DeviceCard({ device }: { device: ManagedDevice }): JSX.Element {
       {cardError && (
         <div className="device-card__error" role="alert" data-testid="card-error">
           {cardError}
-          <button type="button" className="link" onClick={() => dismissError(device.id)} aria-label="Dismiss">
+          <button
+            type="button"
+            className="link"
+            onClick={() => dismissError(device.id)}
+            aria-label="Dismiss"
+          >
             ×
           </button>
         </div>
       )}
       {device.placements.length === 0 ? (
-        <p className="empty" data-testid="device-empty">
-          Drag a group here to load it.
-        </p>
+        !myPreview && (
+          <p className="empty" data-testid="device-empty">
+            Drag a group here to load it.
+          </p>
+        )
       ) : (
         <ul className="placements">
           {device.placements.map((p) => (
@@ -269,15 +408,25 @@ export function DeviceCard({ device }: { device: ManagedDevice }): JSX.Element {
               key={p.groupId}
               device={device}
               placement={p}
-              loadJob={loadJobs.find((j) => j.groupId === p.groupId && (j.devices.includes(device.id) || j.requestedDeviceId === device.id))}
-              lenses={library?.groups.find((g) => g.groupId === p.groupId)?.lenses.map((l) => `${l.name} (L${l.layer})`) ?? []}
+              compact={compact}
+              loadJob={loadJobs.find(
+                (j) =>
+                  j.groupId === p.groupId &&
+                  (j.devices.includes(device.id) || j.requestedDeviceId === device.id)
+              )}
+              lenses={
+                library?.groups
+                  .find((g) => g.groupId === p.groupId)
+                  ?.lenses.map((l) => `${l.name} (L${l.layer})`) ?? []
+              }
             />
           ))}
         </ul>
       )}
-      {device.lastUnload && !device.lastUnload.ok && (
+      {!compact && device.lastUnload && !device.lastUnload.ok && (
         <p className="note">
-          Last unload of {device.lastUnload.groupId} gave back {formatBytes(device.lastUnload.freedBytes)} of{' '}
+          Last unload of {device.lastUnload.groupId} gave back{' '}
+          {formatBytes(device.lastUnload.freedBytes)} of{' '}
           {formatBytes(device.lastUnload.expectedBytes)}.
         </p>
       )}
@@ -285,7 +434,9 @@ export function DeviceCard({ device }: { device: ManagedDevice }): JSX.Element {
   )
 }
 
-function previewText(e: NonNullable<import('../placement/PlacementContext').FitPreview['estimate']>): string {
+function previewText(
+  e: NonNullable<import('../placement/PlacementContext').FitPreview['estimate']>
+): string {
   const need = `needs ${formatBytes(e.requiredBytes)}, ${formatBytes(Math.max(0, e.budgetBytes - e.usedBytes))} free`
   switch (e.verdict) {
     case 'loaded':

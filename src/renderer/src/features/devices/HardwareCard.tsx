@@ -1,5 +1,5 @@
 import type { JSX } from 'react'
-import { clampFraction, formatBytes, formatPercent } from '../../lib/format'
+import { clampFraction, formatBytes, formatLoad, formatPercent } from '../../lib/format'
 import type { DeviceView } from '../../store/selectors'
 
 function UsageBar({ label, fraction }: { label: string; fraction: number }): JSX.Element {
@@ -36,7 +36,13 @@ function Figure({
 }
 
 /** One device before the manager is up: what it is and how much of it is in use. */
-export function HardwareCard({ device }: { device: DeviceView }): JSX.Element {
+export function HardwareCard({
+  device,
+  compact = false
+}: {
+  device: DeviceView
+  compact?: boolean
+}): JSX.Element {
   const usedBytes =
     device.kind === 'gpu'
       ? device.memoryUsedBytes
@@ -44,7 +50,7 @@ export function HardwareCard({ device }: { device: DeviceView }): JSX.Element {
   const memoryFraction = device.memoryTotalBytes > 0 ? usedBytes / device.memoryTotalBytes : 0
   return (
     <article
-      className={`device-card device-card--${device.kind}`}
+      className={`device-card device-card--${device.kind}${compact ? ' device-card--compact' : ''}`}
       data-testid="device-card"
       data-device-id={device.id}
       data-memory-total-bytes={device.memoryTotalBytes}
@@ -64,27 +70,33 @@ export function HardwareCard({ device }: { device: DeviceView }): JSX.Element {
           </span>
         )}
       </header>
-      <dl className="device-card__figures">
-        {device.kind === 'cpu' && (
-          <Figure name="Cores" value={String(device.cores)} testId="device-cores" />
-        )}
-        <Figure
-          name="Memory"
-          value={formatBytes(device.memoryTotalBytes)}
-          testId="device-memory-total"
-        />
-        <Figure
-          name="Free"
-          value={formatBytes(device.memoryFreeBytes)}
-          testId="device-memory-free"
-        />
-        <Figure name="Used" value={formatBytes(usedBytes)} testId="device-memory-used" />
-        <Figure
-          name={device.kind === 'cpu' ? 'Load (1 min)' : 'Utilisation'}
-          value={formatPercent(device.utilization)}
-          testId="device-utilization"
-        />
-      </dl>
+      {!compact && (
+        <dl className="device-card__figures">
+          {device.kind === 'cpu' && (
+            <Figure name="Cores" value={String(device.cores)} testId="device-cores" />
+          )}
+          <Figure
+            name="Memory"
+            value={formatBytes(device.memoryTotalBytes)}
+            testId="device-memory-total"
+          />
+          <Figure
+            name="Free"
+            value={formatBytes(device.memoryFreeBytes)}
+            testId="device-memory-free"
+          />
+          <Figure name="Used" value={formatBytes(usedBytes)} testId="device-memory-used" />
+          <Figure
+            name={device.kind === 'cpu' ? 'Machine load (1 min)' : 'Utilisation'}
+            value={
+              device.kind === 'cpu'
+                ? formatLoad(device.utilization, device.cores).text
+                : formatPercent(device.utilization)
+            }
+            testId="device-utilization"
+          />
+        </dl>
+      )}
       <UsageBar label={`${device.id} memory in use`} fraction={memoryFraction} />
     </article>
   )

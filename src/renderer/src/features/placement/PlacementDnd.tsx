@@ -17,6 +17,7 @@ import {
 import { useCallback, useMemo, useRef, useState, type JSX, type ReactNode } from 'react'
 import type { FitEstimate } from '@shared/domain/devices'
 import { call, errorOf } from '../../ipc/client'
+import { humanError } from '../../lib/humanErrors'
 import { announce } from '../../store'
 import { PlacementContext, type DragData, type DropData, type FitPreview } from './PlacementContext'
 
@@ -105,7 +106,8 @@ export function PlacementDnd({ children }: { children: ReactNode }): JSX.Element
         }
       },
       (err: unknown) => {
-        if (previewKey.current === key) setPreview({ ...base, estimate: null, error: errorOf(err).message })
+        if (previewKey.current === key)
+          setPreview({ ...base, estimate: null, error: humanError(errorOf(err)).message })
       }
     )
   }, [])
@@ -136,7 +138,8 @@ export function PlacementDnd({ children }: { children: ReactNode }): JSX.Element
     (event: DragEndEvent) => {
       const drag = event.active.data.current as DragData | undefined
       const drop = event.over?.data.current as DropData | undefined
-      const estimate = drag && drop ? estimates.current.get(`${drag.groupId}@${drop.deviceId}`) : undefined
+      const estimate =
+        drag && drop ? estimates.current.get(`${drag.groupId}@${drop.deviceId}`) : undefined
       finish()
       if (!drag || !drop) return
       if (drag.kind === 'placed' && drag.fromDeviceId === drop.deviceId) return
@@ -144,16 +147,24 @@ export function PlacementDnd({ children }: { children: ReactNode }): JSX.Element
       const deviceId = drop.deviceId
       setCardErrors(({ [deviceId]: _cleared, ...rest }) => rest)
       if (estimate?.verdict === 'does_not_fit') {
-        setCardErrors((e) => ({ ...e, [deviceId]: `${drag.groupId} does not fit: ${estimate.reason}` }))
+        setCardErrors((e) => ({
+          ...e,
+          [deviceId]: `${drag.groupId} does not fit: ${estimate.reason}`
+        }))
         return
       }
       const action =
         drag.kind === 'placed'
-          ? call('models:move', { groupId: drag.groupId, fromDeviceId: drag.fromDeviceId, toDeviceId: deviceId, wait: false })
+          ? call('models:move', {
+              groupId: drag.groupId,
+              fromDeviceId: drag.fromDeviceId,
+              toDeviceId: deviceId,
+              wait: false
+            })
           : call('models:load', { groupId: drag.groupId, deviceId, wait: false })
       announce(`${drag.kind === 'placed' ? 'Moving' : 'Loading'} ${drag.groupId} on ${deviceId}`)
       action.catch((err: unknown) => {
-        const message = errorOf(err).message
+        const message = humanError(errorOf(err)).message
         setCardErrors((e) => ({ ...e, [deviceId]: message }))
         announce(`Could not place ${drag.groupId} on ${deviceId}: ${message}`)
       })

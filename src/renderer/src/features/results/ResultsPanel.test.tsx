@@ -36,8 +36,12 @@ describe('results panel', () => {
       <ResultsView active={runs.byId['s-failed']} compare={undefined} />
     )
     expect(html).toContain('data-testid="results-error"')
-    expect(html).toContain('text has 9000 tokens; the model takes 512')
+    expect(html).toContain('This run failed. Text has 9000 tokens; the model takes 512')
     expect(html).toContain('The run failed before its first row.')
     expect(html).not.toContain('Waiting for the first rows')
+    // Reopened from history: the run line says it failed, with no Cancel that could do nothing.
+    expect(html).toContain('data-status="failed"')
+    expect(html).not.toContain('data-testid="cancel-run"')
+    expect(html).not.toContain('Queued')
   })
 })

@@ -2,15 +2,29 @@ import { useDeferredValue, useMemo, useState, type JSX } from 'react'
 import type { VisibilityState } from '@tanstack/react-table'
 import type { AnalysisRow } from '@shared/domain/analysis'
 import type { SessionStatus } from '@shared/domain/sessions'
-import { clippedRange, metricColor, rgbCss, salienceMax } from '../../lib/colorScale'
-import { formatMetric, metricValue, METRICS, type MetricKey } from '../../lib/metrics'
-import { useAppStore } from '../../store'
+import { clippedRange, salienceMax } from '../../lib/colorScale'
+import { metricValue, METRICS, type MetricKey } from '../../lib/metrics'
+import { columnFormatOf, makeFormat, type ColumnFormat } from '../../lib/numberFormat'
+import { humanError } from '../../lib/humanErrors'
+import { filterRows } from '../../lib/rowFilter'
+import { summarize, type AxisScale } from '../../lib/stats'
+import { outOfVocabulary } from '../../lib/tokens'
+import { announce, useAppStore } from '../../store'
 import type { RunView } from '../../store/slices/runsSlice'
-import { CompareView, FullTextView, MetricPlot, TransposedView } from './OtherViews'
-import { COLUMN_LABELS, ResultsTable } from './ResultsTable'
+import { focusedRow, type ResultsViewKind } from '../../store/slices/uiSlice'
+import { MetricLegend, SalienceLegend } from './Legends'
+import { MetricPlot } from './MetricPlot'
+import { CompareView, FullTextView, TransposedView } from './OtherViews'
+import {
+  COLUMN_LABELS,
+  ResultsTable,
+  type MetricFormats,
+  type MetricSummaries
+} from './ResultsTable'
+import { RunLine } from './RunLine'
 
-type View = 'table' | 'transposed' | 'text' | 'plot' | 'compare'
 const EMPTY: never[] = []
+const METRIC_KEYS: readonly MetricKey[] = ['mse', 'relativeRmse', 'klDivergence']
 
 /** Why a run that is no longer streaming shows no rows. */
 const NO_ROWS: Record<SessionStatus, string> = {
@@ -20,6 +34,14 @@ const NO_ROWS: Record<SessionStatus, string> = {
   failed: 'The run failed before its first row.',
   interrupted: 'The app stopped before this run’s first row.'
 }
+
+const VIEWS: ReadonlyArray<readonly [ResultsViewKind, string]> = [
+  ['table', 'Table'],
+  ['transposed', 'Transposed'],
+  ['text', 'Full text'],
+  ['plot', 'Plot'],
+  ['compare', 'Compare']
+]
 
 /** Every explanation word's salience in one typed array (no per-row arrays to collect). */
 function allSaliences(rows: readonly AnalysisRow[]): Float64Array {
@@ -31,24 +53,26 @@ function allSaliences(rows: readonly AnalysisRow[]): Float64Array {
   return out
 }
 
-/** Legend of the clipped colour scale: low end, gradient, high end, how many values were clipped. */
-function Legend({ label, range }: { label: string; range: ReturnType<typeof clippedRange> }): JSX.Element {
-  const stops = [0, 0.25, 0.5, 0.75, 1].map((t) => rgbCss(metricColor(t)))
-  return (
-    <div className="legend" data-testid="legend" aria-label={`${label} colour scale from ${formatMetric(range.min)} to ${formatMetric(range.max)}`}>
-      <span>{formatMetric(range.min)}</span>
-      <span className="legend__bar">
-        {stops.map((c, i) => (
-          <span key={i} style={{ background: c }} />
-        ))}
-      </span>
-      <span>{formatMetric(range.max)}</span>
-      <span className="muted small">
-        {label}, 5th–95th percentile
-        {range.clippedLow + range.clippedHigh > 0 && ` (${range.clippedLow} below, ${range.clippedHigh} above clipped)`}
-      </span>
-    </div>
-  )
+/**
+ * Each metric column's format, as a key that only changes when a format does: the formats keep
+ * their identity while rows stream, so visible rows are not re-rendered for nothing.
+ */
+function formatKey(rows: readonly AnalysisRow[]): string {
+  return METRIC_KEYS.map((k) => {
+    const f = columnFormatOf(rows, (r) => r[k])
+    return `${f.kind}:${f.decimals}`
+  }).join('|')
+}
+
+function formatsOf(key: string): MetricFormats {
+  const parts = key.split('|').map((p) => p.split(':'))
+  const make = (i: number): ColumnFormat =>
+    makeFormat(parts[i]![0] as ColumnFormat['kind'], Number(parts[i]![1]))
+  return { mse: make(0), relativeRmse: make(1), klDivergence: make(2) }
+}
+
+function setView(view: ResultsViewKind): void {
+  useAppStore.setState((s) => ({ ui: { ...s.ui, resultsView: view } }))
 }
 
 export function ResultsPanel(): JSX.Element {
@@ -65,63 +89,136 @@ export function ResultsView({
   active: RunView | undefined
   compare: RunView | undefined
 }): JSX.Element {
-  const [view, setView] = useState<View>('table')
+  const view = useAppStore((s) => s.ui.resultsView)
+  const focus = useAppStore((s) => s.ui.focus)
   const [metric, setMetric] = useState<MetricKey>('mse')
-  const [columns, setColumns] = useState<VisibilityState>({ logitLensTop: false })
+  const [scale, setScale] = useState<AxisScale>('linear')
+  /** Column choices the user made; the rest follow the run's options. */
+  const [columns, setColumns] = useState<VisibilityState>({})
+  const [query, setQuery] = useState('')
+  // The summary footer costs four rows: on by default where the window is tall enough to spare them.
+  const [showSummary, setShowSummary] = useState(() => (globalThis.innerHeight ?? 1000) >= 820)
   // While rows stream in, the views render the new rows at transition priority: React renders them
   // in slices between frames instead of one task per batch that grows with the row count. A
   // finished or reopened result renders at once, so what is shown always matches its status.
   const deferred = useDeferredValue(active)
   const streaming = active?.job?.status === 'running' || active?.summary.status === 'running'
-  const rows = (streaming && deferred?.sessionId === active?.sessionId ? deferred?.rows : active?.rows) ?? EMPTY
-  const range = useMemo(() => clippedRange(rows.map((r) => metricValue(r, metric))), [rows, metric])
-  const salienceTop = useMemo(() => salienceMax(allSaliences(rows)), [rows])
+  const allRows =
+    (streaming && deferred?.sessionId === active?.sessionId ? deferred?.rows : active?.rows) ??
+    EMPTY
+  const rows = useMemo(() => filterRows(allRows, query), [allRows, query])
+  const range = useMemo(
+    () => clippedRange(allRows.map((r) => metricValue(r, metric))),
+    [allRows, metric]
+  )
+  const salienceTop = useMemo(() => salienceMax(allSaliences(allRows)), [allRows])
+  const hasSalience = allRows.length > 0 && allRows[0]!.tokenSalience.length > 0
+  const key = useMemo(() => formatKey(allRows), [allRows])
+  const formats = useMemo(() => formatsOf(key), [key])
+  const summaries = useMemo<MetricSummaries | null>(
+    () =>
+      showSummary
+        ? {
+            mse: summarize(rows.map((r) => r.mse)),
+            relativeRmse: summarize(rows.map((r) => r.relativeRmse)),
+            klDivergence: summarize(rows.map((r) => r.klDivergence))
+          }
+        : null,
+    [rows, showSummary]
+  )
+  const oov = useMemo(() => (streaming ? null : outOfVocabulary(allRows)), [allRows, streaming])
   const metricLabel = METRICS.find((m) => m.key === metric)?.label ?? metric
+  // The run's options decide the KL and logit-lens columns (a run with the logit lens on shows it);
+  // a choice made in the Columns menu wins. Memoised: a new object every render would re-render
+  // the (memoised) table on every job progress event.
+  const kl = active?.summary.options.kl ?? true
+  const logitLens = active?.summary.options.logitLens ?? false
+  const visibility = useMemo<VisibilityState>(
+    () => ({ klDivergence: kl, logitLensTop: logitLens, ...columns }),
+    [kl, logitLens, columns]
+  )
 
   if (!active) {
     return (
-      <section className="results" aria-label="Results" data-testid="results">
-        <p className="empty empty--hero">Run an analysis, or open one from the history, to see its rows here.</p>
+      <section className="results results--empty" aria-label="Results" data-testid="results">
+        <p className="empty empty--hero">
+          Type a text above and press <strong>Analyse</strong>, or open a saved run from the
+          history, to see its rows here.
+        </p>
       </section>
     )
   }
   const s = active.summary
+  const pick = (position: number): void => {
+    if (!rows.some((r) => r.position === position)) setQuery('')
+    useAppStore.setState((st) => focusedRow(st, active.sessionId, position))
+    announce(`Row ${position} opened in the table`)
+  }
+  const oovWords =
+    oov && oov.known
+      ? oov.positions.map((p) => allRows.find((r) => r.position === p)?.token ?? '')
+      : []
+
   return (
-    <section className="results" aria-label="Results" data-testid="results" data-session-id={active.sessionId}>
+    <section
+      className="results"
+      aria-label="Results"
+      data-testid="results"
+      data-session-id={active.sessionId}
+    >
       <header className="results__head">
-        <h2 className="section-title" data-testid="results-title">
+        <h2 className="results__title" data-testid="results-title" title={s.name}>
           {s.name}
         </h2>
-        <span className="muted small" data-testid="results-meta">
+        <span className="muted small results__meta" data-testid="results-meta">
           {s.groupId} / {s.lensId}
-          {active.metadata ? ` · layer ${active.metadata.layer}` : ''} · K={s.options.bestOfK} · seed {s.options.seed} · {rows.length} rows ·{' '}
+          {active.metadata ? ` · layer ${active.metadata.layer}` : ''} · K={s.options.bestOfK} ·
+          seed {s.options.seed} · {allRows.length} rows ·{' '}
           <span data-testid="results-status">{streaming ? 'streaming' : s.status}</span>
         </span>
+        <RunLine run={active} />
       </header>
       {s.error && !streaming && s.status === 'failed' && (
         <p className="inline-error" role="alert" data-testid="results-error">
-          This run failed: {s.error.message}
+          This run failed. {humanError(s.error).message}
         </p>
       )}
-      <div className="results__controls">
+      {oovWords.length > 0 && (
+        <p className="note results__oov" data-testid="oov-note">
+          {oovWords.length} {oovWords.length === 1 ? 'position is a word' : 'positions are words'}{' '}
+          this model’s vocabulary does not have; it received <code>&lt;unk&gt;</code> there:{' '}
+          {[...new Set(oovWords)].slice(0, 8).join(', ')}
+          {new Set(oovWords).size > 8 ? ', …' : ''}
+        </p>
+      )}
+      {active.completions.length > 0 && (
+        <p className="muted small results__continuation">
+          Continuation: {active.completions.join(' | ')}
+        </p>
+      )}
+      <div className="results__toolbar">
         <div className="segmented" role="tablist" aria-label="Result view">
-          {(
-            [
-              ['table', 'Table'],
-              ['transposed', 'Transposed'],
-              ['text', 'Full text'],
-              ['plot', 'Plot'],
-              ['compare', 'Compare']
-            ] as const
-          ).map(([v, label]) => (
-            <button key={v} type="button" role="tab" aria-selected={view === v} className={view === v ? 'on' : ''} onClick={() => setView(v)} data-testid={`view-${v}`}>
+          {VIEWS.map(([v, label]) => (
+            <button
+              key={v}
+              type="button"
+              role="tab"
+              aria-selected={view === v}
+              className={view === v ? 'on' : ''}
+              onClick={() => setView(v)}
+              data-testid={`view-${v}`}
+            >
               {label}
             </button>
           ))}
         </div>
         <label>
           Colour by
-          <select value={metric} onChange={(e) => setMetric(e.target.value as MetricKey)} data-testid="metric-picker">
+          <select
+            value={metric}
+            onChange={(e) => setMetric(e.target.value as MetricKey)}
+            data-testid="metric-picker"
+          >
             {METRICS.map((m) => (
               <option key={m.key} value={m.key} title={m.description}>
                 {m.label}
@@ -129,44 +226,143 @@ export function ResultsView({
             ))}
           </select>
         </label>
+        <label
+          className="toggle"
+          title="Colours and the plot's y axis on a log scale (MSE and KL span decades)"
+        >
+          <input
+            type="checkbox"
+            checked={scale === 'log'}
+            onChange={(e) => setScale(e.target.checked ? 'log' : 'linear')}
+            data-testid="scale-log"
+          />
+          Log scale
+        </label>
+        <label className="results__filter">
+          <span className="visually-hidden">Filter rows</span>
+          <input
+            type="search"
+            placeholder="Filter tokens & explanations"
+            value={query}
+            onChange={(e) => setQuery(e.target.value)}
+            data-testid="row-filter"
+          />
+          {query.trim() && (
+            <span className="muted small" data-testid="filter-count">
+              {rows.length} of {allRows.length}
+            </span>
+          )}
+        </label>
         {view === 'table' && (
-          <details className="column-toggles">
-            <summary>Columns</summary>
-            {Object.entries(COLUMN_LABELS).map(([id, label]) => (
-              <label key={id} className="toggle">
-                <input
-                  type="checkbox"
-                  checked={columns[id] !== false}
-                  onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
-                  data-testid={`column-${id}`}
-                />
-                {label}
-              </label>
-            ))}
-          </details>
+          <>
+            <label
+              className="toggle"
+              title="Mean, median, min and max of each metric column (of the rows shown)"
+            >
+              <input
+                type="checkbox"
+                checked={showSummary}
+                onChange={(e) => setShowSummary(e.target.checked)}
+                data-testid="summary-toggle"
+              />
+              Summary
+            </label>
+            <details className="column-toggles">
+              <summary>Columns</summary>
+              <div className="column-toggles__menu">
+                {Object.entries(COLUMN_LABELS).map(([id, label]) => (
+                  <label key={id} className="toggle">
+                    <input
+                      type="checkbox"
+                      checked={visibility[id] !== false}
+                      onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
+                      data-testid={`column-${id}`}
+                    />
+                    {label}
+                  </label>
+                ))}
+              </div>
+            </details>
+          </>
         )}
-        <Legend label={metricLabel} range={range} />
+        {allRows.length > 0 && (
+          <div className="results__legends">
+            <MetricLegend label={metricLabel} range={range} scale={scale} />
+            {hasSalience && <SalienceLegend top={salienceTop} />}
+          </div>
+        )}
       </div>
-      {active.completions.length > 0 && (
-        <p className="muted small">Continuation: {active.completions.join(' | ')}</p>
-      )}
-      {rows.length === 0 ? (
-        <p className="empty" data-testid="results-empty">
-          {streaming ? 'Waiting for the first rows…' : NO_ROWS[s.status]}
-        </p>
-      ) : view === 'table' ? (
-        <ResultsTable rows={rows} metric={metric} range={range} salienceTop={salienceTop} columnVisibility={columns} />
-      ) : view === 'transposed' ? (
-        <TransposedView rows={rows} metric={metric} range={range} salienceTop={salienceTop} />
-      ) : view === 'text' ? (
-        <FullTextView rows={rows} metric={metric} range={range} salienceTop={salienceTop} />
-      ) : view === 'plot' ? (
-        <MetricPlot rows={rows} metric={metric} range={range} label={metricLabel} />
-      ) : compare && compare.sessionId !== active.sessionId ? (
-        <CompareView left={rows} right={compare.rows} leftName={s.name} rightName={compare.summary.name} metric={metric} salienceTop={salienceTop} />
-      ) : (
-        <p className="empty">Pick a second run in the history (“Compare”) to see both side by side, aligned by position.</p>
-      )}
+      <div className="results__body">
+        {allRows.length === 0 ? (
+          <p className="empty" data-testid="results-empty">
+            {streaming ? 'Waiting for the first rows…' : NO_ROWS[s.status]}
+          </p>
+        ) : rows.length === 0 && view !== 'compare' ? (
+          <p className="empty" data-testid="results-empty">
+            No row matches “{query}”.
+          </p>
+        ) : view === 'table' ? (
+          <ResultsTable
+            rows={rows}
+            totalRows={allRows.length}
+            metric={metric}
+            range={range}
+            scale={scale}
+            formats={formats}
+            summaries={summaries}
+            salienceTop={salienceTop}
+            columnVisibility={visibility}
+            focus={focus?.sessionId === active.sessionId ? focus : null}
+          />
+        ) : view === 'transposed' ? (
+          <TransposedView
+            rows={rows}
+            metric={metric}
+            range={range}
+            scale={scale}
+            salienceTop={salienceTop}
+          />
+        ) : view === 'text' ? (
+          <FullTextView
+            rows={rows}
+            metric={metric}
+            range={range}
+            scale={scale}
+            salienceTop={salienceTop}
+            onPick={pick}
+          />
+        ) : view === 'plot' ? (
+          <MetricPlot
+            rows={rows}
+            metric={metric}
+            range={range}
+            label={metricLabel}
+            scale={scale}
+            onPick={pick}
+          />
+        ) : compare && compare.sessionId !== active.sessionId ? (
+          <CompareView
+            left={allRows}
+            right={compare.rows}
+            leftName={s.name}
+            rightName={compare.summary.name}
+            metric={metric}
+            salienceTop={salienceTop}
+            onClose={() => {
+              useAppStore.setState((st) => ({
+                runs: { ...st.runs, compareId: null },
+                ui: { ...st.ui, resultsView: 'table' }
+              }))
+              announce('Comparison closed')
+            }}
+          />
+        ) : (
+          <p className="empty" data-testid="compare-hint">
+            Press “Compare” on a second run in the history to see it next to this one, aligned by
+            position.
+          </p>
+        )}
+      </div>
     </section>
   )
 }

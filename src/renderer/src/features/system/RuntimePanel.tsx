@@ -2,7 +2,10 @@ import type { JSX } from 'react'
 import { useAppStore } from '../../store'
 import { selectProviders } from '../../store/selectors'
 
-/** ONNX Runtime version and which execution providers could start a session here. */
+/**
+ * ONNX Runtime version and which execution providers could start a session here; why one could
+ * not is in its tooltip (the bar stays one line).
+ */
 export function RuntimePanel(): JSX.Element | null {
   const version = useAppStore((s) => s.system.snapshot?.onnxRuntimeVersion)
   const providers = useAppStore(selectProviders)
@@ -23,7 +26,11 @@ export function RuntimePanel(): JSX.Element | null {
           >
             <span className="provider__name">{p.provider}</span>
             <span className="provider__state">{p.available ? 'available' : 'unavailable'}</span>
-            {p.error && <span className="provider__why">{p.error}</span>}
+            {p.error && (
+              <span className="provider__why" aria-label={`why: ${p.error}`}>
+                ?
+              </span>
+            )}
           </li>
         ))}
       </ul>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { savedTheme, THEME_KEY } from './uiSlice'
+import { focusedRow, initialUiSlice, savedTheme, THEME_KEY } from './uiSlice'
 
 function storage(entries: Record<string, string>): { getItem(key: string): string | null } {
   return { getItem: (key) => entries[key] ?? null }
@@ -21,5 +21,15 @@ describe('saved theme', () => {
       }
     }
     expect(savedTheme(refusing)).toBe('dark')
+  })
+})
+
+describe('row focus', () => {
+  it('a click in the plot or the text opens the table at that row of that run, each click a new jump', () => {
+    let state = focusedRow(initialUiSlice, 's-a', 7)
+    expect(state.ui.resultsView).toBe('table')
+    expect(state.ui.focus).toEqual({ sessionId: 's-a', position: 7, seq: 1 })
+    state = focusedRow({ ui: { ...state.ui, resultsView: 'plot' } }, 's-a', 7)
+    expect(state.ui.focus).toEqual({ sessionId: 's-a', position: 7, seq: 2 })
   })
 })
