@@ -2,7 +2,13 @@ import type { JSX } from 'react'
 import { SPARKLINE_WINDOW_MS, type UtilisationSample } from '../../store/slices/managerSlice'
 
 /** Utilisation over the last minute, 0..100 %, newest at the right. */
-export function Sparkline({ samples, label }: { samples: UtilisationSample[]; label: string }): JSX.Element {
+export function Sparkline({
+  samples,
+  label
+}: {
+  samples: UtilisationSample[]
+  label: string
+}): JSX.Element {
   const width = 120
   const height = 28
   const last = samples.at(-1)

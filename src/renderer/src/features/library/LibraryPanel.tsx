@@ -24,7 +24,11 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
         ref={setNodeRef}
         {...listeners}
         {...attributes}
-        aria-label={broken ? `${group.name} (broken, cannot be placed)` : `Place group ${group.name} on a device`}
+        aria-label={
+          broken
+            ? `${group.name} (broken, cannot be placed)`
+            : `Place group ${group.name} on a device`
+        }
         data-testid="group-drag-handle"
       >
         <span className="group-card__dots" aria-hidden="true">
@@ -35,7 +39,11 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
       </div>
       <div className="group-card__meta">
         {size !== null && (
-          <span title={group.measuredBytes !== null ? 'measured on a previous load' : "the bundle's estimate"}>
+          <span
+            title={
+              group.measuredBytes !== null ? 'measured on a previous load' : "the bundle's estimate"
+            }
+          >
             ~{formatBytes(size)} {group.measuredBytes !== null ? 'measured' : 'estimated'}
           </span>
         )}

@@ -18,7 +18,10 @@ export interface ManagerSlice {
 
 export const initialManagerSlice: ManagerSlice = { manager: { snapshot: null, utilisation: {} } }
 
-export function receivedDevicesSnapshot(state: ManagerSlice, snapshot: DevicesSnapshot): ManagerSlice {
+export function receivedDevicesSnapshot(
+  state: ManagerSlice,
+  snapshot: DevicesSnapshot
+): ManagerSlice {
   const current = state.manager.snapshot
   if (current && current.takenAt > snapshot.takenAt) return state
   return { manager: { ...state.manager, snapshot } }
@@ -41,7 +44,9 @@ export function recordUtilisation(
   const next: Record<string, UtilisationSample[]> = {}
   for (const id of deviceIds) {
     const value = utilisationOf(hardware, id)
-    const kept = (state.manager.utilisation[id] ?? []).filter((s) => at - s.at <= SPARKLINE_WINDOW_MS && s.at < at)
+    const kept = (state.manager.utilisation[id] ?? []).filter(
+      (s) => at - s.at <= SPARKLINE_WINDOW_MS && s.at < at
+    )
     next[id] = value === null ? kept : [...kept, { at, value }]
   }
   return { manager: { ...state.manager, utilisation: next } }
