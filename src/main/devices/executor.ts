@@ -336,6 +336,8 @@ export class Executor {
     }
     if (job.state.devices.length > 1)
       job.metadata.executionProvider = `${d.desc.provider} ×${job.state.devices.length}`
+    // The manager's device ids (`cpu:1` for a virtual device), not the engine's view of it.
+    job.metadata.device = job.state.devices.join(',')
   }
 
   /** A failed task: the job fails, or (a worker crash, once) its missing part is retried. */

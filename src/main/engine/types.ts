@@ -53,7 +53,14 @@ export interface BundleSummary {
   dir: string
   /** Hash over the manifest and every file the bundle references (hex). */
   contentHash: string
-  baseModel: { id: string; hiddenSize: number; layers: number; vocabSize: number }
+  baseModel: {
+    id: string
+    hiddenSize: number
+    layers: number
+    vocabSize: number
+    /** Longest text, in tokens, the base model takes. */
+    maxPositions: number
+  }
   lenses: LensSummary[]
   /** Bytes of weights on disk; the memory estimate derives from it. */
   weightBytes: number
