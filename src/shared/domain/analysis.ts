@@ -1,16 +1,19 @@
 import { z } from 'zod'
 
 /**
+ * Best-of-K when a request names none: 8, the predecessor's default in every entry point. The
+ * app's console, the command line and the API all start from this one constant.
+ */
+export const DEFAULT_BEST_OF_K = 8
+
+/**
  * Analysis options, defaults as in the seed's web path but correct (KL on and real).
  * Field names are camelCase across the app; the /api/v2 layer maps the seed's snake_case names.
  */
 export const AnalyzeOptionsSchema = z
   .object({
-    /**
-     * Rollouts per position; the explanation with the lowest MSE is kept. 8, the predecessor's
-     * default in every entry point: the app, the command line and the API agree on it.
-     */
-    bestOfK: z.number().int().min(1).max(512).default(8),
+    /** Rollouts per position; the explanation with the lowest MSE is kept. */
+    bestOfK: z.number().int().min(1).max(512).default(DEFAULT_BEST_OF_K),
     /** Decoder sampling temperature; 0 means greedy argmax. */
     temperature: z.number().min(0).max(5).default(1),
     seed: z

@@ -7,7 +7,6 @@ import {
   readFileSync,
   renameSync,
   unlinkSync,
-  writeFileSync,
   writeSync
 } from 'node:fs'
 import { dirname, extname } from 'node:path'
@@ -17,6 +16,7 @@ import { rowCsvColumns, rowCsvHeader, rowCsvLine } from '@shared/public/csv'
 import { toPublicMetadata, toPublicRow } from '@shared/public/lensFrame'
 import type { PublicRunRecord } from '@shared/public/runRecord'
 import { parseCsv, type CsvRow } from './csv'
+import { acquireLock } from './lock'
 import { recordKey } from './input'
 
 export const OUTPUT_FORMATS = ['jsonl', 'json', 'csv'] as const
@@ -253,45 +253,6 @@ function replaceFileDurably(file: string, bytes: Buffer): void {
       closeSync(dirFd)
     }
   }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-/** One writer per OUT: a lock file names the process that holds it; a dead holder's lock is taken over. */
-function acquireLock(lockFile: string, out: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(lockFile, String(process.pid), { flag: 'wx' })
-      return
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const holder = Number(readFileSync(lockFile, 'utf8').trim())
-      if (
-        Number.isInteger(holder) &&
-        holder > 0 &&
-        holder !== process.pid &&
-        processAlive(holder)
-      ) {
-        throw new AppError(
-          'conflict',
-          `${out} is being written by another run (process ${holder})`,
-          {
-            field: 'out',
-            file: out
-          }
-        )
-      }
-      unlinkSync(lockFile)
-    }
-  }
-  throw new AppError('conflict', `could not lock ${out}`, { field: 'out', file: out })
 }
 
 export interface ResultWriterOptions {
