@@ -231,6 +231,7 @@ export class Executor {
     })
     task.running = false
     job.completions = out.completions
+    job.replies = out.replies
     if (s.kind === 'generate' || job.cancelRequested) {
       this.#release(job, d, task)
       this.#d.jobs.finish(job, job.cancelRequested ? 'cancelled' : 'done')

@@ -169,7 +169,7 @@ export function PromptConsole(): JSX.Element {
         const result = await call('jobs:result', { jobId })
         if (result.job.status === 'failed')
           setError(humanError(result.job.error ?? { message: 'generation failed' }))
-        setGeneration({ mode, completions: result.completions })
+        setGeneration({ mode, completions: result.completions, replies: result.replies })
         return
       }
       const options: AnalyzeOptionsInput = {
