@@ -100,7 +100,7 @@ describe('chat jobs', () => {
       })
     )
     expect((await finished(jobId)).status).toBe('done')
-    const { completions } = await ok(client.invoke('jobs:result', { jobId }))
+    const { completions, replies } = await ok(client.invoke('jobs:result', { jobId }))
     expect(completions).toHaveLength(1)
     // The word-level demo tokenizer decodes with spaces between tokens.
     const full = completions[0]!.replace(/ /g, '')
@@ -109,6 +109,10 @@ describe('chat jobs', () => {
     const reply = completions[0]!.split('<start_of_turn> model')[1]!.trim().split(' ')
     expect(reply.length).toBeGreaterThan(0)
     expect(reply.length).toBeLessThanOrEqual(5)
+    // The engine's own reply reaches the caller: the new words, the closing end of turn left out.
+    expect(replies).toHaveLength(1)
+    expect(replies[0]).toBe(reply.filter((w) => w !== '<end_of_turn>').join(' '))
+    expect(replies[0]).not.toContain('<')
   })
 
   it('refuses text and messages together, naming the field', async () => {

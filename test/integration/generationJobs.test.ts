@@ -51,6 +51,7 @@ describe('generation jobs on a device worker', () => {
         options: { maxNewTokens: 5, n: 2, seed: 4, temperature: 1 }
       })
       expect(result.completions).toEqual(direct.completions.map((c) => c.fullText))
+      expect(result.replies).toEqual(direct.completions.map((c) => c.reply))
     } finally {
       await group.dispose()
     }

@@ -3,7 +3,8 @@
  * or `{ metadata, rows }` with --json).
  */
 import { Command, InvalidArgumentError } from 'commander'
-import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
+import { DEFAULT_BEST_OF_K, type AnalyzeOptionsInput } from '@shared/domain/analysis'
+import { toLensFrame } from '@shared/public/lensFrame'
 import { AppError } from '@shared/ipc/errors'
 import {
   EXIT,
@@ -14,6 +15,7 @@ import {
   readTextFile,
   reportError,
   seedArg,
+  tokenCell,
   usageExits,
   type GroupFlags
 } from './generate'
@@ -51,7 +53,7 @@ export function analyzeCommand(): Command {
     .option('--file <f>', 'read the text from a file')
     .option(
       '--best-of-k <n>',
-      'rollouts per position; the lowest-MSE one is kept (default 16)',
+      `rollouts per position; the lowest-MSE one is kept (default ${DEFAULT_BEST_OF_K})`,
       intArg('--best-of-k', 1, 512)
     )
     .option(
@@ -69,7 +71,10 @@ export function analyzeCommand(): Command {
     .option('--logit-lens', 'add the logit-lens top tokens')
     .option('--no-kl', 'skip the KL divergence')
     .option('--positions <A:B>', 'analyse only token positions A..B-1', positionsArg)
-    .option('--json', 'print { "metadata": …, "rows": […] } as one JSON document')
+    .option(
+      '--json',
+      'print { "metadata": …, "data": […] } (docs/public-schema.md) as one JSON document'
+    )
   addGroupOptions(cmd)
   usageExits(cmd)
   cmd.action(async (flags: AnalyzeFlags) => {
@@ -84,11 +89,22 @@ function textFrom(flags: AnalyzeFlags): string {
       field: '--file'
     })
   }
-  if (flags.text !== undefined) return flags.text
-  if (flags.file !== undefined) return readTextFile(flags.file, '--file')
-  throw new AppError('invalid_input', 'nothing to analyse: give --text STR or --file F', {
-    field: '--text'
-  })
+  const [text, flag] =
+    flags.text !== undefined
+      ? [flags.text, '--text']
+      : flags.file !== undefined
+        ? [readTextFile(flags.file, '--file'), '--file']
+        : [undefined, '--text']
+  if (text === undefined) {
+    throw new AppError('invalid_input', 'nothing to analyse: give --text STR or --file F', {
+      field: '--text'
+    })
+  }
+  // As the app refuses it: a text of spaces has nothing to explain but the start token.
+  if (!text.trim()) {
+    throw new AppError('invalid_input', `nothing to analyse: ${flag} is empty`, { field: flag })
+  }
+  return text
 }
 
 async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
@@ -129,13 +145,13 @@ async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
     )
     if (showProgress) process.stderr.write('\n')
     if (flags.json) {
-      process.stdout.write(JSON.stringify(result) + '\n')
+      process.stdout.write(JSON.stringify(toLensFrame(result)) + '\n')
     } else {
       for (const r of result.rows) {
         const kl = r.klDivergence === null ? '' : `\tkl=${r.klDivergence.toPrecision(3)}`
         const lens = r.logitLensTop === null ? '' : `\tlogit-lens: ${r.logitLensTop}`
         process.stdout.write(
-          `${r.position}\t${JSON.stringify(r.token)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}${kl}${lens}\n`
+          `${r.position}\t${tokenCell(r)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}${kl}${lens}\n`
         )
       }
       const m = result.metadata

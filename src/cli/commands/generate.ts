@@ -6,7 +6,12 @@
  */
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option, type CommanderError } from 'commander'
-import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
+import {
+  DEFAULT_BEST_OF_K,
+  type AnalysisRow,
+  type AnalyzeOptionsInput
+} from '@shared/domain/analysis'
+import { toLensFrame } from '@shared/public/lensFrame'
 import { ExecutionProviderSchema, type ExecutionProvider } from '@shared/domain/system'
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 import {
@@ -157,7 +162,7 @@ export function addAnalysisOptions(cmd: Command, prefix = ''): Command {
   return cmd
     .option(
       `${f('best-of-k')} <n>`,
-      'rollouts per position (1-512)',
+      `rollouts per position (1-512, default ${DEFAULT_BEST_OF_K})`,
       intArg(f('best-of-k'), 1, 512)
     )
     .option(
@@ -202,6 +207,12 @@ export function analysisOptions(flags: AnalysisFlags, seed: number): AnalyzeOpti
   if (flags.rowsPerBatch !== undefined) o.rowsPerBatch = flags.rowsPerBatch
   if (flags.lastNMessages !== undefined) o.lastNMessages = flags.lastNMessages
   return o
+}
+
+/** The token the model received, and the word typed there when it did not know it. */
+export function tokenCell(r: Pick<AnalysisRow, 'token' | 'sourceText'>): string {
+  const token = JSON.stringify(r.token)
+  return r.sourceText === undefined ? token : `${token} (typed ${JSON.stringify(r.sourceText)})`
 }
 
 // ---------------------------------------------------------------- input helpers
@@ -271,14 +282,29 @@ export async function openGroup(
   return { group, lensId }
 }
 
-function flagName(field: string | undefined): string | undefined {
+/** Fields the engine names that are a flag's value on the command line. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  dir: '--bundle',
+  lensId: '--lens',
+  text: '--text',
+  out: '--out'
+}
+
+/**
+ * The flag behind an error's field, or undefined when the field is not one: a field of a file
+ * (`schemaVersion` of manifest.json) is named by the message with its file, never turned into a
+ * flag that does not exist.
+ */
+export function flagName(field: string | undefined, file?: string): string | undefined {
   if (!field) return undefined
   if (field.startsWith('--')) return field
-  if (field === 'dir') return '--bundle'
-  const last = field.split('.').pop() ?? field
-  return /^[a-z][A-Za-z]*$/.test(last)
-    ? `--${last.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
-    : field
+  const mapped = FLAG_OF_FIELD[field]
+  if (mapped) return mapped
+  // `options.bestOfK` → --best-of-k, `options.positions.end` → --positions: the analysis and
+  // generation flags are named after the options.
+  const option = /^options\.([a-z][A-Za-z]*)/.exec(field)?.[1]
+  if (option && !file) return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+  return undefined
 }
 
 export function exitCodeFor(err: unknown): number {
@@ -293,10 +319,11 @@ export function exitCodeFor(err: unknown): number {
 export function reportError(err: unknown, json = false): number {
   const e = toSerializedError(err)
   if (json) process.stdout.write(JSON.stringify({ error: e }) + '\n')
-  const where = [flagName(e.field), e.file].filter(Boolean).join(', ')
-  process.stderr.write(
-    `talkative: ${e.message}${where && !e.message.startsWith(where) ? ` (${where})` : ''}\n`
-  )
+  // The flag and the file, each unless the message already names it.
+  const where = [flagName(e.field, e.file), e.file]
+    .filter((part): part is string => !!part && !e.message.includes(part))
+    .join(', ')
+  process.stderr.write(`talkative: ${e.message}${where ? ` (${where})` : ''}\n`)
   return exitCodeFor(err)
 }
 
@@ -416,12 +443,15 @@ async function runGenerate(flags: GenerateFlags): Promise<number> {
         generation: options,
         analysis: analysisOptions(flags, flags.seed)
       })
-      if (flags.json) process.stdout.write(JSON.stringify(job) + '\n')
-      else {
+      if (flags.json) {
+        // The analysis in the public shape, as `talkative analyze --json` prints it.
+        const out = { generation: job.generation, analysis: toLensFrame(job.analysis) }
+        process.stdout.write(JSON.stringify(out) + '\n')
+      } else {
         printCompletions(job.generation)
         for (const r of job.analysis.rows) {
           process.stdout.write(
-            `${r.position}\t${JSON.stringify(r.token)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}\n`
+            `${r.position}\t${tokenCell(r)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}\n`
           )
         }
       }

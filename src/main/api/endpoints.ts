@@ -4,6 +4,7 @@
  * engine). The table also makes the OpenAPI document.
  */
 import type { ManagedDevice } from '@shared/domain/devices'
+import { toPublicJobResult } from '@shared/public/jobResult'
 import { defineEndpoint, type EndpointAnswer, type Endpoint } from './endpoint'
 import { fail } from './failures'
 import { jobEndpoint, jobIdParam } from './jobEndpoints'
@@ -203,7 +204,8 @@ export const endpoints: readonly Endpoint[] = [
     responses: [{ status: 200, schema: JobResultSchema, description: 'The job and its output' }],
     errors: [401, 404],
     async handle({ params }, ctx) {
-      return { status: 200, body: await ctx.call('jobs:result', { jobId: jobIdParam(params) }) }
+      const result = await ctx.call('jobs:result', { jobId: jobIdParam(params) })
+      return { status: 200, body: toPublicJobResult(result) }
     }
   }),
   defineEndpoint({

@@ -6,6 +6,7 @@
 import type { z } from 'zod'
 import type { ChatMessage } from '@shared/domain/chat'
 import { JobIdSchema, type JobState } from '@shared/domain/jobs'
+import { toPublicJobResult } from '@shared/public/jobResult'
 import type { InvokeInput } from '@shared/ipc/contract'
 import { createLogger } from '../platform/logger'
 import {
@@ -100,7 +101,7 @@ async function submitJob(
   answered = true
   if (!final) fail('not_found', `job ${jobId} is gone`, 'job_id')
   if (final.status === 'failed') throw jobFailure(final)
-  return { status: 200, body: await ctx.call('jobs:result', { jobId }) }
+  return { status: 200, body: toPublicJobResult(await ctx.call('jobs:result', { jobId })) }
 }
 
 function jobFailure(state: JobState): Error {

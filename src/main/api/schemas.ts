@@ -153,4 +153,6 @@ export const JobQueuedSchema = z.object({
 
 export const ApiErrorSchema = z.object({ error: SerializedErrorSchema })
 
-export { JobResultSchema, JobStateSchema } from '@shared/domain/jobs'
+export { JobStateSchema } from '@shared/domain/jobs'
+/** A job's result with its analysis in the public names (docs/public-schema.md). */
+export { PublicJobResultSchema as JobResultSchema } from '@shared/public/jobResult'

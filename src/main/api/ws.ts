@@ -1,4 +1,5 @@
 import { WebSocketServer, type WebSocket } from 'ws'
+import { toPublicJobResult, toPublicJobRows } from '@shared/public/jobResult'
 import {
   JobIdSchema,
   TERMINAL_JOB_STATUSES,
@@ -253,7 +254,7 @@ export function attachApiWebSocket(options: {
         })
         return
       }
-      const result = await call('jobs:result', { jobId: job.id })
+      const result = toPublicJobResult(await call('jobs:result', { jobId: job.id }))
       send({ type: job.status === 'done' ? 'completed' : 'cancelled', jobId: job.id, result })
     }
 
@@ -310,7 +311,7 @@ export function attachApiWebSocket(options: {
       else if (channel === 'jobs:rows') {
         const rows = payload as JobRows
         enqueue(() => {
-          if (watching(rows.jobId)) send({ type: 'rows', ...rows })
+          if (watching(rows.jobId)) send({ type: 'rows', ...toPublicJobRows(rows) })
         })
       }
     })

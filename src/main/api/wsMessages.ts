@@ -4,12 +4,11 @@
  */
 import { z } from 'zod'
 import { PlacementSchema } from '@shared/domain/devices'
+import { JobStateSchema, JobStatusSchema } from '@shared/domain/jobs'
 import {
-  JobResultSchema,
-  JobRowsSchema,
-  JobStateSchema,
-  JobStatusSchema
-} from '@shared/domain/jobs'
+  PublicJobResultSchema as JobResultSchema,
+  PublicJobRowsSchema as JobRowsSchema
+} from '@shared/public/jobResult'
 import { SerializedErrorSchema } from '@shared/ipc/errors'
 import { DevicesSnapshotSchema } from '@shared/ipc/channels/devices'
 import {

@@ -231,6 +231,7 @@ export class Executor {
     })
     task.running = false
     job.completions = out.completions
+    job.replies = out.replies
     if (s.kind === 'generate' || job.cancelRequested) {
       this.#release(job, d, task)
       this.#d.jobs.finish(job, job.cancelRequested ? 'cancelled' : 'done')
@@ -336,6 +337,8 @@ export class Executor {
     }
     if (job.state.devices.length > 1)
       job.metadata.executionProvider = `${d.desc.provider} ×${job.state.devices.length}`
+    // The manager's device ids (`cpu:1` for a virtual device), not the engine's view of it.
+    job.metadata.device = job.state.devices.join(',')
   }
 
   /** A failed task: the job fails, or (a worker crash, once) its missing part is retried. */

@@ -151,6 +151,7 @@ export class JobTable {
       ordered: [],
       metadata: null,
       completions: [],
+      replies: [],
       cancelRequested: false,
       runStartedAt: null,
       finished,
@@ -180,7 +181,8 @@ export class JobTable {
       job: copyJobState(job.state),
       metadata: job.metadata,
       rows: [...job.ordered],
-      completions: [...job.completions]
+      completions: [...job.completions],
+      replies: [...job.replies]
     }
   }
 

@@ -299,6 +299,8 @@ export class ModelLibrary {
       contentHash: e.summary?.contentHash ?? null,
       weightBytes: e.summary?.weightBytes ?? null,
       estimatedBytes: e.summary?.estimatedBytes ?? null,
+      vocabSize: e.summary?.baseModel.vocabSize ?? null,
+      maxTokens: e.summary?.baseModel.maxPositions ?? null,
       lenses:
         e.summary?.lenses.map((l) => ({
           id: l.id,

@@ -174,7 +174,7 @@ function managerWith(
     name: 'g',
     dir: join(folder, 'g'),
     contentHash: 'h',
-    baseModel: { id: 'b', hiddenSize: 4, layers: 1, vocabSize: 4 },
+    baseModel: { id: 'b', hiddenSize: 4, layers: 1, vocabSize: 4, maxPositions: 16 },
     lenses: [{ id: 'l', name: 'l', layer: 0, tokens: 2, origModel: 'b' }],
     weightBytes: 1000,
     estimatedBytes: 1000,

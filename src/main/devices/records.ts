@@ -74,6 +74,8 @@ export interface JobRecord {
   ordered: AnalysisRow[]
   metadata: AnalysisMetadata | null
   completions: string[]
+  /** Each completion's reply: its new text without the closing end-of-turn token. */
+  replies: string[]
   cancelRequested: boolean
   runStartedAt: number | null
   finished: Promise<void>

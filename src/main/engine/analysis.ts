@@ -14,7 +14,7 @@ import { AppError, describeZodError } from '@shared/ipc/errors'
 import type { LensRuntime } from './lenses'
 import type { GroupParts } from './loading'
 import { argminRange, klOrZeroIfRounding, relativeRmse, salience } from './metrics'
-import { Tensor } from './ort'
+import { Tensor, type SessionTarget } from './ort'
 import { autoRowsPerBatch, planPositions, positionsPerBatch } from './positions'
 import { uniformsFor } from './random'
 import type { AnalyzeHooks, AnalyzeRequest, ExplanationScore, ScoreRequest } from './types'
@@ -47,7 +47,7 @@ export async function analyzeText(
   const T = lm.explanationTokens
   const K = opts.bestOfK
 
-  const { ids, tokens } = tokenizer.encode(req.text)
+  const { ids, tokens, sources } = tokenizer.encode(req.text)
   if (ids.length === 0)
     throw new AppError('invalid_input', 'the text has no tokens', { field: 'text' })
   const origRef =
@@ -187,10 +187,12 @@ export async function analyzeText(
         explanation += `[${tokens[position]}]`
       }
       const mse = all.mse[chosen[i]!]!
+      const source = sources[position]
       return {
         position,
         token: tokens[position]!,
         tokenId: ids[position]!,
+        ...(source === undefined ? {} : { sourceText: source }),
         explanation,
         explanationStructured: structured,
         mse,
@@ -231,10 +233,25 @@ export async function analyzeText(
       numTokens: ids.length,
       analysedPositions: rows.length,
       timings,
-      status
+      status,
+      lensName: lm.name,
+      baseModel: modelName(bundle.manifest.base),
+      origModel: modelName(origRef),
+      donorModel: lm.orig === 'base' ? null : modelName(origRef),
+      checkpointPath: bundle.summary.dir,
+      device: deviceName(parts.target)
     },
     rows
   }
+}
+
+function modelName(ref: { id: string; name?: string }): string {
+  return ref.name ?? ref.id
+}
+
+/** The device an engine session runs on, as the command line names it. */
+function deviceName(target: SessionTarget): string {
+  return target.provider === 'cpu' ? 'cpu' : `cuda:${target.deviceIndex ?? 0}`
 }
 
 /** Reconstruction error of given explanations for one position (e.g. a user's edit). */

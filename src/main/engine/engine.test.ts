@@ -268,8 +268,15 @@ describe('demo group', () => {
     const r = await demo.analyze({ lensId: 'words-l1', text: '', options: { bestOfK: 2 } })
     expect(r.rows).toHaveLength(1)
     expect(r.rows[0]!.token).toBe('<bos>')
-    // Out-of-vocabulary words map to <unk> (the WordLevel model alone would return null).
-    expect(demo.tokenize('the zebra').tokens).toEqual(['<bos>', 'the', 'zebra'])
+    // Out-of-vocabulary words map to <unk> (the WordLevel model alone would return null): the
+    // token is what the model received, the word read there is kept beside it.
+    const oov = demo.tokenize('the Zebra')
+    expect(oov.tokens).toEqual(['<bos>', 'the', '<unk>'])
+    expect(oov.sources).toEqual([undefined, undefined, 'zebra'])
+    const row = (
+      await demo.analyze({ lensId: 'words-l1', text: 'the Zebra', options: { bestOfK: 2 } })
+    ).rows[2]!
+    expect(row).toMatchObject({ token: '<unk>', tokenId: oov.ids[2], sourceText: 'zebra' })
   })
 
   it('rejects bad requests with the field named', async () => {

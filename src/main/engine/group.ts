@@ -10,7 +10,7 @@ import type { GenerateRequest, GenerationResult } from './generation/options'
 import { runGeneration } from './generation/run'
 import { GroupLenses } from './lenses'
 import { keepForReload, openGroupParts, type GroupParts, type LoadHooks } from './loading'
-import type { TextTokenizer } from './tokenizer'
+import type { TextTokenizer, TokenizedText } from './tokenizer'
 import type {
   AnalyzeHooks,
   AnalyzeRequest,
@@ -66,7 +66,7 @@ class Group implements LoadedGroup {
     return groupAutoRows(this.#parts)
   }
 
-  tokenize(text: string): { ids: number[]; tokens: string[] } {
+  tokenize(text: string): TokenizedText {
     return this.#parts.tokenizer.encode(text)
   }
 

@@ -47,7 +47,7 @@ export type {
   GenerationResult
 } from './generation/options'
 export * from './dataset'
-export { csvField, csvLine, parseCsv, type CsvRow } from './dataset/csv'
+export { parseCsv, type CsvRow } from './dataset/csv'
 
 /** Validates a group folder without creating any session; throws AppError('bundle_invalid'). */
 export async function openBundle(dir: string): Promise<BundleSummary> {

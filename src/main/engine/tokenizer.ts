@@ -5,7 +5,13 @@ import { AppError } from '@shared/ipc/errors'
 
 export interface TokenizedText {
   ids: number[]
+  /** What the model received, decoded: `<unk>` for a word the vocabulary does not have. */
   tokens: string[]
+  /**
+   * The text the tokenizer read (after its normaliser) where it differs from the token: the word
+   * behind an `<unk>`; undefined where the token is the text.
+   */
+  sources: (string | undefined)[]
 }
 
 export class TextTokenizer {
@@ -60,14 +66,17 @@ export class TextTokenizer {
         ids.push(Number(id))
       }
     }
-    let tokens = ids.map((id, i) =>
-      id === this.#unkId && enc.tokens[i] ? enc.tokens[i]! : this.decodeOne(id)
-    )
+    let tokens = ids.map((id) => this.decodeOne(id))
+    let sources = ids.map((id, i) => {
+      const read = enc.tokens[i]
+      return id === this.#unkId && read && read !== tokens[i] ? read : undefined
+    })
     if (ids.length >= 2 && ids[0] === this.bosId && ids[1] === this.bosId) {
       ids.shift()
       tokens = tokens.slice(1)
+      sources = sources.slice(1)
     }
-    return { ids, tokens }
+    return { ids, tokens, sources }
   }
 
   /** The id of a token text (e.g. a special like `<end_of_turn>`); undefined when not in the vocabulary. */

@@ -10,6 +10,7 @@ import type {
   AnalyzeOptionsInput
 } from '@shared/domain/analysis'
 import type { ExecutionProvider } from '@shared/domain/system'
+import type { TokenizedText } from './tokenizer'
 import type { GenerateRequest, GenerationResult } from './generation/options'
 
 /** Where a group's sessions run. */
@@ -53,7 +54,14 @@ export interface BundleSummary {
   dir: string
   /** Hash over the manifest and every file the bundle references (hex). */
   contentHash: string
-  baseModel: { id: string; hiddenSize: number; layers: number; vocabSize: number }
+  baseModel: {
+    id: string
+    hiddenSize: number
+    layers: number
+    vocabSize: number
+    /** Longest text, in tokens, the base model takes. */
+    maxPositions: number
+  }
   lenses: LensSummary[]
   /** Bytes of weights on disk; the memory estimate derives from it. */
   weightBytes: number
@@ -107,7 +115,7 @@ export interface LoadedGroup {
    */
   generate(req: GenerateRequest): Promise<GenerationResult>
   /** Token ids and strings of a text, as the analysis sees them (after the double-BOS rule). */
-  tokenize(text: string): { ids: number[]; tokens: string[] }
+  tokenize(text: string): TokenizedText
   /** What finding message starts (`lastNMessages`) needs of the tokenizer. */
   readonly tokenizer: TurnTokenizer
   /** Rows per engine batch when a request names none (the manifest's figure for this provider). */

@@ -341,18 +341,23 @@ export class SessionsService {
     return exportSession(await this.get(id), format)
   }
 
-  async import(fileName: string, content: string): Promise<SessionSummary> {
-    const imported = parseSessionFile(fileName, content)
-    const session: Session = {
-      ...this.#asStored(imported),
-      id: this.#newId(),
-      jobId: null,
-      updatedAt: this.#now()
+  /** Every session in the file, each saved under a new id and marked as imported. */
+  async import(fileName: string, content: string): Promise<{ sessions: SessionSummary[] }> {
+    const imported = parseSessionFile(fileName, content, this.#now())
+    const summaries: SessionSummary[] = []
+    for (const one of imported) {
+      const session: Session = {
+        ...this.#asStored(one),
+        id: this.#newId(),
+        jobId: null,
+        updatedAt: this.#now()
+      }
+      await this.store.write(session)
+      const summary = this.#summaryOf(session)
+      this.#deps.emit('sessions:changed', { id: session.id, summary })
+      summaries.push(summary)
     }
-    await this.store.write(session)
-    const summary = this.#summaryOf(session)
-    this.#deps.emit('sessions:changed', { id: session.id, summary })
-    return summary
+    return { sessions: summaries }
   }
 
   async rerunCheck(id: string): Promise<{ possible: boolean; reason: string }> {

@@ -1,11 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SESSION_FORMAT, type Session } from '@shared/domain/sessions'
 import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
-import { exportSession, parseSessionFile } from './exportFormats'
-import { parseCsv } from '../engine'
 import { SessionStore } from './store'
 
 function session(id: string, extra: Partial<Session> = {}): Session {
@@ -103,74 +101,5 @@ describe('session store', () => {
     }
     await expect(store.read('s-missing')).rejects.toMatchObject({ code: 'not_found' })
     await expect(store.remove('s-missing')).rejects.toMatchObject({ code: 'not_found' })
-  })
-})
-
-describe('export formats', () => {
-  it('JSON and JSONL round-trip through import exactly', () => {
-    const s = session('s-round')
-    for (const format of ['json', 'jsonl'] as const) {
-      const file = exportSession(s, format)
-      expect(parseSessionFile(file.fileName, file.content)).toEqual(s)
-    }
-    const jsonl = exportSession(s, 'jsonl').content.trim().split('\n')
-    expect(jsonl).toHaveLength(1 + s.rows.length)
-    expect(JSON.parse(jsonl[1]!)).toMatchObject({ type: 'row', token: 'cat' })
-  })
-
-  it('a JSONL export with no rows (a run failed or cancelled before its first row) imports', () => {
-    const s = session('s-empty', { status: 'failed', rows: [] })
-    const file = exportSession(s, 'jsonl')
-    expect(file.content.trim().split('\n')).toHaveLength(1)
-    expect(parseSessionFile(file.fileName, file.content)).toEqual(s)
-  })
-
-  it('CSV quotes commas, quotes and newlines so the fields read back unchanged', () => {
-    const file = exportSession(session('s-csv'), 'csv')
-    expect(file.fileName).toMatch(/^the-cat-quoted-words-l1-s-csv\.csv$/)
-    const { rows } = parseCsv(Buffer.from(file.content))
-    expect(rows[0]!.fields.slice(0, 4)).toEqual(['position', 'token', 'explanation', 'mse'])
-    expect(rows[1]!.fields).toEqual([
-      '1',
-      'cat',
-      'cat, "feline"\nnew',
-      '0.001',
-      '0.1',
-      '',
-      'cat dog',
-      '0.2 -0.1 0',
-      '["cat,","\\"feline\\"","\\nnew"]'
-    ])
-  })
-
-  it('CSV keeps one explanation token per salience value when tokens carry their own spaces', () => {
-    const spaced = session('s-spaced')
-    spaced.rows[0] = {
-      ...spaced.rows[0]!,
-      explanationStructured: [' the', '  cat', ' ', 'é'],
-      tokenSalience: [0.1, 0.2, 0.3, 0.4]
-    }
-    const { rows } = parseCsv(Buffer.from(exportSession(spaced, 'csv').content))
-    const [salience = '', structured = ''] = rows[1]!.fields.slice(7)
-    expect(JSON.parse(structured)).toEqual([' the', '  cat', ' ', 'é'])
-    expect(salience.split(' ').map(Number)).toEqual([0.1, 0.2, 0.3, 0.4])
-  })
-
-  it('names the file and field of an invalid import', () => {
-    expect(() => parseSessionFile('a.json', '{"format":"talkative-session"}')).toThrow(
-      /a\.json is not a session file: version/
-    )
-    expect(() => parseSessionFile('b.json', 'nope')).toThrow(/b\.json is not JSON/)
-    expect(() => parseSessionFile('c.jsonl', '{"type":"session"}\n{"type":"other"}')).toThrow(
-      /c\.jsonl line 2/
-    )
-    expect(() => parseSessionFile('d.json', '  ')).toThrow(/d\.json is empty/)
-  })
-
-  it('the store writes what export reads', async () => {
-    const store = new SessionStore(dir)
-    await store.write(session('s-disk'))
-    const raw = readFileSync(join(dir, 's-disk.json'), 'utf8')
-    expect(parseSessionFile('s-disk.json', raw).id).toBe('s-disk')
   })
 })

@@ -190,8 +190,12 @@ const handlers: Handlers = {
         text: req.text,
         options: generateOptionsFromJob(req.options ?? {})
       })
-      // Full texts (prompt with specials + continuation): what generate-analyze analyses.
-      return { completions: out.completions.map((c) => c.fullText) }
+      // Full texts (prompt with specials + continuation): what generate-analyze analyses; the
+      // replies are what a chat shows, cut by the engine that knows where the prompt ended.
+      return {
+        completions: out.completions.map((c) => c.fullText),
+        replies: out.completions.map((c) => c.reply)
+      }
     } finally {
       tasks.delete(req.taskId)
     }

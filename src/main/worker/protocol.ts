@@ -139,7 +139,12 @@ export const workerOps = {
       text: z.string(),
       options: GenerateOptionsSchema.optional()
     }),
-    response: z.object({ completions: z.array(z.string()) })
+    response: z.object({
+      /** Full texts: the prompt with its special tokens, then the continuation. */
+      completions: z.array(z.string()),
+      /** The engine's reply of each: the new text without its closing end-of-turn token. */
+      replies: z.array(z.string())
+    })
   },
   /** Stop a running task at its next batch boundary. */
   cancel: {

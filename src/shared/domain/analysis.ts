@@ -1,13 +1,19 @@
 import { z } from 'zod'
 
 /**
+ * Best-of-K when a request names none: 8, the predecessor's default in every entry point. The
+ * app's console, the command line and the API all start from this one constant.
+ */
+export const DEFAULT_BEST_OF_K = 8
+
+/**
  * Analysis options, defaults as in the seed's web path but correct (KL on and real).
  * Field names are camelCase across the app; the /api/v2 layer maps the seed's snake_case names.
  */
 export const AnalyzeOptionsSchema = z
   .object({
     /** Rollouts per position; the explanation with the lowest MSE is kept. */
-    bestOfK: z.number().int().min(1).max(512).default(16),
+    bestOfK: z.number().int().min(1).max(512).default(DEFAULT_BEST_OF_K),
     /** Decoder sampling temperature; 0 means greedy argmax. */
     temperature: z.number().min(0).max(5).default(1),
     seed: z
@@ -36,8 +42,15 @@ export type AnalyzeOptionsInput = z.input<typeof AnalyzeOptionsSchema>
 /** One analysed position: the seed's columns, with KL that is actually computed. */
 export const AnalysisRowSchema = z.object({
   position: z.number().int(),
+  /** The token the model received, decoded (`<unk>` for a word its vocabulary does not have). */
   token: z.string(),
-  tokenId: z.number().int(),
+  /** Null only in sessions imported from files that do not record it. */
+  tokenId: z.number().int().nullable(),
+  /**
+   * The text the tokenizer read where it differs from `token`: the word behind an `<unk>` (as the
+   * tokenizer's normaliser left it, e.g. lower-cased). Absent where the token is the text.
+   */
+  sourceText: z.string().optional(),
   explanation: z.string(),
   explanationStructured: z.array(z.string()),
   mse: z.number(),
@@ -65,7 +78,21 @@ export const AnalysisMetadataSchema = z.object({
   numTokens: z.number().int(),
   analysedPositions: z.number().int(),
   timings: z.record(z.string(), z.number()),
-  status: AnalysisStatusSchema
+  status: AnalysisStatusSchema,
+  // What the predecessor's result metadata named (docs/public-schema.md). Optional: sessions saved
+  // before these were recorded do not have them.
+  /** The lens's display name. */
+  lensName: z.string().optional(),
+  /** The group's base model (its name, else its id). */
+  baseModel: z.string().optional(),
+  /** The model whose activations are explained: the lens's donor, else the base model. */
+  origModel: z.string().optional(),
+  /** The donor model when the lens reads a model other than the base; null when it does not. */
+  donorModel: z.string().nullable().optional(),
+  /** The model group folder the lens came from. */
+  checkpointPath: z.string().optional(),
+  /** Where it ran: `cpu`, `cuda:N`, or the device manager's device ids, comma-separated. */
+  device: z.string().optional()
 })
 export type AnalysisMetadata = z.infer<typeof AnalysisMetadataSchema>
 

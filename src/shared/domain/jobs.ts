@@ -126,8 +126,16 @@ export const JobResultSchema = z.object({
   /** Analysis metadata (merged over devices for a data-parallel run), null for other kinds. */
   metadata: AnalysisMetadataSchema.nullable(),
   rows: z.array(AnalysisRowSchema),
-  /** Output of generate jobs: one string per completion. */
-  completions: z.array(z.string())
+  /**
+   * Output of generate jobs, one string per completion: the full text (the prompt as rendered,
+   * special tokens kept, then the continuation).
+   */
+  completions: z.array(z.string()),
+  /**
+   * The new text of each completion without its closing end-of-turn token: the reply a chat
+   * shows. Empty for other kinds.
+   */
+  replies: z.array(z.string()).default([])
 })
 export type JobResult = z.infer<typeof JobResultSchema>
 

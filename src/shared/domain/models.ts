@@ -28,6 +28,10 @@ export const LibraryGroupSchema = z.object({
   estimatedBytes: z.number().nullable(),
   /** The estimate corrected from the last measured load (any device), or null. */
   measuredBytes: z.number().nullable(),
+  /** Tokens the tokenizer knows (words outside it become `<unk>`); null for a broken bundle. */
+  vocabSize: z.number().int().nullable().optional(),
+  /** The longest text, in tokens, the base model takes; null for a broken bundle. */
+  maxTokens: z.number().int().nullable().optional(),
   lenses: z.array(LibraryLensSchema),
   /** Devices where the group is loaded (or loading). */
   loadedOn: z.array(z.string())

@@ -41,6 +41,21 @@ export const SessionKindSchema = z.enum(['analyze', 'generate-analyze'])
 
 export const SESSION_FORMAT = 'talkative-session'
 
+/** Where an imported session came from; sessions this app ran have none. */
+export const ImportedFromSchema = z.object({
+  /** The file's name as the user chose it. */
+  fileName: z.string().max(300),
+  /**
+   * `talkative`: an export of this app (or a session file); `predecessor`: the predecessor's
+   * `{metadata, data}` JSON or JSONL, whose metadata is kept as it was in `metadata`.
+   */
+  format: z.enum(['talkative', 'predecessor']),
+  importedAt: z.number(),
+  /** The predecessor's metadata, verbatim (it has no analysis metadata of this app). */
+  metadata: z.record(z.string(), z.unknown()).optional()
+})
+export type ImportedFrom = z.infer<typeof ImportedFromSchema>
+
 export const SessionSchema = z.object({
   format: z.literal(SESSION_FORMAT),
   version: z.literal(1),
@@ -63,7 +78,9 @@ export const SessionSchema = z.object({
   error: SerializedErrorSchema.nullable(),
   metadata: AnalysisMetadataSchema.nullable(),
   rows: z.array(AnalysisRowSchema),
-  completions: z.array(z.string())
+  completions: z.array(z.string()),
+  /** Set by import only (absent in files saved before imports were marked). */
+  importedFrom: ImportedFromSchema.optional()
 })
 export type Session = z.infer<typeof SessionSchema>
 

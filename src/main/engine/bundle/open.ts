@@ -490,7 +490,13 @@ export async function validateBundle(
     name: manifest.group.name,
     dir,
     contentHash,
-    baseModel: { id: b.id, hiddenSize: b.hiddenSize, layers: b.layers, vocabSize: b.vocabSize },
+    baseModel: {
+      id: b.id,
+      hiddenSize: b.hiddenSize,
+      layers: b.layers,
+      vocabSize: b.vocabSize,
+      maxPositions: b.maxPositions
+    },
     lenses: lenses.map((l) => ({
       id: l.manifest.id,
       name: l.manifest.name,

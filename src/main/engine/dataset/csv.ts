@@ -1,19 +1,4 @@
-/** Minimal RFC 4180 CSV: enough to write result tables and to re-read them exactly on resume. */
-
-export function csvField(value: unknown): string {
-  if (value === null || value === undefined) return ''
-  const s =
-    typeof value === 'string'
-      ? value
-      : typeof value === 'number'
-        ? String(value)
-        : JSON.stringify(value)
-  return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s
-}
-
-export function csvLine(values: readonly unknown[]): string {
-  return values.map(csvField).join(',') + '\n'
-}
+/** Reading back the CSV that @shared/public/csv writes, exactly, on resume. */
 
 export interface CsvRow {
   fields: string[]

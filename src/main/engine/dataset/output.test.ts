@@ -12,6 +12,8 @@ import { spawnSync } from 'node:child_process'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { AnalysisRow } from '@shared/domain/analysis'
 import { AppError } from '@shared/ipc/errors'
+import { PUBLIC_ROW_KEYS } from '@shared/public/lensFrame'
+import { PublicRunRecordSchema, type PublicRunRecord } from '@shared/public/runRecord'
 import { parseCsv } from './csv'
 import { parseDataset } from './input'
 import { CSV_COLUMNS, ResultWriter, formatFromPath, type DatasetResult } from './output'
@@ -174,9 +176,11 @@ describe('result writer: JSON', () => {
     expect(again.truncatedBytes).toBe(0)
     again.append(result('c'))
     again.finish()
-    const all = JSON.parse(readFileSync(out, 'utf8')) as DatasetResult[]
+    const all = JSON.parse(readFileSync(out, 'utf8')) as PublicRunRecord[]
     expect(all.map((x) => x.id)).toEqual(['a', 'b', 'c'])
-    expect(all[2]!.rows?.[0]?.explanation).toBe('expl, "quoted"\nline c')
+    // Records in the public shape: `data` rows with the predecessor's names.
+    expect(all[2]!.data?.[0]?.explanation).toBe('expl, "quoted"\nline c')
+    expect(all.map((x) => PublicRunRecordSchema.parse(x).id)).toEqual(['a', 'b', 'c'])
   })
 })
 
@@ -194,10 +198,17 @@ describe('result writer: CSV', () => {
     const { rows } = parseCsv(readFileSync(out))
     expect(rows[0]!.fields).toEqual([...CSV_COLUMNS])
     expect(rows).toHaveLength(1 + 3 + 1)
-    expect(rows[1]!.fields.slice(0, 4)).toEqual(['a', '3', 'completed', '0'])
-    expect(rows[1]!.fields[6]).toBe('expl, "quoted"\nline a')
-    expect(JSON.parse(rows[1]!.fields[10]!)).toEqual([0.1, -0.2])
-    expect(rows[4]!.fields[12]).toBe('invalid_input: bad, "template"')
+    expect(CSV_COLUMNS).toEqual(['id', 'record_lines', 'status', ...PUBLIC_ROW_KEYS, 'error'])
+    const col = (name: string): number => CSV_COLUMNS.indexOf(name)
+    expect(rows[1]!.fields.slice(0, 5)).toEqual(['a', '3', 'completed', '0', 't0'])
+    expect(rows[1]!.fields[col('explanation')]).toBe('expl, "quoted"\nline a')
+    expect(JSON.parse(rows[1]!.fields[col('token_salience')]!)).toEqual([0.1, -0.2])
+    expect(JSON.parse(rows[1]!.fields[col('explanation_structured')]!)).toEqual([
+      'expl,',
+      '"quoted"\nline',
+      'a'
+    ])
+    expect(rows[4]!.fields[col('error')]).toBe('invalid_input: bad, "template"')
   })
 
   it('drops a torn record block on resume and keeps whole ones', () => {

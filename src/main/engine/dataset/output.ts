@@ -7,13 +7,16 @@ import {
   readFileSync,
   renameSync,
   unlinkSync,
-  writeFileSync,
   writeSync
 } from 'node:fs'
 import { dirname, extname } from 'node:path'
 import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
 import { AppError, type SerializedError } from '@shared/ipc/errors'
-import { csvLine, parseCsv, type CsvRow } from './csv'
+import { rowCsvColumns, rowCsvHeader, rowCsvLine } from '@shared/public/csv'
+import { toPublicMetadata, toPublicRow } from '@shared/public/lensFrame'
+import type { PublicRunRecord } from '@shared/public/runRecord'
+import { parseCsv, type CsvRow } from './csv'
+import { acquireLock } from './lock'
 import { recordKey } from './input'
 
 export const OUTPUT_FORMATS = ['jsonl', 'json', 'csv'] as const
@@ -49,26 +52,35 @@ export interface DatasetResult {
   error?: SerializedError
 }
 
-export const CSV_COLUMNS = [
-  'id',
-  'record_lines',
-  'status',
-  'position',
-  'token',
-  'token_id',
-  'explanation',
-  'mse',
-  'relative_rmse',
-  'kl_divergence',
-  'token_salience',
-  'logit_lens_top',
-  'error'
-] as const
-const CSV_HEADER = csvLine(CSV_COLUMNS)
-const COL = Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, i])) as Record<
-  (typeof CSV_COLUMNS)[number],
-  number
->
+const CSV_FRAME = { before: ['id', 'record_lines', 'status'], after: ['error'] } as const
+
+/** OUT's CSV columns: the record's id, its line count and status, the public row, its error. */
+export const CSV_COLUMNS = rowCsvColumns(CSV_FRAME)
+const CSV_HEADER = rowCsvHeader(CSV_FRAME)
+const COL = { id: 0, record_lines: 1, status: 2 } as const
+
+/** A result as OUT holds it: the public row and metadata names (docs/public-schema.md). */
+export function publicRecord(result: DatasetResult): PublicRunRecord {
+  const g = result.generation
+  return {
+    id: result.id,
+    status: result.status,
+    ...(result.text === undefined ? {} : { text: result.text }),
+    ...(g
+      ? {
+          generation: {
+            prompt: g.prompt,
+            completion: g.completion,
+            full_text: g.fullText,
+            finish_reason: g.finishReason
+          }
+        }
+      : {}),
+    ...(result.metadata ? { metadata: toPublicMetadata(result.metadata) } : {}),
+    ...(result.rows ? { data: result.rows.map(toPublicRow) } : {}),
+    ...(result.error ? { error: result.error } : {})
+  }
+}
 
 /**
  * CSV holds the per-position table: one line per analysed position (one line for a record with
@@ -77,27 +89,9 @@ const COL = Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, i])) as Record<
 export function csvBlock(result: DatasetResult): string {
   const rows = result.rows ?? []
   const error = result.error ? `${result.error.code}: ${result.error.message}` : ''
-  if (rows.length === 0) {
-    return csvLine([result.id, 1, result.status, '', '', '', '', '', '', '', '', '', error])
-  }
+  if (rows.length === 0) return rowCsvLine(null, [result.id, 1, result.status], [error])
   return rows
-    .map((r) =>
-      csvLine([
-        result.id,
-        rows.length,
-        result.status,
-        r.position,
-        r.token,
-        r.tokenId,
-        r.explanation,
-        r.mse,
-        r.relativeRmse,
-        r.klDivergence,
-        r.tokenSalience,
-        r.logitLensTop,
-        error
-      ])
-    )
+    .map((r) => rowCsvLine(toPublicRow(r), [result.id, rows.length, result.status], [error]))
     .join('')
 }
 
@@ -261,45 +255,6 @@ function replaceFileDurably(file: string, bytes: Buffer): void {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-/** One writer per OUT: a lock file names the process that holds it; a dead holder's lock is taken over. */
-function acquireLock(lockFile: string, out: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(lockFile, String(process.pid), { flag: 'wx' })
-      return
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const holder = Number(readFileSync(lockFile, 'utf8').trim())
-      if (
-        Number.isInteger(holder) &&
-        holder > 0 &&
-        holder !== process.pid &&
-        processAlive(holder)
-      ) {
-        throw new AppError(
-          'conflict',
-          `${out} is being written by another run (process ${holder})`,
-          {
-            field: 'out',
-            file: out
-          }
-        )
-      }
-      unlinkSync(lockFile)
-    }
-  }
-  throw new AppError('conflict', `could not lock ${out}`, { field: 'out', file: out })
-}
-
 export interface ResultWriterOptions {
   /**
    * Failed records in OUT that this run redoes: they are removed from OUT when it is opened (so
@@ -390,7 +345,7 @@ export class ResultWriter {
     let line: string
     if (this.format === 'csv') line = csvBlock(result)
     else {
-      const json = JSON.stringify(result)
+      const json = JSON.stringify(publicRecord(result))
       line = this.format === 'json' && this.#records > 0 ? `,${json}\n` : `${json}\n`
     }
     this.#write(line)

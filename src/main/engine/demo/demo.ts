@@ -24,7 +24,7 @@ const log = createLogger('engine')
 
 export const DEMO_GROUP_ID = 'demo-words'
 /** Bumped whenever the construction changes; a cached demo with another stamp is rebuilt. */
-export const DEMO_VERSION = 3
+export const DEMO_VERSION = 4
 
 /** Residual layout (d = 128): content, copy channel, marker, sink, misc. */
 export const DEMO_LAYOUT = {
@@ -219,9 +219,12 @@ export function demoModel(): DemoModel {
     finalBias: new Float32Array(d),
     unembedding: unembed
   }
+  // Gemma's convention: the assistant's turns are `model` turns, so every role the template writes
+  // (user, model, system) is a word of the vocabulary and none reaches the model as <unk>.
   const chatTemplate =
-    "{{ bos_token }}{% for message in messages %}<start_of_turn>{{ message['role'] }} " +
-    "{{ message['content'] }}<end_of_turn>{% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}"
+    "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}" +
+    "<start_of_turn>{{ role }} {{ message['content'] }}<end_of_turn>{% endfor %}" +
+    '{% if add_generation_prompt %}<start_of_turn>model {% endif %}'
   const { tokenizer, tokenizerConfig } = wordLevelTokenizer([...DEMO_SPECIALS], words, {
     chat_template: chatTemplate,
     end_of_turn_tokens: ['<end_of_turn>'],

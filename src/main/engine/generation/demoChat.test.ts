@@ -39,6 +39,14 @@ const conversation: ChatMessage[] = [
 const fast = { bestOfK: 2, salience: false, kl: false }
 
 describe('chat on the demo group', () => {
+  it('renders every role with words its tokenizer knows: the assistant is a model turn', () => {
+    const text = conversationText(group, conversation)
+    expect(text).toContain('<start_of_turn>model the bird sang<end_of_turn>')
+    const { tokens } = group.tokenize(text)
+    const roles = tokens.filter((_t, i) => tokens[i - 1] === '<start_of_turn>')
+    expect(roles).toEqual(['system', 'user', 'model', 'user', 'model'])
+  })
+
   it('renders with the group template and replies in one turn', async () => {
     const text = conversationText(group, conversation)
     expect(text.startsWith('<bos><start_of_turn>')).toBe(true)
@@ -63,7 +71,7 @@ describe('chat on the demo group', () => {
       { role: 'assistant', content: 'the dog' }
     ]
     const r = await group.generate({ lensId, messages: prefill, options: { maxNewTokens: 3 } })
-    expect(r.prompt.endsWith('<start_of_turn>assistant the dog')).toBe(true)
+    expect(r.prompt.endsWith('<start_of_turn>model the dog')).toBe(true)
   })
 
   it('generates then analyses the completion as one job', async () => {

@@ -27,3 +27,10 @@ export function formatMetric(value: number | null): string {
 export function displayToken(token: string): string {
   return token.replace(/\n/g, '↵').replace(/\t/g, '⇥') || '∅'
 }
+
+/** For a token that stands for a word the model does not know: what it received, for what. */
+export function unknownWordHint(row: Pick<AnalysisRow, 'token' | 'sourceText'>): string | null {
+  return row.sourceText === undefined
+    ? null
+    : `the model received ${row.token} here: its vocabulary does not have “${row.sourceText}”`
+}

@@ -9,7 +9,8 @@ export function filterRows(rows: AnalysisRow[], query: string): AnalysisRow[] {
   const terms = query.toLowerCase().split(/\s+/).filter(Boolean)
   if (terms.length === 0) return rows
   return rows.filter((r) => {
-    const token = r.token.toLowerCase()
+    // The word typed behind an `<unk>` is searchable too.
+    const token = `${r.token} ${r.sourceText ?? ''}`.toLowerCase()
     const explanation = r.explanation.toLowerCase()
     return terms.every((t) => token.includes(t) || explanation.includes(t))
   })

@@ -2,10 +2,16 @@ import { describe, expect, it } from 'vitest'
 import type { AnalysisRow } from '@shared/domain/analysis'
 import { outOfVocabulary } from './tokens'
 
-const row = (position: number, token: string, tokenId: number): AnalysisRow => ({
+const row = (
+  position: number,
+  token: string,
+  tokenId: number | null,
+  sourceText?: string
+): AnalysisRow => ({
   position,
   token,
   tokenId,
+  ...(sourceText === undefined ? {} : { sourceText }),
   explanation: '',
   explanationStructured: [],
   mse: 0,
@@ -16,27 +22,33 @@ const row = (position: number, token: string, tokenId: number): AnalysisRow => (
 })
 
 describe('out-of-vocabulary positions', () => {
-  it('finds the words that share the unknown-word id with other words', () => {
+  it('are the rows whose token stands for a word the tokenizer read', () => {
     const rows = [
       row(0, '<bos>', 1),
       row(1, 'the', 10),
-      row(2, 'captain', 3),
+      row(2, '<unk>', 3, 'captain'),
       row(3, 'saw', 40),
-      row(4, 'zebras', 3),
-      row(5, 'The', 10)
+      row(4, '<unk>', 3, 'zebras')
     ]
-    expect(outOfVocabulary(rows)).toEqual({ positions: [2, 4], known: true })
+    expect(outOfVocabulary(rows)).toEqual([
+      { position: 2, token: '<unk>', typed: 'captain' },
+      { position: 4, token: '<unk>', typed: 'zebras' }
+    ])
   })
 
-  it('counts rows shown as <unk> and every row with that id', () => {
-    const rows = [row(0, '<bos>', 1), row(1, '<unk>', 3), row(2, 'cat', 20)]
-    expect(outOfVocabulary(rows)).toEqual({ positions: [1], known: true })
+  it('a tokenizer whose unknown token has another name is still exact', () => {
+    expect(outOfVocabulary([row(0, '[UNK]', 100, 'zebra'), row(1, 'cat', 7)])).toEqual([
+      { position: 0, token: '[UNK]', typed: 'zebra' }
+    ])
   })
 
-  it('cannot tell a lone unknown word from the rows alone', () => {
-    expect(outOfVocabulary([row(0, '<bos>', 1), row(1, 'captain', 3), row(2, 'cat', 20)])).toEqual({
-      positions: [],
-      known: false
-    })
+  it('an imported row without the typed word is known by its <unk> token', () => {
+    expect(
+      outOfVocabulary([row(0, '<bos>', null), row(1, '<unk>', null), row(2, 'cat', null)])
+    ).toEqual([{ position: 1, token: '<unk>', typed: null }])
+  })
+
+  it('a text the vocabulary covers has none', () => {
+    expect(outOfVocabulary([row(0, '<bos>', 1), row(1, 'cat', 20)])).toEqual([])
   })
 })

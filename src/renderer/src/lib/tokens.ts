@@ -3,29 +3,22 @@ import type { AnalysisRow } from '@shared/domain/analysis'
 /** The name tokenizers give the id that stands for every word they do not know. */
 export const UNK_TOKEN = '<unk>'
 
+/** A position whose word the model did not know: what it received, and what was typed. */
+export interface UnknownWord {
+  position: number
+  /** The token the model received (`<unk>`). */
+  token: string
+  /** The word the tokenizer read there, when the row records it. */
+  typed: string | null
+}
+
 /**
- * Positions whose token the model received as the unknown-word id, as far as the rows show it: a
- * row whose token is `<unk>`, and every row sharing an id with rows of different words (a
- * word-level vocabulary gives two different words one id only when both are unknown to it). A
- * lone unknown word shown under its typed spelling cannot be told apart from the rows alone:
- * `known` is false when nothing marks the unknown-word id.
+ * Positions whose word the model received as the unknown-word token. The engine records the word
+ * behind every such token (`sourceText`); a row imported from a file that does not record it is
+ * known only by its `<unk>` token.
  */
-export function outOfVocabulary(rows: readonly AnalysisRow[]): {
-  positions: number[]
-  known: boolean
-} {
-  const wordsById = new Map<number, Set<string>>()
-  const unkIds = new Set<number>()
-  for (const r of rows) {
-    if (r.token === UNK_TOKEN) unkIds.add(r.tokenId)
-    let words = wordsById.get(r.tokenId)
-    if (!words) wordsById.set(r.tokenId, (words = new Set()))
-    words.add(r.token.trim().toLowerCase())
-  }
-  for (const [id, words] of wordsById) if (words.size > 1) unkIds.add(id)
-  if (unkIds.size === 0) return { positions: [], known: false }
-  return {
-    positions: rows.filter((r) => unkIds.has(r.tokenId)).map((r) => r.position),
-    known: true
-  }
+export function outOfVocabulary(rows: readonly AnalysisRow[]): UnknownWord[] {
+  return rows
+    .filter((r) => r.sourceText !== undefined || r.token === UNK_TOKEN)
+    .map((r) => ({ position: r.position, token: r.token, typed: r.sourceText ?? null }))
 }

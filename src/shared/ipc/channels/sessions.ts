@@ -62,10 +62,14 @@ export const sessionsInvokes = {
     z.object({ id: SessionIdSchema, format: ExportFormatSchema }).strict(),
     z.object({ fileName: z.string(), mimeType: z.string(), content: z.string() })
   ),
-  /** Import a session file (JSON or JSONL as exported); validated, saved under a new id. */
+  /**
+   * Import a file: this app's exports (JSON, JSONL) and session files, or the predecessor's
+   * `{metadata, data}` JSON and JSONL (one session per analysis). Validated, each saved under a
+   * new id and marked `importedFrom`.
+   */
   'sessions:import': defineInvoke(
     z.object({ fileName: z.string().max(300), content: z.string().max(100_000_000) }).strict(),
-    SessionSummarySchema
+    z.object({ sessions: z.array(SessionSummarySchema).min(1) })
   ),
   /** Whether a re-run would reproduce the session exactly (same bundle content hash), and why not. */
   'sessions:rerun-check': defineInvoke(IdInput, RerunCheckSchema),

@@ -1,25 +1,26 @@
 import { useState, type JSX } from 'react'
-import { splitChatReply } from '../../lib/chatReply'
 
 export interface Generation {
   mode: 'text' | 'chat'
   /** Full texts as the job returns them: prompt (special tokens kept), then the continuation. */
   completions: string[]
+  /** The engine's reply of each completion: its new text without the closing end of turn. */
+  replies: string[]
 }
 
 function Completion({
   full,
-  chat,
+  reply,
   onUseAsText,
   onContinueChat
 }: {
   full: string
-  chat: boolean
+  /** The reply to show first (chat mode), or null to show the full text. */
+  reply: string | null
   onUseAsText(text: string): void
   onContinueChat(reply: string): void
 }): JSX.Element {
   const [showTranscript, setShowTranscript] = useState(false)
-  const { reply } = chat ? splitChatReply(full) : { reply: null }
   return (
     <li className="generation__item">
       {reply !== null ? (
@@ -107,7 +108,7 @@ export function GenerationOutput({
           <Completion
             key={i}
             full={c}
-            chat={generation.mode === 'chat'}
+            reply={generation.mode === 'chat' ? (generation.replies[i] ?? null) : null}
             onUseAsText={onUseAsText}
             onContinueChat={onContinueChat}
           />

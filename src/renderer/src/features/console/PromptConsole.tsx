@@ -1,5 +1,5 @@
 import { useMemo, useState, type JSX, type KeyboardEvent } from 'react'
-import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
+import { DEFAULT_BEST_OF_K, type AnalyzeOptionsInput } from '@shared/domain/analysis'
 import { TERMINAL_JOB_STATUSES } from '@shared/domain/jobs'
 import type { ChatMessage } from '@shared/domain/sessions'
 import { call, errorOf } from '../../ipc/client'
@@ -71,7 +71,7 @@ export function PromptConsole(): JSX.Element {
   const [mode, setMode] = useState<'text' | 'chat'>('text')
   const [text, setText] = useState('')
   const [messages, setMessages] = useState<ChatMessage[]>([{ role: 'user', content: '' }])
-  const [bestOfK, setBestOfK] = useState('8')
+  const [bestOfK, setBestOfK] = useState(String(DEFAULT_BEST_OF_K))
   const [temperature, setTemperature] = useState('1')
   const [seed, setSeed] = useState('42')
   const [salience, setSalience] = useState(true)
@@ -169,7 +169,7 @@ export function PromptConsole(): JSX.Element {
         const result = await call('jobs:result', { jobId })
         if (result.job.status === 'failed')
           setError(humanError(result.job.error ?? { message: 'generation failed' }))
-        setGeneration({ mode, completions: result.completions })
+        setGeneration({ mode, completions: result.completions, replies: result.replies })
         return
       }
       const options: AnalyzeOptionsInput = {

@@ -10,7 +10,14 @@ import {
   salienceColor,
   type ClippedRange
 } from '../../lib/colorScale'
-import { displayToken, formatMetric, metricValue, METRICS, type MetricKey } from '../../lib/metrics'
+import {
+  displayToken,
+  formatMetric,
+  metricValue,
+  METRICS,
+  unknownWordHint,
+  type MetricKey
+} from '../../lib/metrics'
 import { columnFormat } from '../../lib/numberFormat'
 import type { AxisScale } from '../../lib/stats'
 import { Explanation } from './Explanation'
@@ -54,7 +61,9 @@ export function TransposedView({
               <div
                 className="transposed__token"
                 style={{ background: rgbCss(c, 0.85), color: readableText(c) }}
-                title={`${metric} ${formatMetric(metricValue(row, metric))}`}
+                title={[`${metric} ${formatMetric(metricValue(row, metric))}`, unknownWordHint(row)]
+                  .filter(Boolean)
+                  .join('; ')}
               >
                 {displayToken(row.token)}
               </div>
@@ -120,6 +129,7 @@ export function FullTextView({
               }}
               data-testid="fulltext-token"
               data-position={r.position}
+              title={unknownWordHint(r) ?? undefined}
             >
               {displayToken(r.token)}
             </span>
@@ -130,6 +140,7 @@ export function FullTextView({
         <div className="hover-card" role="tooltip" data-testid="hover-card">
           <div>
             <strong>{displayToken(row.token)}</strong>{' '}
+            {row.sourceText !== undefined && <span className="token__typed">{row.sourceText}</span>}{' '}
             <span className="muted">@{row.position}</span>
           </div>
           <Explanation row={row} salienceTop={salienceTop} />

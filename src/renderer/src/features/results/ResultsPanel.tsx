@@ -90,6 +90,7 @@ export function ResultsView({
   compare: RunView | undefined
 }): JSX.Element {
   const view = useAppStore((s) => s.ui.resultsView)
+  const library = useAppStore((s) => s.manager.snapshot?.library)
   const focus = useAppStore((s) => s.ui.focus)
   const [metric, setMetric] = useState<MetricKey>('mse')
   const [scale, setScale] = useState<AxisScale>('linear')
@@ -154,10 +155,8 @@ export function ResultsView({
     useAppStore.setState((st) => focusedRow(st, active.sessionId, position))
     announce(`Row ${position} opened in the table`)
   }
-  const oovWords =
-    oov && oov.known
-      ? oov.positions.map((p) => allRows.find((r) => r.position === p)?.token ?? '')
-      : []
+  const oovWords = (oov ?? []).map((u) => u.typed ?? u.token)
+  const group = library?.groups.find((g) => g.groupId === s.groupId)
 
   return (
     <section
@@ -186,9 +185,18 @@ export function ResultsView({
       {oovWords.length > 0 && (
         <p className="note results__oov" data-testid="oov-note">
           {oovWords.length} {oovWords.length === 1 ? 'position is a word' : 'positions are words'}{' '}
-          this model’s vocabulary does not have; it received <code>&lt;unk&gt;</code> there:{' '}
+          this model’s vocabulary
+          {group?.vocabSize ? ` (${group.vocabSize.toLocaleString('en')} tokens)` : ''} does not
+          have; it received <code>&lt;unk&gt;</code> there:{' '}
           {[...new Set(oovWords)].slice(0, 8).join(', ')}
           {new Set(oovWords).size > 8 ? ', …' : ''}
+          {group?.source === 'demo' && group.vocabSize && group.maxTokens && (
+            <>
+              {' '}
+              The demo group is a tiny constructed model: it knows {group.vocabSize} tokens, common
+              English words and punctuation, and takes texts of at most {group.maxTokens} tokens.
+            </>
+          )}
         </p>
       )}
       {active.completions.length > 0 && (

@@ -17,7 +17,7 @@ import {
   rgbCss,
   type ClippedRange
 } from '../../lib/colorScale'
-import { displayToken, metricValue, type MetricKey } from '../../lib/metrics'
+import { displayToken, metricValue, unknownWordHint, type MetricKey } from '../../lib/metrics'
 import type { ColumnFormat } from '../../lib/numberFormat'
 import { reusingCoreRowModel } from '../../lib/rowModel'
 import type { AxisScale, ColumnSummary } from '../../lib/stats'
@@ -137,9 +137,19 @@ function cellContent(columnId: string, props: RowProps): ReactNode {
       return String(row.position)
     case 'token':
       return (
-        <span className="token" title={`token id ${row.tokenId}`}>
-          {displayToken(row.token)}
-        </span>
+        <>
+          <span
+            className="token"
+            title={unknownWordHint(row) ?? `token id ${row.tokenId ?? 'not recorded'}`}
+          >
+            {displayToken(row.token)}
+          </span>
+          {row.sourceText !== undefined && (
+            <span className="token__typed" data-testid="token-typed">
+              {row.sourceText}
+            </span>
+          )}
+        </>
       )
     case 'explanation':
       return <Explanation row={row} salienceTop={salienceTop} />

@@ -51,9 +51,16 @@ function download(fileName: string, mimeType: string, content: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000)
 }
 
-/** An imported session has no job of this app behind it: the import gives it none. */
+/** Sessions read from a file carry where they came from; runs of this app carry nothing. */
 export function isImported(summary: SessionSummary): boolean {
-  return summary.jobId === null && summary.status !== 'running'
+  return summary.importedFrom !== undefined
+}
+
+function importedTitle(summary: SessionSummary): string {
+  const from = summary.importedFrom
+  if (!from) return ''
+  const who = from.format === 'predecessor' ? "the predecessor's export" : 'a Workbench export'
+  return `imported from ${from.fileName} (${who}) on ${new Date(from.importedAt).toLocaleString()}; not run by this app`
 }
 
 function SessionItem({
@@ -132,7 +139,7 @@ function SessionItem({
           <span
             className="badge badge--imported"
             data-testid="session-imported"
-            title="imported from a file; not run by this app"
+            title={importedTitle(summary)}
           >
             imported
           </span>
@@ -300,7 +307,10 @@ export function HistoryPanel(): JSX.Element {
               void file
                 .text()
                 .then((content) => call('sessions:import', { fileName: file.name, content }))
-                .then((summary) => open(summary.id))
+                .then(({ sessions }) => {
+                  // A JSONL file of several analyses gives several sessions: open the first.
+                  if (sessions[0]) open(sessions[0].id)
+                })
                 .catch((err: unknown) => setImportError(humanError(errorOf(err)).message))
             }}
           />
