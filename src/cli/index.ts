@@ -4,6 +4,7 @@ import { ENGINE_VERSION } from '../main/engine'
 import { analyzeCommand } from './commands/analyze'
 import { chatCommand } from './commands/chat'
 import { EXIT, generateCommand } from './commands/generate'
+import { importCommand } from './commands/import'
 import { inspectCommand } from './commands/inspect'
 import { runCommand } from './commands/run'
 
@@ -15,6 +16,7 @@ const program = new Command('talkative')
   .addCommand(generateCommand())
   .addCommand(chatCommand())
   .addCommand(runCommand())
+  .addCommand(importCommand())
   .exitOverride((err) => {
     process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage)
   })

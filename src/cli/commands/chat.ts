@@ -6,7 +6,7 @@ import {
   EXIT,
   addGenerationOptions,
   addGroupOptions,
-  openGroup,
+  openGroupForGeneration,
   parseMessagesJson,
   readTextFile,
   reportError,
@@ -87,10 +87,10 @@ export function chatCommand(): Command {
 }
 
 async function runChat(flags: ChatFlags): Promise<number> {
-  let opened: Awaited<ReturnType<typeof openGroup>> | undefined
+  let opened: Awaited<ReturnType<typeof openGroupForGeneration>> | undefined
   try {
     const messages = conversation(flags)
-    opened = await openGroup(flags)
+    opened = await openGroupForGeneration(flags)
     const result = await opened.group.generate({
       lensId: opened.lensId,
       messages,

@@ -13,6 +13,7 @@ import {
 } from '@shared/domain/analysis'
 import { toLensFrame } from '@shared/public/lensFrame'
 import { ExecutionProviderSchema, type ExecutionProvider } from '@shared/domain/system'
+import { noLensMessage } from '@shared/domain/models'
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 import {
   ensureDemoBundle,
@@ -263,14 +264,46 @@ export interface GroupFlags {
   threads?: number
 }
 
+/**
+ * Loads the group for a generation or chat: with `--lens` (or the group's first lens) its orig
+ * model continues the text; a group with only a base gives `lensId` undefined, and the base
+ * generates.
+ */
+export async function openGroupForGeneration(
+  flags: GroupFlags
+): Promise<{ group: LoadedGroup; lensId: string | undefined }> {
+  return openGroupWith(flags, 'optional')
+}
+
+/**
+ * Loads the group and picks the lens (`--lens`, else the group's first); a group with only a
+ * base is refused, saying it has no lens yet and how to add one.
+ */
 export async function openGroup(
   flags: GroupFlags
 ): Promise<{ group: LoadedGroup; lensId: string }> {
+  const opened = await openGroupWith(flags, 'required')
+  return { group: opened.group, lensId: opened.lensId! }
+}
+
+async function openGroupWith(
+  flags: GroupFlags,
+  lens: 'required' | 'optional'
+): Promise<{ group: LoadedGroup; lensId: string | undefined }> {
   const target = parseTarget(flags.device, flags.ep, flags.threads)
   const dir = flags.bundle ?? (await ensureDemoBundle())
   const group = await loadGroup(dir, target)
-  const lensId = flags.lens ?? group.summary.lenses[0]?.id
-  if (!lensId || !group.summary.lenses.some((l) => l.id === lensId)) {
+  const lenses = group.summary.lenses
+  if (lenses.length === 0 && flags.lens === undefined) {
+    if (lens === 'optional') return { group, lensId: undefined }
+    await group.dispose()
+    throw new AppError('not_found', noLensMessage(group.summary.groupId), {
+      field: '--lens',
+      file: dir
+    })
+  }
+  const lensId = flags.lens ?? lenses[0]?.id
+  if (!lensId || !lenses.some((l) => l.id === lensId)) {
     const known = group.summary.lenses.map((l) => l.id).join(', ')
     await group.dispose()
     throw new AppError(
@@ -419,10 +452,10 @@ export function generateCommand(): Command {
 }
 
 async function runGenerate(flags: GenerateFlags): Promise<number> {
-  let opened: Awaited<ReturnType<typeof openGroup>> | undefined
+  let opened: Awaited<ReturnType<typeof openGroupForGeneration>> | undefined
   try {
     const prompt = promptFrom(flags)
-    opened = await openGroup(flags)
+    opened = flags.analyze ? await openGroup(flags) : await openGroupForGeneration(flags)
     const { group, lensId } = opened
     const options: GenerateOptionsInput = {
       maxNewTokens: flags.maxNewTokens,
@@ -438,7 +471,7 @@ async function runGenerate(flags: GenerateFlags): Promise<number> {
           field: '--n'
         })
       const job = await generateThenAnalyze(group, {
-        lensId,
+        lensId: lensId!,
         ...prompt,
         generation: options,
         analysis: analysisOptions(flags, flags.seed)

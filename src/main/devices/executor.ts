@@ -225,7 +225,7 @@ export class Executor {
       op: 'generate',
       taskId: task.taskId,
       groupId: s.groupId,
-      lensId: s.lensId!,
+      lensId: s.lensId ?? undefined,
       text: job.input.text!,
       options: job.input.generate
     })

@@ -11,6 +11,7 @@ import {
   type JobSubmit,
   type JobSubmitInput
 } from '@shared/domain/jobs'
+import { noLensMessage } from '@shared/domain/models'
 import { AppError, describeZodError, toSerializedError } from '@shared/ipc/errors'
 import { fairOrder } from './fairQueue'
 import type { ModelLibrary } from './library'
@@ -48,9 +49,16 @@ export function checkSubmission(
       }
     : parsed.data
   let lensId: string | null = null
-  if (req.kind !== 'load') {
-    lensId = req.lensId ?? entry.summary.lenses[0]?.id ?? null
-    if (!lensId || !entry.summary.lenses.some((l) => l.id === lensId)) {
+  const lenses = entry.summary.lenses
+  const analyses = req.kind === 'analyze' || req.kind === 'generate-analyze'
+  if (analyses && lenses.length === 0) {
+    throw new AppError('not_found', noLensMessage(req.groupId), { field: 'lensId' })
+  }
+  // A plain generation runs on the group's base when the group has no lens (or none is named
+  // and the group has none); a named lens picks its orig model.
+  if (req.kind !== 'load' && (analyses || req.lensId !== undefined || lenses.length > 0)) {
+    lensId = req.lensId ?? lenses[0]?.id ?? null
+    if (!lensId || !lenses.some((l) => l.id === lensId)) {
       throw new AppError(
         'not_found',
         `group ${req.groupId} has no lens ${req.lensId ?? ''} (lenses: ${entry.summary.lenses.map((l) => l.id).join(', ')})`,

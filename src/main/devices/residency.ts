@@ -45,8 +45,14 @@ export class Residency {
   requiredBytes(groupId: string, d: DeviceRecord): number {
     const measured = this.#measured.get(this.#measureKey(groupId, d))
     if (measured !== undefined) return measured
+    return this.#estimate(groupId, d) ?? 0
+  }
+
+  /** The library's estimate for this kind of device (the GPU figure when it has no other). */
+  #estimate(groupId: string, d: DeviceRecord): number | undefined {
     const summary = this.#deps.library.entries().find((e) => e.groupId === groupId)?.summary
-    return summary?.estimatedBytes ?? 0
+    const kind = d.desc.kind === 'gpu' ? 'gpu' : 'cpu'
+    return summary?.estimatedBytesByKind?.[kind] ?? summary?.estimatedBytes
   }
 
   /** The first measurement of a group on any provider (the library shows it). */
@@ -116,7 +122,7 @@ export class Residency {
       groupId,
       state: 'loading',
       pinned: false,
-      estimatedBytes,
+      estimatedBytes: this.#estimate(groupId, d) ?? estimatedBytes,
       measuredBytes: null,
       countedBytes: this.requiredBytes(groupId, d),
       lastUsedAt: now(),
@@ -148,14 +154,12 @@ export class Residency {
         rec.baselineBytes = res.rssBeforeBytes
       }
       rec.state = 'ready'
-      rec.estimatedBytes = res.summary.estimatedBytes
+      const estimate = this.#estimate(groupId, d) ?? res.summary.estimatedBytes
+      rec.estimatedBytes = estimate
       rec.measuredBytes = measured
       // The corrected estimate never drops below what the bundle itself declares it needs
       // minus the noise of one measurement: RSS misses lazily allocated arenas.
-      rec.countedBytes = Math.max(
-        measured,
-        Math.min(res.summary.estimatedBytes, measured + RETURN_SLACK_BYTES)
-      )
+      rec.countedBytes = Math.max(measured, Math.min(estimate, measured + RETURN_SLACK_BYTES))
       this.#measured.set(this.#measureKey(groupId, d), rec.countedBytes)
       rec.loadedAt = now()
       rec.loadMs = res.loadMs

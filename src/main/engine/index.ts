@@ -5,6 +5,7 @@
  * the ONNX Runtime probes.
  */
 import { validateBundle } from './bundle/open'
+import { sharedDigestCache } from './bundle/digests'
 import type { BundleSummary } from './types'
 
 export type * from './types'
@@ -53,6 +54,31 @@ export { parseCsv, type CsvRow } from './dataset/csv'
 export async function openBundle(dir: string): Promise<BundleSummary> {
   return (await validateBundle(dir)).summary
 }
+
+/**
+ * A validated bundle folder was renamed (an importer's temporary folder moved into place): the
+ * file digests computed while validating it carry over, so the library does not hash it again.
+ */
+export async function noteBundleMoved(from: string, to: string): Promise<void> {
+  await sharedDigestCache().moved(from, to)
+}
+
+// Writing bundles tensor by tensor (importers): the graph laid out without weights, the external
+// data filled one weight at a time, the manifest's model reference.
+export { planBaseModel, type BaseModelLayout, type LaidOutWeight } from './graph/transformer'
+export {
+  addLensToGroup,
+  modelRefFor,
+  writeExternalData,
+  writeLensFolder,
+  type LensSpec
+} from './bundle/write'
+export {
+  SCHEMA_VERSION,
+  type CheckpointSource,
+  type ManifestFile,
+  type ModelRef
+} from './bundle/manifest'
 
 // The architecture a base graph is built for (the importers map Hugging Face configs onto it).
 export * from './arch/spec'

@@ -4,6 +4,7 @@
  * call retries it.
  */
 import { promises as fs } from 'node:fs'
+import { noLensMessage } from '@shared/domain/models'
 import { AppError } from '@shared/ipc/errors'
 import type { ResolvedLens } from './bundle/open'
 import type { GroupParts } from './loading'
@@ -37,6 +38,11 @@ export class GroupLenses {
   /** The lens, loading it on first use; `not_found` names the group's lenses. */
   get(id: string): Promise<LensRuntime> {
     const { bundle } = this.#parts
+    if (bundle.lenses.length === 0) {
+      return Promise.reject(
+        new AppError('not_found', noLensMessage(bundle.summary.groupId), { field: 'lensId' })
+      )
+    }
     const resolved = bundle.lenses.find((l) => l.manifest.id === id)
     if (!resolved) {
       const known = bundle.lenses.map((l) => l.manifest.id).join(', ')

@@ -61,12 +61,25 @@ export interface BundleSummary {
     vocabSize: number
     /** Longest text, in tokens, the base model takes. */
     maxPositions: number
+    /** The architecture the graph computes (manifest `architecture`). */
+    architecture?: string
+    /** Parameters of the graph (a tied head counted once); null when the manifest does not say. */
+    parameters?: number | null
+    /** The dtype the graph runs in. */
+    graphDtype?: string
+    /** The dtype of the checkpoint it was imported from (null: not imported). */
+    checkpointDtype?: string | null
   }
   lenses: LensSummary[]
   /** Bytes of weights on disk; the memory estimate derives from it. */
   weightBytes: number
-  /** Estimated device memory for the group loaded with all its lenses, in bytes. */
+  /** Estimated device memory for the group loaded with all its lenses, in bytes (GPU budget). */
   estimatedBytes: number
+  /**
+   * The estimate by device kind: weights as ONNX Runtime holds them plus one batch at that kind's
+   * rows budget (bundle/estimate.ts). Absent in summaries made before it existed.
+   */
+  estimatedBytesByKind?: { cpu: number; gpu: number }
   hasChatTemplate: boolean
 }
 

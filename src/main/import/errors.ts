@@ -38,6 +38,14 @@ export type CheckpointProblem =
   | 'duplicate_tensor'
   /** `config.json` (or another JSON file) is absent, malformed or too large. */
   | 'config_invalid'
+  /** `config.json` names an architecture, option or value the graph does not compute. */
+  | 'unsupported_model'
+  /** A tensor's shape disagrees with what `config.json` implies. */
+  | 'shape_mismatch'
+  /** A tensor that is not part of the architecture `config.json` describes. */
+  | 'unexpected_tensor'
+  /** The tokenizer files cannot be used with this model (absent, unreadable, ids past the vocabulary). */
+  | 'tokenizer_invalid'
   /** The folder holds weights in a format other than safetensors (e.g. `pytorch_model.bin`). */
   | 'not_safetensors'
   /** The config declares quantised weights. */

@@ -4,7 +4,8 @@ import { Router, type InvokeHandlers } from '../router/router'
 import { EventHub } from '../router/eventHub'
 import { runCommand, type CommandRunner } from '../platform/commandRunner'
 import { SystemService, type OsProbe } from '../system/systemService'
-import { DevicesService, type DevicesServiceOptions } from '../devices/service'
+import { DevicesService, defaultModelsDir, type DevicesServiceOptions } from '../devices/service'
+import { ImportService } from '../import/service'
 import { SessionsService, defaultSessionsDir } from '../sessions/service'
 import packageJson from '../../../package.json'
 
@@ -35,6 +36,8 @@ export interface Services {
   readonly system: SystemService
   readonly devices: DevicesService
   readonly sessions: SessionsService
+  /** Imports: checkpoints → groups in the models folder, as jobs (imports:* channels). */
+  readonly imports: ImportService
   /** Starts background work that should begin at launch (provider probe). */
   start(): void
   dispose(): Promise<void>
@@ -74,6 +77,15 @@ export function createServices(options: ServiceOptions = {}): Services {
   )
   //#endregion
 
+  //#region imports: checkpoints into groups of the models folder; the library rescans after each
+  const modelsDir = options.devices?.modelsDir ?? defaultModelsDir()
+  const imports = new ImportService({
+    modelsDir,
+    emit: (job) => hub.emit('imports:changed', job),
+    imported: async () => (await devices.manager()).rescan()
+  })
+  //#endregion
+
   //#region sessions: every analysis saved as it streams, history, export, import, re-run
   const sessions = new SessionsService({
     folder: options.sessionsDir ?? defaultSessionsDir(),
@@ -93,6 +105,7 @@ export function createServices(options: ServiceOptions = {}): Services {
     // The hardware, plus the device manager's snapshot once it is up (never starts it).
     'system:state': async () => ({ ...(await system.state()), ...devices.snapshot() }),
     ...devices.handlers(),
+    ...imports.handlers(),
     ...sessions.handlers()
   }
   const router = new Router(handlers)
@@ -103,12 +116,14 @@ export function createServices(options: ServiceOptions = {}): Services {
     system,
     devices,
     sessions,
+    imports,
     start(): void {
       system.start()
       devices.start()
     },
     async dispose(): Promise<void> {
       system.dispose()
+      await imports.dispose()
       await sessions.dispose()
       await devices.dispose()
     }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { JobResult, JobRows, JobState, JobSubmitInput } from '@shared/domain/jobs'
-import type { ModelLibrary } from '@shared/domain/models'
+import { noLensMessage, type ModelLibrary } from '@shared/domain/models'
 import {
   SESSION_FORMAT,
   summarizeSession,
@@ -167,8 +167,7 @@ export class SessionsService {
       )
     }
     const lensId = input.lensId ?? group.lenses[0]?.id
-    if (!lensId)
-      throw new AppError('not_found', `group ${input.groupId} has no lens`, { field: 'lensId' })
+    if (!lensId) throw new AppError('not_found', noLensMessage(input.groupId), { field: 'lensId' })
     const submitted = await this.#deps.jobs.submit(
       {
         kind: input.kind,

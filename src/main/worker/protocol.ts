@@ -135,7 +135,8 @@ export const workerOps = {
       op: z.literal('generate'),
       taskId: z.string(),
       groupId: z.string(),
-      lensId: z.string(),
+      /** The lens whose orig model continues the text; absent: the group's base. */
+      lensId: z.string().optional(),
       text: z.string(),
       options: GenerateOptionsSchema.optional()
     }),

@@ -47,3 +47,11 @@ export const ModelLibrarySchema = z.object({
   folderError: z.string().optional()
 })
 export type ModelLibrary = z.infer<typeof ModelLibrarySchema>
+
+/**
+ * What an analysis of a group without a lens answers: a group with only a base is valid
+ * (generation and chat run on it), and this says how to give it a lens (docs/import.md).
+ */
+export function noLensMessage(groupId: string): string {
+  return `group ${groupId} has no lens yet: generation and chat run on its base model; to analyse, import a lens checkpoint into it (\`talkative import lens\`, see docs/import.md)`
+}

@@ -3,6 +3,7 @@ import { systemEvents, systemInvokes } from './channels/system'
 import { devicesEvents, devicesInvokes } from './channels/devices'
 import { jobsEvents, jobsInvokes } from './channels/jobs'
 import { modelsInvokes } from './channels/models'
+import { importsEvents, importsInvokes } from './channels/imports'
 import { sessionsEvents, sessionsInvokes } from './channels/sessions'
 
 /**
@@ -14,6 +15,7 @@ export const invokeChannels = {
   ...systemInvokes,
   ...devicesInvokes,
   ...modelsInvokes,
+  ...importsInvokes,
   ...jobsInvokes,
   ...sessionsInvokes
 } as const
@@ -21,6 +23,7 @@ export const invokeChannels = {
 export const eventChannels = {
   ...systemEvents,
   ...devicesEvents,
+  ...importsEvents,
   ...jobsEvents,
   ...sessionsEvents
 } as const

@@ -149,6 +149,24 @@ export class FileDigestCache {
   }
 
   /**
+   * A folder was renamed (an import's temporary folder moved into place): digests of files inside
+   * `from` now answer for the same files inside `to`. Renaming a folder leaves its files' inodes,
+   * and so their identities, untouched; `digest` still checks the identity before trusting one.
+   */
+  async moved(from: string, to: string): Promise<void> {
+    const fromAbs = path.resolve(from)
+    const toAbs = path.resolve(to)
+    for (const [abs, entry] of [...this.#entries]) {
+      const rel = path.relative(fromAbs, abs)
+      if (rel.startsWith('..') || path.isAbsolute(rel)) continue
+      this.#entries.delete(abs)
+      this.#entries.set(path.join(toAbs, rel), entry)
+      if (entry.size >= this.#persistMinBytes) this.#dirty = true
+    }
+    await this.flush()
+  }
+
+  /**
    * Writes new large-file digests to the JSON file (merged with what other processes wrote; a
    * temp file and a rename, so a reader never sees half of it). Failures are ignored: a lost
    * cache costs one re-hash.

@@ -51,6 +51,23 @@ const ModelRefV1 = {
 
 const Softcap = z.number().positive().nullable()
 
+/**
+ * The checkpoint an imported model was converted from: its format, `model_type`, and the dtype its
+ * weights were stored in (`mixed` when tensors differ; the graph's own dtype is `graphDtype`).
+ */
+export const CheckpointSourceSchema = z
+  .object({
+    format: z.literal('huggingface-safetensors'),
+    modelType: z.string().min(1),
+    dtype: z.enum(['F32', 'F16', 'BF16', 'mixed']),
+    /** Hugging Face cache snapshot (commit hash), when imported from the cache. */
+    revision: z.string().optional(),
+    /** Parameters stored in the checkpoint's weights that the graph reads (tied heads once). */
+    parameters: z.number().int().nonnegative()
+  })
+  .strict()
+export type CheckpointSource = z.infer<typeof CheckpointSourceSchema>
+
 export const ModelRefSchema = z
   .object({
     ...ModelRefV1,
@@ -70,7 +87,9 @@ export const ModelRefSchema = z
       .object({ decode: z.null(), kl: Softcap, logitLens: Softcap, generate: Softcap })
       .strict(),
     /** Parameters of the graph (a tied head counted once), for display and memory estimates. */
-    parameters: z.number().int().nonnegative().optional()
+    parameters: z.number().int().nonnegative().optional(),
+    /** Where an imported model came from (absent for generated bundles). */
+    checkpoint: CheckpointSourceSchema.optional()
   })
   .strict()
 export type ModelRef = z.infer<typeof ModelRefSchema>
@@ -119,7 +138,8 @@ function manifestShape<V extends 1 | 2, M extends z.ZodType, C extends z.ZodRawS
       conventions: z.object(conventions).strict(),
       base: model,
       donors: z.array(model).default([]),
-      lenses: z.array(RelPath).min(1),
+      /** Lens folders; none for a group with only a base (generation and chat run on it). */
+      lenses: z.array(RelPath).default([]),
       /** Decoder rows (positions × K) per batch by device kind; the engine's defaults otherwise. */
       rowsPerBatch: z
         .object({ cpu: z.number().int().positive(), gpu: z.number().int().positive() })

@@ -18,6 +18,7 @@ import {
   type TensorRef
 } from './manifest'
 import { sharedDigestCache, type FileDigestCache } from './digests'
+import { estimateGroupBytes } from './estimate'
 
 export const BASE_INPUTS = [
   'role',
@@ -478,13 +479,19 @@ export async function validateBundle(
   const contentHash = await contentHashOf(ctx, options.digests ?? sharedDigestCache())
   const weightBytes = ctx.weightBytes
   const b = manifest.base
-  // Working memory for one batch at the default GPU budget: KV cache over prefix + T for every
-  // row and layer, plus one logits row per decoder row.
-  const maxT = Math.max(
-    ...lenses.map((l) => l.manifest.explanationTokens + l.decoderPrefix.shape[0]!)
-  )
-  const rows = manifest.rowsPerBatch?.gpu ?? 1024
-  const workspace = rows * (2 * b.layers * maxT * b.hiddenSize + 2 * b.vocabSize) * 4
+  const estimate = estimateGroupBytes({
+    weightBytes,
+    base: b,
+    lenses: lenses.map((l) => ({
+      prefixRows: l.decoderPrefix.shape[0]!,
+      tokens: l.manifest.explanationTokens,
+      encoderRows:
+        l.encoderPrefix.shape[0]! +
+        (l.encoderSuffix?.shape[0] ?? 0) +
+        (l.manifest.encoder.addCurrentToken ? 1 : 0)
+    })),
+    rowsPerBatch: manifest.rowsPerBatch
+  })
   const summary: BundleSummary = {
     groupId: manifest.group.id,
     name: manifest.group.name,
@@ -495,7 +502,11 @@ export async function validateBundle(
       hiddenSize: b.hiddenSize,
       layers: b.layers,
       vocabSize: b.vocabSize,
-      maxPositions: b.maxPositions
+      maxPositions: b.maxPositions,
+      architecture: b.architecture,
+      parameters: b.parameters ?? null,
+      graphDtype: b.graphDtype,
+      checkpointDtype: b.checkpoint?.dtype ?? null
     },
     lenses: lenses.map((l) => ({
       id: l.manifest.id,
@@ -505,7 +516,8 @@ export async function validateBundle(
       origModel: l.manifest.orig === 'base' ? b.id : l.manifest.orig
     })),
     weightBytes,
-    estimatedBytes: Math.round(weightBytes * 1.1 + workspace),
+    estimatedBytes: estimate.gpu,
+    estimatedBytesByKind: estimate,
     hasChatTemplate: await hasChatTemplate(tokenizerConfigFile)
   }
   return { dir, manifest, tokenizerFile, tokenizerConfigFile, base, donors, lenses, summary }

@@ -174,7 +174,8 @@ export async function writeStreamedModel(
   return modelRefFor(spec, ref)
 }
 
-async function writeLens(dir: string, d: number, spec: LensSpec): Promise<void> {
+/** Writes one lens folder (lens.json, projection and head graphs, prefix tensors) into `dir`. */
+export async function writeLensFolder(dir: string, d: number, spec: LensSpec): Promise<void> {
   await fs.mkdir(dir, { recursive: true })
   const tensor = async (
     name: string,
@@ -234,7 +235,7 @@ export async function writeBundle(dir: string, spec: GroupSpec): Promise<void> {
   const lensDirs: string[] = []
   for (const lens of spec.lenses) {
     const rel = `lenses/${lens.id}`
-    await writeLens(path.join(dir, rel), base.hiddenSize, lens)
+    await writeLensFolder(path.join(dir, rel), base.hiddenSize, lens)
     lensDirs.push(rel)
   }
   await fs.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(spec.tokenizer))
@@ -259,4 +260,24 @@ export async function writeBundle(dir: string, spec: GroupSpec): Promise<void> {
     rowsPerBatch: spec.rowsPerBatch
   }
   await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
+}
+
+/**
+ * Adds a lens to an existing group: writes `lenses/<id>/` and lists it in manifest.json (the
+ * manifest is replaced by a rename, so a reader sees the old list or the new one). The lens id must
+ * be new to the group.
+ */
+export async function addLensToGroup(groupDir: string, spec: LensSpec): Promise<string> {
+  const manifestPath = path.join(groupDir, 'manifest.json')
+  const manifest = JSON.parse(await fs.readFile(manifestPath, 'utf8')) as ManifestFile
+  const rel = `lenses/${spec.id}`
+  if ((manifest.lenses ?? []).includes(rel)) {
+    throw new Error(`${manifestPath}: the group already lists ${rel}`)
+  }
+  await writeLensFolder(path.join(groupDir, rel), manifest.base.hiddenSize, spec)
+  const next: ManifestFile = { ...manifest, lenses: [...(manifest.lenses ?? []), rel] }
+  const temp = `${manifestPath}.${process.pid}.tmp`
+  await fs.writeFile(temp, JSON.stringify(next, null, 2) + '\n')
+  await fs.rename(temp, manifestPath)
+  return rel
 }

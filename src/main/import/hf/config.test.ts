@@ -372,7 +372,8 @@ describe('archFromHfConfig: refusals name the field and what is supported', () =
       expect.unreachable()
     } catch (err) {
       expect(err).toMatchObject({
-        code: 'invalid_input',
+        code: 'bundle_invalid',
+        problem: 'unsupported_model',
         file: 'config.json',
         field: 'rope_scaling.rope_type'
       })

@@ -5,7 +5,6 @@
  * graph would not compute exactly as the modeling code does is refused with an error that names the
  * field, the value found and what is supported — never approximated.
  */
-import { AppError } from '@shared/ipc/errors'
 import type {
   Activation,
   ArchFamily,
@@ -15,6 +14,7 @@ import type {
   RopeScaling
 } from '../../engine'
 import { checkArchSpec } from '../../engine'
+import { CheckpointError } from '../errors'
 
 /** The `model_type` values accepted, and the family each maps to. */
 export const SUPPORTED_MODEL_TYPES: Readonly<Record<string, Exclude<ArchFamily, 'prenorm-gpt'>>> = {
@@ -141,8 +141,12 @@ class Reader {
   }
 }
 
-function configError(file: string, field: string, message: string): AppError {
-  return new AppError('invalid_input', `${file}: ${field}: ${message}`, { file, field })
+/**
+ * A config.json the graph cannot compute exactly: a checkpoint error (the CLI exits 3), naming the
+ * file and the dotted field.
+ */
+function configError(file: string, field: string, message: string): CheckpointError {
+  return new CheckpointError('unsupported_model', `${file}: ${field}: ${message}`, { file, field })
 }
 
 /** Parses one rope description ({rope_type|type, factor, ...}); `theta` from wherever it lives. */

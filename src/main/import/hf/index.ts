@@ -34,3 +34,13 @@ export {
   type PeftMergePlan,
   type PlanPeftMergeOptions
 } from './peft'
+export {
+  BASE_MODEL_FILE,
+  checkImportTarget,
+  displayNameOf,
+  groupIdFrom,
+  importHfBase,
+  type ImportBaseOptions,
+  type ImportBaseResult
+} from './importBase'
+export { prepareTokenizer, type PreparedTokenizer } from './tokenizerFiles'

@@ -88,21 +88,32 @@ describe('planHfWeights', () => {
   it('names a missing tensor', () => {
     const c = randomHfModel('qwen3', DIMS, { seed: 5 })
     expect(() => plan(c, ['model.layers.1.self_attn.k_norm.weight'])).toThrow(
-      'model.safetensors: tensor model.layers.1.self_attn.k_norm.weight: missing'
+      'model.safetensors: tensor "model.layers.1.self_attn.k_norm.weight": missing'
     )
+    try {
+      plan(c, ['model.layers.1.self_attn.k_norm.weight'])
+    } catch (err) {
+      // A checkpoint error: the CLI exits 3 and the message names file and tensor.
+      expect(err).toMatchObject({
+        code: 'bundle_invalid',
+        problem: 'missing_tensor',
+        file: 'model.safetensors',
+        tensor: 'model.layers.1.self_attn.k_norm.weight'
+      })
+    }
   })
 
   it('names a missing untied head and says why it is needed', () => {
     const c = randomHfModel('llama', DIMS, { seed: 6 })
     expect(() => plan(c, ['lm_head.weight'])).toThrow(
-      /tensor lm_head\.weight: missing \(the config says the lm head is not tied/
+      /tensor "lm_head\.weight": missing \(the config says the lm head is not tied/
     )
   })
 
   it('names an unexpected tensor (a layer the config does not have)', () => {
     const c = randomHfModel('mistral', { ...DIMS, intermediateSize: 40 }, { seed: 7 })
     expect(() => plan(c, [], [['model.layers.3.mlp.up_proj.weight', [40, 32]]])).toThrow(
-      /tensor model\.layers\.3\.mlp\.up_proj\.weight: unexpected: not part of a mistral checkpoint with this config\.json \(3 layers\)/
+      /tensor "model\.layers\.3\.mlp\.up_proj\.weight": unexpected: not part of a mistral checkpoint with this config\.json \(3 layers\)/
     )
   })
 
@@ -110,7 +121,7 @@ describe('planHfWeights', () => {
     const c = randomHfModel('llama', { ...DIMS, headDim: 16 }, { seed: 8 })
     c.tensors.get('model.layers.0.self_attn.q_proj.weight')!.shape = [48, 32]
     expect(() => plan(c)).toThrow(
-      'tensor model.layers.0.self_attn.q_proj.weight: shape [48, 32] disagrees with config.json, which implies [64, 32]'
+      'tensor "model.layers.0.self_attn.q_proj.weight": shape [48, 32] disagrees with config.json, which implies [64, 32]'
     )
   })
 

@@ -16,9 +16,9 @@
  *     vision tower and projector are ignored.
  * A tied model's stored `lm_head.weight` duplicate is ignored (HF ties it to the embedding).
  */
-import { AppError } from '@shared/ipc/errors'
 import type { ArchSpec } from '../../engine'
 import { archWeights, type LayerPart } from '../../engine'
+import { CheckpointError, type CheckpointProblem } from '../errors'
 
 /**
  * How a graph initializer is made from its sources:
@@ -59,11 +59,25 @@ export interface CheckpointTensor {
   shape: readonly number[]
 }
 
-function weightError(file: string, tensor: string, message: string): AppError {
-  return new AppError('invalid_input', `${file}: tensor ${tensor}: ${message}`, {
-    file,
-    field: tensor
-  })
+/**
+ * Which file errors name for a tensor: one name for every tensor, or a lookup (the shard that holds
+ * a tensor; the index, or the single weights file, for a tensor that is missing).
+ */
+export type TensorFileNamer = string | ((tensor: string) => string)
+
+function fileFor(file: TensorFileNamer, tensor: string): string {
+  return typeof file === 'string' ? file : file(tensor)
+}
+
+/** A checkpoint error (the CLI exits 3) naming the file and the tensor. */
+function weightError(
+  problem: CheckpointProblem,
+  fileNamer: TensorFileNamer,
+  tensor: string,
+  message: string
+): CheckpointError {
+  const file = fileFor(fileNamer, tensor)
+  return new CheckpointError(problem, `${file}: tensor "${tensor}": ${message}`, { file, tensor })
 }
 
 interface Layout {
@@ -81,13 +95,14 @@ function detectLayout(
   spec: ArchSpec,
   multimodal: boolean,
   has: (name: string) => boolean,
-  file: string
+  file: TensorFileNamer
 ): Layout {
   if (spec.family === 'gpt2') {
     const candidates = ['transformer.', '']
     const prefix = candidates.find((p) => has(`${p}wte.weight`))
     if (prefix === undefined) {
       throw weightError(
+        'missing_tensor',
         file,
         'wte.weight',
         'missing: no token embedding (looked for transformer.wte.weight and wte.weight)'
@@ -111,6 +126,7 @@ function detectLayout(
     const found = layouts.find((l) => has(`${l.prefix}embed_tokens.weight`))
     if (!found) {
       throw weightError(
+        'missing_tensor',
         file,
         'embed_tokens.weight',
         'missing: no text-model token embedding (looked for model.language_model.embed_tokens.weight and language_model.model.embed_tokens.weight)'
@@ -122,6 +138,7 @@ function detectLayout(
   const prefix = ['model.', ''].find((p) => has(`${p}embed_tokens.weight`))
   if (prefix === undefined) {
     throw weightError(
+      'missing_tensor',
       file,
       'embed_tokens.weight',
       'missing: no token embedding (looked for model.embed_tokens.weight and embed_tokens.weight)'
@@ -235,7 +252,7 @@ export function planHfWeights(
   spec: ArchSpec,
   multimodal: boolean,
   tensors: Iterable<CheckpointTensor>,
-  file: string
+  file: TensorFileNamer
 ): WeightPlan {
   const shapes = new Map<string, readonly number[]>()
   for (const t of tensors) shapes.set(t.name, t.shape)
@@ -288,10 +305,11 @@ export function planHfWeights(
           info.part === 'unembed'
             ? ' (the config says the lm head is not tied to the embedding, so it must be stored)'
             : ''
-        throw weightError(file, src.tensor, `missing${why}`)
+        throw weightError('missing_tensor', file, src.tensor, `missing${why}`)
       }
       if (found.length !== src.shape.length || found.some((v, i) => v !== src.shape[i])) {
         throw weightError(
+          'shape_mismatch',
           file,
           src.tensor,
           `shape [${found.join(', ')}] disagrees with config.json, which implies [${src.shape.join(', ')}]`
@@ -309,6 +327,7 @@ export function planHfWeights(
       continue
     }
     throw weightError(
+      'unexpected_tensor',
       file,
       name,
       `unexpected: not part of a ${spec.family} checkpoint with this config.json (${spec.layers} layers)`
@@ -321,7 +340,7 @@ export function planHfWeights(
  * Writes src (rows, cols) transposed into dst, a row-major matrix `dstCols` wide, at columns
  * dstCol..dstCol+rows−1 (dst[c][dstCol + r] = src[r][c]), in cache-friendly tiles.
  */
-function transposeInto(
+export function transposeInto(
   src: Float32Array,
   rows: number,
   cols: number,

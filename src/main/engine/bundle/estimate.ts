@@ -1,0 +1,84 @@
+/**
+ * How much device memory a loaded group needs: its weights as ONNX Runtime holds them plus the
+ * working memory of one engine batch at the device kind's rows budget (docs/devices.md, "Memory
+ * estimate"). Pure, so the rule is tested on figures and the device manager can compare it with
+ * what a load measured.
+ */
+import { DEFAULT_ROWS_PER_BATCH } from '../positions'
+
+export interface EstimateModel {
+  layers: number
+  hiddenSize: number
+  kvHeads: number
+  headDim: number
+  vocabSize: number
+}
+
+export interface EstimateLens {
+  /** Decoder prefix rows P. */
+  prefixRows: number
+  /** Explanation tokens T. */
+  tokens: number
+  /** Encoder input rows besides the explanation (soft prompt, suffix, current token). */
+  encoderRows: number
+}
+
+export interface EstimateInput {
+  /** Bytes of every weight file of the group. */
+  weightBytes: number
+  base: EstimateModel
+  lenses: readonly EstimateLens[]
+  rowsPerBatch?: { cpu?: number; gpu?: number }
+}
+
+/**
+ * ONNX Runtime's copy overhead on weights: on the CPU it pre-packs MatMul and Gemm weights into
+ * its own layout and keeps the packed copy (and, for a tied embedding, the gathered original too).
+ * Measured on imported GPT-2, Qwen3-0.6B and Gemma-3-270M shapes (docs/benchmarks.md).
+ */
+export const WEIGHT_OVERHEAD = 1.1
+
+/** Copies of the KV cache alive during a step (the loop-carried cache and its concatenation). */
+const KV_COPIES = 2
+/** Vocabulary-wide rows alive per decoder row in a step (logits, probabilities, their CDF). */
+const LOGIT_COPIES = 3
+/** A group without a lens still generates: completions per run and tokens of context assumed. */
+const GENERATION_ROWS = 16
+const GENERATION_CONTEXT = 512
+
+/** Working memory of one batch of `rows` decoder rows (bytes). */
+export function batchWorkspaceBytes(
+  base: EstimateModel,
+  lenses: readonly EstimateLens[],
+  rows: number
+): number {
+  const kvPerToken = base.layers * 2 * base.kvHeads * base.headDim * 4
+  if (lenses.length === 0) {
+    return (
+      GENERATION_ROWS * (GENERATION_CONTEXT * kvPerToken * KV_COPIES) +
+      GENERATION_ROWS * base.vocabSize * 4 * LOGIT_COPIES
+    )
+  }
+  let worst = 0
+  for (const l of lenses) {
+    const context = l.prefixRows + l.tokens
+    const decode = rows * (context * kvPerToken * KV_COPIES + base.vocabSize * 4 * LOGIT_COPIES)
+    // The encoder runs every row's whole input at once: a few d-wide activations per token.
+    const encode = rows * (l.encoderRows + l.tokens) * base.hiddenSize * 4 * 8
+    worst = Math.max(worst, decode, encode)
+  }
+  return worst
+}
+
+/** The estimate for each device kind, at its rows budget (the bundle's, else the default). */
+export function estimateGroupBytes(input: EstimateInput): { cpu: number; gpu: number } {
+  const weights = input.weightBytes * WEIGHT_OVERHEAD
+  const rows = {
+    cpu: input.rowsPerBatch?.cpu ?? DEFAULT_ROWS_PER_BATCH.cpu,
+    gpu: input.rowsPerBatch?.gpu ?? DEFAULT_ROWS_PER_BATCH.gpu
+  }
+  return {
+    cpu: Math.round(weights + batchWorkspaceBytes(input.base, input.lenses, rows.cpu)),
+    gpu: Math.round(weights + batchWorkspaceBytes(input.base, input.lenses, rows.gpu))
+  }
+}

@@ -1,0 +1,468 @@
+/**
+ * A Hugging Face model folder → a new model group with only its base (docs/import.md):
+ *
+ *   config.json ─ readHfArchitecture ─▶ ArchSpec ─ planHfWeights ─▶ weight plan
+ *   safetensors ─ one tensor (or row block) at a time ─▶ transform ─▶ base.onnx.data
+ *   tokenizer files ─ prepareTokenizer ─▶ tokenizer.json, tokenizer_config.json
+ *   manifest.json (schema 2: architecture, parameters, checkpoint dtype, graph dtype)
+ *
+ * Everything is written into a hidden staging folder next to the target, validated as a bundle,
+ * and renamed into place only then (staging.ts): a failed, cancelled or killed import leaves
+ * nothing that looks like a group. Every refusal is a CheckpointError naming the file and the
+ * tensor or field (the CLI exits 3).
+ *
+ * Memory: one output weight (the largest graph initializer, float32) plus one read block of at
+ * most BLOCK_BYTES, whatever the checkpoint's size; both buffers are allocated once and reused
+ * (a new array per tensor costs a page fault per 4 KiB, several times the read itself).
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import type { ImportProgress, ImportedGroup } from '@shared/domain/imports'
+import { AppError } from '@shared/ipc/errors'
+import {
+  SCHEMA_VERSION,
+  modelRefFor,
+  noteBundleMoved,
+  openBundle,
+  planBaseModel,
+  writeExternalData,
+  type ArchSpec,
+  type CheckpointSource,
+  type ManifestFile
+} from '../../engine'
+import { CheckpointError, throwIfAborted } from '../errors'
+import { ProgressMeter } from '../progress'
+import { countNonFinite, isReadableDtype, unsupportedDtype } from '../safetensors'
+import { checkTargetFree, createStaging } from '../staging'
+import { readHfArchitecture } from './config'
+import { SINGLE_WEIGHTS_FILE, openHfFolder, readTensor, type HfFolder } from './folder'
+import { prepareTokenizer } from './tokenizerFiles'
+import { planHfWeights, transposeInto, type PlannedWeight, type WeightPlan } from './weights'
+
+/** Largest row block read at once from a tensor that is transposed (64 MB of float32). */
+export const BLOCK_BYTES = 64 * 1024 * 1024
+
+export const BASE_MODEL_FILE = 'base.onnx'
+
+export interface ImportBaseOptions {
+  /** The Hugging Face folder: save_pretrained output, a cache snapshot, or a `models--…` folder. */
+  source: string
+  /** The group folder to create (absent, or an empty folder). */
+  out: string
+  /** Display name; default the repository (`org/name` of a cache folder) or the folder name. */
+  name?: string
+  /** Group id; default the target folder's name (made a valid id). */
+  groupId?: string
+  /**
+   * NaN or infinite weights: `warn` (default) imports and reports each tensor by name (some real
+   * checkpoints hold NaN in embedding rows no text reaches); `refuse` makes it a checkpoint error.
+   */
+  nonFinite?: 'warn' | 'refuse'
+  /** How errors name the target argument (`--out` on the command line, `folder` in the app). */
+  outField?: string
+  signal?: AbortSignal
+  onProgress?: (p: ImportProgress) => void
+  /** Each warning as it is found (they are also in the result). */
+  onWarning?: (message: string) => void
+}
+
+export interface ImportBaseResult extends ImportedGroup {
+  /** The group folder (absolute). */
+  dir: string
+  warnings: string[]
+  /** Checkpoint bytes read. */
+  bytesRead: number
+  /** Wall time of the whole import, and of the weights alone (read, convert, write). */
+  seconds: number
+  weightSeconds: number
+}
+
+/** A group id from a folder name: invalid characters become `-`, at most 80. */
+export function groupIdFrom(name: string): string {
+  const cleaned = name
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 80)
+  return cleaned || 'imported-model'
+}
+
+/** The name a user would recognise: `org/name` for a cache folder, else the folder's name. */
+export function displayNameOf(folder: Pick<HfFolder, 'dir' | 'root' | 'layout'>): string {
+  if (folder.layout === 'hf-cache') {
+    const repo = path.basename(folder.root)
+    const m = /^models--(.+)$/.exec(repo)
+    if (m) return m[1]!.split('--').join('/')
+  }
+  return path.basename(folder.dir)
+}
+
+/** The dtype the checkpoint stores the imported weights in (`mixed` when they differ). */
+function checkpointDtypeOf(folder: HfFolder, plan: WeightPlan): CheckpointSource['dtype'] {
+  const dtypes = new Set<string>()
+  for (const w of plan.weights) {
+    for (const s of w.sources) dtypes.add(folder.tensors.get(s.tensor)!.dtype)
+  }
+  if (dtypes.size !== 1) return 'mixed'
+  const only = [...dtypes][0]
+  return only === 'F32' || only === 'F16' || only === 'BF16' ? only : 'mixed'
+}
+
+/** Per-tensor NaN / ±Inf counts, accumulated over row blocks. */
+class NonFiniteTally {
+  readonly #byTensor = new Map<string, { nan: number; posInf: number; negInf: number }>()
+
+  add(tensor: string, values: Float32Array): void {
+    const c = countNonFinite(values)
+    if (!c) return
+    const t = this.#byTensor.get(tensor) ?? { nan: 0, posInf: 0, negInf: 0 }
+    t.nan += c.nan
+    t.posInf += c.posInf
+    t.negInf += c.negInf
+    this.#byTensor.set(tensor, t)
+  }
+
+  /** One line per tensor holding non-finite values, naming its file. */
+  messages(fileOf: (tensor: string) => string, sizeOf: (tensor: string) => number): string[] {
+    return [...this.#byTensor].map(([tensor, c]) => {
+      const parts = [
+        c.nan ? `${c.nan} NaN` : '',
+        c.posInf ? `${c.posInf} +Inf` : '',
+        c.negInf ? `${c.negInf} -Inf` : ''
+      ].filter(Boolean)
+      return `${fileOf(tensor)}: tensor "${tensor}": ${parts.join(', ')} of ${sizeOf(tensor)} values`
+    })
+  }
+
+  get first(): string | undefined {
+    return this.#byTensor.keys().next().value
+  }
+}
+
+/**
+ * Builds each graph weight from the checkpoint into one reused output array, reading sources into
+ * it directly where no transform is needed and through one reused block otherwise.
+ */
+class WeightAssembler {
+  readonly #folder: HfFolder
+  readonly #out: Float32Array
+  readonly #block: Float32Array
+  readonly #meter: ProgressMeter
+  readonly #tally: NonFiniteTally
+  readonly #signal: AbortSignal | undefined
+
+  constructor(
+    folder: HfFolder,
+    plan: WeightPlan,
+    meter: ProgressMeter,
+    tally: NonFiniteTally,
+    signal: AbortSignal | undefined
+  ) {
+    this.#folder = folder
+    this.#meter = meter
+    this.#tally = tally
+    this.#signal = signal
+    let largestWeight = 0
+    let largestBlock = 0
+    const blockElements = BLOCK_BYTES / 4
+    for (const w of plan.weights) {
+      largestWeight = Math.max(
+        largestWeight,
+        w.dims.reduce((a, b) => a * b, 1)
+      )
+      if (w.transform === 'transpose' || w.transform === 'concat-transposed') {
+        for (const s of w.sources) {
+          const cols = s.shape[1]!
+          const rowsPerBlock = Math.max(1, Math.floor(blockElements / cols))
+          largestBlock = Math.max(largestBlock, Math.min(s.shape[0]!, rowsPerBlock) * cols)
+        }
+      }
+    }
+    this.#out = new Float32Array(largestWeight)
+    this.#block = new Float32Array(largestBlock)
+  }
+
+  /** Bytes held by the two reused arrays. */
+  get bufferBytes(): number {
+    return this.#out.byteLength + this.#block.byteLength
+  }
+
+  async #read(tensor: string, into: Float32Array, rows?: { start: number; end: number }) {
+    const values = await readTensor(this.#folder, tensor, {
+      into,
+      rows,
+      signal: this.#signal,
+      onBytes: (n) => this.#meter.bytes(n)
+    })
+    this.#tally.add(tensor, values)
+    return values
+  }
+
+  /** Reads a (rows, cols) source in row blocks, transposed into `out` (width `outCols`) at `col`. */
+  async #transposeInto(
+    tensor: string,
+    shape: number[],
+    out: Float32Array,
+    outCols: number,
+    col: number
+  ): Promise<void> {
+    const [rows, cols] = shape as [number, number]
+    const perBlock = Math.max(1, Math.floor(this.#block.length / cols))
+    for (let start = 0; start < rows; start += perBlock) {
+      throwIfAborted(this.#signal, tensor)
+      const end = Math.min(rows, start + perBlock)
+      const block = await this.#read(tensor, this.#block.subarray(0, (end - start) * cols), {
+        start,
+        end
+      })
+      transposeInto(block, end - start, cols, out, outCols, col + start)
+    }
+  }
+
+  async fill(w: PlannedWeight): Promise<Float32Array> {
+    throwIfAborted(this.#signal, w.sources[0]?.tensor ?? w.name)
+    const n = w.dims.reduce((a, b) => a * b, 1)
+    const out = this.#out.subarray(0, n)
+    switch (w.transform) {
+      case 'copy': {
+        await this.#read(w.sources[0]!.tensor, out)
+        break
+      }
+      case 'gemma-gain': {
+        await this.#read(w.sources[0]!.tensor, out)
+        // Float32 addition is correctly rounded: this equals torch's float32 `1.0 + w`.
+        for (let i = 0; i < n; i++) out[i] = 1 + out[i]!
+        break
+      }
+      case 'concat': {
+        let at = 0
+        for (const s of w.sources) {
+          const len = s.shape.reduce((a, b) => a * b, 1)
+          await this.#read(s.tensor, out.subarray(at, at + len))
+          at += len
+          this.#meter.tensorDone()
+        }
+        return out
+      }
+      case 'transpose': {
+        const s = w.sources[0]!
+        await this.#transposeInto(s.tensor, s.shape, out, s.shape[0]!, 0)
+        break
+      }
+      case 'concat-transposed': {
+        const width = w.dims[1]!
+        let col = 0
+        for (const s of w.sources) {
+          await this.#transposeInto(s.tensor, s.shape, out, width, col)
+          col += s.shape[0]!
+          this.#meter.tensorDone()
+        }
+        return out
+      }
+    }
+    this.#meter.tensorDone()
+    return out
+  }
+}
+
+function refuseUnreadableSources(folder: HfFolder, plan: WeightPlan): void {
+  for (const w of plan.weights) {
+    for (const s of w.sources) {
+      const e = folder.tensors.get(s.tensor)!
+      if (!isReadableDtype(e.dtype)) {
+        const shard = folder.shards.find((x) => x.file === e.file)!
+        unsupportedDtype(e.file, shard.safetensors.tensors.get(s.tensor)!)
+      }
+    }
+  }
+}
+
+/** What the import will read: the plan's source tensors and their checkpoint bytes. */
+function plannedReads(folder: HfFolder, plan: WeightPlan): { tensors: number; bytes: number } {
+  let tensors = 0
+  let bytes = 0
+  for (const w of plan.weights) {
+    for (const s of w.sources) {
+      tensors++
+      bytes += folder.tensors.get(s.tensor)!.byteLength
+    }
+  }
+  return { tensors, bytes }
+}
+
+function asCancelled(err: unknown, source: string): unknown {
+  if (err instanceof CheckpointError) return err
+  if ((err as { name?: string })?.name === 'AbortError') {
+    return new CheckpointError('cancelled', `${source}: import cancelled`, { file: source })
+  }
+  return err
+}
+
+/** Imports a Hugging Face model folder as a new group at `options.out` (see the file comment). */
+export async function importHfBase(options: ImportBaseOptions): Promise<ImportBaseResult> {
+  const started = Date.now()
+  const warnings: string[] = []
+  const warn = (message: string): void => {
+    warnings.push(message)
+    options.onWarning?.(message)
+  }
+  const report = options.onProgress ?? (() => undefined)
+  report({
+    stage: 'reading headers',
+    tensorsDone: 0,
+    tensorsTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    mbPerSecond: null,
+    etaSeconds: null
+  })
+
+  const outField = options.outField ?? 'out'
+  // Before reading anything: a taken target or one inside the source is the caller's mistake.
+  checkImportTarget(options.source, options.out, outField)
+  await checkTargetFree(options.out, outField)
+  const folder = await openHfFolder(options.source, { signal: options.signal })
+  const arch = readHfArchitecture(folder.config, 'config.json')
+  const spec: ArchSpec = arch.spec
+  const missingFile = folder.index?.file ?? SINGLE_WEIGHTS_FILE
+  const fileOf = (tensor: string): string => folder.tensors.get(tensor)?.file ?? missingFile
+  const plan = planHfWeights(
+    spec,
+    arch.multimodal,
+    [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
+    fileOf
+  )
+  refuseUnreadableSources(folder, plan)
+  const prepared = await prepareTokenizer(folder, spec.vocabSize)
+  for (const w of prepared.warnings) warn(w)
+  throwIfAborted(options.signal, options.source)
+
+  const reads = plannedReads(folder, plan)
+  const meter = new ProgressMeter({
+    tensorsTotal: reads.tensors,
+    bytesTotal: reads.bytes,
+    report
+  })
+  checkImportTarget(folder.dir, options.out, outField)
+  const staging = await createStaging(options.out, outField)
+  const target = staging.target
+  const groupId = options.groupId ?? groupIdFrom(path.basename(target))
+  const name = options.name ?? displayNameOf(folder)
+  const tally = new NonFiniteTally()
+  let weightSeconds = 0
+  try {
+    meter.stage('writing weights')
+    const layout = planBaseModel(spec, `${BASE_MODEL_FILE}.data`)
+    const assembler = new WeightAssembler(folder, plan, meter, tally, options.signal)
+    const byName = new Map(plan.weights.map((w) => [w.name, w]))
+    const weightsStarted = Date.now()
+    await writeExternalData(path.join(staging.dir, layout.dataFile), layout, (w) =>
+      assembler.fill(byName.get(w.name)!)
+    )
+    weightSeconds = (Date.now() - weightsStarted) / 1000
+    await fs.writeFile(path.join(staging.dir, BASE_MODEL_FILE), layout.model)
+
+    const nonFinite = tally.messages(fileOf, (t) =>
+      folder.tensors.get(t)!.shape.reduce((a, b) => a * b, 1)
+    )
+    if (nonFinite.length > 0) {
+      if (options.nonFinite === 'refuse') {
+        const tensor = tally.first!
+        throw new CheckpointError(
+          'non_finite',
+          `${nonFinite.join('; ')}: non-finite weights make every output untrustworthy`,
+          { file: fileOf(tensor), tensor }
+        )
+      }
+      for (const m of nonFinite) {
+        warn(`${m}: imported as is; outputs that reach these values will be NaN and refused`)
+      }
+    }
+
+    meter.stage('tokenizer')
+    await fs.writeFile(path.join(staging.dir, 'tokenizer.json'), prepared.tokenizerJson)
+    await fs.writeFile(
+      path.join(staging.dir, 'tokenizer_config.json'),
+      JSON.stringify(prepared.tokenizerConfig, null, 2) + '\n'
+    )
+
+    const checkpoint: CheckpointSource = {
+      format: 'huggingface-safetensors',
+      modelType: arch.modelType,
+      dtype: checkpointDtypeOf(folder, plan),
+      parameters: plan.weights.reduce(
+        (n, w) => n + w.sources.reduce((m, s) => m + s.shape.reduce((a, b) => a * b, 1), 0),
+        0
+      ),
+      ...(folder.revision ? { revision: folder.revision } : {})
+    }
+    const manifest: ManifestFile = {
+      schemaVersion: SCHEMA_VERSION,
+      group: {
+        id: groupId,
+        name,
+        description: `${arch.modelType} imported from ${folder.dir}`
+      },
+      tokenizer: { file: 'tokenizer.json', config: 'tokenizer_config.json' },
+      conventions: {
+        bosTokenId: prepared.bosTokenId,
+        nullTokenId: prepared.nullTokenId,
+        dtype: 'float32',
+        activationSite: 'residual_after_block',
+        logitLensFinalNorm: true
+      },
+      base: {
+        ...modelRefFor(spec, { id: 'base', name, file: BASE_MODEL_FILE }),
+        checkpoint
+      },
+      donors: [],
+      lenses: []
+    }
+    // The manifest last: until it exists, the staging folder is not a bundle at all.
+    await fs.writeFile(
+      path.join(staging.dir, 'manifest.json'),
+      JSON.stringify(manifest, null, 2) + '\n'
+    )
+
+    meter.stage('validating')
+    throwIfAborted(options.signal, options.source)
+    const summary = await openBundle(staging.dir)
+    throwIfAborted(options.signal, options.source)
+    await staging.commit()
+    await noteBundleMoved(staging.dir, target)
+    meter.stage('done')
+    return {
+      dir: target,
+      groupId,
+      name,
+      folder: target,
+      architecture: spec.family,
+      modelType: arch.modelType,
+      parameters: manifest.base.parameters ?? checkpoint.parameters,
+      checkpointDtype: checkpoint.dtype,
+      graphDtype: manifest.base.graphDtype,
+      weightBytes: summary.weightBytes,
+      estimatedBytes: summary.estimatedBytes,
+      warnings,
+      bytesRead: meter.bytesDone,
+      seconds: (Date.now() - started) / 1000,
+      weightSeconds
+    }
+  } catch (err) {
+    await staging.discard()
+    throw asCancelled(err, options.source)
+  }
+}
+
+/** Refuses a target the import must not write (the source itself, or a folder inside it). */
+export function checkImportTarget(source: string, out: string, field: string): void {
+  const src = path.resolve(source)
+  const dst = path.resolve(out)
+  const rel = path.relative(src, dst)
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw new AppError(
+      'invalid_input',
+      `${dst} is inside the model folder being imported; choose a folder elsewhere`,
+      { field }
+    )
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * A Hugging Face folder's tokenizer files → what a group needs: `tokenizer.json` as it is, and one
+ * `tokenizer_config.json` that says everything the engine reads (docs/bundle-format.md):
+ *   - the chat template: `chat_template.jinja` (what transformers ≥ 4.43 saves, and loads in
+ *     preference), else `chat_template.json`, else the config's own `chat_template`;
+ *   - specials (`bos_token`, `eos_token`, `pad_token`, `unk_token`): the config's, else
+ *     `special_tokens_map.json`'s;
+ *   - `end_of_turn_tokens`: the texts of `generation_config.json`'s `eos_token_id` (one id or a
+ *     list, e.g. Gemma-3's `<eos>` and `<end_of_turn>`, Qwen3's `<|im_end|>` and `<|endoftext|>`),
+ *     so generation stops where the real model's `generate` stops.
+ * It also picks the conventions' BOS id (the tokenizer's BOS token, else config.json's
+ * `bos_token_id`) and the salience null token (the predecessor's `encode(" ")[0]`, else EOS), and
+ * checks that every id the tokenizer can produce is inside the model's vocabulary.
+ */
+import { promises as fs } from 'node:fs'
+import path from 'node:path'
+import { Tokenizer } from '@huggingface/tokenizers'
+import { checkpointFail } from '../errors'
+import { isPlainObject } from '../files'
+import { CONFIG_FILE, readHfFolderFile, type HfFolder } from './folder'
+
+export interface PreparedTokenizer {
+  /** `tokenizer.json`, byte for byte. */
+  tokenizerJson: string
+  /** The group's `tokenizer_config.json`. */
+  tokenizerConfig: Record<string, unknown>
+  bosTokenId: number
+  nullTokenId: number
+  /** Texts of the ids that end a turn (also in `tokenizerConfig.end_of_turn_tokens`). */
+  endOfTurnTokens: string[]
+  /** Where the chat template came from, or null when the folder has none. */
+  chatTemplateFrom: string | null
+  /** Largest id the tokenizer can produce. */
+  maxTokenId: number
+  warnings: string[]
+}
+
+type Json = Record<string, unknown>
+
+const SPECIAL_KEYS = ['bos_token', 'eos_token', 'pad_token', 'unk_token'] as const
+
+function parseJson(text: string, file: string): Json {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    checkpointFail('config_invalid', { file }, `not valid JSON: ${(err as Error).message}`)
+  }
+  if (!isPlainObject(value)) checkpointFail('config_invalid', { file }, 'must hold a JSON object')
+  return value
+}
+
+/** A special token as its text: a string, or an AddedToken object's `content`. */
+function tokenText(v: unknown): string | null {
+  if (typeof v === 'string') return v
+  if (isPlainObject(v) && typeof v.content === 'string') return v.content
+  return null
+}
+
+/** An id or a list of ids from a config field, as a list (empty when absent or malformed). */
+function idList(v: unknown): number[] {
+  const list = Array.isArray(v) ? v : [v]
+  return list.filter((x): x is number => Number.isInteger(x) && (x as number) >= 0)
+}
+
+/** Largest id of tokenizer.json's model vocabulary, and the added tokens past `limit`. */
+function idsOf(
+  json: Json,
+  limit: number
+): { maxVocabId: number; addedPast: { id: number; content: string }[] } {
+  let maxVocabId = -1
+  const model = isPlainObject(json.model) ? json.model : {}
+  const vocab = model.vocab
+  if (Array.isArray(vocab)) {
+    // Unigram: a list of [piece, score], ids are the positions.
+    maxVocabId = vocab.length - 1
+  } else if (isPlainObject(vocab)) {
+    for (const id of Object.values(vocab))
+      if (typeof id === 'number' && id > maxVocabId) maxVocabId = id
+  }
+  const addedPast: { id: number; content: string }[] = []
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens) {
+      if (isPlainObject(t) && typeof t.id === 'number' && t.id >= limit) {
+        addedPast.push({ id: t.id, content: typeof t.content === 'string' ? t.content : '?' })
+      }
+    }
+  }
+  return { maxVocabId, addedPast }
+}
+
+/** The chat template text of `chat_template.json` (`{ "chat_template": … }`). */
+function templateFromJson(text: string, file: string): string | null {
+  const obj = parseJson(text, file)
+  const t = obj.chat_template
+  return typeof t === 'string' && t.length > 0 ? t : null
+}
+
+/**
+ * Reads and checks the folder's tokenizer files for a model with `vocabSize` embedding rows.
+ * `config` is config.json (its `bos_token_id` / `eos_token_id` fill in what the tokenizer files
+ * leave out; for a multimodal Gemma-3, `text_config` is consulted too).
+ */
+export async function prepareTokenizer(
+  folder: HfFolder,
+  vocabSize: number
+): Promise<PreparedTokenizer> {
+  const warnings: string[] = []
+  const tokenizerText = await readHfFolderFile(folder, 'tokenizer')
+  if (tokenizerText === undefined) {
+    const hint = (await hasAny(folder, ['tokenizer.model', 'vocab.json', 'spiece.model']))
+      ? ' The folder has a slow tokenizer only; save the fast one once with transformers: AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR).'
+      : ''
+    checkpointFail(
+      'missing_file',
+      { file: 'tokenizer.json' },
+      `missing: a model group needs the Hugging Face fast tokenizer file.${hint}`
+    )
+  }
+  const tokenizerJson = parseJson(tokenizerText, 'tokenizer.json')
+
+  const configText = await readHfFolderFile(folder, 'tokenizerConfig')
+  const config: Json = configText ? parseJson(configText, 'tokenizer_config.json') : {}
+  const mapText = await readHfFolderFile(folder, 'specialTokensMap')
+  const specialMap: Json = mapText ? parseJson(mapText, 'special_tokens_map.json') : {}
+  const genText = await readHfFolderFile(folder, 'generationConfig')
+  const generation: Json = genText ? parseJson(genText, 'generation_config.json') : {}
+
+  const out: Json = { ...config }
+  for (const key of SPECIAL_KEYS) {
+    if (tokenText(out[key]) === null && tokenText(specialMap[key]) !== null) {
+      out[key] = tokenText(specialMap[key])
+    }
+  }
+
+  let chatTemplateFrom: string | null = null
+  const templateFile = folder.fileNames.chatTemplate
+  const templateText = await readHfFolderFile(folder, 'chatTemplate')
+  if (templateText !== undefined && templateFile) {
+    const t = templateFile.endsWith('.json')
+      ? templateFromJson(templateText, templateFile)
+      : templateText
+    if (t) {
+      out.chat_template = t
+      chatTemplateFrom = templateFile
+    }
+  }
+  if (!chatTemplateFrom && out.chat_template !== undefined && out.chat_template !== null) {
+    chatTemplateFrom = 'tokenizer_config.json'
+  }
+
+  let tokenizer: Tokenizer
+  try {
+    tokenizer = new Tokenizer(tokenizerJson, out)
+  } catch (err) {
+    checkpointFail(
+      'tokenizer_invalid',
+      { file: 'tokenizer.json' },
+      `cannot build the tokenizer: ${(err as Error).message}`
+    )
+  }
+  // The vocabulary itself must fit the embedding; a few added tokens past it (Gemma-3's text
+  // models share the multimodal tokenizer, whose <image_soft_token> is id 262144 of a 262,144-row
+  // embedding) only make texts that spell them out unusable, as with the real model.
+  const { maxVocabId, addedPast } = idsOf(tokenizerJson, vocabSize)
+  if (maxVocabId >= vocabSize) {
+    checkpointFail(
+      'tokenizer_invalid',
+      { file: 'tokenizer.json' },
+      `holds token id ${maxVocabId}, but ${CONFIG_FILE} gives the model ${vocabSize} embedding rows (vocab_size); the tokenizer does not belong to this model`
+    )
+  }
+  if (addedPast.length > 0) {
+    const shown = addedPast
+      .slice(0, 5)
+      .map((t) => `${t.content} (${t.id})`)
+      .join(', ')
+    warnings.push(
+      `tokenizer.json: ${addedPast.length} added token(s) past the model's ${vocabSize} embedding rows: ${shown}${addedPast.length > 5 ? ', …' : ''}; a text that contains them cannot be run`
+    )
+  }
+  const maxTokenId = Math.max(maxVocabId, ...addedPast.map((t) => t.id))
+  const idOf = (text: string | null): number | undefined => {
+    if (text === null) return undefined
+    const id = tokenizer.token_to_id(text)
+    return id === undefined || id === null ? undefined : Number(id)
+  }
+  const textOf = (id: number): string | undefined => {
+    const t = tokenizer.id_to_token(id)
+    return t === undefined || t === null ? undefined : t
+  }
+
+  const modelConfig = folder.config
+  const textConfig = isPlainObject(modelConfig.text_config) ? modelConfig.text_config : {}
+  const configIds = (key: string): number[] => [
+    ...idList(generation[key]),
+    ...idList(modelConfig[key]),
+    ...idList(textConfig[key])
+  ]
+
+  const eosIds = [...new Set([...idList(generation.eos_token_id)])]
+  if (eosIds.length === 0) eosIds.push(...new Set(configIds('eos_token_id')))
+  const eosText = tokenText(out.eos_token)
+  const endOfTurnTokens: string[] = []
+  for (const id of eosIds) {
+    const t = id < vocabSize ? textOf(id) : undefined
+    if (t === undefined) {
+      warnings.push(
+        `generation_config.json: eos_token_id ${id} is not a token of tokenizer.json; generation does not stop on it`
+      )
+    } else if (!endOfTurnTokens.includes(t)) {
+      endOfTurnTokens.push(t)
+    }
+  }
+  if (eosText && !endOfTurnTokens.includes(eosText) && idOf(eosText) !== undefined) {
+    endOfTurnTokens.push(eosText)
+  }
+  if (endOfTurnTokens.length > 0) out.end_of_turn_tokens = endOfTurnTokens
+
+  const bosTokenId =
+    idOf(tokenText(out.bos_token)) ??
+    configIds('bos_token_id').find((id) => id < vocabSize) ??
+    idOf(eosText) ??
+    0
+  const space = tokenizer.encode(' ', { add_special_tokens: false }).ids
+  const firstSpace = space.length > 0 ? Number(space[0]) : undefined
+  const nullTokenId =
+    firstSpace !== undefined && firstSpace < vocabSize
+      ? firstSpace
+      : (idOf(eosText) ?? eosIds[0] ?? bosTokenId)
+
+  if (!chatTemplateFrom) {
+    warnings.push(
+      'no chat template (tokenizer_config.json, chat_template.jinja): chat is off for this group; plain-text generation and analysis work'
+    )
+  }
+  return {
+    tokenizerJson: tokenizerText,
+    tokenizerConfig: out,
+    bosTokenId,
+    nullTokenId,
+    endOfTurnTokens,
+    chatTemplateFrom,
+    maxTokenId,
+    warnings
+  }
+}
+
+async function hasAny(folder: HfFolder, names: string[]): Promise<boolean> {
+  for (const n of names) {
+    try {
+      await fs.lstat(path.join(folder.dir, n))
+      return true
+    } catch {
+      // not there
+    }
+  }
+  return false
+}
