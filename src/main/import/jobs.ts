@@ -9,12 +9,7 @@
  * event loop keeps turning.
  */
 import { randomBytes } from 'node:crypto'
-import type {
-  ImportJob,
-  ImportKind,
-  ImportProgress,
-  ImportedGroup
-} from '@shared/domain/imports'
+import type { ImportJob, ImportKind, ImportProgress, ImportedGroup } from '@shared/domain/imports'
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 
 /** What a running import may do besides its work. */
