@@ -2,7 +2,7 @@
  * The only thing the sandboxed renderer gets from Electron: `window.api` (invoke + on). Channel
  * names are checked against the contract here as well as in main, so a typo fails fast in the page.
  */
-import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron'
+import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron'
 import type { WorkbenchApi } from '@shared/ipc/api'
 import { isEventChannel, isInvokeChannel } from '@shared/ipc/contract'
 import type { InvokeResult } from '@shared/ipc/errors'
@@ -53,6 +53,15 @@ const api: WorkbenchApi = {
     set.add(typed)
     return () => {
       set.delete(typed)
+    }
+  },
+  pathForFile(file) {
+    // Only a real dropped File has a path; anything else (or a file made in the page) has none.
+    try {
+      const p = webUtils.getPathForFile(file as File)
+      return p || null
+    } catch {
+      return null
     }
   }
 }

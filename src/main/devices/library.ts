@@ -7,7 +7,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { mkdir, readdir, realpath } from 'node:fs/promises'
 import { basename, join, relative, isAbsolute } from 'node:path'
-import type { LibraryGroup } from '@shared/domain/models'
+import type { LibraryBase, LibraryGroup } from '@shared/domain/models'
 import { AppError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
 import type { ChatMessage } from '@shared/domain/chat'
 import type { BundleSummary } from '../engine'
@@ -44,6 +44,19 @@ export interface LibraryDeps {
   /** Called after a rescan that changed something. */
   onChange?(): void
   debounceMs?: number
+}
+
+function libraryBase(s: BundleSummary): LibraryBase {
+  const b = s.baseModel
+  return {
+    architecture: b.architecture ?? 'prenorm-gpt',
+    parameters: b.parameters ?? null,
+    checkpointDtype: b.checkpointDtype ?? null,
+    graphDtype: b.graphDtype ?? 'float32',
+    hiddenSize: b.hiddenSize,
+    layers: b.layers,
+    vocabSize: b.vocabSize
+  }
 }
 
 function inside(root: string, path: string): boolean {
@@ -301,6 +314,8 @@ export class ModelLibrary {
       estimatedBytes: e.summary?.estimatedBytes ?? null,
       vocabSize: e.summary?.baseModel.vocabSize ?? null,
       maxTokens: e.summary?.baseModel.maxPositions ?? null,
+      estimatedBytesByKind: e.summary?.estimatedBytesByKind ?? null,
+      base: e.summary ? libraryBase(e.summary) : null,
       lenses:
         e.summary?.lenses.map((l) => ({
           id: l.id,

@@ -9,6 +9,22 @@ export const LibraryLensSchema = z.object({
 })
 export type LibraryLens = z.infer<typeof LibraryLensSchema>
 
+/** What the library shows of a group's base model. */
+export const LibraryBaseSchema = z.object({
+  /** The architecture the graph computes (`gpt2`, `llama`, `qwen3`, `gemma3`, `prenorm-gpt`, …). */
+  architecture: z.string(),
+  /** Parameters of the graph (a tied head counted once); null when the bundle does not say. */
+  parameters: z.number().nullable(),
+  /** The dtype of the checkpoint it was imported from; null for generated bundles. */
+  checkpointDtype: z.string().nullable(),
+  /** The dtype the graph runs in. */
+  graphDtype: z.string(),
+  hiddenSize: z.number().int(),
+  layers: z.number().int(),
+  vocabSize: z.number().int()
+})
+export type LibraryBase = z.infer<typeof LibraryBaseSchema>
+
 /**
  * One model group of the library. A broken bundle stays listed with its errors (it never just
  * vanishes); its `groupId` is then the folder name.
@@ -26,6 +42,10 @@ export const LibraryGroupSchema = z.object({
   weightBytes: z.number().nullable(),
   /** The bundle's own memory estimate. */
   estimatedBytes: z.number().nullable(),
+  /** The estimate by device kind (weights as loaded + one batch at that kind's rows budget). */
+  estimatedBytesByKind: z.object({ cpu: z.number(), gpu: z.number() }).nullable(),
+  /** The base model (null for a broken bundle). */
+  base: LibraryBaseSchema.nullable(),
   /** The estimate corrected from the last measured load (any device), or null. */
   measuredBytes: z.number().nullable(),
   /** Tokens the tokenizer knows (words outside it become `<unk>`); null for a broken bundle. */

@@ -19,4 +19,9 @@ export interface WorkbenchApi {
   ): Promise<InvokeResult<InvokeOutput<C>>>
   /** Subscribe to a pushed event; returns the unsubscribe function. */
   on<E extends EventChannel>(channel: E, listener: (payload: EventPayload<E>) => void): () => void
+  /**
+   * Electron only: the path on disk of a file or folder dropped on the page (a DOM `File`), or
+   * null. A browser never learns paths, so on the headless host the user types the path instead.
+   */
+  pathForFile?(file: unknown): string | null
 }

@@ -9,6 +9,7 @@ import {
   type SystemSnapshot
 } from '../store/slices/systemSlice'
 import { receivedDevicesSnapshot, recordUtilisation } from '../store/slices/managerSlice'
+import { receivedImport, receivedImportList } from '../store/slices/importsSlice'
 import {
   receivedJob,
   receivedRows,
@@ -62,7 +63,8 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
         return { ...next, ...recordUtilisation(s, payload, ids) }
       })
     }),
-    api.on('devices:changed', applyDevices)
+    api.on('devices:changed', applyDevices),
+    api.on('imports:changed', (job) => store.setState((s) => receivedImport(s, job)))
   )
 
   const queueJob = frameBatcher<JobState>((jobs) =>
@@ -110,6 +112,9 @@ export function startBridge(api: WorkbenchApi, store: StoreApi<AppState>): () =>
       if (r.ok) applyDevices(r.value)
     })
     void refreshSessions(api, store)
+    void api.invoke('imports:list').then((r) => {
+      if (r.ok) store.setState(receivedImportList(r.value))
+    })
   }
   resync()
   const target = globalThis as {

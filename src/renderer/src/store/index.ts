@@ -1,4 +1,5 @@
 import { create } from 'zustand'
+import { initialImportsSlice, type ImportsSlice } from './slices/importsSlice'
 import { initialManagerSlice, type ManagerSlice } from './slices/managerSlice'
 import { initialRunsSlice, type RunsSlice } from './slices/runsSlice'
 import { initialSessionsSlice, type SessionsSlice } from './slices/sessionsSlice'
@@ -11,11 +12,17 @@ import { initialUiSlice, type Toast, type UiSlice } from './slices/uiSlice'
  * functions next to each slice (applied by ipc/bridge.ts), so they are testable without a DOM.
  * Add a slice: declare it in store/slices/, spread its initial value here, extend AppState.
  */
-export type AppState = SystemSlice & ManagerSlice & RunsSlice & SessionsSlice & UiSlice
+export type AppState = SystemSlice &
+  ManagerSlice &
+  ImportsSlice &
+  RunsSlice &
+  SessionsSlice &
+  UiSlice
 
 export const initialAppState: AppState = {
   ...initialSystemSlice,
   ...initialManagerSlice,
+  ...initialImportsSlice,
   ...initialRunsSlice,
   ...initialSessionsSlice,
   ...initialUiSlice

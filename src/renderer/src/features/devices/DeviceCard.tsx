@@ -143,8 +143,18 @@ function PlacementChip({
         data-testid="placement-bytes"
         title={`bundle estimate ${formatBytes(placement.estimatedBytes)}; measured at load ${placement.measuredBytes === null ? '—' : formatBytes(placement.measuredBytes)}; placement counts ${formatBytes(placement.countedBytes)}`}
       >
-        {formatBytes(placement.countedBytes)}{' '}
-        {placement.measuredBytes === null ? 'estimated' : 'measured'}
+        {compact || placement.measuredBytes === null ? (
+          <>
+            {formatBytes(placement.countedBytes)}{' '}
+            {placement.measuredBytes === null ? 'estimated' : 'measured'}
+          </>
+        ) : (
+          // Both figures, so a wrong estimate is visible where placement decisions are made.
+          <>
+            {formatBytes(placement.measuredBytes)} measured · estimate{' '}
+            {formatBytes(placement.estimatedBytes)}
+          </>
+        )}
         {!compact && placement.loadMs !== null && (
           <> · loaded in {(placement.loadMs / 1000).toFixed(1)} s</>
         )}

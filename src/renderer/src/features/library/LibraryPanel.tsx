@@ -5,6 +5,26 @@ import { call, errorOf } from '../../ipc/client'
 import { formatBytes } from '../../lib/format'
 import { reportError, useAppStore } from '../../store'
 import { dragIds, usePlacementUi, type DragData } from '../placement/PlacementContext'
+import { AddModel } from './AddModel'
+
+/** `124 M`, `1.2 B` parameters. */
+export function formatParameters(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 1)} B`
+  if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)} M`
+  return `${Math.round(n / 1e3)} k`
+}
+
+/** What the card says of the base model: architecture, size, dtypes. */
+function baseLine(group: LibraryGroup): string | null {
+  const b = group.base
+  if (!b) return null
+  const parts = [b.architecture]
+  if (b.parameters !== null) parts.push(`${formatParameters(b.parameters)} params`)
+  parts.push(
+    b.checkpointDtype ? `${b.checkpointDtype} → runs in ${b.graphDtype}` : `runs in ${b.graphDtype}`
+  )
+  return parts.join(' · ')
+}
 
 function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
   const { activeDragId } = usePlacementUi()
@@ -37,8 +57,22 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
         <strong className="group-card__name">{group.name}</strong>
         <span className="badge">{group.source}</span>
       </div>
+      {baseLine(group) && (
+        <div className="group-card__meta" data-testid="group-base">
+          {baseLine(group)}
+        </div>
+      )}
       <div className="group-card__meta">
-        {size !== null && (
+        {group.estimatedBytesByKind && group.measuredBytes === null && (
+          <span
+            title="weights as loaded plus one batch at the device's rows budget"
+            data-testid="group-estimate"
+          >
+            ~{formatBytes(group.estimatedBytesByKind.cpu)} on a CPU ·{' '}
+            {formatBytes(group.estimatedBytesByKind.gpu)} on a GPU (estimated)
+          </span>
+        )}
+        {size !== null && (group.measuredBytes !== null || !group.estimatedBytesByKind) && (
           <span
             title={
               group.measuredBytes !== null ? 'measured on a previous load' : "the bundle's estimate"
@@ -49,6 +83,11 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
         )}
         {group.loadedOn.length > 0 && <span> · on {group.loadedOn.join(', ')}</span>}
       </div>
+      {group.status === 'ok' && group.lenses.length === 0 && (
+        <p className="muted small" data-testid="group-no-lens">
+          No lens yet: generation and chat run on the base.
+        </p>
+      )}
       {group.lenses.length > 0 && (
         <ul className="group-card__lenses">
           {group.lenses.map((l) => (
@@ -97,6 +136,7 @@ export function LibraryPanel(): JSX.Element {
             Folder: {library.folder}
           </p>
           {library.folderError && <p className="group-card__error">{library.folderError}</p>}
+          <AddModel />
           <ul className="group-list">
             {library.groups.map((g) => (
               <GroupCard key={g.groupId} group={g} />
