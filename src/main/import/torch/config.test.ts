@@ -1,7 +1,7 @@
 /** The training-config reader: defaults as the predecessor had them, and each refusal's field. */
 import { describe, expect, it } from 'vitest'
 import { parseLensConfig, splitDecoderPrompt, splitEncoderPrompt } from './config'
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import { Placeholder, PyDict, type PickleValue } from './pickle'
 
 /** Builds the PyDict a pickle would give for a plain object. */
@@ -30,8 +30,9 @@ function withField(path: string, value: unknown): Record<string, unknown> {
     node[p] ??= {}
     node = node[p] as Record<string, unknown>
   }
-  if (value === undefined) delete node[parts[parts.length - 1]]
-  else node[parts[parts.length - 1]] = value
+  const last = parts[parts.length - 1]!
+  if (value === undefined) delete node[last]
+  else node[last] = value
   return copy
 }
 
@@ -176,17 +177,15 @@ describe('parseLensConfig', () => {
       err = e
     }
     expect(err).toBeInstanceOf(CheckpointError)
-    expect((err as CheckpointError).reason).toBe(reason)
+    expect((err as CheckpointError).problem).toBe(reason)
     expect((err as CheckpointError).message).toContain(`x.pt: ${message}`)
   })
 
   it('new_decoder with per-layer projections on every layer is refused', () => {
     const cfg = withField(`${DEC}.patch_all_layers`, true)
-    ;(
-      cfg.trainable_components as Record<string, Record<string, unknown>>
-    ).decoder.per_layer_projections = true
-    ;(cfg.trainable_components as Record<string, Record<string, unknown>>).decoder.new_decoder =
-      true
+    const decoder = (cfg.trainable_components as Record<string, Record<string, unknown>>).decoder!
+    decoder.per_layer_projections = true
+    decoder.new_decoder = true
     expect(() => parseLensConfig(py(cfg), 'x.pt')).toThrow(
       `config.${DEC}.new_decoder: with patch_all_layers true`
     )

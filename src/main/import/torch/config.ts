@@ -3,7 +3,7 @@
  * defaults (its DecoderConfig / EncoderConfig dataclasses) and refusals for what the Workbench
  * cannot reproduce. Pure: no I/O; every error names the config field.
  */
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import {
   GlobalRef,
   Placeholder,
@@ -24,7 +24,7 @@ class Fields {
   ) {}
 
   fail(reason: 'invalid' | 'unsupported', field: string, message: string): never {
-    throw new CheckpointError(reason, this.file, `config.${field}`, message)
+    throw CheckpointError.at(reason, this.file, `config.${field}`, message)
   }
 
   /** The value at a dotted path, or undefined when a part is absent (or None on the way). */
@@ -36,7 +36,7 @@ class Fields {
       if (!(node instanceof PyDict)) {
         this.fail('invalid', parts.slice(0, i).join('.'), `is ${describe(node)}, expected a dict`)
       }
-      node = node.get(parts[i])
+      node = node.get(parts[i]!)
     }
     if (node instanceof Placeholder || node instanceof GlobalRef) {
       this.fail('invalid', field, `is ${describe(node)}, which the reader does not interpret`)
@@ -89,7 +89,7 @@ const ENC = 'trainable_components.encoder'
 /** Reads and validates the fields the analysis needs. */
 export function parseLensConfig(config: PickleValue | undefined, file: string): LensTrainingConfig {
   if (!(config instanceof PyDict)) {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'invalid',
       file,
       'config',
@@ -217,14 +217,14 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
 export function splitDecoderPrompt(prompt: string | null): { left: string; right: string } {
   if (prompt === null) return { left: '', right: '' }
   const parts = prompt.split('<embed>')
-  return { left: parts[0], right: parts[1] ?? '' }
+  return { left: parts[0] ?? '', right: parts[1] ?? '' }
 }
 
 /** Splits an encoder prompt like the predecessor: prefix and postfix around `<text>`. */
 export function splitEncoderPrompt(text: string | null): { prefix: string; postfix: string } {
   if (text === null) return { prefix: '', postfix: '' }
   const parts = text.split('<text>')
-  return { prefix: parts[0], postfix: parts[1] ?? '' }
+  return { prefix: parts[0] ?? '', postfix: parts[1] ?? '' }
 }
 
 const JSON_NODE_BUDGET = 200_000
@@ -235,7 +235,7 @@ export function toJson(value: PickleValue, file: string): JsonValue {
   let nodes = 0
   const walk = (v: PickleValue, depth: number): JsonValue => {
     if (++nodes > JSON_NODE_BUDGET || depth > JSON_MAX_DEPTH) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'too_large',
         file,
         'config',
