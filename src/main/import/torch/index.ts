@@ -11,6 +11,7 @@ export type {
   LensTrainingConfig,
   LinearWeights,
   PerLayerWeights,
+  PlannedLensCheckpoint,
   ReadLensCheckpointOptions,
   ReadProgress
 } from './types'

@@ -244,7 +244,7 @@ describe('refusals', () => {
     'refuse-subtract-pos.pt':
       'config.trainable_components.decoder.subtract_add_pos_embeddings: is true: the decoder subtracts a learned positional embedding from the activation, which the Workbench does not reproduce',
     'refuse-no-patching.pt':
-      'config.trainable_components.decoder.patch_all_layers: is false: the activation only enters as an input embedding (scaled and position-embedded like a token), which the Workbench decoder does not reproduce; it overwrites the residual before each patched block',
+      "config.trainable_components.decoder.patch_all_layers: is false with per_layer_projections: the predecessor's decoder then has no projection for the activation and fails when it analyses, so there is nothing to reproduce",
     'refuse-trained-base.pt':
       "models.dec.base.transformer.wte.weight: the lens carries trained base-model weights (base_model / embedding_head / pos_embeddings were trainable); the Workbench runs the group's unchanged base",
     'refuse-output-layer.pt':

@@ -131,7 +131,17 @@ async function readChecked(
     refuseUnknownKeys(decoder, DECODER_TENSORS, fail)
     refuseUnknownKeys(encoder, ENCODER_TENSORS, fail)
 
-    const plan = planLens(config, decoder, encoder, options.base, fail)
+    let plan = planLens(config, decoder, encoder, undefined, fail)
+    if (options.check) {
+      await options.check({
+        file,
+        step,
+        config,
+        hiddenSize: plan.hiddenSize,
+        layers: plan.layers
+      })
+    }
+    if (options.base) plan = planLens(config, decoder, encoder, options.base, fail)
     for (const item of plan.reads) checkView(archive, item.ref, item.where)
 
     const bytesTotal = plan.reads.reduce((sum, item) => sum + bytesToRead(item.ref), 0)
@@ -403,11 +413,14 @@ function planLens(
   const hasLayers = (): string =>
     base ? `the base has ${layers} layers` : `its per-layer projections imply ${layers} layers`
   const patch = config.decoder.patchAllLayers
-  let patchLayers: number | null = patch === true ? layers : patch
+  let patchLayers: number | null = patch === true ? layers : patch === false ? 0 : patch
   if (perLayer) {
     const n = projWeight.shape[0]!
     const offset = config.decoder.newDecoder ? 1 : 0
-    if (patch === true) {
+    if (patch === false) {
+      // parseLensConfig refuses per-layer projections without patching.
+      fail('unsupported', 'config.trainable_components.decoder.patch_all_layers', 'is false')
+    } else if (patch === true) {
       if (layers === null) layers = n
       else if (n !== layers) {
         fail(
@@ -530,7 +543,7 @@ function planLens(
   use(encoder, 'special_last_token_vector', 'special')
 
   let outputLayer = enc.outputLayer
-  if (layers !== null) {
+  if (layers !== null && outputLayer !== -2) {
     const resolved = outputLayer < 0 ? layers + outputLayer : outputLayer
     if (resolved < 0 || resolved >= layers) {
       fail(
