@@ -105,3 +105,4 @@ export {
   type ModelRef
 } from './bundle/manifest'
 export { modelRefFor, writeLensFolder, writeStreamedModel, type LensSpec } from './bundle/write'
+export { readWeightRows } from './bundle/weights'
