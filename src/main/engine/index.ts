@@ -92,3 +92,17 @@ export {
   type LayerPart,
   type WeightInfo
 } from './arch/weights'
+
+// What the importers write into a group folder (lens folders, streamed models) and read back.
+export {
+  ManifestSchema,
+  LensManifestSchema,
+  LensProvenanceSchema,
+  type Manifest,
+  type ManifestFile,
+  type LensManifest,
+  type LensProvenance,
+  type ModelRef
+} from './bundle/manifest'
+export { modelRefFor, writeLensFolder, writeStreamedModel, type LensSpec } from './bundle/write'
+export { readWeightRows } from './bundle/weights'

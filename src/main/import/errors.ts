@@ -1,8 +1,9 @@
 /**
- * The one error type of checkpoint reading (safetensors files, Hugging Face folders, PEFT adapters).
- * It is an `AppError` of the same shape the bundle validator throws (`code`, `message`, `file`,
- * `field`), so every transport serialises it unchanged and the CLI maps it to exit code 3; the
- * extra `problem` and `tensor` let callers and tests tell the failures apart without parsing text.
+ * The one error type of everything under src/main/import: safetensors files, Hugging Face folders,
+ * PEFT adapters, PyTorch lens checkpoints and the conversions into a bundle. It is an `AppError`
+ * of the same shape the bundle validator throws (`code`, `message`, `file`, `field`), so every
+ * transport serialises it unchanged and the CLI maps it to exit code 3; the extra `problem` and
+ * `tensor` let callers and tests tell the failures apart without parsing text.
  */
 import { AppError } from '@shared/ipc/errors'
 
@@ -14,8 +15,23 @@ export type CheckpointProblem =
   | 'not_regular_file'
   /** A path (an index entry, a symlink) that resolves outside the folder the user chose. */
   | 'outside_folder'
-  /** The file could not be read (permissions, I/O error, changed while reading). */
+  /**
+   * The file could not be read (permissions, I/O error, changed while reading), or is not a
+   * complete archive / pickle (truncated, corrupt).
+   */
   | 'unreadable'
+  /** A PyTorch pickle that would run code or reach outside its data if Python loaded it. */
+  | 'unsafe'
+  /** Well-formed, but holds something the Workbench cannot reproduce (the field is named). */
+  | 'unsupported'
+  /** Well-formed, but inconsistent: shapes, missing or unexpected keys, NaN in lens weights. */
+  | 'invalid'
+  /** Over one of a reader's limits (records, pickle size, tensor elements). */
+  | 'too_large'
+  /** A lens checkpoint whose base model is not the group's base (names and shapes are given). */
+  | 'base_mismatch'
+  /** The lens reads activations from another model than the base, and it was not supplied. */
+  | 'donor_required'
   /** A safetensors header that is not what the format allows (length, JSON, fields). */
   | 'header_invalid'
   /** The file ends before the data its header describes. */
@@ -79,6 +95,22 @@ export class CheckpointError extends AppError {
     this.name = 'CheckpointError'
     this.problem = problem
     this.tensor = details.tensor
+  }
+
+  /**
+   * The located form the PyTorch reader uses: `file: where: message`, where `where` is a zip
+   * record, a pickle byte, a checkpoint key or a config field (also kept as `field`).
+   */
+  static at(
+    problem: CheckpointProblem,
+    file: string,
+    where: string | undefined,
+    message: string
+  ): CheckpointError {
+    return new CheckpointError(problem, `${file}${where ? `: ${where}` : ''}: ${message}`, {
+      file,
+      field: where
+    })
   }
 }
 

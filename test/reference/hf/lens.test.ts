@@ -165,18 +165,22 @@ describe('the seed conventions per family', () => {
     }
   })
 
-  it('Gemma-3 without patching runs the decoder on unscaled rows (inputs_embeds bypass its scaled embedding); Gemma-2 still scales', () => {
+  it('patch_all_layers false: Gemma-3 prefix rows unscaled (inputs_embeds bypass its scaled embedding), Gemma-2 scaled; 0 takes the patched path (scaled); generated tokens × √d for both', () => {
     const g3 = model('gemma3_text')
     const g2 = model('gemma2')
-    expect(
-      toResidualLens(g3, randomSeedLens(g3, { layer: 1, patchAllLayers: false })).decoder.tokenScale
-    ).toBe(1)
-    expect(
-      toResidualLens(g2, randomSeedLens(g2, { layer: 1, patchAllLayers: false })).decoder.tokenScale
-    ).toBe(4)
-    expect(
-      toResidualLens(g3, randomSeedLens(g3, { layer: 1, patchAllLayers: 1 })).decoder.tokenScale
-    ).toBe(4)
+    const scaleOf = (base: HfReferenceModel, patchAllLayers: boolean | number): number[] => {
+      const lens = randomSeedLens(base, { layer: 1, patchAllLayers, perLayerProjections: false })
+      const r = toResidualLens(base, lens)
+      const a = new Float64Array(base.config.hiddenSize).fill(0.5)
+      const row = r.decoder.prefix(a)[0]!
+      return [row[0]! / lens.decoder.promptLeft[0]![0]!, r.decoder.tokenScale]
+    }
+    expect(scaleOf(g3, false)[0]).toBeCloseTo(1, 12)
+    expect(scaleOf(g3, false)[1]).toBe(4)
+    expect(scaleOf(g3, 0)[0]).toBeCloseTo(4, 12)
+    expect(scaleOf(g2, false)[0]).toBeCloseTo(4, 12)
+    expect(scaleOf(g2, false)[1]).toBe(4)
+    expect(scaleOf(g3, 1)[1]).toBe(4)
   })
 
   it('with patching the slot row is overwritten before block 0, so its stored value is irrelevant; patch count and new_decoder pick the projections', () => {

@@ -179,9 +179,11 @@ export function toResidualLens(base: HfReferenceModel, lens: SeedLens): Residual
   const gemma = c.embedScale !== 1
   const { decoder, encoder } = lens
   const patchLayers = patchLayerCount(decoder.patchAllLayers, c.layers)
-  // The unpatched path runs `base(inputs_embeds=…)`: Gemma-2's model scales, Gemma-3's does not
-  // (its scale lives in the embedding module, which inputs_embeds bypass).
-  const decoderScale = gemma && (patchLayers > 0 || c.family === 'gemma2') ? c.embedScale : 1
+  // `patch_all_layers: false` takes the unpatched path, `base(inputs_embeds=…)`: Gemma-2's model
+  // scales, Gemma-3's does not (its scale lives in the embedding module, which inputs_embeds
+  // bypass). Any int, 0 included, takes `_patched_forward`, which scales by the normaliser for both.
+  const unpatchedPath = decoder.patchAllLayers === false
+  const decoderScale = gemma && (!unpatchedPath || c.family === 'gemma2') ? c.embedScale : 1
   const scaled = (rows: readonly ArrayLike<number>[], scale: number, what: string): Row[] =>
     rows.map((row, i) => {
       if (row.length !== d)
@@ -215,7 +217,9 @@ export function toResidualLens(base: HfReferenceModel, lens: SeedLens): Residual
       prefix: (a) => [...left, projection(0, a).map((x) => x * decoderScale), ...right],
       embedPos: left.length,
       patchVectors: (a) => Array.from({ length: patchLayers }, (_, l) => projection(l + offset, a)),
-      tokenScale: decoderScale
+      // Generated tokens: Gemma-2's model scales them, Gemma-3's decoder multiplies them by the
+      // normaliser itself on every path.
+      tokenScale: gemma ? c.embedScale : 1
     },
     encoder: {
       prefix: scaled(encoder.softPrompt, encoderScale, 'encoder.softPrompt'),

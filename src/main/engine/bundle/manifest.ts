@@ -185,6 +185,42 @@ export type Manifest = z.output<typeof ManifestSchema>
 /** manifest.json as written (schema 2). */
 export type ManifestFile = z.input<typeof ManifestV2Schema>
 
+/**
+ * Where an imported lens came from and how it was trained (display and reproducibility; the
+ * engine computes nothing from it). `source: 'lens-checkpoint'`: the predecessor's training
+ * checkpoint, with the config fields its analyzer read and the whole training config.
+ */
+export const LensProvenanceSchema = z
+  .object({
+    source: z.literal('lens-checkpoint'),
+    /** The checkpoint's file name (not its path: bundles move between machines). */
+    file: z.string().min(1),
+    /** ISO 8601 time of the import. */
+    importedAt: z.string().min(1),
+    /** Training step (`step`), when the checkpoint has one. */
+    step: z.number().int().nullable(),
+    /** `model_name`: the base the decoder and encoder ran on. */
+    modelName: z.string(),
+    /** `orig_model_name`: the model the training activations came from, when recorded. */
+    origModelName: z.string().nullable(),
+    tokenizerName: z.string(),
+    /** `model_dtype` of the training run. */
+    modelDtype: z.string(),
+    layer: z.number().int().nonnegative(),
+    explanationTokens: z.number().int().positive(),
+    /** `patch_all_layers` as written: true (every block), false (input only) or n. */
+    patchAllLayers: z.union([z.boolean(), z.number().int().nonnegative()]),
+    perLayerProjections: z.boolean(),
+    /** The encoder's `output_layer` as written (−1 last block, −2 the input to block 0). */
+    encoderOutputLayer: z.number().int(),
+    /** Decisions the importer made that a reader of the bundle should know (one sentence each). */
+    notes: z.array(z.string()),
+    /** The whole training config as JSON (objects the reader does not interpret are marked). */
+    trainingConfig: z.unknown()
+  })
+  .strict()
+export type LensProvenance = z.infer<typeof LensProvenanceSchema>
+
 export const LensManifestSchema = z
   .object({
     schemaVersion: z.literal(LENS_SCHEMA_VERSION),
@@ -211,8 +247,11 @@ export const LensManifestSchema = z
       .strict(),
     encoder: z
       .object({
-        /** k: the reconstruction is the residual after block k at the last position. */
-        outputLayer: z.number().int().nonnegative(),
+        /**
+         * k: the reconstruction is the residual after block k at the last position; −1: the
+         * residual entering block 0 (no block runs; the predecessor's `output_layer: -2`).
+         */
+        outputLayer: z.number().int().min(-1),
         /** Soft prompt rows before the explanation (Pe, d). */
         prefix: TensorRefSchema,
         /** Soft prompt rows after the explanation (Q, d); optional. */
@@ -224,7 +263,8 @@ export const LensManifestSchema = z
         /** ONNX: hidden (B, d), target (B, d) → recon (B, d), mse (B). */
         head: RelPath
       })
-      .strict()
+      .strict(),
+    provenance: LensProvenanceSchema.optional()
   })
   .strict()
 export type LensManifest = z.infer<typeof LensManifestSchema>

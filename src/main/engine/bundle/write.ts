@@ -21,6 +21,7 @@ import {
   LENS_SCHEMA_VERSION,
   SCHEMA_VERSION,
   type LensManifest,
+  type LensProvenance,
   type ManifestFile,
   type ModelRef
 } from './manifest'
@@ -37,18 +38,21 @@ export interface LensSpec {
     prefix: Float32Array
     embedPos: number
     patchLayers: number
-    /** (Np, d, d) and (Np, d) */
+    /** (Np, d, d) and (Np, d) with W[l][i][j] from input i to output j; or one (d, d) / (d) pair shared by every block. */
     weights: Float32Array
     bias: Float32Array
   }
   encoder: {
+    /** Block k whose output is read; −1 = the residual entering block 0. */
     outputLayer: number
     prefix: Float32Array
     suffix?: Float32Array
     addCurrentToken: boolean
     lastRowAdd?: Float32Array
+    /** recon = hidden·weight + bias, weight (d, d) from input i to output j. */
     head?: { weight: Float32Array; bias: Float32Array }
   }
+  provenance?: LensProvenance
 }
 
 /** A model to write: the pre-norm GPT's weights, or any ArchSpec with its canonical weights. */
@@ -174,7 +178,7 @@ export async function writeStreamedModel(
   return modelRefFor(spec, ref)
 }
 
-/** Writes one lens folder (lens.json, projection and head graphs, prefix tensors) into `dir`. */
+/** Writes one lens folder (lens.json, projection and head graphs, f32 tensors) into `dir`. */
 export async function writeLensFolder(dir: string, d: number, spec: LensSpec): Promise<void> {
   await fs.mkdir(dir, { recursive: true })
   const tensor = async (
@@ -220,7 +224,8 @@ export async function writeLensFolder(dir: string, d: number, spec: LensSpec): P
         ? await tensor('encoder_last_row_add.f32', e.lastRowAdd, [d])
         : undefined,
       head: 'encoder_head.onnx'
-    }
+    },
+    provenance: spec.provenance
   }
   await fs.writeFile(path.join(dir, 'lens.json'), JSON.stringify(manifest, null, 2) + '\n')
 }

@@ -6,7 +6,8 @@ import { GraphBuilder, encodeModel } from './builder'
 
 /**
  * activations (B, d) → patch_vectors (B, Np, d), vector l = a·W_l + b_l. `weights` is (Np, d, d)
- * with W_l[i][j] the weight from input i to output j; `bias` is (Np, d).
+ * with W_l[i][j] the weight from input i to output j; `bias` is (Np, d). A single (d, d) / (d)
+ * pair is one projection shared by every patched block: stored once, its vector repeated.
  */
 export function buildProjection(
   d: number,
@@ -16,6 +17,25 @@ export function buildProjection(
 ): Uint8Array {
   const g = new GraphBuilder()
   g.input('activations', 'float32', ['B', d])
+  if (np > 1 && weights.length === d * d && bias.length === d) {
+    const w = g.weight('proj.weight', [d, d], weights)
+    const b = g.weight('proj.bias', [d], bias)
+    const y = g.op('Unsqueeze', [
+      g.op('Add', [g.op('MatMul', ['activations', w]), b]),
+      g.constI64([1])
+    ])
+    const shape = g.op(
+      'Concat',
+      [
+        g.op('Slice', [g.op('Shape', ['activations']), g.constI64([0]), g.constI64([1])]),
+        g.constI64([np, d])
+      ],
+      { axis: 0 }
+    )
+    g.opTo('Expand', [y, shape], ['patch_vectors'])
+    g.output('patch_vectors', 'float32', ['B', np, d])
+    return encodeModel(g.toGraph('lens_projection'), 'talkative-workbench')
+  }
   // (Np, d, d) → (d, Np·d) so one MatMul produces every layer's vector.
   const wide = new Float32Array(d * np * d)
   for (let l = 0; l < np; l++) {

@@ -20,7 +20,7 @@ import {
 import type { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import yauzl from 'yauzl'
-import { CheckpointError, throwIfAborted } from './errors'
+import { CheckpointError, throwIfAborted } from '../errors'
 
 export interface ArchiveLimits {
   /** Central-directory records; a lens checkpoint with optimizer state has tens to thousands. */
@@ -124,10 +124,10 @@ export async function statRegularFile(file: string): Promise<Stats> {
   try {
     stats = await fs.stat(file)
   } catch (err) {
-    throw new CheckpointError('unreadable', file, undefined, (err as Error).message)
+    throw CheckpointError.at('unreadable', file, undefined, (err as Error).message)
   }
   const bad = describeNonRegular(stats)
-  if (bad) throw new CheckpointError('unreadable', file, undefined, bad)
+  if (bad) throw CheckpointError.at('unreadable', file, undefined, bad)
   return stats
 }
 
@@ -182,13 +182,13 @@ export class TorchArchive {
       // O_NONBLOCK: if the path was swapped for a FIFO after the stat, open must not hang.
       fd = await openAsync(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0))
     } catch (err) {
-      throw new CheckpointError('unreadable', file, undefined, (err as Error).message)
+      throw CheckpointError.at('unreadable', file, undefined, (err as Error).message)
     }
     let zip: yauzl.ZipFile | undefined
     try {
       const stats = await fstatAsync(fd)
       const bad = describeNonRegular(stats)
-      if (bad) throw new CheckpointError('unreadable', file, undefined, bad)
+      if (bad) throw CheckpointError.at('unreadable', file, undefined, bad)
       await refuseNonZip(fd, file, stats.size)
       try {
         zip = await yauzl.fromRandomAccessReaderPromise(
@@ -203,7 +203,7 @@ export class TorchArchive {
           }
         )
       } catch (err) {
-        throw new CheckpointError(
+        throw CheckpointError.at(
           'unreadable',
           file,
           undefined,
@@ -213,7 +213,7 @@ export class TorchArchive {
       // Errors closing the fd arrive as events; without a listener they would crash the process.
       zip.on('error', () => undefined)
       if (zip.entryCount > limits.maxEntries) {
-        throw new CheckpointError(
+        throw CheckpointError.at(
           'too_large',
           file,
           undefined,
@@ -229,7 +229,7 @@ export class TorchArchive {
       const archive = new TorchArchive(file, stats.size, fd, zip, prefix, records)
       const byteorder = await archive.#readSmallText('byteorder')
       if (byteorder !== null && byteorder !== 'little') {
-        throw new CheckpointError(
+        throw CheckpointError.at(
           byteorder === 'big' ? 'unsupported' : 'invalid',
           file,
           archive.recordName('byteorder'),
@@ -242,7 +242,7 @@ export class TorchArchive {
         (await archive.#readSmallText('version')) ?? (await archive.#readSmallText('.data/version'))
       const version = versionText === null ? null : Number(versionText)
       if (versionText !== null && !(Number.isInteger(version) && (version as number) >= 0)) {
-        throw new CheckpointError(
+        throw CheckpointError.at(
           'invalid',
           file,
           archive.recordName('version'),
@@ -272,7 +272,7 @@ export class TorchArchive {
   async readRecord(relative: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
     const size = this.#requireRecord(relative).uncompressedSize
     if (size > maxBytes) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'too_large',
         this.file,
         this.recordName(relative),
@@ -298,10 +298,10 @@ export class TorchArchive {
     const entry = this.#requireRecord(relative)
     const name = this.recordName(relative)
     if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && 0 <= start && start <= end)) {
-      throw new CheckpointError('invalid', this.file, name, `bad byte range ${start}..${end}`)
+      throw CheckpointError.at('invalid', this.file, name, `bad byte range ${start}..${end}`)
     }
     if (end > entry.uncompressedSize) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'invalid',
         this.file,
         name,
@@ -316,7 +316,7 @@ export class TorchArchive {
       const want = Math.min(chunk.length, end - start - done)
       const { bytesRead } = await readAsync(this.#fd, chunk, 0, want, dataStart + start + done)
       if (bytesRead <= 0) {
-        throw new CheckpointError(
+        throw CheckpointError.at(
           'unreadable',
           this.file,
           name,
@@ -337,7 +337,7 @@ export class TorchArchive {
   #requireRecord(relative: string): yauzl.Entry {
     const entry = this.#records.get(relative)
     if (!entry) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'invalid',
         this.file,
         this.recordName(relative),
@@ -354,7 +354,7 @@ export class TorchArchive {
     try {
       start = (await this.#zip.readLocalFileHeaderPromise(entry, { minimal: true })).fileDataStart
     } catch (err) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'unreadable',
         this.file,
         this.recordName(relative),
@@ -363,7 +363,7 @@ export class TorchArchive {
     }
     // yauzl checks this too; kept so the bound never depends on a library detail.
     if (start + entry.compressedSize > this.fileSize) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'unreadable',
         this.file,
         this.recordName(relative),
@@ -399,8 +399,8 @@ async function refuseNonZip(fd: number, file: string, size: number): Promise<voi
     const magic = head.readUInt32LE(0)
     if (magic === ZIP_MAGIC || magic === EMPTY_ZIP_MAGIC) return
   }
-  if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
-    throw new CheckpointError(
+  if (head.length >= 2 && head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) {
+    throw CheckpointError.at(
       'unsupported',
       file,
       undefined,
@@ -409,14 +409,14 @@ async function refuseNonZip(fd: number, file: string, size: number): Promise<voi
     )
   }
   if (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar') {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'unsupported',
       file,
       undefined,
       'this is the legacy tar torch.save format; re-save it with a current torch'
     )
   }
-  throw new CheckpointError(
+  throw CheckpointError.at(
     'unreadable',
     file,
     undefined,
@@ -446,7 +446,7 @@ async function readDirectory(
       }
       const onError = (err: Error): void => {
         cleanup()
-        reject(new CheckpointError('unreadable', file, undefined, `zip directory: ${err.message}`))
+        reject(CheckpointError.at('unreadable', file, undefined, `zip directory: ${err.message}`))
       }
       const cleanup = (): void => {
         zip.off('entry', onEntry)
@@ -468,7 +468,7 @@ async function readDirectory(
     throwIfAborted(signal, file)
     const name = entry.fileName
     if (Buffer.byteLength(name) > limits.maxNameBytes) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'too_large',
         file,
         `${name.slice(0, 80)}…`,
@@ -476,7 +476,7 @@ async function readDirectory(
       )
     }
     if (entries.size >= limits.maxEntries) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'too_large',
         file,
         undefined,
@@ -485,10 +485,10 @@ async function readDirectory(
     }
     if (name.endsWith('/')) continue
     if (entries.has(name)) {
-      throw new CheckpointError('invalid', file, name, 'the archive lists this record twice')
+      throw CheckpointError.at('invalid', file, name, 'the archive lists this record twice')
     }
     if (entry.isEncrypted()) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'unsupported',
         file,
         name,
@@ -496,7 +496,7 @@ async function readDirectory(
       )
     }
     if (entry.compressionMethod !== 0) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'unsafe',
         file,
         name,
@@ -506,7 +506,7 @@ async function readDirectory(
       )
     }
     if (entry.relativeOffsetOfLocalHeader + entry.compressedSize > fileSize) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'unreadable',
         file,
         name,
@@ -522,7 +522,7 @@ async function readDirectory(
 function findPrefix(entries: Map<string, yauzl.Entry>, file: string): string {
   const pickles = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n))
   if (pickles.length === 0) {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'unreadable',
       file,
       undefined,
@@ -530,12 +530,12 @@ function findPrefix(entries: Map<string, yauzl.Entry>, file: string): string {
     )
   }
   if (pickles.length > 1) {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'invalid',
       file,
       undefined,
       `several pickles (${pickles.slice(0, 3).join(', ')}): ambiguous archive`
     )
   }
-  return pickles[0].slice(0, -'/data.pkl'.length)
+  return pickles[0]!.slice(0, -'/data.pkl'.length)
 }

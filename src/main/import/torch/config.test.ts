@@ -1,7 +1,7 @@
 /** The training-config reader: defaults as the predecessor had them, and each refusal's field. */
 import { describe, expect, it } from 'vitest'
 import { parseLensConfig, splitDecoderPrompt, splitEncoderPrompt } from './config'
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import { Placeholder, PyDict, type PickleValue } from './pickle'
 
 /** Builds the PyDict a pickle would give for a plain object. */
@@ -30,8 +30,9 @@ function withField(path: string, value: unknown): Record<string, unknown> {
     node[p] ??= {}
     node = node[p] as Record<string, unknown>
   }
-  if (value === undefined) delete node[parts[parts.length - 1]]
-  else node[parts[parts.length - 1]] = value
+  const last = parts[parts.length - 1]!
+  if (value === undefined) delete node[last]
+  else node[last] = value
   return copy
 }
 
@@ -100,29 +101,15 @@ describe('parseLensConfig', () => {
     ['model_name', 7, 'invalid', 'config.model_name: is an int, expected a string'],
     [
       `${DEC}.patch_all_layers`,
-      undefined,
-      'unsupported',
-      `config.${DEC}.patch_all_layers: is absent (the predecessor defaulted to false)`
-    ],
-    [`${DEC}.patch_all_layers`, false, 'unsupported', `config.${DEC}.patch_all_layers: is false`],
-    [`${DEC}.patch_all_layers`, 0, 'unsupported', `config.${DEC}.patch_all_layers: is 0`],
-    [
-      `${DEC}.patch_all_layers`,
-      'just_input',
-      'unsupported',
-      `config.${DEC}.patch_all_layers: is "just_input"`
-    ],
-    [
-      `${DEC}.patch_all_layers`,
       -2,
       'invalid',
-      `config.${DEC}.patch_all_layers: is an int (-2); expected true or a positive int`
+      `config.${DEC}.patch_all_layers: is an int (-2); expected true, false, "just_input" or an int ≥ 0`
     ],
     [
       `${DEC}.patch_all_layers`,
       'all',
       'invalid',
-      `config.${DEC}.patch_all_layers: is a str; expected true or a positive int`
+      `config.${DEC}.patch_all_layers: is a str; expected true, false, "just_input" or an int ≥ 0`
     ],
     [
       `${DEC}.subtract_add_pos_embeddings`,
@@ -143,12 +130,6 @@ describe('parseLensConfig', () => {
       `config.${ENC}.subtract_add_pos_embeddings: is true`
     ],
     [`${ENC}.use_base_model`, false, 'unsupported', `config.${ENC}.use_base_model: is false`],
-    [
-      `${ENC}.output_layer`,
-      -2,
-      'unsupported',
-      `config.${ENC}.output_layer: is -2: the reconstruction is the input to the first block`
-    ],
     [
       `${ENC}.add_current_token`,
       1,
@@ -176,17 +157,59 @@ describe('parseLensConfig', () => {
       err = e
     }
     expect(err).toBeInstanceOf(CheckpointError)
-    expect((err as CheckpointError).reason).toBe(reason)
+    expect((err as CheckpointError).problem).toBe(reason)
     expect((err as CheckpointError).message).toContain(`x.pt: ${message}`)
+  })
+
+  it.each<[string, unknown, boolean | number]>([
+    ['absent (the predecessor defaulted to false)', undefined, false],
+    ['false', false, false],
+    ['0', 0, 0],
+    ['"just_input" (the predecessor read it as 0)', 'just_input', 0]
+  ])('patch_all_layers %s without per-layer projections: input only', (_, value, read) => {
+    const cfg = parseLensConfig(py(withField(`${DEC}.patch_all_layers`, value)), 'x.pt')
+    expect(cfg.decoder.patchAllLayers).toBe(read)
+  })
+
+  it.each<[unknown, boolean]>([
+    [false, false],
+    [0, false],
+    [false, true]
+  ])(
+    'patch_all_layers %o with per-layer projections (new_decoder %o) is refused: the predecessor had no projection',
+    (value, newDecoder) => {
+      const cfg = withField(`${DEC}.patch_all_layers`, value)
+      const decoder = (cfg.trainable_components as Record<string, Record<string, unknown>>).decoder!
+      decoder.per_layer_projections = true
+      decoder.new_decoder = newDecoder
+      expect(() => parseLensConfig(py(cfg), 'x.pt')).toThrow(
+        `x.pt: config.${DEC}.patch_all_layers: is ${JSON.stringify(value)} with per_layer_projections`
+      )
+    }
+  )
+
+  it('patch_all_layers 0 with per-layer projections and new_decoder reads projection 0 as the input', () => {
+    const cfg = withField(`${DEC}.patch_all_layers`, 0)
+    const decoder = (cfg.trainable_components as Record<string, Record<string, unknown>>).decoder!
+    decoder.per_layer_projections = true
+    decoder.new_decoder = true
+    expect(parseLensConfig(py(cfg), 'x.pt').decoder).toEqual({
+      patchAllLayers: 0,
+      perLayerProjections: true,
+      newDecoder: true
+    })
+  })
+
+  it('output_layer -2 (the input to the first block) is read as written', () => {
+    const cfg = parseLensConfig(py(withField(`${ENC}.output_layer`, -2)), 'x.pt')
+    expect(cfg.encoder.outputLayer).toBe(-2)
   })
 
   it('new_decoder with per-layer projections on every layer is refused', () => {
     const cfg = withField(`${DEC}.patch_all_layers`, true)
-    ;(
-      cfg.trainable_components as Record<string, Record<string, unknown>>
-    ).decoder.per_layer_projections = true
-    ;(cfg.trainable_components as Record<string, Record<string, unknown>>).decoder.new_decoder =
-      true
+    const decoder = (cfg.trainable_components as Record<string, Record<string, unknown>>).decoder!
+    decoder.per_layer_projections = true
+    decoder.new_decoder = true
     expect(() => parseLensConfig(py(cfg), 'x.pt')).toThrow(
       `config.${DEC}.new_decoder: with patch_all_layers true`
     )

@@ -3,7 +3,7 @@
  * defaults (its DecoderConfig / EncoderConfig dataclasses) and refusals for what the Workbench
  * cannot reproduce. Pure: no I/O; every error names the config field.
  */
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import {
   GlobalRef,
   Placeholder,
@@ -24,7 +24,7 @@ class Fields {
   ) {}
 
   fail(reason: 'invalid' | 'unsupported', field: string, message: string): never {
-    throw new CheckpointError(reason, this.file, `config.${field}`, message)
+    throw CheckpointError.at(reason, this.file, `config.${field}`, message)
   }
 
   /** The value at a dotted path, or undefined when a part is absent (or None on the way). */
@@ -36,7 +36,7 @@ class Fields {
       if (!(node instanceof PyDict)) {
         this.fail('invalid', parts.slice(0, i).join('.'), `is ${describe(node)}, expected a dict`)
       }
-      node = node.get(parts[i])
+      node = node.get(parts[i]!)
     }
     if (node instanceof Placeholder || node instanceof GlobalRef) {
       this.fail('invalid', field, `is ${describe(node)}, which the reader does not interpret`)
@@ -89,7 +89,7 @@ const ENC = 'trainable_components.encoder'
 /** Reads and validates the fields the analysis needs. */
 export function parseLensConfig(config: PickleValue | undefined, file: string): LensTrainingConfig {
   if (!(config instanceof PyDict)) {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'invalid',
       file,
       'config',
@@ -113,30 +113,20 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
   const modelName = f.string('model_name') ?? 'gpt2'
 
   // Decoder --------------------------------------------------------------------------------
+  // The predecessor's DecoderConfig: default false; "just_input" means 0; true = every block,
+  // n = blocks 0..n−1, false / 0 = the activation only enters as the slot's input row.
   const patchRaw = f.get(`${DEC}.patch_all_layers`)
-  let patchAllLayers: true | number
-  if (patchRaw === true) patchAllLayers = true
-  else if (typeof patchRaw === 'number' && Number.isSafeInteger(patchRaw) && patchRaw > 0) {
+  let patchAllLayers: boolean | number
+  if (patchRaw === undefined || patchRaw === null) patchAllLayers = false
+  else if (typeof patchRaw === 'boolean') patchAllLayers = patchRaw
+  else if (patchRaw === 'just_input') patchAllLayers = 0
+  else if (typeof patchRaw === 'number' && Number.isSafeInteger(patchRaw) && patchRaw >= 0) {
     patchAllLayers = patchRaw
-  } else if (
-    patchRaw === undefined ||
-    patchRaw === null ||
-    patchRaw === false ||
-    patchRaw === 0 ||
-    patchRaw === 'just_input'
-  ) {
-    f.fail(
-      'unsupported',
-      `${DEC}.patch_all_layers`,
-      `is ${patchRaw === undefined ? 'absent (the predecessor defaulted to false)' : JSON.stringify(patchRaw)}: ` +
-        'the activation only enters as an input embedding (scaled and position-embedded like a ' +
-        'token), which the Workbench decoder does not reproduce; it overwrites the residual before each patched block'
-    )
   } else {
     f.fail(
       'invalid',
       `${DEC}.patch_all_layers`,
-      `is ${describe(patchRaw)}${typeof patchRaw === 'number' ? ` (${patchRaw})` : ''}; expected true or a positive int`
+      `is ${describe(patchRaw)}${typeof patchRaw === 'number' ? ` (${patchRaw})` : ''}; expected true, false, "just_input" or an int ≥ 0`
     )
   }
   const perLayerProjections = f.bool(`${DEC}.per_layer_projections`, false)
@@ -146,6 +136,14 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
       'invalid',
       `${DEC}.new_decoder`,
       'with patch_all_layers true the predecessor indexed past its last projection'
+    )
+  }
+  if (perLayerProjections && (patchAllLayers === false || (patchAllLayers === 0 && !newDecoder))) {
+    f.fail(
+      'unsupported',
+      `${DEC}.patch_all_layers`,
+      `is ${JSON.stringify(patchRaw ?? false)} with per_layer_projections: the predecessor's decoder ` +
+        'then has no projection for the activation and fails when it analyses, so there is nothing to reproduce'
     )
   }
   if (f.bool(`${DEC}.subtract_add_pos_embeddings`, false)) {
@@ -178,14 +176,9 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
       'is true: the encoder adds a learned positional embedding to its output, which the Workbench does not reproduce'
     )
   }
+  // −1 = the last block, −2 = the input to the first block (a pre-hook), other negatives count
+  // from the end as Python indexes.
   const outputLayer = f.int(`${ENC}.output_layer`, -1)
-  if (outputLayer === -2) {
-    f.fail(
-      'unsupported',
-      `${ENC}.output_layer`,
-      'is -2: the reconstruction is the input to the first block, which the Workbench does not read'
-    )
-  }
   const softPromptLength = f.int(`${ENC}.soft_prompt_length`, 0)
   if (softPromptLength < 0) f.fail('invalid', `${ENC}.soft_prompt_length`, `is ${softPromptLength}`)
 
@@ -217,14 +210,14 @@ export function parseLensConfig(config: PickleValue | undefined, file: string): 
 export function splitDecoderPrompt(prompt: string | null): { left: string; right: string } {
   if (prompt === null) return { left: '', right: '' }
   const parts = prompt.split('<embed>')
-  return { left: parts[0], right: parts[1] ?? '' }
+  return { left: parts[0] ?? '', right: parts[1] ?? '' }
 }
 
 /** Splits an encoder prompt like the predecessor: prefix and postfix around `<text>`. */
 export function splitEncoderPrompt(text: string | null): { prefix: string; postfix: string } {
   if (text === null) return { prefix: '', postfix: '' }
   const parts = text.split('<text>')
-  return { prefix: parts[0], postfix: parts[1] ?? '' }
+  return { prefix: parts[0] ?? '', postfix: parts[1] ?? '' }
 }
 
 const JSON_NODE_BUDGET = 200_000
@@ -235,7 +228,7 @@ export function toJson(value: PickleValue, file: string): JsonValue {
   let nodes = 0
   const walk = (v: PickleValue, depth: number): JsonValue => {
     if (++nodes > JSON_NODE_BUDGET || depth > JSON_MAX_DEPTH) {
-      throw new CheckpointError(
+      throw CheckpointError.at(
         'too_large',
         file,
         'config',

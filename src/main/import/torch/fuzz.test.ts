@@ -9,7 +9,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TorchArchive } from './archive'
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import { readLensCheckpoint } from './lensCheckpoint'
 import { unpickle } from './pickle'
 
@@ -42,10 +42,10 @@ function mutate(src: Buffer, rand: (n: number) => number, lo = 0, hi = src.lengt
   const at = lo + rand(Math.max(1, hi - lo))
   switch (rand(7)) {
     case 0:
-      buf[at] ^= 1 << rand(8)
+      buf[at] = buf[at]! ^ (1 << rand(8))
       return buf
     case 1:
-      buf[at] = INTERESTING[rand(INTERESTING.length)]
+      buf[at] = INTERESTING[rand(INTERESTING.length)]!
       return buf
     case 2:
       for (let i = 0; i < 4 && at + i < buf.length; i++) buf[at + i] = rand(256)
@@ -87,7 +87,7 @@ describe('fuzz', () => {
     const started = performance.now()
     let refused = 0
     for (let i = 0; i < CASES; i++) {
-      let bytes = seeds[i % seeds.length]
+      let bytes = seeds[i % seeds.length]!
       const rounds = 1 + rand(3)
       for (let r = 0; r < rounds; r++) bytes = mutate(bytes, rand)
       const t0 = performance.now()
@@ -112,7 +112,7 @@ describe('fuzz', () => {
     let refused = 0
     const cases = 400
     for (let i = 0; i < cases; i++) {
-      const src = sources[i % sources.length]
+      const src = sources[i % sources.length]!
       // Aim at the parts a reader interprets: the pickle (front), the central directory (end).
       const region = rand(4)
       const [lo, hi] =

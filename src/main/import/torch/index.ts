@@ -3,7 +3,7 @@
  * without executing anything (docs/lens-checkpoints.md).
  */
 export { readLensCheckpoint, findCheckpoint, type FoundCheckpoint } from './lensCheckpoint'
-export { CheckpointError, type CheckpointRefusal } from './errors'
+export { CheckpointError, type CheckpointProblem } from '../errors'
 export type {
   F32Tensor,
   JsonValue,
@@ -11,6 +11,7 @@ export type {
   LensTrainingConfig,
   LinearWeights,
   PerLayerWeights,
+  PlannedLensCheckpoint,
   ReadLensCheckpointOptions,
   ReadProgress
 } from './types'

@@ -11,7 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { TorchArchive } from './archive'
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import { findCheckpoint, readLensCheckpoint } from './lensCheckpoint'
 import { PyDict, PyTuple, TensorRef, unpickle, type PickleValue } from './pickle'
 import type { F32Tensor, LensCheckpoint } from './types'
@@ -105,7 +105,7 @@ describe('readLensCheckpoint on the family fixtures', () => {
       const got = tensorsOf(r)
       expect(Object.keys(got).sort()).toEqual(Object.keys(exp.tensors).sort())
       for (const [key, want] of Object.entries(exp.tensors)) {
-        const t = got[key]
+        const t = got[key]!
         expect(t.shape, key).toEqual(want.shape)
         expect(t.sourceDtype, key).toBe(want.sourceDtype)
         const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)
@@ -148,7 +148,7 @@ describe('readLensCheckpoint on the family fixtures', () => {
 
   it('a 32 GiB storage referenced only by optimizer state is never read', async () => {
     const r = await readLensCheckpoint(fixture('huge-optimizer-storage.pt'))
-    expect(expected.readable['huge-optimizer-storage.pt'].neverRead).toEqual(['huge'])
+    expect(expected.readable['huge-optimizer-storage.pt']!.neverRead).toEqual(['huge'])
     expect(r.stats.recordsRead).not.toContain('data/huge')
     expect(r.stats.bytesRead).toBeLessThan(20_000)
   })
@@ -159,7 +159,7 @@ describe('readLensCheckpoint on the family fixtures', () => {
     expect(json.model_name).toBe('google/gemma-3-1b-pt')
     expect(json.orig_model_name).toBe('google/gemma-3-1b-it')
     expect(
-      (json.trainable_components as Record<string, Record<string, unknown>>).decoder
+      (json.trainable_components as Record<string, Record<string, unknown>>).decoder!
         .patch_all_layers
     ).toBe(2)
     expect(r.config.origModelName).toBe('google/gemma-3-1b-it')
@@ -214,7 +214,7 @@ describe('layer counts and the base', () => {
     ]
   ])('%s against base %o is refused', async (name, base, message) => {
     const err = await refusal(fixture(name), { base })
-    expect(err.reason).toBe('invalid')
+    expect(err.problem).toBe('invalid')
     expect(err.message).toBe(`${fixture(name)}: ${message}`)
   })
 })
@@ -244,7 +244,7 @@ describe('refusals', () => {
     'refuse-subtract-pos.pt':
       'config.trainable_components.decoder.subtract_add_pos_embeddings: is true: the decoder subtracts a learned positional embedding from the activation, which the Workbench does not reproduce',
     'refuse-no-patching.pt':
-      'config.trainable_components.decoder.patch_all_layers: is false: the activation only enters as an input embedding (scaled and position-embedded like a token), which the Workbench decoder does not reproduce; it overwrites the residual before each patched block',
+      "config.trainable_components.decoder.patch_all_layers: is false with per_layer_projections: the predecessor's decoder then has no projection for the activation and fails when it analyses, so there is nothing to reproduce",
     'refuse-trained-base.pt':
       "models.dec.base.transformer.wte.weight: the lens carries trained base-model weights (base_model / embedding_head / pos_embeddings were trainable); the Workbench runs the group's unchanged base",
     'refuse-output-layer.pt':
@@ -265,8 +265,8 @@ describe('refusals', () => {
   for (const [name, want] of Object.entries(expected.refused)) {
     it(`${name} is refused (${want.reason})`, async () => {
       const err = await refusal(fixture(name))
-      expect(err.reason).toBe(want.reason)
-      expect(err.code).toBe('invalid_input')
+      expect(err.problem).toBe(want.reason)
+      expect(err.code).toBe('bundle_invalid')
       expect(err.file).toBe(fixture(name))
       expect(err.message).toContain(want.message)
       expect(err.message).toBe(`${fixture(name)}: ${messages[name]}`)
@@ -302,8 +302,8 @@ describe('progress and cancel', () => {
   it('reports pickle then tensor progress ending at the total', async () => {
     const seen: { phase: string; bytesRead: number; bytesTotal: number }[] = []
     await readLensCheckpoint(fixture('gemma3.pt'), { onProgress: (p) => seen.push(p) })
-    expect(seen[0].phase).toBe('pickle')
-    const last = seen[seen.length - 1]
+    expect(seen[0]!.phase).toBe('pickle')
+    const last = seen[seen.length - 1]!
     expect(last.phase).toBe('tensors')
     expect(last.bytesRead).toBe(last.bytesTotal)
     expect(last.bytesTotal).toBeGreaterThan(0)
@@ -313,7 +313,7 @@ describe('progress and cancel', () => {
     const before = new AbortController()
     before.abort()
     const a = await refusal(fixture('gpt2.pt'), { signal: before.signal })
-    expect(a.reason).toBe('cancelled')
+    expect(a.problem).toBe('cancelled')
     expect(a.code).toBe('cancelled')
 
     const during = new AbortController()
@@ -323,7 +323,7 @@ describe('progress and cancel', () => {
         if (p.phase === 'tensors') during.abort()
       }
     })
-    expect(b.reason).toBe('cancelled')
+    expect(b.problem).toBe('cancelled')
   })
 })
 

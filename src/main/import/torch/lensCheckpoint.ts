@@ -15,7 +15,7 @@ import {
   statRegularFile
 } from './archive'
 import { parseLensConfig, splitDecoderPrompt, splitEncoderPrompt, toJson } from './config'
-import { CheckpointError, throwIfAborted } from './errors'
+import { CheckpointError, throwIfAborted } from '../errors'
 import { PyDict, TensorRef, describe, unpickle, type PickleValue } from './pickle'
 import {
   bytesToRead,
@@ -76,7 +76,7 @@ export async function readLensCheckpoint(
   } catch (err) {
     if (err instanceof CheckpointError) throw err
     // An error boundary: whatever slipped through is still reported as this file's problem.
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'unreadable',
       abs,
       undefined,
@@ -108,7 +108,7 @@ async function readChecked(
     onProgress?.({ phase: 'pickle', bytesRead: pickleBytes, bytesTotal: pickleBytes })
 
     const fail: Fail = (reason, where, message) => {
-      throw new CheckpointError(reason, file, where, message)
+      throw CheckpointError.at(reason, file, where, message)
     }
     if (!(root instanceof PyDict))
       fail('invalid', 'data.pkl', `holds ${describe(root)}, expected the checkpoint dict`)
@@ -131,7 +131,17 @@ async function readChecked(
     refuseUnknownKeys(decoder, DECODER_TENSORS, fail)
     refuseUnknownKeys(encoder, ENCODER_TENSORS, fail)
 
-    const plan = planLens(config, decoder, encoder, options.base, fail)
+    let plan = planLens(config, decoder, encoder, undefined, fail)
+    if (options.check) {
+      await options.check({
+        file,
+        step,
+        config,
+        hiddenSize: plan.hiddenSize,
+        layers: plan.layers
+      })
+    }
+    if (options.base) plan = planLens(config, decoder, encoder, options.base, fail)
     for (const item of plan.reads) checkView(archive, item.ref, item.where)
 
     const bytesTotal = plan.reads.reduce((sum, item) => sum + bytesToRead(item.ref), 0)
@@ -247,8 +257,9 @@ function stateDict(models: PyDict, which: 'decoder' | 'encoder', fail: Fail): St
       `models.${which}`,
       `both models.${present.join(' and models.')} are present: ambiguous`
     )
-  const name = `models.${present[0]}`
-  const dict = models.get(present[0])
+  const key = present[0]!
+  const name = `models.${key}`
+  const dict = models.get(key)
   if (!(dict instanceof PyDict))
     fail('invalid', name, `is ${describe(dict)}, expected a state dict`)
   const tensors = new Map<string, { ref: TensorRef; written: string }>()
@@ -372,7 +383,7 @@ function planLens(
   const projWeight = take(decoder, weightKey, true, perLayerWhy) as TensorRef
   const projBias = take(decoder, biasKey, true, perLayerWhy) as TensorRef
   rank(decoder, weightKey, projWeight, perLayer ? 3 : 2, perLayer ? '(n, d, d)' : '(d, d)')
-  const d = projWeight.shape[projWeight.shape.length - 1]
+  const d = projWeight.shape[projWeight.shape.length - 1]!
   if (d < 1) fail('invalid', written(decoder, weightKey), 'has a zero hidden size')
   if (projWeight.shape[projWeight.shape.length - 2] !== d) {
     fail(
@@ -402,11 +413,14 @@ function planLens(
   const hasLayers = (): string =>
     base ? `the base has ${layers} layers` : `its per-layer projections imply ${layers} layers`
   const patch = config.decoder.patchAllLayers
-  let patchLayers: number | null = patch === true ? layers : patch
+  let patchLayers: number | null = patch === true ? layers : patch === false ? 0 : patch
   if (perLayer) {
-    const n = projWeight.shape[0]
+    const n = projWeight.shape[0]!
     const offset = config.decoder.newDecoder ? 1 : 0
-    if (patch === true) {
+    if (patch === false) {
+      // parseLensConfig refuses per-layer projections without patching.
+      fail('unsupported', 'config.trainable_components.decoder.patch_all_layers', 'is false')
+    } else if (patch === true) {
       if (layers === null) layers = n
       else if (n !== layers) {
         fail(
@@ -456,8 +470,9 @@ function planLens(
     rank(dict, key, ref, 2, '(rows, d)')
     if (ref.shape[1] !== d)
       fail('invalid', written(dict, key), `has width ${ref.shape[1]} but d is ${d}`)
-    if (ref.shape[0] < 1) fail('invalid', written(dict, key), 'has no rows')
-    return ref.shape[0]
+    const n = ref.shape[0]!
+    if (n < 1) fail('invalid', written(dict, key), 'has no rows')
+    return n
   }
   const embedPos = rows(decoder, 'prompt_left_emb', promptLeft)
   const promptRightRows = rows(decoder, 'prompt_right_emb', promptRight)
@@ -528,7 +543,7 @@ function planLens(
   use(encoder, 'special_last_token_vector', 'special')
 
   let outputLayer = enc.outputLayer
-  if (layers !== null) {
+  if (layers !== null && outputLayer !== -2) {
     const resolved = outputLayer < 0 ? layers + outputLayer : outputLayer
     if (resolved < 0 || resolved >= layers) {
       fail(
@@ -574,7 +589,7 @@ export async function findCheckpoint(
   try {
     stats = await fs.stat(abs)
   } catch (err) {
-    throw new CheckpointError('unreadable', abs, undefined, (err as Error).message)
+    throw CheckpointError.at('unreadable', abs, undefined, (err as Error).message)
   }
   if (!stats.isDirectory()) {
     await statRegularFile(abs)
@@ -596,22 +611,23 @@ export async function findCheckpoint(
     }
   }
   if (candidates.length === 0) {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'unreadable',
       abs,
       undefined,
-      `no *.pt checkpoint files in this folder${skipped.length ? ` (${skipped.length} skipped: ${skipped[0].reason})` : ''}`
+      `no *.pt checkpoint files in this folder${skipped.length ? ` (${skipped.length} skipped: ${skipped[0]!.reason})` : ''}`
     )
   }
   candidates.sort((a, b) => b.mtimeMs - a.mtimeMs || a.path.localeCompare(b.path))
   const unreadable: { path: string; reason: string }[] = []
+  const newestUnreadable = (): string => unreadable[0]?.reason ?? 'unknown'
   for (const candidate of candidates) {
     throwIfAborted(options.signal, abs)
     try {
       const archive = await TorchArchive.open(candidate.path, options)
       await archive.close()
     } catch (err) {
-      if (err instanceof CheckpointError && err.reason === 'cancelled') throw err
+      if (err instanceof CheckpointError && err.problem === 'cancelled') throw err
       unreadable.push({
         path: candidate.path,
         reason: err instanceof Error ? err.message : String(err)
@@ -619,7 +635,7 @@ export async function findCheckpoint(
       continue
     }
     const note = unreadable.length
-      ? `newest checkpoint ${path.basename(unreadable[0].path)} is unreadable (${unreadable[0].reason}); ` +
+      ? `newest checkpoint ${path.basename(unreadable[0]!.path)} is unreadable (${newestUnreadable()}); ` +
         `using ${path.basename(candidate.path)}` +
         (unreadable.length > 1 ? ` after skipping ${unreadable.length} unreadable files` : '')
       : candidates.length > 1
@@ -627,10 +643,10 @@ export async function findCheckpoint(
         : null
     return { path: candidate.path, skipped: [...unreadable, ...skipped], note }
   }
-  throw new CheckpointError(
+  throw CheckpointError.at(
     'unreadable',
     abs,
     undefined,
-    `none of the ${candidates.length} *.pt files opens as a torch checkpoint; the newest: ${unreadable[0].reason}`
+    `none of the ${candidates.length} *.pt files opens as a torch checkpoint; the newest: ${newestUnreadable()}`
   )
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { TorchArchive } from './archive'
 import { toJson } from './config'
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import {
   Placeholder,
   PyDict,
@@ -174,11 +174,10 @@ describe('objects torch.save writes besides state-dict tensors', () => {
         const ref = v.get(key) as TensorRef
         expect(ref).toBeInstanceOf(TensorRef)
         expect(ref.isParameter).toBe(true)
-        expect(ref.shape).toEqual(expected.objects[key].shape)
+        const want = expected.objects[key]!
+        expect(ref.shape).toEqual(want.shape)
         const data = await readFloatTensor(archive, ref, key)
-        expect(
-          Buffer.from(data.buffer).equals(Buffer.from(expected.objects[key].f32, 'base64'))
-        ).toBe(true)
+        expect(Buffer.from(data.buffer).equals(Buffer.from(want.f32, 'base64'))).toBe(true)
       }
       expect((v.get('size') as PyTuple).items).toEqual([2, 3])
       const dd = v.get('defaultdict') as PyDict
@@ -363,7 +362,7 @@ describe('refusals', () => {
     ['importlib', 'import_module', 'importlib.import_module']
   ])('GLOBAL %s.%s is refused wherever it appears', (module, name, why) => {
     const err = refusal(new Pickle().global(module, name).done())
-    expect(err.reason).toBe('unsafe')
+    expect(err.problem).toBe('unsafe')
     expect(err.message).toContain(`test.pt: test/data.pkl byte 2: the pickle names ${why}`)
     expect(err.message).toContain(GLOBAL_REFUSED)
   })
@@ -392,7 +391,7 @@ describe('refusals', () => {
     ]
     for (const bytes of calls) {
       const err = refusal(bytes)
-      expect(err.reason).toBe('unsafe')
+      expect(err.problem).toBe('unsafe')
       expect(err.message).toContain(
         "the pickle calls mylib.make_thing, which is not on the allow-list of data constructors. Python's loader (torch.load) would run it"
       )
@@ -414,7 +413,7 @@ describe('refusals', () => {
 
   it('extension-registry opcodes are refused', () => {
     const err = refusal(new Pickle().raw(0x82, 1).done())
-    expect(err.reason).toBe('unsafe')
+    expect(err.problem).toBe('unsafe')
     expect(err.message).toContain('an extension-registry reference (EXT opcode)')
   })
 
@@ -475,7 +474,7 @@ describe('refusals', () => {
       .raw(0x51)
       .done()
     const err = refusal(bytes)
-    expect(err.reason).toBe('unsafe')
+    expect(err.problem).toBe('unsafe')
     expect(err.message).toContain('storage key "../data.pkl" is not a plain record name')
   })
 
@@ -522,7 +521,7 @@ describe('limits', () => {
     const p = new Pickle()
     for (let i = 0; i < 1001; i++) p.mark()
     const err = refusal(p.done())
-    expect(err.reason).toBe('too_large')
+    expect(err.problem).toBe('too_large')
     expect(err.message).toContain('more than 1000 nested MARKs')
   })
 

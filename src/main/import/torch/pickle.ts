@@ -8,7 +8,7 @@
  * Every loop consumes at least one byte of the pickle, the memo, stack and nesting are bounded,
  * and dict keys are hashed within a budget, so no input makes this hang or blow up memory.
  */
-import { CheckpointError } from './errors'
+import { CheckpointError, type CheckpointProblem } from '../errors'
 import {
   BUILD_CALLS,
   INERT_CALLS,
@@ -404,11 +404,8 @@ class Machine {
     this.#limits = { ...DEFAULT_PICKLE_LIMITS, ...options.limits }
   }
 
-  error(
-    reason: ConstructorParameters<typeof CheckpointError>[0],
-    message: string
-  ): CheckpointError {
-    return new CheckpointError(reason, this.#file, `${this.#record} byte ${this.#opStart}`, message)
+  error(reason: CheckpointProblem, message: string): CheckpointError {
+    return CheckpointError.at(reason, this.#file, `${this.#record} byte ${this.#opStart}`, message)
   }
 
   run(): PickleValue {
@@ -437,7 +434,7 @@ class Machine {
 
   #u8(): number {
     this.#need(1)
-    return this.#bytes[this.#pos++]
+    return this.#bytes[this.#pos++]!
   }
 
   #u16(): number {
@@ -522,7 +519,7 @@ class Machine {
 
   #top(): PickleValue {
     if (this.#stack.length === 0) throw this.error('unreadable', 'reads an empty stack')
-    return this.#stack[this.#stack.length - 1]
+    return this.#stack[this.#stack.length - 1]!
   }
 
   #mark(): void {
@@ -760,7 +757,7 @@ class Machine {
       case OP.OBJ: {
         const items = this.#popMark()
         if (items.length === 0) throw this.error('unreadable', 'OBJ without a class')
-        return this.#push(this.#call(items[0], new PyTuple(items.slice(1))))
+        return this.#push(this.#call(items[0]!, new PyTuple(items.slice(1))))
       }
       case OP.BUILD: {
         const state = this.#pop()
@@ -804,8 +801,8 @@ class Machine {
     const raw = this.#take(n)
     if (n === 0) return 0
     let v = 0n
-    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(raw[i])
-    if (raw[n - 1] & 0x80) v -= 1n << BigInt(8 * n)
+    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(raw[i]!)
+    if (raw[n - 1]! & 0x80) v -= 1n << BigInt(8 * n)
     return Number.isSafeInteger(Number(v)) && BigInt(Number(v)) === v ? Number(v) : v
   }
 
@@ -836,7 +833,7 @@ class Machine {
     if (target instanceof Placeholder) return
     if (!(target instanceof PyDict))
       throw this.error('unreadable', `SETITEM on ${describe(target)}`)
-    for (let i = 0; i < items.length; i += 2) target.set(items[i], items[i + 1])
+    for (let i = 0; i < items.length; i += 2) target.set(items[i]!, items[i + 1]!)
   }
 
   #global(module: string, name: string): GlobalRef {
@@ -852,7 +849,7 @@ class Machine {
   }
 
   /** REDUCE / INST / OBJ: Python would call `callable(*args)`. */
-  #call(callable: PickleValue, args: PickleValue): PickleValue {
+  #call(callable: PickleValue | undefined, args: PickleValue | undefined): PickleValue {
     if (!(callable instanceof GlobalRef)) {
       throw this.error(
         'unsafe',
@@ -924,7 +921,7 @@ class Machine {
             const items = Array.isArray(pair) ? pair : pair instanceof PyTuple ? pair.items : null
             if (items === null || items.length !== 2)
               throw bad('an item is not a (key, value) pair')
-            dict.set(items[0], items[1])
+            dict.set(items[0]!, items[1]!)
           }
         }
         return dict
@@ -1070,7 +1067,7 @@ class Machine {
     return ref
   }
 
-  #intTuple(value: PickleValue, what: string): number[] {
+  #intTuple(value: PickleValue | undefined, what: string): number[] {
     const items = value instanceof PyTuple ? value.items : Array.isArray(value) ? value : null
     if (items === null) throw this.error('unreadable', `${what} is ${describe(value)}`)
     return items.map((v) => {

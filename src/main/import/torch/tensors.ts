@@ -5,7 +5,7 @@
  * record, record inside the file) is checked before a byte is read.
  */
 import type { TorchArchive } from './archive'
-import { CheckpointError } from './errors'
+import { CheckpointError } from '../errors'
 import type { TensorRef, TorchDtype } from './pickle'
 
 export type FloatDtype = 'float32' | 'float16' | 'bfloat16'
@@ -39,7 +39,7 @@ export function bytesToRead(ref: TensorRef): number {
 
 function span(ref: TensorRef): [number, number] {
   let last = ref.offset
-  for (let i = 0; i < ref.shape.length; i++) last += (ref.shape[i] - 1) * ref.stride[i]
+  for (let i = 0; i < ref.shape.length; i++) last += (ref.shape[i]! - 1) * ref.stride[i]!
   return [ref.offset, last]
 }
 
@@ -47,7 +47,7 @@ function isContiguous(ref: TensorRef): boolean {
   let expected = 1
   for (let i = ref.shape.length - 1; i >= 0; i--) {
     if (ref.shape[i] !== 1 && ref.stride[i] !== expected) return false
-    expected *= ref.shape[i]
+    expected *= ref.shape[i]!
   }
   return true
 }
@@ -59,7 +59,7 @@ export function checkView(archive: TorchArchive, ref: TensorRef, where: string):
     msg: string,
     at = where
   ): never => {
-    throw new CheckpointError(reason, archive.file, at, msg)
+    throw CheckpointError.at(reason, archive.file, at, msg)
   }
   const n = elementCount(ref.shape)
   if (n > MAX_TENSOR_ELEMENTS)
@@ -132,8 +132,8 @@ function widen(dtype: FloatDtype, src: Buffer, out: Float32Array, at: number): v
         dtype === 'float32'
           ? src.readFloatLE(i * 4)
           : dtype === 'bfloat16'
-            ? new Float32Array(new Uint32Array([src.readUInt16LE(i * 2) << 16]).buffer)[0]
-            : table[src.readUInt16LE(i * 2)]
+            ? new Float32Array(new Uint32Array([src.readUInt16LE(i * 2) << 16]).buffer)[0]!
+            : table[src.readUInt16LE(i * 2)]!
     }
     return
   }
@@ -148,11 +148,11 @@ function widen(dtype: FloatDtype, src: Buffer, out: Float32Array, at: number): v
       : new Uint16Array(Uint8Array.from(src).buffer)
   if (dtype === 'bfloat16') {
     const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, count)
-    for (let i = 0; i < count; i++) bits[i] = halves[i] << 16
+    for (let i = 0; i < count; i++) bits[i] = halves[i]! << 16
     return
   }
   const table = halfToFloat()
-  for (let i = 0; i < count; i++) out[at + i] = table[halves[i]]
+  for (let i = 0; i < count; i++) out[at + i] = table[halves[i]!]!
 }
 
 /** Reads a float32/float16/bfloat16 tensor as float32 (row-major, its own shape). */
@@ -164,7 +164,7 @@ export async function readFloatTensor(
 ): Promise<Float32Array> {
   const dtype = ref.storage.dtype
   if (!isFloatDtype(dtype)) {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'unsupported',
       archive.file,
       where,
@@ -223,7 +223,7 @@ export async function readInt64Tensor(
   options: TensorReadOptions = {}
 ): Promise<number[]> {
   if (ref.storage.dtype !== 'int64') {
-    throw new CheckpointError(
+    throw CheckpointError.at(
       'invalid',
       archive.file,
       where,
@@ -251,7 +251,7 @@ export async function readInt64Tensor(
   return picked.map((v) => {
     const num = Number(v)
     if (!Number.isSafeInteger(num)) {
-      throw new CheckpointError('invalid', archive.file, where, `holds ${v}, beyond 2^53`)
+      throw CheckpointError.at('invalid', archive.file, where, `holds ${v}, beyond 2^53`)
     }
     return num
   })
@@ -268,12 +268,17 @@ function gather<T>(
   let srcPos = ref.offset - first
   const total = elementCount(ref.shape)
   for (let k = 0; k < total; k++) {
-    out[k] = src[srcPos]
+    out[k] = src[srcPos]!
     for (let d = rank - 1; d >= 0; d--) {
-      index[d]++
-      srcPos += ref.stride[d]
-      if (index[d] < ref.shape[d]) break
-      srcPos -= ref.stride[d] * ref.shape[d]
+      const size = ref.shape[d]!
+      const stride = ref.stride[d]!
+      const next = index[d]! + 1
+      srcPos += stride
+      if (next < size) {
+        index[d] = next
+        break
+      }
+      srcPos -= stride * size
       index[d] = 0
     }
   }

@@ -52,15 +52,19 @@ export interface LensTrainingConfig {
   /** `gumbel_tau_schedule.end_value` (default 1.0); it does not change hard samples. */
   gumbelTauEnd: number
   decoder: {
-    /** `patch_all_layers`: true = before every block; n = before blocks 0..n−1. */
-    patchAllLayers: true | number
+    /**
+     * `patch_all_layers`: true = before every block; n = before blocks 0..n−1; false or 0 (or
+     * "just_input", read as 0) = the activation only enters as the slot's input row. False and 0
+     * differ: the predecessor's decoder took different code paths for them.
+     */
+    patchAllLayers: boolean | number
     /** `per_layer_projections`: one projection per patched block, else one shared. */
     perLayerProjections: boolean
     /** `new_decoder`: projection index = block + 1 (index 0 only fills the slot, then is overwritten). */
     newDecoder: boolean
   }
   encoder: {
-    /** `output_layer` as written: the block whose output is read; −1 = the last block. */
+    /** `output_layer` as written: the block whose output is read; −1 = the last block, −2 = the input to block 0. */
     outputLayer: number
     /** `use_projection_layer` (default true). */
     useProjectionLayer: boolean
@@ -92,7 +96,7 @@ export interface LensCheckpoint {
   decoder: {
     /** Per-layer `proj_weight (n,d,d)` / `proj_bias (n,d)`, or the single `proj.weight` / `proj.bias`. */
     projection: ({ perLayer: true } & PerLayerWeights) | ({ perLayer: false } & LinearWeights)
-    /** Np: vectors written into the residual at `embedPos`, one before each block l < Np; null when `patch_all_layers` is true and the layer count is unknown. */
+    /** Np: vectors written into the residual at `embedPos`, one before each block l < Np (0 without patching); null when `patch_all_layers` is true and the layer count is unknown. */
     patchLayers: number | null
     /** Vector l uses per-layer projection index `l + projectionOffset` (1 with `new_decoder`). */
     projectionOffset: 0 | 1
@@ -114,7 +118,7 @@ export interface LensCheckpoint {
     projection: LinearWeights | null
     /** `special_last_token_vector (d)`, added to the last input row. */
     specialLastTokenVector: F32Tensor | null
-    /** `output_layer` resolved to a block index when the layer count is known, else as written. */
+    /** `output_layer` resolved to a block index when the layer count is known (−2, the input to block 0, stays −2), else as written. */
     outputLayer: number
     addCurrentToken: boolean
   }
@@ -138,9 +142,25 @@ export interface ReadProgress {
   key?: string
 }
 
+/** What the reader knows once the pickle is parsed and the shapes agree, before any tensor is read. */
+export interface PlannedLensCheckpoint {
+  file: string
+  step: number | null
+  config: LensTrainingConfig
+  /** d, from the decoder projection. */
+  hiddenSize: number
+  /** Implied by per-layer projections with `patch_all_layers: true`, else null. */
+  layers: number | null
+}
+
 export interface ReadLensCheckpointOptions {
   signal?: AbortSignal
   onProgress?: (progress: ReadProgress) => void
+  /**
+   * Called before any tensor is read (e.g. to compare the checkpoint's base with a group's and
+   * refuse early); whatever it throws is thrown. `base` is applied after it.
+   */
+  check?: (planned: PlannedLensCheckpoint) => void | Promise<void>
   /** The group's base, to check d and the layer indices against. */
   base?: { hiddenSize: number; layers: number }
 }
