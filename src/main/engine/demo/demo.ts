@@ -6,7 +6,11 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { referenceResiduals } from '../graph/reference'
-import type { LayerWeights, TransformerWeights } from '../graph/transformer'
+import {
+  BASE_GRAPH_VERSION,
+  type LayerWeights,
+  type TransformerWeights
+} from '../graph/transformer'
 import { Rng } from '../random'
 import { defaultCacheDir } from '../paths'
 import { writeBundle, type LensSpec } from '../bundle/write'
@@ -415,7 +419,7 @@ export async function writeDemoBundle(dir: string): Promise<void> {
   })
   await fs.writeFile(
     path.join(dir, 'demo-version.json'),
-    JSON.stringify({ demoVersion: DEMO_VERSION }) + '\n'
+    JSON.stringify({ demoVersion: DEMO_VERSION, baseGraphVersion: BASE_GRAPH_VERSION }) + '\n'
   )
 }
 
@@ -425,8 +429,11 @@ async function isCurrent(dir: string): Promise<boolean> {
   try {
     const stamp = JSON.parse(await fs.readFile(path.join(dir, 'demo-version.json'), 'utf8')) as {
       demoVersion?: number
+      baseGraphVersion?: number
     }
-    if (stamp.demoVersion !== DEMO_VERSION) return false
+    // A demo written by another graph builder lacks roles or differs in them: rebuilt.
+    if (stamp.demoVersion !== DEMO_VERSION || stamp.baseGraphVersion !== BASE_GRAPH_VERSION)
+      return false
     await fs.access(path.join(dir, 'manifest.json'))
     return true
   } catch {
