@@ -400,6 +400,11 @@ function demoLens(model: DemoModel, plan: DemoLensPlan, seed: number): LensSpec 
   }
 }
 
+/** The demo's lenses as written (tests compare against them with the float64 reference). */
+export function demoLensSpecs(model: DemoModel = demoModel()): LensSpec[] {
+  return LENSES.map((plan, i) => demoLens(model, plan, 1000 + i))
+}
+
 /** Writes the demo group into `dir`. */
 export async function writeDemoBundle(dir: string): Promise<void> {
   const model = demoModel()
@@ -414,7 +419,7 @@ export async function writeDemoBundle(dir: string): Promise<void> {
     bosTokenId: model.bosId,
     nullTokenId: model.nullId,
     base: { id: 'demo-base', name: 'Demo base (d=128, 4 layers)', weights: model.weights },
-    lenses: LENSES.map((plan, i) => demoLens(model, plan, 1000 + i)),
+    lenses: demoLensSpecs(model),
     externalData: false
   })
   await fs.writeFile(
