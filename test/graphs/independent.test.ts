@@ -3,7 +3,9 @@
  * written separately from the modeling code; docs/reference-hf.md), on its own random checkpoints:
  * every family and layout goes through our config reader, weight plan and graph builder, and each
  * role is compared with the reference's forward pass — hidden states after every layer, final
- * logits, greedy continuation, patched decoding, the encoder role and KL. 1e-4 relative in float32;
+ * logits, greedy continuation, patched decoding (with forced explanation prefixes), the encoder
+ * role, KL, and the intervention roles (patch: log-probabilities after a replaced residual observed
+ * at a later row; patchGenerate: greedy continuations from a replaced prompt). 1e-4 relative in float32;
  * greedy tokens identical wherever the reference's margin between the two best logits is not
  * within float32 noise.
  */
@@ -346,6 +348,116 @@ describe.each(CASES)('against the independent reference: $name', (c) => {
       })
       // The replacements move the predictions: the comparison is not of zeros.
       expect(largest).toBeGreaterThan(1e-3)
+    }
+  })
+
+  it('forced explanation prefix (decode role): kept tokens, then greedy from there', async () => {
+    const { base, ref, d } = await load()
+    const P = 4
+    const embedPos = 1
+    const np = 2
+    const T = 6
+    const F = 3
+    const prefix = rng.normals(P * d, 1)
+    const patch = rng.normals(np * d, 1)
+    const forced = Int32Array.from({ length: 2 * T }, () => rng.int(V))
+    const got = await base.decode({
+      prefix,
+      prefixRows: P,
+      patch,
+      patchRows: 1,
+      patchIndex: [0, 0],
+      rows: 2,
+      patchLayers: np,
+      embedPos,
+      uniforms: new Float32Array(2 * T).fill(0.5),
+      steps: T,
+      temperature: 0,
+      forced: { ids: forced, width: T, steps: F }
+    })
+    for (const row of [0, 1]) {
+      const rows: ArrayLike<number>[] = Array.from({ length: P }, (_, i) =>
+        prefix.subarray(i * d, (i + 1) * d)
+      )
+      const want: { id: number; margin: number }[] = []
+      for (let step = 0; step < T; step++) {
+        let next: { id: number; margin: number }
+        if (step < F) {
+          next = { id: forced[row * T + step]!, margin: Infinity }
+        } else {
+          const f = ref.forward({
+            inputsEmbeds: rows,
+            logitRows: [rows.length - 1],
+            patch: (layer, hidden) => {
+              if (layer < np)
+                hidden[embedPos] = Float64Array.from(patch.subarray(layer * d, (layer + 1) * d))
+            }
+          })
+          next = best(f.logitsNoSoftcap[0]!)
+        }
+        want.push(next)
+        rows.push(ref.embedRow(next.id))
+      }
+      expectTokens(Array.from(got.subarray(row * T, (row + 1) * T)), want)
+    }
+  })
+
+  it('patch role: next-token log-probabilities after a replaced residual, at later rows', async () => {
+    const { base, ref, layers } = await load()
+    const f = ref.forward({ inputIds: ids })
+    let largest = 0
+    for (const L of [0, layers - 2, layers - 1]) {
+      for (const [at, observe] of [
+        [0, 0],
+        [2, 7],
+        [5, 5],
+        [6, S - 1]
+      ] as const) {
+        const a = f.blockOutputs[L]![at]!
+        const moved = a.map((v) => v + rng.normal() * 0.7)
+        const vectors = Float32Array.from([...a, ...moved])
+        const got = await base.patchedLogProbs(ids.slice(0, observe + 1), L, at, vectors, 2)
+        const same = logSoftmax(f.logits[observe]!)
+        const q = ref.forward({
+          inputIds: ids,
+          logitRows: [observe],
+          replaceAfter: { layer: L, position: at, vector: moved }
+        })
+        const want = logSoftmax(q.logits[0]!)
+        expect(relErr(got.subarray(0, V), same), `L ${L} ${at}→${observe}`).toBeLessThan(TOL)
+        expect(relErr(got.subarray(V, 2 * V), want), `L ${L} ${at}→${observe}`).toBeLessThan(TOL)
+        for (let v = 0; v < V; v++) largest = Math.max(largest, Math.abs(want[v]! - same[v]!))
+      }
+    }
+    // The replacements move the predictions: the comparison is not of equal rows.
+    expect(largest).toBeGreaterThan(1e-2)
+  })
+
+  it('patchGenerate role: greedy continuations from replaced prompts', async () => {
+    const { base, ref, layers } = await load()
+    const at = 5
+    const prompt = ids.slice(0, at + 1)
+    const f = ref.forward({ inputIds: prompt })
+    const steps = 5
+    for (const L of [0, layers - 1]) {
+      const a = f.blockOutputs[L]![at]!
+      const list = [a, a.map((v) => v + rng.normal() * 1.5)]
+      const got = await base.patchedContinuations({
+        ids: prompt,
+        layer: L,
+        at,
+        vectors: Float32Array.from(list.flatMap((v) => [...v])),
+        rows: 2,
+        steps,
+        logitBias: new Float32Array(V)
+      })
+      list.forEach((vector, r) => {
+        const want = ref.greedy(prompt, steps, [], { layer: L, position: at, vector })
+        expectTokens(
+          Array.from({ length: got.steps }, (_, s) => got.ids[s * 2 + r]!),
+          want.tokens.map((id, i) => ({ id, margin: want.margins[i]! }))
+        )
+      })
     }
   })
 })

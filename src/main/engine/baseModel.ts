@@ -66,9 +66,18 @@ export class BaseModel {
     uniforms: Float32Array
     steps: number
     temperature: number
+    /** Kept explanation prefixes: row r's first `steps` tokens are `ids[r·width…]`, not sampled. */
+    forced?: { ids: Int32Array; width: number; steps: number }
   }): Promise<Int32Array> {
     const d = this.hiddenSize
+    const forced = args.forced && args.forced.steps > 0 ? args.forced : null
     const { i } = await this.#run(ROLE.decode, {
+      ...(forced
+        ? {
+            forced_ids: i64(forced.ids, [args.rows, forced.width]),
+            forced_steps: i64([forced.steps], [])
+          }
+        : {}),
       prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
       patch_vectors: f32(args.patch, [args.patchRows, args.patchLayers, d]),
       patch_index: i64(args.patchIndex, [args.rows]),
@@ -134,6 +143,55 @@ export class BaseModel {
       out.set((f.data as Float32Array).subarray(0, n), start)
     }
     return out
+  }
+
+  /**
+   * Next-token log-probabilities after the last of `ids` from `rows` runs, run r with the residual
+   * after block `layer` at row `at` replaced by vectors[r]: (rows, V). `at` ≤ the last row.
+   */
+  async patchedLogProbs(
+    ids: number[],
+    layer: number,
+    at: number,
+    vectors: Float32Array,
+    rows: number
+  ): Promise<Float32Array> {
+    const { f } = await this.#run(ROLE.patch, {
+      input_ids: i64(ids, [1, ids.length]),
+      layer: i64([layer], []),
+      patch_at: i64([at], []),
+      vectors: f32(vectors, [rows, this.hiddenSize])
+    })
+    return f.data as Float32Array
+  }
+
+  /**
+   * Greedy continuations of the prompt `ids`, continuation r with the residual after block `layer`
+   * at prompt row `at` replaced by vectors[r]: (steps, rows) ids, fewer steps when every row drew
+   * a stop id. `logitBias` (V) is added to every step's logits (−1e9 suppresses an id).
+   */
+  async patchedContinuations(args: {
+    ids: number[]
+    layer: number
+    at: number
+    vectors: Float32Array
+    rows: number
+    steps: number
+    logitBias: Float32Array
+    stopIds?: number[]
+  }): Promise<{ ids: Int32Array; steps: number }> {
+    const stop = args.stopIds ?? []
+    const { i } = await this.#run(ROLE.patchGenerate, {
+      input_ids: i64(args.ids, [1, args.ids.length]),
+      layer: i64([args.layer], []),
+      patch_at: i64([args.at], []),
+      vectors: f32(args.vectors, [args.rows, this.hiddenSize]),
+      uniforms: f32(new Float32Array(args.rows * args.steps), [args.rows, args.steps]),
+      temperature: f32(Float32Array.from([0]), []),
+      logit_bias: f32(args.logitBias, [args.logitBias.length]),
+      stop_ids: i64(stop, [stop.length])
+    })
+    return { ids: Int32Array.from(i.data as BigInt64Array, Number), steps: i.dims[0] ?? 0 }
   }
 
   /** Top-k token ids of the final-normed, unembedded vectors: (rows, k). */

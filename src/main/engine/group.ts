@@ -4,11 +4,14 @@
  * generation/) one at a time.
  */
 import type { AnalysisResult } from '@shared/domain/analysis'
+import type { InterventionRow } from '@shared/domain/research'
 import { AppError } from '@shared/ipc/errors'
 import { analyzeText, groupAutoRows, scoreExplanations } from './analysis'
 import type { GenerateRequest, GenerationResult } from './generation/options'
 import { runGeneration } from './generation/run'
 import { GroupLenses } from './lenses'
+import { interveneText } from './research/intervene'
+import { sweepText } from './research/sweep'
 import { keepForReload, openGroupParts, type GroupParts, type LoadHooks } from './loading'
 import type { TextTokenizer, TokenizedText } from './tokenizer'
 import type {
@@ -16,9 +19,13 @@ import type {
   AnalyzeRequest,
   BundleSummary,
   ExplanationScore,
+  InterveneRequest,
+  InterventionResult,
   LoadedGroup,
+  ResearchHooks,
   ScoreRequest,
-  SessionTarget
+  SessionTarget,
+  SweepEngineRequest
 } from './types'
 import { createLogger } from '../platform/logger'
 
@@ -80,6 +87,19 @@ class Group implements LoadedGroup {
 
   generate(req: GenerateRequest): Promise<GenerationResult> {
     return this.#serialised(() => runGeneration(this, req))
+  }
+
+  intervene(
+    req: InterveneRequest,
+    hooks: ResearchHooks<InterventionRow> = {}
+  ): Promise<InterventionResult> {
+    return this.#serialised(() =>
+      interveneText(this.#parts, (id) => this.#lenses.get(id), req, hooks)
+    )
+  }
+
+  sweep(req: SweepEngineRequest, hooks: AnalyzeHooks = {}): Promise<AnalysisResult> {
+    return this.#serialised(() => sweepText(this.#parts, (id) => this.#lenses.get(id), req, hooks))
   }
 
   async scoreExplanations(req: ScoreRequest): Promise<ExplanationScore[]> {

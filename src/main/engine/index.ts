@@ -71,12 +71,19 @@ export {
   modelRefFor,
   writeExternalData,
   writeLensFolder,
+  writeStreamedModel,
   type LensSpec
 } from './bundle/write'
 export {
   SCHEMA_VERSION,
+  ManifestSchema,
+  LensManifestSchema,
+  LensProvenanceSchema,
   type CheckpointSource,
+  type Manifest,
   type ManifestFile,
+  type LensManifest,
+  type LensProvenance,
   type ModelRef
 } from './bundle/manifest'
 
@@ -93,16 +100,5 @@ export {
   type WeightInfo
 } from './arch/weights'
 
-// What the importers write into a group folder (lens folders, streamed models) and read back.
-export {
-  ManifestSchema,
-  LensManifestSchema,
-  LensProvenanceSchema,
-  type Manifest,
-  type ManifestFile,
-  type LensManifest,
-  type LensProvenance,
-  type ModelRef
-} from './bundle/manifest'
-export { modelRefFor, writeLensFolder, writeStreamedModel, type LensSpec } from './bundle/write'
+// Weight rows read back from a group folder (lens importers check a base against a checkpoint).
 export { readWeightRows } from './bundle/weights'

@@ -31,6 +31,11 @@ export function autoRowsPerBatch(
   return figures?.[kind] ?? DEFAULT_ROWS_PER_BATCH[kind]
 }
 
+/** Decoder rows per position in one batch: the optimiser's samples per iteration, else K. */
+export function rolloutsPerPosition(opts: Pick<AnalyzeOptions, 'bestOfK' | 'optimise'>): number {
+  return opts.optimise ? opts.optimise.samplesPerIteration : opts.bestOfK
+}
+
 /** Positions in one batch: the rows budget over best-of-K, at least one. */
 export function positionsPerBatch(rowsBudget: number, bestOfK: number): number {
   return Math.max(1, Math.floor(rowsBudget / bestOfK))
@@ -113,6 +118,9 @@ export function planAnalysis(
   return {
     positions,
     splittable: opts.lastNMessages === undefined,
-    positionsPerBatch: positionsPerBatch(opts.rowsPerBatch ?? group.autoRowsPerBatch, opts.bestOfK)
+    positionsPerBatch: positionsPerBatch(
+      opts.rowsPerBatch ?? group.autoRowsPerBatch,
+      rolloutsPerPosition(opts)
+    )
   }
 }

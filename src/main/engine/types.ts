@@ -4,11 +4,18 @@
  * every engine module may import these types without a cycle.
  */
 import type {
+  AnalysisMetadata,
   AnalysisProgress,
   AnalysisResult,
   AnalysisRow,
-  AnalyzeOptionsInput
+  AnalyzeOptionsInput,
+  OptimiserProgress
 } from '@shared/domain/analysis'
+import type {
+  InterventionRequestInput,
+  InterventionRow,
+  SweepRequestInput
+} from '@shared/domain/research'
 import type { ExecutionProvider } from '@shared/domain/system'
 import type { TokenizedText } from './tokenizer'
 import type { GenerateRequest, GenerationResult } from './generation/options'
@@ -99,6 +106,37 @@ export interface AnalyzeHooks {
   onBatch?: (rows: AnalysisRow[], progress: AnalysisProgress) => void
   /** Polled at each batch boundary; true stops the run and returns the rows so far as `cancelled`. */
   isCancelled?: () => boolean
+  /** The iterative optimiser's progress inside a batch (analyses with `options.optimise`). */
+  onOptimiser?: (progress: OptimiserProgress) => void
+}
+
+/** A causal intervention on a text (research/intervene.ts). */
+export interface InterveneRequest {
+  lensId: string
+  text: string
+  intervention: InterventionRequestInput
+  /** How each position's own explanation is found (best-of-K or optimised, seed, temperature). */
+  options?: AnalyzeOptionsInput
+}
+
+export interface InterventionResult {
+  metadata: AnalysisMetadata
+  rows: InterventionRow[]
+}
+
+/** A layer sweep at one position (research/sweep.ts); rows carry `layer`, `lensId`, `trainedAtLayer`. */
+export interface SweepEngineRequest {
+  lensId: string
+  text: string
+  sweep: SweepRequestInput
+  options?: AnalyzeOptionsInput
+}
+
+export interface ResearchHooks<Row> {
+  /** Called as rows are ready (in order) with the progress. */
+  onRows?: (rows: Row[], progress: AnalysisProgress) => void
+  /** Polled between positions; true stops the run and returns the rows so far as `cancelled`. */
+  isCancelled?: () => boolean
 }
 
 export interface ScoreRequest {
@@ -135,5 +173,12 @@ export interface LoadedGroup {
   readonly autoRowsPerBatch: number
   /** Reconstruction error of given explanations for one position (e.g. a user's edit). */
   scoreExplanations(req: ScoreRequest): Promise<ExplanationScore[]>
+  /** Causal intervention: one row per intervened position and string. */
+  intervene(
+    req: InterveneRequest,
+    hooks?: ResearchHooks<InterventionRow>
+  ): Promise<InterventionResult>
+  /** Layer sweep at one position: one analysis row per layer. */
+  sweep(req: SweepEngineRequest, hooks?: AnalyzeHooks): Promise<AnalysisResult>
   dispose(): Promise<void>
 }

@@ -7,6 +7,27 @@ import { z } from 'zod'
 export const DEFAULT_BEST_OF_K = 8
 
 /**
+ * The iterative explanation optimiser (the predecessor's `optimize_explanation_for_mse`): start
+ * from the best of `samplesPerIteration` rollouts, then, token by token, regenerate the tail after
+ * a token whose salience is below the threshold (raising the temperature when that fails), replace
+ * tokens that still hurt by the null token, and finally drop null tokens and regenerate the freed
+ * tail. Defaults are the predecessor's.
+ */
+export const OptimiseOptionsSchema = z
+  .object({
+    /** Rollouts per regeneration (and for the starting candidate). */
+    samplesPerIteration: z.number().int().min(1).max(512).default(16),
+    /** A token whose salience is below this is regenerated (salience_pct_threshold). */
+    salienceThreshold: z.number().min(-10).max(10).default(0),
+    /** Retries of a failed regeneration, each at a higher temperature. */
+    maxTempIncreases: z.number().int().min(0).max(10).default(2),
+    /** Temperature multiplier per retry. */
+    tempIncreaseFactor: z.number().min(1).max(10).default(1.5)
+  })
+  .strict()
+export type OptimiseOptions = z.output<typeof OptimiseOptionsSchema>
+
+/**
  * Analysis options, defaults as in the seed's web path but correct (KL on and real).
  * Field names are camelCase across the app; the /api/v2 layer maps the seed's snake_case names.
  */
@@ -33,7 +54,9 @@ export const AnalyzeOptionsSchema = z
       .refine((p) => p.end > p.start, { message: 'end must be greater than start' })
       .optional(),
     /** Analyse only the last N chat messages (start-of-turn detection). */
-    lastNMessages: z.number().int().min(1).optional()
+    lastNMessages: z.number().int().min(1).optional(),
+    /** Optimise each explanation iteratively instead of best-of-K (bestOfK is then unused). */
+    optimise: OptimiseOptionsSchema.optional()
   })
   .strict()
 export type AnalyzeOptions = z.output<typeof AnalyzeOptionsSchema>
@@ -60,7 +83,17 @@ export const AnalysisRowSchema = z.object({
   /** One value per explanation token; empty when salience is off. */
   tokenSalience: z.array(z.number()),
   /** Top tokens of the unembedded residual, space-joined; null when logit lens is off. */
-  logitLensTop: z.string().nullable()
+  logitLensTop: z.string().nullable(),
+  /** Layer sweep: the layer whose residual this row explains (an analysis's layer is its lens's). */
+  layer: z.number().int().optional(),
+  /** Layer sweep: the lens that explained it, the layer it was trained at, and whether that is `layer`. */
+  lensId: z.string().optional(),
+  lensLayer: z.number().int().optional(),
+  trainedAtLayer: z.boolean().optional(),
+  /** Optimised explanations: the starting candidate's MSE (best of samplesPerIteration). */
+  mseBefore: z.number().optional(),
+  /** Optimised explanations: decoder rollouts spent on this row. */
+  rollouts: z.number().int().optional()
 })
 export type AnalysisRow = z.infer<typeof AnalysisRowSchema>
 
@@ -109,4 +142,16 @@ export const AnalysisProgressSchema = z.object({
   rowsTotal: z.number().int(),
   etaSeconds: z.number().nullable()
 })
+
+/** Where the iterative optimiser is inside the current batch (its own progress). */
+export const OptimiserProgressSchema = z.object({
+  batch: z.number().int(),
+  totalBatches: z.number().int(),
+  /** Steps of this batch: one per explanation token, then the removal and the tail pass. */
+  step: z.number().int(),
+  steps: z.number().int(),
+  /** What the step does, in words (e.g. `token 3 of 8: 5 positions regenerate`). */
+  message: z.string()
+})
+export type OptimiserProgress = z.infer<typeof OptimiserProgressSchema>
 export type AnalysisProgress = z.infer<typeof AnalysisProgressSchema>

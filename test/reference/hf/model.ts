@@ -107,8 +107,16 @@ interface Conv1D {
 export interface HfReferenceModel {
   readonly config: ResolvedConfig
   forward(options: ForwardOptions): ForwardResult
-  /** Greedy continuation with the model's own logits (final softcap included; argmax, ties → lowest id). */
-  greedy(ids: readonly number[], maxNewTokens: number, stopIds?: readonly number[]): GreedyResult
+  /**
+   * Greedy continuation with the model's own logits (final softcap included; argmax, ties → lowest
+   * id); with `replaceAfter`, every step runs with that residual replaced (an intervention).
+   */
+  greedy(
+    ids: readonly number[],
+    maxNewTokens: number,
+    stopIds?: readonly number[],
+    replaceAfter?: ForwardOptions['replaceAfter']
+  ): GreedyResult
   /** Token-embedding row × the model's scale (Gemma √d), i.e. scaled embedding space. */
   embedRow(id: number): Row
   /** The raw embedding-table row (no scale). */
@@ -334,13 +342,18 @@ class Reference implements HfReferenceModel {
   greedy(
     ids: readonly number[],
     maxNewTokens: number,
-    stopIds: readonly number[] = []
+    stopIds: readonly number[] = [],
+    replaceAfter?: ForwardOptions['replaceAfter']
   ): GreedyResult {
     const sequence = [...ids]
     const tokens: number[] = []
     const margins: number[] = []
     for (let step = 0; step < maxNewTokens; step++) {
-      const { logits } = this.forward({ inputIds: sequence, logitRows: [sequence.length - 1] })
+      const { logits } = this.forward({
+        inputIds: sequence,
+        logitRows: [sequence.length - 1],
+        replaceAfter
+      })
       const { best, margin } = argmaxWithMargin(logits[0])
       tokens.push(best)
       margins.push(margin)

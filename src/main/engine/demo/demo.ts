@@ -6,7 +6,11 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { referenceResiduals } from '../graph/reference'
-import type { LayerWeights, TransformerWeights } from '../graph/transformer'
+import {
+  BASE_GRAPH_VERSION,
+  type LayerWeights,
+  type TransformerWeights
+} from '../graph/transformer'
 import { Rng } from '../random'
 import { defaultCacheDir } from '../paths'
 import { writeBundle, type LensSpec } from '../bundle/write'
@@ -399,6 +403,11 @@ function demoLens(model: DemoModel, plan: DemoLensPlan, seed: number): LensSpec 
   }
 }
 
+/** The demo's lenses as written (tests compare against them with the float64 reference). */
+export function demoLensSpecs(model: DemoModel = demoModel()): LensSpec[] {
+  return LENSES.map((plan, i) => demoLens(model, plan, 1000 + i))
+}
+
 /** Writes the demo group into `dir`. */
 export async function writeDemoBundle(dir: string): Promise<void> {
   const model = demoModel()
@@ -413,12 +422,12 @@ export async function writeDemoBundle(dir: string): Promise<void> {
     bosTokenId: model.bosId,
     nullTokenId: model.nullId,
     base: { id: 'demo-base', name: 'Demo base (d=128, 4 layers)', weights: model.weights },
-    lenses: LENSES.map((plan, i) => demoLens(model, plan, 1000 + i)),
+    lenses: demoLensSpecs(model),
     externalData: false
   })
   await fs.writeFile(
     path.join(dir, 'demo-version.json'),
-    JSON.stringify({ demoVersion: DEMO_VERSION }) + '\n'
+    JSON.stringify({ demoVersion: DEMO_VERSION, baseGraphVersion: BASE_GRAPH_VERSION }) + '\n'
   )
 }
 
@@ -428,8 +437,11 @@ async function isCurrent(dir: string): Promise<boolean> {
   try {
     const stamp = JSON.parse(await fs.readFile(path.join(dir, 'demo-version.json'), 'utf8')) as {
       demoVersion?: number
+      baseGraphVersion?: number
     }
-    if (stamp.demoVersion !== DEMO_VERSION) return false
+    // A demo written by another graph builder lacks roles or differs in them: rebuilt.
+    if (stamp.demoVersion !== DEMO_VERSION || stamp.baseGraphVersion !== BASE_GRAPH_VERSION)
+      return false
     await fs.access(path.join(dir, 'manifest.json'))
     return true
   } catch {

@@ -55,8 +55,55 @@ function axisScalar(g: GraphBuilder, x: string, axis: number): string {
   return g.op('Squeeze', [axisDim(g, x, axis), g.constI64([0])])
 }
 
-/** Builds the role inside `g` (an If branch); returns the (steps, n) ids. */
-export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit): string {
+/**
+ * A residual replacement for the prompt's prefill (the `patchGenerate` role): after block `layer`,
+ * the residual at prompt row `at` becomes completion i's `vectors[i]`. Graph value names.
+ */
+export interface PrefillPatch {
+  /** int64 (): the block after which the residual is replaced. */
+  layer: string
+  /** int64 (): the prompt row replaced. */
+  at: string
+  /** float (n, d): one vector per completion. */
+  vectors: string
+}
+
+/**
+ * After block l: when l is the patch layer, x (1 or n, s, d) becomes (n, s, d) with row `at` of
+ * completion i replaced by vectors[i]; any other layer passes x through unchanged (an If, so the
+ * layers before the patch keep running on one row).
+ */
+function patchAfterBlock(
+  g: GraphBuilder,
+  l: number,
+  x: string,
+  atPatch: string,
+  patch: PrefillPatch
+): string {
+  const then = g.sub()
+  const replaced = then.op('Where', [
+    atPatch,
+    then.op('Unsqueeze', [patch.vectors, then.constI64([1])]),
+    x
+  ])
+  const tOut = then.fresh('patched')
+  then.opTo('Identity', [replaced], [tOut])
+  then.output(tOut, 'float32')
+  const other = g.sub()
+  const eOut = other.fresh('unpatched')
+  other.opTo('Identity', [x], [eOut])
+  other.output(eOut, 'float32')
+  return g.op('If', [g.op('Equal', [g.scalarI64(l), patch.layer])], {
+    then_branch: then.toGraph('patch_then'),
+    else_branch: other.toGraph('patch_else')
+  })
+}
+
+/**
+ * Builds the role inside `g` (an If branch); returns the (steps, n) ids. With `patch`, completion
+ * i continues the prompt with its residual replaced (docs/bundle-format.md, role 7).
+ */
+export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit, patch?: PrefillPatch): string {
   const { layers, kvHeads, headDim } = kit
   const n = axisDim(g, 'uniforms', 0)
   const steps = axisScalar(g, 'uniforms', 1)
@@ -84,9 +131,21 @@ export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit): string {
   const broadcastCache = body.op('Concat', [n, body.constI64([1, 1, 1])], { axis: 0 })
   const newK: string[] = []
   const newV: string[] = []
+  // Rows of this pass at the patched row, (1, s, 1): only ever true in the prefill (later steps
+  // sit at offsets past the prompt).
+  const atPatch = patch
+    ? body.op('Unsqueeze', [body.op('Equal', [rows, patch.at]), body.constI64([0, 2])])
+    : null
   for (let l = 0; l < layers; l++) {
-    const r = kit.block(body, l, x, pass, { k: pastK[l]!, v: pastV[l]! })
+    let past = { k: pastK[l]!, v: pastV[l]! }
+    if (patch) {
+      // After the patch the prefill has n rows while the (empty) cache it extends has one.
+      const batch = body.op('Concat', [axisDim(body, x, 0), body.constI64([1, 1, 1])], { axis: 0 })
+      past = { k: body.op('Expand', [past.k, batch]), v: body.op('Expand', [past.v, batch]) }
+    }
+    const r = kit.block(body, l, x, pass, past)
     x = r.x
+    if (patch && atPatch) x = patchAfterBlock(body, l, x, atPatch, patch)
     newK.push(body.op('Expand', [r.k, broadcastCache]))
     newV.push(body.op('Expand', [r.v, broadcastCache]))
   }

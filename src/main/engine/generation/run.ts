@@ -51,6 +51,15 @@ function adaptTokenizer(tok: TextTokenizer, vocabSize: number): GenerationTokeni
   }
 }
 
+/**
+ * Ids that end a turn for this group's tokenizer (EOS, end-of-turn specials): what an exact-length
+ * continuation suppresses, as the predecessor's `min_new_tokens` did.
+ */
+export function endOfTurnIdsOf(host: Pick<GenerationHost, 'bundle' | 'tokenizer'>): number[] {
+  const tokenizer = adaptTokenizer(host.tokenizer, host.bundle.manifest.base.vocabSize)
+  return stopIdsFor(tokenizer, specialsOf(host.bundle))
+}
+
 /** The generate role's feeds on top of the placeholders every role of the graph needs. */
 export function generateRoleFeeds(f: GenerateFeeds, hiddenSize: number): Feeds {
   const feeds: Feeds = {}

@@ -32,12 +32,22 @@ import {
 /**
  * Bumped whenever the graph written here changes its contract or numerics (2: decode reads
  * patch_index, KL unembeds only the gathered rows; 3: any ArchSpec, one sampler for decode and
- * generate; 4: the decode role runs the prefix once per position). Generated bundles cached with
- * another value are regenerated (synthetic.ts; the demo has its own DEMO_VERSION).
+ * generate; 4: the decode role runs the prefix once per position; 5: the patch and patchGenerate
+ * roles, forced explanation tokens in decode). Generated bundles cached with another value are
+ * regenerated (synthetic.ts and the demo's stamp).
  */
-export const BASE_GRAPH_VERSION = 4
+export const BASE_GRAPH_VERSION = 5
 
-export const ROLE = { acts: 0, decode: 1, encode: 2, kl: 3, logitLens: 4, generate: 5 } as const
+export const ROLE = {
+  acts: 0,
+  decode: 1,
+  encode: 2,
+  kl: 3,
+  logitLens: 4,
+  generate: 5,
+  patch: 6,
+  patchGenerate: 7
+} as const
 export type Role = keyof typeof ROLE
 
 /**
@@ -45,7 +55,14 @@ export type Role = keyof typeof ROLE
  * predictions keep it (KL, logit lens — top-k ids are unchanged by the monotone cap — and
  * continuations); the lens decoder switches it off, as the predecessor's decoder did.
  */
-export const SOFTCAP_ROLES = { decode: false, kl: true, logitLens: true, generate: true } as const
+export const SOFTCAP_ROLES = {
+  decode: false,
+  kl: true,
+  logitLens: true,
+  generate: true,
+  patch: true,
+  patchGenerate: true
+} as const
 
 export interface TransformerDims {
   hiddenSize: number
@@ -238,6 +255,17 @@ function roleKl(g: GraphBuilder, c: ArchCtx): [string, string] {
 }
 
 /**
+ * The decode role's token at `step`: the row's forced id while step < forced_steps (the iterative
+ * optimiser regenerates an explanation's tail after a kept prefix), else the sampled one. The
+ * placeholder (forced_steps 0) selects the sample everywhere, so other callers get the same ids.
+ */
+function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
+  const last = g.op('Sub', [scalarDim(g, 'forced_ids', 1), g.scalarI64(1)])
+  const forced = g.op('Gather', ['forced_ids', g.op('Min', [step, last])], { axis: 1 })
+  return g.op('Where', [g.op('Less', [step, 'forced_steps']), forced, sampled])
+}
+
+/**
  * Role decode: the whole batch generation in one run. The prefix runs once per analysed position
  * (Bp rows: prefix_embeds with patch_vectors[p, l] overwriting the residual at embed_pos before
  * every block l < Np), since the K rows of a position (best-of-K) share it exactly; its KV cache
@@ -284,12 +312,16 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const z0 = g.op('Gather', [logits(g, c, hLast, SOFTCAP_ROLES.decode), 'patch_index'], {
     axis: 0
   })
-  const first = buildSampler(g, {
-    logits: z0,
-    uniforms: g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 }),
-    temperature: 'temperature',
-    topP: null
-  })
+  const first = forcedOr(
+    g,
+    g.scalarI64(0),
+    buildSampler(g, {
+      logits: z0,
+      uniforms: g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 }),
+      temperature: 'temperature',
+      topP: null
+    })
+  )
   const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
 
   // Steps 1..T−1, one token each, from the loop-carried cache.
@@ -319,7 +351,11 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const u = body.op('Gather', ['uniforms', body.op('Add', [iter, body.scalarI64(1)])], {
     axis: 1
   })
-  const id = buildSampler(body, { logits: z, uniforms: u, temperature: 'temperature', topP: null })
+  const id = forcedOr(
+    body,
+    body.op('Add', [iter, body.scalarI64(1)]),
+    buildSampler(body, { logits: z, uniforms: u, temperature: 'temperature', topP: null })
+  )
   const outputs: [string, 'bool' | 'float32' | 'int64', string][] = [
     [condIn, 'bool', 'cond_out'],
     [id, 'int64', 'id_carried'],
@@ -357,6 +393,52 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   return [g.constF32([], [0]), g.op('Transpose', [ids], { perm: [1, 0] })]
 }
 
+/**
+ * Role patch: input_ids (1, S), layer L, patch_at t, vectors (R, d) → (R, V) log-probabilities of
+ * the next token after the last row S − 1 (≥ t) from R runs, run r with its residual after block L
+ * at row t replaced by vectors[r]. Rows before t are unchanged by a replacement, so one unmodified
+ * pass gives their K/V for every layer; only rows t..S−1 run again, from block L + 1, as R rows that
+ * extend that cache (the decode steps' cached pass, at absolute positions t..S−1).
+ */
+function rolePatch(g: GraphBuilder, c: ArchCtx): [string, string] {
+  const { layers } = c.spec
+  const s = scalarDim(g, 'input_ids', 1)
+  const { pass, rows } = beginPass(g, c, g.scalarI64(0), s)
+  let x = addPositions(g, c, embedIds(g, c, 'input_ids'), rows)
+  let atLayer = x
+  const kv: Kv[] = []
+  for (let l = 0; l < layers; l++) {
+    const r = block(g, c, l, x, pass)
+    x = r.x
+    kv.push({ k: r.k, v: r.v })
+    atLayer = g.op('Where', [g.op('Equal', [g.scalarI64(l), 'layer']), x, atLayer])
+  }
+  const at = g.op('Unsqueeze', ['patch_at', g.constI64([0])])
+  const tail = g.op('Slice', [atLayer, at, dim(g, 'input_ids', 1), g.constI64([1])])
+  const m = g.op('Sub', [s, 'patch_at'])
+  const r = dim(g, 'vectors', 0)
+  const runs = g.op('Expand', [tail, g.op('Concat', [r, g.constI64([1, 1])], { axis: 0 })])
+  const first = g.op('Unsqueeze', [
+    g.op('Equal', [g.op('Range', [g.scalarI64(0), m, g.scalarI64(1)]), g.scalarI64(0)]),
+    g.constI64([0, 2])
+  ])
+  let y = g.op('Where', [first, g.op('Unsqueeze', ['vectors', g.constI64([1])]), runs])
+  const suffix = beginPass(g, c, 'patch_at', m)
+  for (let l = 0; l < layers; l++) {
+    const yIn = y
+    y = ifLayer(g, g.op('Greater', [g.scalarI64(l), 'layer']), yIn, (b) => {
+      // The unmodified keys and values of rows < t, one copy per run.
+      const batch = b.op('Concat', [r, b.constI64([1, 1, 1])], { axis: 0 })
+      const cut = (t: string): string =>
+        b.op('Expand', [b.op('Slice', [t, b.constI64([0]), at, b.constI64([2])]), batch])
+      return block(b, c, l, yIn, suffix.pass, { k: cut(kv[l]!.k), v: cut(kv[l]!.v) }).x
+    })
+  }
+  const last = g.op('Gather', [y, g.op('Sub', [m, g.scalarI64(1)])], { axis: 1 })
+  const lp = g.op('LogSoftmax', [logits(g, c, last, SOFTCAP_ROLES.patch)], { axis: -1 })
+  return [lp, g.constI64([], [0])]
+}
+
 /** This architecture's pieces, for the generate role built in src/main/engine/generation/role.ts. */
 function decoderKit(c: ArchCtx): DecoderKit {
   return {
@@ -369,6 +451,11 @@ function decoderKit(c: ArchCtx): DecoderKit {
     block: (g, l, x, pass, past) => block(g, c, l, x, pass, past),
     logits: (g, h) => logits(g, c, h, SOFTCAP_ROLES.generate)
   }
+}
+
+/** The patchGenerate role's pieces: as `decoderKit`, with its own softcap choice. */
+function patchedDecoderKit(c: ArchCtx): DecoderKit {
+  return { ...decoderKit(c), logits: (g, h) => logits(g, c, h, SOFTCAP_ROLES.patchGenerate) }
 }
 
 function branch(
@@ -452,7 +539,12 @@ export function baseInputPlaceholders(
     // Generate role (src/main/engine/generation/role.ts); logit_bias broadcasts, (1) is a no-op.
     top_p: { name: 'top_p', type: 'float32', shape: [], dims: [], data: Float32Array.from([1]) },
     logit_bias: { name: 'logit_bias', type: 'float32', shape: ['V'], dims: [1], data: zeros([1]) },
-    stop_ids: { name: 'stop_ids', type: 'int64', shape: ['E'], ...i64([], [0]) }
+    stop_ids: { name: 'stop_ids', type: 'int64', shape: ['E'], ...i64([], [0]) },
+    // Decode: rows' kept explanation prefixes (the iterative optimiser); 0 steps = none.
+    forced_ids: { name: 'forced_ids', type: 'int64', shape: ['B', 'F'], ...i64([0], [1, 1]) },
+    forced_steps: { name: 'forced_steps', type: 'int64', shape: [], ...i64([0], []) },
+    // Patch and patchGenerate: the row whose residual after block `layer` is replaced.
+    patch_at: { name: 'patch_at', type: 'int64', shape: [], ...i64([0], []) }
   }
 }
 
@@ -495,7 +587,19 @@ function assemble(g: GraphBuilder, spec: ArchSpec, declare: (info: WeightInfo) =
     [ROLE.decode, (b) => roleDecode(b, c)],
     [ROLE.encode, (b) => roleEncode(b, c)],
     [ROLE.kl, (b) => roleKl(b, c)],
-    [ROLE.generate, (b) => [b.constF32([], [0]), buildGenerateRole(b, decoderKit(c))]]
+    [ROLE.generate, (b) => [b.constF32([], [0]), buildGenerateRole(b, decoderKit(c))]],
+    [ROLE.patch, (b) => rolePatch(b, c)],
+    [
+      ROLE.patchGenerate,
+      (b) => [
+        b.constF32([], [0]),
+        buildGenerateRole(b, patchedDecoderKit(c), {
+          layer: 'layer',
+          at: 'patch_at',
+          vectors: 'vectors'
+        })
+      ]
+    ]
   ]
   // Nested Ifs: role 0 ? acts : role 1 ? decode : ... : logit lens.
   let elseGraph = branch(g, (b) => roleLogitLens(b, c))
