@@ -3,8 +3,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { networkInterfaces, hostname as machineHostname } from 'node:os'
 import type { Duplex } from 'node:stream'
+import { createLogger } from '../platform/logger'
+import { runGuarded } from '../platform/boundary'
 import { refuseUpgrade, sendText } from './replies'
-import { bearerToken, firstHeader, tokenMatches } from './requests'
+import {
+  bearerToken,
+  firstHeader,
+  malformedHeaders,
+  parseRequestTarget,
+  tokenMatches
+} from './requests'
+
+const log = createLogger('http')
 
 /** Answers a request and returns true, or returns false to let the next route try. */
 export type RouteHandler = (
@@ -13,7 +23,12 @@ export type RouteHandler = (
   url: URL
 ) => boolean | Promise<boolean>
 
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => void
+export type UpgradeHandler = (
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  url: URL
+) => void | Promise<void>
 
 export interface HttpHostOptions {
   /** Address to bind; loopback unless the user asks otherwise. */
@@ -59,8 +74,12 @@ export class HttpHost {
     this.bindHost = options.host ?? '127.0.0.1'
     this.#requestedPort = options.port ?? 0
     this.token = options.token ?? randomBytes(24).toString('base64url')
+    // The two entry points of the server, each inside its error boundary (docs/architecture.md).
     this.#server = createServer((req, res) => void this.#onRequest(req, res))
-    this.#server.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#onUpgrade(req, socket, head)
+    )
+    this.#server.on('error', (err) => log.error('the HTTP server failed', err))
   }
 
   get port(): number {
@@ -156,40 +175,69 @@ export class HttpHost {
     return names
   }
 
-  #parseUrl(req: IncomingMessage): URL {
-    return new URL(req.url ?? '/', 'http://workbench.invalid')
+  /** Why the request is malformed (400), or its URL. Checked before anything else. */
+  #checkRequest(req: IncomingMessage): { ok: true; url: URL } | { ok: false; reason: string } {
+    const headers = malformedHeaders(req)
+    if (headers) return { ok: false, reason: headers }
+    return parseRequestTarget(req.url)
   }
 
+  /**
+   * The boundary of every HTTP request: a malformed request is a 400, a route that throws is
+   * logged and answered 500 without its message (it may quote paths or internals), and the server
+   * goes on serving either way.
+   */
   async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const what = (): string => `${req.method} ${String(req.url).slice(0, 200)}`
     try {
+      const checked = this.#checkRequest(req)
+      if (!checked.ok) {
+        req.resume()
+        sendText(res, 400, `bad request: ${checked.reason}`)
+        return
+      }
       if (!this.isAllowedHost(req)) {
+        req.resume()
         sendText(res, 421, 'unexpected Host header')
         return
       }
-      const url = this.#parseUrl(req)
       for (const route of this.#routes) {
-        if (!url.pathname.startsWith(route.prefix)) continue
-        if (await route.handler(req, res, url)) return
+        if (!checked.url.pathname.startsWith(route.prefix)) continue
+        if (await route.handler(req, res, checked.url)) return
       }
       sendText(res, 404, 'not found')
     } catch (err) {
-      if (!res.headersSent)
-        sendText(res, 500, err instanceof Error ? err.message : 'internal error')
-      else res.destroy()
+      log.error(`${what()} failed`, err)
+      try {
+        if (!res.headersSent) sendText(res, 500, 'internal error (logged by the Workbench)')
+        else res.destroy()
+      } catch (replyError) {
+        log.error(`answering the failure of ${what()} failed`, replyError)
+      }
     }
   }
 
+  /**
+   * The boundary of every upgrade: the raw socket gets an error listener first (Node removes its
+   * own before the 'upgrade' event, so an ECONNRESET would otherwise end the process), a
+   * malformed request is refused with 400, and a handler that throws or rejects is logged and its
+   * socket refused.
+   */
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (!this.isAllowedHost(req)) {
-      refuseUpgrade(socket, 421, 'Misdirected Request')
-      return
-    }
-    const url = this.#parseUrl(req)
-    const handler = this.#upgrades.get(url.pathname)
-    if (!handler) {
-      refuseUpgrade(socket, 404, 'Not Found')
-      return
-    }
-    handler(req, socket, head, url)
+    socket.on('error', (err) => log.debug('an upgrade socket failed', err))
+    const what = (): string => `upgrade ${String(req.url).slice(0, 200)}`
+    runGuarded(
+      log,
+      what,
+      () => {
+        const checked = this.#checkRequest(req)
+        if (!checked.ok) return refuseUpgrade(socket, 400, 'Bad Request')
+        if (!this.isAllowedHost(req)) return refuseUpgrade(socket, 421, 'Misdirected Request')
+        const handler = this.#upgrades.get(checked.url.pathname)
+        if (!handler) return refuseUpgrade(socket, 404, 'Not Found')
+        return handler(req, socket, head, checked.url)
+      },
+      () => refuseUpgrade(socket, 500, 'Internal Server Error')
+    )
   }
 }
