@@ -4,6 +4,8 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ImportJob, ImportProgress } from '@shared/domain/imports'
 import { AppError } from '@shared/ipc/errors'
+import { randomHfModel } from '../../../test/reference/hf/random'
+import { writeHfGroup } from '../../../test/fixtures/lens/hfGroup'
 import { lensProgressReporter } from './lens'
 import { ImportService } from './service'
 
@@ -14,6 +16,7 @@ let tmp: string
 let modelsDir: string
 let service: ImportService
 const events: ImportJob[] = []
+const rescans: ImportJob[] = []
 const CHECKPOINT = path.resolve(__dirname, '../../../test/fixtures/lens-checkpoints/e2e/gpt2.pt')
 
 beforeAll(async () => {
@@ -23,7 +26,17 @@ beforeAll(async () => {
   await fs.mkdir(path.join(tmp, 'elsewhere'))
   await fs.writeFile(path.join(tmp, 'elsewhere', 'manifest.json'), '{}')
   await fs.symlink(path.join(tmp, 'elsewhere'), path.join(modelsDir, 'escape'))
-  service = new ImportService({ modelsDir, emit: (j) => events.push(j), imported: async () => {} })
+  service = new ImportService({
+    modelsDir,
+    emit: (j) => events.push(j),
+    imported: async (j) => void rescans.push(j)
+  })
+  // A group whose base is shaped as gpt2.pt's training config names it.
+  await writeHfGroup(
+    path.join(modelsDir, 'gpt2'),
+    randomHfModel('gpt2', { hiddenSize: 16, layers: 4, heads: 4, vocabSize: 64 }, { seed: 5 }),
+    { groupId: 'gpt2-group', baseName: 'openai-community/gpt2' }
+  )
 })
 afterAll(async () => {
   await service?.dispose()
@@ -69,6 +82,44 @@ describe('imports:lens requests', () => {
     expect(err.code).toBe('bundle_invalid')
     expect(err.message).toContain('manifest.json')
     expect(events).toEqual([])
+  })
+})
+
+describe('imports:lens jobs', () => {
+  it('a cancelled import leaves the group as it was', async () => {
+    const dir = path.join(modelsDir, 'gpt2')
+    const before = await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')
+    const job = await service.importLens({ checkpoint: CHECKPOINT, folder: 'gpt2' })
+    service.jobs.cancel(job.id)
+    const done = await service.jobs.settled(job.id)
+    expect(done.status).toBe('cancelled')
+    expect(done.lens).toBeNull()
+    expect(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')).toBe(before)
+    expect((await fs.readdir(dir)).sort()).toEqual(
+      [
+        'base.onnx',
+        'base.onnx.data',
+        'manifest.json',
+        'tokenizer.json',
+        'tokenizer_config.json'
+      ].sort()
+    )
+  })
+
+  it('a finished import says what it added, and the library is told', async () => {
+    const h = service.handlers()
+    const job = await Promise.resolve(
+      h['imports:lens']({ checkpoint: CHECKPOINT, folder: 'gpt2', id: 'l2' }, { clientId: 'test' })
+    )
+    expect(job).toMatchObject({ kind: 'lens', status: 'running', groupId: 'gpt2-group' })
+    const done = await service.jobs.settled(job.id)
+    expect(done.error).toBeNull()
+    expect(done.lens).toMatchObject({ lensId: 'l2', layer: 2, explanationTokens: 4, orig: 'base' })
+    await expect.poll(() => rescans.map((j) => j.id)).toEqual([job.id])
+    const manifest = JSON.parse(
+      await fs.readFile(path.join(modelsDir, 'gpt2', 'manifest.json'), 'utf8')
+    ) as { lenses: string[] }
+    expect(manifest.lenses).toEqual(['lenses/l2'])
   })
 })
 
