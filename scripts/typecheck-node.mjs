@@ -11,10 +11,7 @@ import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 // Files, or folders ending in '/'.
-const INDEX_ACCESS_PENDING = [
-  'src/main/engine/generation/sampler.test.ts',
-  'test/reference/hf/'
-]
+const INDEX_ACCESS_PENDING = ['src/main/engine/generation/sampler.test.ts', 'test/reference/hf/']
 const isPending = (line) =>
   INDEX_ACCESS_PENDING.some((p) =>
     p.endsWith('/') ? line.startsWith(p) : line.startsWith(`${p}(`)

@@ -39,7 +39,7 @@ export function progressLine(p: ImportProgress): string {
 }
 
 /** Writes progress to stderr: one rewritten line on a terminal, a line every few seconds else. */
-function progressPrinter(enabled: boolean): {
+export function progressPrinter(enabled: boolean): {
   report: (p: ImportProgress) => void
   done: () => void
 } {

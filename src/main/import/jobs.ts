@@ -9,7 +9,13 @@
  * event loop keeps turning.
  */
 import { randomBytes } from 'node:crypto'
-import type { ImportJob, ImportKind, ImportProgress, ImportedGroup } from '@shared/domain/imports'
+import type {
+  ImportJob,
+  ImportKind,
+  ImportProgress,
+  ImportedGroup,
+  ImportedLens
+} from '@shared/domain/imports'
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 
 /** What a running import may do besides its work. */
@@ -52,7 +58,8 @@ function copy(job: ImportJob): ImportJob {
     ...job,
     progress: job.progress ? { ...job.progress } : null,
     warnings: [...job.warnings],
-    result: job.result ? { ...job.result } : null
+    result: job.result ? { ...job.result } : null,
+    lens: job.lens ? { ...job.lens, notes: [...job.lens.notes] } : null
   }
 }
 
@@ -66,12 +73,12 @@ export class ImportJobs {
 
   /**
    * Starts `run` as a job and answers at once with its state. `run` resolves with what the import
-   * made (null when it makes no group of its own); a throw fails the job with that error, and a
+   * made: a group, a lens added to one, or null; a throw fails the job with that error, and a
    * cancel turns into `cancelled`.
    */
   start(
     init: ImportJobInit,
-    run: (ctx: ImportTaskContext) => Promise<ImportedGroup | null>
+    run: (ctx: ImportTaskContext) => Promise<ImportedGroup | ImportedLens | null>
   ): ImportJob {
     const controller = new AbortController()
     const job: ImportJob = {
@@ -86,7 +93,8 @@ export class ImportJobs {
       finishedAt: null,
       error: null,
       warnings: [],
-      result: null
+      result: null,
+      lens: null
     }
     const publish = (): void => this.#o.emit(copy(job))
     const ctx: ImportTaskContext = {
@@ -110,8 +118,11 @@ export class ImportJobs {
           job.status = 'cancelled'
         } else {
           job.status = 'done'
-          job.result = result
-          if (result) job.groupId = result.groupId
+          if (result && 'lensId' in result) job.lens = result
+          else if (result) {
+            job.result = result
+            job.groupId = result.groupId
+          }
         }
       } catch (err) {
         const e = toSerializedError(err)

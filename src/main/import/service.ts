@@ -10,13 +10,16 @@ import {
   GroupFolderNameSchema,
   type ImportBaseRequest,
   type ImportJob,
-  type ImportedGroup
+  type ImportLensRequest,
+  type ImportedGroup,
+  type ImportedLens
 } from '@shared/domain/imports'
 import { AppError } from '@shared/ipc/errors'
 import type { InvokeHandlers } from '../router/router'
 import { createLogger } from '../platform/logger'
 import { groupIdFrom, importHfBase } from './hf/importBase'
 import { ImportJobs } from './jobs'
+import { importLens, importedLensOf, lensProgressReporter, readGroupFolder } from './lens'
 
 const log = createLogger('import')
 
@@ -126,17 +129,87 @@ export class ImportService {
     )
   }
 
-  handlers(): Pick<InvokeHandlers, 'imports:base' | 'imports:cancel' | 'imports:list'> {
-    return {
-      'imports:base': async (input) => {
-        const job = await this.importBase(input)
-        void this.jobs.settled(job.id).then(async (done) => {
-          if (done.status === 'done') {
-            await this.#deps.imported(done).catch(log.failed(`rescanning after ${done.folder}`))
-          }
+  /**
+   * A group an import may add to: a folder of the models folder holding a manifest (resolving
+   * inside it), that no running import is writing. Returns its absolute path.
+   */
+  async existingGroup(folder: string, field: string): Promise<string> {
+    const parsed = GroupFolderNameSchema.safeParse(folder)
+    if (!parsed.success) {
+      throw new AppError('invalid_input', `${field}: ${parsed.error.issues[0]?.message}`, { field })
+    }
+    if (this.jobs.runningFolders().has(folder)) {
+      throw new AppError('conflict', `an import into ${folder} is already running`, { field })
+    }
+    const root = await fs.realpath(this.#deps.modelsDir).catch(() => null)
+    const dir = await fs.realpath(path.join(this.#deps.modelsDir, folder)).catch(() => null)
+    if (root === null || dir === null || path.dirname(dir) !== root) {
+      throw new AppError('not_found', `${field}: the models folder has no group ${folder}`, {
+        field
+      })
+    }
+    return dir
+  }
+
+  /** A file or folder the user typed or dropped: absolute and existing. */
+  async checkPath(source: string, field: string, what: string): Promise<string> {
+    if (!path.isAbsolute(source)) {
+      throw new AppError('invalid_input', `${field}: give the absolute path of the ${what}`, {
+        field
+      })
+    }
+    const st = await fs.stat(source).catch(() => null)
+    if (!st?.isDirectory() && !st?.isFile()) {
+      throw new AppError('invalid_input', `${field}: no file or folder at ${source}`, { field })
+    }
+    return path.resolve(source)
+  }
+
+  /** Starts importing a lens training checkpoint into a group of the models folder. */
+  async importLens(req: ImportLensRequest): Promise<ImportJob> {
+    const checkpoint = await this.checkPath(
+      req.checkpoint,
+      'checkpoint',
+      'checkpoint or run folder'
+    )
+    const orig = req.orig ? await this.checkSource(req.orig, 'orig') : undefined
+    const origBase = req.origBase ? await this.checkSource(req.origBase, 'origBase') : undefined
+    const dir = await this.existingGroup(req.folder, 'folder')
+    const group = await readGroupFolder(dir)
+    return this.jobs.start(
+      { kind: 'lens', source: checkpoint, folder: req.folder, groupId: group.manifest.group.id },
+      async (ctx): Promise<ImportedLens> => {
+        const result = await importLens({
+          checkpoint,
+          group: dir,
+          id: req.id,
+          name: req.name,
+          orig,
+          origBase,
+          signal: ctx.signal,
+          onProgress: lensProgressReporter(ctx.progress)
         })
-        return job
-      },
+        if (result.choiceNote) ctx.warn(result.choiceNote)
+        return importedLensOf(result)
+      }
+    )
+  }
+
+  handlers(): Pick<
+    InvokeHandlers,
+    'imports:base' | 'imports:lens' | 'imports:cancel' | 'imports:list'
+  > {
+    const rescanWhenDone = (job: ImportJob): ImportJob => {
+      void this.jobs.settled(job.id).then(async (done) => {
+        if (done.status === 'done') {
+          await this.#deps.imported(done).catch(log.failed(`rescanning after ${done.folder}`))
+        }
+      })
+      return job
+    }
+    return {
+      'imports:base': async (input) => rescanWhenDone(await this.importBase(input)),
+      'imports:lens': async (input) => rescanWhenDone(await this.importLens(input)),
       'imports:cancel': (input) => this.jobs.cancel(input.importId),
       'imports:list': () => this.jobs.list()
     }

@@ -53,6 +53,39 @@ export const ImportedGroupSchema = z.object({
 })
 export type ImportedGroup = z.infer<typeof ImportedGroupSchema>
 
+/** A lens id inside a group: one path segment (the lens folder is `lenses/<id>`). */
+export const LensIdSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/,
+    'letters, digits, . _ - (max 80), starting with a letter or digit'
+  )
+
+/** What a finished lens import added: the lens, where its activations come from, how it was trained. */
+export const ImportedLensSchema = z.object({
+  lensId: z.string(),
+  name: z.string(),
+  /** The lens folder, relative to the group. */
+  lensDir: z.string(),
+  /** The checkpoint file read (a folder gives its newest readable `*.pt`). */
+  checkpoint: z.string(),
+  /** Which file a folder gave and what was passed over; null for a file. */
+  choiceNote: z.string().nullable(),
+  layer: z.number().int(),
+  explanationTokens: z.number().int(),
+  step: z.number().int().nullable(),
+  /** `model_name` and `orig_model_name` of the training config. */
+  modelName: z.string(),
+  origModelName: z.string().nullable(),
+  /** The model activations come from: `base` or a donor id. */
+  orig: z.string(),
+  /** The donor this import wrote, if any. */
+  donorId: z.string().nullable(),
+  /** What the conversion noted (e.g. a model name checked by shape only). */
+  notes: z.array(z.string())
+})
+export type ImportedLens = z.infer<typeof ImportedLensSchema>
+
 export const ImportJobSchema = z.object({
   id: ImportIdSchema,
   kind: ImportKindSchema,
@@ -69,7 +102,9 @@ export const ImportJobSchema = z.object({
   error: SerializedErrorSchema.nullable(),
   /** Things the user should know that did not stop the import (e.g. NaN in a named tensor). */
   warnings: z.array(z.string()),
-  result: ImportedGroupSchema.nullable()
+  result: ImportedGroupSchema.nullable(),
+  /** What a finished lens import added to its group (null for other kinds). */
+  lens: ImportedLensSchema.nullable()
 })
 export type ImportJob = z.infer<typeof ImportJobSchema>
 
@@ -93,3 +128,28 @@ export const ImportBaseRequestSchema = z
   })
   .strict()
 export type ImportBaseRequest = z.infer<typeof ImportBaseRequestSchema>
+
+/**
+ * `imports:lens`: a training checkpoint on the host's disk → a lens of a group in the models
+ * folder (docs/lens-checkpoints.md). The checkpoint is read as data; nothing in it is executed.
+ */
+export const ImportLensRequestSchema = z
+  .object({
+    /** Absolute path of a `*.pt` file, or of a training run's folder (its newest readable one). */
+    checkpoint: z.string().min(1).max(4096),
+    /** The group's folder name inside the models folder. */
+    folder: GroupFolderNameSchema,
+    /** Lens id; default from the training run's folder and the layer. */
+    id: LensIdSchema.optional(),
+    /** Display name; default from the id, layer, T and step. */
+    name: z.string().min(1).max(200).optional(),
+    /**
+     * Absolute path of the model the lens reads activations from when it is not the base
+     * (`orig_model_name`): a Hugging Face folder or a PEFT adapter folder.
+     */
+    orig: z.string().min(1).max(4096).optional(),
+    /** With an adapter as `orig`: the folder of the model it adapts. */
+    origBase: z.string().min(1).max(4096).optional()
+  })
+  .strict()
+export type ImportLensRequest = z.infer<typeof ImportLensRequestSchema>

@@ -38,7 +38,7 @@ export async function readGroupFolder(dirArg: string): Promise<GroupFolder> {
       path.join(dir, 'manifest.json'),
       undefined,
       code === 'ENOENT' || code === 'ENOTDIR'
-        ? 'missing: --group must be a model group folder (one holding manifest.json; `talkative import base` makes one)'
+        ? 'missing: the lens must go into a model group folder (one holding manifest.json; `talkative import base` makes one)'
         : (err as Error).message
     )
   }

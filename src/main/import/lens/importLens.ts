@@ -1,5 +1,5 @@
 /**
- * `talkative import lens CKPT --group DIR`: a predecessor training checkpoint becomes a lens of an
+ * `talkative import lens CKPT --into DIR`: a predecessor training checkpoint becomes a lens of an
  * existing group (docs/import.md "Lens checkpoints"). Steps: choose the file (a folder → its newest
  * readable `*.pt`), read it without executing anything while checking its base against the group's
  * before any tensor is read, decide where its activations come from (the base, a donor already in
@@ -8,6 +8,7 @@
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import type { ImportedLens } from '@shared/domain/imports'
 import { openBundle, type LensProvenance, type ModelRef, writeLensFolder } from '../../engine'
 import { CheckpointError, throwIfAborted } from '../errors'
 import { findCheckpoint, readLensCheckpoint, type LensCheckpoint } from '../torch'
@@ -56,6 +57,8 @@ export interface ImportLensProgress {
 
 export interface ImportLensResult {
   lensId: string
+  /** The lens's display name. */
+  name: string
   /** The lens folder, relative to the group. */
   lensDir: string
   /** The checkpoint file read. */
@@ -285,6 +288,7 @@ async function addUnderLock(
     await openBundle(locked.dir)
     return {
       lensId: id,
+      name,
       lensDir,
       checkpoint: checkpoint.file,
       choiceNote,
@@ -325,3 +329,23 @@ function provenanceOf(checkpoint: LensCheckpoint, notes: string[], now: Date): L
 }
 
 export type { GroupBase }
+
+/** The job-facing summary of an import (src/shared/domain/imports.ts). */
+export function importedLensOf(r: ImportLensResult): ImportedLens {
+  const p = r.provenance
+  return {
+    lensId: r.lensId,
+    name: r.name,
+    lensDir: r.lensDir,
+    checkpoint: r.checkpoint,
+    choiceNote: r.choiceNote,
+    layer: p.layer,
+    explanationTokens: p.explanationTokens,
+    step: p.step,
+    modelName: p.modelName,
+    origModelName: p.origModelName,
+    orig: r.orig,
+    donorId: r.donor?.id ?? null,
+    notes: [...p.notes]
+  }
+}

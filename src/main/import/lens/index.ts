@@ -4,6 +4,7 @@
  */
 export {
   importLens,
+  importedLensOf,
   addLensCheckpoint,
   chooseOrig,
   defaultLensId,
@@ -24,4 +25,6 @@ export {
   type SlotVector
 } from './convert'
 export { canonicalModelName, checkLensBase, sameModelName, type GroupBase } from './base'
+export { readGroupFolder, type GroupFolder } from './group'
+export { lensProgressReporter } from './jobProgress'
 export { openDonorSource, writeDonor, type DonorSource } from './donor'

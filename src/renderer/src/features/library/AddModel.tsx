@@ -62,6 +62,12 @@ function ImportRow({ job }: { job: ImportJob }): JSX.Element {
           {job.result.graphDtype}
         </p>
       )}
+      {job.status === 'done' && job.lens && (
+        <p className="small" data-testid="import-result">
+          Added lens {job.lens.name}: layer {job.lens.layer}, T {job.lens.explanationTokens}
+          {job.lens.orig !== 'base' && `, activations from ${job.lens.orig}`}
+        </p>
+      )}
       {job.error && (
         <p className="group-card__error" role="alert">
           {job.error.file ? <code>{job.error.file}</code> : null} {humanError(job.error).message}

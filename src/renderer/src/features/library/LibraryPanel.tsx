@@ -5,6 +5,7 @@ import { call, errorOf } from '../../ipc/client'
 import { formatBytes } from '../../lib/format'
 import { reportError, useAppStore } from '../../store'
 import { dragIds, usePlacementUi, type DragData } from '../placement/PlacementContext'
+import { AddLens, droppedFilePath } from './AddLens'
 import { AddModel } from './AddModel'
 
 /** `124 M`, `1.2 B` parameters. */
@@ -33,11 +34,23 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
   const broken = group.status === 'broken'
   const { attributes, listeners, setNodeRef } = useDraggable({ id, data, disabled: broken })
   const size = group.measuredBytes ?? group.estimatedBytes
+  // Lenses join groups of the models folder; in Electron a .pt dropped on the card fills the form.
+  const canAddLens = group.source === 'folder' && !broken
+  const canDrop = canAddLens && window.api?.pathForFile !== undefined
+  const [dropped, setDropped] = useState<string | null>(null)
   return (
     <li
       className={`group-card${broken ? ' group-card--broken' : ''}${activeDragId === id ? ' group-card--dragging' : ''}`}
       data-testid="group-card"
       data-group-id={group.groupId}
+      onDragOver={(e) => {
+        if (canDrop && e.dataTransfer.types.includes('Files')) e.preventDefault()
+      }}
+      onDrop={(e) => {
+        if (!canDrop) return
+        e.preventDefault()
+        setDropped(droppedFilePath(e))
+      }}
     >
       <div
         className="group-card__grip"
@@ -97,6 +110,7 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
           ))}
         </ul>
       )}
+      {canAddLens && <AddLens group={group} dropped={dropped} />}
       {group.errors.map((e, i) => (
         <p key={i} className="group-card__error" role="alert">
           {e.file ? <code>{e.file}</code> : null} {e.message}
