@@ -300,7 +300,7 @@ export class ModelLibrary {
 
   /** The library as the contract shows it (placement facts are filled in by the manager). */
   describe(
-    extra: (e: LibraryEntry) => Pick<LibraryGroup, 'measuredBytes' | 'loadedOn'>
+    extra: (e: LibraryEntry) => Pick<LibraryGroup, 'measuredBytes' | 'loadedOn' | 'settings'>
   ): LibraryGroup[] {
     return this.#entries.map((e) => ({
       groupId: e.groupId,
