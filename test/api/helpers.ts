@@ -38,7 +38,7 @@ export async function startApiHost(
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
   manifest.group.id = HUGE_GROUP
   // The memory estimate grows with the batch workspace: this one fits on no device.
-  manifest.rowsPerBatch = { ...(manifest.rowsPerBatch ?? {}), gpu: 100_000_000 }
+  manifest.rowsPerBatch = { ...(manifest.rowsPerBatch ?? {}), cpu: 100_000_000, gpu: 100_000_000 }
   await writeFile(manifestFile, JSON.stringify(manifest))
 
   const logLines: string[] = []

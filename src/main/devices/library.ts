@@ -316,6 +316,7 @@ export class ModelLibrary {
       maxTokens: e.summary?.baseModel.maxPositions ?? null,
       estimatedBytesByKind: e.summary?.estimatedBytesByKind ?? null,
       base: e.summary ? libraryBase(e.summary) : null,
+      baseModel: e.summary?.baseModel.id ?? null,
       lenses:
         e.summary?.lenses.map((l) => ({
           id: l.id,

@@ -120,6 +120,7 @@ export class DevicesService {
     InvokeHandlers,
     | 'devices:state'
     | 'devices:clear'
+    | 'devices:reset'
     | 'models:list'
     | 'models:load'
     | 'models:unload'
@@ -137,6 +138,7 @@ export class DevicesService {
     return {
       'devices:state': async () => (await m()).snapshot(),
       'devices:clear': async (input) => (await m()).clearDevice(input.deviceId, input.force),
+      'devices:reset': async () => (await m()).reset(),
       'models:list': async (input) => {
         const manager = await m()
         if (input?.rescan) await manager.rescan()

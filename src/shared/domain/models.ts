@@ -56,6 +56,8 @@ export const LibraryGroupSchema = z.object({
   lenses: z.array(LibraryLensSchema),
   /** Devices where the group is loaded (or loading). */
   loadedOn: z.array(z.string()),
+  /** The base model's id (a Hugging Face id or the bundle's name for it), when readable. */
+  baseModel: z.string().nullable().optional(),
   /** Replicas and preload (absent from a manager that keeps no settings). */
   settings: GroupSettingsSchema.optional()
 })

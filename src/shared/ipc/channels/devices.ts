@@ -34,6 +34,14 @@ export const devicesInvokes = {
   'devices:clear': defineInvoke(
     z.object({ deviceId: DeviceIdSchema, force: z.boolean().default(false) }).strict(),
     DeviceClearResultSchema
+  ),
+  /**
+   * Back to the start: every unfinished job cancelled, every device cleared (pins too), then the
+   * preload groups loaded again (settings are kept). The predecessor's `POST /reset`.
+   */
+  'devices:reset': defineInvoke(
+    z.object({}).strict().optional(),
+    z.object({ cancelled: z.number().int(), cleared: z.array(DeviceClearResultSchema) })
   )
 } as const
 
