@@ -24,7 +24,13 @@ export interface ApiHost {
 }
 
 export async function startApiHost(
-  api: { extraTokens?: string[]; maxBodyBytes?: number; badRequestLogIntervalMs?: number } = {},
+  api: {
+    extraTokens?: string[]
+    maxBodyBytes?: number
+    badRequestLogIntervalMs?: number
+    metricsPublic?: boolean
+    compatOrigins?: string[]
+  } = {},
   deviceIds: [string, string] = ['cpu:0', 'cpu:1']
 ): Promise<ApiHost> {
   const modelsDir = await mkdtemp(join(tmpdir(), 'talkative-api-models-'))
