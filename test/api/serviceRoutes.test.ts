@@ -3,6 +3,7 @@
  * The un-prefixed service routes (/health, /metrics, /reset, /api/gpu_stats), the predecessor's
  * /api/slim, and compat mode's door (tokenless for listed origins only), against running hosts.
  */
+import WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GROUP, startApiHost, type ApiHost } from './helpers'
 
@@ -185,5 +186,173 @@ describe('compat mode', () => {
     expect(compat.logLines.some((l) => l.includes('COMPAT MODE') && l.includes(FRONTEND))).toBe(
       true
     )
+  })
+})
+
+/** The predecessor's frontend's socket: no token, its own Origin. */
+function seedSocket(
+  host: ApiHost,
+  origin: string
+): Promise<
+  | number
+  | {
+      messages: any[]
+      send(m: unknown): void
+      next(type: string, from?: number): Promise<any>
+      close(): void
+    }
+> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://localhost:${host.port}/ws`, { headers: { origin } })
+    const messages: any[] = []
+    const waiters: Array<() => void> = []
+    ws.on('message', (data) => {
+      messages.push(JSON.parse(data.toString()))
+      for (const w of [...waiters]) w()
+    })
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    ws.on('error', () => resolve(0))
+    ws.on('open', () =>
+      resolve({
+        messages,
+        send: (m) => ws.send(JSON.stringify(m)),
+        next: (type, from = 0) =>
+          new Promise((res, reject) => {
+            const timer = setTimeout(
+              () => reject(new Error(`no ${type}; got ${messages.map((m) => m.type).join(', ')}`)),
+              60_000
+            )
+            const check = (): void => {
+              const found = messages.slice(from).find((m) => m.type === type)
+              if (!found) return
+              clearTimeout(timer)
+              waiters.splice(waiters.indexOf(check), 1)
+              res(found)
+            }
+            waiters.push(check)
+            check()
+          }),
+        close: () => ws.close()
+      })
+    )
+  })
+}
+
+describe("compat mode's /ws (the predecessor's frontend protocol)", () => {
+  it('is served only in compat mode, and only to listed origins without a token', async () => {
+    expect(await seedSocket(h, FRONTEND)).toBe(404)
+    expect(await seedSocket(compat, 'http://evil.example')).toBe(403)
+  })
+
+  it('greets, lists groups, switches, analyses, generates and cancels with its messages', async () => {
+    const s = await seedSocket(compat, FRONTEND)
+    if (typeof s === 'number') throw new Error(`refused with ${s}`)
+    try {
+      // On connect: the default group as the current model, the system state, the groups.
+      const hello = await s.next('connection_established')
+      expect(hello).toMatchObject({ model_id: LENS, auto_batch_size_max: 256 })
+      const state = await s.next('system_state')
+      expect(state.data.devices.map((d: any) => d.device)).toEqual(['cpu:0', 'cpu:1'])
+      const groups = await s.next('model_groups_list')
+      expect(groups.current_model).toBe(LENS)
+
+      let from = s.messages.length
+      s.send({ type: 'switch_model', model_id: LENS })
+      const switched = await s.next('model_switch_complete', from)
+      expect(switched).toMatchObject({ model_id: LENS, group_id: GROUP })
+
+      // The frontend's analyze message: its free-form options, "auto" batch size (256 / K).
+      from = s.messages.length
+      s.send({
+        type: 'analyze',
+        text: 'The cat sat on the mat.',
+        client_request_id: 'c1',
+        options: {
+          batch_size: 128,
+          seed: 42,
+          no_eval: false,
+          tuned_lens: false,
+          logit_lens_analysis: false,
+          temperature: 1.0,
+          no_kl: false,
+          calculate_token_salience: true,
+          do_hard_tokens: false,
+          return_structured: true,
+          move_devices: false,
+          last_n_messages: null,
+          use_chat_format: false,
+          optimize_explanations_config: {
+            best_of_k: 2,
+            use_batched: true,
+            temperature: 1.0,
+            n_groups_per_rollout: 128,
+            num_samples_per_iteration: 16,
+            salience_pct_threshold: 0.0
+          }
+        }
+      })
+      const queued = await s.next('queued', from)
+      expect(queued).toMatchObject({ context: 'analysis', client_request_id: 'c1' })
+      expect(queued.request_id).toMatch(/^job-/)
+      const processing = await s.next('processing', from)
+      expect(processing).toMatchObject({ request_id: queued.request_id, context: 'analysis' })
+      const done = await s.next('completed', from)
+      expect(done).toMatchObject({
+        request_id: queued.request_id,
+        context: 'analysis',
+        client_request_id: 'c1'
+      })
+      expect(done.result.data.length).toBeGreaterThan(0)
+      expect(Object.keys(done.result.data[0])).toEqual(
+        expect.arrayContaining([
+          'position',
+          'token',
+          'explanation',
+          'mse',
+          'relative_rmse',
+          'kl_divergence',
+          'token_salience'
+        ])
+      )
+      // "auto": the device's own rows per batch, reported as the effective figure.
+      expect(done.result.metadata).toMatchObject({ model_id: LENS, best_of_k: 2 })
+      expect(done.result.metadata.batch_size).toBeGreaterThan(0)
+      expect(s.messages.some((m) => m.type === 'queue_update')).toBe(true)
+
+      from = s.messages.length
+      s.send({
+        type: 'generate',
+        text: 'The cat',
+        options: {
+          num_tokens: 4,
+          num_completions: 2,
+          temperature: 0.8,
+          top_p: 0.95,
+          is_chat: false,
+          return_full_text: true
+        }
+      })
+      const gen = await s.next('generation_complete', from)
+      expect(gen.result.completions).toHaveLength(2)
+      expect(gen.result.metadata).toMatchObject({
+        model_id: LENS,
+        num_completions: 2,
+        max_new_tokens: 4,
+        top_p: 0.95
+      })
+
+      from = s.messages.length
+      s.send({ type: 'cancel_request', request_id: 'job-00000000-0000-0000-0000-000000000000' })
+      const missing = await s.next('error', from)
+      expect(typeof missing.error).toBe('string')
+      from = s.messages.length
+      s.send({ type: 'analyze', text: '   ' })
+      expect((await s.next('error', from)).error).toContain('text')
+      from = s.messages.length
+      s.send({ type: 'teleport' })
+      expect((await s.next('error', from)).error).toContain('teleport')
+    } finally {
+      s.close()
+    }
   })
 })

@@ -14,6 +14,7 @@ import { CompatAccess } from './compatAccess'
 import { dispatchForApi } from './endpoint'
 import { WorkbenchMetrics } from './metrics'
 import { createServiceRoute } from './serviceRoutes'
+import { attachSeedWebSocket } from './seedSocket'
 import { SLIM_PREFIX, slimEndpoints } from './slim'
 
 export { loadApiConfig, type ApiOptions } from './config'
@@ -94,9 +95,14 @@ export function attachApi(
     tokens,
     badRequests
   })
+  // Compat mode: the predecessor's own WebSocket at /ws, for its browser frontend.
+  const seedWs = compat
+    ? attachSeedWebSocket({ host, router, hub: services.hub, tokens, compat, badRequests })
+    : null
   return {
     badRequests,
     async close() {
+      await seedWs?.close()
       await ws.close()
       metrics.close()
       waiter.close()
