@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'src/**/*.test.tsx', 'test/**/*.test.ts'],
     environment: 'node',
+    setupFiles: ['test/setup/isolatePlacements.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // ONNX Runtime sessions and worker processes are heavy; two cores here.

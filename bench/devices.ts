@@ -1,9 +1,12 @@
 /**
  * Device manager benchmark: analysis throughput of one long job on two virtual CPU devices (one
  * thread each, data parallel) against the same job on one of them, and the queue overhead per job
- * (submit → done, minus the worker's own analysis time). `--json` prints one JSON line.
+ * (submit → done, minus the worker's own analysis time). Then replicas: a burst of short analyses
+ * for a group resident on one device, with the other idle and empty, against the same burst kept
+ * to one device (`replicas.max` 1); the replica's load counts in its time. `--json` prints one
+ * JSON line.
  *
- *   npm run bench:devices [-- --json] [--repeat N] [--tokens N]
+ *   npm run bench:devices [-- --json] [--repeat N] [--sentences N] [--burst N]
  */
 import { cpus, totalmem, freemem, loadavg } from 'node:os'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -57,7 +60,9 @@ async function main(): Promise<void> {
       { id: 'cpu:0', threads: 1 },
       { id: 'cpu:1', threads: 1 }
     ],
-    minChunkPositions: arg('--min-chunk', 2)
+    minChunkPositions: arg('--min-chunk', 2),
+    // Every replica run pays a load from the bundle, not a reload from the worker's host cache.
+    reloadCache: { hostCacheBytes: 0 }
   })
   try {
     await manager.start()
@@ -144,6 +149,13 @@ async function main(): Promise<void> {
     log(
       `queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`
     )
+    const burst = await replicaBurst(manager, groupId, arg('--burst', 40), repeat)
+    log(
+      `replicas: ${burst.jobs} short analyses (K=16), group on cpu:0, cpu:1 idle and empty: one device ${burst.singleMs} ms, with a replica ${burst.replicaMs} ms (its load ${burst.replicaLoadMs} ms included) → ${burst.speedup.toFixed(2)}×; the replica served its first job ${burst.firstJobMs} ms after the burst began; ${burst.onReplica} of ${burst.jobs} jobs ran there; rows identical to the one-device run: ${burst.identical}`
+    )
+    log(
+      `replica ceiling on this machine: the same burst with the replica already loaded → ${burst.ceiling.toFixed(2)}×; replica efficiency ${(burst.speedup / burst.ceiling).toFixed(2)}`
+    )
     if (json) {
       console.log(
         JSON.stringify({
@@ -155,13 +167,117 @@ async function main(): Promise<void> {
           split_efficiency: Number((speedup / ceiling).toFixed(3)),
           positions: rows,
           cores: cpus().length,
-          load_avg_1m: Number(loadavg()[0]!.toFixed(2))
+          load_avg_1m: Number(loadavg()[0]!.toFixed(2)),
+          replica_speedup: Number(burst.speedup.toFixed(3)),
+          replica_first_job_ms: burst.firstJobMs,
+          replica_load_ms: burst.replicaLoadMs,
+          replica_burst_jobs: burst.jobs,
+          replica_single_ms: burst.singleMs,
+          replica_ms: burst.replicaMs,
+          replica_rows_identical: burst.identical,
+          replica_ceiling: Number(burst.ceiling.toFixed(3)),
+          replica_efficiency: Number((burst.speedup / burst.ceiling).toFixed(3))
         })
       )
     }
   } finally {
     await manager.dispose()
     await rm(modelsDir, { recursive: true, force: true })
+  }
+}
+
+const BURST_TEXTS = [
+  'The cat sat on the red chair.',
+  'A dog ran to the river in the morning.',
+  'The old farmer sold cheese at the market.',
+  'My sister read a book in the library.'
+]
+
+/**
+ * `jobs` short analyses submitted at once while the group is on cpu:0 only: kept to cpu:0
+ * (`replicas.max` 1), then free to load a replica on the idle cpu:1 (unloaded again between runs,
+ * so every replica run pays its load). Best of `repeat` for each, interleaved.
+ */
+async function replicaBurst(
+  manager: DeviceManager,
+  groupId: string,
+  jobs: number,
+  repeat: number
+): Promise<{
+  ceiling: number
+  jobs: number
+  singleMs: number
+  replicaMs: number
+  speedup: number
+  firstJobMs: number
+  replicaLoadMs: number
+  onReplica: number
+  identical: boolean
+}> {
+  const options = { bestOfK: 16 }
+  const texts = Array.from({ length: jobs }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
+  const clear = async (): Promise<void> => {
+    if (manager.devices()[1]!.placements.length > 0) await manager.clearDevice('cpu:1', true)
+  }
+  const burst = async (): Promise<{
+    ms: number
+    ids: string[]
+    firstOnReplicaMs: number | null
+  }> => {
+    const t = performance.now()
+    let firstOnReplicaMs: number | null = null
+    const ids = texts.map(
+      (text) => manager.submit({ kind: 'analyze', groupId, text, options }, 'bench').jobId
+    )
+    await Promise.all(
+      ids.map(async (id) => {
+        const s = await manager.waitFor(id)
+        if (s.status !== 'done') throw new Error(`job ${s.status}: ${s.error?.message}`)
+        if (s.devices.includes('cpu:1') && firstOnReplicaMs === null)
+          firstOnReplicaMs = performance.now() - t
+      })
+    )
+    return { ms: performance.now() - t, ids, firstOnReplicaMs }
+  }
+  let singleMs = Infinity
+  let replicaMs = Infinity
+  let warmMs = Infinity
+  let firstJobMs = Infinity
+  let replicaLoadMs = 0
+  let onReplica = 0
+  let identical = true
+  for (let i = 0; i < repeat; i++) {
+    await clear()
+    manager.setGroupSettings({ groupId, replicas: { min: 0, max: 1 } })
+    const one = await burst()
+    singleMs = Math.min(singleMs, one.ms)
+    manager.setGroupSettings({ groupId, replicas: { min: 0, max: null } })
+    const two = await burst()
+    if (two.ms < replicaMs) {
+      replicaMs = two.ms
+      replicaLoadMs = manager.devices()[1]!.placements[0]?.loadMs ?? 0
+      onReplica = two.ids.filter((id) => manager.getJob(id).devices.includes('cpu:1')).length
+    }
+    if (two.firstOnReplicaMs !== null) firstJobMs = Math.min(firstJobMs, two.firstOnReplicaMs)
+    // The ceiling: the same burst with the replica already resident (no load to pay).
+    warmMs = Math.min(warmMs, (await burst()).ms)
+    two.ids.forEach((id, k) => {
+      const a = manager.result(id).rows.map((r) => ({ ...r, klDivergence: null }))
+      const b = manager.result(one.ids[k]!).rows.map((r) => ({ ...r, klDivergence: null }))
+      if (JSON.stringify(a) !== JSON.stringify(b)) identical = false
+    })
+  }
+  await clear()
+  return {
+    ceiling: singleMs / warmMs,
+    jobs,
+    singleMs: Math.round(singleMs),
+    replicaMs: Math.round(replicaMs),
+    speedup: singleMs / replicaMs,
+    firstJobMs: Number.isFinite(firstJobMs) ? Math.round(firstJobMs) : -1,
+    replicaLoadMs: Math.round(replicaLoadMs),
+    onReplica,
+    identical
   }
 }
 

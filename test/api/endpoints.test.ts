@@ -213,6 +213,25 @@ describe('analyses, generations, jobs', () => {
     expect(r.body.rows.every((x: any) => x.kl_divergence === null)).toBe(true)
     expect(r.body.rows.every((x: any) => x.token_salience.length > 0)).toBe(true)
     expect(r.body.rows.every((x: any) => typeof x.logit_lens_top === 'string')).toBe(true)
+    // The predecessor's batch_size (positions per batch) and its optimiser settings.
+    const seed = await api(h, 'POST', '/models/process', {
+      model_id: LENS,
+      prompt: 'A dog ran.',
+      options: {
+        batch_size: 2,
+        no_eval: true,
+        optimize_explanations_config: { best_of_k: 2, temperature: 1, use_batched: true }
+      }
+    })
+    expect(seed.status).toBe(200)
+    expect(seed.body.metadata.options).toMatchObject({ best_of_k: 2, rows_per_batch: 4, kl: false })
+    const refused = await api(h, 'POST', '/models/process', {
+      model_id: LENS,
+      prompt: 'A dog ran.',
+      options: { optimize_explanations_config: { use_batched: false } }
+    })
+    expect(refused.status).toBe(400)
+    expect(refused.body.error.field).toBe('options.optimize_explanations_config.use_batched')
   })
 
   it('queues without waiting (202), then GET /jobs/{id} has the result', async () => {
@@ -296,6 +315,23 @@ describe('analyses, generations, jobs', () => {
     expect(gen.status).toBe(200)
     expect(gen.body.job.kind).toBe('generate')
     expect(gen.body.completions).toHaveLength(2)
+    // The predecessor's names; return_full_text false answers the generated parts alone.
+    const only = await api(h, 'POST', '/models/generate', {
+      model_id: LENS,
+      prompt: 'The cat',
+      options: { num_tokens: 4, num_completions: 1, seed: 7, return_full_text: false }
+    })
+    const full = await api(h, 'POST', '/models/generate', {
+      model_id: LENS,
+      prompt: 'The cat',
+      options: { max_new_tokens: 4, completions: 1, seed: 7 }
+    })
+    expect(only.status).toBe(200)
+    expect(only.body.completions).toHaveLength(1)
+    expect(only.body.replies).toEqual(only.body.completions)
+    expect(full.body.completions[0]).toMatch(/the cat/i)
+    expect(full.body.completions[0].length).toBeGreaterThan(only.body.completions[0].length)
+    expect(full.body.replies).toEqual(only.body.replies)
     const both = await api(h, 'POST', '/models/generate-and-analyze', {
       model_id: LENS,
       prompt: 'The dog',
@@ -466,15 +502,27 @@ describe('OpenAPI', () => {
     expect(doc.openapi).toMatch(/^3\./)
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
+        '/api/v2/current',
+        '/api/v2/devices/{device_id}/clear',
+        '/api/v2/devices/{device_id}/memory',
+        '/api/v2/groups',
         '/api/v2/groups/load',
         '/api/v2/groups/pin',
+        '/api/v2/groups/settings',
         '/api/v2/groups/unload',
+        '/api/v2/groups/{group_id}/preload',
         '/api/v2/jobs/{job_id}',
         '/api/v2/jobs/{job_id}/cancel',
+        '/api/v2/model_groups',
+        '/api/v2/models',
         '/api/v2/models/generate',
         '/api/v2/models/generate-and-analyze',
         '/api/v2/models/load',
+        '/api/v2/models/memory',
         '/api/v2/models/process',
+        '/api/v2/models/switch',
+        '/api/v2/models/{model_id}/info',
+        '/api/v2/switch',
         '/api/v2/system/state'
       ].sort()
     )

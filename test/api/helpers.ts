@@ -24,7 +24,13 @@ export interface ApiHost {
 }
 
 export async function startApiHost(
-  api: { extraTokens?: string[]; maxBodyBytes?: number; badRequestLogIntervalMs?: number } = {},
+  api: {
+    extraTokens?: string[]
+    maxBodyBytes?: number
+    badRequestLogIntervalMs?: number
+    metricsPublic?: boolean
+    compatOrigins?: string[]
+  } = {},
   deviceIds: [string, string] = ['cpu:0', 'cpu:1']
 ): Promise<ApiHost> {
   const modelsDir = await mkdtemp(join(tmpdir(), 'talkative-api-models-'))
@@ -38,7 +44,7 @@ export async function startApiHost(
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
   manifest.group.id = HUGE_GROUP
   // The memory estimate grows with the batch workspace: this one fits on no device.
-  manifest.rowsPerBatch = { ...(manifest.rowsPerBatch ?? {}), gpu: 100_000_000 }
+  manifest.rowsPerBatch = { ...(manifest.rowsPerBatch ?? {}), cpu: 100_000_000, gpu: 100_000_000 }
   await writeFile(manifestFile, JSON.stringify(manifest))
 
   const logLines: string[] = []

@@ -99,10 +99,14 @@ describe('device and execution provider', () => {
       threads: 4
     })
     expect(parseTarget('cuda:0', 'webgpu')).toEqual({ provider: 'webgpu', deviceIndex: 0 })
+    // A bare index is a GPU, as device_id is in the API.
+    expect(parseTarget('0', undefined)).toEqual({ provider: 'cuda', deviceIndex: 0 })
+    expect(parseTarget('2', 'webgpu')).toEqual({ provider: 'webgpu', deviceIndex: 2 })
   })
 
   it('rejects contradictions, naming the flag', () => {
     expect(appError(() => parseTarget('gpu', undefined)).field).toBe('--device')
+    expect(appError(() => parseTarget('-1', undefined)).field).toBe('--device')
     expect(appError(() => parseTarget('cuda:0', 'cpu')).field).toBe('--ep')
     expect(appError(() => parseTarget('cpu', 'cuda')).message).toMatch(
       /--ep cuda needs a GPU: add --device cuda:N/

@@ -82,11 +82,14 @@ export function parseTarget(
   threads?: number
 ): SessionTarget {
   const dev = device ?? 'cpu'
-  const m = /^(cpu|cuda:(\d+))$/.exec(dev)
+  // A bare GPU index means cuda:N, as `device_id` does in the API.
+  const m = /^(cpu|(?:cuda:)?(\d+))$/.exec(dev)
   if (!m)
-    throw new AppError('invalid_input', `--device must be cpu or cuda:N, got "${dev}"`, {
-      field: '--device'
-    })
+    throw new AppError(
+      'invalid_input',
+      `--device must be cpu, cuda:N or a GPU index N, got "${dev}"`,
+      { field: '--device' }
+    )
   const gpuIndex = m[2] === undefined ? undefined : Number(m[2])
   let provider: ExecutionProvider
   if (ep === undefined) provider = gpuIndex === undefined ? 'cpu' : 'cuda'
@@ -122,7 +125,7 @@ export function addGroupOptions(cmd: Command): Command {
   return cmd
     .option('--bundle <dir>', 'model group folder (default: the built-in demo group)')
     .option('--lens <id>', "lens id (default: the group's first lens)")
-    .option('--device <id>', 'cpu or cuda:N', 'cpu')
+    .option('--device <id>', 'cpu, cuda:N or N (GPU index N, as in the API)', 'cpu')
     .addOption(
       new Option(
         '--ep <provider>',

@@ -16,7 +16,9 @@ export const ApiConfigFileSchema = z.strictObject({
     .min(1024)
     .max(256 * 1024 * 1024)
     .optional(),
-  bad_request_log_interval_s: z.number().min(1).max(86_400).optional()
+  bad_request_log_interval_s: z.number().min(1).max(86_400).optional(),
+  /** `GET /metrics` without the token (for a Prometheus scraper on a trusted network). */
+  metrics_public: z.boolean().optional()
 })
 
 export interface ApiOptions {
@@ -24,6 +26,13 @@ export interface ApiOptions {
   extraTokens?: string[]
   maxBodyBytes?: number
   badRequestLogIntervalMs?: number
+  /** `GET /metrics` without the token. */
+  metricsPublic?: boolean
+  /**
+   * Compat mode (`--compat`): the predecessor's tokenless routes for these browser origins
+   * (`--allow-origin`); absent: off.
+   */
+  compatOrigins?: string[]
   log?: (line: string) => void
 }
 
@@ -47,6 +56,7 @@ export function loadApiConfig(file: string): ApiOptions {
     extraTokens: c.token ? [c.token] : [],
     maxBodyBytes: c.max_body_bytes,
     badRequestLogIntervalMs:
-      c.bad_request_log_interval_s === undefined ? undefined : c.bad_request_log_interval_s * 1000
+      c.bad_request_log_interval_s === undefined ? undefined : c.bad_request_log_interval_s * 1000,
+    metricsPublic: c.metrics_public
   }
 }

@@ -26,6 +26,11 @@ export interface EndpointContext {
 export interface EndpointAnswer {
   status: number
   body: unknown
+  /**
+   * The body already has its wire names (the predecessor's shapes, whose object keys may be ids
+   * such as a group id or `cuda:0`): sent as it is, not renamed to snake_case.
+   */
+  wire?: true
 }
 
 export interface EndpointInput<Body> {
@@ -35,10 +40,12 @@ export interface EndpointInput<Body> {
   raw: Record<string, unknown>
   /** Path parameters, e.g. `job_id` of `/jobs/{job_id}`. */
   params: Record<string, string>
+  /** The query string (e.g. `force=true` of `DELETE /devices/{device_id}/clear`). */
+  query?: URLSearchParams
 }
 
 interface EndpointMeta {
-  method: 'GET' | 'POST'
+  method: 'GET' | 'POST' | 'DELETE'
   /** OpenAPI path template below /api/v2, e.g. `/jobs/{job_id}`. */
   path: string
   summary: string

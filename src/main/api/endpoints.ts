@@ -9,6 +9,7 @@ import { defineEndpoint, type EndpointAnswer, type Endpoint } from './endpoint'
 import { fail } from './failures'
 import { jobEndpoint, jobIdParam } from './jobEndpoints'
 import { resolveLens } from './lensRef'
+import { managerEndpoints } from './managerEndpoints'
 import { toDeviceId } from './names'
 import { analysisOptions, generateOptions } from './options'
 import {
@@ -44,6 +45,7 @@ function loadAnswer(
       modelId,
       groupId,
       deviceId: result.deviceId,
+      device: result.deviceId,
       placement: result.placement,
       message: `${groupId} is loaded on ${result.deviceId}`
     }
@@ -174,7 +176,8 @@ export const endpoints: readonly Endpoint[] = [
     result: 'The finished job with its rows',
     fields: (body, raw) => ({
       options: analysisOptions(body.options, raw.options, body.num_predictions)
-    })
+    }),
+    seedOptions: (raw) => [raw.options]
   }),
   jobEndpoint({
     path: '/models/generate',
@@ -184,7 +187,8 @@ export const endpoints: readonly Endpoint[] = [
     result: 'The finished job with completions',
     fields: (body, raw) => ({
       generate: generateOptions(body.options, raw.options, body.num_completions)
-    })
+    }),
+    seedOptions: (raw) => [raw.options]
   }),
   jobEndpoint({
     path: '/models/generate-and-analyze',
@@ -194,9 +198,11 @@ export const endpoints: readonly Endpoint[] = [
     result: 'Completions and analysis rows',
     fields: (body, raw) => ({
       options: analysisOptions(body.options, raw.options, body.num_predictions),
-      generate: generateOptions(body.generation, raw.generation, undefined)
-    })
+      generate: generateOptions(body.generation, raw.generation, undefined, 'generation')
+    }),
+    seedOptions: (raw) => [raw.options, raw.generation]
   }),
+  ...managerEndpoints,
   defineEndpoint({
     method: 'GET',
     path: '/jobs/{job_id}',

@@ -5,7 +5,7 @@ import { sendJson } from '../http/replies'
 import { BodyTooLarge, firstHeader, readBody, bearerToken, tokenMatches } from '../http/requests'
 import type { RouteHandler } from '../http/server'
 import type { BadRequestLog } from './badRequests'
-import { dispatchForApi, matchEndpoint, type EndpointContext } from './endpoint'
+import { dispatchForApi, matchEndpoint, type Endpoint, type EndpointContext } from './endpoint'
 import { endpoints } from './endpoints'
 import { ApiFailure, toApiFailure } from './failures'
 import type { JobWaiter } from './jobWaiter'
@@ -21,6 +21,9 @@ export function apiClientId(req: IncomingMessage): string {
 }
 
 export interface ApiRouteOptions {
+  /** The path the table's paths are below (default /api/v2) and the table (default /api/v2's). */
+  prefix?: string
+  table?: readonly Endpoint[]
   router: Router
   waiter: JobWaiter
   tokens: () => readonly string[]
@@ -33,10 +36,12 @@ export interface ApiRouteOptions {
 /** The HTTP side of /api/v2: auth, limits, parsing, then the endpoint table. */
 export function createApiRoute(options: ApiRouteOptions): RouteHandler {
   const { router, waiter, badRequests } = options
+  const prefix = options.prefix ?? API_PREFIX
+  const table = options.table ?? endpoints
   let openApi: unknown
 
   return async (req, res, url) => {
-    const rest = url.pathname.slice(API_PREFIX.length)
+    const rest = url.pathname.slice(prefix.length)
     if (rest !== '' && !rest.startsWith('/')) return false
     const reply = (status: number, body: unknown, headers?: Record<string, string>): void => {
       if (status >= 400 && status < 500) badRequests.record(status)
@@ -64,12 +69,12 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       )
       return true
     }
-    if (rest === '/openapi.json' || rest === '/openapi.json/') {
+    if (prefix === API_PREFIX && (rest === '/openapi.json' || rest === '/openapi.json/')) {
       openApi ??= buildOpenApi(endpoints, options.version)
       reply(200, openApi)
       return true
     }
-    if (rest === '/ws') {
+    if (prefix === API_PREFIX && rest === '/ws') {
       replyError(
         426,
         { code: 'invalid_input', message: 'this path speaks WebSocket only' },
@@ -78,7 +83,7 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       )
       return true
     }
-    const match = matchEndpoint(endpoints, req.method ?? 'GET', rest)
+    const match = matchEndpoint(table, req.method ?? 'GET', rest)
     if (!match) {
       req.resume()
       replyError(404, { code: 'not_found', message: `no endpoint ${req.method} ${url.pathname}` })
@@ -176,8 +181,8 @@ export function createApiRoute(options: ApiRouteOptions): RouteHandler {
       }
     }
     try {
-      const answer = await accepted.run({ raw, params }, ctx)
-      reply(answer.status, toWire(answer.body))
+      const answer = await accepted.run({ raw, params, query: url.searchParams }, ctx)
+      reply(answer.status, answer.wire ? answer.body : toWire(answer.body))
     } catch (err) {
       // A service's typed error (e.g. `unavailable` while the server shuts down) keeps its status;
       // anything else is not the caller's fault: say so plainly, and leave a trace for the operator.

@@ -18,7 +18,7 @@ import {
 import { apiFailureOf, fail } from './failures'
 import { resolveLens } from './lensRef'
 import { toDeviceId } from './names'
-import { promptInput } from './options'
+import { asksForChat, promptInput, wantsContinuationsOnly } from './options'
 import { JobQueuedSchema, JobResultSchema } from './schemas'
 
 /** What every job request body has. */
@@ -45,6 +45,8 @@ export function jobEndpoint<S extends z.ZodType<JobRequestBody>>(spec: {
   result: string
   /** The kind's own fields of the submission (options, generation settings) from the body. */
   fields(body: z.output<S>, raw: Record<string, unknown>): Pick<JobSubmit, 'options' | 'generate'>
+  /** The options objects (as sent) whose `return_full_text` / `use_chat_format` apply. */
+  seedOptions(raw: Record<string, unknown>): unknown[]
 }): Endpoint {
   return defineEndpoint({
     method: 'POST',
@@ -58,17 +60,19 @@ export function jobEndpoint<S extends z.ZodType<JobRequestBody>>(spec: {
     errors: JOB_ERRORS,
     async handle({ body, raw }, ctx) {
       const lens = await resolveLens(body.model_id, ctx)
+      const seed = spec.seedOptions(raw)
       return submitJob(
         ctx,
         {
           kind: spec.kind,
           groupId: lens.groupId,
           lensId: lens.lensId,
-          ...promptInput(body.prompt),
+          ...promptInput(body.prompt, seed.some(asksForChat)),
           ...spec.fields(body, raw),
           deviceId: toDeviceId(body.device_id)
         },
-        body.wait
+        body.wait,
+        seed.some(wantsContinuationsOnly)
       )
     }
   })
@@ -78,7 +82,8 @@ export function jobEndpoint<S extends z.ZodType<JobRequestBody>>(spec: {
 async function submitJob(
   ctx: EndpointContext,
   submit: JobSubmit,
-  wait: boolean
+  wait: boolean,
+  continuationsOnly: boolean
 ): Promise<EndpointAnswer> {
   const { jobId } = await ctx.call('jobs:submit', submit, { group_id: 'model_id' })
   const state = await ctx.call('jobs:get', { jobId })
@@ -101,7 +106,11 @@ async function submitJob(
   answered = true
   if (!final) fail('not_found', `job ${jobId} is gone`, 'job_id')
   if (final.status === 'failed') throw jobFailure(final)
-  return { status: 200, body: toPublicJobResult(await ctx.call('jobs:result', { jobId })) }
+  const result = toPublicJobResult(await ctx.call('jobs:result', { jobId }))
+  // The seed's return_full_text: false answers the generated parts alone (the replies).
+  if (continuationsOnly && result.replies.length)
+    return { status: 200, body: { ...result, completions: result.replies } }
+  return { status: 200, body: result }
 }
 
 function jobFailure(state: JobState): Error {

@@ -36,18 +36,85 @@ const WaitSchema = z
   .default(true)
   .describe('Answer when the job has finished (true) or at once with 202 and the job id (false)')
 
+/**
+ * The predecessor's `optimize_explanations_config`: `best_of_k` and `temperature` mean what they
+ * meant; `use_batched` must be true (its sequential optimiser is not in the Workbench); the keys
+ * only that optimiser read are accepted and have no effect, as in its batched path.
+ */
+export const OptimizeExplanationsConfigSchema = z
+  .strictObject({
+    best_of_k: z.number().int().min(1).max(512).optional(),
+    temperature: z.number().min(0).max(5).optional(),
+    use_batched: z.boolean().optional(),
+    n_groups_per_rollout: z.number().int().min(1).max(65536).nullable().optional(),
+    rollout_batch_size: z.number().int().min(1).max(65536).optional(),
+    num_samples_per_iteration: z.number().int().min(1).optional(),
+    num_samples: z.number().int().min(1).optional(),
+    salience_pct_threshold: z.number().min(0).max(1).optional(),
+    max_temp_increases: z.number().int().min(0).optional(),
+    temp_increase_factor: z.number().positive().optional()
+  })
+  .describe(
+    "Seed: the predecessor's best-of-K settings (best_of_k, temperature; use_batched must be true)"
+  )
+
+const ChatFlagSchema = z
+  .boolean()
+  .optional()
+  .describe(
+    'Seed: a string prompt is a conversation: JSON [{role, content}], or plain text as one user turn'
+  )
+
 export const ApiAnalyzeOptionsSchema = z
   .strictObject({
     ...snakeObject(AnalyzeOptionsSchema).shape,
     calculate_token_salience: z.boolean().optional().describe('Seed name of `salience`'),
     logit_lens_analysis: z.boolean().optional().describe('Seed name of `logit_lens`'),
-    no_kl: z.boolean().optional().describe('Seed name of `kl`, inverted')
+    no_kl: z.boolean().optional().describe('Seed name of `kl`, inverted'),
+    batch_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(65536)
+      .optional()
+      .describe('Seed: token positions per batch (rows_per_batch = batch_size × best_of_k)'),
+    optimize_explanations_config: OptimizeExplanationsConfigSchema.optional(),
+    no_eval: z
+      .boolean()
+      .optional()
+      .describe(
+        'Seed: skip the costly evaluations (KL and salience); MSE and relative RMSE stay, best-of-K needs them'
+      ),
+    use_chat_format: ChatFlagSchema,
+    is_chat: ChatFlagSchema
   })
-  .describe('Analysis options (contract AnalyzeOptions, snake_case)')
+  .describe('Analysis options (contract AnalyzeOptions, snake_case, and the seed names)')
 
-export const ApiGenerateOptionsSchema = snakeObject(GenerateOptionsSchema).describe(
-  'Continuation options (contract GenerateOptions, snake_case)'
-)
+export const ApiGenerateOptionsSchema = z
+  .strictObject({
+    ...snakeObject(GenerateOptionsSchema).shape,
+    num_tokens: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('Seed name of `max_new_tokens`'),
+    num_completions: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Seed name of `completions`'),
+    return_full_text: z
+      .union([z.boolean(), z.literal('full_and_completion')])
+      .optional()
+      .describe('Seed: true (default) answers prompt + continuation, false the continuation alone'),
+    use_chat_format: ChatFlagSchema,
+    is_chat: ChatFlagSchema
+  })
+  .describe('Continuation options (contract GenerateOptions, snake_case, and the seed names)')
 
 const NumPredictionsSchema = z
   .number()
@@ -130,6 +197,8 @@ export const LoadResponseSchema = z.object({
   modelId: z.string().nullable(),
   groupId: z.string(),
   deviceId: z.string(),
+  /** The predecessor's name of the device (its `device_id` was a GPU index). */
+  device: z.string(),
   placement: PlacementSchema.nullable(),
   message: z.string()
 })

@@ -17,8 +17,9 @@ import type { HttpHost } from '../http/server'
 import type { BadRequestLog } from './badRequests'
 import { dispatchForApi, type Endpoint, type EndpointContext } from './endpoint'
 import { endpoints } from './endpoints'
-import { ApiFailure, toApiFailure } from './failures'
+import { ApiFailure, STATUS_FOR_CODE, toApiFailure } from './failures'
 import { toWire } from './names'
+import { isControlMessage, runControl, type ControlReply, type ControlSession } from './control'
 import {
   WS_SUBMIT_ENDPOINTS,
   WsClientMessageSchema,
@@ -80,6 +81,8 @@ export function attachApiWebSocket(options: {
   const { host, router, hub, badRequests } = options
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES })
   let clientSeq = 0
+  // The predecessor's "current model" (set by switch_model), shared by the sockets.
+  const session: ControlSession = { current: null }
 
   host.addUpgrade(API_WS_PATH, (req, socket, head, url) => {
     // Scripts send the bearer header; browsers cannot, so `?token=` is accepted here too.
@@ -112,6 +115,17 @@ export function attachApiWebSocket(options: {
 
     const send = (message: WsServerMessage): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(toWire(message)))
+    }
+    /** A control reply: the predecessor's shape as it is; an error in this socket's shape. */
+    const sendControl = (reply: ControlReply): void => {
+      if (ws.readyState !== ws.OPEN) return
+      if (reply.kind === 'message') {
+        ws.send(JSON.stringify(reply.message))
+        return
+      }
+      const status = STATUS_FOR_CODE[reply.error.code] ?? 500
+      if (status >= 400 && status < 500) badRequests.record(status)
+      ws.send(JSON.stringify({ type: reply.type, ...reply.extra, error: reply.error }))
     }
     const enqueue = (work: () => Promise<void> | void): void => {
       chain = chain.then(work).catch((err: unknown) => {
@@ -369,6 +383,15 @@ export function attachApiWebSocket(options: {
         return
       }
       const m = message
+      if (isControlMessage(m)) {
+        // A load may take minutes: it runs beside the socket's event chain, and its replies join
+        // the chain when they are ready (after every event already queued).
+        void runControl(m, endpointContext, session).then(
+          (replies) => enqueue(() => replies.forEach(sendControl)),
+          (err: unknown) => enqueue(() => sendFailure(err))
+        )
+        return
+      }
       enqueue(async () => {
         if (isSubmit(m)) await submit(m, raw)
         else if (m.type === 'cancel_request' || m.type === 'interrupt') await cancel(m)

@@ -17,6 +17,7 @@ import {
   GenerateRequestSchema,
   ProcessRequestSchema
 } from './schemas'
+import { STRICT_CONTROL_SCHEMAS } from './control'
 
 const ClientRequestIdSchema = z
   .string()
@@ -76,7 +77,9 @@ export const WsClientMessageSchema = z.discriminatedUnion('type', [
     context: z.enum(['analysis', 'generation', 'generation_and_analysis']).optional(),
     client_request_id: ClientRequestIdSchema.optional()
   }),
-  z.strictObject({ type: z.literal('status'), request_id: RequestIdSchema })
+  z.strictObject({ type: z.literal('status'), request_id: RequestIdSchema }),
+  // The predecessor's control messages (control.ts): same handlers as their HTTP endpoints.
+  ...Object.values(STRICT_CONTROL_SCHEMAS)
 ])
 export type WsClientMessage = z.infer<typeof WsClientMessageSchema>
 

@@ -300,7 +300,7 @@ export class ModelLibrary {
 
   /** The library as the contract shows it (placement facts are filled in by the manager). */
   describe(
-    extra: (e: LibraryEntry) => Pick<LibraryGroup, 'measuredBytes' | 'loadedOn'>
+    extra: (e: LibraryEntry) => Pick<LibraryGroup, 'measuredBytes' | 'loadedOn' | 'settings'>
   ): LibraryGroup[] {
     return this.#entries.map((e) => ({
       groupId: e.groupId,
@@ -316,6 +316,7 @@ export class ModelLibrary {
       maxTokens: e.summary?.baseModel.maxPositions ?? null,
       estimatedBytesByKind: e.summary?.estimatedBytesByKind ?? null,
       base: e.summary ? libraryBase(e.summary) : null,
+      baseModel: e.summary?.baseModel.id ?? null,
       lenses:
         e.summary?.lenses.map((l) => ({
           id: l.id,

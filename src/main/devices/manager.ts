@@ -8,7 +8,16 @@
  * (jobTable.ts), the pure scheduler (scheduler.ts), the executor (executor.ts), row assembly
  * (rowAssembler.ts) and snapshots (snapshots.ts). docs/devices.md draws the states.
  */
-import type { DeviceSpec, FitEstimate, ManagedDevice, Placement } from '@shared/domain/devices'
+import type {
+  DeviceClearResult,
+  DeviceSpec,
+  FitEstimate,
+  GroupSettings,
+  ManagedDevice,
+  Placement,
+  ReplicaSettings,
+  StartupReport
+} from '@shared/domain/devices'
 import {
   TERMINAL_JOB_STATUSES,
   type JobResult,
@@ -28,10 +37,29 @@ import { deviceSpecsFromEnv, resolveDevices } from './config'
 import { Executor } from './executor'
 import { checkSubmission, JobTable } from './jobTable'
 import type { ModelLibrary } from './library'
-import { copyJobState, publicPlacement, type DeviceRecord, type JobRecord } from './records'
+import {
+  copyJobState,
+  isUsable,
+  publicPlacement,
+  type DeviceRecord,
+  type JobRecord
+} from './records'
 import { reloadCacheFromEnv, workerCacheConfig, type ReloadCacheOptions } from './reloadCache'
 import { Residency } from './residency'
-import { nextDecision, type SchedulerDecision, type SchedulerView } from './scheduler'
+import {
+  nextDecision,
+  placementDevice,
+  type SchedulerDecision,
+  type SchedulerView
+} from './scheduler'
+import { chooseDevice } from './placement'
+import {
+  DEFAULT_GROUP_SETTINGS,
+  EMPTY_PLACEMENTS,
+  type PlacementStore,
+  type SavedPlacements
+} from './placementStore'
+import { planRestore, type RestoreLoad } from './restore'
 import { ChangeNotifier, describeDevice, describeLibrary, describeQueue } from './snapshots'
 import type { SpawnWorker } from './transport'
 import { WorkerSupervisor } from './workerSupervisor'
@@ -73,7 +101,15 @@ export interface DeviceManagerOptions {
   now?: () => number
   /** Workers' reload cache (host budget, optimized-graph folder); default: from the environment. */
   reloadCache?: ReloadCacheOptions
+  /**
+   * Where pins, placements and group settings are saved and restored from at start (absent:
+   * nothing is saved; every group has the default settings).
+   */
+  placements?: PlacementStore
 }
+
+/** The client whose jobs restore the saved placements at start (they run before any other). */
+export const STARTUP_CLIENT = 'startup'
 
 const DEFAULTS = {
   heartbeatMs: 2000,
@@ -102,10 +138,18 @@ export class DeviceManager {
   readonly #supervisor: WorkerSupervisor
   readonly #executor: Executor
   readonly #notifier: ChangeNotifier
+  readonly #store: PlacementStore | undefined
+  readonly #settings = new Map<string, GroupSettings>()
+  #startup: StartupReport
+  /** While true, only the startup client's jobs are scheduled (preloads before any job). */
+  #restoring = false
+  #restored: Promise<void> = Promise.resolve()
   #disposed = false
 
   constructor(options: DeviceManagerOptions) {
     this.#library = options.library
+    this.#store = options.placements
+    this.#startup = { status: 'done', file: this.#store?.file ?? null, notes: [] }
     this.#clock =
       options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock)
     this.#log = createLogger('devices')
@@ -152,7 +196,10 @@ export class DeviceManager {
     const graceMs = options.graceMs ?? DEFAULTS.graceMs
     this.#notifier = new ChangeNotifier(
       this.#clock,
-      () => this.#emit('devices:changed', this.snapshot()),
+      () => {
+        this.#emit('devices:changed', this.snapshot())
+        this.#persist()
+      },
       this.#log
     )
     this.#jobs = new JobTable({
@@ -189,6 +236,11 @@ export class DeviceManager {
     )
     this.#residency = new Residency({
       library: this.#library,
+      residentFacts: (groupId) => ({
+        copies: [...this.#devices.values()].filter((d) => d.placements.has(groupId) && isUsable(d))
+          .length,
+        min: this.groupSettings(groupId).replicas.min
+      }),
       runCommand: options.runCommand,
       now: () => this.#clock.now(),
       changed,
@@ -219,8 +271,17 @@ export class DeviceManager {
 
   //#region lifecycle
 
-  /** Scans the library and starts one worker per usable device; resolves when all answered. */
+  /**
+   * Scans the library and starts one worker per usable device; resolves when all answered. Then
+   * the saved placements are restored (`restored()`): jobs submitted meanwhile wait in the queue
+   * until every preload has finished.
+   */
   async start(): Promise<void> {
+    // Nothing is saved and no other job runs until the restore has read and applied the file.
+    if (this.#store) {
+      this.#restoring = true
+      this.#startup.status = 'restoring'
+    }
     await this.#library.scan()
     const starts: Promise<void>[] = []
     for (const d of this.#devices.values()) {
@@ -228,6 +289,12 @@ export class DeviceManager {
     }
     await Promise.all(starts)
     this.#notifier.notify()
+    if (this.#store) this.#restored = this.#restore(this.#store)
+  }
+
+  /** Resolves once the saved placements have been restored (at once without a store). */
+  restored(): Promise<void> {
+    return this.#restored
   }
 
   /** Called by the library after a rescan: the snapshot changes and queued jobs may now resolve. */
@@ -239,6 +306,8 @@ export class DeviceManager {
   async dispose(): Promise<void> {
     this.#disposed = true
     this.#notifier.close()
+    // The last state is saved as it was before the workers go (their exit is no unload).
+    await this.#store?.flush()
     // Every job ends here, running ones too: nothing will schedule, retry or finish them once the
     // workers are gone, and whoever awaits them (load with wait, waitFor, the API) must return.
     for (const job of this.#jobs.all()) {
@@ -263,8 +332,11 @@ export class DeviceManager {
   }
 
   library(): LibrarySnapshot {
-    return describeLibrary(this.#library, this.#devices.values(), (groupId) =>
-      this.#residency.measuredBytes(groupId)
+    return describeLibrary(
+      this.#library,
+      this.#devices.values(),
+      (groupId) => this.#residency.measuredBytes(groupId),
+      (groupId) => this.groupSettings(groupId)
     )
   }
 
@@ -277,7 +349,8 @@ export class DeviceManager {
       devices: this.devices(),
       library: this.library(),
       queue: this.queue(),
-      takenAt: this.#clock.now()
+      takenAt: this.#clock.now(),
+      startup: { ...this.#startup, notes: [...this.#startup.notes] }
     }
   }
 
@@ -442,6 +515,220 @@ export class DeviceManager {
     return out
   }
 
+  /** Unloads every group of a device now; see the `devices:clear` channel. */
+  async clearDevice(deviceId: string, force = false): Promise<DeviceClearResult> {
+    const d = this.#device(deviceId)
+    const out: DeviceClearResult = { deviceId, unloaded: [], kept: [] }
+    for (const p of [...d.placements.values()]) {
+      let reason: string | null = null
+      if (p.state !== 'ready') reason = `still ${p.state}`
+      else if (!force && p.pinned) reason = 'pinned (clear with force to unload it too)'
+      else if (!force && d.task?.groupId === p.groupId)
+        reason = `in use by ${d.task.jobId} (clear with force to cancel it)`
+      if (reason) {
+        out.kept.push({ groupId: p.groupId, reason })
+        continue
+      }
+      const [r] = await this.unload({ groupId: p.groupId, deviceId, force })
+      if (r) out.unloaded.push({ groupId: p.groupId, ...r })
+    }
+    return out
+  }
+
+  /**
+   * Everything back to the start: unfinished jobs cancelled, every device cleared (pins too), then
+   * the preload groups loaded again. Settings are kept. The predecessor's `POST /reset`.
+   */
+  async reset(): Promise<{ cancelled: number; cleared: DeviceClearResult[] }> {
+    let cancelled = 0
+    for (const job of this.#jobs.all()) {
+      if (TERMINAL_JOB_STATUSES.includes(job.state.status)) continue
+      this.cancel(job.state.id)
+      cancelled += 1
+    }
+    await Promise.all(
+      this.#jobs
+        .all()
+        .filter((j) => j.active.size > 0)
+        .map((j) => j.finished)
+    )
+    const cleared: DeviceClearResult[] = []
+    for (const d of this.#devices.values()) {
+      if (!isUsable(d) || !d.client) continue
+      cleared.push(await this.clearDevice(d.desc.id, true))
+    }
+    const preload: SavedPlacements = {
+      version: 1,
+      groups: Object.fromEntries(this.#settings),
+      placements: []
+    }
+    await this.#restoreFrom(preload, [])
+    return { cancelled, cleared }
+  }
+
+  //#endregion
+
+  //#region group settings, saved placements and their restore at start
+
+  /** A group's replicas and preload flag (the defaults when none were set). */
+  groupSettings(groupId: string): GroupSettings {
+    const s = this.#settings.get(groupId) ?? DEFAULT_GROUP_SETTINGS
+    return { replicas: { ...s.replicas }, preload: s.preload }
+  }
+
+  /** Changes a group's settings (saved with the placements); omitted fields keep their value. */
+  setGroupSettings(input: {
+    groupId: string
+    replicas?: ReplicaSettings
+    preload?: boolean
+  }): GroupSettings {
+    if (!this.#library.entries().some((e) => e.groupId === input.groupId)) {
+      throw new AppError('not_found', `no model group ${input.groupId} in the library`, {
+        field: 'groupId'
+      })
+    }
+    const now = this.groupSettings(input.groupId)
+    const next: GroupSettings = {
+      replicas: input.replicas ? { ...input.replicas } : now.replicas,
+      preload: input.preload ?? now.preload
+    }
+    this.#settings.set(input.groupId, next)
+    this.#notifier.notify()
+    // A higher max may let a waiting job take a replica now.
+    this.#schedule()
+    return this.groupSettings(input.groupId)
+  }
+
+  /** What would be saved now: settings that differ from the defaults, pins, preload residency. */
+  #savedState(): SavedPlacements {
+    const groups: SavedPlacements['groups'] = {}
+    for (const [groupId, s] of this.#settings) {
+      if (JSON.stringify(s) !== JSON.stringify(DEFAULT_GROUP_SETTINGS)) groups[groupId] = s
+    }
+    const placements: SavedPlacements['placements'] = []
+    for (const d of this.#devices.values()) {
+      for (const p of d.placements.values()) {
+        if (p.state !== 'ready') continue
+        if (p.pinned || this.groupSettings(p.groupId).preload)
+          placements.push({ groupId: p.groupId, deviceId: d.desc.id, pinned: p.pinned })
+      }
+    }
+    return { version: 1, groups, placements }
+  }
+
+  #persist(): void {
+    // While restoring, residency is half there: saving it would forget what is still to load.
+    if (!this.#store || this.#restoring || this.#disposed) return
+    this.#store
+      .save(this.#savedState())
+      .catch(this.#log.failed(`saving placements to ${this.#store.file}`))
+  }
+
+  async #restore(store: PlacementStore): Promise<void> {
+    let outcome: Awaited<ReturnType<PlacementStore['read']>>
+    try {
+      outcome = await store.read()
+    } catch (err) {
+      outcome = { saved: EMPTY_PLACEMENTS, problem: (err as Error).message }
+    }
+    const { saved, problem } = outcome
+    for (const [groupId, settings] of Object.entries(saved.groups))
+      this.#settings.set(groupId, settings)
+    await this.#restoreFrom(saved, problem ? [`saved placements not used: ${problem}`] : [])
+  }
+
+  /**
+   * Loads what `saved` asks for before any other job runs: its placements on their devices (or by
+   * the rules when a device is gone), the preload groups, then the copies `replicas.min` wants.
+   */
+  async #restoreFrom(saved: SavedPlacements, notes: string[]): Promise<void> {
+    this.#restoring = true
+    this.#startup = { status: 'restoring', file: this.#store?.file ?? null, notes: [...notes] }
+    this.#notifier.notify()
+    try {
+      const plan = planRestore(
+        saved,
+        [...this.#devices.values()].map((d) => ({
+          id: d.desc.id,
+          ...(isUsable(d) ? {} : { unusable: d.statusDetail ?? d.desc.providerError ?? d.status })
+        })),
+        new Set(
+          this.#library
+            .entries()
+            .filter((e) => e.summary)
+            .map((e) => e.groupId)
+        )
+      )
+      this.#startup.notes.push(...plan.notes)
+      await Promise.all(plan.loads.map((l) => this.#startupLoad(l)))
+      for (const { groupId, copies } of plan.copies) {
+        while (!this.#disposed && this.#holders(groupId).length < copies) {
+          const deviceId = this.#deviceForCopy(groupId)
+          if (!deviceId) {
+            this.#startup.notes.push(
+              `${groupId}: replicas.min asks for ${copies} copies; only ${this.#holders(groupId).length} fit`
+            )
+            break
+          }
+          if (!(await this.#startupLoad({ groupId, deviceId, pinned: false }))) break
+        }
+      }
+    } catch (err) {
+      this.#startup.notes.push(`restoring placements failed: ${(err as Error).message}`)
+    } finally {
+      this.#restoring = false
+      this.#startup.status = 'done'
+      this.#notifier.notify()
+      this.#schedule()
+    }
+  }
+
+  #holders(groupId: string): DeviceRecord[] {
+    return [...this.#devices.values()].filter((d) => d.placements.has(groupId) && isUsable(d))
+  }
+
+  /** A device of the holders' kind, not holding the group, where it fits (placement rules). */
+  #deviceForCopy(groupId: string): string | null {
+    const view = this.#schedulerView()
+    const kinds = new Set(this.#holders(groupId).map((d) => d.desc.kind))
+    const candidates = view.devices.filter(
+      (d) => kinds.has(d.kind) && !d.placements.some((p) => p.groupId === groupId)
+    )
+    try {
+      return chooseDevice(
+        candidates.map((d) => placementDevice(d, view)),
+        groupId,
+        (id) => this.#residency.requiredBytes(groupId, this.#device(id))
+      ).deviceId
+    } catch {
+      return null
+    }
+  }
+
+  /** One load of the restore, as a job of the startup client; false (and a note) if it failed. */
+  async #startupLoad(l: RestoreLoad): Promise<boolean> {
+    const where = l.deviceId ? ` on ${l.deviceId}` : ''
+    try {
+      const { jobId } = this.submit(
+        { kind: 'load', groupId: l.groupId, ...(l.deviceId ? { deviceId: l.deviceId } : {}) },
+        STARTUP_CLIENT
+      )
+      const job = this.#jobs.get(jobId)
+      await job.finished
+      if (job.state.status !== 'done' || !job.placementDevice) {
+        this.#startup.notes.push(
+          `${l.groupId} was not restored${where}: ${job.state.error?.message ?? job.state.status}`
+        )
+        return false
+      }
+      if (l.pinned) this.pin(l.groupId, job.placementDevice, true)
+      return true
+    } catch (err) {
+      this.#startup.notes.push(`${l.groupId} was not restored${where}: ${(err as Error).message}`)
+      return false
+    }
+  }
+
   //#endregion
 
   //#region jobs
@@ -549,9 +836,13 @@ export class DeviceManager {
         devices.map((d) => [d.desc.id, this.#residency.requiredBytes(job.state.groupId, d)])
       )
     })
+    const replicas: Record<string, ReplicaSettings> = {}
+    for (const [groupId, settings] of this.#settings) replicas[groupId] = settings.replicas
     return {
+      replicas,
       devices: devices.map((d) => ({
         id: d.desc.id,
+        kind: d.desc.kind,
         budgetBytes: d.desc.budgetBytes,
         hasProvider: d.desc.provider !== null,
         status: d.status,
@@ -575,7 +866,10 @@ export class DeviceManager {
             !j.cancelRequested
         )
         .map(view),
-      queued: this.#jobs.queuedInFairOrder().map(view)
+      queued: this.#jobs
+        .queuedInFairOrder()
+        .filter((j) => !this.#restoring || j.state.clientId === STARTUP_CLIENT)
+        .map(view)
     }
   }
 

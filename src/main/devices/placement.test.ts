@@ -89,6 +89,44 @@ describe('assessFit', () => {
       evict: []
     },
     {
+      name: 'a redundant replica goes before an older sole copy',
+      dev: device('cpu:0', 100, [
+        group('sole', 40, { lastUsedAt: 1 }),
+        group('replica', 40, { lastUsedAt: 9, redundant: true })
+      ]),
+      need: 50,
+      verdict: 'fits_after_evicting',
+      evict: ['replica']
+    },
+    {
+      name: 'among redundant replicas, the least recently used first',
+      dev: device('cpu:0', 100, [
+        group('r2', 30, { lastUsedAt: 5, redundant: true }),
+        group('r1', 30, { lastUsedAt: 2, redundant: true }),
+        group('sole', 30, { lastUsedAt: 0 })
+      ]),
+      need: 30,
+      verdict: 'fits_after_evicting',
+      evict: ['r1']
+    },
+    {
+      name: 'never evicts a copy that replicas.min keeps',
+      dev: device('cpu:0', 100, [
+        group('kept', 40, { lastUsedAt: 0, keptForMin: true }),
+        group('other', 40, { lastUsedAt: 5 })
+      ]),
+      need: 50,
+      verdict: 'fits_after_evicting',
+      evict: ['other']
+    },
+    {
+      name: 'does not fit when copies replicas.min keeps hold the memory',
+      dev: device('cpu:0', 100, [group('kept', 70, { keptForMin: true })]),
+      need: 50,
+      verdict: 'does_not_fit',
+      evict: []
+    },
+    {
       name: 'exactly the free memory fits',
       dev: device('cpu:0', 100, [group('a', 40)]),
       need: 60,

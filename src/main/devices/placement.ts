@@ -13,6 +13,13 @@ export interface ResidentGroup {
   lastUsedAt: number
   /** A job is running with it right now: it cannot be evicted. */
   inUse: boolean
+  /**
+   * Another healthy device holds a copy too (a replica): evicting this copy loses nothing that
+   * would have to be loaded again, so it goes before sole copies of the same age.
+   */
+  redundant?: boolean
+  /** Its group keeps at least `replicas.min` copies and this is one of them: never evicted. */
+  keptForMin?: boolean
 }
 
 export interface PlacementDevice {
@@ -39,7 +46,8 @@ function usedBytes(device: PlacementDevice): number {
 
 /**
  * Would `groupId` (needing `requiredBytes`) fit on `device`, and what would have to go first?
- * Evicts least recently used groups, never pinned ones and never one a running job uses.
+ * Evicts least recently used groups, redundant replicas before sole copies, never pinned ones,
+ * never one a running job uses and never a copy its group's `replicas.min` keeps.
  */
 export function assessFit(
   device: PlacementDevice,
@@ -81,8 +89,13 @@ export function assessFit(
     }
   }
   const evictable = device.residents
-    .filter((r) => !r.pinned && !r.inUse)
-    .sort((a, b) => a.lastUsedAt - b.lastUsedAt || a.groupId.localeCompare(b.groupId))
+    .filter((r) => !r.pinned && !r.inUse && !r.keptForMin)
+    .sort(
+      (a, b) =>
+        Number(!a.redundant) - Number(!b.redundant) ||
+        a.lastUsedAt - b.lastUsedAt ||
+        a.groupId.localeCompare(b.groupId)
+    )
   const evictions: { groupId: string; bytes: number }[] = []
   let freed = free
   for (const r of evictable) {
@@ -102,12 +115,18 @@ export function assessFit(
   }
   const pinned = device.residents.filter((r) => r.pinned)
   const inUse = device.residents.filter((r) => r.inUse && !r.pinned)
+  const kept = device.residents.filter((r) => r.keptForMin && !r.inUse && !r.pinned)
   const held: string[] = []
   if (pinned.length) {
     held.push(`pinned ${pinned.map((r) => `${r.groupId} (${formatBytes(r.bytes)})`).join(', ')}`)
   }
   if (inUse.length) {
     held.push(`in use ${inUse.map((r) => `${r.groupId} (${formatBytes(r.bytes)})`).join(', ')}`)
+  }
+  if (kept.length) {
+    held.push(
+      `kept by replicas.min ${kept.map((r) => `${r.groupId} (${formatBytes(r.bytes)})`).join(', ')}`
+    )
   }
   return {
     ...base,

@@ -19,6 +19,11 @@ const RETURN_SLACK_BYTES = 8 * 1024 ** 2
 
 export interface ResidencyDeps {
   library: ModelLibrary
+  /**
+   * How many usable devices hold a group, and the copies its `replicas.min` keeps: the placement
+   * rules evict redundant replicas first and never a kept copy.
+   */
+  residentFacts?: (groupId: string) => { copies: number; min: number }
   /** nvidia-smi runner for measured GPU memory (absent: GPU loads are measured by RSS). */
   runCommand?: CommandRunner
   now: () => number
@@ -69,13 +74,18 @@ export class Residency {
       budgetBytes: d.desc.budgetBytes,
       usable: d.desc.provider !== null && d.status !== 'error' && d.status !== 'stopped',
       busy: d.task !== null || d.status !== 'ready',
-      residents: [...d.placements.values()].map((p) => ({
-        groupId: p.groupId,
-        bytes: p.countedBytes,
-        pinned: p.pinned,
-        lastUsedAt: p.lastUsedAt,
-        inUse: p.groupId === inUse || p.state !== 'ready'
-      }))
+      residents: [...d.placements.values()].map((p) => {
+        const facts = this.#deps.residentFacts?.(p.groupId) ?? { copies: 1, min: 0 }
+        return {
+          groupId: p.groupId,
+          bytes: p.countedBytes,
+          pinned: p.pinned,
+          lastUsedAt: p.lastUsedAt,
+          inUse: p.groupId === inUse || p.state !== 'ready',
+          ...(facts.copies > 1 ? { redundant: true } : {}),
+          ...(facts.min > 0 && facts.copies <= facts.min ? { keptForMin: true } : {})
+        }
+      })
     }
   }
 

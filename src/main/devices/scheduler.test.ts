@@ -25,6 +25,7 @@ function device(
 ): SchedulerDevice {
   return {
     id,
+    kind: id.startsWith('cuda') ? 'gpu' : 'cpu',
     budgetBytes: budgetMiB * MiB,
     hasProvider: true,
     status: 'ready',
@@ -59,9 +60,10 @@ function job(id: string, groupId: string, extra: Partial<SchedulerJob> = {}): Sc
 function view(
   devices: SchedulerDevice[],
   queued: SchedulerJob[],
-  continuing: SchedulerJob[] = []
+  continuing: SchedulerJob[] = [],
+  replicas: SchedulerView['replicas'] = {}
 ): SchedulerView {
-  return { devices, queued, continuing }
+  return { devices, queued, continuing, replicas }
 }
 
 describe('nextDecision', () => {
@@ -125,6 +127,77 @@ describe('nextDecision', () => {
       want: { kind: 'run', jobId: 'j', deviceId: 'cpu:1', evictions: [] }
     },
     {
+      name: 'every holder is busy: a replica is loaded on an idle device of the same kind',
+      v: view(
+        [busy(device('cpu:0', 100, [resident('g', 40)]), 'g'), device('cpu:1', 100)],
+        [job('j', 'g')]
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:1', evictions: [], replica: true }
+    },
+    {
+      name: 'a replica goes where it fits as is before where it must evict',
+      v: view(
+        [
+          busy(device('cuda:0', 100, [resident('g', 40)]), 'g'),
+          device('cuda:1', 100, [resident('x', 80)]),
+          device('cuda:2', 100, [resident('y', 20)])
+        ],
+        [job('j', 'g', { requiredBytes: { 'cuda:1': 40 * MiB, 'cuda:2': 40 * MiB } })]
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cuda:2', evictions: [], replica: true }
+    },
+    {
+      name: 'a replica evicts an idle, unpinned group when it must',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40)]), 'g'),
+          device('cpu:1', 100, [resident('x', 80, { lastUsedAt: 3 })])
+        ],
+        [job('j', 'g')]
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:1', evictions: ['x'], replica: true }
+    },
+    {
+      name: 'a replica evicts a redundant copy of another group before an older sole copy',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40), resident('r', 30)]), 'g'),
+          device('cpu:1', 100, [
+            resident('sole', 35, { lastUsedAt: 1 }),
+            resident('r', 35, { lastUsedAt: 9 })
+          ])
+        ],
+        [job('j', 'g')]
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:1', evictions: ['r'], replica: true }
+    },
+    {
+      name: 'below replicas.max, the third device gets a third copy',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40)]), 'g'),
+          busy(device('cpu:1', 100, [resident('g', 40)]), 'g'),
+          device('cpu:2', 100)
+        ],
+        [job('j', 'g', { requiredBytes: { 'cpu:2': 40 * MiB } })],
+        [],
+        { g: { min: 0, max: 3 } }
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:2', evictions: [], replica: true }
+    },
+    {
+      name: 'an idle holder is used before any replica is loaded',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40)]), 'g'),
+          device('cpu:1', 100),
+          device('cpu:2', 100, [resident('g', 40)])
+        ],
+        [job('j', 'g', { requiredBytes: { 'cpu:1': 40 * MiB, 'cpu:2': 40 * MiB } })]
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:2', evictions: [] }
+    },
+    {
       name: 'a continuing share goes to an idle holder',
       v: view(
         [
@@ -152,12 +225,60 @@ describe('nextDecision', () => {
       why: /no device is idle/
     },
     {
-      name: 'the group is held by a busy device: no second copy',
+      name: 'the group is held by a busy device and replicas.max is 1: no second copy',
       v: view(
         [busy(device('cpu:0', 100, [resident('g', 40)]), 'g'), device('cpu:1', 100)],
+        [job('j', 'g')],
+        [],
+        { g: { min: 0, max: 1 } }
+      ),
+      why: /held by a busy device \(replicas\.max 1 reached\)/
+    },
+    {
+      name: 'replicas.max counts a copy still loading',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40)]), 'g'),
+          busy(device('cpu:1', 100, [resident('g', 40, { state: 'loading' })]), 'g'),
+          device('cpu:2', 100)
+        ],
+        [job('j', 'g', { requiredBytes: { 'cpu:2': 40 * MiB } })],
+        [],
+        { g: { min: 0, max: 2 } }
+      ),
+      why: /replicas\.max 2 reached/
+    },
+    {
+      name: 'no replica on a device of another kind (a CPU copy of a GPU group)',
+      v: view(
+        [busy(device('cuda:0', 100, [resident('g', 40)]), 'g'), device('cpu', 100)],
+        [job('j', 'g', { requiredBytes: { 'cuda:0': 40 * MiB, cpu: 40 * MiB } })]
+      ),
+      why: /held by a busy device$/
+    },
+    {
+      name: 'no replica where it does not fit, even after evicting what may go',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40)]), 'g'),
+          device('cpu:1', 100, [resident('p', 80, { pinned: true })])
+        ],
         [job('j', 'g')]
       ),
-      why: /held by a busy device/
+      why: /no idle device has room for a replica/
+    },
+    {
+      name: 'no replica where the only thing to evict is a copy replicas.min keeps',
+      v: view(
+        [
+          busy(device('cpu:0', 100, [resident('g', 40)]), 'g'),
+          device('cpu:1', 100, [resident('k', 80)])
+        ],
+        [job('j', 'g')],
+        [],
+        { k: { min: 1, max: null } }
+      ),
+      why: /no idle device has room for a replica/
     },
     {
       name: 'the group is still loading where a load job asked for it',

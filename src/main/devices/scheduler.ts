@@ -7,9 +7,11 @@
  *
  * Rules: idle devices take work one at a time; a client using fewer devices goes first; then shares
  * of running data-parallel analyses before queued jobs, queued ones in fair order. A job goes to an
- * idle device already holding its group (the least loaded), else waits for a busy holder rather
- * than load a second copy, else is placed (placement.ts), evicting if it must. A job that cannot
- * fit anywhere even once running jobs end fails with the numbers.
+ * idle device already holding its group (the least loaded). When every holder is busy, a replica
+ * is loaded on an idle device of the same kind where the group fits (evicting idle, unpinned groups
+ * if it must, redundant replicas first), up to the group's `replicas.max`; otherwise the job waits
+ * for a holder. A group nobody holds is placed (placement.ts). A job that cannot fit anywhere even
+ * once running jobs end fails with the numbers. docs/devices.md ("Replicas") has the why.
  */
 import type { ManagedDevice, Placement } from '@shared/domain/devices'
 import type { JobKind, JobStatus } from '@shared/domain/jobs'
@@ -27,6 +29,8 @@ export interface SchedulerPlacement {
 
 export interface SchedulerDevice {
   id: string
+  /** Replicas stay on devices of one kind: a CPU copy of a GPU group would serve jobs slower. */
+  kind: 'cpu' | 'gpu'
   budgetBytes: number
   /** The device has an execution provider at all. */
   hasProvider: boolean
@@ -55,9 +59,20 @@ export interface SchedulerJob {
   requiredBytes: Readonly<Record<string, number>>
 }
 
+/** How many copies of a group may be resident at once (`max` null: as many as devices). */
+export interface ReplicaLimits {
+  /** Copies never evicted automatically (a pin does the same for one device). */
+  min: number
+  max: number | null
+}
+
+export const DEFAULT_REPLICAS: ReplicaLimits = { min: 0, max: null }
+
 export interface SchedulerView {
   /** Every device, in the manager's order. */
   devices: readonly SchedulerDevice[]
+  /** Per group; a group not listed has DEFAULT_REPLICAS. */
+  replicas?: Readonly<Record<string, ReplicaLimits>>
   /** Running or loading jobs with positions left to hand out and no cancel pending. */
   continuing: readonly SchedulerJob[]
   /** Queued jobs in fair order. */
@@ -65,8 +80,11 @@ export interface SchedulerView {
 }
 
 export type SchedulerDecision =
-  /** Run (a share of) the job on the device, evicting these groups there first. */
-  | { kind: 'run'; jobId: string; deviceId: string; evictions: string[] }
+  /**
+   * Run (a share of) the job on the device, evicting these groups there first. `replica`: the
+   * group is already resident elsewhere and this loads another copy of it.
+   */
+  | { kind: 'run'; jobId: string; deviceId: string; evictions: string[]; replica?: true }
   /** A load job whose group is already resident there: it is done. */
   | { kind: 'already-loaded'; jobId: string; deviceId: string }
   /** The job can never run: it fails with this error. */
@@ -89,26 +107,39 @@ function holders(view: SchedulerView, groupId: string): SchedulerDevice[] {
   return view.devices.filter((d) => placementOf(d, groupId) && isHealthy(d))
 }
 
+export function replicasOf(view: SchedulerView, groupId: string): ReplicaLimits {
+  return view.replicas?.[groupId] ?? DEFAULT_REPLICAS
+}
+
 /** Used share of the budget (a device without budget counts as full). */
 function loadOf(d: SchedulerDevice): number {
   const used = d.placements.reduce((sum, p) => sum + p.bytes, 0)
   return d.budgetBytes > 0 ? used / d.budgetBytes : 1
 }
 
-/** The device as the placement rules see it. */
-export function placementDevice(d: SchedulerDevice): PlacementDevice {
+/**
+ * The device as the placement rules see it. With the whole view, each resident also says whether
+ * another device holds a copy (`redundant`) and whether `replicas.min` keeps it (`keptForMin`).
+ */
+export function placementDevice(d: SchedulerDevice, view?: SchedulerView): PlacementDevice {
   return {
     id: d.id,
     budgetBytes: d.budgetBytes,
     usable: d.hasProvider && isHealthy(d),
     busy: d.taskGroupId !== null || d.status !== 'ready',
-    residents: d.placements.map((p) => ({
-      groupId: p.groupId,
-      bytes: p.bytes,
-      pinned: p.pinned,
-      lastUsedAt: p.lastUsedAt,
-      inUse: p.groupId === d.taskGroupId || p.state !== 'ready'
-    }))
+    residents: d.placements.map((p) => {
+      const copies = view ? holders(view, p.groupId).length : 1
+      const min = view ? replicasOf(view, p.groupId).min : 0
+      return {
+        groupId: p.groupId,
+        bytes: p.bytes,
+        pinned: p.pinned,
+        lastUsedAt: p.lastUsedAt,
+        inUse: p.groupId === d.taskGroupId || p.state !== 'ready',
+        ...(copies > 1 ? { redundant: true } : {}),
+        ...(min > 0 && copies <= min ? { keptForMin: true } : {})
+      }
+    })
   }
 }
 
@@ -120,7 +151,11 @@ function run(job: SchedulerJob, d: SchedulerDevice, evictions: string[] = []): P
 function place(view: SchedulerView, job: SchedulerJob, idle: SchedulerDevice[]): Pick {
   const required = (id: string): number => job.requiredBytes[id] ?? 0
   try {
-    const decision = chooseDevice(idle.map(placementDevice), job.groupId, required)
+    const decision = chooseDevice(
+      idle.map((d) => placementDevice(d, view)),
+      job.groupId,
+      required
+    )
     const device = view.devices.find((d) => d.id === decision.deviceId)!
     return run(
       job,
@@ -137,7 +172,7 @@ function place(view: SchedulerView, job: SchedulerJob, idle: SchedulerDevice[]):
           (!job.requestedDeviceId || d.id === job.requestedDeviceId)
       )
       .map((d) => {
-        const seen = placementDevice(d)
+        const seen = placementDevice(d, view)
         return {
           ...seen,
           usable: true,
@@ -179,10 +214,53 @@ function pickForQueued(view: SchedulerView, job: SchedulerJob, idle: SchedulerDe
   }
   const ready = idle.filter((d) => placementOf(d, groupId)?.state === 'ready')
   if (ready.length) return run(job, ready.sort((a, b) => loadOf(a) - loadOf(b))[0]!)
-  // Held (or being loaded) by a busy device: wait for it rather than load a second copy.
-  if (holders(view, groupId).length > 0)
-    return { kind: 'waits', reason: `${groupId} is held by a busy device` }
+  const held = holders(view, groupId)
+  if (held.length > 0) return replicate(view, job, held, idle)
   return place(view, job, idle)
+}
+
+/**
+ * Every holder of the job's group is busy (or still loading it): load another copy on an idle
+ * device of the same kind where it fits, if `replicas.max` allows; else wait for a holder. A replica
+ * that fits nowhere now is no failure: the job can always run on a holder.
+ */
+function replicate(
+  view: SchedulerView,
+  job: SchedulerJob,
+  held: SchedulerDevice[],
+  idle: SchedulerDevice[]
+): Pick {
+  const { groupId } = job
+  const { max } = replicasOf(view, groupId)
+  if (max !== null && held.length >= max) {
+    return {
+      kind: 'waits',
+      reason: `${groupId} is held by a busy device (replicas.max ${max} reached)`
+    }
+  }
+  const kinds = new Set(held.map((d) => d.kind))
+  const candidates = idle.filter((d) => kinds.has(d.kind) && !placementOf(d, groupId))
+  if (candidates.length === 0)
+    return { kind: 'waits', reason: `${groupId} is held by a busy device` }
+  try {
+    const decision = chooseDevice(
+      candidates.map((d) => placementDevice(d, view)),
+      groupId,
+      (id) => job.requiredBytes[id] ?? 0
+    )
+    return {
+      kind: 'run',
+      jobId: job.id,
+      deviceId: decision.deviceId,
+      evictions: decision.estimate.evictions.map((e) => e.groupId),
+      replica: true
+    }
+  } catch {
+    return {
+      kind: 'waits',
+      reason: `${groupId} is held by a busy device; no idle device has room for a replica`
+    }
+  }
 }
 
 function pickForContinuation(

@@ -13,6 +13,7 @@ import { ModelLibrary } from './library'
 
 type EngineModule = typeof import('../engine')
 import { DeviceManager, type ManagerEmit } from './manager'
+import { defaultPlacementsFile, PlacementStore } from './placementStore'
 import { childProcessSpawner, type SpawnWorker } from './transport'
 import { createLogger } from '../platform/logger'
 
@@ -30,6 +31,11 @@ export interface DevicesServiceOptions {
   cancelGraceMs?: number
   /** Watch the models folder for changes (default true). */
   watch?: boolean
+  /**
+   * Saved pins, placements and group settings (restored at start); default
+   * `TALKATIVE_PLACEMENTS_FILE`, else ~/.talkative-workbench/placements.json; null: not saved.
+   */
+  placementsFile?: string | null
 }
 
 export interface DevicesServiceDeps {
@@ -74,6 +80,10 @@ export class DevicesService {
         onChange: () => ref.manager?.libraryChanged()
       })
       this.#library = library
+      const placementsFile =
+        this.#options.placementsFile === undefined
+          ? defaultPlacementsFile()
+          : this.#options.placementsFile
       const manager = new DeviceManager({
         hardware,
         library,
@@ -83,7 +93,8 @@ export class DevicesService {
         heartbeatMs: this.#options.heartbeatMs,
         graceMs: this.#options.graceMs,
         cancelGraceMs: this.#options.cancelGraceMs,
-        runCommand: this.#deps.runCommand
+        runCommand: this.#deps.runCommand,
+        placements: placementsFile ? new PlacementStore(placementsFile) : undefined
       })
       ref.manager = manager
       await manager.start()
@@ -108,12 +119,15 @@ export class DevicesService {
   handlers(): Pick<
     InvokeHandlers,
     | 'devices:state'
+    | 'devices:clear'
+    | 'devices:reset'
     | 'models:list'
     | 'models:load'
     | 'models:unload'
     | 'models:pin'
     | 'models:move'
     | 'models:estimate'
+    | 'models:settings'
     | 'jobs:submit'
     | 'jobs:cancel'
     | 'jobs:get'
@@ -123,6 +137,8 @@ export class DevicesService {
     const m = (): Promise<DeviceManager> => this.manager()
     return {
       'devices:state': async () => (await m()).snapshot(),
+      'devices:clear': async (input) => (await m()).clearDevice(input.deviceId, input.force),
+      'devices:reset': async () => (await m()).reset(),
       'models:list': async (input) => {
         const manager = await m()
         if (input?.rescan) await manager.rescan()
@@ -133,6 +149,7 @@ export class DevicesService {
       'models:pin': async (input) => (await m()).pin(input.groupId, input.deviceId, input.pinned),
       'models:move': async (input, ctx) => (await m()).move(input, ctx.clientId),
       'models:estimate': async (input) => (await m()).estimate(input.groupId, input.deviceId),
+      'models:settings': async (input) => (await m()).setGroupSettings(input),
       'jobs:submit': async (input, ctx) => (await m()).submit(input, ctx.clientId),
       'jobs:cancel': async (input) => (await m()).cancel(input.jobId),
       'jobs:get': async (input) => (await m()).getJob(input.jobId),

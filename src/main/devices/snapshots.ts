@@ -2,7 +2,7 @@
  * What the device manager shows: devices, the library with placement facts, the queue, and the
  * coalesced `devices:changed` notification. Every value leaving here is a copy of the records.
  */
-import type { ManagedDevice } from '@shared/domain/devices'
+import type { GroupSettings, ManagedDevice } from '@shared/domain/devices'
 import { TERMINAL_JOB_STATUSES, type JobState, type QueueSummary } from '@shared/domain/jobs'
 import type { ModelLibrary as LibrarySnapshot } from '@shared/domain/models'
 import type { Clock } from '../platform/clock'
@@ -49,14 +49,16 @@ export function describeDevice(d: DeviceRecord): ManagedDevice {
 export function describeLibrary(
   library: ModelLibrary,
   devices: Iterable<DeviceRecord>,
-  measuredFor: (groupId: string) => number | null
+  measuredFor: (groupId: string) => number | null,
+  settingsFor?: (groupId: string) => GroupSettings
 ): LibrarySnapshot {
   const all = [...devices]
   return {
     folder: library.folder,
     groups: library.describe((e) => ({
       measuredBytes: measuredFor(e.groupId),
-      loadedOn: all.filter((d) => d.placements.has(e.groupId)).map((d) => d.desc.id)
+      loadedOn: all.filter((d) => d.placements.has(e.groupId)).map((d) => d.desc.id),
+      ...(settingsFor ? { settings: settingsFor(e.groupId) } : {})
     })),
     scannedAt: library.scannedAt,
     ...(library.folderError ? { folderError: library.folderError } : {})

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { parseAllowedOrigin } from '../api'
 
 export interface HostArgs {
   host: string
@@ -6,10 +7,15 @@ export interface HostArgs {
   rendererDir?: string
   /** Scripting API config file (a fixed token for a long-running server). */
   apiConfig?: string
+  /**
+   * `--compat`: the predecessor's tokenless routes for its own browser frontend, from the origins
+   * of `--allow-origin` (repeatable). Absent when compat mode is off.
+   */
+  compatOrigins?: string[]
 }
 
 export const HOST_USAGE =
-  'usage: npm run serve -- [--port N] [--host ADDR] [--api-config FILE]   (default 127.0.0.1, a random free port)'
+  'usage: npm run serve -- [--port N] [--host ADDR] [--api-config FILE] [--compat --allow-origin URL ...]   (default 127.0.0.1, a random free port)'
 
 /** Parses `--port N --host ADDR [--renderer DIR]`; throws with a readable message otherwise. */
 export function parseHostArgs(argv: readonly string[]): HostArgs {
@@ -19,7 +25,9 @@ export function parseHostArgs(argv: readonly string[]): HostArgs {
       port: { type: 'string', short: 'p' },
       host: { type: 'string' },
       renderer: { type: 'string' },
-      'api-config': { type: 'string' }
+      'api-config': { type: 'string' },
+      compat: { type: 'boolean' },
+      'allow-origin': { type: 'string', multiple: true }
     },
     strict: true,
     allowPositionals: false
@@ -30,5 +38,17 @@ export function parseHostArgs(argv: readonly string[]): HostArgs {
   }
   const host = values.host ?? '127.0.0.1'
   if (!host.trim()) throw new Error('--host must not be empty')
-  return { host, port, rendererDir: values.renderer, apiConfig: values['api-config'] }
+  const origins = (values['allow-origin'] ?? []).map(parseAllowedOrigin)
+  if (origins.length && !values.compat) {
+    throw new Error(
+      "--allow-origin only means something with --compat (the predecessor's frontend)"
+    )
+  }
+  return {
+    host,
+    port,
+    rendererDir: values.renderer,
+    apiConfig: values['api-config'],
+    ...(values.compat ? { compatOrigins: origins } : {})
+  }
 }

@@ -282,6 +282,25 @@ describe('host pieces', () => {
     expect(() => parseHostArgs(['--bogus'])).toThrow()
   })
 
+  it('parses compat mode: --compat with repeatable --allow-origin, origins only', () => {
+    expect(
+      parseHostArgs([
+        '--compat',
+        '--allow-origin',
+        'http://localhost:3000/',
+        '--allow-origin',
+        'https://a.example'
+      ]).compatOrigins
+    ).toEqual(['http://localhost:3000', 'https://a.example'])
+    expect(parseHostArgs(['--compat']).compatOrigins).toEqual([])
+    expect(() => parseHostArgs(['--allow-origin', 'http://localhost:3000'])).toThrow(/--compat/)
+    expect(() => parseHostArgs(['--compat', '--allow-origin', '*'])).toThrow(/name each origin/)
+    expect(() => parseHostArgs(['--compat', '--allow-origin', 'http://x.example/app'])).toThrow(
+      /no path/
+    )
+    expect(() => parseHostArgs(['--compat', '--allow-origin', 'file:///x'])).toThrow(/http/)
+  })
+
   it('knows loopback from LAN addresses', () => {
     expect(isLoopbackAddress('127.0.0.1')).toBe(true)
     expect(isLoopbackAddress('localhost')).toBe(true)

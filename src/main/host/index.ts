@@ -14,6 +14,7 @@ async function main(): Promise<void> {
     args = parseHostArgs(process.argv.slice(2))
     const apiConfig = args.apiConfig ?? process.env.TALKATIVE_API_CONFIG
     if (apiConfig) api = loadApiConfig(apiConfig)
+    if (args.compatOrigins) api = { ...api, compatOrigins: args.compatOrigins }
   } catch (err) {
     console.error(`${err instanceof Error ? err.message : String(err)}\n${HOST_USAGE}`)
     process.exitCode = 2

@@ -9,6 +9,8 @@ type Listener = (channel: EventChannel, payload: unknown) => void
  */
 export class EventHub {
   readonly #listeners = new Set<Listener>()
+  /** Listeners that are no client (metrics): they hear everything but do not count. */
+  readonly #observers = new Set<Listener>()
   readonly #onCountChange: ((count: number) => void) | undefined
 
   constructor(onCountChange?: (count: number) => void) {
@@ -24,7 +26,7 @@ export class EventHub {
         `event ${channel} payload does not match the contract: ${describeZodError(parsed.error).message}`
       )
     }
-    for (const l of [...this.#listeners]) {
+    for (const l of [...this.#listeners, ...this.#observers]) {
       try {
         l(channel, parsed.data)
       } catch {
@@ -38,6 +40,17 @@ export class EventHub {
     this.#onCountChange?.(this.#listeners.size)
     return () => {
       if (this.#listeners.delete(listener)) this.#onCountChange?.(this.#listeners.size)
+    }
+  }
+
+  /**
+   * Hears every event without counting as a connected client, so a listener that is always there
+   * (the metrics) does not keep the hardware polling on.
+   */
+  observe(listener: Listener): () => void {
+    this.#observers.add(listener)
+    return () => {
+      this.#observers.delete(listener)
     }
   }
 

@@ -127,3 +127,55 @@ export const FitEstimateSchema = z.object({
   reason: z.string()
 })
 export type FitEstimate = z.infer<typeof FitEstimateSchema>
+
+/**
+ * How many copies of a group may be resident at once. `min`: copies automatic eviction never
+ * removes (and preload loads); `max`: the most the scheduler loads when every holder is busy (null:
+ * as many as there are devices of the holders' kind). See docs/devices.md ("Replicas").
+ */
+export const ReplicaSettingsSchema = z
+  .object({
+    min: z.number().int().min(0).max(64),
+    max: z.number().int().min(1).max(64).nullable()
+  })
+  .strict()
+  .refine((r) => r.max === null || r.max >= Math.max(1, r.min), {
+    message: 'max must be at least min (and at least 1)',
+    path: ['max']
+  })
+export type ReplicaSettings = z.infer<typeof ReplicaSettingsSchema>
+
+/** A group's placement settings, saved with the placements and restored at start. */
+export const GroupSettingsSchema = z.object({
+  replicas: ReplicaSettingsSchema,
+  /** Loaded onto its saved devices (or placed by the normal rules) before the first job runs. */
+  preload: z.boolean()
+})
+export type GroupSettings = z.infer<typeof GroupSettingsSchema>
+
+/** What the start did with the saved placements: restored, moved, or why not. */
+export const StartupReportSchema = z.object({
+  /** `restoring`: preloads are loading and jobs wait; `done`: jobs run. */
+  status: z.enum(['restoring', 'done']),
+  /** The placements file (null: placements are not saved). */
+  file: z.string().nullable(),
+  /** Plain-language notes, e.g. `cuda:1 is gone: demo-words placed by the normal rules`. */
+  notes: z.array(z.string())
+})
+export type StartupReport = z.infer<typeof StartupReportSchema>
+
+/** The answer of clearing a device: what went, and what stayed and why. */
+export const DeviceClearResultSchema = z.object({
+  deviceId: DeviceIdSchema,
+  unloaded: z.array(
+    z.object({
+      groupId: z.string(),
+      freedBytes: z.number(),
+      expectedBytes: z.number(),
+      memoryReturned: z.boolean()
+    })
+  ),
+  /** Groups left on the device (pinned, or in use) without `force`. */
+  kept: z.array(z.object({ groupId: z.string(), reason: z.string() }))
+})
+export type DeviceClearResult = z.infer<typeof DeviceClearResultSchema>

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { SerializedErrorSchema } from '../ipc/errors'
+import { GroupSettingsSchema } from './devices'
 
 export const LibraryLensSchema = z.object({
   id: z.string(),
@@ -54,7 +55,11 @@ export const LibraryGroupSchema = z.object({
   maxTokens: z.number().int().nullable().optional(),
   lenses: z.array(LibraryLensSchema),
   /** Devices where the group is loaded (or loading). */
-  loadedOn: z.array(z.string())
+  loadedOn: z.array(z.string()),
+  /** The base model's id (a Hugging Face id or the bundle's name for it), when readable. */
+  baseModel: z.string().nullable().optional(),
+  /** Replicas and preload (absent from a manager that keeps no settings). */
+  settings: GroupSettingsSchema.optional()
 })
 export type LibraryGroup = z.infer<typeof LibraryGroupSchema>
 

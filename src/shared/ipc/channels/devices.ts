@@ -1,5 +1,10 @@
 import { z } from 'zod'
-import { ManagedDeviceSchema } from '../../domain/devices'
+import {
+  DeviceClearResultSchema,
+  ManagedDeviceSchema,
+  StartupReportSchema
+} from '../../domain/devices'
+import { DeviceIdSchema } from '../../domain/system'
 import { QueueSummarySchema } from '../../domain/jobs'
 import { ModelLibrarySchema } from '../../domain/models'
 import { defineEvent, defineInvoke } from '../define'
@@ -12,14 +17,32 @@ export const DevicesSnapshotSchema = z.object({
   devices: z.array(ManagedDeviceSchema),
   library: ModelLibrarySchema,
   queue: QueueSummarySchema,
-  takenAt: z.number()
+  takenAt: z.number(),
+  /** The saved placements restored at start (absent before the manager is up). */
+  startup: StartupReportSchema.optional()
 })
 export type DevicesSnapshot = z.infer<typeof DevicesSnapshotSchema>
 
 /** Devices domain: placement targets (CPU, virtual `cpu:N`, `cuda:N`) and their state. */
 export const devicesInvokes = {
   /** The manager's snapshot: devices, library, queue. */
-  'devices:state': defineInvoke(z.object({}).strict().optional(), DevicesSnapshotSchema)
+  'devices:state': defineInvoke(z.object({}).strict().optional(), DevicesSnapshotSchema),
+  /**
+   * Unload every group on a device now: unpinned, idle ones without `force`; with `force`, pinned
+   * ones too, and jobs using a group are cancelled first. The answer names what stayed and why.
+   */
+  'devices:clear': defineInvoke(
+    z.object({ deviceId: DeviceIdSchema, force: z.boolean().default(false) }).strict(),
+    DeviceClearResultSchema
+  ),
+  /**
+   * Back to the start: every unfinished job cancelled, every device cleared (pins too), then the
+   * preload groups loaded again (settings are kept). The predecessor's `POST /reset`.
+   */
+  'devices:reset': defineInvoke(
+    z.object({}).strict().optional(),
+    z.object({ cancelled: z.number().int(), cleared: z.array(DeviceClearResultSchema) })
+  )
 } as const
 
 export const devicesEvents = {

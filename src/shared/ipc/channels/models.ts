@@ -1,5 +1,10 @@
 import { z } from 'zod'
-import { FitEstimateSchema, PlacementSchema } from '../../domain/devices'
+import {
+  FitEstimateSchema,
+  GroupSettingsSchema,
+  PlacementSchema,
+  ReplicaSettingsSchema
+} from '../../domain/devices'
 import { ModelLibrarySchema } from '../../domain/models'
 import { DeviceIdSchema } from '../../domain/system'
 import { defineInvoke } from '../define'
@@ -82,6 +87,20 @@ export const modelsInvokes = {
       })
       .strict(),
     PlacementResultSchema
+  ),
+  /**
+   * A group's replicas (`min`, `max`) and preload flag; omitted fields keep their value. Saved with
+   * the placements; a preload group is loaded at the next start before any job runs.
+   */
+  'models:settings': defineInvoke(
+    z
+      .object({
+        groupId: GroupIdSchema,
+        replicas: ReplicaSettingsSchema.optional(),
+        preload: z.boolean().optional()
+      })
+      .strict(),
+    GroupSettingsSchema
   ),
   /** Will it fit? fits / fits after evicting X / does not fit and why — before any load. */
   'models:estimate': defineInvoke(

@@ -83,12 +83,17 @@ function PlacementChip({
   placement,
   loadJob,
   lenses,
+  replica,
+  preload,
   compact
 }: {
   device: ManagedDevice
   placement: Placement
   loadJob: JobState | undefined
   lenses: string[]
+  /** This copy's number among the group's devices, when it is on more than one. */
+  replica: { index: number; count: number } | null
+  preload: boolean
   compact: boolean
 }): JSX.Element {
   const { activeDragId } = usePlacementUi()
@@ -134,6 +139,16 @@ function PlacementChip({
           {placement.state}
         </span>
         {placement.pinned && <span className="badge badge--pinned">pinned</span>}
+        {replica && (
+          <span className="badge" data-testid="placement-replica">
+            replica {replica.index} of {replica.count}
+          </span>
+        )}
+        {preload && (
+          <span className="badge" data-testid="placement-preload" title="Loaded at every start">
+            preload
+          </span>
+        )}
       </div>
       {!compact && lenses.length > 0 && (
         <div className="placement__lenses">lenses: {lenses.join(', ')}</div>
@@ -429,9 +444,32 @@ export function DeviceCard({
                   .find((g) => g.groupId === p.groupId)
                   ?.lenses.map((l) => `${l.name} (L${l.layer})`) ?? []
               }
+              {...replicaOf(
+                library?.groups.find((g) => g.groupId === p.groupId),
+                device.id
+              )}
             />
           ))}
         </ul>
+      )}
+      {!compact && device.placements.length > 0 && (
+        <button
+          type="button"
+          className="button button--small"
+          data-testid="clear-device"
+          disabled={device.placements.every((p) => p.pinned || p.state !== 'ready')}
+          onClick={() => {
+            const going = device.placements.filter((p) => !p.pinned && p.state === 'ready')
+            const kept = device.placements.filter((p) => p.pinned)
+            const question = `Unload ${going.map((p) => p.groupId).join(', ')} from ${device.id}?${kept.length ? ` Pinned ${kept.map((p) => p.groupId).join(', ')} stay.` : ''}`
+            if (!window.confirm(question)) return
+            call('devices:clear', { deviceId: device.id, force: false }).catch((err: unknown) =>
+              reportError(`clear ${device.id}`, errorOf(err))
+            )
+          }}
+        >
+          Clear device
+        </button>
       )}
       {!compact && device.lastUnload && !device.lastUnload.ok && (
         <p className="note">
@@ -442,6 +480,19 @@ export function DeviceCard({
       )}
     </article>
   )
+}
+
+/** "replica 2 of 2" when the group is on several devices; its preload flag. */
+function replicaOf(
+  group: { loadedOn: string[]; settings?: { preload: boolean } } | undefined,
+  deviceId: string
+): { replica: { index: number; count: number } | null; preload: boolean } {
+  const index = group ? group.loadedOn.indexOf(deviceId) : -1
+  const count = group?.loadedOn.length ?? 0
+  return {
+    replica: count > 1 && index >= 0 ? { index: index + 1, count } : null,
+    preload: group?.settings?.preload ?? false
+  }
 }
 
 function previewText(

@@ -69,6 +69,11 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
         </span>
         <strong className="group-card__name">{group.name}</strong>
         <span className="badge">{group.source}</span>
+        {group.settings?.preload && (
+          <span className="badge" data-testid="group-preload" title="Loaded at every start">
+            preload
+          </span>
+        )}
       </div>
       {baseLine(group) && (
         <div className="group-card__meta" data-testid="group-base">
