@@ -473,8 +473,10 @@ describe('OpenAPI', () => {
         '/api/v2/jobs/{job_id}/cancel',
         '/api/v2/models/generate',
         '/api/v2/models/generate-and-analyze',
+        '/api/v2/models/intervene',
         '/api/v2/models/load',
         '/api/v2/models/process',
+        '/api/v2/models/sweep',
         '/api/v2/system/state'
       ].sort()
     )
