@@ -63,6 +63,21 @@ describe('talkative research commands on the demo group', () => {
     expect((row.continuation_intervention as string).split(' ')).toHaveLength(3)
   })
 
+  it('sweep --json is {metadata, data} with the layer fields on each row', async () => {
+    const r = await cli.run('sweep', '--text', TEXT, '--position', '2', '--layer', '1', '--json')
+    expect(r.code, r.stderr).toBe(0)
+    const { data, metadata } = JSON.parse(r.stdout)
+    expect(metadata.model_id).toBe('demo-words/words-l1')
+    expect(data).toEqual([
+      expect.objectContaining({
+        position: 2,
+        layer: 1,
+        lens_id: 'words-l1',
+        trained_at_layer: true
+      })
+    ])
+  })
+
   it('sweep prints one row per layer and says which lens was trained there', async () => {
     const r = await cli.run('sweep', '--text', TEXT, '--position', '2', '--best-of-k', '2')
     expect(r.code, r.stderr).toBe(0)
@@ -84,13 +99,13 @@ describe('talkative research commands on the demo group', () => {
       '--json'
     )
     expect(r.code, r.stderr).toBe(0)
-    const { rows, metadata } = JSON.parse(r.stdout) as {
-      rows: { mse: number; mseBefore: number }[]
+    const { data, metadata } = JSON.parse(r.stdout) as {
+      data: { mse: number; mse_before: number }[]
       metadata: { options: Record<string, unknown> }
     }
-    expect(metadata.options.optimise).toMatchObject({ samplesPerIteration: 3 })
-    expect(rows.length).toBeGreaterThan(0)
-    for (const row of rows) expect(row.mse).toBeLessThanOrEqual(row.mseBefore)
+    expect(metadata.options.optimise).toMatchObject({ samples_per_iteration: 3 })
+    expect(data.length).toBeGreaterThan(0)
+    for (const row of data) expect(row.mse).toBeLessThanOrEqual(row.mse_before)
   })
 
   it('bad arguments exit 2 and name the flag', async () => {

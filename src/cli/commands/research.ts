@@ -1,11 +1,13 @@
 /**
  * `talkative intervene` and `talkative sweep`: the research modes on the command line (docs/cli.md).
- * Their --json output uses the predecessor's snake_case keys, as the API does.
+ * Their --json output uses the predecessor's snake_case keys and the public metadata
+ * (docs/public-schema.md), as `analyze` and the API do.
  */
 import { Command } from 'commander'
 import type { AnalyzeOptionsInput } from '@shared/domain/analysis'
 import type { InterventionRow } from '@shared/domain/research'
 import { AppError } from '@shared/ipc/errors'
+import { toLensFrame, toPublicMetadata } from '@shared/public/lensFrame'
 import { toWire } from '../../main/api/names'
 import {
   EXIT,
@@ -190,7 +192,7 @@ export function interveneCommand(): Command {
       if (flags.json) {
         process.stdout.write(
           JSON.stringify({
-            metadata: toWire(result.metadata),
+            metadata: toPublicMetadata(result.metadata),
             interventions: result.rows.map((r) => interventionJson(r, text))
           }) + '\n'
         )
@@ -268,7 +270,7 @@ export function sweepCommand(): Command {
         { isCancelled }
       )
       if (flags.json) {
-        process.stdout.write(JSON.stringify(toWire(result)) + '\n')
+        process.stdout.write(JSON.stringify(toLensFrame(result)) + '\n')
       } else {
         for (const r of result.rows) {
           const kl = r.klDivergence === null ? '' : `\tkl=${r.klDivergence.toPrecision(3)}`
