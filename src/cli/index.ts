@@ -6,6 +6,7 @@ import { chatCommand } from './commands/chat'
 import { EXIT, generateCommand } from './commands/generate'
 import { importCommand } from './commands/import'
 import { inspectCommand } from './commands/inspect'
+import { interveneCommand, sweepCommand } from './commands/research'
 import { runCommand } from './commands/run'
 
 const program = new Command('talkative')
@@ -17,6 +18,8 @@ const program = new Command('talkative')
   .addCommand(chatCommand())
   .addCommand(runCommand())
   .addCommand(importCommand())
+  .addCommand(interveneCommand())
+  .addCommand(sweepCommand())
   .exitOverride((err) => {
     process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage)
   })

@@ -517,12 +517,14 @@ describe('OpenAPI', () => {
         '/api/v2/models',
         '/api/v2/models/generate',
         '/api/v2/models/generate-and-analyze',
+        '/api/v2/models/intervene',
         '/api/v2/models/load',
         '/api/v2/models/memory',
         '/api/v2/models/process',
         '/api/v2/models/switch',
         '/api/v2/models/{model_id}/info',
         '/api/v2/switch',
+        '/api/v2/models/sweep',
         '/api/v2/system/state'
       ].sort()
     )

@@ -3,7 +3,11 @@
  * or `{ metadata, rows }` with --json).
  */
 import { Command, InvalidArgumentError } from 'commander'
-import { DEFAULT_BEST_OF_K, type AnalyzeOptionsInput } from '@shared/domain/analysis'
+import {
+  DEFAULT_BEST_OF_K,
+  type AnalyzeOptionsInput,
+  type OptimiseOptionsInput
+} from '@shared/domain/analysis'
 import { toLensFrame } from '@shared/public/lensFrame'
 import { AppError } from '@shared/ipc/errors'
 import {
@@ -31,6 +35,11 @@ interface AnalyzeFlags extends GroupFlags {
   logitLens?: boolean
   kl: boolean
   positions?: { start: number; end: number }
+  optimise?: boolean
+  samplesPerIteration?: number
+  salienceThreshold?: number
+  maxTempIncreases?: number
+  tempIncreaseFactor?: number
   json?: boolean
 }
 
@@ -72,6 +81,30 @@ export function analyzeCommand(): Command {
     .option('--no-kl', 'skip the KL divergence')
     .option('--positions <A:B>', 'analyse only token positions A..B-1', positionsArg)
     .option(
+      '--optimise',
+      'optimise each explanation iteratively (salience-guided) instead of best-of-K'
+    )
+    .option(
+      '--samples-per-iteration <n>',
+      'optimiser: rollouts per regeneration (default 16)',
+      intArg('--samples-per-iteration', 1, 512)
+    )
+    .option(
+      '--salience-threshold <x>',
+      'optimiser: regenerate after a token whose salience is below this (default 0)',
+      floatArg('--salience-threshold', -10, 10)
+    )
+    .option(
+      '--max-temp-increases <n>',
+      'optimiser: retries of a failed regeneration at a higher temperature (default 2)',
+      intArg('--max-temp-increases', 0, 10)
+    )
+    .option(
+      '--temp-increase-factor <x>',
+      'optimiser: temperature multiplier per retry (default 1.5)',
+      floatArg('--temp-increase-factor', 1, 10)
+    )
+    .option(
       '--json',
       'print { "metadata": …, "data": […] } (docs/public-schema.md) as one JSON document'
     )
@@ -107,6 +140,29 @@ function textFrom(flags: AnalyzeFlags): string {
   return text
 }
 
+/** The optimiser's options when --optimise (or one of its tuning flags) is given. */
+function optimiseOptions(flags: AnalyzeFlags): OptimiseOptionsInput | undefined {
+  const tuning = {
+    ...(flags.samplesPerIteration === undefined
+      ? {}
+      : { samplesPerIteration: flags.samplesPerIteration }),
+    ...(flags.salienceThreshold === undefined
+      ? {}
+      : { salienceThreshold: flags.salienceThreshold }),
+    ...(flags.maxTempIncreases === undefined ? {} : { maxTempIncreases: flags.maxTempIncreases }),
+    ...(flags.tempIncreaseFactor === undefined
+      ? {}
+      : { tempIncreaseFactor: flags.tempIncreaseFactor })
+  }
+  if (!flags.optimise && Object.keys(tuning).length > 0) {
+    const flag = `--${Object.keys(tuning)[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+    throw new AppError('invalid_input', `${flag} tunes the optimiser: add --optimise`, {
+      field: flag
+    })
+  }
+  return flags.optimise ? tuning : undefined
+}
+
 async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
   let opened: Awaited<ReturnType<typeof openGroup>> | undefined
   let interrupted = false
@@ -128,11 +184,19 @@ async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
     if (flags.temperature !== undefined) options.temperature = flags.temperature
     if (flags.rowsPerBatch !== undefined) options.rowsPerBatch = flags.rowsPerBatch
     if (flags.positions) options.positions = flags.positions
+    const optimise = optimiseOptions(flags)
+    if (optimise) options.optimise = optimise
     const showProgress = process.stderr.isTTY && !flags.json
     const result = await group.analyze(
       { lensId, text, options },
       {
         isCancelled: () => interrupted,
+        onOptimiser: (o) => {
+          if (showProgress)
+            process.stderr.write(
+              `\rbatch ${o.batch}/${o.totalBatches}, optimiser step ${o.step}/${o.steps}   `
+            )
+        },
         onBatch: (_rows, p) => {
           if (showProgress) {
             const eta = p.etaSeconds === null ? '' : `, ETA ${p.etaSeconds.toFixed(1)} s`
@@ -150,8 +214,9 @@ async function runAnalyze(flags: AnalyzeFlags): Promise<number> {
       for (const r of result.rows) {
         const kl = r.klDivergence === null ? '' : `\tkl=${r.klDivergence.toPrecision(3)}`
         const lens = r.logitLensTop === null ? '' : `\tlogit-lens: ${r.logitLensTop}`
+        const before = r.mseBefore === undefined ? '' : `\tmse-before=${r.mseBefore.toPrecision(4)}`
         process.stdout.write(
-          `${r.position}\t${tokenCell(r)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}${kl}${lens}\n`
+          `${r.position}\t${tokenCell(r)}\t${r.explanation}\tmse=${r.mse.toPrecision(4)}${before}${kl}${lens}\n`
         )
       }
       const m = result.metadata

@@ -24,7 +24,9 @@ import {
   JobQueuedSchema,
   PinGroupRequestSchema,
   PinResponseSchema,
+  InterveneRequestSchema,
   ProcessRequestSchema,
+  SweepApiRequestSchema,
   UnloadGroupRequestSchema,
   UnloadResponseSchema
 } from './schemas'
@@ -201,6 +203,43 @@ export const endpoints: readonly Endpoint[] = [
       generate: generateOptions(body.generation, raw.generation, undefined, 'generation')
     }),
     seedOptions: (raw) => [raw.options, raw.generation]
+  }),
+  jobEndpoint({
+    path: '/models/intervene',
+    summary:
+      'Causal intervention: replace the residual at positions by encoded strings; compare predictions, KL, MSE and continuations',
+    request: InterveneRequestSchema,
+    kind: 'intervene',
+    result: 'The finished job with its interventions (one per position and string)',
+    fields: (body, raw) => ({
+      options: analysisOptions(body.options, raw.options, body.num_predictions),
+      intervention: {
+        positions: body.positions,
+        strings: body.strings,
+        topK: body.top_k,
+        maxNewTokens: body.max_new_tokens,
+        ...(body.next_position === undefined ? {} : { nextPosition: body.next_position })
+      }
+    }),
+    seedOptions: (raw) => [raw.options],
+    fieldNames: { intervention: '' }
+  }),
+  jobEndpoint({
+    path: '/models/sweep',
+    summary: 'Explain the residual at one position from every layer (one row per layer)',
+    request: SweepApiRequestSchema,
+    kind: 'sweep',
+    result: 'The finished job with one row per layer',
+    fields: (body, raw) => ({
+      options: analysisOptions(body.options, raw.options, body.num_predictions),
+      sweep: {
+        position: body.position,
+        lenses: body.lenses,
+        ...(body.layers === undefined ? {} : { layers: body.layers })
+      }
+    }),
+    seedOptions: (raw) => [raw.options],
+    fieldNames: { sweep: '' }
   }),
   ...managerEndpoints,
   defineEndpoint({

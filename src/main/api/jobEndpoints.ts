@@ -1,6 +1,6 @@
 /**
- * The three endpoints that queue a job (`/models/process`, `/models/generate`,
- * `/models/generate-and-analyze`) have one shape: resolve the lens, submit, then answer 202 at
+ * The endpoints that queue a job (`/models/process`, `/models/generate`,
+ * `/models/generate-and-analyze`, `/models/intervene`, `/models/sweep`) have one shape: resolve the lens, submit, then answer 202 at
  * once or the result once the job has finished. One factory makes all three.
  */
 import type { z } from 'zod'
@@ -44,9 +44,14 @@ export function jobEndpoint<S extends z.ZodType<JobRequestBody>>(spec: {
   /** What the finished job's answer holds (the OpenAPI description). */
   result: string
   /** The kind's own fields of the submission (options, generation settings) from the body. */
-  fields(body: z.output<S>, raw: Record<string, unknown>): Pick<JobSubmit, 'options' | 'generate'>
+  fields(
+    body: z.output<S>,
+    raw: Record<string, unknown>
+  ): Pick<JobSubmit, 'options' | 'generate' | 'intervention' | 'sweep'>
   /** The options objects (as sent) whose `return_full_text` / `use_chat_format` apply. */
   seedOptions(raw: Record<string, unknown>): unknown[]
+  /** Contract field paths (snake_case) that this body spells differently, for error messages. */
+  fieldNames?: Record<string, string>
 }): Endpoint {
   return defineEndpoint({
     method: 'POST',
@@ -72,7 +77,8 @@ export function jobEndpoint<S extends z.ZodType<JobRequestBody>>(spec: {
           deviceId: toDeviceId(body.device_id)
         },
         body.wait,
-        seed.some(wantsContinuationsOnly)
+        seed.some(wantsContinuationsOnly),
+        spec.fieldNames
       )
     }
   })
@@ -83,12 +89,13 @@ async function submitJob(
   ctx: EndpointContext,
   submit: JobSubmit,
   wait: boolean,
-  continuationsOnly: boolean
+  continuationsOnly: boolean,
+  fieldNames: Record<string, string> = {}
 ): Promise<EndpointAnswer> {
-  const { jobId } = await ctx.call('jobs:submit', submit, { group_id: 'model_id' })
+  const { jobId } = await ctx.call('jobs:submit', submit, { group_id: 'model_id', ...fieldNames })
   const state = await ctx.call('jobs:get', { jobId })
   // A job no device can ever take fails at once: say so now, with the reason.
-  if (state.status === 'failed' && state.error) throw jobFailure(state)
+  if (state.status === 'failed' && state.error) throw jobFailure(state, fieldNames)
   if (!wait) {
     return {
       status: 202,
@@ -105,7 +112,7 @@ async function submitJob(
   const final = await ctx.waitForJob(jobId)
   answered = true
   if (!final) fail('not_found', `job ${jobId} is gone`, 'job_id')
-  if (final.status === 'failed') throw jobFailure(final)
+  if (final.status === 'failed') throw jobFailure(final, fieldNames)
   const result = toPublicJobResult(await ctx.call('jobs:result', { jobId }))
   // The seed's return_full_text: false answers the generated parts alone (the replies).
   if (continuationsOnly && result.replies.length)
@@ -113,9 +120,9 @@ async function submitJob(
   return { status: 200, body: result }
 }
 
-function jobFailure(state: JobState): Error {
+function jobFailure(state: JobState, fieldNames: Record<string, string>): Error {
   const error = state.error ?? { code: 'internal' as const, message: 'the job failed' }
-  return apiFailureOf(error, undefined, { job_id: state.id })
+  return apiFailureOf(error, fieldNames, { job_id: state.id })
 }
 
 /** The `{job_id}` of a path; a malformed id cannot name a job: it is unknown, not bad input. */

@@ -43,7 +43,8 @@ const FIELD_RENAMES: Record<string, string> = {
 
 /**
  * A contract field path (`options.bestOfK`, `lensId`) as the API caller spelled it. `overrides`
- * renames whole paths for one endpoint (e.g. `group_id` → `model_id` where a lens was named).
+ * renames paths for one endpoint (e.g. `group_id` → `model_id` where a lens was named), with the
+ * paths below them.
  */
 export function toWireField(
   field: string | undefined,
@@ -52,6 +53,13 @@ export function toWireField(
   if (field === undefined) return undefined
   const snake = field.split('.').map(snakeCase).join('.')
   if (overrides[snake]) return overrides[snake]
+  // An override also renames the paths below it; renamed to '' it is dropped from them
+  // (`intervention.positions.0` → `positions.0` where the body has the fields at the top level).
+  for (const [from, to] of Object.entries(overrides)) {
+    if (!snake.startsWith(`${from}.`)) continue
+    const below = snake.slice(from.length + 1)
+    return to ? `${to}.${below}` : below
+  }
   return FIELD_RENAMES[snake] ?? snake
 }
 

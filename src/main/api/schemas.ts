@@ -4,7 +4,7 @@
  * (renamed to snake_case on the wire by `toWire`). The OpenAPI document is generated from these.
  */
 import { z } from 'zod'
-import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
+import { AnalyzeOptionsSchema, OptimiseOptionsSchema } from '@shared/domain/analysis'
 import { PlacementSchema } from '@shared/domain/devices'
 import {
   GenerateOptionsSchema,
@@ -13,6 +13,7 @@ import {
   JobStatusSchema
 } from '@shared/domain/jobs'
 import { LibraryGroupSchema } from '@shared/domain/models'
+import { InterventionRequestSchema, SweepRequestSchema } from '@shared/domain/research'
 import { SerializedErrorSchema } from '@shared/ipc/errors'
 import { UnloadResultSchema } from '@shared/ipc/channels/models'
 import { SystemStateSchema } from '@shared/ipc/channels/system'
@@ -68,6 +69,11 @@ const ChatFlagSchema = z
 export const ApiAnalyzeOptionsSchema = z
   .strictObject({
     ...snakeObject(AnalyzeOptionsSchema).shape,
+    optimise: snakeObject(OptimiseOptionsSchema)
+      .optional()
+      .describe(
+        'Optimise each explanation iteratively instead of best-of-K (contract OptimiseOptions)'
+      ),
     calculate_token_salience: z.boolean().optional().describe('Seed name of `salience`'),
     logit_lens_analysis: z.boolean().optional().describe('Seed name of `logit_lens`'),
     no_kl: z.boolean().optional().describe('Seed name of `kl`, inverted'),
@@ -181,6 +187,38 @@ export const GenerateAnalyzeRequestSchema = z.strictObject({
   device_id: DeviceRefSchema.optional(),
   options: ApiAnalyzeOptionsSchema.optional(),
   generation: ApiGenerateOptionsSchema.optional(),
+  wait: WaitSchema
+})
+
+/**
+ * A causal intervention: the contract's InterventionRequest fields at the top level (positions,
+ * strings, next_position, top_k, max_new_tokens); options say how each position's own
+ * explanation is found.
+ */
+export const InterveneRequestSchema = z.strictObject({
+  model_id: ModelRefSchema,
+  prompt: PromptSchema,
+  positions: InterventionRequestSchema.shape.positions,
+  strings: InterventionRequestSchema.shape.strings,
+  next_position: InterventionRequestSchema.shape.nextPosition,
+  top_k: InterventionRequestSchema.shape.topK,
+  max_new_tokens: InterventionRequestSchema.shape.maxNewTokens,
+  num_predictions: NumPredictionsSchema.optional(),
+  device_id: DeviceRefSchema.optional(),
+  options: ApiAnalyzeOptionsSchema.optional(),
+  wait: WaitSchema
+})
+
+/** A layer sweep at one position: the contract's SweepRequest fields (position, layers, lenses). */
+export const SweepApiRequestSchema = z.strictObject({
+  model_id: ModelRefSchema,
+  prompt: PromptSchema,
+  position: SweepRequestSchema.shape.position,
+  layers: SweepRequestSchema.shape.layers,
+  lenses: SweepRequestSchema.shape.lenses,
+  num_predictions: NumPredictionsSchema.optional(),
+  device_id: DeviceRefSchema.optional(),
+  options: ApiAnalyzeOptionsSchema.optional(),
   wait: WaitSchema
 })
 

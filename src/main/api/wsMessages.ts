@@ -15,7 +15,9 @@ import {
   ApiSystemStateSchema,
   GenerateAnalyzeRequestSchema,
   GenerateRequestSchema,
-  ProcessRequestSchema
+  InterveneRequestSchema,
+  ProcessRequestSchema,
+  SweepApiRequestSchema
 } from './schemas'
 import { STRICT_CONTROL_SCHEMAS } from './control'
 
@@ -36,7 +38,9 @@ export const WS_SUBMIT_ENDPOINTS = {
   generate_and_analyze: {
     path: '/models/generate-and-analyze',
     context: 'generation_and_analysis'
-  }
+  },
+  intervene: { path: '/models/intervene', context: 'intervention' },
+  sweep: { path: '/models/sweep', context: 'layer_sweep' }
 } as const
 export type WsSubmitType = keyof typeof WS_SUBMIT_ENDPOINTS
 
@@ -54,8 +58,25 @@ export const WsSubmitMessageSchemas = {
   generate_and_analyze: GenerateAnalyzeRequestSchema.omit({ wait: true }).extend({
     type: z.literal('generate_and_analyze'),
     ...submitExtras
+  }),
+  intervene: InterveneRequestSchema.omit({ wait: true }).extend({
+    type: z.literal('intervene'),
+    ...submitExtras
+  }),
+  sweep: SweepApiRequestSchema.omit({ wait: true }).extend({
+    type: z.literal('sweep'),
+    ...submitExtras
   })
 } as const
+
+/** What a `queued` or `interrupt` message says the job is. */
+const JobContextSchema = z.enum([
+  'analysis',
+  'generation',
+  'generation_and_analysis',
+  'intervention',
+  'layer_sweep'
+])
 
 /** Client → server. `job_id: "*"` subscribes to every job. */
 export const WsClientMessageSchema = z.discriminatedUnion('type', [
@@ -66,6 +87,8 @@ export const WsClientMessageSchema = z.discriminatedUnion('type', [
   WsSubmitMessageSchemas.analyze,
   WsSubmitMessageSchemas.generate,
   WsSubmitMessageSchemas.generate_and_analyze,
+  WsSubmitMessageSchemas.intervene,
+  WsSubmitMessageSchemas.sweep,
   z.strictObject({
     type: z.literal('cancel_request'),
     request_id: RequestIdSchema,
@@ -74,7 +97,7 @@ export const WsClientMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('interrupt'),
     request_id: RequestIdSchema,
-    context: z.enum(['analysis', 'generation', 'generation_and_analysis']).optional(),
+    context: JobContextSchema.optional(),
     client_request_id: ClientRequestIdSchema.optional()
   }),
   z.strictObject({ type: z.literal('status'), request_id: RequestIdSchema }),
@@ -134,7 +157,7 @@ export const WsServerMessageSchemas = {
     jobId: z.string(),
     status: JobStatusSchema,
     queuePosition: z.number().int().nullable(),
-    context: z.enum(['analysis', 'generation', 'generation_and_analysis']),
+    context: JobContextSchema,
     clientRequestId: z.string().optional()
   }),
   request_cancelled: z.object({

@@ -4,7 +4,13 @@
  * reach a running worker, and what a crashed worker's share becomes (retried once). Rows it
  * receives go through the row assembler in position order.
  */
-import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
+import type {
+  AnalysisMetadata,
+  AnalysisProgress,
+  AnalysisRow,
+  OptimiserProgress
+} from '@shared/domain/analysis'
+import type { InterventionRow } from '@shared/domain/research'
 import { TERMINAL_JOB_STATUSES, type JobRows } from '@shared/domain/jobs'
 import { AppError, toSerializedError } from '@shared/ipc/errors'
 import type { Clock } from '../platform/clock'
@@ -14,7 +20,7 @@ import type { JobTable } from './jobTable'
 import type { ModelLibrary } from './library'
 import { publicPlacement, type DeviceRecord, type DeviceTask, type JobRecord } from './records'
 import type { Residency } from './residency'
-import { acceptRows, assembleRows } from './rowAssembler'
+import { acceptRows, assembleInterventions, assembleRows } from './rowAssembler'
 import type { WorkerSupervisor } from './workerSupervisor'
 
 export interface ExecutorOptions {
@@ -138,6 +144,10 @@ export class Executor {
         await this.#generate(job, d, task)
         return
       }
+      if (s.kind === 'intervene' || s.kind === 'sweep') {
+        await this.#research(job, d, task)
+        return
+      }
       await this.#analyzeShare(job, d, task)
     } catch (err) {
       this.#onTaskError(job, d, task, err)
@@ -241,6 +251,51 @@ export class Executor {
     // engine returns it), on this device.
     job.analysisText = out.completions[0] ?? job.input.text ?? ''
     await this.#analyzeShare(job, d, task)
+  }
+
+  /**
+   * An intervention or a layer sweep: one call on one device (no data-parallel split); rows stream
+   * as the worker finishes each position (or layer). A crashed worker's job is queued again and
+   * the rows it already streamed are kept, not sent twice.
+   */
+  async #research(job: JobRecord, d: DeviceRecord, task: DeviceTask): Promise<void> {
+    const s = job.state
+    s.status = 'running'
+    s.stage = null
+    s.progress ??= { rowsDone: 0, rowsTotal: 0 }
+    job.runStartedAt ??= this.#o.clock.now()
+    this.#d.publish(job)
+    task.running = true
+    const common = {
+      taskId: task.taskId,
+      groupId: s.groupId,
+      lensId: s.lensId!,
+      text: job.analysisText!,
+      options: job.input.options
+    }
+    const res =
+      s.kind === 'intervene'
+        ? await d.client!.call({
+            op: 'intervene',
+            ...common,
+            intervention: job.input.intervention!
+          })
+        : await d.client!.call({ op: 'sweep', ...common, sweep: job.input.sweep! })
+    task.running = false
+    this.#mergeMetadata(job, res.metadata, d)
+    const placement = d.placements.get(s.groupId)
+    if (placement) placement.lastUsedAt = this.#o.clock.now()
+    this.#release(job, d, task)
+    if (s.kind === 'sweep') this.#flushRows(job, true)
+    if (job.cancelRequested || res.metadata.status === 'cancelled') {
+      this.#d.jobs.finish(
+        job,
+        'cancelled',
+        new AppError('cancelled', 'cancelled; rows so far kept')
+      )
+    } else {
+      this.#d.jobs.finish(job, 'done')
+    }
   }
 
   /** One device's share of an analysis; the first share plans the positions for everybody. */
@@ -413,6 +468,32 @@ export class Executor {
     if (!job) return
     acceptRows(job, task, rows, chunkTotal)
     this.#flushRows(job, false)
+  }
+
+  /** Intervention rows a worker streamed for its current task. */
+  onInterventions(
+    d: DeviceRecord,
+    taskId: string,
+    rows: InterventionRow[],
+    progress: AnalysisProgress
+  ): void {
+    const task = d.task
+    if (!task || task.taskId !== taskId) return
+    const job = this.#d.jobs.find(task.jobId)
+    if (!job) return
+    const out = assembleInterventions(job, rows, progress.rowsTotal, this.#o.clock.now())
+    if (out.rows) this.#d.emitRows(out.rows)
+    if (out.publish) this.#d.publish(job)
+  }
+
+  /** The optimiser's step on a worker, shown as the running job's stage. */
+  onOptimiser(d: DeviceRecord, taskId: string, p: OptimiserProgress): void {
+    const task = d.task
+    if (!task || task.taskId !== taskId) return
+    const job = this.#d.jobs.find(task.jobId)
+    if (!job || job.state.status !== 'running') return
+    job.state.stage = `optimising batch ${p.batch} of ${p.totalBatches}, step ${p.step} of ${p.steps}: ${p.message}`
+    this.#d.publish(job)
   }
 
   #flushRows(job: JobRecord, final: boolean): void {

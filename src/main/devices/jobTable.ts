@@ -148,7 +148,10 @@ export class JobTable {
       seq: ++this.#seq,
       input: req,
       moveFrom,
-      analysisText: req.kind === 'analyze' ? (req.text ?? null) : null,
+      analysisText:
+        req.kind === 'analyze' || req.kind === 'intervene' || req.kind === 'sweep'
+          ? (req.text ?? null)
+          : null,
       positions: null,
       planned: false,
       minChunk: 1,
@@ -157,6 +160,10 @@ export class JobTable {
       active: new Map(),
       rows: new Map(),
       ordered: [],
+      // A sweep's rows share one position: they are told apart (and ordered) by layer.
+      rowKey: req.kind === 'sweep' ? (r) => r.layer ?? r.position : (r) => r.position,
+      interventionRows: new Map(),
+      interventions: [],
       metadata: null,
       completions: [],
       replies: [],
@@ -190,7 +197,8 @@ export class JobTable {
       metadata: job.metadata,
       rows: [...job.ordered],
       completions: [...job.completions],
-      replies: [...job.replies]
+      replies: [...job.replies],
+      interventions: [...job.interventions]
     }
   }
 
@@ -207,7 +215,8 @@ export class JobTable {
     if (job.metadata) {
       job.metadata = {
         ...job.metadata,
-        analysedPositions: job.ordered.length,
+        analysedPositions:
+          job.state.kind === 'intervene' ? job.interventions.length : job.ordered.length,
         status: status === 'done' ? 'completed' : status === 'failed' ? 'failed' : 'cancelled'
       }
     }

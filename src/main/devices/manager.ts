@@ -224,6 +224,9 @@ export class DeviceManager {
       {
         isDisposed,
         onRows: (d, taskId, rows, total) => this.#executor.onRows(d, taskId, rows, total),
+        onInterventions: (d, taskId, rows, progress) =>
+          this.#executor.onInterventions(d, taskId, rows, progress),
+        onOptimiser: (d, taskId, progress) => this.#executor.onOptimiser(d, taskId, progress),
         onStage: (d, groupId, stage, fraction) =>
           this.#executor.onStage(d, groupId, stage, fraction),
         reload: async (d, groupId) => {

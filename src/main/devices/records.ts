@@ -4,6 +4,7 @@
  * snapshots) share these; only the snapshots leave the manager, as copies.
  */
 import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
+import type { InterventionRow } from '@shared/domain/research'
 import type { ManagedDevice, Placement, UnloadCheck } from '@shared/domain/devices'
 import type { JobState, JobSubmit } from '@shared/domain/jobs'
 import type { Timer } from '../platform/clock'
@@ -70,8 +71,13 @@ export interface JobRecord {
   splittable: boolean
   remaining: number[]
   active: Map<string, DeviceTask>
+  /** Rows received, by key (`rowKey`): the position, or the layer of a sweep's rows. */
   rows: Map<number, AnalysisRow>
   ordered: AnalysisRow[]
+  rowKey: (row: AnalysisRow) => number
+  /** An intervene job's rows: received by index, and the contiguous ones in order. */
+  interventionRows: Map<number, InterventionRow>
+  interventions: InterventionRow[]
   metadata: AnalysisMetadata | null
   completions: string[]
   /** Each completion's reply: its new text without the closing end-of-turn token. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { AnalysisRow } from '@shared/domain/analysis'
+import type { InterventionRow } from '@shared/domain/research'
 import type { DeviceTask, JobRecord } from './records'
-import { acceptRows, assembleRows } from './rowAssembler'
+import { acceptRows, assembleInterventions, assembleRows } from './rowAssembler'
 
 function row(position: number): AnalysisRow {
   return {
@@ -30,7 +31,11 @@ function task(): DeviceTask {
 }
 
 /** The fields of a job record that row assembly reads and writes. */
-function job(positions: number[] | null, rowsTotal: number | null = null): JobRecord {
+function job(
+  positions: number[] | null,
+  rowsTotal: number | null = null,
+  rowKey: (r: AnalysisRow) => number = (r) => r.position
+): JobRecord {
   return {
     state: {
       id: 'job-1',
@@ -40,6 +45,9 @@ function job(positions: number[] | null, rowsTotal: number | null = null): JobRe
     positions,
     rows: new Map(),
     ordered: [],
+    rowKey,
+    interventionRows: new Map(),
+    interventions: [],
     runStartedAt: null
   } as unknown as JobRecord
 }
@@ -91,5 +99,33 @@ describe('row assembly', () => {
     const j = job([0], 1)
     expect(assembleRows(j, false, 0)).toEqual({ rows: null, publish: false })
     expect(assembleRows(j, true, 0)).toEqual({ rows: null, publish: true })
+  })
+
+  it('keys a sweep’s rows by layer: one position, every layer kept, in layer order', () => {
+    const j = job(null, 0, (r) => r.layer ?? r.position)
+    const atLayer = (layer: number): AnalysisRow => ({ ...row(3), layer })
+    acceptRows(j, task(), [atLayer(2), atLayer(0)], 3)
+    acceptRows(j, task(), [atLayer(1), atLayer(2)], 3)
+    const out = assembleRows(j, true, 0)
+    expect(out.rows?.rows.map((r) => r.layer)).toEqual([0, 1, 2])
+    expect(j.state.progress).toEqual({ rowsDone: 3, rowsTotal: 3 })
+  })
+})
+
+describe('intervention row assembly', () => {
+  const irow = (index: number): InterventionRow => ({ index }) as InterventionRow
+  const progress = { rowsDone: 0, rowsTotal: 4 }
+
+  it('streams by index once each; a row sent again after a retry is not repeated', () => {
+    const j = job(null, 0)
+    const sent: number[][] = []
+    for (const batch of [[1], [0], [1, 2], [3]]) {
+      const out = assembleInterventions(j, batch.map(irow), progress.rowsTotal, 0)
+      sent.push((out.rows?.interventions ?? []).map((r) => r.index))
+      if (out.rows) expect(out.rows.startIndex).toBe(sent.flat().length - sent.at(-1)!.length)
+    }
+    expect(sent).toEqual([[], [0, 1], [2], [3]])
+    expect(j.interventions.map((r) => r.index)).toEqual([0, 1, 2, 3])
+    expect(j.state.progress).toEqual({ rowsDone: 4, rowsTotal: 4 })
   })
 })

@@ -4,7 +4,8 @@
  * in docs/devices.md ("States"). Nothing here decides what runs: the manager asks for a schedule
  * when a device becomes ready.
  */
-import type { AnalysisRow } from '@shared/domain/analysis'
+import type { AnalysisProgress, AnalysisRow, OptimiserProgress } from '@shared/domain/analysis'
+import type { InterventionRow } from '@shared/domain/research'
 import { toSerializedError } from '@shared/ipc/errors'
 import type { Clock } from '../platform/clock'
 import type { Logger } from '../platform/logger'
@@ -31,6 +32,15 @@ export interface SupervisorHooks {
   isDisposed(): boolean
   /** Rows a worker streamed for one of its tasks. */
   onRows(d: DeviceRecord, taskId: string, rows: AnalysisRow[], chunkTotal: number): void
+  /** Intervention rows a worker streamed for one of its tasks. */
+  onInterventions(
+    d: DeviceRecord,
+    taskId: string,
+    rows: InterventionRow[],
+    progress: AnalysisProgress
+  ): void
+  /** The iterative optimiser's step in one of a worker's tasks. */
+  onOptimiser(d: DeviceRecord, taskId: string, progress: OptimiserProgress): void
   /** A load's stage on a worker. */
   onStage(d: DeviceRecord, groupId: string, stage: string, fraction: number): void
   /** Loads a group that was resident before a restart into the new process. */
@@ -74,6 +84,10 @@ export class WorkerSupervisor {
           if (d.generation !== generation) return
           if (event.kind === 'rows')
             this.#hooks.onRows(d, event.taskId, event.rows, event.progress.rowsTotal)
+          else if (event.kind === 'interventions')
+            this.#hooks.onInterventions(d, event.taskId, event.rows, event.progress)
+          else if (event.kind === 'optimiser')
+            this.#hooks.onOptimiser(d, event.taskId, event.progress)
           else if (event.kind === 'stage')
             this.#hooks.onStage(d, event.groupId, event.stage, event.fraction)
         },

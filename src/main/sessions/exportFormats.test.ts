@@ -4,6 +4,7 @@ import { SESSION_FORMAT, type Session } from '@shared/domain/sessions'
 import { PUBLIC_METADATA_KEYS, PUBLIC_ROW_KEYS } from '@shared/public/lensFrame'
 import { SessionExportSchema } from '@shared/public/sessionExport'
 import { parseCsv } from '../engine'
+import { InterventionRequestSchema, SweepRequestSchema } from '@shared/domain/research'
 import { exportSession, parseSessionFile } from './exportFormats'
 
 const NOW = 1_700_000_000_000
@@ -80,6 +81,7 @@ function session(id: string, extra: Partial<Session> = {}): Session {
       }
     ],
     completions: [],
+    interventions: [],
     ...extra
   }
 }
@@ -116,6 +118,71 @@ describe('session exports', () => {
     }
     // The predecessor's JSONL holds one analysis per line, and so does ours.
     expect(exportSession(s, 'jsonl').content.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('intervention and sweep sessions read back with their requests, results and row fields', () => {
+    const prediction = { token: 'cat', tokenId: 7, probability: 0.5 }
+    const intervene = session('s-intervene', {
+      kind: 'intervene',
+      intervention: InterventionRequestSchema.parse({ positions: [2], strings: ['dog'] }),
+      interventions: [
+        {
+          index: 0,
+          interventionPosition: 2,
+          intervenedToken: 'cat',
+          intervenedTokenId: 7,
+          nextTokenPosition: 2,
+          predictionContextToken: 'cat',
+          interventionText: 'dog',
+          interventionString: '<bos> dog',
+          interventionIds: [0, 2, 9],
+          truncatedTokens: 0,
+          paddedTokens: 1,
+          explanationOriginal: 'cat cat',
+          explanationStructured: ['cat', ' cat'],
+          klDivergence: 0.1,
+          klDivOrigDecoded: 0.01,
+          mse: 0.2,
+          mseOrigDecoded: 0.02,
+          topPredictionsOriginal: [prediction],
+          topPredictionsIntervention: [prediction],
+          topPredictionsOriginalDecoded: [prediction],
+          continuationOriginal: 'the',
+          continuationIntervention: 'a',
+          continuationOriginalDecoded: 'the'
+        }
+      ]
+    })
+    const sweepRows = session('x').rows.map((r, i) => ({
+      ...r,
+      layer: i,
+      lensId: 'words-l1',
+      lensLayer: 1,
+      trainedAtLayer: i === 1,
+      mseBefore: 0.5,
+      rollouts: 12
+    }))
+    const sweep = session('s-sweep', {
+      kind: 'sweep',
+      sweep: SweepRequestSchema.parse({ position: 2 }),
+      rows: sweepRows
+    })
+    for (const s of [intervene, sweep]) {
+      const file = exportSession(s, 'json')
+      expect(parseSessionFile(file.fileName, file.content, NOW)).toEqual([
+        { ...s, importedFrom: mark(file.fileName) }
+      ])
+    }
+    const wire = JSON.parse(exportSession(intervene, 'json').content)
+    expect(wire.session.interventions[0]).toMatchObject({
+      kl_div_orig_decoded: 0.01,
+      top_predictions_original: [{ token_id: 7 }]
+    })
+    expect(JSON.parse(exportSession(sweep, 'json').content).data[1]).toMatchObject({
+      layer: 1,
+      trained_at_layer: true,
+      mse_before: 0.5
+    })
   })
 
   it('a run that failed before its first row (no metadata) exports and reads back', () => {

@@ -168,6 +168,7 @@ function fromPredecessorFrame(
     metadata: null,
     rows,
     completions: [],
+    interventions: [],
     importedFrom: { fileName, format: 'predecessor', importedAt: now, metadata: m }
   }
 }

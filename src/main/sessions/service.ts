@@ -178,7 +178,9 @@ export class SessionsService {
           ? { messages: input.input.messages }
           : { text: input.input.text }),
         options: input.options,
-        ...(input.generate ? { generate: input.generate } : {})
+        ...(input.generate ? { generate: input.generate } : {}),
+        ...(input.intervention ? { intervention: input.intervention } : {}),
+        ...(input.sweep ? { sweep: input.sweep } : {})
       },
       clientId
     )
@@ -188,7 +190,7 @@ export class SessionsService {
       format: SESSION_FORMAT,
       version: 1,
       id: this.#newId(),
-      name: input.name ?? defaultName(input.input.text, lens?.name ?? lensId),
+      name: input.name ?? defaultName(input, lens?.name ?? lensId),
       createdAt: now,
       updatedAt: now,
       appVersion: this.#deps.appVersion,
@@ -199,12 +201,15 @@ export class SessionsService {
       bundleHash: group.contentHash,
       options: input.options,
       ...(input.generate ? { generate: input.generate } : {}),
+      ...(input.intervention ? { intervention: input.intervention } : {}),
+      ...(input.sweep ? { sweep: input.sweep } : {}),
       jobId: submitted.jobId,
       status: 'running',
       error: null,
       metadata: null,
       rows: [],
-      completions: []
+      completions: [],
+      interventions: []
     }
     const active: ActiveSession = {
       session,
@@ -234,10 +239,16 @@ export class SessionsService {
     const id = this.#byJob.get(event.jobId)
     const active = id ? this.#active.get(id) : undefined
     if (!active || active.finishing) return
-    const rows = active.session.rows
-    for (const [i, row] of event.rows.entries()) rows[event.startIndex + i] = row
-    // Fill holes defensively: rows arrive in order, a gap would mean a lost event.
-    active.session.rows = rows.filter((r) => r !== undefined)
+    if (event.interventions) {
+      const list = active.session.interventions
+      for (const [i, row] of event.interventions.entries()) list[event.startIndex + i] = row
+      active.session.interventions = list.filter((r) => r !== undefined)
+    } else {
+      const rows = active.session.rows
+      for (const [i, row] of event.rows.entries()) rows[event.startIndex + i] = row
+      // Fill holes defensively: rows arrive in order, a gap would mean a lost event.
+      active.session.rows = rows.filter((r) => r !== undefined)
+    }
     this.#markDirty(active)
   }
 
@@ -256,6 +267,8 @@ export class SessionsService {
     try {
       const result = await this.#deps.jobs.result(job.id)
       if (result.rows.length >= session.rows.length) session.rows = result.rows
+      if (result.interventions.length >= session.interventions.length)
+        session.interventions = result.interventions
       session.metadata = result.metadata
       session.completions = result.completions
       if (result.metadata?.bundleHash) session.bundleHash = result.metadata.bundleHash
@@ -399,6 +412,8 @@ export class SessionsService {
         input: session.input,
         options: session.options,
         ...(session.generate ? { generate: session.generate } : {}),
+        ...(session.intervention ? { intervention: session.intervention } : {}),
+        ...(session.sweep ? { sweep: session.sweep } : {}),
         name: `${session.name} (re-run)`.slice(0, 200)
       },
       clientId
@@ -442,11 +457,17 @@ function short(hash: string | null): string {
   return hash ? hash.slice(0, 12) : 'none'
 }
 
-function defaultName(text: string, lensName: string): string {
-  const words = text
+function defaultName(run: RunInput, lensName: string): string {
+  const words = run.input.text
     .replace(/<[^>]+>/g, ' ')
     .replace(/\s+/g, ' ')
     .trim()
   const head = words.length > 40 ? `${words.slice(0, 40)}…` : words || 'empty text'
+  if (run.kind === 'intervene' && run.intervention) {
+    const at = run.intervention.positions.join(', ')
+    return `Intervention @${at}: ${head} · ${lensName}`
+  }
+  if (run.kind === 'sweep' && run.sweep)
+    return `Layer sweep @${run.sweep.position}: ${head} · ${lensName}`
   return `${head} · ${lensName}`
 }

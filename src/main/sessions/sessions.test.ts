@@ -40,6 +40,7 @@ function session(id: string, extra: Partial<Session> = {}): Session {
       }
     ],
     completions: [],
+    interventions: [],
     ...extra
   }
 }

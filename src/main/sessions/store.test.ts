@@ -27,7 +27,8 @@ function session(id: string): Session {
     error: null,
     metadata: null,
     rows: [],
-    completions: []
+    completions: [],
+    interventions: []
   }
 }
 

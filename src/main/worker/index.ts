@@ -170,10 +170,54 @@ const handlers: Handlers = {
             rowCount += rows.length
             emit({ kind: 'rows', taskId: req.taskId, rows, progress })
           },
+          onOptimiser: (progress) => emit({ kind: 'optimiser', taskId: req.taskId, progress }),
           isCancelled: () => task.cancelled
         }
       )
       return { metadata: result.metadata, rowCount }
+    } finally {
+      tasks.delete(req.taskId)
+    }
+  },
+
+  async intervene(req) {
+    const g = group(req.groupId)
+    const task = { cancelled: false }
+    tasks.set(req.taskId, task)
+    try {
+      const result = await g.intervene(
+        {
+          lensId: req.lensId,
+          text: req.text,
+          options: req.options,
+          intervention: req.intervention
+        },
+        {
+          onRows: (rows, progress) =>
+            emit({ kind: 'interventions', taskId: req.taskId, rows, progress }),
+          isCancelled: () => task.cancelled
+        }
+      )
+      return { metadata: result.metadata, rowCount: result.rows.length }
+    } finally {
+      tasks.delete(req.taskId)
+    }
+  },
+
+  async sweep(req) {
+    const g = group(req.groupId)
+    const task = { cancelled: false }
+    tasks.set(req.taskId, task)
+    try {
+      const result = await g.sweep(
+        { lensId: req.lensId, text: req.text, options: req.options, sweep: req.sweep },
+        {
+          onBatch: (rows, progress) => emit({ kind: 'rows', taskId: req.taskId, rows, progress }),
+          onOptimiser: (progress) => emit({ kind: 'optimiser', taskId: req.taskId, progress }),
+          isCancelled: () => task.cancelled
+        }
+      )
+      return { metadata: result.metadata, rowCount: result.rows.length }
     } finally {
       tasks.delete(req.taskId)
     }

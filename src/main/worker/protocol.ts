@@ -8,8 +8,14 @@ import {
   AnalysisMetadataSchema,
   AnalysisProgressSchema,
   AnalysisRowSchema,
-  AnalyzeOptionsSchema
+  AnalyzeOptionsSchema,
+  OptimiserProgressSchema
 } from '@shared/domain/analysis'
+import {
+  InterventionRequestSchema,
+  InterventionRowSchema,
+  SweepRequestSchema
+} from '@shared/domain/research'
 import { GenerateOptionsSchema } from '@shared/domain/jobs'
 import { ExecutionProviderSchema } from '@shared/domain/system'
 import { SerializedErrorSchema } from '@shared/ipc/errors'
@@ -147,6 +153,32 @@ export const workerOps = {
       replies: z.array(z.string())
     })
   },
+  /** A causal intervention; rows stream as `interventions` events. */
+  intervene: {
+    request: z.object({
+      op: z.literal('intervene'),
+      taskId: z.string(),
+      groupId: z.string(),
+      lensId: z.string(),
+      text: z.string(),
+      options: AnalyzeOptionsSchema.optional(),
+      intervention: InterventionRequestSchema
+    }),
+    response: z.object({ metadata: AnalysisMetadataSchema, rowCount: z.number().int() })
+  },
+  /** A layer sweep at one position; rows (one per layer) stream as `rows` events. */
+  sweep: {
+    request: z.object({
+      op: z.literal('sweep'),
+      taskId: z.string(),
+      groupId: z.string(),
+      lensId: z.string(),
+      text: z.string(),
+      options: AnalyzeOptionsSchema.optional(),
+      sweep: SweepRequestSchema
+    }),
+    response: z.object({ metadata: AnalysisMetadataSchema, rowCount: z.number().int() })
+  },
   /** Stop a running task at its next batch boundary. */
   cancel: {
     request: z.object({ op: z.literal('cancel'), taskId: z.string() }),
@@ -192,6 +224,18 @@ export const WorkerEventSchema = z.discriminatedUnion('kind', [
     taskId: z.string(),
     rows: z.array(AnalysisRowSchema),
     progress: AnalysisProgressSchema
+  }),
+  z.object({
+    kind: z.literal('interventions'),
+    taskId: z.string(),
+    rows: z.array(InterventionRowSchema),
+    progress: AnalysisProgressSchema
+  }),
+  /** The iterative optimiser's step inside the current batch. */
+  z.object({
+    kind: z.literal('optimiser'),
+    taskId: z.string(),
+    progress: OptimiserProgressSchema
   }),
   z.object({
     kind: z.literal('stage'),

@@ -26,6 +26,7 @@ export const OptimiseOptionsSchema = z
   })
   .strict()
 export type OptimiseOptions = z.output<typeof OptimiseOptionsSchema>
+export type OptimiseOptionsInput = z.input<typeof OptimiseOptionsSchema>
 
 /**
  * Analysis options, defaults as in the seed's web path but correct (KL on and real).

@@ -2,14 +2,22 @@ import { z } from 'zod'
 import { SerializedErrorSchema } from '../ipc/errors'
 import { ChatMessageSchema, type ChatMessage } from './chat'
 import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
+import { InterventionRequestSchema, InterventionRowSchema, SweepRequestSchema } from './research'
 import { DeviceIdSchema } from './system'
 
 /**
  * `analyze`: explain every token of a text with a lens; `load`: place a group on a device;
- * `generate` / `generate-analyze`: continuations (then their analysis) — defined here, wired to the
- * engine by the generation work.
+ * `generate` / `generate-analyze`: continuations (then their analysis); `intervene`: a causal
+ * intervention at token positions; `sweep`: one position explained at every layer.
  */
-export const JobKindSchema = z.enum(['analyze', 'load', 'generate', 'generate-analyze'])
+export const JobKindSchema = z.enum([
+  'analyze',
+  'load',
+  'generate',
+  'generate-analyze',
+  'intervene',
+  'sweep'
+])
 export type JobKind = z.infer<typeof JobKindSchema>
 
 /** queued → loading → running → done | failed | cancelled. */
@@ -64,10 +72,22 @@ export const JobSubmitSchema = z
     messages: z.array(JobChatMessageSchema).min(1).max(1000).optional(),
     options: AnalyzeOptionsSchema.optional(),
     generate: GenerateOptionsSchema.optional(),
+    /** What an `intervene` job replaces and observes (required for that kind). */
+    intervention: InterventionRequestSchema.optional(),
+    /** Which position and layers a `sweep` job explains (required for that kind). */
+    sweep: SweepRequestSchema.optional(),
     /** Run only on this device (no data-parallel split); default: the manager chooses. */
     deviceId: DeviceIdSchema.optional()
   })
   .strict()
+  .refine((j) => j.kind !== 'intervene' || j.intervention !== undefined, {
+    message: 'intervention is required for an intervene job',
+    path: ['intervention']
+  })
+  .refine((j) => j.kind !== 'sweep' || j.sweep !== undefined, {
+    message: 'sweep is required for a sweep job',
+    path: ['sweep']
+  })
   .refine((j) => j.kind === 'load' || typeof j.text === 'string' || j.messages !== undefined, {
     message: 'text (or messages) is required for this job kind',
     path: ['text']
@@ -113,11 +133,16 @@ export const JobStateSchema = z.object({
 })
 export type JobState = z.infer<typeof JobStateSchema>
 
-/** Rows streamed in position order; `startIndex` is the index of `rows[0]` in the job's rows. */
+/**
+ * Rows streamed in order (position order; a sweep's in layer order); `startIndex` is the index of
+ * `rows[0]` in the job's rows. An intervene job streams `interventions` instead (rows stays empty)
+ * and `startIndex` counts those.
+ */
 export const JobRowsSchema = z.object({
   jobId: JobIdSchema,
   startIndex: z.number().int().nonnegative(),
-  rows: z.array(AnalysisRowSchema)
+  rows: z.array(AnalysisRowSchema),
+  interventions: z.array(InterventionRowSchema).optional()
 })
 export type JobRows = z.infer<typeof JobRowsSchema>
 
@@ -135,7 +160,9 @@ export const JobResultSchema = z.object({
    * The new text of each completion without its closing end-of-turn token: the reply a chat
    * shows. Empty for other kinds.
    */
-  replies: z.array(z.string()).default([])
+  replies: z.array(z.string()).default([]),
+  /** Output of intervene jobs: one row per position and string. */
+  interventions: z.array(InterventionRowSchema).default([])
 })
 export type JobResult = z.infer<typeof JobResultSchema>
 

@@ -3,6 +3,7 @@ import { SerializedErrorSchema } from '../ipc/errors'
 import { AnalysisMetadataSchema, AnalysisRowSchema, AnalyzeOptionsSchema } from './analysis'
 import { ChatMessageSchema } from './chat'
 import { GenerateOptionsSchema } from './jobs'
+import { InterventionRequestSchema, InterventionRowSchema, SweepRequestSchema } from './research'
 
 /**
  * An offline session: one analysis run as saved on disk while it streams, so a crash or a closed
@@ -37,7 +38,8 @@ export const SessionStatusSchema = z.enum([
 ])
 export type SessionStatus = z.infer<typeof SessionStatusSchema>
 
-export const SessionKindSchema = z.enum(['analyze', 'generate-analyze'])
+export const SessionKindSchema = z.enum(['analyze', 'generate-analyze', 'intervene', 'sweep'])
+export type SessionKind = z.infer<typeof SessionKindSchema>
 
 export const SESSION_FORMAT = 'talkative-session'
 
@@ -73,6 +75,10 @@ export const SessionSchema = z.object({
   /** Options as submitted, seed included, so a re-run is the same job. */
   options: AnalyzeOptionsSchema,
   generate: GenerateOptionsSchema.optional(),
+  /** An intervene session's request (positions, strings, prediction position, lengths). */
+  intervention: InterventionRequestSchema.optional(),
+  /** A sweep session's request (position, layers, lens choice). */
+  sweep: SweepRequestSchema.optional(),
   jobId: z.string().nullable(),
   status: SessionStatusSchema,
   error: SerializedErrorSchema.nullable(),
@@ -80,20 +86,30 @@ export const SessionSchema = z.object({
   rows: z.array(AnalysisRowSchema),
   completions: z.array(z.string()),
   /** Set by import only (absent in files saved before imports were marked). */
-  importedFrom: ImportedFromSchema.optional()
+  importedFrom: ImportedFromSchema.optional(),
+  /** An intervene session's rows (absent in files from before interventions: none). */
+  interventions: z.array(InterventionRowSchema).default([])
 })
 export type Session = z.infer<typeof SessionSchema>
 
 /** A history entry: everything but the rows. */
-export const SessionSummarySchema = SessionSchema.omit({ rows: true, metadata: true }).extend({
+export const SessionSummarySchema = SessionSchema.omit({
+  rows: true,
+  metadata: true,
+  interventions: true
+}).extend({
   rowCount: z.number().int().nonnegative(),
   layer: z.number().int().nullable()
 })
 export type SessionSummary = z.infer<typeof SessionSummarySchema>
 
 export function summarizeSession(session: Session): SessionSummary {
-  const { rows, metadata, ...rest } = session
-  return { ...rest, rowCount: rows.length, layer: metadata?.layer ?? null }
+  const { rows, metadata, interventions, ...rest } = session
+  return {
+    ...rest,
+    rowCount: session.kind === 'intervene' ? interventions.length : rows.length,
+    layer: metadata?.layer ?? null
+  }
 }
 
 export const ExportFormatSchema = z.enum(['json', 'jsonl', 'csv'])

@@ -15,48 +15,90 @@ import {
 import { camelCase, renameKeysDeep, snakeCase } from './names'
 
 /** One analysed position. Keys in this order in every file; CSV columns too. */
-export const PublicRowSchema = z
-  .strictObject({
-    position: z.number().int().nonnegative().describe('0-based index of the token in the text'),
-    token: z
-      .string()
-      .describe('The token the model received, decoded (`<unk>` for a word it does not know)'),
-    token_id: z
-      .number()
-      .int()
-      .nullable()
-      .describe('Its id; null only in sessions imported from files that do not record it'),
-    explanation: z
-      .string()
-      .describe('The best-of-K explanation, decoded (plus `[token]` when the lens adds it)'),
-    explanation_structured: z
-      .array(z.string())
-      .describe('The explanation one token per entry (plus `[token]` when the lens adds it)'),
-    mse: z.number().describe('Mean squared reconstruction error over the hidden dimension'),
-    relative_rmse: z.number().describe('RMS(A − Â) / RMS(A)'),
-    kl_divergence: z
-      .number()
-      .nullable()
-      .describe('KL(P‖Q) in nats of the next-token distributions; null when KL was off'),
-    token_salience: z
-      .array(z.number())
-      .describe('One value per explanation token; empty when salience was off'),
-    logit_lens_top: z
-      .string()
-      .nullable()
-      .describe('Top tokens of the unembedded activation, space-joined; null when off'),
-    source_text: z
-      .string()
-      .nullable()
-      .describe(
-        'The text the tokenizer read where it differs from `token` (the word behind an `<unk>`); null otherwise'
-      )
-  })
-  .describe('One analysed position (the predecessor’s LensDataFrame row)')
+const PublicRowBaseSchema = z.strictObject({
+  position: z.number().int().nonnegative().describe('0-based index of the token in the text'),
+  token: z
+    .string()
+    .describe('The token the model received, decoded (`<unk>` for a word it does not know)'),
+  token_id: z
+    .number()
+    .int()
+    .nullable()
+    .describe('Its id; null only in sessions imported from files that do not record it'),
+  explanation: z
+    .string()
+    .describe('The best-of-K explanation, decoded (plus `[token]` when the lens adds it)'),
+  explanation_structured: z
+    .array(z.string())
+    .describe('The explanation one token per entry (plus `[token]` when the lens adds it)'),
+  mse: z.number().describe('Mean squared reconstruction error over the hidden dimension'),
+  relative_rmse: z.number().describe('RMS(A − Â) / RMS(A)'),
+  kl_divergence: z
+    .number()
+    .nullable()
+    .describe('KL(P‖Q) in nats of the next-token distributions; null when KL was off'),
+  token_salience: z
+    .array(z.number())
+    .describe('One value per explanation token; empty when salience was off'),
+  logit_lens_top: z
+    .string()
+    .nullable()
+    .describe('Top tokens of the unembedded activation, space-joined; null when off'),
+  source_text: z
+    .string()
+    .nullable()
+    .describe(
+      'The text the tokenizer read where it differs from `token` (the word behind an `<unk>`); null otherwise'
+    )
+})
+
+/**
+ * Research fields, present only on the rows that have them (a layer sweep's, an optimised
+ * analysis's), after the row's own keys; JSON only, not CSV columns.
+ */
+const PublicResearchRowFields = {
+  layer: z
+    .number()
+    .int()
+    .optional()
+    .describe('Layer sweep: the layer whose residual this row explains'),
+  lens_id: z.string().optional().describe('Layer sweep: the lens that explained it'),
+  lens_layer: z
+    .number()
+    .int()
+    .optional()
+    .describe('Layer sweep: the layer that lens was trained at'),
+  trained_at_layer: z
+    .boolean()
+    .optional()
+    .describe('Layer sweep: whether the lens was trained at this layer'),
+  mse_before: z
+    .number()
+    .optional()
+    .describe('Optimised explanations: the starting candidate’s MSE'),
+  rollouts: z
+    .number()
+    .int()
+    .optional()
+    .describe('Optimised explanations: decoder rollouts spent on this row')
+}
+
+export const PublicRowSchema = PublicRowBaseSchema.extend(PublicResearchRowFields).describe(
+  'One analysed position (the predecessor’s LensDataFrame row)'
+)
 export type PublicRow = z.infer<typeof PublicRowSchema>
 
-/** The row keys in file order (also the CSV columns of a row). */
-export const PUBLIC_ROW_KEYS = Object.keys(PublicRowSchema.shape) as (keyof PublicRow)[]
+/** The row keys every row has, in file order (also the CSV columns of a row). */
+export const PUBLIC_ROW_KEYS = Object.keys(PublicRowBaseSchema.shape) as (keyof PublicRow)[]
+
+const RESEARCH_ROW_KEYS = [
+  ['layer', 'layer'],
+  ['lensId', 'lens_id'],
+  ['lensLayer', 'lens_layer'],
+  ['trainedAtLayer', 'trained_at_layer'],
+  ['mseBefore', 'mse_before'],
+  ['rollouts', 'rollouts']
+] as const
 
 export const PublicStatusSchema = z
   .enum(['completed', 'cancelled', 'failed', 'running', 'interrupted'])
@@ -75,7 +117,16 @@ export const PublicOptionsSchema = z
     logit_lens: z.boolean(),
     kl: z.boolean(),
     positions: z.strictObject({ start: z.number().int(), end: z.number().int() }).optional(),
-    last_n_messages: z.number().int().optional()
+    last_n_messages: z.number().int().optional(),
+    optimise: z
+      .strictObject({
+        samples_per_iteration: z.number().int(),
+        salience_threshold: z.number(),
+        max_temp_increases: z.number().int(),
+        temp_increase_factor: z.number()
+      })
+      .optional()
+      .describe('The iterative optimiser’s settings, when it replaced best-of-K')
   })
   .describe('Analysis options (as requested, defaults applied)')
 export type PublicOptions = z.infer<typeof PublicOptionsSchema>
@@ -145,8 +196,15 @@ export function toPublicRow(row: AnalysisRow): PublicRow {
     kl_divergence: row.klDivergence,
     token_salience: row.tokenSalience,
     logit_lens_top: row.logitLensTop,
-    source_text: row.sourceText ?? null
+    source_text: row.sourceText ?? null,
+    ...researchFields(row)
   }
+}
+
+function researchFields(row: AnalysisRow): Partial<PublicRow> {
+  const out: Record<string, unknown> = {}
+  for (const [own, wire] of RESEARCH_ROW_KEYS) if (row[own] !== undefined) out[wire] = row[own]
+  return out as Partial<PublicRow>
 }
 
 export function fromPublicRow(row: PublicRow): AnalysisRow {
@@ -161,7 +219,13 @@ export function fromPublicRow(row: PublicRow): AnalysisRow {
     relativeRmse: row.relative_rmse,
     klDivergence: row.kl_divergence,
     tokenSalience: row.token_salience,
-    logitLensTop: row.logit_lens_top
+    logitLensTop: row.logit_lens_top,
+    ...Object.fromEntries(
+      RESEARCH_ROW_KEYS.filter(([, wire]) => row[wire] !== undefined).map(([own, wire]) => [
+        own,
+        row[wire]
+      ])
+    )
   }
 }
 

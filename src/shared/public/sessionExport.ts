@@ -7,6 +7,11 @@ import { z } from 'zod'
 import { ChatMessageSchema } from '../domain/chat'
 import { GenerateOptionsSchema } from '../domain/jobs'
 import {
+  InterventionRequestSchema,
+  InterventionRowSchema,
+  SweepRequestSchema
+} from '../domain/research'
+import {
   SESSION_FORMAT,
   SessionKindSchema,
   SessionStatusSchema,
@@ -53,6 +58,18 @@ export const PublicSessionSchema = z
       .nullable()
       .describe('Continuation options of a generate-then-analyse run; null otherwise'),
     completions: z.array(z.string()),
+    intervention: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('An intervention run’s request (positions, strings, next_position, top_k, …)'),
+    sweep: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('A layer sweep’s request (position, layers, lenses)'),
+    interventions: z
+      .array(z.record(z.string(), z.unknown()))
+      .optional()
+      .describe('An intervention run’s results, one per position and string (docs/api.md keys)'),
     job_id: z.string().nullable(),
     status: SessionStatusSchema,
     error: SerializedErrorSchema.nullable(),
@@ -100,6 +117,9 @@ export function toSessionExport(s: Session): SessionExport {
         ? (renameKeysDeep(s.generate, snakeCase) as PublicSession['generation'])
         : null,
       completions: s.completions,
+      ...(s.intervention ? { intervention: snake(s.intervention) } : {}),
+      ...(s.sweep ? { sweep: snake(s.sweep) } : {}),
+      ...(s.interventions.length > 0 ? { interventions: s.interventions.map(snake) } : {}),
       job_id: s.jobId,
       status: s.status,
       error: s.error,
@@ -144,6 +164,19 @@ export function fromSessionExport(e: SessionExport): Session {
     metadata,
     rows: e.data.map(fromPublicRow),
     completions: s.completions,
+    ...(s.intervention
+      ? { intervention: InterventionRequestSchema.parse(camel(s.intervention)) }
+      : {}),
+    ...(s.sweep ? { sweep: SweepRequestSchema.parse(camel(s.sweep)) } : {}),
+    interventions: (s.interventions ?? []).map((r) => InterventionRowSchema.parse(camel(r))),
     ...(importedFrom ? { importedFrom } : {})
   }
+}
+
+function snake(value: object): Record<string, unknown> {
+  return renameKeysDeep(value, snakeCase) as Record<string, unknown>
+}
+
+function camel(value: Record<string, unknown>): unknown {
+  return renameKeysDeep(value, camelCase)
 }

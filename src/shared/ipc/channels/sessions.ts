@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { AnalyzeOptionsSchema } from '../../domain/analysis'
 import { GenerateOptionsSchema } from '../../domain/jobs'
+import { InterventionRequestSchema, SweepRequestSchema } from '../../domain/research'
 import {
   ExportFormatSchema,
   SessionIdSchema,
@@ -30,9 +31,21 @@ export const SessionRunSchema = z
     input: SessionInputSchema,
     options: AnalyzeOptionsSchema.prefault({}),
     generate: GenerateOptionsSchema.optional(),
+    /** Required for an `intervene` run. */
+    intervention: InterventionRequestSchema.optional(),
+    /** Required for a `sweep` run. */
+    sweep: SweepRequestSchema.optional(),
     name: z.string().min(1).max(200).optional()
   })
   .strict()
+  .refine((r) => r.kind !== 'intervene' || r.intervention !== undefined, {
+    message: 'intervention is required for an intervene run',
+    path: ['intervention']
+  })
+  .refine((r) => r.kind !== 'sweep' || r.sweep !== undefined, {
+    message: 'sweep is required for a sweep run',
+    path: ['sweep']
+  })
 export type SessionRunInput = z.input<typeof SessionRunSchema>
 
 export const SessionRunResultSchema = z.object({

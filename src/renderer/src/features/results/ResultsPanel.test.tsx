@@ -25,7 +25,8 @@ function failedSession(): Session {
     error: { code: 'invalid_input', message: 'text has 9000 tokens; the model takes 512' },
     metadata: null,
     rows: [],
-    completions: []
+    completions: [],
+    interventions: []
   }
 }
 

@@ -57,6 +57,7 @@ function session(extra: Partial<Session> = {}): Session {
     metadata: null,
     rows: [],
     completions: [],
+    interventions: [],
     ...extra
   }
 }
