@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AnalysisResultSchema } from '@shared/domain/analysis'
+import { LensFrameSchema } from '@shared/public/lensFrame'
 import { ensureDemoBundle } from '../main/engine'
 
 const root = path.resolve(__dirname, '../..')
@@ -40,7 +40,7 @@ afterAll(async () => {
 })
 
 describe('talkative CLI', () => {
-  it('analyze --json prints { metadata, rows } for the demo group', async () => {
+  it('analyze --json prints { metadata, data } in the public row schema for the demo group', async () => {
     const r = await talkative([
       'analyze',
       '--text',
@@ -54,21 +54,24 @@ describe('talkative CLI', () => {
     ])
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
-    const result = AnalysisResultSchema.parse(JSON.parse(r.stdout))
+    const result = LensFrameSchema.parse(JSON.parse(r.stdout))
     expect(result.metadata).toMatchObject({
-      groupId: 'demo-words',
-      lensId: 'words-l1',
+      model_id: 'demo-words/words-l1',
+      group_id: 'demo-words',
+      lens_id: 'words-l1',
+      best_of_k: 3,
       status: 'completed'
     })
     expect(result.metadata.options).toMatchObject({
-      bestOfK: 3,
+      best_of_k: 3,
       seed: 42,
       salience: true,
       kl: true,
-      logitLens: true
+      logit_lens: true
     })
-    expect(result.rows.map((x) => x.token)).toEqual(['the', 'dog', 'ran'])
-    expect(result.rows[1]!.explanationStructured).toContain('dog')
+    expect(result.data.map((x) => x.token)).toEqual(['the', 'dog', 'ran'])
+    expect(result.data[1]!.explanation_structured).toContain('dog')
+    expect(result.data[1]!.logit_lens_top).toEqual(expect.any(String))
   })
 
   it('bad arguments exit 2 and name the flag; a bad bundle exits 3 and names the file', async () => {

@@ -9,6 +9,15 @@ import { inspectCommand } from './commands/inspect'
 import { interveneCommand, sweepCommand } from './commands/research'
 import { runCommand } from './commands/run'
 
+// A reader that stops early (`talkative analyze … | head`) closes the pipe: that ends the command
+// quietly, as for any command-line tool, instead of an unhandled EPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok)
+    throw err
+  })
+}
+
 const program = new Command('talkative')
   .description('Talkative Workbench: lens analyses of text on ONNX Runtime')
   .version(ENGINE_VERSION)

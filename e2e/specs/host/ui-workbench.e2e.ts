@@ -186,34 +186,36 @@ test('reload the page and reopen the saved analysis without recomputing; export 
   ])
   const csvText = readFileSync((await csv.path())!, 'utf8')
   const lines = csvText.trim().split('\n')
+  // The public row schema (docs/public-schema.md): the predecessor's column names.
   expect(lines[0]).toBe(
-    'position,token,explanation,mse,relative_rmse,kl_divergence,logit_lens_top,token_salience,explanation_structured'
+    'position,token,token_id,explanation,explanation_structured,mse,relative_rmse,kl_divergence,token_salience,logit_lens_top,source_text'
   )
   const catLine = lines.find((l) => l.split(',')[1] === 'cat')
-  expect(catLine?.split(',')[2]).toContain('cat')
+  expect(catLine?.split(',')[3]).toContain('cat')
 
   const [json] = await Promise.all([
     page.waitForEvent('download'),
     saved.getByTestId('export-json').click()
   ])
-  const session = JSON.parse(readFileSync((await json.path())!, 'utf8')) as {
-    format: string
-    input: { text: string }
-    groupId: string
-    bundleHash: string
-    options: { seed: number; bestOfK: number }
-    rows: Array<{ token: string; explanationStructured: string[] }>
-    status: string
+  const exported = JSON.parse(readFileSync((await json.path())!, 'utf8')) as {
+    metadata: {
+      group_id: string
+      bundle_hash: string
+      status: string
+      options: { seed: number; best_of_k: number }
+    }
+    data: Array<{ token: string; explanation_structured: string[] }>
+    session: { format: string; input: { text: string }; status: string }
   }
-  expect(session).toMatchObject({
+  expect(exported.session).toMatchObject({
     format: 'talkative-session',
-    groupId: 'demo-words',
     status: 'completed',
     input: { text: SENTENCE }
   })
-  expect(session.options).toMatchObject({ seed: 42, bestOfK: 8 })
-  expect(session.bundleHash).toMatch(/^[0-9a-f]{16,}/)
-  expect(session.rows.find((r) => r.token === 'chair')?.explanationStructured).toContain('chair')
+  expect(exported.metadata).toMatchObject({ group_id: 'demo-words', status: 'completed' })
+  expect(exported.metadata.options).toMatchObject({ seed: 42, best_of_k: 8 })
+  expect(exported.metadata.bundle_hash).toMatch(/^[0-9a-f]{16,}/)
+  expect(exported.data.find((r) => r.token === 'chair')?.explanation_structured).toContain('chair')
 
   // Import the exported file back: validated, listed as a new session.
   const before = await workbench.sessions().count()
@@ -224,7 +226,9 @@ test('reload the page and reopen the saved analysis without recomputing; export 
     mimeType: 'application/json',
     buffer: Buffer.from('{"format":"nope"}')
   })
-  await expect(page.getByTestId('import-error')).toContainText('bad.json is not a session file')
+  await expect(page.getByTestId('import-error')).toContainText(
+    'bad.json is neither a session nor an analysis'
+  )
 })
 
 test('keyboard placement: move the placed group to the other device without a mouse', async ({

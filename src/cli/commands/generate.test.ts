@@ -140,7 +140,8 @@ describe('errors and exit codes', () => {
     }
     expect(lines).toEqual([
       'talkative: too long (--max-new-tokens)\n',
-      'talkative: /b: not a bundle folder (--bundle, /b)\n'
+      // The file is named once: the message already holds it.
+      'talkative: /b: not a bundle folder (--bundle)\n'
     ])
   })
 })

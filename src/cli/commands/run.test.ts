@@ -114,9 +114,9 @@ describe('talkative run', () => {
         expect([rest.alreadyDone, rest.processed, rest.outRecords]).toEqual([10, 10, 20])
         const want = records.slice(0, 20).map((_, i) => `r${i}`)
         if (format === 'json') {
-          const all = JSON.parse(readFileSync(out, 'utf8')) as { id: string; rows: unknown[] }[]
+          const all = JSON.parse(readFileSync(out, 'utf8')) as { id: string; data: unknown[] }[]
           expect(all.map((r) => r.id)).toEqual(want)
-          expect(all.every((r) => r.rows.length > 0)).toBe(true)
+          expect(all.every((r) => r.data.length > 0)).toBe(true)
         } else {
           const { rows } = parseCsv(readFileSync(out))
           expect([...new Set(rows.slice(1).map((r) => r.fields[0]))]).toEqual(want)
@@ -231,13 +231,13 @@ describe('talkative run', () => {
     for (const line of readFileSync(out, 'utf8').trim().split('\n')) {
       const rec = JSON.parse(line) as {
         text: string
-        generation: { prompt: string; completion: string; fullText: string }
-        rows: { token: string }[]
-        metadata: { numTokens: number }
+        generation: { prompt: string; completion: string; full_text: string }
+        data: { token: string }[]
+        metadata: { num_tokens: number }
       }
-      expect(rec.text).toBe(rec.generation.fullText)
+      expect(rec.text).toBe(rec.generation.full_text)
       expect(rec.generation.completion.split(' ').length).toBe(5)
-      expect(rec.rows.length).toBe(rec.metadata.numTokens)
+      expect(rec.data.length).toBe(rec.metadata.num_tokens)
     }
   })
 

@@ -15,6 +15,7 @@ import { AppError } from '@shared/ipc/errors'
 import { PUBLIC_ROW_KEYS } from '@shared/public/lensFrame'
 import { PublicRunRecordSchema, type PublicRunRecord } from '@shared/public/runRecord'
 import { parseCsv } from './csv'
+import { parseLockFile } from './lock'
 import { parseDataset } from './input'
 import { CSV_COLUMNS, ResultWriter, formatFromPath, type DatasetResult } from './output'
 import { runDataset, type RecordProcessor } from './runner'
@@ -250,7 +251,7 @@ describe('result writer: one writer per file', () => {
     ]).stdout.toString()
     writeFileSync(`${out}.lock`, dead)
     const w = ResultWriter.open(out, 'jsonl')
-    expect(readFileSync(`${out}.lock`, 'utf8')).toBe(String(process.pid))
+    expect(parseLockFile(readFileSync(`${out}.lock`, 'utf8'))?.pid).toBe(process.pid)
     w.close()
   })
 

@@ -1,4 +1,4 @@
-import { useState, type DragEvent, type FormEvent, type JSX } from 'react'
+import { useMemo, useState, type DragEvent, type FormEvent, type JSX } from 'react'
 import type { ImportJob } from '@shared/domain/imports'
 import { call, errorOf } from '../../ipc/client'
 import { formatBytes } from '../../lib/format'
@@ -95,7 +95,13 @@ export function AddModel(): JSX.Element {
   const [error, setError] = useState<{ message: string; field?: string } | null>(null)
   const [busy, setBusy] = useState(false)
   const [dragging, setDragging] = useState(false)
-  const imports = useAppStore((s) => importsNewestFirst(s))
+  // Select the stored object and sort outside the selector: a selector that returns a new array
+  // on every call never settles (React re-renders until it gives up, leaving a blank page).
+  const importsById = useAppStore((s) => s.imports.byId)
+  const imports = useMemo(
+    () => importsNewestFirst({ imports: { byId: importsById } }),
+    [importsById]
+  )
   const canDrop = typeof window !== 'undefined' && window.api?.pathForFile !== undefined
 
   const submit = (e: FormEvent): void => {

@@ -45,6 +45,7 @@ const jumpBetweenCards: KeyboardCoordinateGetter = (event, { context }) => {
   const at = targets.findIndex((t) => t.id === context.over?.id)
   const n = targets.length
   const next = targets[at < 0 ? (forward ? 0 : n - 1) : (at + (forward ? 1 : -1) + n) % n]
+  if (!next) return undefined
   const size = context.collisionRect ?? { width: 40, height: 20 }
   return {
     x: next.rect.left + next.rect.width / 2 - size.width / 2,

@@ -50,6 +50,7 @@ export function TransposedView({
       <div style={{ width: v.getTotalSize(), position: 'relative', height: '100%' }}>
         {v.getVirtualItems().map((item) => {
           const row = rows[item.index]
+          if (!row) return null
           const c = metricColor(normalize(metricValue(row, metric), range, scale))
           return (
             <div

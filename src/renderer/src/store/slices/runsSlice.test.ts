@@ -71,7 +71,7 @@ describe('runs slice', () => {
     state = receivedRows(state, [batch('job-1', 2, 2)])
     state = openedSession(state, session({ rows: [row(0), row(1)] }))
     state = receivedRows(state, [batch('job-1', 4, 2)])
-    expect(state.runs.byId['s-run'].rows.map((r) => r.position)).toEqual([0, 1, 2, 3, 4, 5])
+    expect(state.runs.byId['s-run']!.rows.map((r) => r.position)).toEqual([0, 1, 2, 3, 4, 5])
     expect(state.runs.early).toEqual({})
     expect(runsToSettle(state)).toEqual([])
   })
@@ -85,7 +85,7 @@ describe('runs slice', () => {
         byId: {
           ...state.runs.byId,
           's-run': {
-            ...state.runs.byId['s-run'],
+            ...state.runs.byId['s-run']!,
             summary: summarizeSession(session({ status: 'completed' }))
           }
         }
@@ -102,7 +102,7 @@ describe('runs slice', () => {
     expect(runsToSettle(state)).toEqual([])
     // A late batch cannot add to the saved result.
     state = receivedRows(state, [batch('job-1', 1, 1)])
-    expect(state.runs.byId['s-run'].rows).toBe(saved.rows)
+    expect(state.runs.byId['s-run']!.rows).toBe(saved.rows)
   })
 
   it('a short job whose end beat the submit reply is not shown as running', () => {
@@ -113,7 +113,7 @@ describe('runs slice', () => {
       summarizeSession(session()),
       'job-1'
     )
-    expect(state.runs.byId['s-run'].summary.status).toBe('completed')
+    expect(state.runs.byId['s-run']!.summary.status).toBe('completed')
     expect(runsToSettle(state)).toEqual(['s-run'])
   })
 
