@@ -12,6 +12,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadGroup, type LoadedGroup } from '../../src/main/engine'
 import { addLensToGroup, type LensSpec } from '../../src/main/engine/bundle/write'
+import type { TextTokenizer } from '../../src/main/engine/tokenizer'
 import { importHfBase } from '../../src/main/import/hf'
 import { byteTokenizer, type ByteTokenizer } from '../fixtures/hf/byteTokenizer'
 import { writeHfFolder, type WriteHfFolderOptions } from '../fixtures/hf/writeHfFolder'
@@ -262,7 +263,7 @@ describe.each(CASES)('import and run: $name', (c) => {
     await addLensToGroup(dir, bundleLens(ref, lens))
     const { result, ids, decode } = await withGroup(dir, async (g) => ({
       ids: g.tokenize(TEXT).ids,
-      decode: (id: number) => g.tokenizer.decodeOne(id),
+      decode: (id: number) => (g.tokenizer as TextTokenizer).decodeOne(id),
       result: await g.analyze({
         lensId: 'lens-l1',
         text: TEXT,

@@ -63,7 +63,8 @@ describe('ImportService', () => {
       extraFiles: files
     })
     const h = service.handlers()
-    const job = await h['imports:base']({ source: folder.repoDir! })
+    const ctx = { clientId: 'test' }
+    const job = await Promise.resolve(h['imports:base']({ source: folder.repoDir! }, ctx))
     expect(job).toMatchObject({ kind: 'base', status: 'running', folder: 'acme--tiny-qwen' })
     const done = await service.jobs.settled(job.id)
     expect(done.status, JSON.stringify(done.error)).toBe('done')
@@ -81,10 +82,12 @@ describe('ImportService', () => {
     await new Promise((r) => setTimeout(r, 50))
     expect(imported.map((j) => j.id)).toEqual([job.id])
     expect(await readdir(models)).toEqual(['acme--tiny-qwen'])
-    expect(h['imports:list']()).toMatchObject([{ id: job.id, status: 'done' }])
+    expect(h['imports:list'](undefined, ctx)).toMatchObject([{ id: job.id, status: 'done' }])
 
     // The same folder again is refused before a job starts, naming the field.
-    const again = await h['imports:base']({ source: folder.repoDir! }).catch((e: unknown) => e)
+    const again = await Promise.resolve(h['imports:base']({ source: folder.repoDir! }, ctx)).catch(
+      (e: unknown) => e
+    )
     expect(again).toBeInstanceOf(AppError)
     expect((again as AppError).field).toBe('folder')
     await service.dispose()
@@ -94,7 +97,10 @@ describe('ImportService', () => {
     const { root, models, service } = await setup()
     const { folder } = await BAD_CHECKPOINTS.missingShard!(path.join(root, 'hf'), model)
     const h = service.handlers()
-    const job = await h['imports:base']({ source: folder.dir, folder: 'broken' })
+    const ctx = { clientId: 'test' }
+    const job = await Promise.resolve(
+      h['imports:base']({ source: folder.dir, folder: 'broken' }, ctx)
+    )
     const done = await service.jobs.settled(job.id)
     expect(done.status).toBe('failed')
     expect(done.error).toMatchObject({ code: 'bundle_invalid' })
@@ -107,8 +113,11 @@ describe('ImportService', () => {
     const { root, models, service } = await setup()
     const folder = await writeHfFolder(path.join(root, 'hf'), model, { extraFiles: files })
     const h = service.handlers()
-    const job = await h['imports:base']({ source: folder.dir, folder: 'cancelled' })
-    expect(h['imports:cancel']({ importId: job.id }).id).toBe(job.id)
+    const ctx = { clientId: 'test' }
+    const job = await Promise.resolve(
+      h['imports:base']({ source: folder.dir, folder: 'cancelled' }, ctx)
+    )
+    expect((await h['imports:cancel']({ importId: job.id }, ctx)).id).toBe(job.id)
     const done = await service.jobs.settled(job.id)
     expect(done.status).toBe('cancelled')
     expect(await readdir(models)).toEqual([])
@@ -118,12 +127,13 @@ describe('ImportService', () => {
   it('refuses a relative or missing source, and an unknown import id, naming the field', async () => {
     const { root, service } = await setup()
     const h = service.handlers()
+    const ctx = { clientId: 'test' }
     for (const source of ['relative/path', path.join(root, 'nowhere')]) {
-      const err = await h['imports:base']({ source }).catch((e: unknown) => e)
+      const err = await Promise.resolve(h['imports:base']({ source }, ctx)).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(AppError)
       expect((err as AppError).field).toBe('source')
     }
-    expect(() => h['imports:cancel']({ importId: 'import-none' })).toThrow(/no import/)
+    expect(() => h['imports:cancel']({ importId: 'import-none' }, ctx)).toThrow(/no import/)
     await service.dispose()
   })
 })
