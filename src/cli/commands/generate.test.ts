@@ -135,13 +135,15 @@ describe('errors and exit codes', () => {
       reportError(
         new AppError('bundle_invalid', '/b: not a bundle folder', { field: 'dir', file: '/b' })
       )
+      // The file is named once: the message already says it.
+      reportError(new AppError('bundle_invalid', 'no manifest', { field: 'dir', file: '/c' }))
     } finally {
       process.stderr.write = write
     }
     expect(lines).toEqual([
       'talkative: too long (--max-new-tokens)\n',
-      // The file is named once: the message already holds it.
-      'talkative: /b: not a bundle folder (--bundle)\n'
+      'talkative: /b: not a bundle folder (--bundle)\n',
+      'talkative: no manifest (--bundle, /c)\n'
     ])
   })
 })

@@ -33,13 +33,21 @@ export interface EstimateInput {
 
 /**
  * ONNX Runtime's copy overhead on weights: on the CPU it pre-packs MatMul and Gemm weights into
- * its own layout and keeps the packed copy (and, for a tied embedding, the gathered original too).
- * Measured on imported GPT-2, Qwen3-0.6B and Gemma-3-270M shapes (docs/benchmarks.md).
+ * its own layout and keeps the packed copy. A tied embedding is held twice (the table the Gather
+ * reads and the head's packed copy), so the weights count at least once plus one embedding table
+ * (an overestimate by that table for an untied head). Measured on imported GPT-2, Qwen3-0.6B and
+ * Gemma-3-270M shapes (docs/benchmarks.md "Import").
  */
 export const WEIGHT_OVERHEAD = 1.1
 
-/** Copies of the KV cache alive during a step (the loop-carried cache and its concatenation). */
+/** Copies of the KV cache alive during a lens decode step (the loop-carried cache and its concatenation). */
 const KV_COPIES = 2
+/**
+ * Copies of the KV cache a generation holds at its peak: the prefilled cache, its broadcast to the
+ * completions, the loop-carried cache and its concatenation, and the allocator's slack as the cache
+ * grows a token a step. Measured 3.0–3.4 at the three import presets (docs/benchmarks.md "Import").
+ */
+const GENERATION_KV_COPIES = 3.2
 /** Vocabulary-wide rows alive per decoder row in a step (logits, probabilities, their CDF). */
 const LOGIT_COPIES = 3
 /** A group without a lens still generates: completions per run and tokens of context assumed. */
@@ -55,7 +63,7 @@ export function batchWorkspaceBytes(
   const kvPerToken = base.layers * 2 * base.kvHeads * base.headDim * 4
   if (lenses.length === 0) {
     return (
-      GENERATION_ROWS * (GENERATION_CONTEXT * kvPerToken * KV_COPIES) +
+      GENERATION_ROWS * GENERATION_CONTEXT * kvPerToken * GENERATION_KV_COPIES +
       GENERATION_ROWS * base.vocabSize * 4 * LOGIT_COPIES
     )
   }
@@ -72,7 +80,8 @@ export function batchWorkspaceBytes(
 
 /** The estimate for each device kind, at its rows budget (the bundle's, else the default). */
 export function estimateGroupBytes(input: EstimateInput): { cpu: number; gpu: number } {
-  const weights = input.weightBytes * WEIGHT_OVERHEAD
+  const embeddingTable = input.base.vocabSize * input.base.hiddenSize * 4
+  const weights = Math.max(input.weightBytes * WEIGHT_OVERHEAD, input.weightBytes + embeddingTable)
   const rows = {
     cpu: input.rowsPerBatch?.cpu ?? DEFAULT_ROWS_PER_BATCH.cpu,
     gpu: input.rowsPerBatch?.gpu ?? DEFAULT_ROWS_PER_BATCH.gpu
