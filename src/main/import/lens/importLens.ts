@@ -1,6 +1,6 @@
 /**
  * `talkative import lens CKPT --into DIR`: a predecessor training checkpoint becomes a lens of an
- * existing group (docs/import.md "Lens checkpoints"). Steps: choose the file (a folder → its newest
+ * existing group (docs/lens-checkpoints.md "Importing a lens into a group"). Steps: choose the file (a folder → its newest
  * readable `*.pt`), read it without executing anything while checking its base against the group's
  * before any tensor is read, decide where its activations come from (the base, a donor already in
  * the group, or `--orig DIR` imported as a new donor), convert, stage, validate the whole group with
