@@ -1,3 +1,8 @@
+import { guarded } from '../platform/boundary'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('api')
+
 /**
  * Counts rejected requests (4xx) and logs their rate at most once per interval, so a misbehaving
  * script or a scan shows up in the log without one line per request.
@@ -16,7 +21,10 @@ export class BadRequestLog {
     this.#log = options.log ?? ((line) => console.warn(line))
     this.#now = options.now ?? Date.now
     this.#windowStart = this.#now()
-    this.#timer = setInterval(() => this.flush(), this.#intervalMs)
+    this.#timer = setInterval(
+      guarded(log, 'the bad-request summary', () => this.flush()),
+      this.#intervalMs
+    )
     this.#timer.unref()
   }
 

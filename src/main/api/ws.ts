@@ -28,6 +28,8 @@ import {
   type WsSubmitType
 } from './wsMessages'
 import { createLogger } from '../platform/logger'
+import { runGuarded } from '../platform/boundary'
+import { handleMessagesWithFlow, sendWithLimit } from '../http/socketFlow'
 
 const log = createLogger('api')
 
@@ -101,8 +103,11 @@ export function attachApiWebSocket(options: {
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws))
   })
 
+  wss.on('error', (err) => log.error(`the ${API_WS_PATH} WebSocket server failed`, err))
+
   wss.on('connection', (ws: WebSocket) => {
     const clientId = `api-ws:${++clientSeq}`
+    const label = `${API_WS_PATH} ${clientId}`
     const subscriptions = new Set<string>()
     let allJobs = false
     let placements = new Set<string>()
@@ -113,24 +118,32 @@ export function attachApiWebSocket(options: {
     const outcomeSent = new Set<string>()
     let chain: Promise<void> = Promise.resolve()
 
-    const send = (message: WsServerMessage): void => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(toWire(message)))
-    }
+    const send = (message: WsServerMessage): void =>
+      sendWithLimit(ws, JSON.stringify(toWire(message)), log, label)
     /** A control reply: the predecessor's shape as it is; an error in this socket's shape. */
     const sendControl = (reply: ControlReply): void => {
-      if (ws.readyState !== ws.OPEN) return
       if (reply.kind === 'message') {
-        ws.send(JSON.stringify(reply.message))
+        sendWithLimit(ws, JSON.stringify(reply.message), log, label)
         return
       }
       const status = STATUS_FOR_CODE[reply.error.code] ?? 500
       if (status >= 400 && status < 500) badRequests.record(status)
-      ws.send(JSON.stringify({ type: reply.type, ...reply.extra, error: reply.error }))
+      sendWithLimit(
+        ws,
+        JSON.stringify({ type: reply.type, ...reply.extra, error: reply.error }),
+        log,
+        label
+      )
     }
-    const enqueue = (work: () => Promise<void> | void): void => {
+    /** Runs `work` after everything queued before it; resolves when it has run. */
+    const enqueue = (work: () => Promise<void> | void): Promise<void> => {
       chain = chain.then(work).catch((err: unknown) => {
-        send({ type: 'error', error: toSerializedError(err) })
+        // The socket's error answer; a failure to send even that is logged, and the chain goes on.
+        runGuarded(log, `${label}: answering a failure`, () =>
+          send({ type: 'error', error: toSerializedError(err) })
+        )
       })
+      return chain
     }
     async function call<C extends InvokeChannel>(
       channel: C,
@@ -357,72 +370,84 @@ export function attachApiWebSocket(options: {
       send(state)
     })
 
-    ws.on('message', (data, isBinary) => {
-      let message
-      let raw: Record<string, unknown> = {}
-      try {
-        if (isBinary) throw new Error('binary frames are not part of the protocol')
-        raw = JSON.parse(data.toString()) as Record<string, unknown>
-        const parsed = WsClientMessageSchema.safeParse(raw)
-        if (!parsed.success) {
-          const { message: text, field } = describeZodError(parsed.error)
-          badRequests.record(400)
-          send({
-            type: 'error',
-            error: { code: 'invalid_input', message: text, ...(field ? { field } : {}) }
-          })
-          return
-        }
-        message = parsed.data
-      } catch (err) {
-        badRequests.record(400)
+    handleMessagesWithFlow(ws, {
+      log,
+      label,
+      answerFailure: () =>
         send({
           type: 'error',
-          error: { code: 'invalid_input', message: `malformed message: ${(err as Error).message}` }
-        })
-        return
-      }
-      const m = message
-      if (isControlMessage(m)) {
-        // A load may take minutes: it runs beside the socket's event chain, and its replies join
-        // the chain when they are ready (after every event already queued).
-        void runControl(m, endpointContext, session).then(
-          (replies) => enqueue(() => replies.forEach(sendControl)),
-          (err: unknown) => enqueue(() => sendFailure(err))
-        )
-        return
-      }
-      enqueue(async () => {
-        if (isSubmit(m)) await submit(m, raw)
-        else if (m.type === 'cancel_request' || m.type === 'interrupt') await cancel(m)
-        else if (m.type === 'status') await status(m.request_id)
-        else if (m.type === 'ping') send({ type: 'pong' })
-        else if (m.type === 'get_state') send(await systemState())
-        else if (m.type === 'unsubscribe') {
-          if (m.job_id === '*') allJobs = false
-          subscriptions.delete(m.job_id)
-          send({ type: 'unsubscribed', jobId: m.job_id })
-        } else if (m.job_id === '*') {
-          allJobs = true
-          send({ type: 'subscribed', jobId: '*', job: null })
-        } else {
-          const found = await router.dispatch('jobs:get', { jobId: m.job_id }, { clientId })
-          if (!found.ok) {
-            badRequests.record(404)
+          error: { code: 'internal', message: 'the host failed to handle a message (logged)' }
+        }),
+      handle(data, isBinary) {
+        let message
+        let raw: Record<string, unknown> = {}
+        try {
+          if (isBinary) throw new Error('binary frames are not part of the protocol')
+          raw = JSON.parse(data.toString()) as Record<string, unknown>
+          const parsed = WsClientMessageSchema.safeParse(raw)
+          if (!parsed.success) {
+            const { message: text, field } = describeZodError(parsed.error)
+            badRequests.record(400)
             send({
               type: 'error',
-              jobId: m.job_id,
-              error: { code: 'not_found', message: `no job ${m.job_id}`, field: 'job_id' }
+              error: { code: 'invalid_input', message: text, ...(field ? { field } : {}) }
             })
             return
           }
-          subscriptions.add(m.job_id)
-          const job = found.value as JobState
-          send({ type: 'subscribed', jobId: m.job_id, job })
-          // Subscribing after the end still gets the outcome.
-          if (TERMINAL_JOB_STATUSES.includes(job.status)) await sendTerminal(job)
+          message = parsed.data
+        } catch (err) {
+          badRequests.record(400)
+          send({
+            type: 'error',
+            error: {
+              code: 'invalid_input',
+              message: `malformed message: ${(err as Error).message}`
+            }
+          })
+          return
         }
-      })
+        const m = message
+        if (isControlMessage(m)) {
+          // A load may take minutes: it runs beside the socket's event chain, and its replies join
+          // the chain when they are ready (after every event already queued).
+          void runControl(m, endpointContext, session).then(
+            (replies) => enqueue(() => replies.forEach(sendControl)),
+            (err: unknown) => enqueue(() => sendFailure(err))
+          )
+          return
+        }
+        return enqueue(async () => {
+          if (isSubmit(m)) await submit(m, raw)
+          else if (m.type === 'cancel_request' || m.type === 'interrupt') await cancel(m)
+          else if (m.type === 'status') await status(m.request_id)
+          else if (m.type === 'ping') send({ type: 'pong' })
+          else if (m.type === 'get_state') send(await systemState())
+          else if (m.type === 'unsubscribe') {
+            if (m.job_id === '*') allJobs = false
+            subscriptions.delete(m.job_id)
+            send({ type: 'unsubscribed', jobId: m.job_id })
+          } else if (m.job_id === '*') {
+            allJobs = true
+            send({ type: 'subscribed', jobId: '*', job: null })
+          } else {
+            const found = await router.dispatch('jobs:get', { jobId: m.job_id }, { clientId })
+            if (!found.ok) {
+              badRequests.record(404)
+              send({
+                type: 'error',
+                jobId: m.job_id,
+                error: { code: 'not_found', message: `no job ${m.job_id}`, field: 'job_id' }
+              })
+              return
+            }
+            subscriptions.add(m.job_id)
+            const job = found.value as JobState
+            send({ type: 'subscribed', jobId: m.job_id, job })
+            // Subscribing after the end still gets the outcome.
+            if (TERMINAL_JOB_STATUSES.includes(job.status)) await sendTerminal(job)
+          }
+        })
+      }
     })
   })
 

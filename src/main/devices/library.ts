@@ -11,6 +11,10 @@ import type { LibraryBase, LibraryGroup } from '@shared/domain/models'
 import { AppError, toSerializedError, type SerializedError } from '@shared/ipc/errors'
 import type { ChatMessage } from '@shared/domain/chat'
 import type { BundleSummary } from '../engine'
+import { guarded } from '../platform/boundary'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('devices')
 
 export interface LibraryEntry {
   groupId: string
@@ -288,7 +292,10 @@ export class ModelLibrary {
 
   #debouncedScan(): void {
     if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => void this.scan(), this.#deps.debounceMs ?? 300)
+    this.#timer = setTimeout(
+      guarded(log, `rescanning ${this.#deps.folder}`, () => this.scan()),
+      this.#deps.debounceMs ?? 300
+    )
     this.#timer.unref()
   }
 

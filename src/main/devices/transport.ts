@@ -113,6 +113,9 @@ class ChildProcessTransport implements WorkerTransport {
   readonly #child: ChildProcess
   constructor(child: ChildProcess) {
     this.#child = child
+    // Node emits 'error' when a spawn, a kill or a send fails; unheard, it ends the host. A process
+    // that never started is noticed by its init call's timeout, a dead one by its 'exit'.
+    child.on('error', (err) => log.warn(`worker process ${child.pid ?? '(not started)'}`, err))
   }
   get pid(): number | undefined {
     return this.#child.pid
@@ -198,7 +201,15 @@ export function utilityProcessSpawner(utilityFork: UtilityFork, modulePath: stri
       get pid() {
         return proc.pid
       },
-      send: (m) => proc.postMessage(m),
+      send: (m) => {
+        // Posting to a process that just exited throws in some Electron versions; its exit
+        // event is what the manager acts on.
+        try {
+          proc.postMessage(m)
+        } catch (err) {
+          log.debug(`a message to worker ${proc.pid} was not delivered`, err)
+        }
+      },
       onMessage: (l) => void proc.on('message', l),
       onExit: (l) => void proc.on('exit', (code) => l({ code, signal: null })),
       onOutput: (l) => {

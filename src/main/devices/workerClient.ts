@@ -12,7 +12,11 @@ import {
   type WorkerResponse
 } from '../worker/protocol'
 import { systemClock, type Clock, type Timer } from '../platform/clock'
+import { guarded } from '../platform/boundary'
+import { createLogger } from '../platform/logger'
 import type { WorkerExit, WorkerTransport } from './transport'
+
+const log = createLogger('devices')
 
 interface Pending {
   op: WorkerOp
@@ -46,24 +50,31 @@ export class WorkerClient {
     this.deviceId = deviceId
     this.#transport = transport
     this.#clock = clock
-    transport.onMessage((m) => this.#receive(m, hooks))
-    transport.onExit((exit) => {
-      this.#exit = exit
-      this.stopHeartbeat()
-      const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`
-      for (const [seq, p] of this.#pending) {
-        p.timer?.cancel()
-        p.reject(
-          new AppError(
-            'worker_crashed',
-            `the worker for ${deviceId} exited (${how}) during ${p.op}`
+    // The two worker-message entry points, each inside its error boundary: a bug in handling one
+    // message is logged and the next message is handled as usual.
+    transport.onMessage(
+      guarded(log, `a message from the worker for ${deviceId}`, (m) => this.#receive(m, hooks))
+    )
+    transport.onExit(
+      guarded(log, `the exit of the worker for ${deviceId}`, (exit: WorkerExit) => {
+        this.#exit = exit
+        this.stopHeartbeat()
+        const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`
+        for (const [seq, p] of this.#pending) {
+          p.timer?.cancel()
+          p.reject(
+            new AppError(
+              'worker_crashed',
+              `the worker for ${deviceId} exited (${how}) during ${p.op}`
+            )
           )
-        )
-        this.#pending.delete(seq)
-      }
-      hooks.onExit(exit)
-    })
-    if (hooks.onOutput) transport.onOutput(hooks.onOutput)
+          this.#pending.delete(seq)
+        }
+        hooks.onExit(exit)
+      })
+    )
+    if (hooks.onOutput)
+      transport.onOutput(guarded(log, `output of the worker for ${deviceId}`, hooks.onOutput))
   }
 
   get pid(): number | undefined {

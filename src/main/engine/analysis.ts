@@ -20,6 +20,7 @@ import type { BaseModel } from './baseModel'
 import { analysisRow, reconstruct, type ExplainContext } from './explain'
 import { explainTargets } from './explainTargets'
 import { relativeRmse } from './metrics'
+import { requireFinite } from './finite'
 import {
   autoRowsPerBatch,
   planPositions,
@@ -126,6 +127,7 @@ export async function analyzeText(
   let t = performance.now()
   const acts = await orig.activations(ids, lm.layer)
   add('activationsMs', t)
+  requireFinite(bundle.dir, lens, `activations of model "${lm.orig}" at layer ${lm.layer}`, acts)
 
   const ctx: ExplainContext = {
     parts,
@@ -160,6 +162,7 @@ export async function analyzeText(
       // pass then has the same shapes in every batch, so KL is bit-identical however positions are
       // split across batches or devices.
       kl = await orig.kl(ids, batch, ex.recon, lm.layer)
+      requireFinite(bundle.dir, lens, 'KL divergence', kl)
       add('klMs', t)
     }
 

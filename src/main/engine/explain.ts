@@ -10,6 +10,7 @@ import type { LensRuntime } from './lenses'
 import type { GroupParts } from './loading'
 import { argminRange, klOrZeroIfRounding, relativeRmse, salience } from './metrics'
 import { Tensor } from './ort'
+import { requireFinite, requirePatchShape } from './finite'
 import { uniformsFor } from './random'
 
 /** What one explanation run needs: the group, the lens, the options and the analysed text. */
@@ -49,10 +50,15 @@ export async function projectTargets(
   lens: LensRuntime,
   target: Float32Array,
   b: number,
-  d: number
+  d: number,
+  /** The bundle folder, to name the lens's files in errors. */
+  bundleDir: string
 ): Promise<Float32Array> {
   const proj = await lens.projection.run({ activations: new Tensor('float32', target, [b, d]) })
-  return proj.patch_vectors!.data as Float32Array
+  const patch = proj.patch_vectors!.data as Float32Array
+  requirePatchShape(bundleDir, lens, patch, b, d)
+  requireFinite(bundleDir, lens, 'decoder projection', patch)
+  return patch
 }
 
 /** One decoder row: which target of the batch it verbalises, and its sample stream. */
@@ -134,6 +140,8 @@ export async function reconstruct(
     mse.set(out.mse!.data as Float32Array, start)
     recon.set(out.recon!.data as Float32Array, start * d)
   }
+  requireFinite(parts.bundle.dir, lens, 'encoder and lens head (mse)', mse)
+  requireFinite(parts.bundle.dir, lens, 'encoder and lens head (reconstruction)', recon)
   return { mse, recon }
 }
 
@@ -202,7 +210,7 @@ export async function explainBestOfK(
   // Decoder: project once per position; its K rows (row = i·K + k) share the vectors through
   // patch_index, so they are not copied K times on the host.
   let t = performance.now()
-  const patch = await projectTargets(lens, target, b, d)
+  const patch = await projectTargets(lens, target, b, d, parts.bundle.dir)
   const rows = positions.flatMap((position, i) =>
     Array.from({ length: K }, (_, rollout) => ({ target: i, position, rollout }))
   )

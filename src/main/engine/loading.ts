@@ -37,10 +37,16 @@ async function createSession(
   build: SessionBuild = {}
 ): Promise<Session> {
   try {
-    return await Session.create(file, target, build)
+    return await Session.create(file, target, { ...build, file: rel })
   } catch (err) {
-    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]
-    if (target.provider !== 'cpu' && /provider|adapter|library|CUDA|WebGPU/i.test(msg ?? '')) {
+    const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? ''
+    // ONNX Runtime quotes the absolute path it was given; callers see the file inside the bundle.
+    const msg = first
+      .split(file)
+      .join(rel)
+      .split(`${path.dirname(file)}${path.sep}`)
+      .join('')
+    if (target.provider !== 'cpu' && /provider|adapter|library|CUDA|WebGPU/i.test(msg)) {
       throw new AppError('unavailable', `${target.provider} cannot run ${rel}: ${msg}`, {
         file: rel
       })
@@ -77,7 +83,7 @@ async function openModel(
   const inMemory = ctx.cached?.models.get(file)
   if (inMemory) {
     try {
-      const s = await Session.create(inMemory, target, { preOptimized: true })
+      const s = await Session.create(inMemory, target, { preOptimized: true, file: rel })
       ctx.result.preOptimizedSessions++
       return s
     } catch {
@@ -94,7 +100,7 @@ async function openModel(
     : null
   if (stored?.kind === 'hit') {
     try {
-      const s = await Session.create(stored.bytes, target, { preOptimized: true })
+      const s = await Session.create(stored.bytes, target, { preOptimized: true, file: rel })
       ctx.result.preOptimizedSessions++
       return s
     } catch {

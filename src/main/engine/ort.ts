@@ -61,6 +61,8 @@ export interface SessionBuild {
    * kept alive by the session and must never be modified.
    */
   preOptimized?: boolean
+  /** The model's file inside its bundle: a graph that fails at run time is reported by it. */
+  file?: string
 }
 
 /** A session plus its release; every model handle in the app is one of these. */
@@ -69,6 +71,7 @@ export class Session {
   readonly #session: ort.InferenceSession
   /** The ORT-format buffer a pre-optimized session reads its weights from, in place. */
   readonly optimizedBytes: Uint8Array | null
+  readonly #file: string | undefined
   #released = false
 
   /** Sessions created and not yet released in this process (leak checks in tests). */
@@ -78,9 +81,14 @@ export class Session {
   readonly inputNames: readonly string[]
   readonly outputNames: readonly string[]
 
-  private constructor(session: ort.InferenceSession, optimizedBytes: Uint8Array | null) {
+  private constructor(
+    session: ort.InferenceSession,
+    optimizedBytes: Uint8Array | null,
+    file?: string
+  ) {
     this.#session = session
     this.optimizedBytes = optimizedBytes
+    this.#file = file
     this.inputNames = session.inputNames
     this.outputNames = session.outputNames
   }
@@ -104,12 +112,27 @@ export class Session {
         ? await ort.InferenceSession.create(model, opts)
         : await ort.InferenceSession.create(model, opts)
     Session.#live++
-    return new Session(s, inPlace ? (model as Uint8Array) : null)
+    return new Session(s, inPlace ? (model as Uint8Array) : null, build.file)
   }
 
   async run(feeds: Feeds, fetches?: readonly string[]): Promise<Record<string, ort.Tensor>> {
     if (this.#released) throw new AppError('internal', 'session already released')
-    return fetches ? this.#session.run(feeds, fetches as string[]) : this.#session.run(feeds)
+    try {
+      return await (fetches
+        ? this.#session.run(feeds, fetches as string[])
+        : this.#session.run(feeds))
+    } catch (err) {
+      // A graph that disagrees with its bundle (shapes, an id out of range) fails here with ONNX
+      // Runtime's words; the caller learns which file of the bundle it was (a 422, not a 500).
+      // Running out of memory is not the bundle's fault and keeps its own error.
+      const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? ''
+      if (!this.#file || /memory|alloc/i.test(first)) throw err
+      throw new AppError(
+        'bundle_invalid',
+        `${this.#file}: ONNX Runtime could not run this graph with the bundle's inputs: ${first}`,
+        { file: this.#file }
+      )
+    }
   }
 
   get released(): boolean {

@@ -1,7 +1,25 @@
 /** The bundle's Hugging Face tokenizer, with the analysis conventions applied (double-BOS rule). */
-import { promises as fs } from 'node:fs'
+import { basename } from 'node:path'
 import { Tokenizer } from '@huggingface/tokenizers'
 import { AppError } from '@shared/ipc/errors'
+import { BundleFileError, MAX_JSON_BYTES, jsonFailure, readRegularFile } from './bundle/files'
+
+/** A tokenizer file's JSON; a failure names the file (by its name in the bundle), never its content. */
+async function readBundleJson(file: string): Promise<unknown> {
+  const name = basename(file)
+  let text: string
+  try {
+    text = (await readRegularFile(file, MAX_JSON_BYTES)).toString('utf8')
+  } catch (err) {
+    const reason = err instanceof BundleFileError ? err.reason : 'cannot be read'
+    throw new AppError('bundle_invalid', `${name}: ${reason}`, { file: name })
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new AppError('bundle_invalid', `${name}: ${jsonFailure(err)}`, { file: name })
+  }
+}
 
 export interface TokenizedText {
   ids: number[]
@@ -26,8 +44,8 @@ export class TextTokenizer {
   }
 
   static async load(file: string, configFile: string, bosId: number): Promise<TextTokenizer> {
-    const json = JSON.parse(await fs.readFile(file, 'utf8')) as { model?: { unk_token?: string } }
-    const config = JSON.parse(await fs.readFile(configFile, 'utf8')) as { unk_token?: string }
+    const json = (await readBundleJson(file)) as { model?: { unk_token?: string } }
+    const config = (await readBundleJson(configFile)) as { unk_token?: string }
     let tok: Tokenizer
     try {
       tok = new Tokenizer(json, config)

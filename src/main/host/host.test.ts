@@ -183,8 +183,11 @@ describe('headless host', () => {
     })
 
     // Other services (the device manager) push their own events too, in no fixed order with ours.
+    // The first poll probes the providers and runs nvidia-smi: seconds on a loaded machine.
     await expect
-      .poll(() => events.some((e) => (e as { channel?: string }).channel === 'system:changed'))
+      .poll(() => events.some((e) => (e as { channel?: string }).channel === 'system:changed'), {
+        timeout: 15_000
+      })
       .toBe(true)
     expect(
       events.find((e) => (e as { channel?: string }).channel === 'system:changed')

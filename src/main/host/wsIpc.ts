@@ -5,6 +5,10 @@ import type { Router } from '../router/router'
 import type { EventHub } from '../router/eventHub'
 import { refuseUpgrade } from '../http/replies'
 import type { HttpHost } from '../http/server'
+import { handleMessagesWithFlow, sendWithLimit } from '../http/socketFlow'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('host')
 
 export const IPC_PATH = '/ipc'
 
@@ -49,41 +53,56 @@ export function attachWebSocketIpc(options: { host: HttpHost; router: Router; hu
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))
   })
 
+  wss.on('error', (err) => log.error('the /ipc WebSocket server failed', err))
+
   wss.on('connection', (ws: WebSocket) => {
     const clientId = `ws:${++clientSeq}`
-    const send = (message: WireMessage): void => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message))
-    }
+    const label = `/ipc ${clientId}`
+    const send = (message: WireMessage): void =>
+      sendWithLimit(ws, JSON.stringify(message), log, label)
     const unsubscribe = hub.subscribe((channel, payload) =>
       send({ type: 'event', channel, payload })
     )
     ws.on('close', unsubscribe)
-    ws.on('error', unsubscribe)
-    ws.on('message', (data, isBinary) => {
-      void (async () => {
-        let frame: z.infer<typeof InboundFrameSchema>
-        try {
-          if (isBinary) throw new Error('binary frames are not part of the protocol')
-          const parsed = InboundFrameSchema.safeParse(JSON.parse(data.toString()))
-          if (!parsed.success) throw new Error('expected {type:"invoke", id, channel, payload}')
-          frame = parsed.data
-        } catch (err) {
-          send({
-            type: 'result',
-            id: null,
-            result: {
-              ok: false,
-              error: {
-                code: 'invalid_input',
-                message: `malformed frame: ${err instanceof Error ? err.message : String(err)}`
-              }
-            }
-          })
-          return
+    ws.on('error', (err) => {
+      log.debug(`${label} failed`, err)
+      unsubscribe()
+    })
+    const malformed = (message: string): void =>
+      send({
+        type: 'result',
+        id: null,
+        result: {
+          ok: false,
+          error: { code: 'invalid_input', message: `malformed frame: ${message}` }
         }
+      })
+    handleMessagesWithFlow(ws, {
+      log,
+      label,
+      async handle(data, isBinary) {
+        if (isBinary) return malformed('binary frames are not part of the protocol')
+        let json: unknown
+        try {
+          json = JSON.parse(data.toString())
+        } catch (err) {
+          return malformed((err as Error).message)
+        }
+        const parsed = InboundFrameSchema.safeParse(json)
+        if (!parsed.success) return malformed('expected {type:"invoke", id, channel, payload}')
+        const frame = parsed.data
         const result = await router.dispatch(frame.channel, frame.payload, { clientId })
         send({ type: 'result', id: frame.id, result })
-      })()
+      },
+      answerFailure: () =>
+        send({
+          type: 'result',
+          id: null,
+          result: {
+            ok: false,
+            error: { code: 'internal', message: 'the host failed to handle a frame (logged)' }
+          }
+        })
     })
   })
 

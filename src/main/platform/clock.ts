@@ -2,6 +2,9 @@
  * Time as a dependency: the device manager and its worker clients read the time and set every
  * timer through a Clock, so tests drive them with a manual clock instead of sleeping.
  */
+import { guarded } from './boundary'
+import { createLogger } from './logger'
+
 export interface Timer {
   cancel(): void
 }
@@ -19,19 +22,26 @@ export interface Clock {
   defer(fn: () => void): void
 }
 
+const log = createLogger('timers')
+
+/** Every timer callback runs inside the timer boundary: a throw is logged, the process lives on. */
+function inBoundary(fn: () => void): () => void {
+  return guarded(log, 'a timer callback', fn)
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   after(ms, fn, options = {}) {
-    const handle = setTimeout(fn, ms)
+    const handle = setTimeout(inBoundary(fn), ms)
     if (options.background) handle.unref()
     return { cancel: () => clearTimeout(handle) }
   },
   every(ms, fn) {
-    const handle = setInterval(fn, ms)
+    const handle = setInterval(inBoundary(fn), ms)
     handle.unref()
     return { cancel: () => clearInterval(handle) }
   },
   defer(fn) {
-    setImmediate(fn)
+    setImmediate(inBoundary(fn))
   }
 }

@@ -1,5 +1,8 @@
 import { eventChannels, type EventChannel, type EventPayload } from '@shared/ipc/contract'
 import { AppError, describeZodError } from '@shared/ipc/errors'
+import { createLogger } from '../platform/logger'
+
+const log = createLogger('events')
 
 type Listener = (channel: EventChannel, payload: unknown) => void
 
@@ -29,8 +32,9 @@ export class EventHub {
     for (const l of [...this.#listeners, ...this.#observers]) {
       try {
         l(channel, parsed.data)
-      } catch {
+      } catch (err) {
         // One broken client must not stop the others from hearing the event.
+        log.error(`a listener of ${channel} failed`, err)
       }
     }
   }

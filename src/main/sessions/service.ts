@@ -18,6 +18,7 @@ import type { InvokeHandlers } from '../router/router'
 import { exportSession, parseSessionFile } from './exportFormats'
 import { SessionStore } from './store'
 import { createLogger } from '../platform/logger'
+import { guarded } from '../platform/boundary'
 
 const log = createLogger('sessions')
 
@@ -287,10 +288,13 @@ export class SessionsService {
   #markDirty(active: ActiveSession): void {
     active.dirty = true
     if (active.timer) return
-    active.timer = setTimeout(() => {
-      active.timer = undefined
-      void this.#flush(active)
-    }, this.#deps.flushDelayMs ?? 150)
+    active.timer = setTimeout(
+      guarded(log, `saving session ${active.session.id}`, () => {
+        active.timer = undefined
+        return this.#flush(active)
+      }),
+      this.#deps.flushDelayMs ?? 150
+    )
   }
 
   #flush(active: ActiveSession): Promise<void> {

@@ -97,6 +97,34 @@ describe('SystemService', () => {
     expect(probes).toBe(1)
   })
 
+  it('hands out one reading while it is recent, shares one under way, reads again when old', async () => {
+    let runs = 0
+    let now = 1000
+    const system = new SystemService({
+      os: steadyOs,
+      runCommand: async () => {
+        runs++
+        return { stdout: '', stderr: '', exitCode: null, spawnError: 'ENOENT' }
+      },
+      probeProviders: async () => probeProviders(['cpu']),
+      ortVersion: () => 'x',
+      appVersion: '0',
+      emit: () => undefined,
+      maxAgeMs: 500,
+      now: () => now
+    })
+    const [a, b] = await Promise.all([system.state(), system.state()])
+    expect(runs).toBe(1)
+    expect(b).toBe(a)
+    for (let i = 0; i < 100; i++) await system.state()
+    expect(runs).toBe(1)
+    now += 499
+    expect(await system.state()).toBe(a)
+    now += 1
+    await system.state()
+    expect(runs).toBe(2)
+  })
+
   it('explains an uninstalled CUDA provider with the command that installs it', async () => {
     const system = new SystemService({
       os: steadyOs,

@@ -3,6 +3,7 @@ import type { EventPayload } from '@shared/ipc/contract'
 import type { CommandRunner } from '../platform/commandRunner'
 import { queryNvidiaGpus, type GpuQuery } from './nvidiaSmi'
 import { createLogger } from '../platform/logger'
+import { guarded } from '../platform/boundary'
 
 const log = createLogger('system')
 
@@ -24,6 +25,11 @@ export interface SystemServiceDeps {
   emit: (channel: 'system:changed', payload: EventPayload<'system:changed'>) => void
   /** Poll period while someone listens (2 s: fresh enough for a live view, cheap for nvidia-smi). */
   pollIntervalMs?: number
+  /**
+   * How old a reading `state()` may hand out (default 1 s). A reading costs an nvidia-smi run;
+   * without this, a client asking for the state in a loop made every other client wait.
+   */
+  maxAgeMs?: number
   now?: () => number
   nvidiaSmiCommand?: string
 }
@@ -82,6 +88,10 @@ export class SystemService {
   #providers: Promise<ProviderProbe[]> | undefined
   #timer: ReturnType<typeof setInterval> | undefined
   #last: HardwareState | undefined
+  /** The latest reading and when it was taken, and the reading under way (shared by all callers). */
+  #latest: { state: HardwareState; at: number } | undefined
+  #reading: Promise<HardwareState> | undefined
+  readonly #maxAgeMs: number
   #polling = false
   #disposed = false
 
@@ -89,6 +99,7 @@ export class SystemService {
     this.#deps = deps
     this.#pollMs = deps.pollIntervalMs ?? DEFAULT_POLL_MS
     this.#now = deps.now ?? Date.now
+    this.#maxAgeMs = deps.maxAgeMs ?? 1000
   }
 
   /** Starts the provider probe early so the first `state()` does not wait for it. */
@@ -130,7 +141,27 @@ export class SystemService {
     return queryNvidiaGpus(this.#deps.runCommand, this.#deps.nvidiaSmiCommand)
   }
 
+  /** The hardware: the latest reading when it is recent enough, else a new one. */
   async state(): Promise<HardwareState> {
+    const latest = this.#latest
+    if (latest && this.#now() - latest.at < this.#maxAgeMs) return latest.state
+    return this.#read()
+  }
+
+  /** A new reading; callers that ask while one is under way share it. */
+  #read(): Promise<HardwareState> {
+    this.#reading ??= this.#measure()
+      .then((state) => {
+        this.#latest = { state, at: this.#now() }
+        return state
+      })
+      .finally(() => {
+        this.#reading = undefined
+      })
+    return this.#reading
+  }
+
+  async #measure(): Promise<HardwareState> {
     const [gpuQuery, providers] = await Promise.all([this.gpus(), this.providers()])
     const state: HardwareState = {
       cpu: this.cpu(),
@@ -159,7 +190,7 @@ export class SystemService {
     if (this.#polling || this.#disposed) return false
     this.#polling = true
     try {
-      const next = await this.state()
+      const next = await this.#read()
       if (this.#disposed || this.#timer === undefined) return false
       const changed = !this.#last || !sameFigures(this.#last, next)
       this.#last = next
@@ -173,7 +204,7 @@ export class SystemService {
   #startPolling(): void {
     if (this.#timer || this.#disposed) return
     this.#timer = setInterval(
-      () => void this.pollOnce().catch(log.failed('polling the hardware')),
+      guarded(log, 'polling the hardware', () => this.pollOnce()),
       this.#pollMs
     )
     // Polling must never be what keeps a headless host or a test process alive.

@@ -7,9 +7,10 @@
  * the cache folder, so a restart or a freshly spawned worker skips them too.
  */
 import { createHash } from 'node:crypto'
-import { promises as fs } from 'node:fs'
+import { constants, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { defaultCacheDir } from '../paths'
+import { notRegularFile } from './files'
 
 /** Files this large are worth remembering across processes; smaller ones hash in milliseconds. */
 export const PERSIST_MIN_BYTES = 16 * 1024 * 1024
@@ -55,8 +56,11 @@ async function identityOf(abs: string): Promise<{ identity: string; size: number
 
 async function sha256File(abs: string): Promise<string> {
   const h = createHash('sha256')
-  const handle = await fs.open(abs, 'r')
+  // Non-blocking, and only a regular file: a FIFO must never hold a pool thread (see files.ts).
+  const handle = await fs.open(abs, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0))
   try {
+    const not = notRegularFile(await handle.stat())
+    if (not) throw new Error(`${path.basename(abs)} ${not}`)
     const buf = Buffer.allocUnsafe(1 << 20)
     for (;;) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, null)

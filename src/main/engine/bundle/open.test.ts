@@ -2,7 +2,18 @@
  * Malformed bundles: each is the generated demo group with one thing broken. Validation must
  * name the file and the field, and loading must release every session it created.
  */
-import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import {
+  cp,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  unlink,
+  writeFile
+} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -148,6 +159,112 @@ describe('openBundle rejects malformed bundles, naming file and field', () => {
     })
   })
 
+  it('a symlinked manifest.json pointing outside: refused, its content never quoted', async () => {
+    const dir = await copyDemo()
+    const secret = path.join(dir, '..', 'secret.txt')
+    await writeFile(secret, 'TOP-SECRET-CONTENT that must not appear anywhere')
+    await unlink(path.join(dir, 'manifest.json'))
+    await symlink(secret, path.join(dir, 'manifest.json'))
+    const err = (await openBundle(dir).catch((e: unknown) => e)) as Error
+    expect(err).toMatchObject({ code: 'bundle_invalid', file: 'manifest.json' })
+    expect(err.message).toMatch(/outside the group folder/)
+    expect(JSON.stringify(err)).not.toMatch(/SECRET/)
+    // A valid manifest elsewhere is refused just the same (the group is not listed as ok).
+    await unlink(path.join(dir, 'manifest.json'))
+    await cp(path.join(demoDir, 'manifest.json'), path.join(dir, '..', 'manifest.json'))
+    await symlink(path.join(dir, '..', 'manifest.json'), path.join(dir, 'manifest.json'))
+    await expect(openBundle(dir)).rejects.toMatchObject({ file: 'manifest.json' })
+  })
+
+  it('a file that is not JSON: the error says where, never what the file holds', async () => {
+    const dir = await copyDemo()
+    await writeFile(path.join(dir, 'manifest.json'), 'PRIVATE words, not json at all')
+    const err = (await openBundle(dir).catch((e: unknown) => e)) as Error
+    expect(err).toMatchObject({ code: 'bundle_invalid', file: 'manifest.json' })
+    expect(err.message).toMatch(/not valid JSON/)
+    expect(err.message).not.toMatch(/PRIVATE|words/)
+  })
+
+  it('a folder where a file is expected names the file, not a bare EISDIR', async () => {
+    const dir = await copyDemo()
+    await rm(path.join(dir, 'tokenizer.json'))
+    await mkdir(path.join(dir, 'tokenizer.json'))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'tokenizer.json',
+      message: expect.stringMatching(/tokenizer\.json.*is a folder, not a file/)
+    })
+    const other = await copyDemo()
+    await rm(path.join(other, 'manifest.json'))
+    await mkdir(path.join(other, 'manifest.json'))
+    await expect(openBundle(other)).rejects.toMatchObject({
+      file: 'manifest.json',
+      message: expect.stringMatching(/is a folder, not a file/)
+    })
+  })
+
+  it.skipIf(process.platform === 'win32')(
+    'a FIFO anywhere in a bundle is refused at once, without blocking (POSIX only)',
+    async () => {
+      const cases = ['manifest.json', 'tokenizer_config.json', 'lenses/words-l1/lens.json']
+      for (const rel of cases) {
+        const dir = await copyDemo()
+        await rm(path.join(dir, rel))
+        execFileSync('mkfifo', [path.join(dir, rel)])
+        const started = Date.now()
+        await expect(openBundle(dir), rel).rejects.toMatchObject({
+          code: 'bundle_invalid',
+          file: rel,
+          message: expect.stringMatching(/FIFO/)
+        })
+        expect(Date.now() - started, rel).toBeLessThan(20_000)
+      }
+    }
+  )
+
+  it('a tokenizer whose ids pass the vocabulary, or that is not a tokenizer, names tokenizer.json', async () => {
+    const dir = await copyDemo()
+    await editJson(path.join(dir, 'manifest.json'), (j) => (j.base.vocabSize = 5))
+    await expect(openBundle(dir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'tokenizer.json',
+      message: expect.stringMatching(/vocabSize is 5/)
+    })
+    const other = await copyDemo()
+    await writeFile(path.join(other, 'tokenizer.json'), '{"model": 5}')
+    await expect(openBundle(other)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'tokenizer.json',
+      field: 'model'
+    })
+  })
+
+  it("a lens graph swapped with another lens's fails at run time as a 422 naming the file", async () => {
+    const dir = await copyDemo()
+    await cp(
+      path.join(dir, 'lenses/words-l3/decoder_projection.onnx'),
+      path.join(dir, 'lenses/words-l1/decoder_projection.onnx')
+    )
+    const group = await loadGroup(dir, { provider: 'cpu', threads: 1 })
+    try {
+      const err = (await group
+        .analyze({ lensId: 'words-l1', text: 'The cat sat.', options: { bestOfK: 1 } })
+        .then(
+          () => null,
+          (e: unknown) => e
+        )) as Error | null
+      // Every static check passes; the run names the file and the field, never a raw engine error.
+      expect(err).toMatchObject({
+        code: 'bundle_invalid',
+        file: 'lenses/words-l1/decoder_projection.onnx',
+        field: 'decoder.patchLayers'
+      })
+      expect(err!.message).not.toContain(dir)
+    } finally {
+      await group.dispose()
+    }
+  })
+
   it('a lens naming a missing donor', async () => {
     const dir = await copyDemo()
     await editJson(lensJson(dir), (j) => (j.orig = 'ghost-model'))
@@ -175,10 +292,10 @@ describe('loading releases sessions on failure', () => {
       j.donors = [{ ...j.base, id: 'donor', file: 'donor.onnx' }]
     })
     const before = Session.liveCount
-    await expect(loadGroup(dir, { provider: 'cpu' })).rejects.toMatchObject({
-      code: 'bundle_invalid',
-      file: 'donor.onnx'
-    })
+    const err = (await loadGroup(dir, { provider: 'cpu' }).catch((e: unknown) => e)) as Error
+    expect(err).toMatchObject({ code: 'bundle_invalid', file: 'donor.onnx' })
+    // The caller learns the file inside the bundle, not where the bundle lives on this machine.
+    expect(err.message).not.toContain(dir)
     expect(Session.liveCount).toBe(before)
   })
 

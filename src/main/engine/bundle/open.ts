@@ -19,6 +19,16 @@ import {
 } from './manifest'
 import { sharedDigestCache, type FileDigestCache } from './digests'
 import { estimateGroupBytes } from './estimate'
+import {
+  BundleFileError,
+  MAX_GRAPH_BYTES,
+  MAX_JSON_BYTES,
+  isInsideFolder,
+  jsonFailure,
+  notRegularFile,
+  readRegularFile,
+  regularFileSize
+} from './files'
 
 export const BASE_INPUTS = [
   'role',
@@ -92,10 +102,13 @@ class Ctx {
     })
   }
 
-  /** Resolves a path named in `fromFile` at `field`; it must exist and stay inside the bundle. */
+  /**
+   * Resolves a path named in `fromFile` at `field`: it must exist, stay inside the bundle (symlinks
+   * followed) and be a regular file (a folder or a FIFO is refused before anything reads it).
+   */
   async resolve(fromDir: string, rel: string, fromFile: string, field: string): Promise<string> {
     const abs = path.resolve(fromDir, rel)
-    if (!isInside(this.root, abs)) {
+    if (!isInsideFolder(this.root, abs)) {
       this.fail(fromFile, field, `path "${rel}" escapes the bundle folder`)
     }
     let real: string
@@ -104,17 +117,34 @@ class Ctx {
     } catch {
       this.fail(this.rel(abs), field, `missing file (named in ${fromFile})`)
     }
-    if (!isInside(this.realRoot, real)) {
+    if (!isInsideFolder(this.realRoot, real)) {
       this.fail(fromFile, field, `path "${rel}" resolves outside the bundle folder (symlink)`)
     }
+    const st = await fs.stat(real).catch(() => null)
+    const not = st ? notRegularFile(st) : 'missing file'
+    if (not) this.fail(this.rel(abs), field, `${not} (named in ${fromFile})`)
     this.files.add(abs)
     return abs
   }
-}
 
-function isInside(root: string, p: string): boolean {
-  const r = path.relative(root, p)
-  return r === '' || (!r.startsWith('..') && !path.isAbsolute(r))
+  /** The bytes of a resolved bundle file; a file that changed into a FIFO or grew past the limit fails. */
+  async read(abs: string, maxBytes: number, field?: string): Promise<Buffer> {
+    try {
+      return await readRegularFile(abs, maxBytes)
+    } catch (err) {
+      if (err instanceof BundleFileError) this.fail(this.rel(abs), field, err.reason)
+      throw err
+    }
+  }
+
+  async size(abs: string, field?: string): Promise<number> {
+    try {
+      return await regularFileSize(abs)
+    } catch (err) {
+      if (err instanceof BundleFileError) this.fail(this.rel(abs), field, err.reason)
+      throw err
+    }
+  }
 }
 
 async function readJson<T extends z.ZodType>(
@@ -123,17 +153,12 @@ async function readJson<T extends z.ZodType>(
   schema: T
 ): Promise<z.output<T>> {
   const file = ctx.rel(abs)
-  let text: string
-  try {
-    text = await fs.readFile(abs, 'utf8')
-  } catch {
-    ctx.fail(file, undefined, 'missing file')
-  }
+  const text = (await ctx.read(abs, MAX_JSON_BYTES)).toString('utf8')
   let raw: unknown
   try {
     raw = JSON.parse(text)
   } catch (err) {
-    ctx.fail(file, undefined, `not valid JSON: ${(err as Error).message}`)
+    ctx.fail(file, undefined, jsonFailure(err))
   }
   const parsed = schema.safeParse(raw)
   if (!parsed.success) {
@@ -169,7 +194,7 @@ async function checkTensor(
     }
   })
   const want = ref.shape.reduce((a, b) => a * b, 1) * 4
-  const size = (await fs.stat(abs)).size
+  const size = await ctx.size(abs, `${field}.file`)
   if (size !== want) {
     ctx.fail(
       ctx.rel(abs),
@@ -178,7 +203,75 @@ async function checkTensor(
     )
   }
   ctx.weightBytes += size
+  const bytes = await ctx.read(abs, size, `${field}.file`)
+  const bad = firstNonFinite(bytes)
+  if (bad)
+    ctx.fail(ctx.rel(abs), field, `value ${bad.index} is ${bad.value}: every weight must be finite`)
   return { file: abs, shape: ref.shape }
+}
+
+/**
+ * Every id the tokenizer can produce must index the base model's embedding: an id at or past
+ * `vocabSize` would reach the graph and fail there as a bare Gather error.
+ */
+function checkTokenizerIds(ctx: Ctx, file: string, raw: unknown, vocabSize: number): void {
+  if (typeof raw !== 'object' || raw === null)
+    ctx.fail(file, undefined, 'not a tokenizer (expected an object)')
+  const tok = raw as { model?: unknown; added_tokens?: unknown }
+  if (typeof tok.model !== 'object' || tok.model === null)
+    ctx.fail(file, 'model', 'not a tokenizer model (expected an object)')
+  const model = tok.model as { vocab?: unknown }
+  let maxId = -1
+  let where = 'model.vocab'
+  if (Array.isArray(model.vocab)) maxId = model.vocab.length - 1
+  else if (typeof model.vocab === 'object' && model.vocab !== null) {
+    for (const id of Object.values(model.vocab))
+      if (typeof id === 'number' && id > maxId) maxId = id
+  }
+  if (Array.isArray(tok.added_tokens)) {
+    for (const t of tok.added_tokens as Array<{ id?: unknown }>) {
+      if (typeof t?.id === 'number' && t.id > maxId) {
+        maxId = t.id
+        where = 'added_tokens'
+      }
+    }
+  }
+  if (maxId >= vocabSize)
+    ctx.fail(
+      file,
+      where,
+      `the tokenizer has id ${maxId}; the base model's vocabSize is ${vocabSize} (manifest.json)`
+    )
+}
+
+/** The first NaN or infinity among little-endian float32 values, if any. */
+function firstNonFinite(bytes: Uint8Array): { index: number; value: number } | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let i = 0; i + 4 <= bytes.byteLength; i += 4) {
+    const value = view.getFloat32(i, true)
+    if (!Number.isFinite(value)) return { index: i / 4, value }
+  }
+  return null
+}
+
+/** Checks a graph's float initializers held inside the file (not external data) for NaN/Inf. */
+function checkInitializersFinite(ctx: Ctx, file: string, graph: onnx.IGraphProto): void {
+  for (const t of graph.initializer ?? []) {
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT) continue
+    if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) continue
+    let bad: { index: number; value: number } | null = null
+    if (t.rawData && t.rawData.byteLength > 0) bad = firstNonFinite(t.rawData)
+    else {
+      const at = (t.floatData ?? []).findIndex((v) => !Number.isFinite(v))
+      if (at >= 0) bad = { index: at, value: t.floatData![at]! }
+    }
+    if (bad)
+      ctx.fail(
+        file,
+        `initializer.${t.name}`,
+        `value ${bad.index} is ${bad.value}: every weight must be finite`
+      )
+  }
 }
 
 interface OnnxInfo {
@@ -192,10 +285,12 @@ async function checkOnnx(
   abs: string,
   fromFile: string,
   field: string,
-  io: { inputs: readonly string[]; outputs: readonly string[] }
+  io: { inputs: readonly string[]; outputs: readonly string[] },
+  /** Scan float initializers stored in the file for NaN/Inf (the lens graphs: small). */
+  scanWeights = false
 ): Promise<OnnxInfo> {
   const file = ctx.rel(abs)
-  const bytes = await fs.readFile(abs)
+  const bytes = await ctx.read(abs, MAX_GRAPH_BYTES, field)
   ctx.weightBytes += bytes.byteLength
   let model: onnx.ModelProto
   try {
@@ -209,6 +304,7 @@ async function checkOnnx(
   }
   const graph = model.graph
   if (!graph) ctx.fail(file, field, 'ONNX model has no graph')
+  if (scanWeights) checkInitializersFinite(ctx, file, graph)
   const inputs = new Map<string, (number | string | null)[]>()
   for (const vi of graph.input ?? []) {
     if (!vi.name) continue
@@ -236,7 +332,7 @@ async function checkOnnx(
     const dataAbs = await ctx.resolve(dir, loc, file, `initializer.${t.name}.location`)
     let size = seen.get(dataAbs)
     if (size === undefined) {
-      size = (await fs.stat(dataAbs)).size
+      size = await ctx.size(dataAbs, `initializer.${t.name}.location`)
       seen.set(dataAbs, size)
       ctx.weightBytes += size
     }
@@ -358,7 +454,7 @@ async function checkLens(
     ? await checkTensor(ctx, dir, lm.encoder.lastRowAdd, [d], file, 'encoder.lastRowAdd')
     : undefined
   const projectionFile = await ctx.resolve(dir, lm.decoder.projection, file, 'decoder.projection')
-  const proj = await checkOnnx(ctx, projectionFile, file, 'decoder.projection', PROJECTION_IO)
+  const proj = await checkOnnx(ctx, projectionFile, file, 'decoder.projection', PROJECTION_IO, true)
   const pin = proj.inputs.get('activations')
   if (pin && typeof pin[1] === 'number' && pin[1] !== d) {
     ctx.fail(
@@ -368,7 +464,7 @@ async function checkLens(
     )
   }
   const headFile = await ctx.resolve(dir, lm.encoder.head, file, 'encoder.head')
-  const head = await checkOnnx(ctx, headFile, file, 'encoder.head', HEAD_IO)
+  const head = await checkOnnx(ctx, headFile, file, 'encoder.head', HEAD_IO, true)
   const hin = head.inputs.get('hidden')
   if (hin && typeof hin[1] === 'number' && hin[1] !== d) {
     ctx.fail(ctx.rel(headFile), 'inputs.hidden', `expects width ${hin[1]}, the base has ${d}`)
@@ -419,11 +515,19 @@ export async function validateBundle(
   }
   const ctx = new Ctx(dir, realRoot)
   const manifestFile = path.join(dir, 'manifest.json')
-  if (!(await fs.stat(manifestFile).catch(() => null))?.isFile()) {
+  const manifestReal = await fs.realpath(manifestFile).catch(() => null)
+  if (!manifestReal) {
     throw new AppError('bundle_invalid', `${dir}: no manifest.json, not a bundle folder`, {
       file: 'manifest.json'
     })
   }
+  // The manifest too must be a regular file inside the folder: a symlink to elsewhere is refused
+  // before anything reads it (and its content is never quoted).
+  if (!isInsideFolder(realRoot, manifestReal))
+    ctx.fail('manifest.json', undefined, 'is a symlink to a file outside the group folder')
+  const manifestStat = await fs.stat(manifestReal)
+  const notFile = notRegularFile(manifestStat)
+  if (notFile) ctx.fail('manifest.json', undefined, notFile)
   ctx.files.add(manifestFile)
   const manifest = await readJson(ctx, manifestFile, ManifestSchema)
   const tokenizerFile = await ctx.resolve(
@@ -438,12 +542,20 @@ export async function validateBundle(
     'manifest.json',
     'tokenizer.config'
   )
+  const tokenizerConfig: { chat_template?: unknown } = {}
   for (const f of [tokenizerFile, tokenizerConfigFile]) {
+    const text = (await ctx.read(f, MAX_JSON_BYTES)).toString('utf8')
+    let raw: unknown
     try {
-      JSON.parse(await fs.readFile(f, 'utf8'))
+      raw = JSON.parse(text)
     } catch (err) {
-      ctx.fail(ctx.rel(f), undefined, `not valid JSON: ${(err as Error).message}`)
+      ctx.fail(ctx.rel(f), undefined, jsonFailure(err))
     }
+    if (f === tokenizerFile) checkTokenizerIds(ctx, ctx.rel(f), raw, manifest.base.vocabSize)
+    if (f === tokenizerConfigFile && typeof raw === 'object' && raw !== null)
+      Object.assign(tokenizerConfig, {
+        chat_template: (raw as typeof tokenizerConfig).chat_template
+      })
   }
   const ids = new Set<string>(['base'])
   for (const [i, m] of manifest.donors.entries()) {
@@ -518,12 +630,8 @@ export async function validateBundle(
     weightBytes,
     estimatedBytes: estimate.gpu,
     estimatedBytesByKind: estimate,
-    hasChatTemplate: await hasChatTemplate(tokenizerConfigFile)
+    hasChatTemplate:
+      typeof tokenizerConfig.chat_template === 'string' && tokenizerConfig.chat_template.length > 0
   }
   return { dir, manifest, tokenizerFile, tokenizerConfigFile, base, donors, lenses, summary }
-}
-
-async function hasChatTemplate(file: string): Promise<boolean> {
-  const cfg = JSON.parse(await fs.readFile(file, 'utf8')) as { chat_template?: unknown }
-  return typeof cfg.chat_template === 'string' && cfg.chat_template.length > 0
 }

@@ -218,6 +218,62 @@ describe('templates that drop or fail', () => {
   })
 })
 
+describe('runaway templates stop within their budget, naming the template', () => {
+  const user = [{ role: 'user' as const, content: 'hi' }]
+  const runaway = (source: string): AppError => {
+    const template = ChatTemplate.compile(source, { file: 'tokenizer_config.json' })
+    try {
+      template.render(user)
+    } catch (err) {
+      return err as AppError
+    }
+    throw new Error(`the template rendered: ${source}`)
+  }
+
+  it.each([
+    [
+      'a huge range',
+      "{% for i in range(100000000) %}{{ 'x' }}{% endfor %}",
+      /range\(\) for 100000000 items/
+    ],
+    [
+      'nested loops under the range limit',
+      '{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}.{% endfor %}{% endfor %}{% endfor %}',
+      /steps|longer than/
+    ],
+    [
+      'output that grows without end',
+      "{% set ns = namespace(s='xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+      /MiB of text/
+    ]
+  ])('%s', (_name, source, reason) => {
+    const err = runaway(source)
+    expect(err).toBeInstanceOf(AppError)
+    expect(err).toMatchObject({
+      code: 'bundle_invalid',
+      field: 'chat_template',
+      file: 'tokenizer_config.json'
+    })
+    expect(err.message).toMatch(/^tokenizer_config\.json \(chat_template\): the chat template /)
+    expect(err.message).toMatch(reason)
+  })
+
+  it('a budget ends only its own render: the next template renders normally', () => {
+    expect(() => runaway('{% for i in range(10**9) %}{% endfor %}')).not.toThrow()
+    const ok = ChatTemplate.compile(CHATML_STYLE).render(user)
+    expect(ok.text).toBe('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n')
+    // range() within the limit behaves as Jinja's.
+    const counted = ChatTemplate.compile('{% for i in range(2, 11, 3) %}{{ i }},{% endfor %}')
+    expect(counted.renderRaw(user, false)).toBe('2,5,8,')
+    expect(
+      ChatTemplate.compile('{% for i in range(3, 0, -1) %}{{ i }}{% endfor %}').renderRaw(
+        user,
+        false
+      )
+    ).toBe('321')
+  })
+})
+
 describe('tokenizer_config.json', () => {
   it('reads specials, named templates and end-of-turn tokens', () => {
     const s = parseTokenizerConfig({

@@ -3,6 +3,7 @@ import { AppError } from '@shared/ipc/errors'
 import type { ChatMessage } from './messages'
 import { parseChatMessages } from './messages'
 import { TOKENIZER_CONFIG_FILE, type TokenizerSpecials } from './tokenizerConfig'
+import { TemplateLimitError, renderWithLimits } from './guardedRender'
 
 export interface RenderedChat {
   text: string
@@ -68,12 +69,19 @@ export class ChatTemplate {
   /** Renders the template as is, turning any template failure into an AppError. */
   renderRaw(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
     try {
-      return this.#template.render({
+      return renderWithLimits(this.#template, {
         ...this.#context,
         messages: messages.map((m) => ({ role: m.role, content: m.content })),
         add_generation_prompt: addGenerationPrompt
       })
     } catch (err) {
+      if (err instanceof TemplateLimitError) {
+        // The bundle's template is at fault, not the conversation: named, and stopped in time.
+        throw new AppError('bundle_invalid', `${this.file} (chat_template): ${err.message}`, {
+          field: 'chat_template',
+          file: this.file
+        })
+      }
       throw templateError('failed to render', err, this.file)
     }
   }
@@ -86,7 +94,7 @@ export class ChatTemplate {
     if (this.#supportsSystem === undefined) {
       const sentinel = 'talkative-system-probe-7f3a'
       try {
-        const text = this.#template.render({
+        const text = renderWithLimits(this.#template, {
           ...this.#context,
           messages: [
             { role: 'system', content: sentinel },

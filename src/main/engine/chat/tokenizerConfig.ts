@@ -1,8 +1,16 @@
-import { readFileSync, existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { existsSync, realpathSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
 import { z } from 'zod'
 import { AppError } from '@shared/ipc/errors'
+import {
+  BundleFileError,
+  MAX_JSON_BYTES,
+  isInsideFolder,
+  jsonFailure,
+  readRegularFile,
+  readRegularFileSync,
+  resolveInsideFolder
+} from '../bundle/files'
 
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
 
@@ -99,22 +107,38 @@ export function parseTokenizerConfig(raw: unknown, file: string | null = null): 
 export function readTokenizerConfig(bundleDir: string): TokenizerSpecials {
   let manifestText: string | null = null
   try {
-    manifestText = readFileSync(join(bundleDir, 'manifest.json'), 'utf8')
+    manifestText = readRegularFileSync(join(bundleDir, 'manifest.json'), MAX_JSON_BYTES).toString()
   } catch {
     // No readable manifest: bundle validation reports that; the default name applies here.
   }
-  return readTokenizerConfigFile(configFileOf(bundleDir, manifestText))
+  const file = configFileOf(bundleDir, manifestText)
+  try {
+    const real = realpathSync(file)
+    if (!isInsideFolder(realpathSync(bundleDir), real))
+      throw new BundleFileError('resolves outside the bundle folder (symlink)')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return parseTokenizerConfig({}, null)
+    throw configFailure(file, err)
+  }
+  return readTokenizerConfigFile(file)
 }
 
 /** `readTokenizerConfig` without blocking the thread (the device manager reads it per scan). */
 export async function loadTokenizerConfig(bundleDir: string): Promise<TokenizerSpecials> {
-  const manifestText = await readFile(join(bundleDir, 'manifest.json'), 'utf8').catch(() => null)
+  const manifestText = await readRegularFile(join(bundleDir, 'manifest.json'), MAX_JSON_BYTES)
+    .then((b) => b.toString('utf8'))
+    .catch(() => null)
   const file = configFileOf(bundleDir, manifestText)
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null
-    throw err
-  })
-  return text === null ? parseTokenizerConfig({}, null) : parseConfigText(text, file)
+  let text: string
+  try {
+    await resolveInsideFolder(bundleDir, file)
+    text = (await readRegularFile(file, MAX_JSON_BYTES)).toString('utf8')
+  } catch (err) {
+    if (err instanceof BundleFileError && err.code === 'ENOENT')
+      return parseTokenizerConfig({}, null)
+    throw configFailure(file, err)
+  }
+  return parseConfigText(text, file)
 }
 
 /** The config file the manifest names (`tokenizer.config`), else `tokenizer_config.json`. */
@@ -126,12 +150,33 @@ function configFileOf(bundleDir: string, manifestText: string | null): string {
   } catch {
     // No readable manifest: bundle validation reports that; the default name applies here.
   }
-  return join(bundleDir, configured ?? TOKENIZER_CONFIG_FILE)
+  const file = resolve(bundleDir, configured ?? TOKENIZER_CONFIG_FILE)
+  if (!isInsideFolder(resolve(bundleDir), file)) {
+    throw new AppError(
+      'bundle_invalid',
+      'manifest.json (tokenizer.config): the path escapes the bundle folder',
+      { file: 'manifest.json', field: 'tokenizer.config' }
+    )
+  }
+  return file
+}
+
+/** A config that cannot be read, named by its file name (never its absolute path or content). */
+function configFailure(file: string, err: unknown): AppError {
+  if (err instanceof AppError) return err
+  const reason = err instanceof BundleFileError ? err.reason : 'cannot be read'
+  return new AppError('bundle_invalid', `${basename(file)}: ${reason}`, { file: basename(file) })
 }
 
 export function readTokenizerConfigFile(file: string): TokenizerSpecials {
   if (!existsSync(file)) return parseTokenizerConfig({}, null)
-  return parseConfigText(readFileSync(file, 'utf8'), file)
+  let text: string
+  try {
+    text = readRegularFileSync(file, MAX_JSON_BYTES).toString('utf8')
+  } catch (err) {
+    throw configFailure(file, err)
+  }
+  return parseConfigText(text, file)
 }
 
 function parseConfigText(text: string, file: string): TokenizerSpecials {
@@ -139,10 +184,10 @@ function parseConfigText(text: string, file: string): TokenizerSpecials {
   try {
     raw = JSON.parse(text)
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err)
-    throw new AppError('bundle_invalid', `${TOKENIZER_CONFIG_FILE} is not valid JSON: ${msg}`, {
-      file
+    throw new AppError('bundle_invalid', `${basename(file)}: ${jsonFailure(err)}`, {
+      file: basename(file)
     })
   }
-  return parseTokenizerConfig(raw, file)
+  // Errors and templates name the file inside the bundle, never where the bundle lives.
+  return parseTokenizerConfig(raw, basename(file))
 }

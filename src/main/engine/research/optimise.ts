@@ -54,7 +54,7 @@ export async function optimiseExplanations(
     ctx.onOptimiser?.({ step: Math.min(++step, steps), steps, message })
 
   let t = performance.now()
-  const patch = await projectTargets(lens, target, b, d)
+  const patch = await projectTargets(lens, target, b, d, ctx.parts.bundle.dir)
   const rows = positions.flatMap((position, i) =>
     Array.from({ length: N }, (_, rollout) => ({ target: i, position, rollout }))
   )
