@@ -524,7 +524,7 @@ function ropeTable(spec: RopeSpec, headDim: number): RopeTable {
       break
     case 'linear': {
       const factor = factorOf()
-      for (let i = 0; i < half; i++) invFreq[i] /= factor
+      for (let i = 0; i < half; i++) invFreq[i] = invFreq[i]! / factor
       break
     }
     case 'llama3': {
@@ -541,12 +541,13 @@ function ropeTable(spec: RopeSpec, headDim: number): RopeTable {
       const lowWavelen = old / low
       const highWavelen = old / high
       for (let i = 0; i < half; i++) {
-        const wavelen = (2 * Math.PI) / invFreq[i]
-        if (wavelen > lowWavelen) invFreq[i] = invFreq[i] / factor
+        const unscaled = invFreq[i]!
+        const wavelen = (2 * Math.PI) / unscaled
+        if (wavelen > lowWavelen) invFreq[i] = unscaled / factor
         else if (wavelen >= highWavelen) {
           // Medium band: interpolate between the scaled and the unscaled frequency.
           const smooth = (old / wavelen - low) / (high - low)
-          invFreq[i] = (1 - smooth) * (invFreq[i] / factor) + smooth * invFreq[i]
+          invFreq[i] = (1 - smooth) * (unscaled / factor) + smooth * unscaled
         }
       }
       break

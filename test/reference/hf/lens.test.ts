@@ -13,8 +13,16 @@ import {
   topIds,
   type SeedLens
 } from './lens'
+import { at, last } from './checked'
 import { randomSeedLens } from './lensFixtures'
-import { hfReference, logSoftmax, softmax, type HfReferenceModel } from './model'
+import {
+  hfReference,
+  logSoftmax,
+  softmax,
+  type ForwardResult,
+  type HfReferenceModel,
+  type Row
+} from './model'
 import { randomHfModel, type HfDims, type RandomHfModelOptions } from './random'
 import { torchUnavailableReason, runTorchReferenceBatch } from './torch/torchReference'
 import { HF_FAMILIES, type HfFamily } from './types'
@@ -38,6 +46,11 @@ function model(
   return hfReference(config, tensors)
 }
 
+/** The residual after block `layer` at row `s`, checked. */
+function blockRow(out: ForwardResult, layer: number, s: number): Row {
+  return at(at(out.blockOutputs, layer, 'block outputs'), s, `block ${layer} rows`)
+}
+
 describe('lensReference', () => {
   for (const family of HF_FAMILIES) {
     it(`${family}: analyses every position with finite, self-consistent metrics`, () => {
@@ -47,7 +60,7 @@ describe('lensReference', () => {
       expect(rows.map((r) => r.position)).toEqual(IDS.map((_, s) => s))
       const unmodified = base.forward({ inputIds: IDS })
       for (const row of rows) {
-        expect(row.activation).toEqual(unmodified.blockOutputs[1][row.position])
+        expect(row.activation).toEqual(blockRow(unmodified, 1, row.position))
         expect(row.explanation).toHaveLength(3)
         expect(row.salience).toHaveLength(3)
         expect(row.logitLens).toHaveLength(3)
@@ -65,17 +78,21 @@ describe('lensReference', () => {
     const orig = model('gemma2', { finalLogitSoftcapping: 3 })
     const out = orig.forward({ inputIds: IDS })
     for (const t of [0, 3, 6])
-      expect(klAfterReplacement(orig, IDS, 1, t, out.blockOutputs[1][t])).toBe(0)
-    const other = out.blockOutputs[1][2]
+      expect(klAfterReplacement(orig, IDS, 1, t, blockRow(out, 1, t))).toBe(0)
+    const other = blockRow(out, 1, 2)
     const kl = klAfterReplacement(orig, IDS, 1, 5, other)
-    const q = orig.forward({
-      inputIds: IDS,
-      replaceAfter: { layer: 1, position: 5, vector: other }
-    }).logits[5]
-    const p = out.logits[5]
+    const q = at(
+      orig.forward({
+        inputIds: IDS,
+        replaceAfter: { layer: 1, position: 5, vector: other }
+      }).logits,
+      5,
+      'replaced logits'
+    )
+    const p = at(out.logits, 5, 'logits')
     const lp = logSoftmax(p)
     const lq = logSoftmax(q)
-    const want = softmax(p).reduce((sum, pv, v) => sum + pv * (lp[v] - lq[v]), 0)
+    const want = softmax(p).reduce((sum, pv, v) => sum + pv * (lp[v]! - lq[v]!), 0)
     expect(kl).toBeCloseTo(want, 14)
     expect(kl).toBeGreaterThan(0)
     // P and Q are the orig model's own predictions: with its final softcap (here 3).
@@ -85,20 +102,28 @@ describe('lensReference', () => {
   it('salience is 0 for a token replaced by itself and (mse_j − mse) / mse otherwise', () => {
     const base = model('qwen2')
     const lens = randomSeedLens(base, { layer: 2, explanationTokens: 4 })
-    const [probe] = lensReference({ base, lens, inputIds: IDS, positions: [4], nullTokenId: 0 })
-    const [same] = lensReference({
-      base,
-      lens,
-      inputIds: IDS,
-      positions: [4],
-      nullTokenId: probe.explanation[1]
-    })
+    const probe = at(
+      lensReference({ base, lens, inputIds: IDS, positions: [4], nullTokenId: 0 }),
+      0,
+      'probe rows'
+    )
+    const same = at(
+      lensReference({
+        base,
+        lens,
+        inputIds: IDS,
+        positions: [4],
+        nullTokenId: at(probe.explanation, 1, 'probe explanation')
+      }),
+      0,
+      'same-token rows'
+    )
     expect(same.salience[1]).toBe(0)
     const residual = toResidualLens(base, lens)
     const ablated = probe.explanation.map((id, i) => (i === 2 ? 0 : id))
     const mse2 = meanSquaredError(
       probe.activation,
-      encodeExplanation(base, residual, ablated, IDS[4])
+      encodeExplanation(base, residual, ablated, IDS[4]!)
     )
     expect(probe.salience[2]).toBeCloseTo((mse2 - probe.mse) / probe.mse, 12)
   })
@@ -106,15 +131,23 @@ describe('lensReference', () => {
   it('the logit lens ranks lm_head(A) (seed) or lm_head(final_norm(A)) (Workbench), best first', () => {
     const base = model('llama')
     const lens = randomSeedLens(base, { layer: 1, explanationTokens: 12 })
-    const [seedRow] = lensReference({ base, lens, inputIds: IDS, positions: [3], nullTokenId: 0 })
-    const [normed] = lensReference({
-      base,
-      lens,
-      inputIds: IDS,
-      positions: [3],
-      nullTokenId: 0,
-      logitLensFinalNorm: true
-    })
+    const seedRow = at(
+      lensReference({ base, lens, inputIds: IDS, positions: [3], nullTokenId: 0 }),
+      0,
+      'seed rows'
+    )
+    const normed = at(
+      lensReference({
+        base,
+        lens,
+        inputIds: IDS,
+        positions: [3],
+        nullTokenId: 0,
+        logitLensFinalNorm: true
+      }),
+      0,
+      'final-norm rows'
+    )
     expect(seedRow.logitLens).toHaveLength(10) // min(T, 10)
     expect(seedRow.logitLens).toEqual(topIds(base.unembed(seedRow.activation), 10))
     expect(normed.logitLens).toEqual(topIds(base.unembed(base.finalNorm(seedRow.activation)), 10))
@@ -125,15 +158,19 @@ describe('lensReference', () => {
     const base = model('gemma2', { seed: 30 })
     const donor = model('gemma2', { seed: 31 })
     const lens = randomSeedLens(base, { layer: 1 })
-    const [row] = lensReference({
-      base,
-      orig: donor,
-      lens,
-      inputIds: IDS,
-      positions: [5],
-      nullTokenId: 0
-    })
-    expect(row.activation).toEqual(donor.forward({ inputIds: IDS }).blockOutputs[1][5])
+    const row = at(
+      lensReference({
+        base,
+        orig: donor,
+        lens,
+        inputIds: IDS,
+        positions: [5],
+        nullTokenId: 0
+      }),
+      0,
+      'donor rows'
+    )
+    expect(row.activation).toEqual(blockRow(donor.forward({ inputIds: IDS }), 1, 5))
     const residual = toResidualLens(base, lens)
     expect(row.explanation).toEqual(decodeExplanation(base, residual, row.activation).tokens)
     expect(row.kl).toBeCloseTo(klAfterReplacement(donor, IDS, 1, 5, row.reconstruction), 14)
@@ -147,21 +184,23 @@ describe('the seed conventions per family', () => {
       const lens = randomSeedLens(base, { layer: 1 })
       const residual = toResidualLens(base, lens)
       const s = family.startsWith('gemma') ? Math.fround(Math.sqrt(16)) : 1
-      const a = base.forward({ inputIds: IDS }).blockOutputs[1][2]
+      const a = blockRow(base.forward({ inputIds: IDS }), 1, 2)
       expect(residual.encoder.prefix[0], family).toEqual(
-        Float64Array.from(lens.encoder.softPrompt[0], (x) => x * s)
+        Float64Array.from(at(lens.encoder.softPrompt, 0, 'softPrompt'), (x) => x * s)
       )
       expect(residual.decoder.prefix(a)[0], family).toEqual(
-        Float64Array.from(lens.decoder.promptLeft[0], (x) => x * s)
+        Float64Array.from(at(lens.decoder.promptLeft, 0, 'promptLeft'), (x) => x * s)
       )
       expect(residual.decoder.embedPos).toBe(3)
       expect(residual.decoder.tokenScale).toBe(s)
       expect(residual.encoder.tokenScale).toBe(s)
-      const w = lens.decoder.projections[1]
+      const w = at(lens.decoder.projections, 1, 'projections')
       const manual = w.weight.map(
-        (row, o) => w.bias[o] + Array.from(row).reduce((sum, x, i) => sum + x * a[i], 0)
+        (row, o) => w.bias[o]! + Array.from(row).reduce((sum, x, i) => sum + x * a[i]!, 0)
       )
-      residual.decoder.patchVectors(a)[1].forEach((x, i) => expect(x).toBeCloseTo(manual[i], 13))
+      at(residual.decoder.patchVectors(a), 1, 'patch vectors').forEach((x, i) =>
+        expect(x).toBeCloseTo(at(manual, i, 'manual projection'), 13)
+      )
     }
   })
 
@@ -188,7 +227,7 @@ describe('the seed conventions per family', () => {
       const base = model(family)
       const lens = randomSeedLens(base, { layer: 1, patchAllLayers: 2, explanationTokens: 5 })
       const residual = toResidualLens(base, lens)
-      const a = base.forward({ inputIds: IDS }).blockOutputs[1][4]
+      const a = blockRow(base.forward({ inputIds: IDS }), 1, 4)
       const want = decodeExplanation(base, residual, a)
       const otherSlot = {
         ...residual,
@@ -205,7 +244,7 @@ describe('the seed conventions per family', () => {
         decoder: {
           ...lens.decoder,
           newDecoder: true,
-          projections: [lens.decoder.projections[1], ...lens.decoder.projections]
+          projections: [at(lens.decoder.projections, 1, 'projections'), ...lens.decoder.projections]
         }
       }
       expect(decodeExplanation(base, toResidualLens(base, shifted), a), family).toEqual(want)
@@ -223,27 +262,30 @@ describe('the seed conventions per family', () => {
       const rowsOf = (r: ReturnType<typeof toResidualLens>): Float64Array[] => {
         const tok = (id: number): Float64Array =>
           base.tableRow(id).map((x) => x * r.encoder.tokenScale)
-        const rows = [...r.encoder.prefix, ...ids.map(tok), ...r.encoder.suffix, tok(IDS[2])]
+        const rows = [...r.encoder.prefix, ...ids.map(tok), ...r.encoder.suffix, tok(IDS[2]!)]
         const add = r.encoder.lastRowAdd as Float64Array
-        rows[rows.length - 1] = rows[rows.length - 1].map((x, i) => x + add[i])
+        rows[rows.length - 1] = last(rows, 'encoder rows').map((x, i) => x + add[i]!)
         return rows
       }
-      const last = toResidualLens(base, { ...lens, encoder: { ...lens.encoder, outputLayer: -1 } })
+      const lastBlock = toResidualLens(base, {
+        ...lens,
+        encoder: { ...lens.encoder, outputLayer: -1 }
+      })
       const explicit = toResidualLens(base, {
         ...lens,
         encoder: { ...lens.encoder, outputLayer: 2 }
       })
-      const got = encodeExplanation(base, last, ids, IDS[2])
-      expect(encodeExplanation(base, explicit, ids, IDS[2]), family).toEqual(got)
-      const out = base.forward({ inputsEmbeds: rowsOf(last) })
+      const got = encodeExplanation(base, lastBlock, ids, IDS[2]!)
+      expect(encodeExplanation(base, explicit, ids, IDS[2]!), family).toEqual(got)
+      const out = base.forward({ inputsEmbeds: rowsOf(lastBlock) })
       expect(got, family).toEqual(
-        last.encoder.head(out.blockOutputs[2][out.blockOutputs[2].length - 1])
+        lastBlock.encoder.head(last(at(out.blockOutputs, 2, 'block outputs'), 'block 2 rows'))
       )
       const input = toResidualLens(base, { ...lens, encoder: { ...lens.encoder, outputLayer: -2 } })
-      const atInput = encodeExplanation(base, input, ids, IDS[2])
-      expect(atInput, family).toEqual(input.encoder.head(out.inputs[out.inputs.length - 1]))
+      const atInput = encodeExplanation(base, input, ids, IDS[2]!)
+      expect(atInput, family).toEqual(input.encoder.head(last(out.inputs, 'inputs')))
       // The Workbench's order puts the current token before the suffix: a different input.
-      expect(encodeExplanation(base, last, ids, IDS[2], true), family).not.toEqual(got)
+      expect(encodeExplanation(base, lastBlock, ids, IDS[2]!, true), family).not.toEqual(got)
     }
   })
 
@@ -288,7 +330,7 @@ describe.skipIf(reason !== null)('the decoder against the PyTorch reference', ()
       const base = hfReference(config, tensors)
       const lens = randomSeedLens(base, { layer: 1, patchAllLayers: 2, explanationTokens: 4 })
       const residual = toResidualLens(base, lens)
-      const a = base.forward({ inputIds: IDS }).blockOutputs[1][5]
+      const a = blockRow(base.forward({ inputIds: IDS }), 1, 5)
       const { tokens } = decodeExplanation(base, residual, a)
       const prefix = residual.decoder.prefix(a).map((row) => Array.from(row))
       const patches = residual.decoder
@@ -308,8 +350,8 @@ describe.skipIf(reason !== null)('the decoder against the PyTorch reference', ()
     const outputs = runTorchReferenceBatch(setups)
     setups.forEach(({ family, tokens }, f) => {
       expect(new Set(tokens).size, `${family}: a non-degenerate explanation`).toBeGreaterThan(1)
-      outputs[f].forEach((result, step) => {
-        const raw = result.logits_no_softcap[result.logits_no_softcap.length - 1]
+      at(outputs, f, 'torch outputs').forEach((result, step) => {
+        const raw = last(result.logits_no_softcap, `${family} step ${step} raw logits`)
         expect(raw.indexOf(Math.max(...raw)), `${family} step ${step}`).toBe(tokens[step])
       })
     })

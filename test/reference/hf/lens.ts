@@ -8,6 +8,7 @@
  * space, projections as (out, in) matrices); `toResidualLens` applies the family's √d / position
  * conventions, giving rows in the space the bundle's base graph is fed (docs/bundle-format.md).
  */
+import { at } from './checked'
 import { argmaxWithMargin, logSoftmax, softmax, type HfReferenceModel, type Row } from './model'
 
 /** A d×d affine map as nn.Linear stores it: y = W a + b, W (out, in). */
@@ -133,14 +134,17 @@ export function lensReference(options: LensReferenceOptions): LensReferenceRow[]
   return positions.map((t) => {
     if (!Number.isInteger(t) || t < 0 || t >= S)
       throw new Error(`lensReference: position ${t} is outside 0..${S - 1}`)
-    const activation = Float64Array.from(unmodified.blockOutputs[L][t])
+    const tokenId = inputIds[t]!
+    const activation = Float64Array.from(
+      at(unmodified.blockOutputs, L, 'lensReference: block outputs')[t]!
+    )
     const { tokens: explanation, margins: decoderMargins } = decodeExplanation(
       base,
       residual,
       activation
     )
     const encode = (ids: readonly number[]): Row =>
-      encodeExplanation(base, residual, ids, inputIds[t], options.currentTokenBeforeSuffix ?? false)
+      encodeExplanation(base, residual, ids, tokenId, options.currentTokenBeforeSuffix ?? false)
     const reconstruction = encode(explanation)
     const mse = meanSquaredError(activation, reconstruction)
     const relativeRmse = Math.sqrt(mse) / Math.sqrt(meanSquare(activation))
@@ -153,7 +157,7 @@ export function lensReference(options: LensReferenceOptions): LensReferenceRow[]
     const logitLens = topIds(orig.unembed(lensInput), topK)
     return {
       position: t,
-      tokenId: inputIds[t],
+      tokenId,
       activation,
       explanation,
       decoderMargins,
@@ -254,12 +258,14 @@ export function decodeExplanation(
     const out = base.forward({
       inputsEmbeds: rows,
       patch: (layer, hidden) => {
-        if (layer < patches.length) hidden[decoder.embedPos] = Float64Array.from(patches[layer])
+        if (layer < patches.length) hidden[decoder.embedPos] = Float64Array.from(patches[layer]!)
       },
       logitRows: [rows.length - 1]
     })
     // The decoder reads lm_head(final_norm(h)) itself: no final-logit softcapping.
-    const { best, margin } = argmaxWithMargin(out.logitsNoSoftcap[0])
+    const { best, margin } = argmaxWithMargin(
+      at(out.logitsNoSoftcap, 0, 'decodeExplanation: logits')
+    )
     tokens.push(best)
     margins.push(margin)
     rows.push(base.tableRow(best).map((x) => x * decoder.tokenScale))
@@ -284,11 +290,16 @@ export function encodeExplanation(
   const lastRow = rows.length - 1
   if (encoder.lastRowAdd) {
     const add = encoder.lastRowAdd
-    rows[lastRow] = rows[lastRow].map((x, i) => x + add[i])
+    rows[lastRow] = at(rows, lastRow, 'encodeExplanation: rows').map((x, i) => x + add[i]!)
   }
   const out = base.forward({ inputsEmbeds: rows, lastLayer: Math.max(encoder.outputBlock, 0) })
-  const hidden =
-    encoder.outputBlock < 0 ? out.inputs[lastRow] : out.blockOutputs[encoder.outputBlock][lastRow]
+  const hidden = at(
+    encoder.outputBlock < 0
+      ? out.inputs
+      : at(out.blockOutputs, encoder.outputBlock, 'encodeExplanation: block outputs'),
+    lastRow,
+    'encodeExplanation: last row'
+  )
   return encoder.head(hidden)
 }
 
@@ -305,33 +316,38 @@ export function klAfterReplacement(
   vector: ArrayLike<number>,
   unmodifiedLogits?: Row
 ): number {
-  const p = unmodifiedLogits ?? orig.forward({ inputIds, logitRows: [t] }).logits[0]
-  const q = orig.forward({ inputIds, replaceAfter: { layer, position: t, vector }, logitRows: [t] })
-    .logits[0]
+  const p =
+    unmodifiedLogits ??
+    at(orig.forward({ inputIds, logitRows: [t] }).logits, 0, 'klAfterReplacement: logits')
+  const q = at(
+    orig.forward({ inputIds, replaceAfter: { layer, position: t, vector }, logitRows: [t] }).logits,
+    0,
+    'klAfterReplacement: replaced logits'
+  )
   const logP = logSoftmax(p)
   const logQ = logSoftmax(q)
   const probs = softmax(p)
   let kl = 0
-  for (let v = 0; v < probs.length; v++) if (probs[v] > 0) kl += probs[v] * (logP[v] - logQ[v])
+  for (let v = 0; v < probs.length; v++) if (probs[v]! > 0) kl += probs[v]! * (logP[v]! - logQ[v]!)
   return kl
 }
 
 export function meanSquaredError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let sum = 0
-  for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2
+  for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2
   return sum / a.length
 }
 
 function meanSquare(a: ArrayLike<number>): number {
   let sum = 0
-  for (let i = 0; i < a.length; i++) sum += a[i] * a[i]
+  for (let i = 0; i < a.length; i++) sum += a[i]! * a[i]!
   return sum / a.length
 }
 
 /** Indices of the k largest values, best first; ties → lower index. */
 export function topIds(values: Row, k: number): number[] {
   return Array.from(values.keys())
-    .sort((a, b) => values[b] - values[a] || a - b)
+    .sort((a, b) => values[b]! - values[a]! || a - b)
     .slice(0, k)
 }
 
@@ -348,11 +364,11 @@ export function patchLayerCount(patchAllLayers: boolean | number, layers: number
 function affine(p: Affine, x: ArrayLike<number>): Row {
   const out = new Float64Array(p.weight.length)
   for (let o = 0; o < p.weight.length; o++) {
-    const row = p.weight[o]
+    const row = p.weight[o]!
     if (row.length !== x.length)
       throw new Error(`lens: projection row ${o} has ${row.length} values, expected ${x.length}`)
-    let sum = p.bias[o]
-    for (let i = 0; i < x.length; i++) sum += row[i] * x[i]
+    let sum = at(p.bias, o, 'lens: projection bias')
+    for (let i = 0; i < x.length; i++) sum += row[i]! * x[i]!
     out[o] = sum
   }
   return out

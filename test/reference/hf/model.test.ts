@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { at, entry } from './checked'
 import { hfReference, type Row } from './model'
 import {
   float16Bits,
@@ -34,15 +35,15 @@ function expectClose(
 ): void {
   expect(actual.length, `${what}: length`).toBe(expected.length)
   let worst = 0
-  let at = -1
+  let worstIndex = -1
   for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]) / (1 + Math.abs(expected[i]))
+    const err = Math.abs(actual[i]! - expected[i]!) / (1 + Math.abs(expected[i]!))
     if (!(err <= worst)) {
       worst = err
-      at = i
+      worstIndex = i
     }
   }
-  expect(worst, `${what}: worst relative error at index ${at}`).toBeLessThanOrEqual(tol)
+  expect(worst, `${what}: worst relative error at index ${worstIndex}`).toBeLessThanOrEqual(tol)
 }
 
 function runCase(
@@ -88,15 +89,25 @@ describe('hfReference against the separately written PyTorch reference', () => {
       const { config, tensors } = buildFixture(fixture)
       const model = hfReference(config, tensors)
       fixtureCases(fixture).forEach((c, i) => {
-        const want = expected.fixtures[fixture.name][i]
+        const want = at(entry(expected.fixtures, fixture.name, 'expected.json'), i, fixture.name)
         const got = runCase(model, c)
         const last = got.logits.length - 1
         got.blockOutputs.forEach((layer, l) =>
-          expectClose(layer[last], want.lastRowBlockOutputs[l], 1e-9, `case ${i} block ${l}`)
+          expectClose(
+            at(layer, last, `case ${i} block ${l}`),
+            at(want.lastRowBlockOutputs, l, `case ${i} expected blocks`),
+            1e-9,
+            `case ${i} block ${l}`
+          )
         )
-        expectClose(got.logits[last], want.lastRowLogits, 1e-9, `case ${i} logits`)
         expectClose(
-          got.logitsNoSoftcap[last],
+          at(got.logits, last, `case ${i} logits`),
+          want.lastRowLogits,
+          1e-9,
+          `case ${i} logits`
+        )
+        expectClose(
+          at(got.logitsNoSoftcap, last, `case ${i} raw logits`),
           want.lastRowLogitsNoSoftcap ?? want.lastRowLogits,
           1e-9,
           `case ${i} logits without softcap`
@@ -118,20 +129,31 @@ describe('hfReference against the separately written PyTorch reference', () => {
       const outputs = runTorchReferenceBatch(runs)
       runs.forEach(({ config, tensors, cases }, f) => {
         const model = hfReference(config, tensors)
-        const torch = outputs[f]
+        const torch = at(outputs, f, 'torch outputs')
         cases.forEach((c, i) => {
           const got = runCase(model, c)
-          const what = `${TORCH_FIXTURES[f].name} case ${i}`
+          const what = `${at(TORCH_FIXTURES, f, 'fixtures').name} case ${i}`
+          const want = at(torch, i, what)
           got.blockOutputs.forEach((layer, l) =>
             layer.forEach((row, s) =>
-              expectClose(row, torch[i].block_outputs[l][s], 1e-11, `${what} block ${l} row ${s}`)
+              expectClose(
+                row,
+                at(at(want.block_outputs, l, `${what} blocks`), s, `${what} block ${l}`),
+                1e-11,
+                `${what} block ${l} row ${s}`
+              )
             )
           )
           got.logits.forEach((row, s) =>
-            expectClose(row, torch[i].logits[s], 1e-11, `${what} logits ${s}`)
+            expectClose(row, at(want.logits, s, `${what} logits`), 1e-11, `${what} logits ${s}`)
           )
           got.logitsNoSoftcap.forEach((row, s) =>
-            expectClose(row, torch[i].logits_no_softcap[s], 1e-11, `${what} raw logits ${s}`)
+            expectClose(
+              row,
+              at(want.logits_no_softcap, s, `${what} raw logits`),
+              1e-11,
+              `${what} raw logits ${s}`
+            )
           )
         })
       })
@@ -153,11 +175,16 @@ describe('hfReference invariants', () => {
       expect(out.hiddenStates).toHaveLength(L + 1)
       expect(out.hiddenStates[0]).toEqual(out.inputs)
       for (let s = 0; s < IDS.length; s++) {
-        const normed = model.finalNorm(out.blockOutputs[L - 1][s])
-        expectClose(out.hiddenStates[L][s], normed, 1e-13, `final norm row ${s}`)
+        const normed = model.finalNorm(at(at(out.blockOutputs, L - 1, 'blocks'), s, 'last block'))
+        expectClose(
+          at(at(out.hiddenStates, L, 'hidden states'), s, 'final hidden'),
+          normed,
+          1e-13,
+          `final norm row ${s}`
+        )
         const raw = model.unembed(normed)
-        expectClose(out.logitsNoSoftcap[s], raw, 1e-13, `raw logits row ${s}`)
-        expectClose(out.logits[s], model.softcap(raw), 1e-13, `logits row ${s}`)
+        expectClose(at(out.logitsNoSoftcap, s, 'raw logits'), raw, 1e-13, `raw logits row ${s}`)
+        expectClose(at(out.logits, s, 'logits'), model.softcap(raw), 1e-13, `logits row ${s}`)
       }
       if (family.startsWith('gemma')) {
         // The softcap keeps every logit inside (−4, 4) and changes them.
@@ -174,15 +201,17 @@ describe('hfReference invariants', () => {
       for (let l = 0; l < model.config.layers; l++) {
         for (let s = 0; s < 6; s++)
           expectClose(
-            long.blockOutputs[l][s],
-            short.blockOutputs[l][s],
+            at(at(long.blockOutputs, l, 'long blocks'), s, `long block ${l}`),
+            at(at(short.blockOutputs, l, 'short blocks'), s, `short block ${l}`),
             1e-14,
             `layer ${l} row ${s}`
           )
       }
       // …while a later row does depend on an earlier token (one inside every sliding window).
       const changed = model.forward({ inputIds: IDS.map((id, s) => (s === 3 ? id + 1 : id)) })
-      expect(changed.blockOutputs[0][5]).not.toEqual(long.blockOutputs[0][5])
+      expect(at(changed.blockOutputs, 0, 'changed blocks')[5]).not.toEqual(
+        at(long.blockOutputs, 0, 'long blocks')[5]
+      )
     })
 
     it(`${family}: replacing a residual with itself changes nothing; with another vector it changes later rows only`, () => {
@@ -191,12 +220,20 @@ describe('hfReference invariants', () => {
       const base = model.forward({ inputIds: IDS })
       const same = model.forward({
         inputIds: IDS,
-        replaceAfter: { layer: 0, position: 4, vector: base.blockOutputs[0][4] }
+        replaceAfter: {
+          layer: 0,
+          position: 4,
+          vector: at(at(base.blockOutputs, 0, 'blocks'), 4, 'block 0')
+        }
       })
       expect(same.logits).toEqual(base.logits)
       const other = model.forward({
         inputIds: IDS,
-        replaceAfter: { layer: 0, position: 4, vector: base.blockOutputs[0][7] }
+        replaceAfter: {
+          layer: 0,
+          position: 4,
+          vector: at(at(base.blockOutputs, 0, 'blocks'), 7, 'block 0')
+        }
       })
       for (let s = 0; s < 4; s++) expect(other.logits[s]).toEqual(base.logits[s])
       expect(other.logits[4]).not.toEqual(base.logits[4])
@@ -210,7 +247,9 @@ describe('hfReference invariants', () => {
       const model = hfReference(config, tensors)
       const a = model.forward({ inputIds: IDS })
       const b = model.forward({ inputIds: IDS, positions: IDS.map((_, s) => s + 37) })
-      a.logits.forEach((row, s) => expectClose(b.logits[s], row, 1e-10, `row ${s}`))
+      a.logits.forEach((row, s) =>
+        expectClose(at(b.logits, s, 'shifted logits'), row, 1e-10, `row ${s}`)
+      )
       // A non-uniform shift changes them.
       const c = model.forward({ inputIds: IDS, positions: IDS.map((_, s) => 2 * s) })
       expect(c.logits[5]).not.toEqual(a.logits[5])
@@ -250,7 +289,7 @@ describe('hfReference invariants', () => {
     // With only itself visible, a row's output depends on its own token alone.
     const a = model.forward({ inputIds: [1, 2, 3] })
     const b = model.forward({ inputIds: [5, 7, 3] })
-    expect(b.blockOutputs[0][2]).toEqual(a.blockOutputs[0][2])
+    expect(at(b.blockOutputs, 0, 'b blocks')[2]).toEqual(at(a.blockOutputs, 0, 'a blocks')[2])
   })
 
   it('GQA with kvHeads < heads equals multi-head attention with each key/value head repeated', () => {
@@ -274,7 +313,9 @@ describe('hfReference invariants', () => {
       }
       const a = hfReference(gqa.config, gqa.tensors).forward({ inputIds: IDS })
       const b = hfReference(mha.config, mha.tensors).forward({ inputIds: IDS })
-      a.logits.forEach((row, s) => expectClose(b.logits[s], row, 1e-13, `${family} row ${s}`))
+      a.logits.forEach((row, s) =>
+        expectClose(at(b.logits, s, 'MHA logits'), row, 1e-13, `${family} row ${s}`)
+      )
     }
   })
 
@@ -295,7 +336,9 @@ describe('hfReference invariants', () => {
       inputIds: IDS,
       positions: IDS.map((_, s) => s / 2)
     }).logits
-    viaFactor.forEach((row, s) => expectClose(row, viaPositions[s], 1e-12, `row ${s}`))
+    viaFactor.forEach((row, s) =>
+      expectClose(row, at(viaPositions, s, 'halved-position logits'), 1e-12, `row ${s}`)
+    )
     expect(viaFactor[5]).not.toEqual(plain[5])
   })
 
@@ -318,11 +361,11 @@ describe('hfReference invariants', () => {
     const inv = hfReference(config, tensors).config.rope[0]?.invFreq as Float64Array
     const base = [0, 1, 2, 3].map((i) => 1 / 100 ** ((2 * i) / 8))
     // wavelengths 2π/base: 6.28 (< 20/2: kept), 19.9 (between 10 and 20: smoothed), 62.8 and 198.7 (> 20/1: ÷ 8)
-    expect(inv[0]).toBeCloseTo(base[0], 15)
-    const smooth = (20 / ((2 * Math.PI) / base[1]) - 1) / (2 - 1)
-    expect(inv[1]).toBeCloseTo((1 - smooth) * (base[1] / 8) + smooth * base[1], 15)
-    expect(inv[2]).toBeCloseTo(base[2] / 8, 15)
-    expect(inv[3]).toBeCloseTo(base[3] / 8, 15)
+    expect(inv[0]).toBeCloseTo(base[0]!, 15)
+    const smooth = (20 / ((2 * Math.PI) / base[1]!) - 1) / (2 - 1)
+    expect(inv[1]).toBeCloseTo((1 - smooth) * (base[1]! / 8) + smooth * base[1]!, 15)
+    expect(inv[2]).toBeCloseTo(base[2]! / 8, 15)
+    expect(inv[3]).toBeCloseTo(base[3]! / 8, 15)
   })
 
   it('an untied lm_head holding a copy of the embeddings equals the tied model', () => {
@@ -545,7 +588,7 @@ describe('randomHfModel', () => {
     const model = hfReference(config, tensors)
     const { logits } = model.forward({ inputIds: [2, 236761, 262143], logitRows: [2] })
     expect(logits[0]).toHaveLength(262144)
-    expect(logits[0].every(Number.isFinite)).toBe(true)
+    expect(at(logits, 0, 'logits').every(Number.isFinite)).toBe(true)
   })
 
   it('refuses impossible dims with the field named', () => {

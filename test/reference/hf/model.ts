@@ -8,6 +8,7 @@
  * builds it in the checkpoint dtype and the engine runs float32).
  */
 import { resolveHfConfig, type ResolvedConfig } from './config'
+import { at } from './checked'
 import type { HfConfigJson, HfTensor, HfTensors } from './types'
 
 export type Row = Float64Array
@@ -238,7 +239,7 @@ class Reference implements HfReferenceModel {
   embedRow(id: number): Row {
     const row = this.tableRow(id)
     const scale = this.config.embedScale
-    if (scale !== 1) for (let i = 0; i < row.length; i++) row[i] *= scale
+    if (scale !== 1) for (let i = 0; i < row.length; i++) row[i] = row[i]! * scale
     return row
   }
 
@@ -252,7 +253,7 @@ class Reference implements HfReferenceModel {
     for (let v = 0; v < vocabSize; v++) {
       let sum = 0
       const base = v * d
-      for (let i = 0; i < d; i++) sum += this.#lmHead[base + i] * vector[i]
+      for (let i = 0; i < d; i++) sum += this.#lmHead[base + i]! * vector[i]!
       out[v] = sum
     }
     return out
@@ -287,13 +288,14 @@ class Reference implements HfReferenceModel {
     if (this.#positionsTable) {
       // GPT2Model.forward: hidden = inputs_embeds + wpe(position_ids).
       for (let s = 0; s < S; s++) {
-        const p = positions[s]
+        const p = positions[s]!
         if (!Number.isInteger(p) || p < 0 || p >= c.maxPositions) {
           throw new Error(
             `forward: position ${p} is outside GPT-2's ${c.maxPositions} learned positions`
           )
         }
-        for (let i = 0; i < d; i++) hidden[s][i] += this.#positionsTable[p * d + i]
+        const row = hidden[s]!
+        for (let i = 0; i < d; i++) row[i] = row[i]! + this.#positionsTable[p * d + i]!
       }
     }
     const inputs = hidden.map((row) => Float64Array.from(row))
@@ -333,7 +335,7 @@ class Reference implements HfReferenceModel {
     const logitRows = [...(options.logitRows ?? Array.from({ length: S }, (_, s) => s))]
     const logitsNoSoftcap = logitRows.map((s) => {
       if (s < 0 || s >= S) throw new Error(`forward: logit row ${s} is outside 0..${S - 1}`)
-      return this.unembed(finalHidden[s])
+      return this.unembed(finalHidden[s]!)
     })
     const logits = logitsNoSoftcap.map((row) => this.softcap(Float64Array.from(row)))
     return { inputs, blockOutputs, hiddenStates, finalHidden, logitRows, logitsNoSoftcap, logits }
@@ -354,7 +356,7 @@ class Reference implements HfReferenceModel {
         logitRows: [sequence.length - 1],
         replaceAfter
       })
-      const { best, margin } = argmaxWithMargin(logits[0])
+      const { best, margin } = argmaxWithMargin(at(logits, 0, 'greedy: logits'))
       tokens.push(best)
       margins.push(margin)
       sequence.push(best)
@@ -368,65 +370,67 @@ class Reference implements HfReferenceModel {
   /** One decoder block over all rows (causal; sliding layers see keys with 0 ≤ q − k < window). */
   #block(l: number, hidden: Row[], positions: readonly number[]): Row[] {
     const c = this.config
-    const w = this.#layers[l]
+    const w = at(this.#layers, l, 'block: layers')
     const S = hidden.length
     const attnIn = hidden.map((row) => this.#norm(row, w.norm1, c.norm))
     let attnOut = this.#attention(l, attnIn, positions)
     if (w.postAttnNorm)
       attnOut = attnOut.map((row) => this.#norm(row, w.postAttnNorm as NormWeights, c.norm))
-    const mid = hidden.map((row, s) => add(row, attnOut[s]))
+    const mid = hidden.map((row, s) => add(row, attnOut[s]!))
     const mlpIn = mid.map((row) => this.#norm(row, w.norm2, c.norm))
     let mlpOut = mlpIn.map((row) => this.#mlp(w, row))
     if (w.postFfNorm)
       mlpOut = mlpOut.map((row) => this.#norm(row, w.postFfNorm as NormWeights, c.norm))
     const out: Row[] = []
-    for (let s = 0; s < S; s++) out.push(add(mid[s], mlpOut[s]))
+    for (let s = 0; s < S; s++) out.push(add(mid[s]!, mlpOut[s]!))
     return out
   }
 
   #attention(l: number, x: Row[], positions: readonly number[]): Row[] {
     const c = this.config
-    const w = this.#layers[l]
+    const w = at(this.#layers, l, 'attention: layers')
     const S = x.length
     const hd = c.headDim
     const q: Row[] = []
     const k: Row[] = []
     const v: Row[] = []
     for (let s = 0; s < S; s++) {
+      const xs = x[s]!
       if (w.qkv) {
         // GPT2Attention: c_attn(x).split(d) → query, key, value; heads are contiguous hd chunks.
-        const fused = apply(w.qkv, x[s])
+        const fused = apply(w.qkv, xs)
         const d = c.hiddenSize
         q.push(fused.slice(0, d))
         k.push(fused.slice(d, 2 * d))
         v.push(fused.slice(2 * d, 3 * d))
       } else {
-        q.push(apply(w.q as Linear, x[s]))
-        k.push(apply(w.k as Linear, x[s]))
-        v.push(apply(w.v as Linear, x[s]))
+        q.push(apply(w.q as Linear, xs))
+        k.push(apply(w.k as Linear, xs))
+        v.push(apply(w.v as Linear, xs))
       }
     }
     if (w.qNorm && w.kNorm) {
       // Qwen3Attention / Gemma3Attention: q_norm / k_norm over head_dim, before the rotation.
       for (let s = 0; s < S; s++) {
-        q[s] = this.#perHeadNorm(q[s], c.heads, w.qNorm)
-        k[s] = this.#perHeadNorm(k[s], c.kvHeads, w.kNorm)
+        q[s] = this.#perHeadNorm(q[s]!, c.heads, w.qNorm)
+        k[s] = this.#perHeadNorm(k[s]!, c.kvHeads, w.kNorm)
       }
     }
     const rope = c.rope[l]
     if (rope) {
       for (let s = 0; s < S; s++) {
-        rotate(q[s], c.heads, hd, positions[s], rope.invFreq, rope.attentionScaling)
-        rotate(k[s], c.kvHeads, hd, positions[s], rope.invFreq, rope.attentionScaling)
+        rotate(q[s]!, c.heads, hd, positions[s]!, rope.invFreq, rope.attentionScaling)
+        rotate(k[s]!, c.kvHeads, hd, positions[s]!, rope.invFreq, rope.attentionScaling)
       }
     }
     const sliding = c.layerTypes[l] === 'sliding_attention' && c.slidingWindow !== null
     const window = c.slidingWindow ?? Infinity
-    const scale = c.attentionScale[l]
+    const scale = at(c.attentionScale, l, 'attention: attentionScale')
     const cap = c.attnSoftcap
     const group = c.heads / c.kvHeads
     const out: Row[] = []
     for (let s = 0; s < S; s++) {
+      const qs = q[s]!
       const merged = new Float64Array(c.heads * hd)
       for (let h = 0; h < c.heads; h++) {
         // repeat_kv: query head h reads key/value head ⌊h / group⌋.
@@ -435,8 +439,9 @@ class Reference implements HfReferenceModel {
         const scores: number[] = []
         for (let t = 0; t <= s; t++) {
           if (sliding && s - t >= window) continue
+          const kt = k[t]!
           let dot = 0
-          for (let i = 0; i < hd; i++) dot += q[s][h * hd + i] * k[t][kvh * hd + i]
+          for (let i = 0; i < hd; i++) dot += qs[h * hd + i]! * kt[kvh * hd + i]!
           let score = dot * scale
           if (cap !== null) score = Math.tanh(score / cap) * cap
           keys.push(t)
@@ -444,8 +449,10 @@ class Reference implements HfReferenceModel {
         }
         const probs = softmax(scores)
         for (let j = 0; j < keys.length; j++) {
-          const t = keys[j]
-          for (let i = 0; i < hd; i++) merged[h * hd + i] += probs[j] * v[t][kvh * hd + i]
+          const p = probs[j]!
+          const vt = v[keys[j]!]!
+          for (let i = 0; i < hd; i++)
+            merged[h * hd + i] = merged[h * hd + i]! + p * vt[kvh * hd + i]!
         }
       }
       out.push(apply(w.o, merged))
@@ -472,7 +479,7 @@ class Reference implements HfReferenceModel {
     const gate = apply(w.gate as Linear, x)
     const up = apply(w.up as Linear, x)
     const inner = new Float64Array(gate.length)
-    for (let i = 0; i < gate.length; i++) inner[i] = act(gate[i]) * up[i]
+    for (let i = 0; i < gate.length; i++) inner[i] = act(gate[i]!) * up[i]!
     return apply(w.down as Linear, inner)
   }
 
@@ -483,23 +490,23 @@ class Reference implements HfReferenceModel {
     if (kind === 'layernorm') {
       // nn.LayerNorm: (x − mean) / sqrt(var + eps) · w + b, biased variance.
       let mean = 0
-      for (let i = 0; i < n; i++) mean += x[i]
+      for (let i = 0; i < n; i++) mean += x[i]!
       mean /= n
       let variance = 0
-      for (let i = 0; i < n; i++) variance += (x[i] - mean) ** 2
+      for (let i = 0; i < n; i++) variance += (x[i]! - mean) ** 2
       variance /= n
       const inv = 1 / Math.sqrt(variance + eps)
       for (let i = 0; i < n; i++)
-        out[i] = (x[i] - mean) * inv * w.weight[i] + (w.bias ? w.bias[i] : 0)
+        out[i] = (x[i]! - mean) * inv * w.weight[i]! + (w.bias ? w.bias[i]! : 0)
       return out
     }
     // LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w; Gemma2RMSNorm/Gemma3RMSNorm: … · (1 + w).
     let meanSquare = 0
-    for (let i = 0; i < n; i++) meanSquare += x[i] * x[i]
+    for (let i = 0; i < n; i++) meanSquare += x[i]! * x[i]!
     meanSquare /= n
     const inv = 1 / Math.sqrt(meanSquare + eps)
     const offset = kind === 'gemma_rmsnorm' ? 1 : 0
-    for (let i = 0; i < n; i++) out[i] = x[i] * inv * (offset + w.weight[i])
+    for (let i = 0; i < n; i++) out[i] = x[i]! * inv * (offset + w.weight[i]!)
     return out
   }
 }
@@ -516,12 +523,12 @@ function rotate(
   const half = hd / 2
   for (let i = 0; i < half; i++) {
     // emb = cat(freqs, freqs): dims i and i + half share the angle position · inv_freq[i].
-    const angle = position * invFreq[i]
+    const angle = position * invFreq[i]!
     const cos = Math.cos(angle) * attentionScaling
     const sin = Math.sin(angle) * attentionScaling
     for (let h = 0; h < heads; h++) {
-      const a = row[h * hd + i]
-      const b = row[h * hd + half + i]
+      const a = row[h * hd + i]!
+      const b = row[h * hd + half + i]!
       // q·cos + rotate_half(q)·sin, rotate_half(q) = cat(−q₂, q₁)
       row[h * hd + i] = a * cos - b * sin
       row[h * hd + half + i] = b * cos + a * sin
@@ -535,17 +542,17 @@ function apply(layer: Linear | Conv1D, x: ArrayLike<number>): Row {
   const out = new Float64Array(outDim)
   if (layer.kind === 'linear') {
     for (let o = 0; o < outDim; o++) {
-      let sum = bias ? bias[o] : 0
+      let sum = bias ? bias[o]! : 0
       const base = o * inDim
-      for (let i = 0; i < inDim; i++) sum += weight[base + i] * x[i]
+      for (let i = 0; i < inDim; i++) sum += weight[base + i]! * x[i]!
       out[o] = sum
     }
   } else {
-    for (let o = 0; o < outDim; o++) out[o] = (bias as Float32Array)[o]
+    for (let o = 0; o < outDim; o++) out[o] = (bias as Float32Array)[o]!
     for (let i = 0; i < inDim; i++) {
-      const xi = x[i]
+      const xi = x[i]!
       const base = i * outDim
-      for (let o = 0; o < outDim; o++) out[o] += xi * weight[base + o]
+      for (let o = 0; o < outDim; o++) out[o] = out[o]! + xi * weight[base + o]!
     }
   }
   return out
@@ -553,7 +560,7 @@ function apply(layer: Linear | Conv1D, x: ArrayLike<number>): Row {
 
 function add(a: Row, b: Row): Row {
   const out = new Float64Array(a.length)
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i]
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!
   return out
 }
 
@@ -563,10 +570,11 @@ export function softmax(values: readonly number[] | Row): Float64Array {
   const out = new Float64Array(values.length)
   let sum = 0
   for (let i = 0; i < values.length; i++) {
-    out[i] = Math.exp(values[i] - max)
-    sum += out[i]
+    const e = Math.exp(values[i]! - max)
+    out[i] = e
+    sum += e
   }
-  for (let i = 0; i < out.length; i++) out[i] /= sum
+  for (let i = 0; i < out.length; i++) out[i] = out[i]! / sum
   return out
 }
 
@@ -582,10 +590,10 @@ export function logSoftmax(values: Row): Float64Array {
 /** argmax (first index among equals, like torch.argmax) and the gap to the runner-up. */
 export function argmaxWithMargin(values: Row): { best: number; margin: number } {
   let best = 0
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i
   let second = -Infinity
-  for (let i = 0; i < values.length; i++) if (i !== best && values[i] > second) second = values[i]
-  return { best, margin: values[best] - second }
+  for (let i = 0; i < values.length; i++) if (i !== best && values[i]! > second) second = values[i]!
+  return { best, margin: values[best]! - second }
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)

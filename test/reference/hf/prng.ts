@@ -41,11 +41,11 @@ export function createPrng(seed: number): Prng {
 export function roundToBfloat16(value: number): number {
   const f32 = new Float32Array([value])
   const bits = new Uint32Array(f32.buffer)
-  const word = bits[0]
-  if ((word & 0x7f800000) === 0x7f800000) return f32[0] // Inf and NaN pass through
+  const word = bits[0]!
+  if ((word & 0x7f800000) === 0x7f800000) return f32[0]! // Inf and NaN pass through
   const lsb = (word >>> 16) & 1
   bits[0] = ((word + 0x7fff + lsb) & 0xffff0000) >>> 0
-  return f32[0]
+  return f32[0]!
 }
 
 /** Rounds a number to the nearest IEEE half-precision value (ties to even; overflow → ±Inf). */
@@ -56,7 +56,7 @@ export function roundToFloat16(value: number): number {
 /** The IEEE half-precision bit pattern nearest to `value` (round to nearest, ties to even). */
 export function float16Bits(value: number): number {
   const f32 = new Float32Array([value])
-  const word = new Uint32Array(f32.buffer)[0]
+  const word = new Uint32Array(f32.buffer)[0]!
   const sign = (word >>> 16) & 0x8000
   const exponent = (word >>> 23) & 0xff
   const mantissa = word & 0x7fffff
@@ -96,7 +96,7 @@ export function float16BitsToNumber(bits: number): number {
 export function toBfloat16Bits(data: Float32Array): Uint16Array {
   const out = new Uint16Array(data.length)
   const words = new Uint32Array(Float32Array.from(data, roundToBfloat16).buffer)
-  for (let i = 0; i < data.length; i++) out[i] = words[i] >>> 16
+  for (let i = 0; i < data.length; i++) out[i] = words[i]! >>> 16
   return out
 }
 

@@ -69,18 +69,18 @@ function boundaryMargin(
   const s = e.reduce((a, b) => a + b, 0)
   const p = e.map((x) => x / s)
   const order = p.map((_, i) => i)
-  if (topP < 1) order.sort((a, b) => p[b] - p[a] || a - b)
+  if (topP < 1) order.sort((a, b) => p[b]! - p[a]! || a - b)
   const kept: number[] = []
   let mass = 0
   for (const i of order) {
     if (topP < 1 && mass >= topP) break
     kept.push(i)
-    mass += p[i]
+    mass += p[i]!
   }
   let c = 0
   let margin = Infinity
   for (const i of kept) {
-    c += p[i]
+    c += p[i]!
     margin = Math.min(margin, Math.abs(c - u * mass))
   }
   return topP < 1 ? Math.min(margin, Math.abs(mass - topP)) : margin
@@ -104,7 +104,7 @@ describe('in-graph sampler', () => {
     [0.7, 1],
     [1, 0.9],
     [1.3, 0.5]
-  ]) {
+  ] as const) {
     it(`matches the host reference at T=${temperature}, top_p=${topP}`, async () => {
       const logits = randomLogits(rows, vocab, 7)
       const u = generationUniforms(11, rows, 1)
@@ -112,8 +112,8 @@ describe('in-graph sampler', () => {
       let compared = 0
       ids.forEach((id, r) => {
         const row = logits.subarray(r * vocab, (r + 1) * vocab)
-        if (boundaryMargin(row, u[r], temperature, topP) < 1e-5) return
-        expect(id).toBe(referenceSample(row, u[r], temperature, topP))
+        if (boundaryMargin(row, u[r]!, temperature, topP) < 1e-5) return
+        expect(id).toBe(referenceSample(row, u[r]!, temperature, topP))
         compared++
       })
       expect(compared).toBeGreaterThan(rows * 0.9)
@@ -128,13 +128,13 @@ describe('in-graph sampler', () => {
     const ids = await sample(logits, rows, generationUniforms(9, rows, 1), 1, 0.3)
     const e = Array.from(one, (v) => Math.exp(v))
     const s = e.reduce((a, b) => a + b, 0)
-    const order = e.map((_, i) => i).sort((a, b) => e[b] - e[a])
+    const order = e.map((_, i) => i).sort((a, b) => e[b]! - e[a]!)
     const nucleus = new Set<number>()
     let mass = 0
     for (const i of order) {
       if (mass >= 0.3) break
       nucleus.add(i)
-      mass += e[i] / s
+      mass += e[i]! / s
     }
     expect(nucleus.size).toBeGreaterThan(1)
     for (const id of ids) expect(nucleus.has(id)).toBe(true)

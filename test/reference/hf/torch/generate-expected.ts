@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TORCH_FIXTURES, buildFixture, fixtureCases } from './fixtures'
 import { runTorchReferenceBatch, torchUnavailableReason } from './torchReference'
+import { at } from '../checked'
 import type { ExpectedFile } from './expected'
 
 const reason = torchUnavailableReason()
@@ -25,17 +26,19 @@ const runs = TORCH_FIXTURES.map((fixture) => ({
 }))
 const outputs = runTorchReferenceBatch(runs)
 TORCH_FIXTURES.forEach((fixture, f) => {
-  file.fixtures[fixture.name] = outputs[f].map((result) => {
+  file.fixtures[fixture.name] = at(outputs, f, 'torch outputs').map((result) => {
     const last = result.logits.length - 1
+    const lastLogits = at(result.logits, last, `${fixture.name} logits`)
+    const lastNoSoftcap = at(result.logits_no_softcap, last, `${fixture.name} raw logits`)
     return {
-      lastRowBlockOutputs: result.block_outputs.map((layer) => round(layer[last])),
-      lastRowLogits: round(result.logits[last]),
+      lastRowBlockOutputs: result.block_outputs.map((layer, l) =>
+        round(at(layer, last, `${fixture.name} block ${l}`))
+      ),
+      lastRowLogits: round(lastLogits),
       // Only where a final softcap makes them differ.
-      lastRowLogitsNoSoftcap: result.logits_no_softcap[last].every(
-        (x, v) => x === result.logits[last][v]
-      )
+      lastRowLogitsNoSoftcap: lastNoSoftcap.every((x, v) => x === lastLogits[v])
         ? undefined
-        : round(result.logits_no_softcap[last]),
+        : round(lastNoSoftcap),
       greedy: result.greedy
     }
   })

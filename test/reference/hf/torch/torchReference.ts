@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { at } from '../checked'
 import type { HfConfigJson, HfTensors } from '../types'
 
 /** Debian's interpreter: the one with python3-torch (a pyenv `python3` may come first on PATH). */
@@ -49,7 +50,7 @@ export function runTorchReference(
   tensors: HfTensors,
   cases: TorchCase[]
 ): TorchResult[] {
-  return runTorchReferenceBatch([{ config, tensors, cases }])[0]
+  return at(runTorchReferenceBatch([{ config, tensors, cases }]), 0, 'torch reference runs')
 }
 
 /** Many models in one Python process (importing torch is most of a run's time). */
