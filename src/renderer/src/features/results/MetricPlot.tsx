@@ -56,7 +56,8 @@ export function MetricPlot({
   range,
   label,
   scale,
-  onPick
+  onPick,
+  xLabel = 'token position'
 }: {
   rows: AnalysisRow[]
   metric: MetricKey
@@ -64,6 +65,8 @@ export function MetricPlot({
   label: string
   scale: AxisScale
   onPick(position: number): void
+  /** What `position` stands for on the x axis (a layer sweep plots layers as positions). */
+  xLabel?: string
 }): JSX.Element {
   const [wrap, { width, height }] = useSize()
   const [hover, setHover] = useState<number | null>(null)
@@ -152,7 +155,7 @@ export function MetricPlot({
           height={height}
           viewBox={`0 0 ${width} ${height}`}
           role="img"
-          aria-label={`${label} per position${scale === 'log' ? ', log scale' : ''}. Arrow keys move along the positions, Enter opens one in the table.`}
+          aria-label={`${label} per ${xLabel}${scale === 'log' ? ', log scale' : ''}. Arrow keys move along the positions, Enter opens one in the table.`}
           tabIndex={0}
           data-testid="metric-plot"
           data-scale={scale}
@@ -235,7 +238,7 @@ export function MetricPlot({
               textAnchor="middle"
               className="plot__title"
             >
-              token position
+              {xLabel}
             </text>
           </g>
           <path d={path} className="plot__line" />

@@ -9,7 +9,12 @@ import { humanError } from '../../lib/humanErrors'
 import { filterRows } from '../../lib/rowFilter'
 import { summarize, type AxisScale } from '../../lib/stats'
 import { outOfVocabulary } from '../../lib/tokens'
-import { announce, useAppStore } from '../../store'
+import { announce, reportError, useAppStore } from '../../store'
+import { errorOf } from '../../ipc/client'
+import { InterventionEditor } from '../research/InterventionEditor'
+import { InterventionView } from '../research/InterventionView'
+import { startResearchRun } from '../research/startResearchRun'
+import { SweepView } from '../research/SweepView'
 import type { RunView } from '../../store/slices/runsSlice'
 import { focusedRow, type ResultsViewKind } from '../../store/slices/uiSlice'
 import { MetricLegend, SalienceLegend } from './Legends'
@@ -97,6 +102,9 @@ export function ResultsView({
   /** Column choices the user made; the rest follow the run's options. */
   const [columns, setColumns] = useState<VisibilityState>({})
   const [query, setQuery] = useState('')
+  /** The row picked for the research actions (a click in the table), and whether its editor is open. */
+  const [picked, setPicked] = useState<{ sessionId: string; position: number } | null>(null)
+  const [editing, setEditing] = useState(false)
   // The summary footer costs four rows: on by default where the window is tall enough to spare them.
   const [showSummary, setShowSummary] = useState(() => (globalThis.innerHeight ?? 1000) >= 820)
   // While rows stream in, the views render the new rows at transition priority: React renders them
@@ -156,6 +164,15 @@ export function ResultsView({
     announce(`Row ${position} opened in the table`)
   }
   const oovWords = (oov ?? []).map((u) => u.typed ?? u.token)
+  const research = s.kind === 'intervene' || s.kind === 'sweep'
+  const pickedPosition = picked?.sessionId === active.sessionId ? picked.position : null
+  const sweepAt = async (position: number): Promise<void> => {
+    try {
+      await startResearchRun(active, { kind: 'sweep', sweep: { position, lenses: 'trained' } })
+    } catch (err) {
+      reportError('Sweep layers', errorOf(err))
+    }
+  }
   const group = library?.groups.find((g) => g.groupId === s.groupId)
 
   return (
@@ -172,7 +189,8 @@ export function ResultsView({
         <span className="muted small results__meta" data-testid="results-meta">
           {s.groupId} / {s.lensId}
           {active.metadata ? ` · layer ${active.metadata.layer}` : ''} · K={s.options.bestOfK} ·
-          seed {s.options.seed} · {allRows.length} rows ·{' '}
+          seed {s.options.seed} ·{' '}
+          {s.kind === 'intervene' ? active.interventions.length : allRows.length} rows ·{' '}
           <span data-testid="results-status">{streaming ? 'streaming' : s.status}</span>
         </span>
         <RunLine run={active} />
@@ -204,173 +222,232 @@ export function ResultsView({
           Continuation: {active.completions.join(' | ')}
         </p>
       )}
-      <div className="results__toolbar">
-        <div className="segmented" role="tablist" aria-label="Result view">
-          {VIEWS.map(([v, label]) => (
-            <button
-              key={v}
-              type="button"
-              role="tab"
-              aria-selected={view === v}
-              className={view === v ? 'on' : ''}
-              onClick={() => setView(v)}
-              data-testid={`view-${v}`}
-            >
-              {label}
-            </button>
-          ))}
-        </div>
-        <label>
-          Colour by
-          <select
-            value={metric}
-            onChange={(e) => setMetric(e.target.value as MetricKey)}
-            data-testid="metric-picker"
-          >
-            {METRICS.map((m) => (
-              <option key={m.key} value={m.key} title={m.description}>
-                {m.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label
-          className="toggle"
-          title="Colours and the plot's y axis on a log scale (MSE and KL span decades)"
-        >
-          <input
-            type="checkbox"
-            checked={scale === 'log'}
-            onChange={(e) => setScale(e.target.checked ? 'log' : 'linear')}
-            data-testid="scale-log"
-          />
-          Log scale
-        </label>
-        <label className="results__filter">
-          <span className="visually-hidden">Filter rows</span>
-          <input
-            type="search"
-            placeholder="Filter tokens & explanations"
-            value={query}
-            onChange={(e) => setQuery(e.target.value)}
-            data-testid="row-filter"
-          />
-          {query.trim() && (
-            <span className="muted small" data-testid="filter-count">
-              {rows.length} of {allRows.length}
+      {!research && allRows.length > 0 && !streaming && (
+        <div className="results__actions" data-testid="row-actions">
+          {pickedPosition === null ? (
+            <span className="muted small">
+              Click a row to intervene on its explanation or sweep its position over layers.
             </span>
+          ) : (
+            <>
+              <span className="small" data-testid="picked-row">
+                Row {pickedPosition}
+              </span>
+              <button type="button" onClick={() => setEditing(true)} data-testid="intervene">
+                Intervene
+              </button>
+              <button
+                type="button"
+                onClick={() => void sweepAt(pickedPosition)}
+                data-testid="sweep-layers"
+              >
+                Sweep layers
+              </button>
+            </>
           )}
-        </label>
-        {view === 'table' && (
-          <>
+        </div>
+      )}
+      {editing && pickedPosition !== null && !research && (
+        <InterventionEditor
+          key={`${active.sessionId}:${pickedPosition}`}
+          run={active}
+          position={pickedPosition}
+          onClose={() => setEditing(false)}
+        />
+      )}
+      {research ? (
+        <div className="results__body results__body--research">
+          {s.kind === 'intervene' ? (
+            active.interventions.length > 0 ? (
+              <InterventionView rows={active.interventions} />
+            ) : (
+              <p className="empty" data-testid="results-empty">
+                {streaming ? 'Waiting for the first interventions…' : NO_ROWS[s.status]}
+              </p>
+            )
+          ) : allRows.length > 0 ? (
+            <SweepView rows={allRows} scale={scale} />
+          ) : (
+            <p className="empty" data-testid="results-empty">
+              {streaming ? 'Waiting for the first layers…' : NO_ROWS[s.status]}
+            </p>
+          )}
+        </div>
+      ) : (
+        <>
+          <div className="results__toolbar">
+            <div className="segmented" role="tablist" aria-label="Result view">
+              {VIEWS.map(([v, label]) => (
+                <button
+                  key={v}
+                  type="button"
+                  role="tab"
+                  aria-selected={view === v}
+                  className={view === v ? 'on' : ''}
+                  onClick={() => setView(v)}
+                  data-testid={`view-${v}`}
+                >
+                  {label}
+                </button>
+              ))}
+            </div>
+            <label>
+              Colour by
+              <select
+                value={metric}
+                onChange={(e) => setMetric(e.target.value as MetricKey)}
+                data-testid="metric-picker"
+              >
+                {METRICS.map((m) => (
+                  <option key={m.key} value={m.key} title={m.description}>
+                    {m.label}
+                  </option>
+                ))}
+              </select>
+            </label>
             <label
               className="toggle"
-              title="Mean, median, min and max of each metric column (of the rows shown)"
+              title="Colours and the plot's y axis on a log scale (MSE and KL span decades)"
             >
               <input
                 type="checkbox"
-                checked={showSummary}
-                onChange={(e) => setShowSummary(e.target.checked)}
-                data-testid="summary-toggle"
+                checked={scale === 'log'}
+                onChange={(e) => setScale(e.target.checked ? 'log' : 'linear')}
+                data-testid="scale-log"
               />
-              Summary
+              Log scale
             </label>
-            <details className="column-toggles">
-              <summary>Columns</summary>
-              <div className="column-toggles__menu">
-                {Object.entries(COLUMN_LABELS).map(([id, label]) => (
-                  <label key={id} className="toggle">
-                    <input
-                      type="checkbox"
-                      checked={visibility[id] !== false}
-                      onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
-                      data-testid={`column-${id}`}
-                    />
-                    {label}
-                  </label>
-                ))}
+            <label className="results__filter">
+              <span className="visually-hidden">Filter rows</span>
+              <input
+                type="search"
+                placeholder="Filter tokens & explanations"
+                value={query}
+                onChange={(e) => setQuery(e.target.value)}
+                data-testid="row-filter"
+              />
+              {query.trim() && (
+                <span className="muted small" data-testid="filter-count">
+                  {rows.length} of {allRows.length}
+                </span>
+              )}
+            </label>
+            {view === 'table' && (
+              <>
+                <label
+                  className="toggle"
+                  title="Mean, median, min and max of each metric column (of the rows shown)"
+                >
+                  <input
+                    type="checkbox"
+                    checked={showSummary}
+                    onChange={(e) => setShowSummary(e.target.checked)}
+                    data-testid="summary-toggle"
+                  />
+                  Summary
+                </label>
+                <details className="column-toggles">
+                  <summary>Columns</summary>
+                  <div className="column-toggles__menu">
+                    {Object.entries(COLUMN_LABELS).map(([id, label]) => (
+                      <label key={id} className="toggle">
+                        <input
+                          type="checkbox"
+                          checked={visibility[id] !== false}
+                          onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
+                          data-testid={`column-${id}`}
+                        />
+                        {label}
+                      </label>
+                    ))}
+                  </div>
+                </details>
+              </>
+            )}
+            {allRows.length > 0 && (
+              <div className="results__legends">
+                <MetricLegend label={metricLabel} range={range} scale={scale} />
+                {hasSalience && <SalienceLegend top={salienceTop} />}
               </div>
-            </details>
-          </>
-        )}
-        {allRows.length > 0 && (
-          <div className="results__legends">
-            <MetricLegend label={metricLabel} range={range} scale={scale} />
-            {hasSalience && <SalienceLegend top={salienceTop} />}
+            )}
           </div>
-        )}
-      </div>
-      <div className="results__body">
-        {allRows.length === 0 ? (
-          <p className="empty" data-testid="results-empty">
-            {streaming ? 'Waiting for the first rows…' : NO_ROWS[s.status]}
-          </p>
-        ) : rows.length === 0 && view !== 'compare' ? (
-          <p className="empty" data-testid="results-empty">
-            No row matches “{query}”.
-          </p>
-        ) : view === 'table' ? (
-          <ResultsTable
-            rows={rows}
-            totalRows={allRows.length}
-            metric={metric}
-            range={range}
-            scale={scale}
-            formats={formats}
-            summaries={summaries}
-            salienceTop={salienceTop}
-            columnVisibility={visibility}
-            focus={focus?.sessionId === active.sessionId ? focus : null}
-          />
-        ) : view === 'transposed' ? (
-          <TransposedView
-            rows={rows}
-            metric={metric}
-            range={range}
-            scale={scale}
-            salienceTop={salienceTop}
-          />
-        ) : view === 'text' ? (
-          <FullTextView
-            rows={rows}
-            metric={metric}
-            range={range}
-            scale={scale}
-            salienceTop={salienceTop}
-            onPick={pick}
-          />
-        ) : view === 'plot' ? (
-          <MetricPlot
-            rows={rows}
-            metric={metric}
-            range={range}
-            label={metricLabel}
-            scale={scale}
-            onPick={pick}
-          />
-        ) : compare && compare.sessionId !== active.sessionId ? (
-          <CompareView
-            left={allRows}
-            right={compare.rows}
-            leftName={s.name}
-            rightName={compare.summary.name}
-            metric={metric}
-            salienceTop={salienceTop}
-            onClose={() => {
-              useAppStore.setState((st) => ({
-                runs: { ...st.runs, compareId: null },
-                ui: { ...st.ui, resultsView: 'table' }
-              }))
-              announce('Comparison closed')
-            }}
-          />
-        ) : (
-          <p className="empty" data-testid="compare-hint">
-            Press “Compare” on a second run in the history to see it next to this one, aligned by
-            position.
-          </p>
-        )}
-      </div>
+          <div className="results__body">
+            {allRows.length === 0 ? (
+              <p className="empty" data-testid="results-empty">
+                {streaming ? 'Waiting for the first rows…' : NO_ROWS[s.status]}
+              </p>
+            ) : rows.length === 0 && view !== 'compare' ? (
+              <p className="empty" data-testid="results-empty">
+                No row matches “{query}”.
+              </p>
+            ) : view === 'table' ? (
+              <ResultsTable
+                rows={rows}
+                totalRows={allRows.length}
+                metric={metric}
+                range={range}
+                scale={scale}
+                formats={formats}
+                summaries={summaries}
+                salienceTop={salienceTop}
+                columnVisibility={visibility}
+                focus={focus?.sessionId === active.sessionId ? focus : null}
+                onRowPick={(position) => {
+                  setPicked({ sessionId: active.sessionId, position })
+                  setEditing(false)
+                }}
+              />
+            ) : view === 'transposed' ? (
+              <TransposedView
+                rows={rows}
+                metric={metric}
+                range={range}
+                scale={scale}
+                salienceTop={salienceTop}
+              />
+            ) : view === 'text' ? (
+              <FullTextView
+                rows={rows}
+                metric={metric}
+                range={range}
+                scale={scale}
+                salienceTop={salienceTop}
+                onPick={pick}
+              />
+            ) : view === 'plot' ? (
+              <MetricPlot
+                rows={rows}
+                metric={metric}
+                range={range}
+                label={metricLabel}
+                scale={scale}
+                onPick={pick}
+              />
+            ) : compare && compare.sessionId !== active.sessionId ? (
+              <CompareView
+                left={allRows}
+                right={compare.rows}
+                leftName={s.name}
+                rightName={compare.summary.name}
+                metric={metric}
+                salienceTop={salienceTop}
+                onClose={() => {
+                  useAppStore.setState((st) => ({
+                    runs: { ...st.runs, compareId: null },
+                    ui: { ...st.ui, resultsView: 'table' }
+                  }))
+                  announce('Comparison closed')
+                }}
+              />
+            ) : (
+              <p className="empty" data-testid="compare-hint">
+                Press “Compare” on a second run in the history to see it next to this one, aligned
+                by position.
+              </p>
+            )}
+          </div>
+        </>
+      )}
     </section>
   )
 }

@@ -251,7 +251,8 @@ export const ResultsTable = memo(function ResultsTable({
   summaries,
   salienceTop,
   columnVisibility,
-  focus
+  focus,
+  onRowPick
 }: {
   rows: AnalysisRow[]
   /** Rows of the result before filtering (for the summary's "N of M"). */
@@ -264,6 +265,8 @@ export const ResultsTable = memo(function ResultsTable({
   salienceTop: number
   columnVisibility: VisibilityState
   focus: { position: number; seq: number } | null
+  /** A click on a row picks it (marked, and offered to the research actions). */
+  onRowPick?(position: number): void
 }): JSX.Element {
   const [sorting, setSorting] = useState<SortingState>([])
   const [columnSizing, setColumnSizing] = useState<ColumnSizingState>({})
@@ -376,7 +379,19 @@ export const ResultsTable = memo(function ResultsTable({
               </div>
             ))}
           </div>
-          <div role="rowgroup" className="rt-body" style={{ height: virtualizer.getTotalSize() }}>
+          {/* One listener for every row (the memoised rows stay free of per-row handlers). */}
+          <div
+            role="rowgroup"
+            className="rt-body"
+            style={{ height: virtualizer.getTotalSize() }}
+            onClick={(e) => {
+              const el = (e.target as HTMLElement).closest('[data-position]')
+              const position = el ? Number(el.getAttribute('data-position')) : Number.NaN
+              if (!Number.isInteger(position)) return
+              setFocused(position)
+              onRowPick?.(position)
+            }}
+          >
             {virtualizer.getVirtualItems().map((item) => {
               const row = tableRows[item.index]
               if (!row) return null

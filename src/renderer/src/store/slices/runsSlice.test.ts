@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { AnalysisRow } from '@shared/domain/analysis'
 import type { JobRows, JobState } from '@shared/domain/jobs'
+import type { InterventionRow } from '@shared/domain/research'
 import { SESSION_FORMAT, summarizeSession, type Session } from '@shared/domain/sessions'
 import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
 import {
@@ -115,6 +116,25 @@ describe('runs slice', () => {
     )
     expect(state.runs.byId['s-run']!.summary.status).toBe('completed')
     expect(runsToSettle(state)).toEqual(['s-run'])
+  })
+
+  it('an intervene run collects its streamed interventions by index, apart from the rows', () => {
+    let state = startedRun(
+      initialRunsSlice,
+      summarizeSession(session({ kind: 'intervene' })),
+      'job-1'
+    )
+    const intervention = (index: number): InterventionRow =>
+      ({ index, interventionPosition: 2 }) as InterventionRow
+    state = receivedRows(state, [
+      { jobId: 'job-1', startIndex: 0, rows: [], interventions: [intervention(0)] },
+      { jobId: 'job-1', startIndex: 1, rows: [], interventions: [intervention(1)] },
+      // A batch sent again (e.g. after a reconnect) replaces, never duplicates.
+      { jobId: 'job-1', startIndex: 1, rows: [], interventions: [intervention(1)] }
+    ])
+    const run = state.runs.byId['s-run']!
+    expect(run.interventions.map((r) => r.index)).toEqual([0, 1])
+    expect(run.rows).toEqual([])
   })
 
   it('holds no rows for a closed run or for another client’s finished job', () => {

@@ -1,5 +1,6 @@
 import type { AnalysisMetadata, AnalysisRow } from '@shared/domain/analysis'
 import type { JobRows, JobState } from '@shared/domain/jobs'
+import type { InterventionRow } from '@shared/domain/research'
 import type { Session, SessionSummary } from '@shared/domain/sessions'
 import type { SessionsSlice } from './sessionsSlice'
 
@@ -12,6 +13,8 @@ export interface RunView {
   rows: AnalysisRow[]
   metadata: AnalysisMetadata | null
   completions: string[]
+  /** An intervene run's rows (one per position and string); empty for other kinds. */
+  interventions: InterventionRow[]
   /**
    * The rows, metadata and completions are the saved session's after the run ended: the file is
    * written from the job's result, which streamed rows may fall short of (e.g. rows sent before
@@ -57,6 +60,7 @@ export function startedRun(
     rows: [],
     metadata: null,
     completions: [],
+    interventions: [],
     settled: false
   }
   for (const batch of early) run = withRows(run, batch)
@@ -110,11 +114,15 @@ function withSavedSession(state: RunsSlice, session: Session): RunsSlice {
     rows: session.rows,
     metadata: session.metadata,
     completions: session.completions,
+    interventions: session.interventions,
     settled: !running
   }
   // A run still streaming here may have newer rows than its file (writes are coalesced).
   if (running && existing && existing.rows.length > run.rows.length) {
     run = { ...run, rows: existing.rows }
+  }
+  if (running && existing && existing.interventions.length > run.interventions.length) {
+    run = { ...run, interventions: existing.interventions }
   }
   let { jobToSession, early } = state.runs
   if (running && session.jobId) {
@@ -135,6 +143,12 @@ function summarize(session: Session): SessionSummary {
 }
 
 function withRows(run: RunView, batch: JobRows): RunView {
+  // An intervene job streams its rows as `interventions`, indexed by `startIndex` like rows.
+  if (batch.interventions && batch.interventions.length > 0) {
+    const interventions = run.interventions.slice()
+    for (const [i, row] of batch.interventions.entries()) interventions[batch.startIndex + i] = row
+    return { ...run, interventions: interventions.filter((r) => r !== undefined) }
+  }
   const rows = run.rows.slice()
   for (const [i, row] of batch.rows.entries()) rows[batch.startIndex + i] = row
   return { ...run, rows: rows.filter((r) => r !== undefined) }
