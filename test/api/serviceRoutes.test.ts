@@ -190,6 +190,27 @@ describe('compat mode', () => {
 })
 
 /** The predecessor's frontend's socket: no token, its own Origin. */
+/** The public row schema on /ws (no `logit_lens_top` unless the logit lens ran). */
+const ROW_KEYS = [
+  'explanation',
+  'explanation_structured',
+  'kl_divergence',
+  'mse',
+  'position',
+  'relative_rmse',
+  'token',
+  'token_id',
+  'token_salience'
+]
+
+/** One request's messages from `from` on, without the periodic and progress noise. */
+function lifecycle(messages: any[], from: number): string[] {
+  return messages
+    .slice(from)
+    .map((m) => m.type as string)
+    .filter((t) => t !== 'queue_update' && t !== 'progress')
+}
+
 function seedSocket(
   host: ApiHost,
   origin: string
@@ -302,18 +323,22 @@ describe("compat mode's /ws (the predecessor's frontend protocol)", () => {
         context: 'analysis',
         client_request_id: 'c1'
       })
+      // The result travels once, in `completed`: the frontend renders `result` and `completed`
+      // alike, so a second copy would open a second tab for the same analysis.
+      expect(lifecycle(s.messages, from)).toEqual(['queued', 'processing', 'completed'])
       expect(done.result.data.length).toBeGreaterThan(0)
-      expect(Object.keys(done.result.data[0])).toEqual(
-        expect.arrayContaining([
-          'position',
-          'token',
-          'explanation',
-          'mse',
-          'relative_rmse',
-          'kl_divergence',
-          'token_salience'
-        ])
+      for (const row of done.result.data) expect(Object.keys(row).sort()).toEqual(ROW_KEYS)
+      expect(done.result.data.map((r: any) => r.position)).toEqual(
+        done.result.data.map((_: unknown, i: number) => i)
       )
+      expect(done.result.data[0]).toMatchObject({
+        token: expect.any(String),
+        explanation: expect.any(String),
+        mse: expect.any(Number),
+        relative_rmse: expect.any(Number),
+        kl_divergence: expect.any(Number)
+      })
+      expect(done.result.data[0].token_salience.length).toBeGreaterThan(0)
       // "auto": the device's own rows per batch, reported as the effective figure.
       expect(done.result.metadata).toMatchObject({ model_id: LENS, best_of_k: 2 })
       expect(done.result.metadata.batch_size).toBeGreaterThan(0)
@@ -333,13 +358,63 @@ describe("compat mode's /ws (the predecessor's frontend protocol)", () => {
         }
       })
       const gen = await s.next('generation_complete', from)
+      expect(lifecycle(s.messages, from)).toEqual(['queued', 'processing', 'generation_complete'])
+      expect(s.messages[from]).toMatchObject({ type: 'queued', context: 'generation' })
+      expect(gen.request_id).toBe(s.messages[from].request_id)
       expect(gen.result.completions).toHaveLength(2)
+      for (const c of gen.result.completions) expect(typeof c).toBe('string')
       expect(gen.result.metadata).toMatchObject({
         model_id: LENS,
+        prompt: 'The cat',
         num_completions: 2,
         max_new_tokens: 4,
+        temperature: 0.8,
         top_p: 0.95
       })
+
+      // generate_and_analyze: one job, both queued replies, the completion before the rows.
+      from = s.messages.length
+      s.send({
+        type: 'generate_and_analyze',
+        client_request_id: 'c2',
+        generation: { text: 'The cat', options: { num_tokens: 3, num_completions: 3 } },
+        analysis: {
+          text: '',
+          use_generated_completion: true,
+          options: { optimize_explanations_config: { best_of_k: 2 } }
+        }
+      })
+      const chained = await s.next('completed', from)
+      expect(lifecycle(s.messages, from)).toEqual([
+        'queued',
+        'queued',
+        'processing',
+        'generation_complete',
+        'completed'
+      ])
+      const [queuedGen, queuedAna] = s.messages.slice(from).filter((m) => m.type === 'queued')
+      expect(queuedGen).toMatchObject({ context: 'generation', client_request_id: 'c2_gen' })
+      expect(queuedAna).toMatchObject({
+        context: 'analysis',
+        client_request_id: 'c2',
+        request_id: queuedGen.request_id
+      })
+      const chainedGen = await s.next('generation_complete', from)
+      expect(chainedGen).toMatchObject({
+        request_id: queuedGen.request_id,
+        client_request_id: 'c2_gen'
+      })
+      // The predecessor forced one completion for the chained request.
+      expect(chainedGen.result.completions).toHaveLength(1)
+      expect(chainedGen.result.metadata).toMatchObject({ num_completions: 1, max_new_tokens: 3 })
+      expect(chained).toMatchObject({
+        request_id: queuedGen.request_id,
+        context: 'analysis',
+        client_request_id: 'c2'
+      })
+      expect(chained.result.data.length).toBeGreaterThan(0)
+      for (const row of chained.result.data) expect(Object.keys(row).sort()).toEqual(ROW_KEYS)
+      expect(chained.result.metadata).toMatchObject({ model_id: LENS, best_of_k: 2 })
 
       from = s.messages.length
       s.send({ type: 'cancel_request', request_id: 'job-00000000-0000-0000-0000-000000000000' })
@@ -351,6 +426,10 @@ describe("compat mode's /ws (the predecessor's frontend protocol)", () => {
       from = s.messages.length
       s.send({ type: 'teleport' })
       expect((await s.next('error', from)).error).toContain('teleport')
+      // Messages the frontend handles but the predecessor never sent stay unsent.
+      const types = new Set(s.messages.map((m) => m.type))
+      expect(types.has('result')).toBe(false)
+      expect(types.has('generation_result')).toBe(false)
     } finally {
       s.close()
     }

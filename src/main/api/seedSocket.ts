@@ -4,7 +4,9 @@
  * `generate_and_analyze` run the /api/v2 job endpoints (one validation, one queue); the control
  * messages run `runControl` as on /api/v2/ws. Each socket is its own fairness lane and follows the
  * jobs it submitted: `processing`, `progress`, then `completed` (analysis) or
- * `generation_complete`, or `error` / `generation_error`, with `queue_update` every 2 s.
+ * `generation_complete`, or `error` / `generation_error`, with `queue_update` every 2 s. The
+ * frontend renders `result` / `generation_result` just as it renders `completed` /
+ * `generation_complete`, and the predecessor never sent them: sending both would duplicate tabs.
  * Only served with `--compat`; tokenless for the listed origins (compatAccess.ts).
  */
 import type { IncomingMessage } from 'node:http'
