@@ -222,6 +222,25 @@ describe('openBundle rejects malformed bundles, naming file and field', () => {
     }
   )
 
+  it('manifest sizes that the base graph weights disagree with name manifest.json and the field', async () => {
+    const layersDir = await copyDemo()
+    await editJson(path.join(layersDir, 'manifest.json'), (j) => (j.base.layers = 2 ** 30))
+    await expect(openBundle(layersDir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'manifest.json',
+      field: 'base.layers',
+      message: expect.stringMatching(/blocks of weights/)
+    })
+    const vocabDir = await copyDemo()
+    await editJson(path.join(vocabDir, 'manifest.json'), (j) => (j.base.vocabSize += 7))
+    await expect(openBundle(vocabDir)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'manifest.json',
+      field: 'base.vocabSize',
+      message: expect.stringMatching(/token embedding/)
+    })
+  })
+
   it('a tokenizer whose ids pass the vocabulary, or that is not a tokenizer, names tokenizer.json', async () => {
     const dir = await copyDemo()
     await editJson(path.join(dir, 'manifest.json'), (j) => (j.base.vocabSize = 5))

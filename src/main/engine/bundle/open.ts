@@ -277,6 +277,8 @@ function checkInitializersFinite(ctx: Ctx, file: string, graph: onnx.IGraphProto
 interface OnnxInfo {
   inputs: Map<string, (number | string | null)[]>
   outputs: Set<string>
+  /** Top-level initializers' dimensions by name. */
+  initializers: Map<string, number[]>
 }
 
 /** Parses an ONNX file (catching truncation) and checks its external data stays inside. */
@@ -345,7 +347,47 @@ async function checkOnnx(
       )
     }
   }
-  return { inputs, outputs }
+  const initializers = new Map<string, number[]>()
+  for (const t of graph.initializer ?? []) {
+    if (t.name) initializers.set(t.name, (t.dims ?? []).map(Number))
+  }
+  return { inputs, outputs, initializers }
+}
+
+/**
+ * Checks a base graph's weights against its manifest entry without loading it: the token
+ * embedding `tok_emb` is (vocabSize, hiddenSize) and the per-block weights `l<i>.*` number
+ * exactly `layers` blocks (docs/bundle-format.md), so a manifest that disagrees with its graph
+ * fails here, naming manifest.json, rather than as a Gather or shape error at run time.
+ */
+function checkWeightShapes(ctx: Ctx, ref: ModelRef, field: string, info: OnnxInfo): void {
+  const emb = info.initializers.get('tok_emb')
+  if (emb && emb.length === 2) {
+    const [rows, width] = emb as [number, number]
+    if (rows !== ref.vocabSize)
+      ctx.fail(
+        'manifest.json',
+        `${field}.vocabSize`,
+        `${ref.vocabSize} ≠ the graph's ${rows}-row token embedding (${ref.file})`
+      )
+    if (width !== ref.hiddenSize)
+      ctx.fail(
+        'manifest.json',
+        `${field}.hiddenSize`,
+        `${ref.hiddenSize} ≠ the graph's token embedding width ${width} (${ref.file})`
+      )
+  }
+  let blocks = 0
+  for (const name of info.initializers.keys()) {
+    const m = /^l(\d+)\./.exec(name)
+    if (m) blocks = Math.max(blocks, Number(m[1]) + 1)
+  }
+  if (blocks > 0 && blocks !== ref.layers)
+    ctx.fail(
+      'manifest.json',
+      `${field}.layers`,
+      `${ref.layers} ≠ the ${blocks} blocks of weights in ${ref.file}`
+    )
 }
 
 async function checkModel(ctx: Ctx, ref: ModelRef, field: string): Promise<ResolvedModel> {
@@ -354,6 +396,7 @@ async function checkModel(ctx: Ctx, ref: ModelRef, field: string): Promise<Resol
     inputs: BASE_INPUTS,
     outputs: BASE_OUTPUTS
   })
+  checkWeightShapes(ctx, ref, field, info)
   const vec = info.inputs.get('vectors')
   if (vec && typeof vec[1] === 'number' && vec[1] !== ref.hiddenSize) {
     ctx.fail(

@@ -1,0 +1,172 @@
+/**
+ * A seeded, bounded fuzz of the bundle format (docs/bundle-format.md): each case is the demo group
+ * with one generated mutation (a manifest or lens.json field set to an odd value or dropped, a
+ * tensor or graph file cut short, bytes of a graph flipped, a tokenizer replaced). Validation, what
+ * `inspect` runs, must either accept the bundle or refuse it with a bad-input error (CLI exit 3)
+ * naming a file; never hang, never surface a raw ONNX Runtime error. The seed is printed with a
+ * failure, so a case replays (TALKATIVE_FUZZ_SEED).
+ */
+import { cp, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AppError } from '@shared/ipc/errors'
+import { ensureDemoBundle, openBundle } from '../index'
+
+const SEED = Number(process.env.TALKATIVE_FUZZ_SEED ?? 20261130)
+const CASES = 30
+const CASE_LIMIT_MS = 10_000
+
+/** mulberry32: a small, well-mixed seeded generator (tests need replay, not cryptography). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function pick<T>(rand: () => number, list: readonly T[]): T {
+  return list[Math.floor(rand() * list.length)]!
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+/** Every path to a leaf of a JSON value, as keys. */
+function leaves(value: Json, at: (string | number)[] = []): (string | number)[][] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => leaves(v, [...at, i]))
+  if (value && typeof value === 'object')
+    return Object.entries(value).flatMap(([k, v]) => leaves(v, [...at, k]))
+  return [at]
+}
+
+function setAt(root: Json, at: (string | number)[], next: Json | undefined): void {
+  let node = root as Record<string | number, Json>
+  for (const key of at.slice(0, -1)) node = node[key] as Record<string | number, Json>
+  const last = at[at.length - 1]!
+  if (next === undefined) delete node[last]
+  else node[last] = next
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort()
+}
+
+const ODD_VALUES: (Json | undefined)[] = [
+  0,
+  -1,
+  5,
+  1.5,
+  2 ** 30,
+  1e308,
+  'x',
+  '',
+  null,
+  true,
+  [],
+  undefined
+]
+const TOKENIZERS = [
+  '{"model": 5}',
+  '{}',
+  '[]',
+  '{',
+  '{"model":{"type":"WordLevel","vocab":{"a":99999}}}'
+]
+
+/** Applies one generated mutation to the bundle in `dir`; returns what it did. */
+async function mutate(rand: () => number, dir: string): Promise<string> {
+  const files = await filesUnder(dir)
+  const rel = (f: string): string => path.relative(dir, f)
+  const kind = pick(rand, ['manifest', 'lens', 'truncate', 'flip', 'tokenizer'] as const)
+  if (kind === 'manifest' || kind === 'lens') {
+    const jsons = files.filter((f) =>
+      kind === 'manifest' ? rel(f) === 'manifest.json' : f.endsWith('lens.json')
+    )
+    const file = pick(rand, jsons)
+    const json = JSON.parse(await readFile(file, 'utf8')) as Json
+    const at = pick(rand, leaves(json))
+    const old = at.reduce<Json>((n, k) => (n as Record<string | number, Json>)[k]!, json)
+    const next = pick(rand, [...ODD_VALUES, typeof old === 'number' ? old + 1 : 'y'])
+    setAt(json, at, next)
+    await writeFile(file, JSON.stringify(json))
+    return `${rel(file)}: ${at.join('.')} = ${JSON.stringify(next) ?? '(dropped)'}`
+  }
+  if (kind === 'truncate') {
+    const file = pick(rand, files)
+    const size = (await readFile(file)).byteLength
+    const to = Math.floor(rand() * size)
+    await truncate(file, to)
+    return `${rel(file)}: cut to ${to} of ${size} bytes`
+  }
+  if (kind === 'flip') {
+    const file = pick(
+      rand,
+      files.filter((f) => f.endsWith('.onnx'))
+    )
+    const bytes = await readFile(file)
+    const at = Math.floor(rand() * bytes.byteLength)
+    bytes[at] = bytes[at]! ^ (1 + Math.floor(rand() * 255))
+    await writeFile(file, bytes)
+    return `${rel(file)}: byte ${at} flipped`
+  }
+  const text = pick(rand, TOKENIZERS)
+  await writeFile(path.join(dir, 'tokenizer.json'), text)
+  return `tokenizer.json = ${text}`
+}
+
+describe(`bundle fuzz (seed ${SEED})`, () => {
+  let root: string
+  let demoDir: string
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'talkative-bundle-fuzz-'))
+    demoDir = await ensureDemoBundle(path.join(root, 'cache'))
+  })
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it(`${CASES} mutated bundles: accepted, or refused naming a file; never a hang or a raw engine error`, async () => {
+    const rand = seeded(SEED)
+    const failures: string[] = []
+    for (let i = 0; i < CASES; i++) {
+      const dir = path.join(root, `case-${i}`)
+      await cp(demoDir, dir, { recursive: true })
+      const what = await mutate(rand, dir)
+      let timer: NodeJS.Timeout | undefined
+      const hang = new Promise<'hang'>((resolve) => {
+        timer = setTimeout(() => resolve('hang'), CASE_LIMIT_MS)
+      })
+      const outcome = await Promise.race([
+        openBundle(dir).then(
+          () => 'ok' as const,
+          (err: unknown) => err
+        ),
+        hang
+      ])
+      clearTimeout(timer)
+      if (outcome === 'hang') failures.push(`${what}: no answer in ${CASE_LIMIT_MS} ms`)
+      else if (outcome !== 'ok') {
+        const err = outcome
+        const badInput =
+          err instanceof AppError &&
+          (err.code === 'bundle_invalid' ||
+            err.code === 'not_found' ||
+            err.code === 'invalid_input')
+        if (!badInput || !err.file) failures.push(`${what}: ${String(err)}`)
+        else if (/onnxruntime|\[ONNXRuntimeError\]|Ort::/i.test(err.message))
+          failures.push(`${what}: raw engine error: ${err.message}`)
+      }
+      await rm(dir, { recursive: true, force: true })
+    }
+    expect(failures, `seed ${SEED}`).toEqual([])
+  })
+})
