@@ -174,7 +174,8 @@ export async function openGroupParts(
     tokenizer = await TextTokenizer.load(
       bundle.tokenizerFile,
       bundle.tokenizerConfigFile,
-      bundle.manifest.conventions.bosTokenId
+      bundle.manifest.conventions.bosTokenId,
+      bundle.manifest.base.vocabSize
     )
   }
   const sessions: Session[] = []

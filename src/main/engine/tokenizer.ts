@@ -35,15 +35,27 @@ export interface TokenizedText {
 export class TextTokenizer {
   readonly #tok: Tokenizer
   readonly #unkId: number | undefined
+  readonly #vocabSize: number
   readonly bosId: number
 
-  private constructor(tok: Tokenizer, bosId: number, unkId: number | undefined) {
+  private constructor(tok: Tokenizer, bosId: number, unkId: number | undefined, vocabSize: number) {
     this.#tok = tok
     this.bosId = bosId
     this.#unkId = unkId
+    this.#vocabSize = vocabSize
   }
 
-  static async load(file: string, configFile: string, bosId: number): Promise<TextTokenizer> {
+  /**
+   * `vocabSize` is the model's embedding rows: a tokenizer may list added tokens past it (Gemma-3's
+   * image token sits at id 262144 of a 262,144-row text model), which a text may name but no graph
+   * can embed, so `encode` refuses such a text instead of handing the id to the model.
+   */
+  static async load(
+    file: string,
+    configFile: string,
+    bosId: number,
+    vocabSize = Number.POSITIVE_INFINITY
+  ): Promise<TextTokenizer> {
     const json = (await readBundleJson(file)) as { model?: { unk_token?: string } }
     const config = (await readBundleJson(configFile)) as { unk_token?: string }
     let tok: Tokenizer
@@ -60,7 +72,7 @@ export class TextTokenizer {
     }
     const unkName = json.model?.unk_token ?? config.unk_token
     const unkId = unkName ? tok.token_to_id(unkName) : undefined
-    return new TextTokenizer(tok, bosId, unkId)
+    return new TextTokenizer(tok, bosId, unkId, vocabSize)
   }
 
   /**
@@ -80,6 +92,12 @@ export class TextTokenizer {
           })
         }
         ids.push(this.#unkId)
+      } else if (Number(id) >= this.#vocabSize) {
+        throw new AppError(
+          'invalid_input',
+          `token "${enc.tokens[i]}" (id ${Number(id)}) is a special token of the tokenizer that the model has no embedding for (vocabSize ${this.#vocabSize})`,
+          { field: 'text' }
+        )
       } else {
         ids.push(Number(id))
       }

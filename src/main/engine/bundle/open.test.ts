@@ -21,6 +21,7 @@ import { ensureDemoBundle, loadGroup, openBundle } from '../index'
 import { GraphBuilder, encodeModel } from '../graph/builder'
 import { Session } from '../ort'
 import { BASE_INPUTS } from './open'
+import { TextTokenizer } from '../tokenizer'
 
 let root: string
 let demoDir: string
@@ -255,6 +256,53 @@ describe('openBundle rejects malformed bundles, naming file and field', () => {
       code: 'bundle_invalid',
       file: 'tokenizer.json',
       field: 'model'
+    })
+  })
+
+  it('a special added token past the vocabulary loads, and a text naming it is refused, not embedded', async () => {
+    // Gemma-3's tokenizer lists <image_soft_token> at id 262144 of its 262,144-row text model.
+    const dir = await copyDemo()
+    const vocabSize = (
+      JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as {
+        base: { vocabSize: number }
+      }
+    ).base.vocabSize
+    const special = { id: vocabSize, content: '<image_soft_token>', single_word: false }
+    await editJson(path.join(dir, 'tokenizer.json'), (j) => {
+      j.added_tokens.push({
+        ...special,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true
+      })
+    })
+    await expect(openBundle(dir)).resolves.toMatchObject({ groupId: 'demo-words' })
+    const tok = await TextTokenizer.load(
+      path.join(dir, 'tokenizer.json'),
+      path.join(dir, 'tokenizer_config.json'),
+      1,
+      vocabSize
+    )
+    expect(tok.encode('the cat').ids.length).toBeGreaterThan(0)
+    expect(() => tok.encode('the <image_soft_token> cat')).toThrow(
+      expect.objectContaining({ code: 'invalid_input', field: 'text' })
+    )
+    // The same id on an ordinary (non-special) added token is a broken tokenizer.
+    const plain = await copyDemo()
+    await editJson(path.join(plain, 'tokenizer.json'), (j) => {
+      j.added_tokens.push({
+        ...special,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: false
+      })
+    })
+    await expect(openBundle(plain)).rejects.toMatchObject({
+      code: 'bundle_invalid',
+      file: 'tokenizer.json',
+      message: expect.stringMatching(/non-special token/)
     })
   })
 

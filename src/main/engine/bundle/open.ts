@@ -222,26 +222,32 @@ function checkTokenizerIds(ctx: Ctx, file: string, raw: unknown, vocabSize: numb
     ctx.fail(file, 'model', 'not a tokenizer model (expected an object)')
   const model = tok.model as { vocab?: unknown }
   let maxId = -1
-  let where = 'model.vocab'
   if (Array.isArray(model.vocab)) maxId = model.vocab.length - 1
   else if (typeof model.vocab === 'object' && model.vocab !== null) {
     for (const id of Object.values(model.vocab))
       if (typeof id === 'number' && id > maxId) maxId = id
   }
-  if (Array.isArray(tok.added_tokens)) {
-    for (const t of tok.added_tokens as Array<{ id?: unknown }>) {
-      if (typeof t?.id === 'number' && t.id > maxId) {
-        maxId = t.id
-        where = 'added_tokens'
-      }
-    }
-  }
+  // The vocabulary proper must fit the embedding. Added tokens past it are real (Gemma-3's image
+  // token at id 262144 of a 262,144-row text model): a text that names one is refused when it is
+  // tokenised (TextTokenizer.encode), never handed to the graph.
   if (maxId >= vocabSize)
     ctx.fail(
       file,
-      where,
+      'model.vocab',
       `the tokenizer has id ${maxId}; the base model's vocabSize is ${vocabSize} (manifest.json)`
     )
+  if (Array.isArray(tok.added_tokens)) {
+    for (const [i, t] of (
+      tok.added_tokens as Array<{ id?: unknown; special?: unknown }>
+    ).entries()) {
+      if (typeof t?.id === 'number' && t.id >= vocabSize && t.special !== true)
+        ctx.fail(
+          file,
+          `added_tokens.${i}`,
+          `the tokenizer has id ${t.id} for a non-special token; the base model's vocabSize is ${vocabSize} (manifest.json)`
+        )
+    }
+  }
 }
 
 /** The first NaN or infinity among little-endian float32 values, if any. */
