@@ -295,7 +295,8 @@ describe('device manager with real workers', () => {
         const d = await deviceState('cpu:2')
         return d.restarts === before.restarts + 1 && d.status === 'ready'
       },
-      20_000
+      // The restart itself takes seconds; a fresh worker's start-up on a saturated machine more.
+      45_000
     )
     expect((await deviceState('cpu:2')).statusDetail ?? '').not.toMatch(/could not/)
   })
