@@ -140,12 +140,35 @@ export async function optimiseExplanations(
     return improved
   }
 
-  /** Sets explanation tokens to the null token and rescored them (recon, MSE, salience). */
+  /**
+   * Sets explanation tokens to the null token and rescores them (recon, MSE, salience). A token's
+   * negative salience says nulling it lowers the MSE, but that salience came from an encoder batch
+   * of another size, so a salience a rounding step below 0 can rescore a hair higher: such a row
+   * keeps its previous explanation, and the optimiser never ends above the MSE it started from.
+   */
   const nullify = async (changes: [number, number][]): Promise<void> => {
     if (changes.length === 0) return
     const targets = [...new Set(changes.map(([i]) => i))]
+    const before = new Map(
+      targets.map((i) => [
+        i,
+        {
+          ids: s.ids.slice(i * T, (i + 1) * T),
+          recon: s.recon.slice(i * d, (i + 1) * d),
+          abl: s.abl.slice(i * T, (i + 1) * T),
+          mse: s.mse[i]!
+        }
+      ])
+    )
     for (const [i, j] of changes) s.ids[i * T + j] = nullId
     await rescore(targets)
+    for (const [i, prev] of before) {
+      if (s.mse[i]! <= prev.mse) continue
+      s.ids.set(prev.ids, i * T)
+      s.recon.set(prev.recon, i * d)
+      s.abl.set(prev.abl, i * T)
+      s.mse[i] = prev.mse
+    }
   }
 
   const rescore = async (targets: number[]): Promise<void> => {
