@@ -126,6 +126,15 @@ test('sweep a picked row over the layers: one row per layer and the metric plot'
   await page.getByTestId('sweep-view').screenshot({ path: resolve(shots, 'research-sweep.png') })
 })
 
+/** What code passed to `evaluate` uses of the page (e2e compiles without the DOM lib). */
+type PageGlobals = {
+  runTexts: string[]
+  document: { body: unknown; querySelector(s: string): { textContent: string | null } | null }
+  MutationObserver: new (callback: () => void) => {
+    observe(target: unknown, options: Record<string, boolean>): void
+  }
+}
+
 /** The saved session of the result on screen, read from the sessions folder (exact numbers). */
 async function savedSession(page: Page): Promise<{
   options: { optimise?: unknown }
@@ -154,8 +163,24 @@ test('optimise explanations from the console: MSE before per row, never below th
     'Samples per iteration must be between 1 and 512'
   )
   await page.getByTestId('opt-optimise-samplesPerIteration').fill('8')
+  // Every text the run line shows while the run goes (its steps pass too fast to wait for one).
+  await page.evaluate(() => {
+    const g = globalThis as unknown as PageGlobals
+    const seen: string[] = []
+    g.runTexts = seen
+    new g.MutationObserver(() => {
+      const text = g.document.querySelector('[data-testid="run-status"]')?.textContent
+      if (text && seen.at(-1) !== text) seen.push(text)
+    }).observe(g.document.body, { subtree: true, childList: true, characterData: true })
+  })
   await page.getByTestId('analyse').click()
   await workbench.waitForCompleted(OPTIMISED)
+  // The optimiser's own progress: its step within each batch, from the job's stage.
+  const runTexts = await page.evaluate(() => (globalThis as unknown as PageGlobals).runTexts)
+  expect(
+    runTexts.some((t) => /^Running · .*optimising batch \d+ of \d+, step \d+ of \d+: /.test(t)),
+    runTexts.join('\n')
+  ).toBe(true)
   await expect(page.getByTestId('results-meta')).toContainText(
     'optimised (8 samples per iteration)'
   )

@@ -29,8 +29,8 @@ export const COLUMN_LABELS: Record<string, string> = {
   token: 'Token',
   explanation: 'Explanation',
   mse: 'MSE',
-  mseBefore: 'MSE before (optimised runs)',
-  rollouts: 'Rollouts (optimised runs)',
+  mseBefore: 'MSE before',
+  rollouts: 'Rollouts',
   relativeRmse: 'Relative RMSE',
   klDivergence: 'KL',
   logitLensTop: 'Logit lens'
