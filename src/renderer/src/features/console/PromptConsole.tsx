@@ -80,10 +80,10 @@ export function PromptConsole(): JSX.Element {
     | { ok: false; message: string; field: NumberFieldPath } => {
     const fields: Array<[NumberFieldPath, string]> = []
     if (action !== 'generate') {
-      fields.push(['options.temperature', temperature], ['options.seed', seed])
       // The optimiser replaces best-of-K: K is not read (nor checked) while it is on.
+      if (!optimise) fields.push(['options.bestOfK', bestOfK])
+      fields.push(['options.temperature', temperature], ['options.seed', seed])
       if (optimise) for (const f of OPTIMISE_FIELDS) fields.push([f.path, optimiseDraft[f.key]])
-      else fields.push(['options.bestOfK', bestOfK])
       if (scope === 'positions')
         fields.push(['options.positions.start', start], ['options.positions.end', end])
       if (scope === 'lastN') fields.push(['options.lastNMessages', lastN])
