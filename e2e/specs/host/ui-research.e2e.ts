@@ -223,6 +223,9 @@ test('optimise explanations from the console: MSE before per row, never below th
   await page.getByTestId('sweep-run').click()
   await expect(page.getByTestId('sweep-error')).toContainText('Layer 9 is outside the model')
   await page.getByTestId('sweep-layers-input').fill('0-2')
+  await page
+    .getByTestId('sweep-picker')
+    .screenshot({ path: resolve(shots, 'research-sweep-picker.png') })
   await page.getByTestId('sweep-run').click()
   await expect(page.getByTestId('results-title')).toContainText('Sweep @2')
   await expect(page.getByTestId('results-status')).toHaveText('completed', { timeout: 60_000 })

@@ -101,10 +101,20 @@ export function SweepPicker({
             data-testid="sweep-layers-input"
           />
         </label>
-        <button type="submit" className="primary" disabled={busy} data-testid="sweep-run">
+        <button
+          type="submit"
+          className="button button--primary button--small"
+          disabled={busy}
+          data-testid="sweep-run"
+        >
           {busy ? 'Starting…' : 'Run sweep'}
         </button>
-        <button type="button" onClick={onClose} data-testid="sweep-cancel">
+        <button
+          type="button"
+          className="button button--small"
+          onClick={onClose}
+          data-testid="sweep-cancel"
+        >
           Close
         </button>
       </div>
