@@ -107,4 +107,33 @@ describe('error messages for people', () => {
     expect(checkNumberField('options.temperature', '0.7')).toEqual({ ok: true, value: 0.7 })
     expect(checkNumberField('options.seed', '0')).toEqual({ ok: true, value: 0 })
   })
+
+  it('checks the optimiser’s settings against the optimiser schema', () => {
+    expect(checkNumberField('options.optimise.samplesPerIteration', '0')).toEqual({
+      ok: false,
+      message: 'Samples per iteration must be between 1 and 512'
+    })
+    expect(checkNumberField('options.optimise.maxTempIncreases', '1.5')).toEqual({
+      ok: false,
+      message: 'Temperature increases must be a whole number between 0 and 10'
+    })
+    expect(checkNumberField('options.optimise.tempIncreaseFactor', '0.5')).toEqual({
+      ok: false,
+      message: 'Temperature factor must be between 1 and 10'
+    })
+    expect(checkNumberField('options.optimise.salienceThreshold', '-0.25')).toEqual({
+      ok: true,
+      value: -0.25
+    })
+    expect(
+      humanError({
+        code: 'invalid_input',
+        message: 'sessions:run: options.optimise.samplesPerIteration: Too big',
+        field: 'options.optimise.samplesPerIteration'
+      })
+    ).toEqual({
+      message: 'Samples per iteration must be between 1 and 512',
+      field: 'options.optimise.samplesPerIteration'
+    })
+  })
 })

@@ -13,6 +13,7 @@ import { GenerateOptionsSchema } from '@shared/domain/jobs'
 type Schema = z.ZodType
 
 const positions = AnalyzeOptionsSchema.shape.positions.unwrap()
+const optimise = AnalyzeOptionsSchema.shape.optimise.unwrap().shape
 
 /** The console's number fields, by the path main names them with. */
 export const NUMBER_FIELDS = {
@@ -25,6 +26,22 @@ export const NUMBER_FIELDS = {
   },
   'options.positions.start': { label: 'From (position)', schema: positions.shape.start },
   'options.positions.end': { label: 'To (position)', schema: positions.shape.end },
+  'options.optimise.samplesPerIteration': {
+    label: 'Samples per iteration',
+    schema: optimise.samplesPerIteration
+  },
+  'options.optimise.salienceThreshold': {
+    label: 'Salience threshold',
+    schema: optimise.salienceThreshold
+  },
+  'options.optimise.maxTempIncreases': {
+    label: 'Temperature increases',
+    schema: optimise.maxTempIncreases
+  },
+  'options.optimise.tempIncreaseFactor': {
+    label: 'Temperature factor',
+    schema: optimise.tempIncreaseFactor
+  },
   'generate.maxNewTokens': {
     label: 'New tokens',
     schema: GenerateOptionsSchema.shape.maxNewTokens

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { InterventionRow } from '@shared/domain/research'
-import { draftForRow, fitNote, requestFromDraft } from './research'
+import { draftForRow, fitNote, layersFromText, requestFromDraft } from './research'
 
 const POSITIONS = [0, 1, 2, 3, 4, 5]
 
@@ -53,5 +53,29 @@ describe('fit note', () => {
     expect(fitNote(row(0))).toBeNull()
     expect(fitNote(row(1))).toBe('Truncated to T=4 tokens: 1 token was cut from the start.')
     expect(fitNote(row(7))).toContain('7 tokens were cut')
+  })
+})
+
+describe('sweep layers field', () => {
+  it.each([
+    ['', 4, undefined],
+    ['  ', null, undefined],
+    ['2', 4, [2]],
+    ['3, 0-1 1', 4, [0, 1, 3]],
+    ['0-3', null, [0, 1, 2, 3]]
+  ] as const)('reads %j (depth %s) as %j', (text, depth, layers) => {
+    expect(layersFromText(text, depth)).toEqual({ ok: true, layers })
+  })
+
+  it.each([
+    ['two', 4, '“two” is not a layer'],
+    ['-1', 4, '“-1” is not a layer'],
+    ['3-1', 4, 'runs backwards'],
+    ['4', 4, 'Layer 4 is outside the model (the model has layers 0 to 3)'],
+    ['0-5', 4, 'Layer 5 is outside']
+  ] as const)('refuses %j (depth %s), saying %j', (text, depth, words) => {
+    const r = layersFromText(text, depth)
+    expect(r.ok).toBe(false)
+    if (!r.ok) expect(r.message).toContain(words)
   })
 })

@@ -104,3 +104,29 @@ export function fitNote(row: InterventionRow): string | null {
     return `Truncated to T=${t} tokens: ${row.truncatedTokens} ${row.truncatedTokens === 1 ? 'token was' : 'tokens were'} cut from the start.`
   return null
 }
+
+/**
+ * The layers a sweep's "layers" field names: empty for every layer, else numbers and ranges
+ * (`0-2, 5`), each inside the model's `depth` layers when that is known. Sorted, without repeats.
+ */
+export function layersFromText(
+  text: string,
+  depth: number | null
+): { ok: true; layers: number[] | undefined } | { ok: false; message: string } {
+  const parts = text.split(/[\s,]+/).filter((p) => p.length > 0)
+  if (parts.length === 0) return { ok: true, layers: undefined }
+  const layers = new Set<number>()
+  const range = depth === null ? '' : ` (the model has layers 0 to ${depth - 1})`
+  for (const part of parts) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part)
+    if (!m) return { ok: false, message: `“${part}” is not a layer or a range like 0-3.` }
+    const from = Number(m[1])
+    const to = m[2] === undefined ? from : Number(m[2])
+    if (to < from) return { ok: false, message: `The range ${part} runs backwards.` }
+    if (depth !== null && to >= depth)
+      return { ok: false, message: `Layer ${to} is outside the model${range}.` }
+    if (to - from >= 1024) return { ok: false, message: `The range ${part} is too long.` }
+    for (let l = from; l <= to; l++) layers.add(l)
+  }
+  return { ok: true, layers: [...layers].sort((a, b) => a - b) }
+}

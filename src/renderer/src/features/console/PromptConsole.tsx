@@ -1,5 +1,9 @@
 import { useMemo, useState, type JSX, type KeyboardEvent } from 'react'
-import { DEFAULT_BEST_OF_K, type AnalyzeOptionsInput } from '@shared/domain/analysis'
+import {
+  DEFAULT_BEST_OF_K,
+  type AnalyzeOptionsInput,
+  type OptimiseOptionsInput
+} from '@shared/domain/analysis'
 import { TERMINAL_JOB_STATUSES } from '@shared/domain/jobs'
 import type { ChatMessage } from '@shared/domain/sessions'
 import { call, errorOf } from '../../ipc/client'
@@ -7,44 +11,15 @@ import { checkNumberField, humanError, type NumberFieldPath } from '../../lib/hu
 import { announce, useAppStore } from '../../store'
 import { startedRun } from '../../store/slices/runsSlice'
 import { GenerationOutput, type Generation } from './GenerationOutput'
+import { NumberField } from './NumberField'
+import {
+  defaultOptimiseDraft,
+  OPTIMISE_FIELDS,
+  OptimiseOptions,
+  type OptimiseDraft
+} from './OptimiseOptions'
 
 type Action = 'analyze' | 'generate' | 'generate-analyze'
-
-/** A number input kept as typed: a cleared field stays empty (and is refused), never becomes 0. */
-function NumberField({
-  label,
-  path,
-  value,
-  onChange,
-  invalid,
-  testId,
-  step,
-  title
-}: {
-  label: string
-  title?: string
-  path: NumberFieldPath
-  value: string
-  onChange(value: string): void
-  invalid: boolean
-  testId?: string
-  step?: number
-}): JSX.Element {
-  return (
-    <label data-field={path} title={title}>
-      {label}
-      <input
-        type="number"
-        inputMode="decimal"
-        step={step}
-        value={value}
-        aria-invalid={invalid || undefined}
-        onChange={(e) => onChange(e.target.value)}
-        data-testid={testId}
-      />
-    </label>
-  )
-}
 
 /** Why the buttons cannot run yet, or null when they can. */
 function notReadyReason(
@@ -77,6 +52,8 @@ export function PromptConsole(): JSX.Element {
   const [salience, setSalience] = useState(true)
   const [logitLens, setLogitLens] = useState(false)
   const [kl, setKl] = useState(true)
+  const [optimise, setOptimise] = useState(false)
+  const [optimiseDraft, setOptimiseDraft] = useState<OptimiseDraft>(defaultOptimiseDraft)
   const [scope, setScope] = useState<'all' | 'positions' | 'lastN'>('all')
   const [start, setStart] = useState('0')
   const [end, setEnd] = useState('16')
@@ -103,11 +80,10 @@ export function PromptConsole(): JSX.Element {
     | { ok: false; message: string; field: NumberFieldPath } => {
     const fields: Array<[NumberFieldPath, string]> = []
     if (action !== 'generate') {
-      fields.push(
-        ['options.bestOfK', bestOfK],
-        ['options.temperature', temperature],
-        ['options.seed', seed]
-      )
+      // The optimiser replaces best-of-K: K is not read (nor checked) while it is on.
+      if (!optimise) fields.push(['options.bestOfK', bestOfK])
+      fields.push(['options.temperature', temperature], ['options.seed', seed])
+      if (optimise) for (const f of OPTIMISE_FIELDS) fields.push([f.path, optimiseDraft[f.key]])
       if (scope === 'positions')
         fields.push(['options.positions.start', start], ['options.positions.end', end])
       if (scope === 'lastN') fields.push(['options.lastNMessages', lastN])
@@ -172,8 +148,16 @@ export function PromptConsole(): JSX.Element {
         setGeneration({ mode, completions: result.completions, replies: result.replies })
         return
       }
+      const optimiseOptions: OptimiseOptionsInput | undefined = optimise
+        ? {
+            samplesPerIteration: n['options.optimise.samplesPerIteration']!,
+            salienceThreshold: n['options.optimise.salienceThreshold']!,
+            maxTempIncreases: n['options.optimise.maxTempIncreases']!,
+            tempIncreaseFactor: n['options.optimise.tempIncreaseFactor']!
+          }
+        : undefined
       const options: AnalyzeOptionsInput = {
-        bestOfK: n['options.bestOfK']!,
+        ...(optimiseOptions ? { optimise: optimiseOptions } : { bestOfK: n['options.bestOfK']! }),
         temperature: n['options.temperature']!,
         seed: n['options.seed']!,
         salience,
@@ -374,6 +358,8 @@ export function PromptConsole(): JSX.Element {
           onChange={setBestOfK}
           invalid={invalid('options.bestOfK')}
           testId="opt-best-of-k"
+          disabled={optimise}
+          title={optimise ? 'Not used: the optimiser replaces best-of-K' : undefined}
         />
         <NumberField
           label="Temp."
@@ -452,6 +438,13 @@ export function PromptConsole(): JSX.Element {
             invalid={invalid('options.lastNMessages')}
           />
         )}
+        <OptimiseOptions
+          on={optimise}
+          onToggle={setOptimise}
+          draft={optimiseDraft}
+          onChange={(key, value) => setOptimiseDraft((d) => ({ ...d, [key]: value }))}
+          invalid={invalid}
+        />
         <NumberField
           label="New tokens"
           title="How many tokens Generate adds"

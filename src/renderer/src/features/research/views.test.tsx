@@ -2,7 +2,12 @@ import { renderToStaticMarkup } from 'react-dom/server'
 import { describe, expect, it } from 'vitest'
 import type { AnalysisRow } from '@shared/domain/analysis'
 import type { InterventionRow } from '@shared/domain/research'
+import type { LibraryGroup } from '@shared/domain/models'
+import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
+import { SESSION_FORMAT } from '@shared/domain/sessions'
+import { initialRunsSlice, openedSession } from '../../store/slices/runsSlice'
 import { InterventionView } from './InterventionView'
+import { SweepPicker } from './SweepPicker'
 import { SweepView } from './SweepView'
 
 const prediction = (token: string, probability: number) => ({ token, tokenId: 1, probability })
@@ -73,5 +78,53 @@ describe('sweep view', () => {
     expect(layers).toEqual(['0:no', '1:yes', '2:no'])
     expect(html).toContain('explained at 3 layers')
     expect(html).toContain('MSE per layer')
+  })
+})
+
+describe('sweep picker', () => {
+  const { runs } = openedSession(initialRunsSlice, {
+    format: SESSION_FORMAT,
+    version: 1,
+    id: 's-1',
+    name: 'a run',
+    createdAt: 1,
+    updatedAt: 2,
+    appVersion: '0.1.0',
+    kind: 'analyze',
+    input: { mode: 'text', text: 'x' },
+    groupId: 'demo-words',
+    lensId: 'words-l1',
+    bundleHash: 'abc',
+    options: AnalyzeOptionsSchema.parse({}),
+    jobId: 'job-1',
+    status: 'completed',
+    error: null,
+    metadata: null,
+    rows: [],
+    completions: [],
+    interventions: []
+  })
+  const group = {
+    groupId: 'demo-words',
+    base: { layers: 4 },
+    lenses: [
+      { id: 'words-l1', name: 'Words L1', layer: 1, tokens: 4 },
+      { id: 'words-l3', name: 'Words L3', layer: 3, tokens: 4 }
+    ]
+  } as LibraryGroup
+
+  it('offers the trained lenses or this lens at every layer, over all layers or a subset', () => {
+    const html = renderToStaticMarkup(
+      <SweepPicker run={runs.byId['s-1']!} position={4} group={group} onClose={() => undefined} />
+    )
+    expect(html).toContain('Sweep position 4 over the layers')
+    expect(html).toContain(
+      '<option value="trained" selected="">The lens trained at each layer (layers 1, 3), elsewhere Words L1</option>'
+    )
+    expect(html).toContain(
+      '<option value="fixed">Words L1 (trained at layer 1) at every layer</option>'
+    )
+    expect(html).toContain('placeholder="all 4 (0–3)"')
+    expect(html).toContain('data-testid="sweep-run"')
   })
 })

@@ -62,7 +62,13 @@ export function TransposedView({
               <div
                 className="transposed__token"
                 style={{ background: rgbCss(c, 0.85), color: readableText(c) }}
-                title={[`${metric} ${formatMetric(metricValue(row, metric))}`, unknownWordHint(row)]
+                title={[
+                  `${metric} ${formatMetric(metricValue(row, metric))}`,
+                  row.mseBefore === undefined
+                    ? null
+                    : `MSE ${formatMetric(row.mse)}, before optimising ${formatMetric(row.mseBefore)}`,
+                  unknownWordHint(row)
+                ]
                   .filter(Boolean)
                   .join('; ')}
               >

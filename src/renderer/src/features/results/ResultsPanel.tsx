@@ -9,11 +9,10 @@ import { humanError } from '../../lib/humanErrors'
 import { filterRows } from '../../lib/rowFilter'
 import { summarize, type AxisScale } from '../../lib/stats'
 import { outOfVocabulary } from '../../lib/tokens'
-import { announce, reportError, useAppStore } from '../../store'
-import { errorOf } from '../../ipc/client'
+import { announce, useAppStore } from '../../store'
 import { InterventionEditor } from '../research/InterventionEditor'
 import { InterventionView } from '../research/InterventionView'
-import { startResearchRun } from '../research/startResearchRun'
+import { SweepPicker } from '../research/SweepPicker'
 import { SweepView } from '../research/SweepView'
 import type { RunView } from '../../store/slices/runsSlice'
 import { focusedRow, type ResultsViewKind } from '../../store/slices/uiSlice'
@@ -22,6 +21,7 @@ import { MetricPlot } from './MetricPlot'
 import { CompareView, FullTextView, TransposedView } from './OtherViews'
 import {
   COLUMN_LABELS,
+  OPTIMISER_COLUMNS,
   ResultsTable,
   type MetricFormats,
   type MetricSummaries
@@ -104,7 +104,8 @@ export function ResultsView({
   const [query, setQuery] = useState('')
   /** The row picked for the research actions (a click in the table), and whether its editor is open. */
   const [picked, setPicked] = useState<{ sessionId: string; position: number } | null>(null)
-  const [editing, setEditing] = useState(false)
+  /** Which research form is open for the picked row. */
+  const [editing, setEditing] = useState<'intervene' | 'sweep' | null>(null)
   // The summary footer costs four rows: on by default where the window is tall enough to spare them.
   const [showSummary, setShowSummary] = useState(() => (globalThis.innerHeight ?? 1000) >= 820)
   // While rows stream in, the views render the new rows at transition priority: React renders them
@@ -130,7 +131,8 @@ export function ResultsView({
         ? {
             mse: summarize(rows.map((r) => r.mse)),
             relativeRmse: summarize(rows.map((r) => r.relativeRmse)),
-            klDivergence: summarize(rows.map((r) => r.klDivergence))
+            klDivergence: summarize(rows.map((r) => r.klDivergence)),
+            mseBefore: summarize(rows.map((r) => r.mseBefore ?? null))
           }
         : null,
     [rows, showSummary]
@@ -142,9 +144,17 @@ export function ResultsView({
   // the (memoised) table on every job progress event.
   const kl = active?.summary.options.kl ?? true
   const logitLens = active?.summary.options.logitLens ?? false
+  // An optimised run's rows carry the starting MSE and the rollouts spent: their columns show.
+  const optimised = allRows.length > 0 && allRows[0]!.mseBefore !== undefined
   const visibility = useMemo<VisibilityState>(
-    () => ({ klDivergence: kl, logitLensTop: logitLens, ...columns }),
-    [kl, logitLens, columns]
+    () => ({
+      klDivergence: kl,
+      logitLensTop: logitLens,
+      mseBefore: optimised,
+      rollouts: optimised,
+      ...columns
+    }),
+    [kl, logitLens, optimised, columns]
   )
 
   if (!active) {
@@ -166,13 +176,6 @@ export function ResultsView({
   const oovWords = (oov ?? []).map((u) => u.typed ?? u.token)
   const research = s.kind === 'intervene' || s.kind === 'sweep'
   const pickedPosition = picked?.sessionId === active.sessionId ? picked.position : null
-  const sweepAt = async (position: number): Promise<void> => {
-    try {
-      await startResearchRun(active, { kind: 'sweep', sweep: { position, lenses: 'trained' } })
-    } catch (err) {
-      reportError('Sweep layers', errorOf(err))
-    }
-  }
   const group = library?.groups.find((g) => g.groupId === s.groupId)
 
   return (
@@ -188,8 +191,11 @@ export function ResultsView({
         </h2>
         <span className="muted small results__meta" data-testid="results-meta">
           {s.groupId} / {s.lensId}
-          {active.metadata ? ` · layer ${active.metadata.layer}` : ''} · K={s.options.bestOfK} ·
-          seed {s.options.seed} ·{' '}
+          {active.metadata ? ` · layer ${active.metadata.layer}` : ''} ·{' '}
+          {s.options.optimise
+            ? `optimised (${s.options.optimise.samplesPerIteration} samples per iteration)`
+            : `K=${s.options.bestOfK}`}{' '}
+          · seed {s.options.seed} ·{' '}
           {s.kind === 'intervene' ? active.interventions.length : allRows.length} rows ·{' '}
           <span data-testid="results-status">{streaming ? 'streaming' : s.status}</span>
         </span>
@@ -233,26 +239,31 @@ export function ResultsView({
               <span className="small" data-testid="picked-row">
                 Row {pickedPosition}
               </span>
-              <button type="button" onClick={() => setEditing(true)} data-testid="intervene">
+              <button type="button" onClick={() => setEditing('intervene')} data-testid="intervene">
                 Intervene
               </button>
-              <button
-                type="button"
-                onClick={() => void sweepAt(pickedPosition)}
-                data-testid="sweep-layers"
-              >
+              <button type="button" onClick={() => setEditing('sweep')} data-testid="sweep-layers">
                 Sweep layers
               </button>
             </>
           )}
         </div>
       )}
-      {editing && pickedPosition !== null && !research && (
+      {editing === 'intervene' && pickedPosition !== null && !research && (
         <InterventionEditor
           key={`${active.sessionId}:${pickedPosition}`}
           run={active}
           position={pickedPosition}
-          onClose={() => setEditing(false)}
+          onClose={() => setEditing(null)}
+        />
+      )}
+      {editing === 'sweep' && pickedPosition !== null && !research && (
+        <SweepPicker
+          key={`${active.sessionId}:${pickedPosition}`}
+          run={active}
+          position={pickedPosition}
+          group={group}
+          onClose={() => setEditing(null)}
         />
       )}
       {research ? (
@@ -349,17 +360,19 @@ export function ResultsView({
                 <details className="column-toggles">
                   <summary>Columns</summary>
                   <div className="column-toggles__menu">
-                    {Object.entries(COLUMN_LABELS).map(([id, label]) => (
-                      <label key={id} className="toggle">
-                        <input
-                          type="checkbox"
-                          checked={visibility[id] !== false}
-                          onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
-                          data-testid={`column-${id}`}
-                        />
-                        {label}
-                      </label>
-                    ))}
+                    {Object.entries(COLUMN_LABELS)
+                      .filter(([id]) => optimised || !OPTIMISER_COLUMNS.has(id))
+                      .map(([id, label]) => (
+                        <label key={id} className="toggle">
+                          <input
+                            type="checkbox"
+                            checked={visibility[id] !== false}
+                            onChange={(e) => setColumns({ ...columns, [id]: e.target.checked })}
+                            data-testid={`column-${id}`}
+                          />
+                          {label}
+                        </label>
+                      ))}
                   </div>
                 </details>
               </>
@@ -394,7 +407,7 @@ export function ResultsView({
                 focus={focus?.sessionId === active.sessionId ? focus : null}
                 onRowPick={(position) => {
                   setPicked({ sessionId: active.sessionId, position })
-                  setEditing(false)
+                  setEditing(null)
                 }}
               />
             ) : view === 'transposed' ? (

@@ -29,6 +29,8 @@ export const COLUMN_LABELS: Record<string, string> = {
   token: 'Token',
   explanation: 'Explanation',
   mse: 'MSE',
+  mseBefore: 'MSE before',
+  rollouts: 'Rollouts',
   relativeRmse: 'Relative RMSE',
   klDivergence: 'KL',
   logitLensTop: 'Logit lens'
@@ -42,6 +44,11 @@ const HEADERS: Record<string, { text: string; title: string }> = {
     title: 'The lens’s explanation, each word on its salience colour'
   },
   mse: { text: 'MSE', title: 'MSE: reconstruction error of the activation' },
+  mseBefore: {
+    text: 'MSE before',
+    title: 'MSE of the starting explanation (the best of the first samples), before the optimiser'
+  },
+  rollouts: { text: 'Rollouts', title: 'Decoder rollouts the optimiser spent on this row' },
   relativeRmse: { text: 'Rel. RMSE', title: 'Relative RMSE: RMSE over the activation norm' },
   klDivergence: {
     text: 'KL',
@@ -51,7 +58,7 @@ const HEADERS: Record<string, { text: string; title: string }> = {
 }
 
 export type MetricFormats = Record<MetricKey, ColumnFormat>
-export type MetricSummaries = Record<MetricKey, ColumnSummary>
+export type MetricSummaries = Record<MetricKey, ColumnSummary> & { mseBefore?: ColumnSummary }
 
 const ROW_HEIGHT = 30
 const HEAD_HEIGHT = 32
@@ -60,6 +67,16 @@ const METRIC_COLUMNS: ReadonlySet<string> = new Set<MetricKey>([
   'mse',
   'relativeRmse',
   'klDivergence'
+])
+/**
+ * Columns only an optimised run's rows fill: the starting candidate's MSE (in the MSE column's
+ * format, and summarised like it) and the rollouts spent.
+ */
+export const OPTIMISER_COLUMNS: ReadonlySet<string> = new Set(['mseBefore', 'rollouts'])
+const NUMBER_COLUMNS: ReadonlySet<string> = new Set([
+  ...METRIC_COLUMNS,
+  ...OPTIMISER_COLUMNS,
+  'position'
 ])
 const SUMMARY_ROWS = ['mean', 'median', 'min', 'max'] as const
 
@@ -79,6 +96,22 @@ const COLUMNS: ColumnDef<AnalysisRow>[] = [
     enableSorting: false
   },
   { accessorKey: 'mse', header: HEADERS.mse!.text, size: 104, minSize: 72, sortDescFirst: true },
+  {
+    id: 'mseBefore',
+    accessorFn: (r) => r.mseBefore ?? Number.NaN,
+    header: HEADERS.mseBefore!.text,
+    size: 104,
+    minSize: 72,
+    sortDescFirst: true
+  },
+  {
+    id: 'rollouts',
+    accessorFn: (r) => r.rollouts ?? Number.NaN,
+    header: HEADERS.rollouts!.text,
+    size: 84,
+    minSize: 64,
+    sortDescFirst: true
+  },
   {
     accessorKey: 'relativeRmse',
     header: HEADERS.relativeRmse!.text,
@@ -133,6 +166,10 @@ function cellContent(columnId: string, props: RowProps): ReactNode {
     )
   }
   switch (columnId) {
+    case 'mseBefore':
+      return <span className="metric">{formats.mse.format(row.mseBefore ?? null)}</span>
+    case 'rollouts':
+      return row.rollouts === undefined ? '—' : String(row.rollouts)
     case 'position':
       return String(row.position)
     case 'token':
@@ -161,7 +198,7 @@ function cellContent(columnId: string, props: RowProps): ReactNode {
 }
 
 function cellClass(id: string): string {
-  return `rt-cell rt-cell--${id}${METRIC_COLUMNS.has(id) || id === 'position' ? ' rt-cell--num' : ''}`
+  return `rt-cell rt-cell--${id}${NUMBER_COLUMNS.has(id) ? ' rt-cell--num' : ''}`
 }
 
 /**
@@ -222,11 +259,13 @@ function SummaryRows({
             <div key={id} role="cell" className={cellClass(id)} data-column={id}>
               {METRIC_COLUMNS.has(id)
                 ? formats[id as MetricKey].format(summaries[id as MetricKey][stat])
-                : id === 'token'
-                  ? stat
-                  : id === 'explanation' && i === 0
-                    ? `${shown === total ? `${total}` : `${shown} of ${total}`} rows`
-                    : ''}
+                : id === 'mseBefore' && summaries.mseBefore
+                  ? formats.mse.format(summaries.mseBefore[stat])
+                  : id === 'token'
+                    ? stat
+                    : id === 'explanation' && i === 0
+                      ? `${shown === total ? `${total}` : `${shown} of ${total}`} rows`
+                      : ''}
             </div>
           ))}
         </div>
