@@ -322,12 +322,23 @@ describe('error boundaries of worker messages in the main process', () => {
             kind: 'rows',
             taskId: 'nobody',
             rows: [],
-            progress: { rowsDone: 0, rowsTotal: 0 }
+            progress: { batch: 1, totalBatches: 1, rowsDone: 0, rowsTotal: 0, etaSeconds: null }
           }
         }
       ],
       [
         'optimiser steps for an unknown task',
+        {
+          type: 'event',
+          event: {
+            kind: 'optimiser',
+            taskId: 'nobody',
+            progress: { batch: 1, totalBatches: 1, step: 1, steps: 2, message: 'm' }
+          }
+        }
+      ],
+      [
+        'an event that fails validation',
         { type: 'event', event: { kind: 'optimiser', taskId: 'nobody', progress: {} } }
       ],
       [
@@ -345,6 +356,9 @@ describe('error boundaries of worker messages in the main process', () => {
     }
     expect(logged.some((e) => /malformed/.test(e.error ?? ''))).toBe(true)
     expect(logged.some((e) => /seq 987654/.test(e.message))).toBe(true)
+    expect(
+      logged.some((e) => /rows event .*no running task \(nobody\) dropped/.test(e.message))
+    ).toBe(true)
     expect(logged.some((e) => /stray log line/.test(e.message))).toBe(true)
     await stillServing()
   }, 120_000)

@@ -2,6 +2,7 @@
  * The main-process end of one device worker: seq-numbered requests with one response each,
  * events, liveness. Every inbound message is checked against the protocol before use.
  */
+import type { z } from 'zod'
 import { AppError, fromSerializedError } from '@shared/ipc/errors'
 import {
   WorkerToMainSchema,
@@ -230,18 +231,23 @@ export class WorkerClient {
 
   #receive(raw: unknown, hooks: WorkerClientHooks): void {
     const parsed = WorkerToMainSchema.safeParse(raw)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      const where = issue?.path.length ? `${issue.path.map(String).join('.')}: ` : ''
-      throw new AppError('internal', `malformed: ${where}${issue?.message ?? 'invalid'}`)
-    }
+    if (!parsed.success)
+      throw new AppError('internal', `malformed: ${describeIssue(parsed.error.issues)}`)
     const msg = parsed.data
     if (msg.type === 'event') {
-      if (msg.event.kind === 'log') {
-        log[msg.event.level](`worker for ${this.deviceId}: ${msg.event.message}`)
+      const event = msg.event
+      if (event.kind === 'log') {
+        log[event.level](`worker for ${this.deviceId}: ${event.message}`)
         return
       }
-      return hooks.onEvent(msg.event)
+      if ('taskId' in event && !this.#tasks.has(event.taskId)) {
+        // Its call already ended (failed above, or the worker is confused): nobody wants it.
+        log.warn(
+          `a ${event.kind} event from the worker for ${this.deviceId} for no running task (${event.taskId.slice(0, 80)}) dropped`
+        )
+        return
+      }
+      return hooks.onEvent(event)
     }
     if (msg.type === 'hello') return
     const pending = this.#forget(msg.seq)
@@ -266,6 +272,23 @@ export class WorkerClient {
     }
     pending.resolve(value.data)
   }
+}
+
+/**
+ * What is wrong with a message, as `path: problem`. In a union (the message types) the branch of
+ * the message's own `type` says it; a type no branch has is named as such.
+ */
+function describeIssue(issues: readonly z.core.$ZodIssue[], at: PropertyKey[] = []): string {
+  const issue = issues[0]
+  if (!issue) return 'invalid'
+  const path = [...at, ...issue.path]
+  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const matched = issue.errors.filter((b) => !b.some((i) => i.path[0] === 'type'))
+    if (matched.length === 0)
+      return `${[...path, 'type'].map(String).join('.')}: unknown message type`
+    return describeIssue(matched[0]!, path)
+  }
+  return path.length ? `${path.map(String).join('.')}: ${issue.message}` : issue.message
 }
 
 /** `a rows event`, `a response (seq 4)`, `a message`: what a log line calls a message. */
