@@ -453,12 +453,18 @@ describe('error boundaries of worker messages in the worker process', () => {
     transport?.kill('SIGKILL')
   })
 
-  it('answers a malformed envelope or an unknown op with an error for its seq', async () => {
+  it('answers a malformed envelope, an unknown message type or op with an error for its seq', async () => {
     const unknown = await call({ op: 'teleport', groupId: 'demo-words' })
     expect(unknown).toMatchObject({ ok: false, error: { code: 'invalid_input', field: 'op' } })
     expect(!unknown.ok && unknown.error.message).toMatch(/unknown op "teleport"/)
     const noOp = await call({ groupId: 'demo-words' })
     expect(noOp).toMatchObject({ ok: false, error: { code: 'invalid_input' } })
+    const unknownType = ++seq
+    transport.send({ type: 'teleport', seq: unknownType, request: { op: 'ping' } })
+    expect(await answer(unknownType)).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input', message: expect.stringMatching(/malformed message: type/) }
+    })
     await stillServing()
   }, 60_000)
 
