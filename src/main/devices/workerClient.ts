@@ -223,7 +223,7 @@ export class WorkerClient {
       )
     )
     if (pending.taskId !== undefined) {
-      this.call({ op: 'cancel', taskId: pending.taskId }).catch(
+      this.call({ op: 'cancel', taskId: pending.taskId }, 30_000).catch(
         log.failed(`stopping ${pending.taskId} on ${this.deviceId}`, 'debug')
       )
     }
