@@ -1,12 +1,13 @@
 /**
- * A seeded, bounded fuzz of the bundle format (docs/bundle-format.md): each case is the demo group
- * with one generated mutation (a manifest or lens.json field set to an odd value or dropped, a
+ * A seeded, bounded fuzz of the bundle format (docs/bundle-format.md): each case is the demo group,
+ * or a small synthetic group whose base and donor keep their weights in ONNX external data, with
+ * one generated mutation (a manifest or lens.json field set to an odd value or dropped, a
  * tensor or graph file cut short, bytes of a graph flipped, a weight set to NaN or infinity, a
  * tokenizer replaced). Validation with every weight read, what `inspect` runs, must either accept
  * the bundle or refuse it with a bad-input error (CLI exit 3) naming a file; a bundle it accepts is
  * then loaded and analysed, which must succeed or fail the same way. Never a hang, never a raw ONNX
  * Runtime error. The seed is printed with a failure, so a case replays (TALKATIVE_FUZZ_SEED;
- * TALKATIVE_FUZZ_CASES runs more cases).
+ * TALKATIVE_FUZZ_CASES runs more cases, TALKATIVE_FUZZ_TRACE prints each case).
  */
 import { cp, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -14,6 +15,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AppError } from '@shared/ipc/errors'
 import { ensureDemoBundle, inspectBundle, loadGroup } from '../index'
+import { generateSyntheticBundle, syntheticText } from '../synthetic'
 
 const SEED = Number(process.env.TALKATIVE_FUZZ_SEED ?? 20261130)
 const CASES = Number(process.env.TALKATIVE_FUZZ_CASES ?? 30)
@@ -167,15 +169,15 @@ async function withinLimit(work: Promise<unknown>): Promise<unknown> {
   return outcome
 }
 
-/** Loads the group on the CPU and analyses a short text with its first lens, as `analyze` does. */
-async function analyzeOnce(dir: string): Promise<void> {
+/** Loads the group on the CPU and analyses `text` with its first lens, as `analyze` does. */
+async function analyzeOnce(dir: string, text: string): Promise<void> {
   const group = await loadGroup(dir, { provider: 'cpu', threads: 1 })
   try {
     const lens = group.summary.lenses[0]
     if (!lens) return
     await group.analyze({
       lensId: lens.id,
-      text: 'the cat sat on the mat',
+      text,
       options: { bestOfK: 1, salience: false, kl: true }
     })
   } finally {
@@ -185,11 +187,29 @@ async function analyzeOnce(dir: string): Promise<void> {
 
 describe(`bundle fuzz (seed ${SEED})`, () => {
   let root: string
-  let demoDir: string
+  /** The unmutated groups a case starts from, each with a text its tokenizer reads. */
+  const bases: { dir: string; text: string }[] = []
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'talkative-bundle-fuzz-'))
-    demoDir = await ensureDemoBundle(path.join(root, 'cache'))
+    bases.push({
+      dir: await ensureDemoBundle(path.join(root, 'cache')),
+      text: 'the cat sat on the mat'
+    })
+    const vocabSize = 40
+    bases.push({
+      dir: await generateSyntheticBundle(path.join(root, 'synthetic'), {
+        hiddenSize: 16,
+        layers: 2,
+        heads: 2,
+        vocabSize,
+        explanationTokens: 4,
+        patchLayers: 1,
+        donor: true,
+        externalData: true
+      }),
+      text: syntheticText(6, vocabSize)
+    })
   })
   afterAll(async () => {
     await rm(root, { recursive: true, force: true })
@@ -203,14 +223,17 @@ describe(`bundle fuzz (seed ${SEED})`, () => {
       let accepted = 0
       for (let i = 0; i < CASES; i++) {
         const dir = path.join(root, `case-${i}`)
-        await cp(demoDir, dir, { recursive: true })
+        const base = pick(rand, bases)
+        await cp(base.dir, dir, { recursive: true })
         const what = await mutate(rand, dir)
+        if (process.env.TALKATIVE_FUZZ_TRACE)
+          console.log(`case ${i} (${path.basename(base.dir)}): ${what}`)
         const outcome = await withinLimit(inspectBundle(dir))
         const failure = judge(outcome)
         if (failure) failures.push(`${what}: inspect: ${failure}`)
         if (outcome === 'ok') {
           accepted += 1
-          const ran = await withinLimit(analyzeOnce(dir))
+          const ran = await withinLimit(analyzeOnce(dir, base.text))
           const analyzeFailure = judge(ran)
           if (analyzeFailure) failures.push(`${what}: analyze: ${analyzeFailure}`)
         }
