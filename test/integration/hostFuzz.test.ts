@@ -2,7 +2,8 @@
  * A bounded, seeded fuzz of the headless host's entry points: raw HTTP requests with generated
  * targets, methods and headers (repeated Host, odd origins, upgrades to any path), then generated
  * frames on /ipc and /api/v2/ws. Whatever arrives: no 5xx, no uncaught exception, and the state
- * endpoint still answers afterwards. The seed is printed with a failure, so a case replays.
+ * endpoint still answers afterwards. The seed is printed with a failure, so a case replays
+ * (TALKATIVE_FUZZ_SEED; TALKATIVE_FUZZ_CASES sets how many requests and frames).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -15,8 +16,8 @@ import { probeProviders } from '../../src/main/engine'
 import { startHost, type RunningHost } from '../../src/main/host/startHost'
 
 const SEED = Number(process.env.TALKATIVE_FUZZ_SEED ?? 20261129)
-const REQUESTS = 300
-const FRAMES = 300
+const REQUESTS = Number(process.env.TALKATIVE_FUZZ_CASES ?? 300)
+const FRAMES = Number(process.env.TALKATIVE_FUZZ_CASES ?? 300)
 
 /** mulberry32: a small, well-mixed seeded generator (tests need replay, not cryptography). */
 function seeded(seed: number): () => number {

@@ -1,6 +1,9 @@
-/** `talkative inspect [DIR]`: validate a bundle and print its summary, or its errors. */
+/**
+ * `talkative inspect [DIR]`: validate a bundle, every weight read for NaN/Inf, and print its
+ * summary, or its errors.
+ */
 import { Command } from 'commander'
-import { ensureDemoBundle, openBundle } from '../../main/engine'
+import { ensureDemoBundle, inspectBundle } from '../../main/engine'
 import { EXIT, reportError, usageExits } from './generate'
 
 function mib(bytes: number): string {
@@ -15,7 +18,7 @@ export function inspectCommand(): Command {
   usageExits(cmd)
   cmd.action(async (dir: string | undefined, flags: { json?: boolean }) => {
     try {
-      const s = await openBundle(dir ?? (await ensureDemoBundle()))
+      const s = await inspectBundle(dir ?? (await ensureDemoBundle()))
       if (flags.json) {
         process.stdout.write(JSON.stringify(s) + '\n')
       } else {

@@ -56,6 +56,14 @@ export async function openBundle(dir: string): Promise<BundleSummary> {
 }
 
 /**
+ * `openBundle` that also reads every weight of the base and donor models (inline and ONNX external
+ * data, streamed) for NaN/Inf: what `inspect` runs. Loading a group does not pay for this read.
+ */
+export async function inspectBundle(dir: string): Promise<BundleSummary> {
+  return (await validateBundle(dir, { scanModelWeights: true })).summary
+}
+
+/**
  * A validated bundle folder was renamed (an importer's temporary folder moved into place): the
  * file digests computed while validating it carry over, so the library does not hash it again.
  */

@@ -12,7 +12,7 @@ import type { GroupCache } from './cache'
 import type { CachedGroup } from './cache/hostCache'
 import { fingerprintFolder } from './cache/fingerprint'
 import { OPTIMIZED_STORE_MAX_GROUP_BYTES } from './cache/optimizedStore'
-import { Session, type SessionBuild } from './ort'
+import { ortWords, Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
 import { createLogger } from '../platform/logger'
@@ -39,7 +39,7 @@ async function createSession(
   try {
     return await Session.create(file, target, { ...build, file: rel })
   } catch (err) {
-    const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? ''
+    const first = ortWords(err instanceof Error ? err.message : String(err))
     // ONNX Runtime quotes the absolute path it was given; callers see the file inside the bundle.
     const msg = first
       .split(file)

@@ -52,6 +52,36 @@ export function sessionOptions(target: SessionTarget): ort.InferenceSession.Sess
 }
 
 /** How a session is built beyond its target (the optimized-model cache, engine/cache). */
+/**
+ * The words of an ONNX Runtime error, for a person: its first line without the C++ frame it quotes
+ * (`/onnxruntime_src/…/graph.cc:1409 onnxruntime::Graph::Graph(…) This is an invalid model.` →
+ * `This is an invalid model.`) and without the `[ONNXRuntimeError] : 1 : FAIL :` code prefix.
+ */
+export function ortWords(message: string): string {
+  let text = message.split(/\r?\n/)[0] ?? ''
+  text = text.replace(/\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/g, '')
+  const frame = /[\w./-]+\.(?:cc|cpp|h|hpp):\d+\s+/.exec(text)
+  if (frame) {
+    // The frame is the source location, then the function's signature up to its closing parenthesis.
+    let at = frame.index + frame[0].length
+    const open = text.indexOf('(', at)
+    const head = open >= 0 ? text.slice(at, open) : ''
+    // A C++ function: an optional return type, then a qualified name (`a::b::C::f`).
+    if (head.includes('::') && /^[\w:<>,*& ~]+$/.test(head)) {
+      let depth = 0
+      for (at = open; at < text.length; at++) {
+        if (text[at] === '(') depth++
+        else if (text[at] === ')' && --depth === 0) break
+      }
+      at++
+      const qualifiers = /^(?:\s+const)?\s*/.exec(text.slice(at))
+      at += qualifiers?.[0].length ?? 0
+    }
+    text = `${text.slice(0, frame.index)} ${text.slice(at)}`
+  }
+  return text.replace(/\s+/g, ' ').trim()
+}
+
 export interface SessionBuild {
   /** Also write ONNX Runtime's optimized graph, in ORT format, to this file (name ends in .ort). */
   saveOptimizedTo?: string
@@ -125,7 +155,7 @@ export class Session {
       // A graph that disagrees with its bundle (shapes, an id out of range) fails here with ONNX
       // Runtime's words; the caller learns which file of the bundle it was (a 422, not a 500).
       // Running out of memory is not the bundle's fault and keeps its own error.
-      const first = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? ''
+      const first = ortWords(err instanceof Error ? err.message : String(err))
       if (!this.#file || /memory|alloc/i.test(first)) throw err
       throw new AppError(
         'bundle_invalid',

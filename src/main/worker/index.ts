@@ -3,7 +3,7 @@
  * manager with child_process.fork (headless host, tests) or Electron's utilityProcess (the app);
  * speaks the protocol in ./protocol.ts over whichever parent channel exists.
  */
-import { AppError, toSerializedError } from '@shared/ipc/errors'
+import { AppError } from '@shared/ipc/errors'
 import {
   ENGINE_VERSION,
   generateOptionsFromJob,
@@ -14,16 +14,8 @@ import {
   type LoadedGroup,
   type SessionTarget
 } from '../engine'
-import {
-  MainToWorkerSchema,
-  WorkerRequestSchema,
-  type WorkerEvent,
-  type WorkerMemory,
-  type WorkerOp,
-  type WorkerRequest,
-  type WorkerResponse,
-  type WorkerToMain
-} from './protocol'
+import type { WorkerEvent, WorkerMemory, WorkerToMain } from './protocol'
+import { createDispatcher, type WorkerHandlers } from './dispatch'
 import { planPositions } from './plan'
 import { createLogger } from '../platform/logger'
 
@@ -69,9 +61,7 @@ function group(groupId: string): LoadedGroup {
   return g
 }
 
-type Handlers = { [O in WorkerOp]: (req: WorkerRequest<O>) => Promise<WorkerResponse<O>> }
-
-const handlers: Handlers = {
+const handlers: WorkerHandlers = {
   async init(req) {
     deviceId = req.deviceId
     target = req.target
@@ -273,29 +263,8 @@ const handlers: Handlers = {
   }
 }
 
-async function receive(raw: unknown): Promise<void> {
-  const envelope = MainToWorkerSchema.safeParse(raw)
-  if (!envelope.success) {
-    emit({ kind: 'log', level: 'error', message: `${deviceId}: malformed message ignored` })
-    return
-  }
-  const { seq } = envelope.data
-  try {
-    const parsed = WorkerRequestSchema.safeParse(envelope.data.request)
-    if (!parsed.success) {
-      throw new AppError(
-        'invalid_input',
-        `${deviceId}: bad ${envelope.data.request.op} request: ${parsed.error.issues[0]?.message ?? ''}`
-      )
-    }
-    const req = parsed.data as WorkerRequest
-    const handler = handlers[req.op as WorkerOp] as (r: WorkerRequest) => Promise<unknown>
-    const value = await handler(req)
-    post({ type: 'response', seq, ok: true, value })
-  } catch (err) {
-    post({ type: 'response', seq, ok: false, error: toSerializedError(err) })
-  }
-}
+// The worker-message entry point: every message from main goes through this one boundary.
+const receive = createDispatcher({ handlers, post, log, deviceId: () => deviceId })
 
 if (parentPort) {
   parentPort.on('message', (e) => void receive(e.data))

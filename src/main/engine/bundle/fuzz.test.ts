@@ -1,20 +1,24 @@
 /**
- * A seeded, bounded fuzz of the bundle format (docs/bundle-format.md): each case is the demo group
- * with one generated mutation (a manifest or lens.json field set to an odd value or dropped, a
- * tensor or graph file cut short, bytes of a graph flipped, a tokenizer replaced). Validation, what
- * `inspect` runs, must either accept the bundle or refuse it with a bad-input error (CLI exit 3)
- * naming a file; never hang, never surface a raw ONNX Runtime error. The seed is printed with a
- * failure, so a case replays (TALKATIVE_FUZZ_SEED).
+ * A seeded, bounded fuzz of the bundle format (docs/bundle-format.md): each case is the demo group,
+ * or a small synthetic group whose base and donor keep their weights in ONNX external data, with
+ * one generated mutation (a manifest or lens.json field set to an odd value or dropped, a
+ * tensor or graph file cut short, bytes of a graph flipped, a weight set to NaN or infinity, a
+ * tokenizer replaced). Validation with every weight read, what `inspect` runs, must either accept
+ * the bundle or refuse it with a bad-input error (CLI exit 3) naming a file; a bundle it accepts is
+ * then loaded and analysed, which must succeed or fail the same way. Never a hang, never a raw ONNX
+ * Runtime error. The seed is printed with a failure, so a case replays (TALKATIVE_FUZZ_SEED;
+ * TALKATIVE_FUZZ_CASES runs more cases, TALKATIVE_FUZZ_TRACE prints each case).
  */
 import { cp, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AppError } from '@shared/ipc/errors'
-import { ensureDemoBundle, openBundle } from '../index'
+import { ensureDemoBundle, inspectBundle, loadGroup } from '../index'
+import { generateSyntheticBundle, syntheticText } from '../synthetic'
 
 const SEED = Number(process.env.TALKATIVE_FUZZ_SEED ?? 20261130)
-const CASES = 30
+const CASES = Number(process.env.TALKATIVE_FUZZ_CASES ?? 30)
 const CASE_LIMIT_MS = 10_000
 
 /** mulberry32: a small, well-mixed seeded generator (tests need replay, not cryptography). */
@@ -85,7 +89,7 @@ const TOKENIZERS = [
 async function mutate(rand: () => number, dir: string): Promise<string> {
   const files = await filesUnder(dir)
   const rel = (f: string): string => path.relative(dir, f)
-  const kind = pick(rand, ['manifest', 'lens', 'truncate', 'flip', 'tokenizer'] as const)
+  const kind = pick(rand, ['manifest', 'lens', 'truncate', 'flip', 'poison', 'tokenizer'] as const)
   if (kind === 'manifest' || kind === 'lens') {
     const jsons = files.filter((f) =>
       kind === 'manifest' ? rel(f) === 'manifest.json' : f.endsWith('lens.json')
@@ -117,56 +121,128 @@ async function mutate(rand: () => number, dir: string): Promise<string> {
     await writeFile(file, bytes)
     return `${rel(file)}: byte ${at} flipped`
   }
+  if (kind === 'poison') {
+    // A float32 weight file (a lens tensor, or a graph's external data when it has one).
+    const file = pick(
+      rand,
+      files.filter((f) => /\.(f32|bin|data)$/.test(f))
+    )
+    const bytes = await readFile(file)
+    const at = Math.floor((rand() * bytes.byteLength) / 4) * 4
+    const value = pick(rand, [NaN, Infinity, -Infinity])
+    bytes.writeFloatLE(value, at)
+    await writeFile(file, bytes)
+    return `${rel(file)}: value ${at / 4} = ${value}`
+  }
   const text = pick(rand, TOKENIZERS)
   await writeFile(path.join(dir, 'tokenizer.json'), text)
   return `tokenizer.json = ${text}`
 }
 
+/** What a case's outcome says is wrong: null for success or a bad-input error naming a file. */
+function judge(outcome: unknown): string | null {
+  if (outcome === 'ok') return null
+  if (outcome === 'hang') return `no answer in ${CASE_LIMIT_MS} ms`
+  const err = outcome
+  const badInput =
+    err instanceof AppError &&
+    (err.code === 'bundle_invalid' || err.code === 'not_found' || err.code === 'invalid_input')
+  if (!badInput || !err.file) return String(err)
+  if (/onnxruntime|\[ONNXRuntimeError\]|Ort::/i.test(err.message))
+    return `raw engine error: ${err.message}`
+  return null
+}
+
+async function withinLimit(work: Promise<unknown>): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined
+  const hang = new Promise<'hang'>((resolve) => {
+    timer = setTimeout(() => resolve('hang'), CASE_LIMIT_MS)
+  })
+  const outcome = await Promise.race([
+    work.then(
+      () => 'ok' as const,
+      (err: unknown) => err
+    ),
+    hang
+  ])
+  clearTimeout(timer)
+  return outcome
+}
+
+/** Loads the group on the CPU and analyses `text` with its first lens, as `analyze` does. */
+async function analyzeOnce(dir: string, text: string): Promise<void> {
+  const group = await loadGroup(dir, { provider: 'cpu', threads: 1 })
+  try {
+    const lens = group.summary.lenses[0]
+    if (!lens) return
+    await group.analyze({
+      lensId: lens.id,
+      text,
+      options: { bestOfK: 1, salience: false, kl: true }
+    })
+  } finally {
+    await group.dispose()
+  }
+}
+
 describe(`bundle fuzz (seed ${SEED})`, () => {
   let root: string
-  let demoDir: string
+  /** The unmutated groups a case starts from, each with a text its tokenizer reads. */
+  const bases: { dir: string; text: string }[] = []
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'talkative-bundle-fuzz-'))
-    demoDir = await ensureDemoBundle(path.join(root, 'cache'))
+    bases.push({
+      dir: await ensureDemoBundle(path.join(root, 'cache')),
+      text: 'the cat sat on the mat'
+    })
+    const vocabSize = 40
+    bases.push({
+      dir: await generateSyntheticBundle(path.join(root, 'synthetic'), {
+        hiddenSize: 16,
+        layers: 2,
+        heads: 2,
+        vocabSize,
+        explanationTokens: 4,
+        patchLayers: 1,
+        donor: true,
+        externalData: true
+      }),
+      text: syntheticText(6, vocabSize)
+    })
   })
   afterAll(async () => {
     await rm(root, { recursive: true, force: true })
   })
 
-  it(`${CASES} mutated bundles: accepted, or refused naming a file; never a hang or a raw engine error`, async () => {
-    const rand = seeded(SEED)
-    const failures: string[] = []
-    for (let i = 0; i < CASES; i++) {
-      const dir = path.join(root, `case-${i}`)
-      await cp(demoDir, dir, { recursive: true })
-      const what = await mutate(rand, dir)
-      let timer: NodeJS.Timeout | undefined
-      const hang = new Promise<'hang'>((resolve) => {
-        timer = setTimeout(() => resolve('hang'), CASE_LIMIT_MS)
-      })
-      const outcome = await Promise.race([
-        openBundle(dir).then(
-          () => 'ok' as const,
-          (err: unknown) => err
-        ),
-        hang
-      ])
-      clearTimeout(timer)
-      if (outcome === 'hang') failures.push(`${what}: no answer in ${CASE_LIMIT_MS} ms`)
-      else if (outcome !== 'ok') {
-        const err = outcome
-        const badInput =
-          err instanceof AppError &&
-          (err.code === 'bundle_invalid' ||
-            err.code === 'not_found' ||
-            err.code === 'invalid_input')
-        if (!badInput || !err.file) failures.push(`${what}: ${String(err)}`)
-        else if (/onnxruntime|\[ONNXRuntimeError\]|Ort::/i.test(err.message))
-          failures.push(`${what}: raw engine error: ${err.message}`)
+  it(
+    `${CASES} mutated bundles: accepted, or refused naming a file; never a hang or a raw engine error`,
+    async () => {
+      const rand = seeded(SEED)
+      const failures: string[] = []
+      let accepted = 0
+      for (let i = 0; i < CASES; i++) {
+        const dir = path.join(root, `case-${i}`)
+        const base = pick(rand, bases)
+        await cp(base.dir, dir, { recursive: true })
+        const what = await mutate(rand, dir)
+        if (process.env.TALKATIVE_FUZZ_TRACE)
+          console.log(`case ${i} (${path.basename(base.dir)}): ${what}`)
+        const outcome = await withinLimit(inspectBundle(dir))
+        const failure = judge(outcome)
+        if (failure) failures.push(`${what}: inspect: ${failure}`)
+        if (outcome === 'ok') {
+          accepted += 1
+          const ran = await withinLimit(analyzeOnce(dir, base.text))
+          const analyzeFailure = judge(ran)
+          if (analyzeFailure) failures.push(`${what}: analyze: ${analyzeFailure}`)
+        }
+        await rm(dir, { recursive: true, force: true })
       }
-      await rm(dir, { recursive: true, force: true })
-    }
-    expect(failures, `seed ${SEED}`).toEqual([])
-  })
+      expect(failures, `seed ${SEED}`).toEqual([])
+      console.log(`bundle fuzz (seed ${SEED}): ${accepted} of ${CASES} cases accepted and analysed`)
+      // Each case is bounded by CASE_LIMIT_MS; most take well under a second.
+    },
+    60_000 + CASES * 3_000
+  )
 })

@@ -19,6 +19,7 @@ import {
 } from './manifest'
 import { sharedDigestCache, type FileDigestCache } from './digests'
 import { estimateGroupBytes } from './estimate'
+import { scanExternalFloat32, type Float32Range, type NonFiniteTensor } from './finiteScan'
 import {
   BundleFileError,
   MAX_GRAPH_BYTES,
@@ -88,7 +89,9 @@ class Ctx {
   weightBytes = 0
   constructor(
     readonly root: string,
-    readonly realRoot: string
+    readonly realRoot: string,
+    /** Scan the base and donor models' weights too (inline and external data) for NaN/Inf. */
+    readonly scanModelWeights = false
   ) {}
 
   rel(abs: string): string {
@@ -280,6 +283,38 @@ function checkInitializersFinite(ctx: Ctx, file: string, graph: onnx.IGraphProto
   }
 }
 
+/**
+ * Scans the float tensors a graph keeps in one external data file for NaN/Inf (streamed, bounded
+ * memory); fails naming the data file, the first such tensor and the graph, and counting the rest.
+ */
+async function checkExternalFinite(
+  ctx: Ctx,
+  graphFile: string,
+  dataAbs: string,
+  ranges: readonly Float32Range[]
+): Promise<void> {
+  const dataFile = ctx.rel(dataAbs)
+  let found: NonFiniteTensor[]
+  try {
+    found = await scanExternalFloat32(dataAbs, ranges)
+  } catch (err) {
+    if (err instanceof BundleFileError) ctx.fail(dataFile, undefined, err.reason)
+    throw err
+  }
+  const first = found[0]
+  if (!first) return
+  const others = found.slice(1).map((t) => `"${t.name}"`)
+  const more =
+    others.length === 0
+      ? ''
+      : `; also in ${others.length} more tensor${others.length > 1 ? 's' : ''}: ${others.slice(0, 5).join(', ')}${others.length > 5 ? ', …' : ''}`
+  ctx.fail(
+    dataFile,
+    `initializer.${first.name}`,
+    `tensor "${first.name}" of ${graphFile} holds ${first.count} non-finite value${first.count > 1 ? 's' : ''} (value ${first.firstIndex} is ${first.firstValue})${more}: every weight must be finite`
+  )
+}
+
 interface OnnxInfo {
   inputs: Map<string, (number | string | null)[]>
   outputs: Set<string>
@@ -294,7 +329,7 @@ async function checkOnnx(
   fromFile: string,
   field: string,
   io: { inputs: readonly string[]; outputs: readonly string[] },
-  /** Scan float initializers stored in the file for NaN/Inf (the lens graphs: small). */
+  /** Scan the float initializers for NaN/Inf, inline and in external data files. */
   scanWeights = false
 ): Promise<OnnxInfo> {
   const file = ctx.rel(abs)
@@ -332,6 +367,8 @@ async function checkOnnx(
   }
   const dir = path.dirname(abs)
   const seen = new Map<string, number>()
+  /** Float tensors to scan, by external data file. */
+  const floatRanges = new Map<string, Float32Range[]>()
   for (const t of graph.initializer ?? []) {
     if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue
     const kv = new Map((t.externalData ?? []).map((e) => [e.key, e.value]))
@@ -344,7 +381,11 @@ async function checkOnnx(
       seen.set(dataAbs, size)
       ctx.weightBytes += size
     }
-    const end = Number(kv.get('offset') ?? 0) + Number(kv.get('length') ?? 0)
+    const offset = Number(kv.get('offset') ?? 0)
+    const length = kv.has('length')
+      ? Number(kv.get('length'))
+      : (t.dims ?? []).reduce<number>((a, d) => a * Number(d), 4)
+    const end = offset + length
     if (end > size) {
       ctx.fail(
         ctx.rel(dataAbs),
@@ -352,6 +393,14 @@ async function checkOnnx(
         `external data ends at byte ${end}, file has ${size}`
       )
     }
+    if (scanWeights && t.dataType === onnx.TensorProto.DataType.FLOAT) {
+      const ranges = floatRanges.get(dataAbs) ?? []
+      ranges.push({ name: t.name ?? '', offset, length })
+      floatRanges.set(dataAbs, ranges)
+    }
+  }
+  for (const [dataAbs, ranges] of floatRanges) {
+    await checkExternalFinite(ctx, file, dataAbs, ranges)
   }
   const initializers = new Map<string, number[]>()
   for (const t of graph.initializer ?? []) {
@@ -398,10 +447,14 @@ function checkWeightShapes(ctx: Ctx, ref: ModelRef, field: string, info: OnnxInf
 
 async function checkModel(ctx: Ctx, ref: ModelRef, field: string): Promise<ResolvedModel> {
   const file = await ctx.resolve(ctx.root, ref.file, 'manifest.json', `${field}.file`)
-  const info = await checkOnnx(ctx, file, 'manifest.json', field, {
-    inputs: BASE_INPUTS,
-    outputs: BASE_OUTPUTS
-  })
+  const info = await checkOnnx(
+    ctx,
+    file,
+    'manifest.json',
+    field,
+    { inputs: BASE_INPUTS, outputs: BASE_OUTPUTS },
+    ctx.scanModelWeights
+  )
   checkWeightShapes(ctx, ref, field, info)
   const vec = info.inputs.get('vectors')
   if (vec && typeof vec[1] === 'number' && vec[1] !== ref.hiddenSize) {
@@ -547,6 +600,12 @@ async function contentHashOf(ctx: Ctx, digests: FileDigestCache): Promise<string
 export interface ValidateOptions {
   /** Where file digests are remembered; default the process-wide cache (sharedDigestCache). */
   digests?: FileDigestCache
+  /**
+   * Also scan every float weight of the base and donor models (inline and in external data) for
+   * NaN/Inf: a read of the whole model, which `inspect` does; opening a group to load it does not.
+   * Lens graphs are always scanned.
+   */
+  scanModelWeights?: boolean
 }
 
 /** Validates a group folder and returns its resolved layout and summary. */
@@ -562,7 +621,7 @@ export async function validateBundle(
   } catch {
     throw new AppError('bundle_invalid', `${dir}: not a bundle folder`, { file: dir, field: 'dir' })
   }
-  const ctx = new Ctx(dir, realRoot)
+  const ctx = new Ctx(dir, realRoot, options.scanModelWeights ?? false)
   const manifestFile = path.join(dir, 'manifest.json')
   const manifestReal = await fs.realpath(manifestFile).catch(() => null)
   if (!manifestReal) {
