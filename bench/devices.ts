@@ -149,12 +149,19 @@ async function main(): Promise<void> {
     log(
       `queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`
     )
-    const burst = await replicaBurst(manager, groupId, arg('--burst', 40), repeat)
+    const jobs = arg('--burst', 40)
+    const burst = await replicaBurst(manager, groupId, burstTexts(jobs, 1), repeat)
+    // The same burst with jobs four sentences long (~4× the work each): how much of the gap to the
+    // ceiling is the replica's start-up (load, lens sessions, first runs) against ~1 s of work.
+    const longBurst = await replicaBurst(manager, groupId, burstTexts(jobs, 4), repeat)
     log(
       `replicas: ${burst.jobs} short analyses (K=16), group on cpu:0, cpu:1 idle and empty: one device ${burst.singleMs} ms, with a replica ${burst.replicaMs} ms (its load ${burst.replicaLoadMs} ms included) → ${burst.speedup.toFixed(2)}×; the replica served its first job ${burst.firstJobMs} ms after the burst began; ${burst.onReplica} of ${burst.jobs} jobs ran there; rows identical to the one-device run: ${burst.identical}`
     )
     log(
       `replica ceiling on this machine: the same burst with the replica already loaded → ${burst.ceiling.toFixed(2)}×; replica efficiency ${(burst.speedup / burst.ceiling).toFixed(2)}`
+    )
+    log(
+      `the same with 4-sentence jobs: one device ${longBurst.singleMs} ms, with a replica ${longBurst.replicaMs} ms → ${longBurst.speedup.toFixed(2)}× (ceiling ${longBurst.ceiling.toFixed(2)}×); rows identical: ${longBurst.identical}`
     )
     if (json) {
       console.log(
@@ -176,7 +183,13 @@ async function main(): Promise<void> {
           replica_ms: burst.replicaMs,
           replica_rows_identical: burst.identical,
           replica_ceiling: Number(burst.ceiling.toFixed(3)),
-          replica_efficiency: Number((burst.speedup / burst.ceiling).toFixed(3))
+          replica_efficiency: Number((burst.speedup / burst.ceiling).toFixed(3)),
+          replica_long_single_ms: longBurst.singleMs,
+          replica_long_ms: longBurst.replicaMs,
+          replica_long_speedup: Number(longBurst.speedup.toFixed(3)),
+          replica_long_ceiling: Number(longBurst.ceiling.toFixed(3)),
+          replica_long_first_job_ms: longBurst.firstJobMs,
+          replica_long_rows_identical: longBurst.identical
         })
       )
     }
@@ -193,15 +206,24 @@ const BURST_TEXTS = [
   'My sister read a book in the library.'
 ]
 
+/** `jobs` texts of `sentences` sentences each, cycling through BURST_TEXTS. */
+function burstTexts(jobs: number, sentences: number): string[] {
+  return Array.from({ length: jobs }, (_, i) =>
+    Array.from({ length: sentences }, (_, k) => BURST_TEXTS[(i + k) % BURST_TEXTS.length]!).join(
+      ' '
+    )
+  )
+}
+
 /**
- * `jobs` short analyses submitted at once while the group is on cpu:0 only: kept to cpu:0
+ * The `texts` analysed at once (one job each) while the group is on cpu:0 only: kept to cpu:0
  * (`replicas.max` 1), then free to load a replica on the idle cpu:1 (unloaded again between runs,
  * so every replica run pays its load). Best of `repeat` for each, interleaved.
  */
 async function replicaBurst(
   manager: DeviceManager,
   groupId: string,
-  jobs: number,
+  texts: string[],
   repeat: number
 ): Promise<{
   ceiling: number
@@ -215,7 +237,7 @@ async function replicaBurst(
   identical: boolean
 }> {
   const options = { bestOfK: 16 }
-  const texts = Array.from({ length: jobs }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
+  const jobs = texts.length
   const clear = async (): Promise<void> => {
     if (manager.devices()[1]!.placements.length > 0) await manager.clearDevice('cpu:1', true)
   }

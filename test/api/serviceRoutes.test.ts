@@ -276,8 +276,27 @@ describe("compat mode's /ws (the predecessor's frontend protocol)", () => {
       expect(state.data.devices.map((d: any) => d.device)).toEqual(['cpu:0', 'cpu:1'])
       const groups = await s.next('model_groups_list')
       expect(groups.current_model).toBe(LENS)
-
+      // What the frontend sends as it opens (recorded from its model switcher and app.js).
       let from = s.messages.length
+      s.send({ type: 'list_model_groups', refresh: false })
+      s.send({ type: 'get_model_info', model_id: LENS })
+      await s.next('model_info', from)
+      // The default group loads as the first page connects: a list that said "switching" is
+      // closed by a `group_switch_status` "completed", or the frontend queues everything for good.
+      const saidSwitching = s.messages.some(
+        (m) =>
+          m.type === 'model_groups_list' &&
+          m.groups.some((g: any) => g.device_info.some((d: any) => d.is_switching))
+      )
+      if (saidSwitching) {
+        const settled = await s.next('group_switch_status')
+        expect(settled).toMatchObject({ status: 'completed', group_id: GROUP })
+        from = s.messages.length
+        s.send({ type: 'list_model_groups', refresh: false })
+        expect(await s.next('model_groups_list', from)).toMatchObject({ is_switching: false })
+      }
+
+      from = s.messages.length
       s.send({ type: 'switch_model', model_id: LENS })
       const switched = await s.next('model_switch_complete', from)
       expect(switched).toMatchObject({ model_id: LENS, group_id: GROUP })

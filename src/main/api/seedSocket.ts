@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { WebSocketServer, type WebSocket } from 'ws'
+import type { ManagedDevice } from '@shared/domain/devices'
 import type { JobState } from '@shared/domain/jobs'
 import type { ModelLibrary } from '@shared/domain/models'
 import type { EventHub } from '../router/eventHub'
@@ -44,6 +45,8 @@ import {
   seedQueueUpdate,
   seedRow,
   seedSystemState,
+  settledSwitches,
+  switchingGroups,
   type CurrentModel
 } from './seedViews'
 
@@ -132,8 +135,15 @@ export function attachSeedWebSocket(options: {
     const clientId = `seed-ws:${++clientSeq}`
     const followed = new Map<string, Followed>()
     let chain: Promise<void> = Promise.resolve()
+    /** Groups this page was told are switching, until it is told they settled. */
+    const toldSwitching = new Set<string>()
     const send = (message: Json): void => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message))
+      if (ws.readyState !== ws.OPEN) return
+      if (message.type === 'model_groups_list') {
+        toldSwitching.clear()
+        for (const g of switchingGroups(message)) toldSwitching.add(g)
+      }
+      ws.send(JSON.stringify(message))
     }
     const enqueue = (work: () => Promise<void> | void): void => {
       chain = chain.then(work).catch((err: unknown) => {
@@ -290,7 +300,13 @@ export function attachSeedWebSocket(options: {
         const context = f.context === 'analysis' ? 'analysis' : 'generation'
         send({ type: 'processing', request_id: job.id, context, device, ...about })
       }
-      if (job.progress && job.progress.rowsDone !== f.lastProgress && job.status === 'running') {
+      // A job run whole learns its total with its first rows: no "0 of 0" before that.
+      if (
+        job.progress &&
+        job.progress.rowsTotal > 0 &&
+        job.progress.rowsDone !== f.lastProgress &&
+        job.status === 'running'
+      ) {
         f.lastProgress = job.progress.rowsDone
         const { rowsDone, rowsTotal } = job.progress
         send({
@@ -408,10 +424,28 @@ export function attachSeedWebSocket(options: {
       }
     }
 
+    /**
+     * A switch the page was told of settled (the default group's load at connect, another page's
+     * load or unload): without a word the predecessor's frontend would show "switching…" for good.
+     */
+    async function onDevices(devices: ManagedDevice[]): Promise<void> {
+      if (toldSwitching.size === 0) return
+      const { completed, gone } = settledSwitches(toldSwitching, devices)
+      for (const { groupId, device } of completed) {
+        toldSwitching.delete(groupId)
+        send({ type: 'group_switch_status', status: 'completed', group_id: groupId, device })
+      }
+      for (const groupId of gone) toldSwitching.delete(groupId)
+      if (gone.length > 0) send(await modelGroupsList(ctx, { current: await currentModel() }))
+    }
+
     const unsubscribe = hub.subscribe((channel, payload) => {
       if (channel === 'jobs:changed') {
         const job = payload as JobState
         if (followed.has(job.id)) enqueue(() => onJob(job))
+      } else if (channel === 'devices:changed' && toldSwitching.size > 0) {
+        const { devices } = payload as { devices: ManagedDevice[] }
+        enqueue(() => onDevices(devices))
       }
     })
     const timer = setInterval(() => enqueue(queueUpdate), QUEUE_UPDATE_MS)

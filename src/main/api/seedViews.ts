@@ -380,3 +380,40 @@ export function seedAnalysisMetadata(
     engine_version: metadata?.engineVersion ?? null
   }
 }
+
+/** Groups a `model_groups_list` reported as switching (loading or unloading on some device). */
+export function switchingGroups(message: Record<string, unknown>): string[] {
+  const groups = Array.isArray(message.groups) ? (message.groups as Record<string, unknown>[]) : []
+  return groups
+    .filter(
+      (g) =>
+        Array.isArray(g.device_info) &&
+        (g.device_info as { is_switching?: unknown }[]).some((d) => d.is_switching === true)
+    )
+    .map((g) => String(g.group_id))
+}
+
+/**
+ * Which switches a page was told of have settled. The predecessor's frontend shows "switching…"
+ * and queues everything from a `model_groups_list` saying so until a `group_switch_status`
+ * `completed` arrives for the group (or a list that no longer says so). A group still loading or
+ * unloading somewhere has not settled; one ready somewhere `completed` (with that device); one on
+ * no device any more (unloaded, or its load failed) is only `gone`: a fresh list tells the page.
+ */
+export function settledSwitches(
+  told: ReadonlySet<string>,
+  devices: ManagedDevice[]
+): { completed: { groupId: string; device: string }[]; gone: string[] } {
+  const completed: { groupId: string; device: string }[] = []
+  const gone: string[] = []
+  for (const groupId of told) {
+    const placed = devices.flatMap((d) =>
+      d.placements.filter((p) => p.groupId === groupId).map((p) => ({ device: d.id, p }))
+    )
+    if (placed.some(({ p }) => p.state === 'loading' || p.state === 'unloading')) continue
+    const ready = placed.find(({ p }) => p.state === 'ready')
+    if (ready) completed.push({ groupId, device: ready.device })
+    else gone.push(groupId)
+  }
+  return { completed, gone }
+}

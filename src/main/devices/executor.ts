@@ -16,6 +16,7 @@ import { AppError, toSerializedError } from '@shared/ipc/errors'
 import type { Clock } from '../platform/clock'
 import type { Logger } from '../platform/logger'
 import { nextChunkSize } from './fairQueue'
+import { planFirst } from './scheduler'
 import type { JobTable } from './jobTable'
 import type { ModelLibrary } from './library'
 import { publicPlacement, type DeviceRecord, type DeviceTask, type JobRecord } from './records'
@@ -298,10 +299,30 @@ export class Executor {
     }
   }
 
+  /** Whether a new analysis is planned before it runs (scheduler.ts, planFirst). */
+  #planFirst(job: JobRecord, d: DeviceRecord): boolean {
+    const groupId = job.state.groupId
+    return planFirst({
+      otherHolders: this.#holders(groupId).filter((x) => x !== d).length,
+      queuedForGroup: this.#d.jobs
+        .all()
+        .filter((j) => j !== job && j.state.status === 'queued' && j.state.groupId === groupId)
+        .length
+    })
+  }
+
   /** One device's share of an analysis; the first share plans the positions for everybody. */
   async #analyzeShare(job: JobRecord, d: DeviceRecord, task: DeviceTask): Promise<void> {
     const s = job.state
     const client = d.client!
+    if (!job.planned && !s.requestedDeviceId && !this.#planFirst(job, d)) {
+      // Part of a burst: it runs whole, its total comes with its first rows (rowAssembler.ts).
+      job.planned = true
+      job.splittable = false
+      job.positions = null
+      job.remaining = []
+      s.progress ??= { rowsDone: 0, rowsTotal: 0 }
+    }
     if (!job.planned) {
       s.stage = 'planning'
       this.#d.publish(job)

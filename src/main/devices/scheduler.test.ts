@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   nextDecision,
+  planFirst,
   type SchedulerDevice,
   type SchedulerJob,
   type SchedulerPlacement,
@@ -364,5 +365,35 @@ describe('nextDecision', () => {
       )
     )
     expect(decision).toMatchObject({ kind: 'run', deviceId: 'cpu:2' })
+  })
+})
+
+describe('planFirst', () => {
+  const cases: [string, Parameters<typeof planFirst>[0], boolean][] = [
+    [
+      'a lone job with an idle second holder: planned, to split',
+      { otherHolders: 1, queuedForGroup: 0 },
+      true
+    ],
+    [
+      'a lone job on its only holder: planned, its total known up front',
+      { otherHolders: 0, queuedForGroup: 0 },
+      true
+    ],
+    ['a burst on one holder: whole jobs, no plan', { otherHolders: 0, queuedForGroup: 5 }, false],
+    ['a burst over two holders: whole jobs on both', { otherHolders: 1, queuedForGroup: 5 }, false],
+    [
+      'as many queued jobs as other holders: none left idle',
+      { otherHolders: 2, queuedForGroup: 2 },
+      false
+    ],
+    [
+      'fewer queued jobs than other holders: one would idle',
+      { otherHolders: 3, queuedForGroup: 2 },
+      true
+    ]
+  ]
+  it.each(cases)('%s', (_name, facts, expected) => {
+    expect(planFirst(facts)).toBe(expected)
   })
 })

@@ -318,3 +318,21 @@ export function nextDecision(view: SchedulerView): SchedulerDecision {
     waiting
   }
 }
+
+/** What decides whether a new analysis is planned before it runs. */
+export interface SplitFacts {
+  /** Other healthy devices holding the group (loading included) that could take a share. */
+  otherHolders: number
+  /** Other queued jobs for the same group: each keeps a holder busy with a whole job. */
+  queuedForGroup: number
+}
+
+/**
+ * Plan a new analysis first (one more worker round trip and tokenisation), so that other holders
+ * can share it and its progress total is known before its first rows, unless it is part of a
+ * burst: other jobs of its group wait, at least one for every other holder, so every holder has
+ * whole jobs to run and the plan would only add per-job time. docs/devices.md ("Replicas").
+ */
+export function planFirst(f: SplitFacts): boolean {
+  return f.queuedForGroup === 0 || f.otherHolders > f.queuedForGroup
+}

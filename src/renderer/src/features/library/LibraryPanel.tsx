@@ -7,6 +7,7 @@ import { reportError, useAppStore } from '../../store'
 import { dragIds, usePlacementUi, type DragData } from '../placement/PlacementContext'
 import { AddLens, droppedFilePath } from './AddLens'
 import { AddModel } from './AddModel'
+import { GroupSettings } from './GroupSettings'
 
 /** `124 M`, `1.2 B` parameters. */
 export function formatParameters(n: number): string {
@@ -115,6 +116,7 @@ function GroupCard({ group }: { group: LibraryGroup }): JSX.Element {
           ))}
         </ul>
       )}
+      <GroupSettings group={group} />
       {canAddLens && <AddLens group={group} dropped={dropped} />}
       {group.errors.map((e, i) => (
         <p key={i} className="group-card__error" role="alert">
