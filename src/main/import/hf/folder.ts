@@ -219,10 +219,17 @@ export async function readHfFolderFile(
   folder: HfFolder,
   key: HfFolderFileKey
 ): Promise<string | undefined> {
+  return (await readHfFolderBytes(folder, key))?.toString('utf8')
+}
+
+/** The bytes of one of the folder's small files, or undefined when the folder has none. */
+export async function readHfFolderBytes(
+  folder: HfFolder,
+  key: HfFolderFileKey
+): Promise<Buffer | undefined> {
   const p = folder.files[key]
   if (!p) return undefined
-  const buf = await readSmallFile(p, { file: folder.fileNames[key] ?? key }, MAX_TEXT_FILE_BYTES)
-  return buf.toString('utf8')
+  return readSmallFile(p, { file: folder.fileNames[key] ?? key }, MAX_TEXT_FILE_BYTES)
 }
 
 // ── config ────────────────────────────────────────────────────────────────────────────────────────
