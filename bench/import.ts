@@ -357,7 +357,20 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
         `the largest file in float32 (${(largest.bytes / GB).toFixed(2)} GB); limit 1.3× + 0.5 GB = ` +
         `${(rssLimit / GB).toFixed(2)} GB → ${imp.peakRss! <= rssLimit ? 'met' : 'MISSED'}`
     )
-    if (argv.includes('--import-only')) return { preset: name, import_mb_per_s: Math.round(mbps) }
+    const importFigures = {
+      preset: name,
+      checkpoint_mb: Math.round(imp.bytesRead! / 1e6),
+      import_seconds: imp.seconds,
+      import_weight_seconds: imp.weightSeconds,
+      import_cpu_seconds: imp.cpuSeconds,
+      import_mb_per_s: Math.round(mbps),
+      import_mb_per_s_whole: Math.round(mbpsAll),
+      import_mb_per_cpu_s: Math.round(mbpsCpu),
+      import_peak_rss_mb: Math.round(imp.peakRss! / 1e6),
+      import_peak_ratio_largest_file_f32: +(imp.peakRss! / largest.bytes).toFixed(3),
+      import_rss_within_limit: imp.peakRss! <= rssLimit
+    }
+    if (argv.includes('--import-only')) return importFigures
     const load = await runChild(['--child', 'load', out])
     const measured = load.peakRss! - load.before!
     const estimateRatio = load.estimatedCpu! / measured
@@ -372,15 +385,8 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
         `${((load.peakRss! - load.afterLoad!) / GB).toFixed(2)} GB more; weights ${(load.weightBytes! / GB).toFixed(2)} GB`
     )
     return {
-      preset: name,
-      checkpoint_mb: Math.round(imp.bytesRead! / 1e6),
+      ...importFigures,
       weights_f32_mb: Math.round(imp.weightBytes! / 1e6),
-      import_mb_per_s: Math.round(mbps),
-      import_mb_per_s_whole: Math.round(mbpsAll),
-      import_mb_per_cpu_s: Math.round(mbpsCpu),
-      import_peak_rss_mb: Math.round(imp.peakRss! / 1e6),
-      import_peak_ratio_largest_file_f32: +(imp.peakRss! / largest.bytes).toFixed(3),
-      import_rss_within_limit: imp.peakRss! <= rssLimit,
       load_seconds: load.loadSeconds,
       measured_mb: Math.round(measured / 1e6),
       estimate_mb: Math.round(load.estimatedCpu! / 1e6),

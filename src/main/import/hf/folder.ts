@@ -17,7 +17,9 @@ import { locateHfFolder, resolveFile, type LocatedFolder } from './layout'
 import {
   isReadableDtype,
   openSafetensors,
+  readSafetensorsRaw,
   readSafetensorsTensor,
+  type RawTensorBytes,
   type ReadTensorOptions,
   type SafetensorsDtype,
   type SafetensorsFile
@@ -140,6 +142,20 @@ export async function readTensor(
   name: string,
   options: ReadTensorOptions = {}
 ): Promise<Float32Array> {
+  return readSafetensorsTensor(shardOf(folder, name), name, options)
+}
+
+/** One tensor's stored bytes (or rows of it), unconverted, into `into` (readSafetensorsRaw). */
+export async function readTensorRaw(
+  folder: HfFolder,
+  name: string,
+  into: Uint8Array,
+  options: Omit<ReadTensorOptions, 'into'> = {}
+): Promise<RawTensorBytes> {
+  return readSafetensorsRaw(shardOf(folder, name), name, into, options)
+}
+
+function shardOf(folder: HfFolder, name: string): SafetensorsFile {
   const entry = folder.tensors.get(name)
   if (!entry) {
     checkpointFail(
@@ -148,8 +164,7 @@ export async function readTensor(
       'not in this checkpoint'
     )
   }
-  const shard = folder.shards.find((s) => s.file === entry.file)!
-  return readSafetensorsTensor(shard.safetensors, name, options)
+  return folder.shards.find((s) => s.file === entry.file)!.safetensors
 }
 
 /** One step of `streamTensors`. */
@@ -204,10 +219,17 @@ export async function readHfFolderFile(
   folder: HfFolder,
   key: HfFolderFileKey
 ): Promise<string | undefined> {
+  return (await readHfFolderBytes(folder, key))?.toString('utf8')
+}
+
+/** The bytes of one of the folder's small files, or undefined when the folder has none. */
+export async function readHfFolderBytes(
+  folder: HfFolder,
+  key: HfFolderFileKey
+): Promise<Buffer | undefined> {
   const p = folder.files[key]
   if (!p) return undefined
-  const buf = await readSmallFile(p, { file: folder.fileNames[key] ?? key }, MAX_TEXT_FILE_BYTES)
-  return buf.toString('utf8')
+  return readSmallFile(p, { file: folder.fileNames[key] ?? key }, MAX_TEXT_FILE_BYTES)
 }
 
 // ── config ────────────────────────────────────────────────────────────────────────────────────────

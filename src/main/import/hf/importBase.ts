@@ -11,9 +11,9 @@
  * nothing that looks like a group. Every refusal is a CheckpointError naming the file and the
  * tensor or field (the CLI exits 3).
  *
- * Memory: one output weight (the largest graph initializer, float32) plus one read block of at
- * most BLOCK_BYTES, whatever the checkpoint's size; both buffers are allocated once and reused
- * (a new array per tensor costs a page fault per 4 KiB, several times the read itself).
+ * Memory: the weights stream through a few reused buffers (weightStream.ts): two output buffers,
+ * as large as the two largest weights that must be built whole (transposed, joined), and one
+ * read block, whatever the checkpoint's size.
  */
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
@@ -25,22 +25,19 @@ import {
   noteBundleMoved,
   openBundle,
   planBaseModel,
-  writeExternalData,
   type ArchSpec,
   type CheckpointSource,
   type ManifestFile
 } from '../../engine'
 import { CheckpointError, throwIfAborted } from '../errors'
 import { ProgressMeter } from '../progress'
-import { countNonFinite, isReadableDtype, unsupportedDtype } from '../safetensors'
+import { isReadableDtype, unsupportedDtype } from '../safetensors'
 import { checkTargetFree, createStaging } from '../staging'
 import { readHfArchitecture } from './config'
-import { SINGLE_WEIGHTS_FILE, openHfFolder, readTensor, type HfFolder } from './folder'
+import { SINGLE_WEIGHTS_FILE, openHfFolder, type HfFolder } from './folder'
 import { prepareTokenizer } from './tokenizerFiles'
-import { planHfWeights, transposeInto, type PlannedWeight, type WeightPlan } from './weights'
-
-/** Largest row block read at once from a tensor that is transposed (64 MB of float32). */
-export const BLOCK_BYTES = 64 * 1024 * 1024
+import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
+import { planHfWeights, type WeightPlan } from './weights'
 
 export const BASE_MODEL_FILE = 'base.onnx'
 
@@ -105,163 +102,6 @@ function checkpointDtypeOf(folder: HfFolder, plan: WeightPlan): CheckpointSource
   if (dtypes.size !== 1) return 'mixed'
   const only = [...dtypes][0]
   return only === 'F32' || only === 'F16' || only === 'BF16' ? only : 'mixed'
-}
-
-/** Per-tensor NaN / ±Inf counts, accumulated over row blocks. */
-class NonFiniteTally {
-  readonly #byTensor = new Map<string, { nan: number; posInf: number; negInf: number }>()
-
-  add(tensor: string, values: Float32Array): void {
-    const c = countNonFinite(values)
-    if (!c) return
-    const t = this.#byTensor.get(tensor) ?? { nan: 0, posInf: 0, negInf: 0 }
-    t.nan += c.nan
-    t.posInf += c.posInf
-    t.negInf += c.negInf
-    this.#byTensor.set(tensor, t)
-  }
-
-  /** One line per tensor holding non-finite values, naming its file. */
-  messages(fileOf: (tensor: string) => string, sizeOf: (tensor: string) => number): string[] {
-    return [...this.#byTensor].map(([tensor, c]) => {
-      const parts = [
-        c.nan ? `${c.nan} NaN` : '',
-        c.posInf ? `${c.posInf} +Inf` : '',
-        c.negInf ? `${c.negInf} -Inf` : ''
-      ].filter(Boolean)
-      return `${fileOf(tensor)}: tensor "${tensor}": ${parts.join(', ')} of ${sizeOf(tensor)} values`
-    })
-  }
-
-  get first(): string | undefined {
-    return this.#byTensor.keys().next().value
-  }
-}
-
-/**
- * Builds each graph weight from the checkpoint into one reused output array, reading sources into
- * it directly where no transform is needed and through one reused block otherwise.
- */
-class WeightAssembler {
-  readonly #folder: HfFolder
-  readonly #out: Float32Array
-  readonly #block: Float32Array
-  readonly #meter: ProgressMeter
-  readonly #tally: NonFiniteTally
-  readonly #signal: AbortSignal | undefined
-
-  constructor(
-    folder: HfFolder,
-    plan: WeightPlan,
-    meter: ProgressMeter,
-    tally: NonFiniteTally,
-    signal: AbortSignal | undefined
-  ) {
-    this.#folder = folder
-    this.#meter = meter
-    this.#tally = tally
-    this.#signal = signal
-    let largestWeight = 0
-    let largestBlock = 0
-    const blockElements = BLOCK_BYTES / 4
-    for (const w of plan.weights) {
-      largestWeight = Math.max(
-        largestWeight,
-        w.dims.reduce((a, b) => a * b, 1)
-      )
-      if (w.transform === 'transpose' || w.transform === 'concat-transposed') {
-        for (const s of w.sources) {
-          const cols = s.shape[1]!
-          const rowsPerBlock = Math.max(1, Math.floor(blockElements / cols))
-          largestBlock = Math.max(largestBlock, Math.min(s.shape[0]!, rowsPerBlock) * cols)
-        }
-      }
-    }
-    this.#out = new Float32Array(largestWeight)
-    this.#block = new Float32Array(largestBlock)
-  }
-
-  /** Bytes held by the two reused arrays. */
-  get bufferBytes(): number {
-    return this.#out.byteLength + this.#block.byteLength
-  }
-
-  async #read(tensor: string, into: Float32Array, rows?: { start: number; end: number }) {
-    const values = await readTensor(this.#folder, tensor, {
-      into,
-      rows,
-      signal: this.#signal,
-      onBytes: (n) => this.#meter.bytes(n)
-    })
-    this.#tally.add(tensor, values)
-    return values
-  }
-
-  /** Reads a (rows, cols) source in row blocks, transposed into `out` (width `outCols`) at `col`. */
-  async #transposeInto(
-    tensor: string,
-    shape: number[],
-    out: Float32Array,
-    outCols: number,
-    col: number
-  ): Promise<void> {
-    const [rows, cols] = shape as [number, number]
-    const perBlock = Math.max(1, Math.floor(this.#block.length / cols))
-    for (let start = 0; start < rows; start += perBlock) {
-      throwIfAborted(this.#signal, tensor)
-      const end = Math.min(rows, start + perBlock)
-      const block = await this.#read(tensor, this.#block.subarray(0, (end - start) * cols), {
-        start,
-        end
-      })
-      transposeInto(block, end - start, cols, out, outCols, col + start)
-    }
-  }
-
-  async fill(w: PlannedWeight): Promise<Float32Array> {
-    throwIfAborted(this.#signal, w.sources[0]?.tensor ?? w.name)
-    const n = w.dims.reduce((a, b) => a * b, 1)
-    const out = this.#out.subarray(0, n)
-    switch (w.transform) {
-      case 'copy': {
-        await this.#read(w.sources[0]!.tensor, out)
-        break
-      }
-      case 'gemma-gain': {
-        await this.#read(w.sources[0]!.tensor, out)
-        // Float32 addition is correctly rounded: this equals torch's float32 `1.0 + w`.
-        for (let i = 0; i < n; i++) out[i] = 1 + out[i]!
-        break
-      }
-      case 'concat': {
-        let at = 0
-        for (const s of w.sources) {
-          const len = s.shape.reduce((a, b) => a * b, 1)
-          await this.#read(s.tensor, out.subarray(at, at + len))
-          at += len
-          this.#meter.tensorDone()
-        }
-        return out
-      }
-      case 'transpose': {
-        const s = w.sources[0]!
-        await this.#transposeInto(s.tensor, s.shape, out, s.shape[0]!, 0)
-        break
-      }
-      case 'concat-transposed': {
-        const width = w.dims[1]!
-        let col = 0
-        for (const s of w.sources) {
-          await this.#transposeInto(s.tensor, s.shape, out, width, col)
-          col += s.shape[0]!
-          this.#meter.tensorDone()
-        }
-        return out
-      }
-    }
-    this.#meter.tensorDone()
-    return out
-  }
 }
 
 function refuseUnreadableSources(folder: HfFolder, plan: WeightPlan): void {
@@ -352,12 +192,14 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
   try {
     meter.stage('writing weights')
     const layout = planBaseModel(spec, `${BASE_MODEL_FILE}.data`)
-    const assembler = new WeightAssembler(folder, plan, meter, tally, options.signal)
-    const byName = new Map(plan.weights.map((w) => [w.name, w]))
     const weightsStarted = Date.now()
-    await writeExternalData(path.join(staging.dir, layout.dataFile), layout, (w) =>
-      assembler.fill(byName.get(w.name)!)
-    )
+    await writeCheckpointWeights(path.join(staging.dir, layout.dataFile), layout, {
+      folder,
+      plan,
+      meter,
+      tally,
+      signal: options.signal
+    })
     weightSeconds = (Date.now() - weightsStarted) / 1000
     await fs.writeFile(path.join(staging.dir, BASE_MODEL_FILE), layout.model)
 

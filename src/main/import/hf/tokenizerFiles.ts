@@ -17,11 +17,11 @@ import path from 'node:path'
 import { Tokenizer } from '@huggingface/tokenizers'
 import { checkpointFail } from '../errors'
 import { isPlainObject } from '../files'
-import { CONFIG_FILE, readHfFolderFile, type HfFolder } from './folder'
+import { CONFIG_FILE, readHfFolderBytes, readHfFolderFile, type HfFolder } from './folder'
 
 export interface PreparedTokenizer {
-  /** `tokenizer.json`, byte for byte. */
-  tokenizerJson: string
+  /** `tokenizer.json`, byte for byte (written as read: re-encoding 30 MB of text costs time). */
+  tokenizerJson: Uint8Array
   /** The group's `tokenizer_config.json`. */
   tokenizerConfig: Record<string, unknown>
   bosTokenId: number
@@ -106,8 +106,8 @@ export async function prepareTokenizer(
   vocabSize: number
 ): Promise<PreparedTokenizer> {
   const warnings: string[] = []
-  const tokenizerText = await readHfFolderFile(folder, 'tokenizer')
-  if (tokenizerText === undefined) {
+  const tokenizerBytes = await readHfFolderBytes(folder, 'tokenizer')
+  if (tokenizerBytes === undefined) {
     const hint = (await hasAny(folder, ['tokenizer.model', 'vocab.json', 'spiece.model']))
       ? ' The folder has a slow tokenizer only; save the fast one once with transformers: AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR).'
       : ''
@@ -117,7 +117,7 @@ export async function prepareTokenizer(
       `missing: a model group needs the Hugging Face fast tokenizer file.${hint}`
     )
   }
-  const tokenizerJson = parseJson(tokenizerText, 'tokenizer.json')
+  const tokenizerJson = parseJson(tokenizerBytes.toString('utf8'), 'tokenizer.json')
 
   const configText = await readHfFolderFile(folder, 'tokenizerConfig')
   const config: Json = configText ? parseJson(configText, 'tokenizer_config.json') : {}
@@ -235,7 +235,7 @@ export async function prepareTokenizer(
     )
   }
   return {
-    tokenizerJson: tokenizerText,
+    tokenizerJson: tokenizerBytes,
     tokenizerConfig: out,
     bosTokenId,
     nullTokenId,

@@ -11,13 +11,16 @@ export { MAX_HEADER_BYTES, type SafetensorsTensorInfo } from './header'
 export {
   READ_CHUNK_BYTES,
   openSafetensors,
+  readSafetensorsRaw,
   readSafetensorsTensor,
   tensorInfo,
   unsupportedDtype,
   type OpenSafetensorsOptions,
+  type RawTensorBytes,
   type ReadTensorOptions,
   type SafetensorsFile
 } from './read'
+export { countNonFinite16, transposeWidenHalf, widenHalf, type HalfDtype } from './convert'
 export {
   countNonFinite,
   describeNonFinite,

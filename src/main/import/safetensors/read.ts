@@ -116,6 +116,44 @@ export function tensorInfo(file: SafetensorsFile, name: string): SafetensorsTens
   return info
 }
 
+/** The element range a read covers: the whole tensor, or rows start..end of its first dimension. */
+function elementRange(
+  info: SafetensorsTensorInfo,
+  rows: ReadTensorOptions['rows'],
+  where: CheckpointErrorDetails
+): { firstElement: number; count: number } {
+  if (!rows) return { firstElement: 0, count: info.numel }
+  const n = info.shape[0]
+  if (info.shape.length === 0 || n === undefined) {
+    checkpointFail('shape_invalid', where, 'a scalar has no rows to read')
+  }
+  const { start, end } = rows
+  if (
+    !Number.isSafeInteger(start) ||
+    !Number.isSafeInteger(end) ||
+    start < 0 ||
+    end < start ||
+    end > n
+  ) {
+    checkpointFail('shape_invalid', where, `rows ${start}–${end} are outside 0–${n}`)
+  }
+  const perRow = n === 0 ? 0 : info.numel / n
+  return { firstElement: start * perRow, count: (end - start) * perRow }
+}
+
+/** The tensor's dtype when this reader can read it on this machine; else a checkpoint error. */
+function readableDtypeOf(file: SafetensorsFile, info: SafetensorsTensorInfo): ReadableDtype {
+  if (!isReadableDtype(info.dtype)) unsupportedDtype(file.label, info)
+  if (!littleEndian) {
+    checkpointFail(
+      'unreadable',
+      { file: file.label, tensor: info.name },
+      'safetensors data is little-endian; this machine is not'
+    )
+  }
+  return info.dtype
+}
+
 /**
  * Reads one tensor (or a range of its rows) as float32. F32, F16 and BF16 convert exactly; any
  * other dtype is refused with the file, tensor and dtype named.
@@ -127,34 +165,9 @@ export async function readSafetensorsTensor(
 ): Promise<Float32Array> {
   const info = tensorInfo(file, name)
   const where = { file: file.label, tensor: name }
-  if (!isReadableDtype(info.dtype)) unsupportedDtype(file.label, info)
-  if (!littleEndian) {
-    checkpointFail('unreadable', where, 'safetensors data is little-endian; this machine is not')
-  }
-  const dtype: ReadableDtype = info.dtype
+  const dtype = readableDtypeOf(file, info)
   const bpe = bytesPerElement(dtype)
-
-  let firstElement = 0
-  let count = info.numel
-  if (options.rows) {
-    const rows = info.shape[0]
-    if (info.shape.length === 0 || rows === undefined) {
-      checkpointFail('shape_invalid', where, 'a scalar has no rows to read')
-    }
-    const { start, end } = options.rows
-    if (
-      !Number.isSafeInteger(start) ||
-      !Number.isSafeInteger(end) ||
-      start < 0 ||
-      end < start ||
-      end > rows
-    ) {
-      checkpointFail('shape_invalid', where, `rows ${start}–${end} are outside 0–${rows}`)
-    }
-    const perRow = rows === 0 ? 0 : info.numel / rows
-    firstElement = start * perRow
-    count = (end - start) * perRow
-  }
+  const { firstElement, count } = elementRange(info, options.rows, where)
   if (!options.into && count > MAX_ELEMENTS_PER_ARRAY) {
     checkpointFail(
       'shape_invalid',
@@ -195,6 +208,58 @@ export async function readSafetensorsTensor(
     await handle.close().catch(() => undefined)
   }
   return out
+}
+
+export interface RawTensorBytes {
+  dtype: ReadableDtype
+  /** Elements read. */
+  count: number
+  /** The stored little-endian bytes: a window of the `into` array, count × element size long. */
+  bytes: Uint8Array
+}
+
+/**
+ * Reads one tensor's stored bytes (or a range of its rows) unconverted into `into` (at its start),
+ * with the same checks as readSafetensorsTensor: a dtype it cannot convert, a range outside the
+ * tensor, a file replaced since it was opened, or a file that ends early are checkpoint errors.
+ * For callers that convert while they rearrange (the importer's transposes, convert.ts).
+ */
+export async function readSafetensorsRaw(
+  file: SafetensorsFile,
+  name: string,
+  into: Uint8Array,
+  options: Omit<ReadTensorOptions, 'into'> = {}
+): Promise<RawTensorBytes> {
+  const info = tensorInfo(file, name)
+  const where = { file: file.label, tensor: name }
+  const dtype = readableDtypeOf(file, info)
+  const bpe = bytesPerElement(dtype)
+  const { firstElement, count } = elementRange(info, options.rows, where)
+  const byteLength = count * bpe
+  if (into.byteLength < byteLength) {
+    checkpointFail(
+      'shape_invalid',
+      where,
+      `read buffer holds ${into.byteLength} bytes, the read gives ${byteLength}`
+    )
+  }
+  const bytes = into.subarray(0, byteLength)
+  if (count === 0) return { dtype, count, bytes }
+  throwIfAborted(options.signal, file.label)
+  const handle = await openRegularFile(file.path, { file: file.label }, file.identity)
+  try {
+    const position = info.offset + firstElement * bpe
+    for (let done = 0; done < byteLength;) {
+      throwIfAborted(options.signal, where.file)
+      const n = Math.min(READ_CHUNK_BYTES, byteLength - done)
+      await readExactly(handle, bytes, done, n, position + done, where)
+      done += n
+      options.onBytes?.(n)
+    }
+  } finally {
+    await handle.close().catch(() => undefined)
+  }
+  return { dtype, count, bytes }
 }
 
 async function readFloat32(
