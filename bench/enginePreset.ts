@@ -14,7 +14,8 @@
  * row's own copy of its position's patch vectors with an identity `patch_index` (its prefix pass
  * then has one row per rollout, as the old graph's did), in this bench only.
  *
- *   npm run bench -- --preset NAME [--json] [--threads N] [--no-ab] [--ab-runs 2] [--ab-positions 16]
+ *   npm run bench -- --preset NAME [--json] [--threads N] [--positions 64] [--no-ab] [--ab-runs 2]
+ *                    [--ab-positions 16]
  */
 import { spawn } from 'node:child_process'
 import os from 'node:os'
@@ -43,6 +44,8 @@ const log = (line: string): void => {
   process.stderr.write(line + '\n')
 }
 const threads = Number(arg('threads') ?? String(os.availableParallelism()))
+/** Positions analysed (the first N of the 64-token text); all 64 unless `--positions`. */
+const positions = Number(arg('positions') ?? String(S))
 
 // ── FLOP count ───────────────────────────────────────────────────────────────────────────────────
 
@@ -124,10 +127,14 @@ export function lensShape(f: LensFamily): LensShape {
   }
 }
 
-/** MatMul and attention FLOPs of one analysis of `s` positions at best-of-`k`, by stage. */
+/**
+ * MatMul and attention FLOPs of one analysis of the first `s` positions of a `text`-token text at
+ * best-of-`k`, by stage.
+ */
 export function analysisFlops(
   a: ArchShape,
   l: LensShape,
+  text: number,
   s: number,
   k: number
 ): Record<'acts' | 'decode' | 'encode' | 'salience' | 'kl', number> & { total: number } {
@@ -135,7 +142,7 @@ export function analysisFlops(
   const { prefixRows: P, tokens: T } = l
   const unembed = 2 * d * V
   const layersTo = (n: number, ctx: number, count: number): number => count * blockFlops(a, n, ctx)
-  const acts = layersTo(s, (s + 1) / 2, l.layer + 1)
+  const acts = layersTo(text, (text + 1) / 2, l.layer + 1)
   // The prefix once per position (its last row unembedded for step 0), then T − 1 one-token steps
   // per rollout; the projection to Np patch vectors once per position.
   const prefix = layersTo(P, (P + 1) / 2, layers) + unembed
@@ -147,15 +154,17 @@ export function analysisFlops(
   const encodeRow = layersTo(n, (n + 1) / 2, l.outputLayer + 1) + 2 * d * d
   const encode = s * k * encodeRow
   const salience = s * T * encodeRow
-  // KL: per engine batch, chunks of 64 rows, each an unmodified pass over the whole text, its 64
-  // rows unembedded, and 64 replaced rows through the blocks after L and the unembedding.
+  // KL: per engine batch of b positions, an unmodified pass over the whole text (per chunk of 64
+  // rows), the b rows unembedded, and b replaced rows through the blocks after L and unembedded.
+  // Only the b useful rows count: the engine pads each chunk to 64 rows (identical results however
+  // positions are batched), which at K = 16 is 48 rows of 64 done for nothing.
   const perBatch = Math.max(1, Math.floor(ROWS_PER_BATCH / k))
   let kl = 0
   for (let start = 0; start < s; start += perBatch) {
     const b = Math.min(perBatch, s - start)
     const chunks = Math.ceil(b / KL_CHUNK_ROWS)
-    const replaced = layersTo(KL_CHUNK_ROWS, s / 2, layers - l.layer - 1)
-    kl += chunks * (layersTo(s, (s + 1) / 2, layers) + 2 * KL_CHUNK_ROWS * unembed + replaced)
+    const replaced = layersTo(b, text / 2, layers - l.layer - 1)
+    kl += chunks * layersTo(text, (text + 1) / 2, layers) + 2 * b * unembed + replaced
   }
   const parts = { acts, decode, encode, salience, kl }
   return { ...parts, total: acts + decode + encode + salience + kl }
@@ -191,7 +200,11 @@ async function childAnalyze(dir: string): Promise<unknown> {
   const text = textOfTokens(group, S)
   await group.analyze({ lensId, text, options: { bestOfK: K, positions: { start: 0, end: 2 } } })
   const t = performance.now()
-  const result = await group.analyze({ lensId, text, options: { bestOfK: K } })
+  const result = await group.analyze({
+    lensId,
+    text,
+    options: { bestOfK: K, positions: { start: 0, end: positions } }
+  })
   const seconds = (performance.now() - t) / 1000
   const peakRss = maxRssBytes()
   const summary = group.summary
@@ -244,14 +257,14 @@ function installOldDecodeSwitch(): { old: { on: boolean }; decoded: Int32Array[]
 
 async function childCompare(dir: string): Promise<unknown> {
   const runs = Number(arg('ab-runs') ?? '2')
-  const positions = Number(arg('ab-positions') ?? '16')
+  const abPositions = Number(arg('ab-positions') ?? '16')
   const { old, decoded } = installOldDecodeSwitch()
   const group = await loadGroup(dir, { provider: 'cpu', threads })
   const lensId = group.summary.lenses[0]!.id
   const text = textOfTokens(group, S)
   const run = async (
     useOld: boolean,
-    end = positions
+    end = abPositions
   ): Promise<{ seconds: number; result: AnalysisResult }> => {
     old.on = useOld
     decoded.length = 0
@@ -289,7 +302,7 @@ async function childCompare(dir: string): Promise<unknown> {
     total += ids.length
     ids.forEach((id, j) => (differing += id === other[j] ? 0 : 1))
   })
-  return { positions, seconds, decodeMs, sampledIds: total, differingIds: differing }
+  return { positions: abPositions, seconds, decodeMs, sampledIds: total, differingIds: differing }
 }
 
 function runChild(args: string[]): Promise<Record<string, unknown>> {
@@ -336,7 +349,7 @@ export async function runPresetBench(name: string): Promise<void> {
   const dir = await ensurePresetGroup(name, log)
   const arch = archShape(name)
   const lens = lensShape(PRESET_LENS[name])
-  const flops = analysisFlops(arch, lens, S, K)
+  const flops = analysisFlops(arch, lens, S, positions, K)
   const load0 = loadAvg()
   log(
     `${name}: d ${arch.d}, ${arch.layers} layers, ${arch.heads}/${arch.kvHeads} heads × ${arch.headDim}, ` +
@@ -352,7 +365,9 @@ export async function runPresetBench(name: string): Promise<void> {
     '--group',
     dir,
     '--threads',
-    String(threads)
+    String(threads),
+    '--positions',
+    String(positions)
   ])) as {
     seconds: number
     positions: number
