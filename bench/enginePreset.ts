@@ -14,8 +14,8 @@
  * row's own copy of its position's patch vectors with an identity `patch_index` (its prefix pass
  * then has one row per rollout, as the old graph's did), in this bench only.
  *
- *   npm run bench -- --preset NAME [--json] [--threads N] [--positions 64] [--no-ab] [--ab-runs 2]
- *                    [--ab-positions 16]
+ *   npm run bench -- --preset NAME [--json] [--threads N] [--positions 64] [--no-ab | --ab-only]
+ *                    [--ab-runs 2] [--ab-positions 16]
  */
 import { spawn } from 'node:child_process'
 import os from 'node:os'
@@ -335,28 +335,11 @@ const loadAvg = (): string =>
     .map((x) => x.toFixed(2))
     .join(' ')
 
-export async function runPresetBench(name: string): Promise<void> {
-  if (!isPresetName(name)) {
-    throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}; got ${name}`)
-  }
-  const child = arg('child')
-  if (child !== undefined) {
-    const dir = arg('group')!
-    const out = child === 'analyze' ? await childAnalyze(dir) : await childCompare(dir)
-    process.stdout.write(JSON.stringify(out) + '\n')
-    return
-  }
-  const dir = await ensurePresetGroup(name, log)
+/** The standard analysis in a fresh process, its figures logged and added to `out`. */
+async function analyse(name: PresetName, dir: string, out: Record<string, unknown>): Promise<void> {
   const arch = archShape(name)
   const lens = lensShape(PRESET_LENS[name])
   const flops = analysisFlops(arch, lens, S, positions, K)
-  const load0 = loadAvg()
-  log(
-    `${name}: d ${arch.d}, ${arch.layers} layers, ${arch.heads}/${arch.kvHeads} heads × ${arch.headDim}, ` +
-      `FFN ${arch.ffn}${arch.gated ? ' gated' : ''}, V ${arch.vocab}; lens L${lens.layer} T ${lens.tokens} ` +
-      `P ${lens.prefixRows} Np ${lens.patchLayers}, encoder ${lens.encoderRows} + T rows to layer ` +
-      `${lens.outputLayer}; ${(flops.total / 1e12).toFixed(2)} TFLOP; load average ${load0}, ${threads} threads`
-  )
   const a = (await runChild([
     '--preset',
     name,
@@ -389,8 +372,7 @@ export async function runPresetBench(name: string): Promise<void> {
       +(flops[k] / ((a.timings[`${k}Ms`] ?? NaN) / 1000) / 1e9).toFixed(1)
     ])
   )
-  const out: Record<string, unknown> = {
-    preset: name,
+  Object.assign(out, {
     explanations_per_s: a.positions / a.seconds,
     tokens_per_s: (a.positions * K * lens.tokens) / a.seconds,
     gflops,
@@ -411,10 +393,8 @@ export async function runPresetBench(name: string): Promise<void> {
     measured_mb: Math.round(measured / 1e6),
     estimate_mb: Math.round(a.estimatedCpu / 1e6),
     estimate_ratio: +estimateRatio.toFixed(3),
-    threads,
-    load_avg_before: load0,
     load_avg_after: loadAvg()
-  }
+  })
   log(
     `  analysis ${a.seconds.toFixed(1)} s (${a.positions} positions, K ${K}): ${(out.explanations_per_s as number).toFixed(2)} explanations/s, ` +
       `${(out.tokens_per_s as number).toFixed(0)} explanation tokens/s`
@@ -435,6 +415,32 @@ export async function runPresetBench(name: string): Promise<void> {
       `${(a.estimatedCpu / GB).toFixed(2)} GB = ${estimateRatio.toFixed(2)}× → ` +
       `${Math.abs(estimateRatio - 1) <= 0.25 ? 'within 25 %' : 'OFF BY MORE THAN 25 %'}`
   )
+}
+
+export async function runPresetBench(name: string): Promise<void> {
+  if (!isPresetName(name)) {
+    throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}; got ${name}`)
+  }
+  const child = arg('child')
+  if (child !== undefined) {
+    const dir = arg('group')!
+    const out = child === 'analyze' ? await childAnalyze(dir) : await childCompare(dir)
+    process.stdout.write(JSON.stringify(out) + '\n')
+    return
+  }
+  const dir = await ensurePresetGroup(name, log)
+  const arch = archShape(name)
+  const lens = lensShape(PRESET_LENS[name])
+  const flops = analysisFlops(arch, lens, S, positions, K)
+  const load0 = loadAvg()
+  log(
+    `${name}: d ${arch.d}, ${arch.layers} layers, ${arch.heads}/${arch.kvHeads} heads × ${arch.headDim}, ` +
+      `FFN ${arch.ffn}${arch.gated ? ' gated' : ''}, V ${arch.vocab}; lens L${lens.layer} T ${lens.tokens} ` +
+      `P ${lens.prefixRows} Np ${lens.patchLayers}, encoder ${lens.encoderRows} + T rows to layer ` +
+      `${lens.outputLayer}; ${(flops.total / 1e12).toFixed(2)} TFLOP; load average ${load0}, ${threads} threads`
+  )
+  const out: Record<string, unknown> = { preset: name, threads, load_avg_before: load0 }
+  if (!argv.includes('--ab-only')) await analyse(name, dir, out)
   if (!argv.includes('--no-ab')) {
     const c = (await runChild([
       '--preset',
