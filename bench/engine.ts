@@ -5,6 +5,9 @@
  *
  *   npm run bench [-- --json] [--ep cpu|webgpu|cuda] [--threads N] [--d 512] [--layers 8]
  *                 [--prompt-rows 4] (decoder prefix rows; real lenses have ~20)
+ *
+ * With `--preset gpt2|qwen3-0.6b|gemma3-270m` it runs at a real model's shapes instead
+ * (bench/enginePreset.ts).
  */
 import { mkdir } from 'node:fs/promises'
 import os from 'node:os'
@@ -12,8 +15,9 @@ import path from 'node:path'
 import { ExecutionProviderSchema } from '@shared/domain/system'
 import { generateSyntheticBundle, loadGroup, syntheticText } from '../src/main/engine'
 import { isBundleDir } from '../src/main/engine/synthetic'
-import { GraphBuilder, encodeModel } from '../src/main/engine/graph/builder'
-import { Session, Tensor, type SessionTarget } from '../src/main/engine/ort'
+import type { SessionTarget } from '../src/main/engine/ort'
+import { matmulPeak } from './matmulPeak'
+import { runPresetBench } from './enginePreset'
 
 function arg(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`)
@@ -77,34 +81,6 @@ function analysisFlops(): number {
   return acts + decode + encode + salience + projection + kl
 }
 
-async function matmulPeak(target: SessionTarget): Promise<number> {
-  const n = 1024
-  const g = new GraphBuilder()
-  g.input('a', 'float32', [n, n])
-  g.input('b', 'float32', [n, n])
-  g.opTo('MatMul', ['a', 'b'], ['c'])
-  g.output('c', 'float32', [n, n])
-  const s = await Session.create(encodeModel(g.toGraph('peak'), 'bench'), target)
-  const a = new Tensor(
-    'float32',
-    Float32Array.from({ length: n * n }, (_, i) => ((i % 7) - 3) / 7),
-    [n, n]
-  )
-  const b = new Tensor(
-    'float32',
-    Float32Array.from({ length: n * n }, (_, i) => ((i % 5) - 2) / 5),
-    [n, n]
-  )
-  let best = Infinity
-  for (let i = 0; i < 12; i++) {
-    const t = performance.now()
-    await s.run({ a, b })
-    best = Math.min(best, performance.now() - t)
-  }
-  await s.release()
-  return (2 * n ** 3) / (best / 1000) / 1e9
-}
-
 async function main(): Promise<void> {
   const target: SessionTarget = { provider, threads }
   const dir = path.resolve(
@@ -157,7 +133,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+const preset = arg('preset')
+;(preset === undefined ? main() : runPresetBench(preset)).catch((err: unknown) => {
   process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`)
   process.exitCode = 1
 })
