@@ -10,9 +10,17 @@
  * per value and no branch. A block that fails the check is counted exactly by countNonFinite16.
  */
 import { float16ToFloat32Table } from './dtypes'
-import type { NonFiniteCount } from './finite'
 
 export type HalfDtype = 'F16' | 'BF16'
+
+/** NaN and ±Inf among a tensor's values (here and in finite.ts, which reads float32 ones). */
+export interface NonFiniteCount {
+  nan: number
+  posInf: number
+  negInf: number
+  /** Index (flat, row-major) of the first non-finite value. */
+  firstIndex: number
+}
 
 /** The exponent bits of each 16-bit format. */
 const EXPONENT_MASK = { BF16: 0x7f80, F16: 0x7c00 } as const

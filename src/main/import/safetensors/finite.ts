@@ -4,16 +4,11 @@
  * or a refusal is the caller's decision.
  */
 import { CheckpointError } from '../errors'
+import type { NonFiniteCount } from './convert'
 import { isReadableDtype } from './dtypes'
 import { readSafetensorsTensor, type SafetensorsFile } from './read'
 
-export interface NonFiniteCount {
-  nan: number
-  posInf: number
-  negInf: number
-  /** Index (flat, row-major) of the first non-finite value. */
-  firstIndex: number
-}
+export type { NonFiniteCount }
 
 export interface NonFiniteReport extends NonFiniteCount {
   file: string

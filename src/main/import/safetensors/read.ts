@@ -9,13 +9,8 @@ import type { Stats } from 'node:fs'
 import type { promises as fs } from 'node:fs'
 import { checkpointFail, throwIfAborted, type CheckpointErrorDetails } from '../errors'
 import { openRegularFile, statRegularFile } from '../files'
-import {
-  READABLE_DTYPES,
-  bytesPerElement,
-  float16ToFloat32Table,
-  isReadableDtype,
-  type ReadableDtype
-} from './dtypes'
+import { READABLE_DTYPES, bytesPerElement, isReadableDtype, type ReadableDtype } from './dtypes'
+import { widenHalf } from './convert'
 import { parseHeaderJson, parseHeaderLength, type SafetensorsTensorInfo } from './header'
 
 /** Bytes per positioned read: large enough that syscalls cost nothing, small enough to cancel fast. */
@@ -300,7 +295,6 @@ async function readHalf(
   const out32 = new Uint32Array(out.buffer, out.byteOffset, count)
   const input = new Uint8Array(out.buffer, out.byteOffset + 2 * count, byteLength)
   const input16 = new Uint16Array(out.buffer, out.byteOffset + 2 * count, count)
-  const table = dtype === 'F16' ? float16ToFloat32Table() : undefined
   const readChunk = (done: number): Promise<number> => {
     const n = Math.min(READ_CHUNK_BYTES, byteLength - done)
     return readExactly(handle, input, done, n, position + done, where).then(() => n)
@@ -313,8 +307,8 @@ async function readHalf(
       throwIfAborted(options.signal, where.file)
       const next = done + n
       if (next < byteLength) pending = readChunk(next)
-      if (table) widenFloat16(out32, input16, done / 2, next / 2, table)
-      else widenBfloat16(out32, input16, done / 2, next / 2)
+      // Element by element in order, so the in-place widening above holds (convert.ts's loops).
+      widenHalf(input16.subarray(done / 2, next / 2), out32.subarray(done / 2, next / 2), dtype)
       done = next
       options.onBytes?.(n)
     }
@@ -322,25 +316,6 @@ async function readHalf(
     // Never return while a read still writes into the output (or races the handle's close).
     if (pending) await pending.catch(() => undefined)
   }
-}
-
-// The conversion loops live in plain functions: V8 optimises them after a call or two, where the
-// same loop inside the async reader would run far slower.
-
-/** bfloat16 → float32 bit patterns for elements [from, to): the 16 bits become the high half. */
-function widenBfloat16(dst: Uint32Array, src: Uint16Array, from: number, to: number): void {
-  for (let i = from; i < to; i++) dst[i] = src[i]! << 16
-}
-
-/** float16 → float32 bit patterns for elements [from, to), through the 65,536-entry table. */
-function widenFloat16(
-  dst: Uint32Array,
-  src: Uint16Array,
-  from: number,
-  to: number,
-  table: Uint32Array
-): void {
-  for (let i = from; i < to; i++) dst[i] = table[src[i]!]!
 }
 
 async function readAtMost(
