@@ -17,11 +17,11 @@
  *   npm run bench -- --preset NAME [--json] [--threads N] [--positions 64] [--no-ab | --ab-only]
  *                    [--ab-runs 2] [--ab-positions 16]
  */
-import { spawn } from 'node:child_process'
 import os from 'node:os'
 import type { AnalysisResult } from '@shared/domain/analysis'
 import { loadGroup, type LoadedGroup } from '../src/main/engine'
 import { BaseModel } from '../src/main/engine/baseModel'
+import { runBenchChild } from './childProcess'
 import { isPresetName, PRESETS, type PresetName } from './hfPresets'
 import { matmulPeak } from './matmulPeak'
 import { ensurePresetGroup, PRESET_LENS, type LensFamily } from './presetLens'
@@ -305,23 +305,6 @@ async function childCompare(dir: string): Promise<unknown> {
   return { positions: abPositions, seconds, decodeMs, sampledIds: total, differingIds: differing }
 }
 
-function runChild(args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: process.env
-    })
-    let out = ''
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').at(-1) ?? ''
-      if (code !== 0 || !line.startsWith('{'))
-        reject(new Error(`child ${args.join(' ')} failed (${code})`))
-      else resolve(JSON.parse(line) as Record<string, unknown>)
-    })
-  })
-}
-
 // ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 const median = (xs: number[]): number => {
@@ -340,7 +323,7 @@ async function analyse(name: PresetName, dir: string, out: Record<string, unknow
   const arch = archShape(name)
   const lens = lensShape(PRESET_LENS[name])
   const flops = analysisFlops(arch, lens, S, positions, K)
-  const a = (await runChild([
+  const a = (await runBenchChild([
     '--preset',
     name,
     '--child',
@@ -442,7 +425,7 @@ export async function runPresetBench(name: string): Promise<void> {
   const out: Record<string, unknown> = { preset: name, threads, load_avg_before: load0 }
   if (!argv.includes('--ab-only')) await analyse(name, dir, out)
   if (!argv.includes('--no-ab')) {
-    const c = (await runChild([
+    const c = (await runBenchChild([
       '--preset',
       name,
       '--child',

@@ -15,12 +15,12 @@
  *
  * Without `--preset` all three run. The group is removed at the end unless `--keep`.
  */
-import { spawn } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { loadGroup } from '../src/main/engine'
 import { importHfBase, openHfFolder } from '../src/main/import/hf'
+import { runBenchChild } from './childProcess'
 import { ensureCheckpoint, isPresetName, PRESETS, type PresetName } from './hfPresets'
 
 const GB = 1e9
@@ -98,23 +98,6 @@ async function childLoad(dir: string): Promise<unknown> {
   }
 }
 
-function runChild(args: string[]): Promise<Record<string, number>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: process.env
-    })
-    let out = ''
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').at(-1) ?? ''
-      if (code !== 0 || !line.startsWith('{'))
-        reject(new Error(`child ${args[0]} failed (${code})`))
-      else resolve(JSON.parse(line) as Record<string, number>)
-    })
-  })
-}
-
 // ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
@@ -124,7 +107,7 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'tw-bench-import-'))
   const out = path.join(work, 'group')
   try {
-    const imp = await runChild(['--child', 'import', source, out])
+    const imp = await runBenchChild<Record<string, number>>(['--child', 'import', source, out])
     const mbps = imp.bytesRead! / 1e6 / imp.weightSeconds!
     const mbpsAll = imp.bytesRead! / 1e6 / imp.seconds!
     const mbpsCpu = imp.bytesRead! / 1e6 / imp.cpuSeconds!
@@ -153,7 +136,7 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
       import_rss_within_limit: imp.peakRss! <= rssLimit
     }
     if (argv.includes('--import-only')) return importFigures
-    const load = await runChild(['--child', 'load', out])
+    const load = await runBenchChild<Record<string, number>>(['--child', 'load', out])
     const measured = load.peakRss! - load.before!
     const estimateRatio = load.estimatedCpu! / measured
     log(

@@ -51,7 +51,6 @@ export function sessionOptions(target: SessionTarget): ort.InferenceSession.Sess
   return opts
 }
 
-/** How a session is built beyond its target (the optimized-model cache, engine/cache). */
 /**
  * The words of an ONNX Runtime error, for a person: its first line without the C++ frame it quotes
  * (`/onnxruntime_src/…/graph.cc:1409 onnxruntime::Graph::Graph(…) This is an invalid model.` →
@@ -82,6 +81,7 @@ export function ortWords(message: string): string {
   return text.replace(/\s+/g, ' ').trim()
 }
 
+/** How a session is built beyond its target (the optimized-model cache, engine/cache). */
 export interface SessionBuild {
   /** Also write ONNX Runtime's optimized graph, in ORT format, to this file (name ends in .ort). */
   saveOptimizedTo?: string
