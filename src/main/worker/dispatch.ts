@@ -6,7 +6,7 @@
  * a message without a usable `seq` is logged and dropped (docs/architecture.md, "Error
  * boundaries").
  */
-import { AppError, toSerializedError } from '@shared/ipc/errors'
+import { AppError, describeZodError, toSerializedError } from '@shared/ipc/errors'
 import { runGuarded } from '../platform/boundary'
 import type { Logger } from '../platform/logger'
 import {
@@ -48,15 +48,6 @@ function opOf(raw: unknown): string {
   return typeof op === 'string' ? op.slice(0, 40) : 'message'
 }
 
-function firstIssue(error: {
-  issues: readonly { path: readonly PropertyKey[]; message: string }[]
-}): string {
-  const issue = error.issues[0]
-  if (!issue) return 'invalid'
-  const path = issue.path.map(String).join('.')
-  return path ? `${path}: ${issue.message}` : issue.message
-}
-
 /** Checks one message and runs its handler; throws what the boundary answers with. */
 async function handle(raw: unknown, deps: DispatcherDeps): Promise<void> {
   const device = deps.deviceId()
@@ -64,7 +55,7 @@ async function handle(raw: unknown, deps: DispatcherDeps): Promise<void> {
   if (!envelope.success) {
     throw new AppError(
       'invalid_input',
-      `${device}: malformed message: ${firstIssue(envelope.error)}`
+      `${device}: malformed message: ${describeZodError(envelope.error).message}`
     )
   }
   const { seq, request } = envelope.data
@@ -75,10 +66,10 @@ async function handle(raw: unknown, deps: DispatcherDeps): Promise<void> {
   }
   const parsed = WorkerRequestSchema.safeParse(request)
   if (!parsed.success) {
-    const field = parsed.error.issues[0]?.path.map(String).join('.')
+    const { message, field } = describeZodError(parsed.error)
     throw new AppError(
       'invalid_input',
-      `${device}: bad ${request.op} request: ${firstIssue(parsed.error)}`,
+      `${device}: bad ${request.op} request: ${message}`,
       field ? { field } : {}
     )
   }
