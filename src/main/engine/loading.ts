@@ -162,7 +162,6 @@ export async function openGroupParts(
     bundle = cached.bundle
     tokenizer = cached.tokenizer
   } else {
-    hooks.onStage?.('validating bundle', 0)
     // Taken before validation: a file changed meanwhile makes the cache entry stale, never wrong.
     if (cache)
       ctx.fingerprint = await fingerprintFolder(dir).catch((err: unknown) => {
@@ -170,7 +169,16 @@ export async function openGroupParts(
         log.debug(`no fingerprint of ${dir}`, err)
         return ''
       })
-    bundle = await validateBundle(dir)
+    const folder = path.resolve(dir)
+    const known = ctx.fingerprint ? cache?.validated.get(folder, ctx.fingerprint) : null
+    if (known) {
+      hooks.onStage?.('reusing validated bundle', 0)
+      bundle = known
+    } else {
+      hooks.onStage?.('validating bundle', 0)
+      bundle = await validateBundle(dir)
+      if (cache && ctx.fingerprint) cache.validated.put(folder, ctx.fingerprint, bundle)
+    }
     tokenizer = await TextTokenizer.load(
       bundle.tokenizerFile,
       bundle.tokenizerConfigFile,

@@ -133,6 +133,45 @@ describe('reload cache', () => {
     expect(changed.rows).not.toBe(plainRows)
   })
 
+  it('a load reuses an earlier validation of the folder only while none of its files changed', async () => {
+    const dir = path.join(scratch, 'models', 'revalidated')
+    await cp(bundleA, dir, { recursive: true })
+    // No host cache: every load opens the bundle's files, as a replica after an unload does.
+    const cache = new GroupCache({ hostBytes: 0, optimizedDir: null })
+    const stagesOf = async (): Promise<{ stages: string[]; rows: string }> => {
+      const stages: string[] = []
+      const g = await loadGroup(dir, TARGET, { cache, onStage: (s) => stages.push(s) })
+      try {
+        return { stages, rows: await analyse(g) }
+      } finally {
+        await g.dispose()
+      }
+    }
+    const first = await stagesOf()
+    expect(first.stages).toContain('validating bundle')
+    expect(first.rows).toBe(plainRows)
+    const again = await stagesOf()
+    expect(again.stages).toContain('reusing validated bundle')
+    expect(again.stages).not.toContain('validating bundle')
+    expect(again.rows).toBe(plainRows)
+
+    // A lens tensor cut short, its modification time put back: validated again, and refused.
+    const prefix = path.join(dir, 'lenses', (await firstLensFolder(dir))!, 'decoder_prefix.f32')
+    const st = await stat(prefix)
+    const bytes = await readFile(prefix)
+    await writeFile(prefix, bytes.subarray(0, bytes.byteLength - 4))
+    await utimes(prefix, st.atime, st.mtime)
+    await expect(loadGroup(dir, TARGET, { cache })).rejects.toMatchObject({
+      code: 'bundle_invalid'
+    })
+    // Put right again (new ctime): validated again, and loads.
+    await writeFile(prefix, bytes)
+    const repaired = await stagesOf()
+    expect(repaired.stages).toContain('validating bundle')
+    expect(repaired.rows).toBe(plainRows)
+    expect(cache.validated.size).toBe(1)
+  })
+
   it('the byte budget evicts the least recently used group', async () => {
     const probe = new GroupCache({ hostBytes: 1 << 30, optimizedDir: path.join(scratch, 'opt4') })
     await loadAndAnalyse(bundleA, probe)

@@ -1,10 +1,12 @@
 /**
  * What makes a reload fast: a host-memory LRU of recently unloaded groups (host-cache.ts) and
- * ONNX Runtime's optimized graphs on disk (optimized-store.ts). `loadGroup(dir, target, { cache })`
+ * ONNX Runtime's optimized graphs on disk (optimized-store.ts), and the validations of folders
+ * loaded before (validations.ts). `loadGroup(dir, target, { cache })`
  * uses both; docs/devices.md has the measured effect.
  */
 import { HostGroupCache, type HostCacheStats } from './hostCache'
 import { OptimizedModelStore } from './optimizedStore'
+import { ValidatedBundles } from './validations'
 import type { LoadCacheResult } from '../types'
 
 export { fingerprintFolder } from './fingerprint'
@@ -12,6 +14,7 @@ export { HostGroupCache, cachedGroupBytes, DEFAULT_HOST_CACHE_SHARE } from './ho
 export type { CachedGroup, HostCacheStats, HostCacheEntryInfo } from './hostCache'
 export { OptimizedModelStore, DEFAULT_OPTIMIZED_STORE_BYTES } from './optimizedStore'
 export type { OptimizedModel } from './optimizedStore'
+export { ValidatedBundles } from './validations'
 
 export interface GroupCacheOptions {
   /** Host-memory budget for unloaded groups (0: keep nothing in memory). */
@@ -30,6 +33,8 @@ export interface GroupCacheStats extends HostCacheStats {
 export class GroupCache {
   readonly host: HostGroupCache
   readonly optimized: OptimizedModelStore | null
+  /** Validations of folders loaded before, reused while no file changed (validations.ts). */
+  readonly validated = new ValidatedBundles()
 
   constructor(options: GroupCacheOptions) {
     this.host = new HostGroupCache(options.hostBytes)
