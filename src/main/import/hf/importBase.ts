@@ -285,7 +285,7 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     throwIfAborted(options.signal, options.source)
     // Every check runs; tokenizer.json is handed on as parsed rather than parsed again.
     const summary = await openBundle(staging.dir, {
-      writtenJson: new Map([[tokenizerPath, prepared.tokenizerParsed]])
+      writtenJson: new Map([[path.resolve(tokenizerPath), prepared.tokenizerParsed]])
     })
     throwIfAborted(options.signal, options.source)
     await staging.commit()
