@@ -53,9 +53,28 @@ const maxRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
 async function childImport(source: string, out: string): Promise<unknown> {
   const cpu0 = process.cpuUsage()
-  const r = await importHfBase({ source, out })
+  // Seconds spent in each progress stage (`reading headers`, `reading tokenizer`, `writing
+  // weights`, `tokenizer`, `validating`), from the import's own stage changes.
+  const stages: Record<string, number> = {}
+  let stage: string | null = null
+  let since = performance.now()
+  const enter = (next: string | null): void => {
+    const now = performance.now()
+    if (stage !== null) stages[stage] = (stages[stage] ?? 0) + (now - since) / 1000
+    stage = next
+    since = now
+  }
+  const r = await importHfBase({
+    source,
+    out,
+    onProgress: (p) => {
+      if (p.stage !== stage) enter(p.stage)
+    }
+  })
+  enter(null)
   const cpu = process.cpuUsage(cpu0)
   return {
+    stages,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     bytesRead: r.bytesRead,
     weightBytes: r.weightBytes,
@@ -107,7 +126,12 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'tw-bench-import-'))
   const out = path.join(work, 'group')
   try {
-    const imp = await runBenchChild<Record<string, number>>(['--child', 'import', source, out])
+    const imp = await runBenchChild<Record<string, number> & { stages: Record<string, number> }>([
+      '--child',
+      'import',
+      source,
+      out
+    ])
     const mbps = imp.bytesRead! / 1e6 / imp.weightSeconds!
     const mbpsAll = imp.bytesRead! / 1e6 / imp.seconds!
     const mbpsCpu = imp.bytesRead! / 1e6 / imp.cpuSeconds!
@@ -116,6 +140,16 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
       `  import: ${(imp.bytesRead! / 1e6).toFixed(0)} MB read in ${imp.weightSeconds!.toFixed(1)} s = ` +
         `${mbps.toFixed(0)} MB/s (whole import ${imp.seconds!.toFixed(1)} s = ${mbpsAll.toFixed(0)} MB/s; ` +
         `${imp.cpuSeconds!.toFixed(1)} CPU s = ${mbpsCpu.toFixed(0)} MB per CPU second)`
+    )
+    const stageSeconds = Object.fromEntries(
+      Object.entries(imp.stages)
+        .filter(([k]) => k !== 'done')
+        .map(([k, v]) => [k, +v.toFixed(2)])
+    )
+    log(
+      `  stages (s): ${Object.entries(stageSeconds)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`
     )
     log(
       `  import peak RSS ${(imp.peakRss! / GB).toFixed(2)} GB = ${(imp.peakRss! / largest.bytes).toFixed(2)}× ` +
@@ -131,6 +165,7 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
       import_mb_per_s: Math.round(mbps),
       import_mb_per_s_whole: Math.round(mbpsAll),
       import_mb_per_cpu_s: Math.round(mbpsCpu),
+      import_stage_seconds: stageSeconds,
       import_peak_rss_mb: Math.round(imp.peakRss! / 1e6),
       import_peak_ratio_largest_file_f32: +(imp.peakRss! / largest.bytes).toFixed(3),
       import_rss_within_limit: imp.peakRss! <= rssLimit

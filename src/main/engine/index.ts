@@ -4,7 +4,8 @@
  * generation jobs, chat templates, datasets, the demo and synthetic bundles, the reload cache and
  * the ONNX Runtime probes.
  */
-import { validateBundle } from './bundle/open'
+import type { BigIntStats } from 'node:fs'
+import { validateBundle, type ValidateOptions } from './bundle/open'
 import { sharedDigestCache } from './bundle/digests'
 import type { BundleSummary } from './types'
 
@@ -50,9 +51,25 @@ export type {
 export * from './dataset'
 export { parseCsv, type CsvRow } from './dataset/csv'
 
-/** Validates a group folder without creating any session; throws AppError('bundle_invalid'). */
-export async function openBundle(dir: string): Promise<BundleSummary> {
-  return (await validateBundle(dir)).summary
+/**
+ * Validates a group folder without creating any session; throws AppError('bundle_invalid').
+ * `writtenJson`: files the caller has just written, already parsed (see ValidateOptions).
+ */
+export async function openBundle(
+  dir: string,
+  options: Pick<ValidateOptions, 'writtenJson'> = {}
+): Promise<BundleSummary> {
+  return (await validateBundle(dir, options)).summary
+}
+
+/**
+ * The SHA-256 of a bundle file computed by the process that has just written it (as it streamed
+ * the bytes out), for the file exactly as `written` (its fstat after the last write) describes:
+ * the validation that follows, and later loads, take it instead of reading the file back while
+ * the file keeps that identity (bundle/digests.ts).
+ */
+export function rememberWrittenDigest(file: string, sha256: string, written: BigIntStats): void {
+  sharedDigestCache().remember(file, sha256, written)
 }
 
 /**

@@ -2,6 +2,7 @@
  * The content hash reads a bundle file only when its identity (inode, size, mtime, ctime) is new:
  * rescans, watch events and worker loads reuse the digests, in memory and across processes.
  */
+import { createHash } from 'node:crypto'
 import { cp, mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -124,5 +125,28 @@ describe('bundle content hash with the file digest cache', () => {
     const afterCorruption = new FileDigestCache({ file, persistMinBytes: 1 })
     expect(await hashWith(dir, afterCorruption)).toBe(hash)
     expect(afterCorruption.stats().hashedFiles).toBeGreaterThan(5)
+  })
+
+  it('takes a digest its writer remembered, only for the file exactly as written', async () => {
+    const dir = await copyDemo()
+    const reference = await hashWith(dir, new FileDigestCache({ file: null }))
+    const manifest = path.join(dir, 'manifest.json')
+    const bytes = await readFile(manifest)
+    const written = await stat(manifest, { bigint: true })
+    const digests = new FileDigestCache({ file: null })
+    digests.remember(manifest, createHash('sha256').update(bytes).digest('hex'), written)
+    expect(await hashWith(dir, digests)).toBe(reference)
+    // Every file but the remembered one was read.
+    const files = digests.stats().hashedFiles
+    expect(digests.stats().hits).toBe(1)
+
+    // A wrong digest remembered for a file that is then written again is never used.
+    const lies = new FileDigestCache({ file: null })
+    lies.remember(manifest, '0'.repeat(64), written)
+    expect(await hashWith(dir, lies)).not.toBe(reference)
+    await writeFile(manifest, bytes)
+    expect(await hashWith(dir, lies)).toBe(reference)
+    expect(lies.stats().hashedFiles).toBe(files + 1)
+    expect(() => digests.remember(manifest, 'not-a-digest', written)).toThrow(/SHA-256/)
   })
 })

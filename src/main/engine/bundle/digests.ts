@@ -7,7 +7,7 @@
  * the cache folder, so a restart or a freshly spawned worker skips them too.
  */
 import { createHash } from 'node:crypto'
-import { constants, promises as fs } from 'node:fs'
+import { constants, promises as fs, type BigIntStats } from 'node:fs'
 import path from 'node:path'
 import { defaultCacheDir } from '../paths'
 import { notRegularFile } from './files'
@@ -46,12 +46,13 @@ export interface DigestCacheOptions {
   persistMinBytes?: number
 }
 
+const identityFrom = (st: BigIntStats): { identity: string; size: number } => ({
+  identity: `${st.dev}:${st.ino} ${st.size} ${st.mtimeNs} ${st.ctimeNs}`,
+  size: Number(st.size)
+})
+
 async function identityOf(abs: string): Promise<{ identity: string; size: number }> {
-  const st = await fs.stat(abs, { bigint: true })
-  return {
-    identity: `${st.dev}:${st.ino} ${st.size} ${st.mtimeNs} ${st.ctimeNs}`,
-    size: Number(st.size)
-  }
+  return identityFrom(await fs.stat(abs, { bigint: true }))
 }
 
 async function sha256File(abs: string): Promise<string> {
@@ -107,6 +108,19 @@ export class FileDigestCache {
       this.#inFlight.set(key, pending)
     }
     return pending
+  }
+
+  /**
+   * A digest computed by the process that has just written `file` (an importer hashing its output
+   * as it streams it out), for the file exactly as `written` (its fstat after the last write)
+   * describes it. Like any entry it answers only while the file keeps that identity: a later
+   * write, truncate or rename over it changes the ctime, and the file is read and hashed again.
+   */
+  remember(file: string, digest: string, written: BigIntStats): void {
+    if (!/^[0-9a-f]{64}$/.test(digest)) throw new Error(`not a SHA-256 digest: ${digest}`)
+    const { identity, size } = identityFrom(written)
+    this.#entries.set(path.resolve(file), { identity, digest, size, usedAt: Date.now() })
+    if (size >= this.#persistMinBytes) this.#dirty = true
   }
 
   async #lookup(abs: string, identity: string, size: number): Promise<string | null> {

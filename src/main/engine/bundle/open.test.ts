@@ -259,6 +259,20 @@ describe('openBundle rejects malformed bundles, naming file and field', () => {
     })
   })
 
+  it('a tokenizer handed on as parsed by its writer gets the same checks, and the file is not read', async () => {
+    const dir = await copyDemo()
+    const file = path.join(dir, 'tokenizer.json')
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
+    // Unreadable as JSON on disk: opening succeeds only if the parsed object is used.
+    await writeFile(file, 'not json')
+    const summary = await openBundle(dir, { writtenJson: new Map([[file, parsed]]) })
+    expect(summary.groupId).toBeTruthy()
+    await expect(openBundle(dir)).rejects.toMatchObject({ file: 'tokenizer.json' })
+    await expect(
+      openBundle(dir, { writtenJson: new Map([[file, { model: 5 }]]) })
+    ).rejects.toMatchObject({ code: 'bundle_invalid', file: 'tokenizer.json', field: 'model' })
+  })
+
   it('a special added token past the vocabulary loads, and a text naming it is refused, not embedded', async () => {
     // Gemma-3's tokenizer lists <image_soft_token> at id 262144 of its 262,144-row text model.
     const dir = await copyDemo()

@@ -227,8 +227,12 @@ function checkTokenizerIds(ctx: Ctx, file: string, raw: unknown, vocabSize: numb
   let maxId = -1
   if (Array.isArray(model.vocab)) maxId = model.vocab.length - 1
   else if (typeof model.vocab === 'object' && model.vocab !== null) {
-    for (const id of Object.values(model.vocab))
+    // for…in, not Object.values: no 262k-entry array for Gemma's vocabulary.
+    const vocab = model.vocab as Record<string, unknown>
+    for (const token in vocab) {
+      const id = vocab[token]
       if (typeof id === 'number' && id > maxId) maxId = id
+    }
   }
   // The vocabulary proper must fit the embedding. Added tokens past it are real (Gemma-3's image
   // token at id 262144 of a 262,144-row text model): a text that names one is refused when it is
@@ -606,6 +610,13 @@ export interface ValidateOptions {
    * Lens graphs are always scanned.
    */
   scanModelWeights?: boolean
+  /**
+   * JSON files the caller has just written into the folder itself, already parsed, by absolute
+   * path: used instead of reading and parsing them again (an importer hands on the 33 MB
+   * `tokenizer.json` it parsed to check it). The same checks run on them; a bundle opened later
+   * (a load, a library scan) reads every file as usual.
+   */
+  writtenJson?: ReadonlyMap<string, unknown>
 }
 
 /** Validates a group folder and returns its resolved layout and summary. */
@@ -652,12 +663,16 @@ export async function validateBundle(
   )
   const tokenizerConfig: { chat_template?: unknown } = {}
   for (const f of [tokenizerFile, tokenizerConfigFile]) {
-    const text = (await ctx.read(f, MAX_JSON_BYTES)).toString('utf8')
     let raw: unknown
-    try {
-      raw = JSON.parse(text)
-    } catch (err) {
-      ctx.fail(ctx.rel(f), undefined, jsonFailure(err))
+    if (options.writtenJson?.has(f)) {
+      raw = options.writtenJson.get(f)
+    } else {
+      const text = (await ctx.read(f, MAX_JSON_BYTES)).toString('utf8')
+      try {
+        raw = JSON.parse(text)
+      } catch (err) {
+        ctx.fail(ctx.rel(f), undefined, jsonFailure(err))
+      }
     }
     if (f === tokenizerFile) checkTokenizerIds(ctx, ctx.rel(f), raw, manifest.base.vocabSize)
     if (f === tokenizerConfigFile && typeof raw === 'object' && raw !== null)

@@ -15,6 +15,7 @@
  * as large as the two largest weights that must be built whole (transposed, joined), and one
  * read block, whatever the checkpoint's size.
  */
+import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { ImportProgress, ImportedGroup } from '@shared/domain/imports'
@@ -25,6 +26,7 @@ import {
   noteBundleMoved,
   openBundle,
   planBaseModel,
+  rememberWrittenDigest,
   type ArchSpec,
   type CheckpointSource,
   type ManifestFile
@@ -172,6 +174,15 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     fileOf
   )
   refuseUnreadableSources(folder, plan)
+  report({
+    stage: 'reading tokenizer',
+    tensorsDone: 0,
+    tensorsTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    mbPerSecond: null,
+    etaSeconds: null
+  })
   const prepared = await prepareTokenizer(folder, spec.vocabSize)
   for (const w of prepared.warnings) warn(w)
   throwIfAborted(options.signal, options.source)
@@ -193,7 +204,8 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     meter.stage('writing weights')
     const layout = planBaseModel(spec, `${BASE_MODEL_FILE}.data`)
     const weightsStarted = Date.now()
-    await writeCheckpointWeights(path.join(staging.dir, layout.dataFile), layout, {
+    const dataPath = path.join(staging.dir, layout.dataFile)
+    const written = await writeCheckpointWeights(dataPath, layout, {
       folder,
       plan,
       meter,
@@ -201,6 +213,9 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
       signal: options.signal
     })
     weightSeconds = (Date.now() - weightsStarted) / 1000
+    // The validation below takes the digest computed as the bytes went out instead of reading
+    // 1–2 GB back; it still answers only for the file exactly as written (bundle/digests.ts).
+    if (written.sha256) rememberWrittenDigest(dataPath, written.sha256, written.written)
     await fs.writeFile(path.join(staging.dir, BASE_MODEL_FILE), layout.model)
 
     const nonFinite = tally.messages(fileOf, (t) =>
@@ -221,7 +236,8 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     }
 
     meter.stage('tokenizer')
-    await fs.writeFile(path.join(staging.dir, 'tokenizer.json'), prepared.tokenizerJson)
+    const tokenizerPath = path.join(staging.dir, 'tokenizer.json')
+    await writeHashed(tokenizerPath, prepared.tokenizerJson)
     await fs.writeFile(
       path.join(staging.dir, 'tokenizer_config.json'),
       JSON.stringify(prepared.tokenizerConfig, null, 2) + '\n'
@@ -267,7 +283,10 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
 
     meter.stage('validating')
     throwIfAborted(options.signal, options.source)
-    const summary = await openBundle(staging.dir)
+    // Every check runs; tokenizer.json is handed on as parsed rather than parsed again.
+    const summary = await openBundle(staging.dir, {
+      writtenJson: new Map([[path.resolve(tokenizerPath), prepared.tokenizerParsed]])
+    })
     throwIfAborted(options.signal, options.source)
     await staging.commit()
     await noteBundleMoved(staging.dir, target)
@@ -292,6 +311,21 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
   } catch (err) {
     await staging.discard()
     throw asCancelled(err, options.source)
+  }
+}
+
+/** Writes `bytes` to a new file and remembers their digest for the validation that follows. */
+async function writeHashed(file: string, bytes: Uint8Array): Promise<void> {
+  const handle = await fs.open(file, 'w')
+  try {
+    for (let at = 0; at < bytes.byteLength;) {
+      const { bytesWritten } = await handle.write(bytes, at, bytes.byteLength - at, at)
+      at += bytesWritten
+    }
+    const written = await handle.stat({ bigint: true })
+    rememberWrittenDigest(file, createHash('sha256').update(bytes).digest('hex'), written)
+  } finally {
+    await handle.close()
   }
 }
 

@@ -22,6 +22,8 @@ import { CONFIG_FILE, readHfFolderBytes, readHfFolderFile, type HfFolder } from 
 export interface PreparedTokenizer {
   /** `tokenizer.json`, byte for byte (written as read: re-encoding 30 MB of text costs time). */
   tokenizerJson: Uint8Array
+  /** The same file parsed (handed to the bundle validation, which would otherwise parse it again). */
+  tokenizerParsed: Record<string, unknown>
   /** The group's `tokenizer_config.json`. */
   tokenizerConfig: Record<string, unknown>
   bosTokenId: number
@@ -63,11 +65,8 @@ function idList(v: unknown): number[] {
   return list.filter((x): x is number => Number.isInteger(x) && (x as number) >= 0)
 }
 
-/** Largest id of tokenizer.json's model vocabulary, and the added tokens past `limit`. */
-function idsOf(
-  json: Json,
-  limit: number
-): { maxVocabId: number; addedPast: { id: number; content: string }[] } {
+/** Largest id of tokenizer.json's model vocabulary. */
+function maxVocabIdOf(json: Json): number {
   let maxVocabId = -1
   const model = isPlainObject(json.model) ? json.model : {}
   const vocab = model.vocab
@@ -75,9 +74,16 @@ function idsOf(
     // Unigram: a list of [piece, score], ids are the positions.
     maxVocabId = vocab.length - 1
   } else if (isPlainObject(vocab)) {
-    for (const id of Object.values(vocab))
+    for (const token in vocab) {
+      const id = vocab[token]
       if (typeof id === 'number' && id > maxVocabId) maxVocabId = id
+    }
   }
+  return maxVocabId
+}
+
+/** The added tokens whose id is at or past `limit`. */
+function addedPastOf(json: Json, limit: number): { id: number; content: string }[] {
   const addedPast: { id: number; content: string }[] = []
   if (Array.isArray(json.added_tokens)) {
     for (const t of json.added_tokens) {
@@ -86,7 +92,156 @@ function idsOf(
       }
     }
   }
-  return { maxVocabId, addedPast }
+  return addedPast
+}
+
+/** What the import asks of the tokenizer. */
+export interface TokenLookup {
+  maxVocabId: number
+  /** The id of a token text (added tokens first, as the tokenizer looks them up). */
+  idOf(text: string): number | undefined
+  /** The text of one of the ids asked for when the lookup was made. */
+  textOf(id: number): string | undefined
+  /** The ids of `text` without special tokens. */
+  encode(text: string): number[]
+}
+
+function buildTokenizer(json: Json, config: Json): Tokenizer {
+  try {
+    return new Tokenizer(json, config)
+  } catch (err) {
+    checkpointFail(
+      'tokenizer_invalid',
+      { file: 'tokenizer.json' },
+      `cannot build the tokenizer: ${(err as Error).message}`
+    )
+  }
+}
+
+export function fullLookup(json: Json, config: Json): TokenLookup {
+  const tokenizer = buildTokenizer(json, config)
+  return {
+    maxVocabId: maxVocabIdOf(json),
+    idOf: (text) => {
+      const id = tokenizer.token_to_id(text)
+      return id === undefined || id === null ? undefined : Number(id)
+    },
+    textOf: (id) => tokenizer.id_to_token(id) ?? undefined,
+    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids.map(Number)
+  }
+}
+
+const BYTE_FALLBACK_TOKEN = /^<0x[0-9A-F]{2}>$/
+
+/**
+ * The lookup for a BPE tokenizer without building its whole vocabulary and merge table (for
+ * Gemma-3's 262,144 tokens and 514,906 merges that build costs more than streaming the weights).
+ * Ids and texts come from the file's vocabulary and added tokens directly, as the tokenizer reads
+ * them. Encoding `texts`: BPE only ever looks up tokens, and merges of adjacent pieces, made of
+ * the characters of the words it is handed, so a tokenizer whose vocabulary and merges are cut
+ * to entries made of those characters (the normaliser's and pre-tokeniser's output for `texts`,
+ * found with the same file's normaliser and pre-tokeniser, and the byte-fallback and unknown
+ * tokens) encodes them exactly as the full one; the merges keep their order, hence their ranks.
+ * Null when the model is not BPE with a token → id object and a merge list.
+ */
+export function bpeLookup(
+  json: Json,
+  config: Json,
+  texts: string[],
+  wantIds: readonly number[]
+): TokenLookup | null {
+  const model = json.model
+  if (!isPlainObject(model) || model.type !== 'BPE') return null
+  const vocab = model.vocab
+  const merges = model.merges
+  if (!isPlainObject(vocab) || !Array.isArray(merges)) return null
+
+  // The same file with an empty vocabulary and no added tokens: its normaliser and pre-tokeniser.
+  const probe = buildTokenizer(
+    { ...json, added_tokens: [], model: { ...model, vocab: {}, merges: [] } },
+    config
+  )
+  const chars = new Set<string>()
+  const addChars = (t: unknown): void => {
+    if (typeof t === 'string') for (const c of t) chars.add(c)
+  }
+  for (const text of texts) {
+    addChars(text)
+    const normalized = probe.normalizer ? probe.normalizer(text) : text
+    addChars(normalized)
+    // As the first section of a text (a Metaspace pre-tokeniser prepends "▁" there) and as any.
+    for (const options of [{ section_index: 0 }, {}]) {
+      const words: unknown = probe.pre_tokenizer
+        ? probe.pre_tokenizer(normalized, options)
+        : [normalized]
+      if (Array.isArray(words)) words.forEach(addChars)
+    }
+  }
+  addChars(model.end_of_word_suffix)
+  addChars(model.continuing_subword_suffix)
+  const madeOfChars = (t: string): boolean => {
+    for (const c of t) if (!chars.has(c)) return false
+    return true
+  }
+
+  const wanted = new Set(wantIds)
+  const texts0 = new Map<number, string>()
+  const kept: Record<string, number> = {}
+  let maxVocabId = -1
+  for (const token in vocab) {
+    const id = vocab[token]
+    if (typeof id !== 'number') continue
+    if (id > maxVocabId) maxVocabId = id
+    if (wanted.has(id)) texts0.set(id, token)
+    if (
+      madeOfChars(token) ||
+      token === model.unk_token ||
+      (token.startsWith('<0x') && BYTE_FALLBACK_TOKEN.test(token))
+    ) {
+      kept[token] = id
+    }
+  }
+  const keptMerges: unknown[] = []
+  for (const m of merges as unknown[]) {
+    // A merge is a pair ["a", "b"] or, in older files, one string "a b".
+    const made = Array.isArray(m)
+      ? typeof m[0] === 'string' &&
+        typeof m[1] === 'string' &&
+        madeOfChars(m[0]) &&
+        madeOfChars(m[1])
+      : typeof m === 'string' && madeOfChars(m.replace(' ', ''))
+    if (made) keptMerges.push(m)
+  }
+  const small = buildTokenizer(
+    { ...json, model: { ...model, vocab: kept, merges: keptMerges } },
+    config
+  )
+
+  // Added tokens override the vocabulary, as in the tokenizer's own maps.
+  const addedIds = new Map<string, number>()
+  const addedTexts = new Map<number, string>()
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens) {
+      if (isPlainObject(t) && typeof t.id === 'number' && typeof t.content === 'string') {
+        addedIds.set(t.content, t.id)
+        addedTexts.set(t.id, t.content)
+      }
+    }
+  }
+  return {
+    maxVocabId,
+    idOf: (text) => {
+      const added = addedIds.get(text)
+      if (added !== undefined) return added
+      const id = Object.hasOwn(vocab, text) ? vocab[text] : undefined
+      return typeof id === 'number' ? id : undefined
+    },
+    textOf: (id) => addedTexts.get(id) ?? texts0.get(id),
+    encode: (text) => {
+      if (!texts.includes(text)) throw new Error(`the lookup was made for ${JSON.stringify(texts)}`)
+      return small.encode(text, { add_special_tokens: false }).ids.map(Number)
+    }
+  }
 }
 
 /** The chat template text of `chat_template.json` (`{ "chat_template": … }`). */
@@ -149,20 +304,22 @@ export async function prepareTokenizer(
     chatTemplateFrom = 'tokenizer_config.json'
   }
 
-  let tokenizer: Tokenizer
-  try {
-    tokenizer = new Tokenizer(tokenizerJson, out)
-  } catch (err) {
-    checkpointFail(
-      'tokenizer_invalid',
-      { file: 'tokenizer.json' },
-      `cannot build the tokenizer: ${(err as Error).message}`
-    )
-  }
+  const modelConfig = folder.config
+  const textConfig = isPlainObject(modelConfig.text_config) ? modelConfig.text_config : {}
+  const configIds = (key: string): number[] => [
+    ...idList(generation[key]),
+    ...idList(modelConfig[key]),
+    ...idList(textConfig[key])
+  ]
+  const eosIds = [...new Set([...idList(generation.eos_token_id)])]
+  if (eosIds.length === 0) eosIds.push(...new Set(configIds('eos_token_id')))
+
+  const lookup = bpeLookup(tokenizerJson, out, [' '], eosIds) ?? fullLookup(tokenizerJson, out)
   // The vocabulary itself must fit the embedding; a few added tokens past it (Gemma-3's text
   // models share the multimodal tokenizer, whose <image_soft_token> is id 262144 of a 262,144-row
   // embedding) only make texts that spell them out unusable, as with the real model.
-  const { maxVocabId, addedPast } = idsOf(tokenizerJson, vocabSize)
+  const maxVocabId = lookup.maxVocabId
+  const addedPast = addedPastOf(tokenizerJson, vocabSize)
   if (maxVocabId >= vocabSize) {
     checkpointFail(
       'tokenizer_invalid',
@@ -180,26 +337,10 @@ export async function prepareTokenizer(
     )
   }
   const maxTokenId = Math.max(maxVocabId, ...addedPast.map((t) => t.id))
-  const idOf = (text: string | null): number | undefined => {
-    if (text === null) return undefined
-    const id = tokenizer.token_to_id(text)
-    return id === undefined || id === null ? undefined : Number(id)
-  }
-  const textOf = (id: number): string | undefined => {
-    const t = tokenizer.id_to_token(id)
-    return t === undefined || t === null ? undefined : t
-  }
+  const idOf = (text: string | null): number | undefined =>
+    text === null ? undefined : lookup.idOf(text)
+  const textOf = (id: number): string | undefined => lookup.textOf(id)
 
-  const modelConfig = folder.config
-  const textConfig = isPlainObject(modelConfig.text_config) ? modelConfig.text_config : {}
-  const configIds = (key: string): number[] => [
-    ...idList(generation[key]),
-    ...idList(modelConfig[key]),
-    ...idList(textConfig[key])
-  ]
-
-  const eosIds = [...new Set([...idList(generation.eos_token_id)])]
-  if (eosIds.length === 0) eosIds.push(...new Set(configIds('eos_token_id')))
   const eosText = tokenText(out.eos_token)
   const endOfTurnTokens: string[] = []
   for (const id of eosIds) {
@@ -222,8 +363,8 @@ export async function prepareTokenizer(
     configIds('bos_token_id').find((id) => id < vocabSize) ??
     idOf(eosText) ??
     0
-  const space = tokenizer.encode(' ', { add_special_tokens: false }).ids
-  const firstSpace = space.length > 0 ? Number(space[0]) : undefined
+  const space = lookup.encode(' ')
+  const firstSpace = space[0]
   const nullTokenId =
     firstSpace !== undefined && firstSpace < vocabSize
       ? firstSpace
@@ -236,6 +377,7 @@ export async function prepareTokenizer(
   }
   return {
     tokenizerJson: tokenizerBytes,
+    tokenizerParsed: tokenizerJson,
     tokenizerConfig: out,
     bosTokenId,
     nullTokenId,

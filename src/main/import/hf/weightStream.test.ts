@@ -4,6 +4,7 @@
  * BF16 checkpoints of every transform (copy, transpose, concat-transposed, concat, Gemma's 1 + w),
  * with blocks so small that every tensor is read and written in many pieces.
  */
+import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -16,7 +17,7 @@ import { ProgressMeter } from '../progress'
 import { countNonFinite, type ReadableDtype } from '../safetensors'
 import { readHfArchitecture } from './config'
 import { openHfFolder, readTensor } from './folder'
-import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
+import { NonFiniteTally, SequentialDigest, writeCheckpointWeights } from './weightStream'
 import { materializeWeight, planHfWeights } from './weights'
 
 const DIMS: HfDims = { hiddenSize: 24, layers: 2, heads: 4, kvHeads: 2, headDim: 6, vocabSize: 53 }
@@ -71,9 +72,23 @@ describe('writeCheckpointWeights', () => {
       const tally = new NonFiniteTally()
       const meter = new ProgressMeter({ tensorsTotal: 0, bytesTotal: 0, report: () => undefined })
       const dataPath = path.join(dir, 'base.onnx.data')
-      await writeCheckpointWeights(dataPath, layout, { folder, plan, meter, tally, blocks })
+      const written = await writeCheckpointWeights(dataPath, layout, {
+        folder,
+        plan,
+        meter,
+        tally,
+        blocks
+      })
       const data = await fs.readFile(dataPath)
       expect(data.byteLength).toBe(layout.dataSize)
+      // The digest computed as the bytes went out is the file's, for the file as it stands.
+      expect(written.sha256).toBe(createHash('sha256').update(data).digest('hex'))
+      const st = await fs.stat(dataPath, { bigint: true })
+      expect([written.written.ino, written.written.size, written.written.ctimeNs]).toEqual([
+        st.ino,
+        st.size,
+        st.ctimeNs
+      ])
 
       const byName = new Map(plan.weights.map((w) => [w.name, w]))
       const covered = new Uint8Array(data.byteLength)
@@ -103,4 +118,30 @@ describe('writeCheckpointWeights', () => {
       expect(messages.length).toBeGreaterThanOrEqual(2)
     }
   )
+})
+
+describe('SequentialDigest', () => {
+  const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+  it('hashes in-order writes with the gaps and the tail as zeros', () => {
+    const file = new Uint8Array(3_000_000)
+    const a = Uint8Array.from({ length: 1000 }, (_, i) => i % 251)
+    const b = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7) % 253)
+    file.set(a, 10)
+    file.set(b, 2_000_000)
+    const d = new SequentialDigest()
+    d.add(a, 10)
+    d.add(b, 2_000_000)
+    expect(d.finish(file.byteLength)).toBe(sha(file))
+  })
+
+  it('gives no digest for writes out of order or a file cut short', () => {
+    const back = new SequentialDigest()
+    back.add(new Uint8Array(8), 100)
+    back.add(new Uint8Array(8), 50)
+    expect(back.finish(200)).toBeNull()
+    const short = new SequentialDigest()
+    short.add(new Uint8Array(8), 100)
+    expect(short.finish(104)).toBeNull()
+  })
 })

@@ -13,8 +13,12 @@
  * - Two output buffers: one is written to the file (in the I/O threads) while the next weight or
  *   block is filled in the other. Each is reused from weight to weight; a new array per weight
  *   would cost a page fault per 4 KiB on first touch, more than the conversion itself.
+ * - The file's SHA-256 is computed from the buffers as they go out (in file order, while the I/O
+ *   threads write them), so the bundle validation that follows does not read the file back to
+ *   hash it (bundle/digests.ts `remember`).
  */
-import { promises as fs } from 'node:fs'
+import { createHash, type Hash } from 'node:crypto'
+import { promises as fs, type BigIntStats } from 'node:fs'
 import type { BaseModelLayout } from '../../engine'
 import { throwIfAborted } from '../errors'
 import type { ProgressMeter } from '../progress'
@@ -66,6 +70,43 @@ export class NonFiniteTally {
   }
 }
 
+/**
+ * SHA-256 of a file written front to back by positioned writes: each write's bytes are hashed as
+ * it is issued, the gaps between writes (and up to the final size) as the zeros they read as.
+ * A write behind the end so far (never issued by the streamer) makes the digest unknown.
+ */
+export class SequentialDigest {
+  readonly #hash: Hash = createHash('sha256')
+  #end = 0
+  #inOrder = true
+
+  add(bytes: Uint8Array, position: number): void {
+    if (!this.#inOrder) return
+    if (position < this.#end) {
+      this.#inOrder = false
+      return
+    }
+    this.#zeros(position - this.#end)
+    this.#hash.update(bytes)
+    this.#end = position + bytes.byteLength
+  }
+
+  /** The hex digest of a file of `size` bytes, or null when the writes did not go in order. */
+  finish(size: number): string | null {
+    if (!this.#inOrder || size < this.#end) return null
+    this.#zeros(size - this.#end)
+    this.#end = size
+    return this.#hash.digest('hex')
+  }
+
+  #zeros(n: number): void {
+    const chunk = new Uint8Array(Math.min(n, 1 << 20))
+    for (let left = n; left > 0; left -= chunk.byteLength) {
+      this.#hash.update(left >= chunk.byteLength ? chunk : chunk.subarray(0, left))
+    }
+  }
+}
+
 interface OutputSlot {
   readonly values: Float32Array
   /** The write of this buffer in flight, if any (it never rejects: failures are recorded). */
@@ -79,10 +120,12 @@ interface OutputSlot {
 class WritePipeline {
   readonly #handle: fs.FileHandle
   readonly #slots: OutputSlot[]
+  readonly #digest: SequentialDigest
   #failure: { error: unknown } | null = null
 
-  constructor(handle: fs.FileHandle, capacities: number[]) {
+  constructor(handle: fs.FileHandle, capacities: number[], digest: SequentialDigest) {
     this.#handle = handle
+    this.#digest = digest
     // Smallest first, so a small block does not take the buffer a large weight needs.
     this.#slots = [...capacities]
       .sort((a, b) => a - b)
@@ -126,6 +169,8 @@ class WritePipeline {
       .finally(() => {
         slot.writing = null
       })
+    // Hashed while the I/O threads write the same bytes (neither changes them).
+    this.#digest.add(bytes, position)
   }
 
   /** Waits for every write; throws the first failure. */
@@ -158,21 +203,31 @@ export interface WeightStreamOptions {
 const rowsPerBlock = (budget: number, perRow: number): number =>
   Math.max(1, Math.floor(budget / Math.max(1, perRow)))
 
+export interface WrittenWeights {
+  /** Bytes the streamer's buffers held. */
+  bufferBytes: number
+  /** SHA-256 (hex) of the file's bytes, computed as they were written; null if unknown. */
+  sha256: string | null
+  /** The file's fstat after its last write: the identity the digest belongs to. */
+  written: BigIntStats
+}
+
 /**
  * Writes `layout`'s external-data file at `dataPath` from the checkpoint, weight by weight in file
- * order (gaps between weights stay zero), and returns the bytes its buffers held.
+ * order (gaps between weights stay zero), and returns its digest and the bytes its buffers held.
  */
 export async function writeCheckpointWeights(
   dataPath: string,
   layout: BaseModelLayout,
   options: WeightStreamOptions
-): Promise<{ bufferBytes: number }> {
+): Promise<WrittenWeights> {
   const byName = new Map(options.plan.weights.map((w) => [w.name, w]))
   const streamer = new WeightStreamer(options)
+  const digest = new SequentialDigest()
   const handle = await fs.open(dataPath, 'w')
   let pipeline: WritePipeline | undefined
   try {
-    pipeline = new WritePipeline(handle, streamer.outputCapacities())
+    pipeline = new WritePipeline(handle, streamer.outputCapacities(), digest)
     for (const laidOut of layout.weights) {
       const w = byName.get(laidOut.name)
       if (!w) throw new Error(`weight ${laidOut.name}: not in the import plan`)
@@ -186,7 +241,11 @@ export async function writeCheckpointWeights(
     }
     await pipeline.drain()
     await handle.truncate(layout.dataSize)
-    return { bufferBytes: pipeline.bufferBytes + streamer.readBufferBytes }
+    return {
+      bufferBytes: pipeline.bufferBytes + streamer.readBufferBytes,
+      sha256: digest.finish(layout.dataSize),
+      written: await handle.stat({ bigint: true })
+    }
   } finally {
     await pipeline?.settle()
     await handle.close()
