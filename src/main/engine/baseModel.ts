@@ -20,6 +20,10 @@ function f32(values: Float32Array, dims: number[]): Tensor {
  */
 export const KL_CHUNK_ROWS = 64
 
+function range(start: number, end: number): number[] {
+  return Array.from({ length: end - start }, (_, i) => start + i)
+}
+
 export class BaseModel {
   readonly #placeholders: Feeds
 
@@ -128,16 +132,17 @@ export class BaseModel {
     const out = new Float32Array(positions.length)
     for (let start = 0; start < positions.length; start += KL_CHUNK_ROWS) {
       const end = Math.min(start + KL_CHUNK_ROWS, positions.length)
-      const copies = end - start === 1 ? 2 : 1
-      const pos = positions.slice(start, end)
-      const vec = vectors.slice(start * d, end * d)
+      // A lone row is sent twice (see above); any other run as it is.
+      const rows = end - start === 1 ? [start, start] : range(start, end)
+      const vec = new Float32Array(rows.length * d)
+      rows.forEach((r, i) => vec.set(vectors.subarray(r * d, (r + 1) * d), i * d))
       const { f } = await this.#run(ROLE.kl, {
         input_ids: i64(ids, [1, ids.length]),
-        positions: i64(copies === 2 ? [...pos, ...pos] : pos, [pos.length * copies]),
-        vectors: f32(copies === 2 ? Float32Array.of(...vec, ...vec) : vec, [
-          pos.length * copies,
-          d
-        ]),
+        positions: i64(
+          rows.map((r) => positions[r]!),
+          [rows.length]
+        ),
+        vectors: f32(vec, [rows.length, d]),
         layer: i64([layer], [])
       })
       out.set((f.data as Float32Array).subarray(0, end - start), start)
