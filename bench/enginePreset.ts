@@ -154,10 +154,9 @@ export function analysisFlops(
   const encodeRow = layersTo(n, (n + 1) / 2, l.outputLayer + 1) + 2 * d * d
   const encode = s * k * encodeRow
   const salience = s * T * encodeRow
-  // KL: per engine batch of b positions, an unmodified pass over the whole text (per chunk of 64
-  // rows), the b rows unembedded, and b replaced rows through the blocks after L and unembedded.
-  // Only the b useful rows count: the engine pads each chunk to 64 rows (identical results however
-  // positions are batched), which at K = 16 is 48 rows of 64 done for nothing.
+  // KL: per engine batch of b positions, an unmodified pass over the whole text (per run of up to
+  // 64 rows), the b rows unembedded, and b replaced rows through the blocks after L and unembedded
+  // (runs are not padded; a run of one row goes as two, which is not counted).
   const perBatch = Math.max(1, Math.floor(ROWS_PER_BATCH / k))
   let kl = 0
   for (let start = 0; start < s; start += perBatch) {

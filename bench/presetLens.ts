@@ -8,7 +8,9 @@ import { execFile } from 'node:child_process'
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { importHfBase } from '../src/main/import/hf'
+import { planBaseModel } from '../src/main/engine'
+import { BASE_MODEL_FILE, importHfBase } from '../src/main/import/hf'
+import { readHfArchitecture } from '../src/main/import/hf/config'
 import { importLens } from '../src/main/import/lens'
 import { benchCacheDir, ensureCheckpoint, PRESETS, type PresetName } from './hfPresets'
 
@@ -98,6 +100,35 @@ export const PRESET_LENS: Record<PresetName, LensFamily> = {
 
 export const BENCH_LENS_ID = 'bench-lens'
 
+/**
+ * Rewrites a cached group's base graph when this checkout writes a different one. The weights file
+ * is laid out from the architecture alone (`planBaseModel`), so a graph change needs no re-import,
+ * and a comparison of two checkouts runs each one's own graph on the same weights.
+ */
+async function refreshBaseGraph(
+  name: PresetName,
+  dir: string,
+  log: (line: string) => void
+): Promise<void> {
+  const layout = planBaseModel(
+    readHfArchitecture(PRESETS[name].config, 'config.json').spec,
+    `${BASE_MODEL_FILE}.data`
+  )
+  const data = path.join(dir, layout.dataFile)
+  const size = (await fs.stat(data)).size
+  if (size !== layout.dataSize) {
+    throw new Error(
+      `${data}: ${size} bytes, this checkout lays out ${layout.dataSize}; delete ${dir} to re-import`
+    )
+  }
+  const file = path.join(dir, BASE_MODEL_FILE)
+  if (Buffer.from(layout.model).equals(await fs.readFile(file))) return
+  // A new file renamed into place: a hard-linked copy of the group keeps its own graph.
+  await fs.writeFile(`${file}.tmp`, layout.model)
+  await fs.rename(`${file}.tmp`, file)
+  log(`  rewrote ${name}'s ${BASE_MODEL_FILE} with this checkout's graph`)
+}
+
 /** The preset's group folder (base + one lens), imported first if it is not complete yet. */
 export async function ensurePresetGroup(
   name: PresetName,
@@ -105,7 +136,10 @@ export async function ensurePresetGroup(
 ): Promise<string> {
   const dir = path.join(benchCacheDir(), 'bench-groups', name)
   const marker = path.join(dir, '.complete')
-  if (await fs.stat(marker).catch(() => null)) return dir
+  if (await fs.stat(marker).catch(() => null)) {
+    await refreshBaseGraph(name, dir, log)
+    return dir
+  }
   const baseMarker = path.join(dir, '.base-complete')
   let t = Date.now()
   if (!(await fs.stat(baseMarker).catch(() => null))) {

@@ -14,11 +14,15 @@ function f32(values: Float32Array, dims: number[]): Tensor {
 }
 
 /**
- * Rows per KL graph run (see `kl`). Each run repeats the unmodified pass over the whole text, so
- * the chunk is large enough that a batch (64 positions at the GPU default of 1,024 rows and K = 16;
- * 16 at the CPU default) costs one pass; padding rows are single-token passes and cheap.
+ * Most rows per KL graph run (see `kl`). Each run repeats the unmodified pass over the whole text,
+ * so a batch's rows (16 positions at the CPU default of 256 rows and K = 16, 64 on a GPU) go
+ * through in one run; more are split into runs of this many.
  */
 export const KL_CHUNK_ROWS = 64
+
+function range(start: number, end: number): number[] {
+  return Array.from({ length: end - start }, (_, i) => start + i)
+}
 
 export class BaseModel {
   readonly #placeholders: Feeds
@@ -112,10 +116,11 @@ export class BaseModel {
   }
 
   /**
-   * KL(P‖Q) per row. Rows always go through the graph in chunks of exactly KL_CHUNK_ROWS (the last
-   * chunk padded by repeating its final row): the CPU GEMM picks different kernels for different row
-   * counts, and a fixed count keeps every row's KL bit-identical however positions are batched or
-   * split across devices.
+   * KL(P‖Q) per row, in runs of at most KL_CHUNK_ROWS rows, none padded. A row's value must not
+   * depend on which rows share its run (batches and devices split positions differently): the
+   * unmodified pass covers the whole text in every run and every other step is row by row, so runs
+   * of any size agree to float32 rounding. A run of a single row goes through as two copies of it:
+   * one row takes another GEMM kernel (a matrix-vector product), which rounds differently.
    */
   async kl(
     ids: number[],
@@ -126,21 +131,21 @@ export class BaseModel {
     const d = this.hiddenSize
     const out = new Float32Array(positions.length)
     for (let start = 0; start < positions.length; start += KL_CHUNK_ROWS) {
-      const n = Math.min(KL_CHUNK_ROWS, positions.length - start)
-      const pos: number[] = []
-      const vec = new Float32Array(KL_CHUNK_ROWS * d)
-      for (let r = 0; r < KL_CHUNK_ROWS; r++) {
-        const src = start + Math.min(r, n - 1)
-        pos.push(positions[src]!)
-        vec.set(vectors.subarray(src * d, (src + 1) * d), r * d)
-      }
+      const end = Math.min(start + KL_CHUNK_ROWS, positions.length)
+      // A lone row is sent twice (see above); any other run as it is.
+      const rows = end - start === 1 ? [start, start] : range(start, end)
+      const vec = new Float32Array(rows.length * d)
+      rows.forEach((r, i) => vec.set(vectors.subarray(r * d, (r + 1) * d), i * d))
       const { f } = await this.#run(ROLE.kl, {
         input_ids: i64(ids, [1, ids.length]),
-        positions: i64(pos, [KL_CHUNK_ROWS]),
-        vectors: f32(vec, [KL_CHUNK_ROWS, d]),
+        positions: i64(
+          rows.map((r) => positions[r]!),
+          [rows.length]
+        ),
+        vectors: f32(vec, [rows.length, d]),
         layer: i64([layer], [])
       })
-      out.set((f.data as Float32Array).subarray(0, n), start)
+      out.set((f.data as Float32Array).subarray(0, end - start), start)
     }
     return out
   }

@@ -413,6 +413,60 @@ describe('KL role against the float64 reference', () => {
   })
 })
 
+describe('KL role: a row does not depend on the rows that share its run', () => {
+  for (const [hiddenSize, vocabSize, threads] of [
+    [32, 40, 1],
+    [128, 600, 2]
+  ] as const) {
+    it(`d ${hiddenSize}, V ${vocabSize}, ${threads} thread(s): runs of 1, 2, 3 or 5 rows agree with one of 11`, async () => {
+      const dims = {
+        hiddenSize,
+        layers: 3,
+        heads: 4,
+        vocabSize,
+        ffnSize: 2 * hiddenSize,
+        maxPositions: 64
+      }
+      const w = randomTransformer(dims, 5)
+      const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads })
+      try {
+        const base = new BaseModel(session, hiddenSize)
+        const ids = Array.from({ length: 23 }, (_, i) => (i * 7 + 3) % vocabSize)
+        const positions = [0, 4, 9, 22, 13, 4, 17, 1, 20, 11, 6]
+        const acts = await base.activations(ids, 1)
+        const vectors = new Float32Array(positions.length * hiddenSize)
+        positions.forEach((p, r) => {
+          for (let i = 0; i < hiddenSize; i++) {
+            vectors[r * hiddenSize + i] = acts[p * hiddenSize + i]! * 1.2 + 0.05 * Math.cos(i + r)
+          }
+        })
+        const all = await base.kl(ids, positions, vectors, 1)
+        all.forEach((k) => expect(k).toBeGreaterThan(0))
+        for (const size of [1, 2, 3, 5]) {
+          for (let start = 0; start < positions.length; start += size) {
+            const end = Math.min(start + size, positions.length)
+            const part = await base.kl(
+              ids,
+              positions.slice(start, end),
+              vectors.slice(start * hiddenSize, end * hiddenSize),
+              1
+            )
+            part.forEach((k, i) => {
+              const ref = all[start + i]!
+              // Float32 rounding at most, as across batches (the analysis test above).
+              expect(Math.abs(k - ref), `row ${start + i}`).toBeLessThanOrEqual(
+                1e-6 * Math.abs(ref) + 1e-9
+              )
+            })
+          }
+        }
+      } finally {
+        await session.release()
+      }
+    })
+  }
+})
+
 describe('decode role: rows share patch vectors through patch_index', () => {
   it('gives exactly the ids of the same vectors copied once per row', async () => {
     const dims = {

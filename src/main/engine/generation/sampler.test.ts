@@ -194,3 +194,137 @@ describe('in-graph sampler', () => {
     })
   })
 })
+
+/**
+ * The sampler as it was before it searched the CDF in blocks and ran only the selected branch:
+ * argmax always computed, softmax(logits / max(T, 1e-6)), the CDF along each row, and the count
+ * of its entries below max(u·total, MIN_TARGET) over the whole vocabulary, cast to int64.
+ */
+function wholeVocabularyModel(): Uint8Array {
+  const g = new GraphBuilder()
+  const logits = g.input('logits', 'float32', ['B', 'V'])
+  const uniforms = g.input('uniforms', 'float32', ['B'])
+  const temperature = g.input('temperature', 'float32', [])
+  const greedy = g.op('ArgMax', [logits], { axis: -1, keepdims: 0 })
+  const safeT = g.op('Max', [temperature, g.scalarF32(1e-6)])
+  const probs = g.op('Softmax', [g.op('Div', [logits, safeT])], { axis: -1 })
+  const cumulative = g.op('CumSum', [probs, g.scalarI64(1)])
+  const vocab = g.op('Shape', [probs], { start: 1, end: 2 })
+  const last = g.op('Sub', [vocab, g.constI64([1])])
+  const total = g.op('Gather', [cumulative, last], { axis: 1 })
+  const u = g.op('Unsqueeze', [uniforms, g.constI64([1])])
+  const floor = g.op('Max', [g.op('Mul', [u, total]), g.scalarF32(1.1754943508222875e-38)])
+  const below = g.op('Cast', [g.op('Less', [cumulative, floor])], { to: 7 })
+  const count = g.op('ReduceSum', [below, g.constI64([1])], { keepdims: 1 })
+  const sampled = g.op('Squeeze', [g.op('Min', [count, last]), g.constI64([1])])
+  const isGreedy = g.op('Equal', [temperature, g.scalarF32(0)])
+  g.opTo('Where', [isGreedy, greedy, sampled], ['ids'])
+  g.output('ids', 'int64', ['B'])
+  // The CDF as well, so a test can aim u·total at its exact entries.
+  g.opTo('Identity', [cumulative], ['cdf'])
+  g.output('cdf', 'float32', ['B', 'V'])
+  return encodeModel(g.toGraph('whole_vocabulary'), 'sampler-test')
+}
+
+describe('the block search picks the ids of the whole-vocabulary count', () => {
+  let whole: Session
+  beforeAll(async () => {
+    whole = await Session.create(wholeVocabularyModel(), { provider: 'cpu', threads: 1 })
+  })
+  afterAll(async () => {
+    await whole.release()
+  })
+
+  async function both(
+    logits: Float32Array,
+    rows: number,
+    us: Float32Array,
+    temperature: number
+  ): Promise<{ now: number[]; before: number[]; cdf: Float32Array }> {
+    const vocab = logits.length / rows
+    const out = await whole.run({
+      logits: new Tensor('float32', logits, [rows, vocab]),
+      uniforms: new Tensor('float32', us, [rows]),
+      temperature: new Tensor('float32', Float32Array.from([temperature]), [])
+    })
+    return {
+      now: await sample(logits, rows, us, temperature, 1, decodeSession),
+      before: Array.from(out.ids!.data as BigInt64Array, Number),
+      cdf: out.cdf!.data as Float32Array
+    }
+  }
+
+  /** Neighbouring float32 values of x (x > 0): one ulp below and above. */
+  function neighbours(x: number): [number, number] {
+    const bits = new Uint32Array(Float32Array.from([x]).buffer)
+    const below = new Float32Array(new Uint32Array([bits[0]! - 1]).buffer)[0]!
+    const above = new Float32Array(new Uint32Array([bits[0]! + 1]).buffer)[0]!
+    return [below, above]
+  }
+
+  /** A float32 u with fl(u·total) = target exactly, or null when none is near target / total. */
+  function aimAt(target: number, total: number): number | null {
+    let u = Math.fround(target / total)
+    for (let i = 0; i < 8 && u <= 1; i++) {
+      const hit = Math.fround(u * total)
+      if (hit === target) return u
+      u = hit < target ? neighbours(u)[1] : neighbours(u)[0]
+    }
+    return null
+  }
+
+  // Vocabulary sizes around squares and block edges (the window's clamp at the tail), tiny ones,
+  // and one of real width, where a block holds 512 entries.
+  for (const vocab of [1, 2, 3, 4, 5, 15, 16, 17, 50, 255, 256, 257, 4099, 262_144]) {
+    it(`V = ${vocab}: random rows, u on, just below and just above CDF entries`, async () => {
+      const rows = vocab >= 100_000 ? 8 : 48
+      const logits = randomLogits(rows, vocab, vocab)
+      // Zero-probability tokens at the start, middle and end of some rows.
+      for (let r = 0; r < rows; r += 3) {
+        for (const i of [0, vocab >> 1, vocab - 1]) logits[r * vocab + i] = -1e9
+      }
+      for (const temperature of [1, 0.7, 2.5]) {
+        const random = generationUniforms(vocab + 13, rows, 1)
+        const first = await both(logits, rows, random, temperature)
+        expect(first.now).toEqual(first.before)
+        // Aim each row's target at an entry of its own CDF, and at the floats either side of it;
+        // on the entry itself the rule picks the first index whose CDF reaches it.
+        const aimed: number[][] = [[], [], []]
+        const firstReaching: (number | null)[] = []
+        for (let r = 0; r < rows; r++) {
+          const cdf = first.cdf.subarray(r * vocab, (r + 1) * vocab)
+          const total = cdf[vocab - 1]!
+          const k = Math.floor(uniformAt(vocab, r, 7) * vocab)
+          const entry = cdf[k]! > 0 ? cdf[k]! : total
+          const [down, up] = neighbours(entry)
+          const us = [entry, down, up].map((target) => aimAt(target, total))
+          us.forEach((u, j) => aimed[j]!.push(u ?? 1))
+          firstReaching.push(us[0] === null ? null : cdf.findIndex((c) => c >= entry))
+        }
+        const hits = firstReaching.filter((i) => i !== null).length
+        expect(hits).toBeGreaterThan(rows * 0.7)
+        for (const [j, us] of aimed.entries()) {
+          const at = await both(logits, rows, Float32Array.from(us), temperature)
+          expect(at.now).toEqual(at.before)
+          if (j === 0) {
+            firstReaching.forEach((i, r) => {
+              if (i !== null) expect(at.now[r]).toBe(i)
+            })
+          }
+        }
+      }
+    })
+  }
+
+  it('agrees at u = 0, 2^-25, 1 − 2^-24 and 1, at T = 0, and on a row with a NaN logit', async () => {
+    const vocab = 300
+    const us = Float32Array.from([0, 2 ** -25, 1 - 2 ** -24, 1, 0.5, 0.25])
+    const rows = us.length
+    const logits = randomLogits(rows, vocab, 3)
+    logits[4 * vocab + 17] = Number.NaN
+    for (const temperature of [0, 1, 0.3]) {
+      const { now, before } = await both(logits, rows, us, temperature)
+      expect(now).toEqual(before)
+    }
+  })
+})

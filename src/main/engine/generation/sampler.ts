@@ -29,79 +29,120 @@ export interface SamplerInputs {
 /** Smallest normal float32: the least target, so CDF entries of exactly 0 always count as below. */
 const MIN_TARGET = 1.1754943508222875e-38
 
-/** Index of the first cumulative value ≥ max(target, MIN_TARGET), clamped to `lastIndex`. */
-function inverseCdf(
-  g: GraphBuilder,
-  cumulative: string,
-  target: string,
-  lastIndex: string
-): string {
+/**
+ * Index of the first cumulative value ≥ max(target, MIN_TARGET), clamped to the last index: the
+ * count of entries below that floor, which is what the rule above defines. A CDF of non-negative
+ * probabilities summed in order never decreases (a float sum with a non-negative term is never
+ * smaller), so the entries below the floor are exactly a leading run, and the count is found
+ * without comparing the whole vocabulary: with blocks of s = ⌈√n⌉ entries, the block ends below
+ * the floor say how many whole blocks the run covers (j), and one window of s entries starting at
+ * min(j·s, n − s) holds the run's end, so the count is that start plus the window's entries below
+ * the floor. Each comparison is the same float comparison the whole-vocabulary count makes, so the
+ * index is identical to it (a NaN ends the run and stays false, as there), at 2√n entries a row
+ * instead of n.
+ */
+function inverseCdf(g: GraphBuilder, cumulative: string, target: string, axis: 0 | 1): string {
   const floor = g.op('Max', [target, g.scalarF32(MIN_TARGET)])
-  const below = g.op('Cast', [g.op('Less', [cumulative, floor])], { to: 7 })
-  const count = g.op('ReduceSum', [below, g.constI64([1])], { keepdims: 1 })
-  return g.op('Min', [count, lastIndex])
+  const axes = g.constI64([axis])
+  const below = (values: string): string =>
+    g.op('ReduceSum', [g.op('Cast', [g.op('Less', [values, floor])], { to: 7 }), axes], {
+      keepdims: 1
+    })
+  const n = g.op('Shape', [cumulative], { start: axis, end: axis + 1 })
+  const size = g.op('Cast', [g.op('Ceil', [g.op('Sqrt', [g.op('Cast', [n], { to: 1 })])])], {
+    to: 7
+  })
+  const one = g.constI64([1])
+  const blockEnds = g.op('Slice', [cumulative, g.op('Sub', [size, one]), n, axes, size])
+  const start = g.op('Min', [g.op('Mul', [below(blockEnds), size]), g.op('Sub', [n, size])])
+  const range = g.op('Range', [
+    g.scalarI64(0),
+    g.op('Squeeze', [size, g.constI64([0])]),
+    g.scalarI64(1)
+  ])
+  // Along `axis`, broadcast over the other one.
+  const offsets = axis === 1 ? range : g.op('Unsqueeze', [range, g.constI64([1])])
+  const window = g.op('GatherElements', [cumulative, g.op('Add', [start, offsets])], { axis })
+  return g.op('Min', [g.op('Add', [start, below(window)]), g.op('Sub', [n, one])])
 }
 
-/** The CDF's last entry, (B, 1): what u scales, so u = 1 lands exactly on the final value. */
-function lastOf(g: GraphBuilder, cumulative: string, vocab: string): string {
-  const last = g.op('Sub', [vocab, g.constI64([1])])
-  return g.op('Gather', [cumulative, last], { axis: 1 })
+/** The CDF's last entry along `axis`: what u scales, so u = 1 lands exactly on the final value. */
+function lastOf(g: GraphBuilder, cumulative: string, axis: 0 | 1): string {
+  const vocab = g.op('Shape', [cumulative], { start: axis, end: axis + 1 })
+  return g.op('Gather', [cumulative, g.op('Sub', [vocab, g.constI64([1])])], { axis })
 }
 
 function sampleNucleus(g: GraphBuilder, probs: string, u: string, topP: string): string {
   const axis = g.scalarI64(1)
-  const vocab = g.op('Slice', [g.op('Shape', [probs]), g.constI64([1]), g.constI64([2])])
+  const vocab = g.op('Shape', [probs], { start: 1, end: 2 })
   const [sorted, order] = g.opN('TopK', [probs, vocab], 2, { axis: 1, largest: 1, sorted: 1 })
   const cumulative = g.op('CumSum', [sorted!, axis])
   // Keep a token when the mass before it is still below top_p: the first token always stays.
   const keep = g.op('Less', [g.op('Sub', [cumulative, sorted!]), topP])
   const kept = g.op('Where', [keep, sorted!, g.scalarF32(0)])
   const keptCumulative = g.op('CumSum', [kept, axis])
-  const total = lastOf(g, keptCumulative, vocab)
-  const rank = inverseCdf(
-    g,
-    keptCumulative,
-    g.op('Mul', [u, total]),
-    g.op('Sub', [vocab, g.constI64([1])])
-  )
+  const rank = inverseCdf(g, keptCumulative, g.op('Mul', [u, lastOf(g, keptCumulative, 1)]), 1)
   return g.op('GatherElements', [order!, rank], { axis: 1 })
 }
 
+/**
+ * Inverse CDF over the whole vocabulary, with the CDF laid out (V, B). ONNX Runtime's CumSum adds
+ * one entry at a time along the axis; along a row each sum waits for the previous one, while down a
+ * column of the transposed rows B independent sums advance together, so the same additions in the
+ * same order (hence the same values) take a fraction of the time, for one transpose.
+ */
 function sampleFull(g: GraphBuilder, probs: string, u: string): string {
-  const cumulative = g.op('CumSum', [probs, g.scalarI64(1)])
-  const vocab = g.op('Slice', [g.op('Shape', [probs]), g.constI64([1]), g.constI64([2])])
-  const total = lastOf(g, cumulative, vocab)
-  return inverseCdf(g, cumulative, g.op('Mul', [u, total]), g.op('Sub', [vocab, g.constI64([1])]))
+  const cumulative = g.op('CumSum', [g.op('Transpose', [probs], { perm: [1, 0] }), g.scalarI64(0)])
+  const across = g.op('Transpose', [u], { perm: [1, 0] })
+  const ids = inverseCdf(g, cumulative, g.op('Mul', [across, lastOf(g, cumulative, 0)]), 0)
+  return g.op('Transpose', [ids], { perm: [1, 0] })
 }
 
-/** Appends the sampler to `g`; returns the (B,) int64 sampled ids. */
-export function buildSampler(g: GraphBuilder, x: SamplerInputs): string {
-  const greedy = g.op('ArgMax', [x.logits], { axis: -1, keepdims: 0 })
-  // Divide by a floor so T = 0 stays finite; that branch's result is discarded below anyway.
-  const safeT = g.op('Max', [x.temperature, g.scalarF32(1e-6)])
-  const probs = g.op('Softmax', [g.op('Div', [x.logits, safeT])], { axis: -1 })
-  const u = g.op('Unsqueeze', [x.uniforms, g.constI64([1])])
+type Subgraph = ReturnType<GraphBuilder['toGraph']>
 
-  let sampled: string
-  if (x.topP === null) {
-    sampled = sampleFull(g, probs, u)
-  } else {
-    // Sorting the vocabulary is the expensive part: only do it when top_p actually filters.
-    const nucleus = g.sub()
-    const nucleusIds = sampleNucleus(nucleus, probs, u, x.topP)
-    nucleus.output(nucleusIds, 'int64', null)
-    const full = g.sub()
-    const fullIds = sampleFull(full, probs, u)
-    full.output(fullIds, 'int64', null)
-    const filters = g.op('Less', [x.topP, g.scalarF32(1)])
-    sampled = g.op('If', [filters], {
-      then_branch: nucleus.toGraph(g.fresh('nucleus')),
-      else_branch: full.toGraph(g.fresh('full'))
+/** A subgraph (If branch) whose one output is `build`'s int64 ids. */
+function idsBranch(g: GraphBuilder, name: string, build: (b: GraphBuilder) => string): Subgraph {
+  const b = g.sub()
+  const ids = b.fresh(name)
+  b.opTo('Identity', [build(b)], [ids])
+  b.output(ids, 'int64', null)
+  return b.toGraph(g.fresh(name))
+}
+
+/** Ids (B, 1) drawn from softmax(scaled). */
+function sampleScaled(g: GraphBuilder, scaled: string, x: SamplerInputs): string {
+  const probs = g.op('Softmax', [scaled], { axis: -1 })
+  const u = g.op('Unsqueeze', [x.uniforms, g.constI64([1])])
+  if (x.topP === null) return sampleFull(g, probs, u)
+  // Sorting the vocabulary is the expensive part: only do it when top_p actually filters.
+  const topP = x.topP
+  return g.op('If', [g.op('Less', [topP, g.scalarF32(1)])], {
+    then_branch: idsBranch(g, 'nucleus', (b) => sampleNucleus(b, probs, u, topP)),
+    else_branch: idsBranch(g, 'full', (b) => sampleFull(b, probs, u))
+  })
+}
+
+/**
+ * Appends the sampler to `g`; returns the (B,) int64 sampled ids. Only the branch the temperature
+ * selects runs, each pass over the vocabulary once: argmax at T = 0; softmax(logits) at T = 1
+ * (x / 1 is x exactly, so the division is skipped); softmax(logits / T) otherwise, with T floored
+ * so T < 0 stays finite. Every branch writes only ids, so no vocabulary-wide tensor is copied out.
+ */
+export function buildSampler(g: GraphBuilder, x: SamplerInputs): string {
+  const safeT = g.op('Max', [x.temperature, g.scalarF32(1e-6)])
+  const sampled = (b: GraphBuilder): string => {
+    const ids = b.op('If', [b.op('Equal', [safeT, b.scalarF32(1)])], {
+      then_branch: idsBranch(b, 'unscaled', (s) => sampleScaled(s, x.logits, x)),
+      else_branch: idsBranch(b, 'scaled', (s) => sampleScaled(s, s.op('Div', [x.logits, safeT]), x))
     })
+    return b.op('Squeeze', [ids, b.constI64([1])])
   }
-  const sampledIds = g.op('Squeeze', [sampled, g.constI64([1])])
-  const isGreedy = g.op('Equal', [x.temperature, g.scalarF32(0)])
-  return g.op('Where', [isGreedy, greedy, sampledIds])
+  return g.op('If', [g.op('Equal', [x.temperature, g.scalarF32(0)])], {
+    then_branch: idsBranch(g, 'greedy', (b) =>
+      b.op('ArgMax', [x.logits], { axis: -1, keepdims: 0 })
+    ),
+    else_branch: idsBranch(g, 'sampled', sampled)
+  })
 }
 
 /**

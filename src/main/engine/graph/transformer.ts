@@ -232,7 +232,6 @@ function roleKl(g: GraphBuilder, c: ArchCtx): [string, string] {
   // Only the R rows P needs go through the final norm and the unembedding: the full (S, V)
   // logits would be gigabytes for a large vocabulary, once per chunk of rows.
   const atPositions = g.op('Gather', [g.op('Squeeze', [x, g.constI64([0])]), 'positions'])
-  const lp = g.op('LogSoftmax', [logits(g, c, atPositions, SOFTCAP_ROLES.kl)], { axis: -1 })
 
   const ctx = replacedCtx(g, c, 'positions', s)
   let y = g.op('Unsqueeze', ['vectors', g.constI64([1])])
@@ -241,14 +240,17 @@ function roleKl(g: GraphBuilder, c: ArchCtx): [string, string] {
     const yIn = y
     y = ifLayer(g, cond, yIn, (b) => replacedBlock(b, c, l, yIn, { ...ctx, kv: kv[l]! }))
   }
-  const lq = g.op(
-    'LogSoftmax',
-    [logits(g, c, g.op('Squeeze', [y, g.constI64([1])]), SOFTCAP_ROLES.kl)],
-    { axis: -1 }
+  // P's and Q's rows in one unembedding (2R, V): one pass over the (V, d) matrix, not two.
+  const rowsPQ = g.op('Concat', [atPositions, g.op('Squeeze', [y, g.constI64([1])])], { axis: 0 })
+  const [lp, lq] = g.opN(
+    'Split',
+    [g.op('LogSoftmax', [logits(g, c, rowsPQ, SOFTCAP_ROLES.kl)], { axis: -1 })],
+    2,
+    { axis: 0 }
   )
   const kl = g.op(
     'ReduceSum',
-    [g.op('Mul', [g.op('Exp', [lp]), g.op('Sub', [lp, lq])]), g.constI64([1])],
+    [g.op('Mul', [g.op('Exp', [lp!]), g.op('Sub', [lp!, lq!])]), g.constI64([1])],
     { keepdims: 0 }
   )
   return [kl, g.constI64([], [0])]
