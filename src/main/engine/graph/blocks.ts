@@ -183,23 +183,19 @@ function ropeFor(
 }
 
 /**
- * The pass over rows offset..offset+s−1 attending to columns 0..offset+s−1 (0..columns−1 when
- * given): one additive mask per sliding window (masked: j > i, or j ≤ i − w) and the rotary
- * tables; also returns the rows.
+ * The pass over rows offset..offset+s−1 attending to columns 0..offset+s−1: one additive mask per
+ * sliding window (masked: j > i, or j ≤ i − w) and the rotary tables; also returns the rows.
  */
 export function beginPass(
   g: GraphBuilder,
   c: ArchCtx,
   offset: string,
-  s: string,
-  columns?: string
+  s: string
 ): { pass: Pass; rows: string } {
   const one = g.scalarI64(1)
   const end = g.op('Add', [offset, s])
   const rows = g.op('Range', [offset, end, one])
-  // A fixed-width cache (`columns` > offset + s) has columns for positions not written yet: they
-  // are in the future of every row here, so the causal mask hides them.
-  const cols = g.op('Range', [g.scalarI64(0), columns ?? end, one])
+  const cols = g.op('Range', [g.scalarI64(0), end, one])
   const colsRow = g.op('Unsqueeze', [cols, g.constI64([0])])
   const rowsCol = g.op('Unsqueeze', [rows, g.constI64([1])])
   const future = g.op('Greater', [colsRow, rowsCol])
@@ -242,19 +238,33 @@ function appendTo(past?: Kv): CacheStep {
 /**
  * A fixed-shape cache of S slots after a prefix shared by several rows (the lens decode's steps):
  * the new token (s = 1) is written into `own` (B, KV, S, dh) where `slot` ((1, 1, S, 1) bool, one
- * slot true) says, and the rows attend to [their prefix ; their slots]: `prefix` (Bp, KV, P, dh) is
- * gathered to the B rows by `index` for this layer only, a transient, and the kept cache is just
- * the slots. Every step's tensors then have one shape, and no row holds its own prefix copy. Slots
- * not written yet are masked by a pass whose columns span P + S (`beginPass`'s `columns`).
+ * slot true) says, and the rows attend to [their prefix ; their first `filled` slots]: `prefix`
+ * (Bp, KV, P, dh) is gathered to the B rows by `index` for this layer only, a transient, and the
+ * kept cache is just the slots, the same shape every step. What is attended to is exactly the
+ * growing cache's [prefix ; tokens so far], so the numerics are those of `appendTo`.
  */
-export function slotCache(prefix: Kv, index: string, own: Kv, slot: string): CacheStep {
+export function slotCache(
+  prefix: Kv,
+  index: string,
+  own: Kv,
+  slot: string,
+  filled: string
+): CacheStep {
   return (g, kNew, vNew) => {
     const keep = {
       k: g.op('Where', [slot, kNew, own.k]),
       v: g.op('Where', [slot, vNew, own.v])
     }
+    const end = g.op('Unsqueeze', [filled, g.constI64([0])])
     const withPrefix = (p: string, o: string): string =>
-      g.op('Concat', [g.op('Gather', [p, index], { axis: 0 }), o], { axis: 2 })
+      g.op(
+        'Concat',
+        [
+          g.op('Gather', [p, index], { axis: 0 }),
+          g.op('Slice', [o, g.constI64([0]), end, g.constI64([2])])
+        ],
+        { axis: 2 }
+      )
     return { attend: { k: withPrefix(prefix.k, keep.k), v: withPrefix(prefix.v, keep.v) }, keep }
   }
 }

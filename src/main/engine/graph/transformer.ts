@@ -328,9 +328,10 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
 
   // Steps 1..T−1, one token each. Each row carries only its own tokens, in a fixed-shape cache of
   // T − 1 slots (B, KV, T − 1, dh) per layer that step i writes at slot i, and attends to its
-  // position's prefix cache (loop-invariant, Bp rows) gathered one layer at a time: no row holds a
-  // copy of the prefix between layers, and every step's tensors have the same shapes, so the
-  // allocator reuses them (docs/benchmarks.md "At real shapes", memory).
+  // position's prefix cache (loop-invariant, Bp rows) gathered one layer at a time, joined with
+  // its slots so far: no row holds a copy of the prefix between layers, the carried cache has one
+  // shape every step, and what each step attends to is exactly what the growing cache held
+  // before, so the ids are bit for bit the same (docs/benchmarks.md "At real shapes", memory).
   const more = g.op('Sub', [steps, g.scalarI64(1)])
   const slotsShape = g.op(
     'Concat',
@@ -354,7 +355,8 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     body.op('Equal', [body.op('Range', [body.scalarI64(0), more, body.scalarI64(1)]), iter]),
     body.constI64([0, 1, 3])
   ])
-  const step = beginPass(body, c, offset, body.scalarI64(1), body.op('Add', [p, more]))
+  const filled = body.op('Add', [iter, body.scalarI64(1)])
+  const step = beginPass(body, c, offset, body.scalarI64(1))
   let y = addPositions(
     body,
     c,
@@ -371,7 +373,7 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
       l,
       y,
       step.pass,
-      slotCache(prefixKv[l]!, 'patch_index', own, slot)
+      slotCache(prefixKv[l]!, 'patch_index', own, slot, filled)
     )
     y = r.x
     newK.push(r.k)
