@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { estimateGroupBytes, type EstimateModel } from './estimate'
+import { estimateGroupBytes, type EstimateLens, type EstimateModel } from './estimate'
 
 /**
  * The estimate for a group without a lens against the memory measured by `npm run bench:import`
@@ -27,7 +27,54 @@ const MEASURED: { preset: string; weightBytes: number; base: EstimateModel; meas
   }
 ]
 
+/**
+ * The estimate for the preset groups with their lens (`npm run bench -- --preset NAME --no-ab
+ * --positions 16`: the standard analysis, K = 16, one 256-row batch) against the memory it
+ * measured (peak RSS − RSS before loading), as docs/benchmarks.md "At real shapes" records them.
+ */
+const MEASURED_WITH_LENS: {
+  preset: string
+  weightBytes: number
+  base: EstimateModel
+  lens: EstimateLens
+  measured: number
+}[] = [
+  {
+    preset: 'gpt2',
+    weightBytes: 512e6,
+    base: MEASURED[0]!.base,
+    lens: { prefixRows: 21, tokens: 8, encoderRows: 19 },
+    measured: 1.21e9
+  },
+  {
+    preset: 'qwen3-0.6b',
+    weightBytes: 2508e6,
+    base: MEASURED[1]!.base,
+    lens: { prefixRows: 23, tokens: 8, encoderRows: 21 },
+    measured: 4.3e9
+  },
+  {
+    preset: 'gemma3-270m',
+    weightBytes: 1084e6,
+    base: MEASURED[2]!.base,
+    lens: { prefixRows: 21, tokens: 8, encoderRows: 19 },
+    measured: 2.51e9
+  }
+]
+
 describe('estimateGroupBytes', () => {
+  it.each(MEASURED_WITH_LENS)(
+    '$preset with its lens: within 25 % of the analysis’s measured memory',
+    (m) => {
+      const { cpu } = estimateGroupBytes({
+        weightBytes: m.weightBytes,
+        base: m.base,
+        lenses: [m.lens]
+      })
+      expect(Math.abs(cpu / m.measured - 1)).toBeLessThanOrEqual(0.25)
+    }
+  )
+
   it.each(MEASURED)('$preset without a lens: within 25 % of the measured memory', (m) => {
     const { cpu } = estimateGroupBytes({ weightBytes: m.weightBytes, base: m.base, lenses: [] })
     expect(Math.abs(cpu / m.measured - 1)).toBeLessThanOrEqual(0.25)

@@ -4,6 +4,7 @@
  * estimate"). Pure, so the rule is tested on figures and the device manager can compare it with
  * what a load measured.
  */
+import { DEFAULT_BEST_OF_K } from '@shared/domain/analysis'
 import { DEFAULT_ROWS_PER_BATCH } from '../positions'
 
 export interface EstimateModel {
@@ -40,15 +41,31 @@ export interface EstimateInput {
  */
 export const WEIGHT_OVERHEAD = 1.1
 
-/** Copies of the KV cache alive during a lens decode step (the loop-carried cache and its concatenation). */
-const KV_COPIES = 2
+/**
+ * Copies of each decoder row's own explanation-token cache (T − 1 slots per layer) alive in a
+ * decode step: the loop-carried slots and the step's rewrite of them (graph/transformer.ts
+ * `roleDecode`). The prefix cache is not among them: it is held once per position.
+ */
+const OWN_KV_COPIES = 2
+/**
+ * Copies of one layer's keys and values over the whole context (P + T − 1 tokens) that a decode
+ * step makes per row, one layer at a time: its position's prefix gathered to the row, and that
+ * joined with the row's own slots.
+ */
+const STEP_KV_COPIES = 2
 /**
  * Copies of the KV cache a generation holds at its peak: the prefilled cache, its broadcast to the
  * completions, the loop-carried cache and its concatenation, and the allocator's slack as the cache
  * grows a token a step. Measured 3.0–3.4 at the three import presets (docs/benchmarks.md "Import").
  */
 const GENERATION_KV_COPIES = 3.2
-/** Vocabulary-wide rows alive per decoder row in a step (logits, probabilities, their CDF). */
+/**
+ * Vocabulary-wide float32 rows alive per decoder row (per completion, when generating) while a step
+ * samples: the logits, the probabilities, their CDF, the CDF's comparison with the draw and its
+ * cast (generation/sampler.ts), as ONNX Runtime's arena holds them. Measured: what the lens decode's
+ * peak holds over the other terms is 2–3 such rows at the GPT-2 and Gemma-3-270M presets
+ * (docs/benchmarks.md "At real shapes").
+ */
 const LOGIT_COPIES = 3
 /** A group without a lens still generates: completions per run and tokens of context assumed. */
 const GENERATION_ROWS = 16
@@ -68,9 +85,15 @@ export function batchWorkspaceBytes(
     )
   }
   let worst = 0
+  // The decoder's prefix runs once per position: rows / K positions, at the default K.
+  const positions = Math.ceil(rows / DEFAULT_BEST_OF_K)
   for (const l of lenses) {
-    const context = l.prefixRows + l.tokens
-    const decode = rows * (context * kvPerToken * KV_COPIES + base.vocabSize * 4 * LOGIT_COPIES)
+    const context = l.prefixRows + l.tokens - 1
+    const decode =
+      positions * l.prefixRows * kvPerToken +
+      rows * (l.tokens - 1) * kvPerToken * OWN_KV_COPIES +
+      rows * context * (kvPerToken / base.layers) * STEP_KV_COPIES +
+      rows * base.vocabSize * 4 * LOGIT_COPIES
     // The encoder runs every row's whole input at once: a few d-wide activations per token.
     const encode = rows * (l.encoderRows + l.tokens) * base.hiddenSize * 4 * 8
     worst = Math.max(worst, decode, encode)

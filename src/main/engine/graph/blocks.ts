@@ -215,14 +215,68 @@ export function beginPass(
   return { pass: { masks, rope: ropeFor(g, c, rows, (t) => t) }, rows }
 }
 
-/** The block's own attention: q from `h`, keys/values = past ++ new; returns them for the cache. */
+/**
+ * How a block's new keys/values (B, KV, s, dh) meet its cache: `attend` is what the new rows attend
+ * to, its columns in the order of the pass's mask; `keep` is what the caller carries to the next
+ * pass.
+ */
+export type CacheStep = (g: GraphBuilder, kNew: string, vNew: string) => { attend: Kv; keep: Kv }
+
+/** The growing cache: past ++ new, attended to and kept whole (prefill, generation). */
+function appendTo(past?: Kv): CacheStep {
+  return (g, kNew, vNew) => {
+    const kv = past
+      ? {
+          k: g.op('Concat', [past.k, kNew], { axis: 2 }),
+          v: g.op('Concat', [past.v, vNew], { axis: 2 })
+        }
+      : { k: kNew, v: vNew }
+    return { attend: kv, keep: kv }
+  }
+}
+
+/**
+ * A fixed-shape cache of S slots after a prefix shared by several rows (the lens decode's steps):
+ * the new token (s = 1) is written into `own` (B, KV, S, dh) where `slot` ((1, 1, S, 1) bool, one
+ * slot true) says, and the rows attend to [their prefix ; their first `filled` slots]: `prefix`
+ * (Bp, KV, P, dh) is gathered to the B rows by `index` for this layer only, a transient, and the
+ * kept cache is just the slots, the same shape every step. What is attended to is exactly the
+ * growing cache's [prefix ; tokens so far], so the numerics are those of `appendTo`.
+ */
+export function slotCache(
+  prefix: Kv,
+  index: string,
+  own: Kv,
+  slot: string,
+  filled: string
+): CacheStep {
+  return (g, kNew, vNew) => {
+    const keep = {
+      k: g.op('Where', [slot, kNew, own.k]),
+      v: g.op('Where', [slot, vNew, own.v])
+    }
+    const end = g.op('Unsqueeze', [filled, g.constI64([0])])
+    const withPrefix = (p: string, o: string): string =>
+      g.op(
+        'Concat',
+        [
+          g.op('Gather', [p, index], { axis: 0 }),
+          g.op('Slice', [o, g.constI64([0]), end, g.constI64([2])])
+        ],
+        { axis: 2 }
+      )
+    return { attend: { k: withPrefix(prefix.k, keep.k), v: withPrefix(prefix.v, keep.v) }, keep }
+  }
+}
+
+/** The block's own attention: q from `h`, keys/values from `cache`; returns what it keeps. */
 function attention(
   g: GraphBuilder,
   c: ArchCtx,
   l: number,
   h: string,
   pass: Pass,
-  past?: Kv
+  cache: CacheStep
 ): { o: string; k: string; v: string } {
   const { spec } = c
   const dh = spec.headDim
@@ -238,8 +292,8 @@ function attention(
   const vNew = splitHeads(g, va!, KV, dh)
   ;({ q, k: kNew } = positionQk(g, c, l, q, kNew, pass))
   q = g.op('Mul', [q, g.scalarF32(layer.scale)])
-  const k = past ? g.op('Concat', [past.k, kNew], { axis: 2 }) : kNew
-  const v = past ? g.op('Concat', [past.v, vNew], { axis: 2 }) : vNew
+  const { attend, keep } = cache(g, kNew, vNew)
+  const { k, v } = attend
   const gq = groups(spec)
   // (B, KV, G·s, dh): query heads h = j·G + g share K/V head j (HF repeat_kv order).
   const qg = gq > 1 ? g.op('Reshape', [q, g.constI64([0, KV, -1, dh])]) : q
@@ -257,7 +311,7 @@ function attention(
     w(c, l, 'out'),
     spec.attention.outBias ? w(c, l, 'outBias') : null
   )
-  return { o: out, k, v }
+  return { o: out, k: keep.k, v: keep.v }
 }
 
 /** q/k norms (Qwen3, Gemma-3) then the rotation of this layer's rope, as HF orders them. */
@@ -323,7 +377,19 @@ export function block(
   pass: Pass,
   past?: Kv
 ): { x: string; k: string; v: string } {
-  const a = attention(g, c, l, ln1(g, c, l, x), pass, past)
+  return cachedBlock(g, c, l, x, pass, appendTo(past))
+}
+
+/** One block over new rows x with the cache `cache`; returns the new residual and the kept K/V. */
+export function cachedBlock(
+  g: GraphBuilder,
+  c: ArchCtx,
+  l: number,
+  x: string,
+  pass: Pass,
+  cache: CacheStep
+): { x: string; k: string; v: string } {
+  const a = attention(g, c, l, ln1(g, c, l, x), pass, cache)
   return { x: feedForward(g, c, l, attnResidual(g, c, l, x, a.o)), k: a.k, v: a.v }
 }
 

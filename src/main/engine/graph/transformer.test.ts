@@ -1,7 +1,8 @@
 /**
  * Structure of the base graph where it decides memory: the KL role must unembed only the rows it
  * reads (a (S, V) logits tensor is gigabytes for a 256k vocabulary), and the decode role must read
- * a position's prefix once and hand its cache to the position's rows through `patch_index`.
+ * a position's prefix once and hand its cache to the position's rows through `patch_index`, one
+ * layer at a time, while the rows carry only their own tokens' cache.
  */
 import { onnx } from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
@@ -67,8 +68,35 @@ describe('base graph structure', () => {
     // Each layer's K and V, and the prefix's last logits: nothing B·Np·d wide.
     expect(byIndex.length).toBe(2 * dims.layers + 1)
     const sources = byIndex.map((n) => producer.get(n.input![0]!)?.opType)
-    expect(sources.filter((t) => t === 'Concat' || t === 'Transpose').length).toBe(2 * dims.layers)
     expect(sources.filter((t) => t === 'MatMul').length).toBe(1)
+    // The prefix's K/V are gathered per layer inside the step, straight into that step's attention
+    // (a transient), never into the loop-carried cache: the B rows carry only their own tokens.
+    const kvGathers = byIndex.filter((n) => producer.get(n.input![0]!)?.opType !== 'MatMul')
+    const bodyOf = (loop: onnx.INodeProto): onnx.IGraphProto =>
+      loop.attribute!.find((a) => a.name === 'body')!.g!
+    const loops = nodes.filter(
+      (n) =>
+        n.opType === 'Loop' &&
+        allNodes(bodyOf(n)).some((b) => b.output![0] === kvGathers[0]!.output![0])
+    )
+    expect(loops).toHaveLength(1)
+    const body = bodyOf(loops[0]!)
+    const inBody = new Set(allNodes(body).map((n) => n.output![0]))
+    for (const n of kvGathers) {
+      expect(inBody.has(n.output![0])).toBe(true)
+      const users = nodes.filter((u) => u.input?.includes(n.output![0]!))
+      expect(users.map((u) => u.opType)).toEqual(['Concat'])
+    }
+    // Carried K/V start as one fixed-shape buffer of T − 1 empty slots and are written in place
+    // of a slot each step (Where), so every step's cache has the same shape.
+    const carriedIn = loops[0]!.input!.slice(4)
+    expect(carriedIn).toHaveLength(2 * dims.layers)
+    expect(new Set(carriedIn).size).toBe(1)
+    expect(producer.get(carriedIn[0]!)?.opType).toBe('Expand')
+    const carriedOut = body.output!.slice(3, 3 + 2 * dims.layers)
+    for (const o of carriedOut) {
+      expect(producer.get(producer.get(o.name!)!.input![0]!)?.opType).toBe('Where')
+    }
     // Patch vectors are sliced per layer (axis 1), never expanded to the B rows.
     const patchGathers = nodes.filter(
       (n) => n.opType === 'Gather' && n.input?.[0] === 'patch_vectors'

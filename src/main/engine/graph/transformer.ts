@@ -20,10 +20,12 @@ import {
   addPositions,
   beginPass,
   block,
+  cachedBlock,
   embedIds,
   logits,
   replacedBlock,
   replacedCtx,
+  slotCache,
   type ArchCtx,
   type ArchNames,
   type Kv
@@ -33,10 +35,11 @@ import {
  * Bumped whenever the graph written here changes its contract or numerics (2: decode reads
  * patch_index, KL unembeds only the gathered rows; 3: any ArchSpec, one sampler for decode and
  * generate; 4: the decode role runs the prefix once per position; 5: the patch and patchGenerate
- * roles, forced explanation tokens in decode). Generated bundles cached with another value are
+ * roles, forced explanation tokens in decode; 6: the decode steps attend to the per-position prefix
+ * cache and carry only each row's own tokens). Generated bundles cached with another value are
  * regenerated (synthetic.ts and the demo's stamp).
  */
-export const BASE_GRAPH_VERSION = 5
+export const BASE_GRAPH_VERSION = 6
 
 export const ROLE = {
   acts: 0,
@@ -273,8 +276,10 @@ function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
  * every block l < Np), since the K rows of a position (best-of-K) share it exactly; its KV cache
  * and its last logits are then handed to the B rows through `patch_index` (row r continues
  * position patch_index[r]), so the host never copies a projection K times and the prefix is never
- * recomputed K times. Step 0 samples from those logits; a Loop of T − 1 single-token steps follows
- * with the cache loop-carried. Sampling is inverse-CDF from `uniforms` at `temperature` (0 = argmax).
+ * recomputed K times. Step 0 samples from those logits; a Loop of T − 1 single-token steps follows,
+ * each row carrying only its own tokens' keys and values and reading its position's prefix cache,
+ * which stays one copy per position. Sampling is inverse-CDF from `uniforms` at `temperature`
+ * (0 = argmax).
  */
 function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const { layers, hiddenSize: d } = c.spec
@@ -292,7 +297,8 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const { pass, rows } = beginPass(g, c, g.scalarI64(0), p)
   let x = addPositions(g, c, prefix, rows)
   const atSlot = g.op('Unsqueeze', [g.op('Equal', [rows, 'embed_pos']), g.constI64([0, 2])])
-  const cache: Kv[] = []
+  // Per position (Bp rows), never per rollout: the steps read it from the outer scope.
+  const prefixKv: Kv[] = []
   for (let l = 0; l < layers; l++) {
     const use = g.op('And', [atSlot, g.op('Less', [g.scalarI64(l), npatch])])
     const idx = g.op('Min', [g.scalarI64(l), lastPatch])
@@ -304,11 +310,7 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     x = g.op('Where', [use, vec, x])
     const r = block(g, c, l, x, pass)
     x = r.x
-    // Each row's own copy of its position's cache: rows extend it differently from here on.
-    cache.push({
-      k: g.op('Gather', [r.k, 'patch_index'], { axis: 0 }),
-      v: g.op('Gather', [r.v, 'patch_index'], { axis: 0 })
-    })
+    prefixKv.push({ k: r.k, v: r.v })
   }
   const hLast = g.op('Gather', [x, g.op('Sub', [p, g.scalarI64(1)])], { axis: 1 })
   const z0 = g.op('Gather', [logits(g, c, hLast, SOFTCAP_ROLES.decode), 'patch_index'], {
@@ -326,14 +328,36 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   )
   const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
 
-  // Steps 1..T−1, one token each, from the loop-carried cache.
+  // Steps 1..T−1, one token each. Each row carries only its own tokens, in a fixed-shape cache of
+  // T − 1 slots (B, KV, T − 1, dh) per layer that step i writes at slot i, and attends to its
+  // position's prefix cache (loop-invariant, Bp rows) gathered one layer at a time, joined with
+  // its slots so far: no row holds a copy of the prefix between layers, the carried cache has one
+  // shape every step, and what each step attends to is exactly what the growing cache held
+  // before, so the ids are bit for bit the same (docs/benchmarks.md "At real shapes", memory).
+  const more = g.op('Sub', [steps, g.scalarI64(1)])
+  const slotsShape = g.op(
+    'Concat',
+    [
+      dim(g, 'patch_index', 0),
+      g.constI64([c.spec.kvHeads]),
+      g.op('Unsqueeze', [more, g.constI64([0])]),
+      g.constI64([c.spec.headDim])
+    ],
+    { axis: 0 }
+  )
+  const emptySlots = g.op('Expand', [g.scalarF32(0), slotsShape])
   const body = g.sub()
   const iter = body.input(body.fresh('iter'), 'int64', [])
   const condIn = body.input(body.fresh('cond_in'), 'bool', [])
   const idIn = body.input(body.fresh('id_in'), 'int64', null)
   const offset = body.input(body.fresh('offset'), 'int64', [])
-  const pastK = cache.map((_, l) => body.input(body.fresh(`pk${l}`), 'float32', null))
-  const pastV = cache.map((_, l) => body.input(body.fresh(`pv${l}`), 'float32', null))
+  const ownK = prefixKv.map((_, l) => body.input(body.fresh(`sk${l}`), 'float32', null))
+  const ownV = prefixKv.map((_, l) => body.input(body.fresh(`sv${l}`), 'float32', null))
+  const slot = body.op('Unsqueeze', [
+    body.op('Equal', [body.op('Range', [body.scalarI64(0), more, body.scalarI64(1)]), iter]),
+    body.constI64([0, 1, 3])
+  ])
+  const filled = body.op('Add', [iter, body.scalarI64(1)])
   const step = beginPass(body, c, offset, body.scalarI64(1))
   let y = addPositions(
     body,
@@ -344,7 +368,15 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const newK: string[] = []
   const newV: string[] = []
   for (let l = 0; l < layers; l++) {
-    const r = block(body, c, l, y, step.pass, { k: pastK[l]!, v: pastV[l]! })
+    const own = { k: ownK[l]!, v: ownV[l]! }
+    const r = cachedBlock(
+      body,
+      c,
+      l,
+      y,
+      step.pass,
+      slotCache(prefixKv[l]!, 'patch_index', own, slot, filled)
+    )
     y = r.x
     newK.push(r.k)
     newV.push(r.v)
@@ -372,12 +404,11 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     body.output(name, type)
   }
   const carried = 2 + 2 * layers
-  const more = g.op('Sub', [steps, g.scalarI64(1)])
   // A Loop of zero trips has no typed scan output to join, so T = 1 skips it.
   const loopBranch = g.sub()
   const outs = loopBranch.opN(
     'Loop',
-    [more, '', first, p, ...cache.map((kv) => kv.k), ...cache.map((kv) => kv.v)],
+    [more, '', first, p, ...prefixKv.map(() => emptySlots), ...prefixKv.map(() => emptySlots)],
     carried + 1,
     { body: body.toGraph('decode_step') }
   )
