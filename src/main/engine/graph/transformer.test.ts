@@ -53,11 +53,14 @@ describe('base graph structure', () => {
     const gathered = upstream(gathers[0]!.input![0]!, producer)
     expect(gathered).not.toContain('LogSoftmax')
     expect(gathered).not.toContain('MatMul')
-    // ...and the gathered rows are what the unembedding of P reads.
+    // ...and the gathered rows are what the unembedding of P reads: P's rows first, then Q's,
+    // joined so that one pass over the unembedding serves both.
     const unembeds = nodes.filter((n) => n.opType === 'MatMul' && n.input?.[1] === 'unembed')
     const fromGather = unembeds.filter((m) => {
       const norm = producer.get(m.input![0]!)
-      return norm?.opType === 'LayerNormalization' && norm.input![0] === gathers[0]!.output![0]
+      const joined =
+        norm?.opType === 'LayerNormalization' ? producer.get(norm.input![0]!) : undefined
+      return joined?.opType === 'Concat' && joined.input![0] === gathers[0]!.output![0]
     })
     expect(fromGather).toHaveLength(1)
   })
