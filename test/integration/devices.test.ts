@@ -75,11 +75,14 @@ beforeAll(async () => {
   await mkdir(join(modelsDir, 'junk'))
   await writeFile(join(modelsDir, 'junk', 'manifest.json'), '{ not json')
   await symlink(tmpdir(), join(modelsDir, 'escape'))
-  // cpu:2 holds one demo group but not two: its budget sits between one and two CPU estimates, so
-  // the eviction checks follow the estimate rather than a hard-coded size.
+  // cpu:2 holds one demo group but not two: its budget is two CPU estimates, so the eviction checks
+  // follow the estimate rather than a hard-coded size. Two, not fewer: once loaded, a group counts
+  // what its load measured, which for a group this small (a few MiB of weights) is mostly ONNX
+  // Runtime's fixed per-session cost and runs above the estimate (35 MiB against 23); one measured
+  // group plus one estimated one still exceeds two estimates.
   const summary = await openBundle(demo)
   const oneGroup = summary.estimatedBytesByKind?.cpu ?? summary.estimatedBytes
-  const smallBudget = Math.round(oneGroup * 1.5)
+  const smallBudget = Math.round(oneGroup * 2)
   services = createServices({
     probeProviders: () => probeProviders(['cpu']),
     devices: {
