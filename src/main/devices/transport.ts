@@ -93,18 +93,11 @@ export function resolveWorkerEntry(
 }
 
 /**
- * glibc's malloc settings for workers (ignored by other C libraries). By default glibc raises its
- * mmap threshold after the first large free, after which freed weights stay in the heap and an
- * unload gives little back; fixed thresholds keep weights of 32 MiB and more mmapped, so an unload
- * returns them. Not lower: with the threshold at 128 KiB every new session's working buffers (4–32
- * MiB on the demo) were mapped, zero-filled and unmapped again run after run, and a fresh replica's
- * first analyses took 5–10× a warm one's (docs/benchmarks.md, "Replicas"). The trim threshold keeps
- * up to 64 MiB of freed heap for the next run instead of handing it back after every free.
+ * glibc raises its mmap threshold after the first large free, after which freed weights stay in
+ * the heap and an unload gives nothing back to the system. A fixed threshold keeps every large
+ * buffer mmapped, so an unload really returns the memory (ignored by other C libraries).
  */
-const WORKER_ENV: Record<string, string> = {
-  MALLOC_MMAP_THRESHOLD_: String(32 * 1024 ** 2),
-  MALLOC_TRIM_THRESHOLD_: String(64 * 1024 ** 2)
-}
+const WORKER_ENV: Record<string, string> = { MALLOC_MMAP_THRESHOLD_: '131072' }
 
 function splitLines(listener: (line: string) => void): (chunk: Buffer) => void {
   let rest = ''
