@@ -148,15 +148,18 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     options.onWarning?.(message)
   }
   const report = options.onProgress ?? (() => undefined)
-  report({
-    stage: 'reading headers',
-    tensorsDone: 0,
-    tensorsTotal: 0,
-    bytesDone: 0,
-    bytesTotal: 0,
-    mbPerSecond: null,
-    etaSeconds: null
-  })
+  // A stage before the weights: nothing counted yet.
+  const reportStage = (stage: string): void =>
+    report({
+      stage,
+      tensorsDone: 0,
+      tensorsTotal: 0,
+      bytesDone: 0,
+      bytesTotal: 0,
+      mbPerSecond: null,
+      etaSeconds: null
+    })
+  reportStage('reading headers')
 
   const outField = options.outField ?? 'out'
   // Before reading anything: a taken target or one inside the source is the caller's mistake.
@@ -174,15 +177,7 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     fileOf
   )
   refuseUnreadableSources(folder, plan)
-  report({
-    stage: 'reading tokenizer',
-    tensorsDone: 0,
-    tensorsTotal: 0,
-    bytesDone: 0,
-    bytesTotal: 0,
-    mbPerSecond: null,
-    etaSeconds: null
-  })
+  reportStage('reading tokenizer')
   const prepared = await prepareTokenizer(folder, spec.vocabSize)
   for (const w of prepared.warnings) warn(w)
   throwIfAborted(options.signal, options.source)
