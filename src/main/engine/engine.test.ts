@@ -532,6 +532,58 @@ describe('decode role: rows share patch vectors through patch_index', () => {
   })
 })
 
+describe('decode role: rows sampled in chunks', () => {
+  it('gives each row the ids it gets in a batch small enough for one chunk', async () => {
+    const dims = {
+      hiddenSize: 24,
+      layers: 2,
+      heads: 2,
+      vocabSize: 40,
+      ffnSize: 32,
+      maxPositions: 32
+    }
+    const w = randomTransformer(dims, 11)
+    for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
+    const d = dims.hiddenSize
+    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
+    try {
+      const base = new BaseModel(session, d)
+      // 150 rows: three chunks of 50 (DECODE_SAMPLE_ROWS = 64); sub-batches of 30 rows: one each.
+      const rows = 150
+      const positions = 5
+      const np = 2
+      const T = 4
+      const patch = new Float32Array(positions * np * d).map((_, i) => Math.cos(i * 0.73) * 3)
+      const prefix = new Float32Array(4 * d).map((_, i) => Math.sin(i * 0.29))
+      const uniforms = new Float32Array(rows * T).map(
+        (_, i) => ((i * 0.6180339) % 1) * 0.998 + 1e-3
+      )
+      const patchIndex = Array.from({ length: rows }, (_, r) => r % positions)
+      const common = { prefix, prefixRows: 4, patch, patchRows: positions, patchLayers: np }
+      for (const temperature of [1, 0]) {
+        const run = (start: number, end: number): Promise<Int32Array> =>
+          base.decode({
+            ...common,
+            patchIndex: patchIndex.slice(start, end),
+            rows: end - start,
+            embedPos: 3,
+            uniforms: uniforms.subarray(start * T, end * T),
+            steps: T,
+            temperature
+          })
+        const whole = await run(0, rows)
+        const parts: number[] = []
+        for (let start = 0; start < rows; start += 30) parts.push(...(await run(start, start + 30)))
+        expect(Array.from(whole)).toEqual(parts)
+        // Not one id everywhere: the comparison sees which row each id went to.
+        expect(new Set(whole).size).toBeGreaterThan(3)
+      }
+    } finally {
+      await session.release()
+    }
+  })
+})
+
 describe('synthetic bundles', () => {
   it('generates, validates and analyses a bundle with a donor lens', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'talkative-syn-'))

@@ -6,6 +6,7 @@
  */
 import { DEFAULT_BEST_OF_K } from '@shared/domain/analysis'
 import { DEFAULT_ROWS_PER_BATCH } from '../positions'
+import { DECODE_SAMPLE_ROWS } from '../graph/transformer'
 
 export interface EstimateModel {
   layers: number
@@ -60,11 +61,11 @@ const STEP_KV_COPIES = 2
  */
 const GENERATION_KV_COPIES = 3.2
 /**
- * Vocabulary-wide float32 rows alive per decoder row (per completion, when generating) while a step
- * samples: the logits, the probabilities, their CDF, the CDF's comparison with the draw and its
- * cast (generation/sampler.ts), as ONNX Runtime's arena holds them. Measured: what the lens decode's
- * peak holds over the other terms is 2–3 such rows at the GPT-2 and Gemma-3-270M presets
- * (docs/benchmarks.md "At real shapes").
+ * Vocabulary-wide float32 rows alive per sampled row while a step samples: the logits, the
+ * probabilities, their transpose and CDF (generation/sampler.ts), as ONNX Runtime's arena holds
+ * them. The lens decode samples DECODE_SAMPLE_ROWS rows at a time (graph/transformer.ts), a
+ * generation all its completions at once. Measured at the three presets (docs/benchmarks.md "At
+ * real shapes").
  */
 const LOGIT_COPIES = 3
 /** A group without a lens still generates: completions per run and tokens of context assumed. */
@@ -93,7 +94,7 @@ export function batchWorkspaceBytes(
       positions * l.prefixRows * kvPerToken +
       rows * (l.tokens - 1) * kvPerToken * OWN_KV_COPIES +
       rows * context * (kvPerToken / base.layers) * STEP_KV_COPIES +
-      rows * base.vocabSize * 4 * LOGIT_COPIES
+      Math.min(rows, DECODE_SAMPLE_ROWS) * base.vocabSize * 4 * LOGIT_COPIES
     // The encoder runs every row's whole input at once: a few d-wide activations per token.
     const encode = rows * (l.encoderRows + l.tokens) * base.hiddenSize * 4 * 8
     worst = Math.max(worst, decode, encode)

@@ -148,7 +148,16 @@ export function addPositions(g: GraphBuilder, c: ArchCtx, x: string, rows: strin
  * final-logit softcap (if it has one) is applied, as for its own predictions.
  */
 export function logits(g: GraphBuilder, c: ArchCtx, h: string, softcapped: boolean): string {
-  const hn = norm(g, c, h, c.n.lnfG, c.n.lnfB)
+  return unembed(g, c, finalNorm(g, c, h), softcapped)
+}
+
+/** The final norm of 2-D rows h (N, d), row by row: what `unembed` reads. */
+export function finalNorm(g: GraphBuilder, c: ArchCtx, h: string): string {
+  return norm(g, c, h, c.n.lnfG, c.n.lnfB)
+}
+
+/** Unembedding of final-normed rows hn (N, d) → logits (N, V), softcapped as in `logits`. */
+export function unembed(g: GraphBuilder, c: ArchCtx, hn: string, softcapped: boolean): string {
   const z = c.n.unembed
     ? g.op('MatMul', [hn, c.n.unembed])
     : g.op('Gemm', [hn, c.n.emb], { transB: 1 })

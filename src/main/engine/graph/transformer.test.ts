@@ -2,7 +2,8 @@
  * Structure of the base graph where it decides memory: the KL role must unembed only the rows it
  * reads (a (S, V) logits tensor is gigabytes for a 256k vocabulary), and the decode role must read
  * a position's prefix once and hand its cache to the position's rows through `patch_index`, one
- * layer at a time, while the rows carry only their own tokens' cache.
+ * layer at a time, while the rows carry only their own tokens' cache, and unembed and sample the
+ * rows a chunk at a time.
  */
 import { onnx } from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
@@ -67,21 +68,42 @@ describe('base graph structure', () => {
 
   it('decode role: the prefix runs once per position; rows take its cache and logits by patch_index', () => {
     const { nodes, producer } = modelNodes()
-    const byIndex = nodes.filter((n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index')
-    // Each layer's K and V, and the prefix's last logits: nothing B·Np·d wide.
-    expect(byIndex.length).toBe(2 * dims.layers + 1)
-    const sources = byIndex.map((n) => producer.get(n.input![0]!)?.opType)
-    expect(sources.filter((t) => t === 'MatMul').length).toBe(1)
-    // The prefix's K/V are gathered per layer inside the step, straight into that step's attention
-    // (a transient), never into the loop-carried cache: the B rows carry only their own tokens.
-    const kvGathers = byIndex.filter((n) => producer.get(n.input![0]!)?.opType !== 'MatMul')
     const bodyOf = (loop: onnx.INodeProto): onnx.IGraphProto =>
       loop.attribute!.find((a) => a.name === 'body')!.g!
-    const loops = nodes.filter(
+    /** The Loops whose body (at any depth) produces `name`, outermost first. */
+    const loopsAround = (name: string): onnx.INodeProto[] =>
+      nodes.filter(
+        (n) => n.opType === 'Loop' && allNodes(bodyOf(n)).some((b) => b.output![0] === name)
+      )
+    // Each layer's K and V by patch_index: nothing B·Np·d wide.
+    const kvGathers = nodes.filter((n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index')
+    expect(kvGathers.length).toBe(2 * dims.layers)
+    // The prefix's last logits (one row per position) are gathered to the rows one chunk of
+    // patch_index at a time, inside the chunk loop of step 0 (not in the steps' loop).
+    const logitGathers = nodes.filter(
       (n) =>
-        n.opType === 'Loop' &&
-        allNodes(bodyOf(n)).some((b) => b.output![0] === kvGathers[0]!.output![0])
+        n.opType === 'Gather' &&
+        producer.get(n.input![1]!)?.opType === 'Slice' &&
+        producer.get(n.input![1]!)?.input?.[0] === 'patch_index'
     )
+    expect(logitGathers).toHaveLength(1)
+    expect(producer.get(logitGathers[0]!.input![0]!)?.opType).toBe('MatMul')
+    const aroundFirst = loopsAround(logitGathers[0]!.output![0]!)
+    expect(aroundFirst).toHaveLength(1)
+    // Every later step unembeds a chunk of its rows (a Slice) inside a chunk loop in the step.
+    const stepUnembeds = nodes.filter(
+      (n) =>
+        n.opType === 'MatMul' &&
+        n.input?.[1] === 'unembed' &&
+        producer.get(n.input[0]!)?.opType === 'Slice'
+    )
+    expect(stepUnembeds).toHaveLength(1)
+    const aroundStep = loopsAround(stepUnembeds[0]!.output![0]!)
+    expect(aroundStep).toHaveLength(2)
+    expect(aroundStep).not.toContain(aroundFirst[0])
+    // The prefix's K/V are gathered per layer inside the step, straight into that step's attention
+    // (a transient), never into the loop-carried cache: the B rows carry only their own tokens.
+    const loops = loopsAround(kvGathers[0]!.output![0]!)
     expect(loops).toHaveLength(1)
     const body = bodyOf(loops[0]!)
     const inBody = new Set(allNodes(body).map((n) => n.output![0]))

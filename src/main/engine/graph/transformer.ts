@@ -22,10 +22,12 @@ import {
   block,
   cachedBlock,
   embedIds,
+  finalNorm,
   logits,
   replacedBlock,
   replacedCtx,
   slotCache,
+  unembed,
   type ArchCtx,
   type ArchNames,
   type Kv
@@ -36,10 +38,12 @@ import {
  * patch_index, KL unembeds only the gathered rows; 3: any ArchSpec, one sampler for decode and
  * generate; 4: the decode role runs the prefix once per position; 5: the patch and patchGenerate
  * roles, forced explanation tokens in decode; 6: the decode steps attend to the per-position prefix
- * cache and carry only each row's own tokens). Generated bundles cached with another value are
- * regenerated (synthetic.ts and the demo's stamp).
+ * cache and carry only each row's own tokens; 7: the decode role unembeds and samples its rows in
+ * chunks of at most DECODE_SAMPLE_ROWS, so one chunk's vocabulary-wide temporaries are alive at a
+ * time). Generated bundles cached with another value are regenerated (synthetic.ts and the demo's
+ * stamp).
  */
-export const BASE_GRAPH_VERSION = 6
+export const BASE_GRAPH_VERSION = 7
 
 export const ROLE = {
   acts: 0,
@@ -271,6 +275,57 @@ function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
 }
 
 /**
+ * Most decoder rows the decode role unembeds and samples at once. The vocabulary-wide tensors of a
+ * draw (logits, probabilities, their transpose, the CDF: several B × V floats, 268 MB each for 256
+ * rows of a 262k vocabulary) then exist for one chunk at a time (docs/benchmarks.md "At real
+ * shapes", memory).
+ */
+export const DECODE_SAMPLE_ROWS = 64
+
+/**
+ * The decode role's (B,) ids for one step, sampled in ⌈B / DECODE_SAMPLE_ROWS⌉ chunks of even
+ * size, chunk i holding rows ⌊i·B/n⌋ … ⌊(i+1)·B/n⌋ − 1 (`draw` appends the ids of rows start..end,
+ * given as 1-D int64 bounds, to the chunk's graph). Every chunk has at least ⌊B/n⌋ > 32 rows when
+ * n > 1, so none is a single row unless B is: one row takes ONNX Runtime's matrix-vector kernel,
+ * which rounds differently from the multi-row GEMM, and the ids must not depend on the chunking.
+ * Every other step of a draw is row by row, so the ids are bit for bit those of one whole-batch
+ * draw.
+ */
+function sampleInChunks(
+  g: GraphBuilder,
+  draw: (b: GraphBuilder, start: string, end: string) => string
+): string {
+  const rows = scalarDim(g, 'patch_index', 0)
+  const per = g.scalarI64(DECODE_SAMPLE_ROWS)
+  const chunks = g.op('Div', [g.op('Add', [rows, g.op('Sub', [per, g.scalarI64(1)])]), per])
+  const body = g.sub()
+  const iter = body.input(body.fresh('chunk'), 'int64', [])
+  const condIn = body.input(body.fresh('cond_in'), 'bool', [])
+  const idsIn = body.input(body.fresh('ids_in'), 'int64', null)
+  const bound = (i: string): string =>
+    body.op('Unsqueeze', [body.op('Div', [body.op('Mul', [i, rows]), chunks]), body.constI64([0])])
+  const start = bound(iter)
+  const end = bound(body.op('Add', [iter, body.scalarI64(1)]))
+  const outputs: [string, 'bool' | 'int64', string][] = [
+    [condIn, 'bool', 'cond_out'],
+    [body.op('Concat', [idsIn, draw(body, start, end)], { axis: 0 }), 'int64', 'ids_out']
+  ]
+  for (const [value, type, hint] of outputs) {
+    const name = body.fresh(hint)
+    body.opTo('Identity', [value], [name])
+    body.output(name, type)
+  }
+  return g.op('Loop', [chunks, '', g.constI64([], [0])], {
+    body: body.toGraph(g.fresh('decode_chunks'))
+  })
+}
+
+/** Rows start..end (1-D int64 bounds) of `x` along axis 0. */
+function rowSlice(g: GraphBuilder, x: string, start: string, end: string): string {
+  return g.op('Slice', [x, start, end, g.constI64([0])])
+}
+
+/**
  * Role decode: the whole batch generation in one run. The prefix runs once per analysed position
  * (Bp rows: prefix_embeds with patch_vectors[p, l] overwriting the residual at embed_pos before
  * every block l < Np), since the K rows of a position (best-of-K) share it exactly; its KV cache
@@ -279,7 +334,7 @@ function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
  * recomputed K times. Step 0 samples from those logits; a Loop of T − 1 single-token steps follows,
  * each row carrying only its own tokens' keys and values and reading its position's prefix cache,
  * which stays one copy per position. Sampling is inverse-CDF from `uniforms` at `temperature`
- * (0 = argmax).
+ * (0 = argmax), DECODE_SAMPLE_ROWS rows at a time.
  */
 function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const { layers, hiddenSize: d } = c.spec
@@ -313,18 +368,20 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     prefixKv.push({ k: r.k, v: r.v })
   }
   const hLast = g.op('Gather', [x, g.op('Sub', [p, g.scalarI64(1)])], { axis: 1 })
-  const z0 = g.op('Gather', [logits(g, c, hLast, SOFTCAP_ROLES.decode), 'patch_index'], {
-    axis: 0
-  })
+  // The prefix's last logits, one row per position (Bp, V); each chunk gathers its rows' copies.
+  const zPrefix = logits(g, c, hLast, SOFTCAP_ROLES.decode)
+  const u0 = g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 })
   const first = forcedOr(
     g,
     g.scalarI64(0),
-    buildSampler(g, {
-      logits: z0,
-      uniforms: g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 }),
-      temperature: 'temperature',
-      topP: null
-    })
+    sampleInChunks(g, (b, start, end) =>
+      buildSampler(b, {
+        logits: b.op('Gather', [zPrefix, rowSlice(b, 'patch_index', start, end)], { axis: 0 }),
+        uniforms: rowSlice(b, u0, start, end),
+        temperature: 'temperature',
+        topP: null
+      })
+    )
   )
   const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
 
@@ -381,14 +438,22 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     newK.push(r.k)
     newV.push(r.v)
   }
-  const z = logits(body, c, body.op('Squeeze', [y, body.constI64([1])]), SOFTCAP_ROLES.decode)
+  // The final norm over all rows at once (row by row, B × d), the unembedding per chunk.
+  const hn = finalNorm(body, c, body.op('Squeeze', [y, body.constI64([1])]))
   const u = body.op('Gather', ['uniforms', body.op('Add', [iter, body.scalarI64(1)])], {
     axis: 1
   })
   const id = forcedOr(
     body,
     body.op('Add', [iter, body.scalarI64(1)]),
-    buildSampler(body, { logits: z, uniforms: u, temperature: 'temperature', topP: null })
+    sampleInChunks(body, (b, start, end) =>
+      buildSampler(b, {
+        logits: unembed(b, c, rowSlice(b, hn, start, end), SOFTCAP_ROLES.decode),
+        uniforms: rowSlice(b, u, start, end),
+        temperature: 'temperature',
+        topP: null
+      })
+    )
   )
   const outputs: [string, 'bool' | 'float32' | 'int64', string][] = [
     [condIn, 'bool', 'cond_out'],
