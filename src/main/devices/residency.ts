@@ -17,6 +17,26 @@ const RETURNED_SHARE = 0.7
 /** Measurement noise tolerated below which a freed figure always counts as returned. */
 const RETURN_SLACK_BYTES = 8 * 1024 ** 2
 
+/** What a worker reports around a load, as far as the measurement needs it. */
+export interface LoadMeasurement {
+  rssBeforeBytes: number
+  rssAfterBytes: number
+  cacheBytesBefore?: number
+  cacheBytesAfter?: number
+}
+
+/**
+ * A load's cost on the CPU: the process's RSS growth plus what the load took out of the host
+ * cache (bytes the process already held, now the group's). The group holds at least what it took
+ * from the cache, so an RSS that fell meanwhile (the garbage collector or the allocator handing
+ * back memory of earlier runs) lowers the figure no further than that: such a fall says nothing
+ * about the group, and counting it made a small group's reload measure a fraction of its size.
+ */
+export function measuredLoadBytes(m: LoadMeasurement): number {
+  const fromCache = Math.max(0, (m.cacheBytesBefore ?? 0) - (m.cacheBytesAfter ?? 0))
+  return fromCache + Math.max(0, m.rssAfterBytes - m.rssBeforeBytes)
+}
+
 export interface ResidencyDeps {
   library: ModelLibrary
   /**
@@ -150,9 +170,7 @@ export class Residency {
     }
     try {
       const res = await d.client.call({ op: 'load', groupId, dir })
-      // A reload from the host cache moves bytes the process already held into the group.
-      const fromCache = Math.max(0, (res.cacheBytesBefore ?? 0) - (res.cacheBytesAfter ?? 0))
-      let measured = Math.max(0, res.rssAfterBytes - res.rssBeforeBytes + fromCache)
+      let measured = measuredLoadBytes(res)
       if (d.desc.kind === 'gpu') {
         const after =
           runCommand && d.client?.pid
