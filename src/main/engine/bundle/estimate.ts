@@ -34,11 +34,12 @@ export interface EstimateInput {
 }
 
 /**
- * ONNX Runtime's copy overhead on weights: on the CPU it pre-packs MatMul and Gemm weights into
- * its own layout and keeps the packed copy. A tied embedding is held twice (the table the Gather
- * reads and the head's packed copy), so the weights count at least once plus one embedding table
- * (an overestimate by that table for an untied head). Measured on imported GPT-2, Qwen3-0.6B and
- * Gemma-3-270M shapes (docs/benchmarks.md "Import").
+ * The weights count at least once plus one embedding table, a rule calibrated on imported GPT-2,
+ * Qwen3-0.6B and Gemma-3-270M shapes (docs/benchmarks.md "Import"). The table is not a second copy
+ * that ONNX Runtime holds: it pre-packs no weight of the base graph (every MatMul and Gemm sits two
+ * or more subgraphs below its initializers), and the old and the left-operand unembedding measured
+ * the same (docs/benchmarks.md "At real shapes", memory); it stands for working memory the batch
+ * terms below do not count.
  */
 export const WEIGHT_OVERHEAD = 1.1
 

@@ -3,14 +3,30 @@
  * reads (a (S, V) logits tensor is gigabytes for a 256k vocabulary), and the decode role must read
  * a position's prefix once and hand its cache to the position's rows through `patch_index`, one
  * layer at a time, while the rows carry only their own tokens' cache, and unembed and sample the
- * rows a chunk at a time.
+ * rows a chunk at a time. A tied head's token table must not be a constant right operand where
+ * ONNX Runtime pre-packs it, which would hold the largest matrix twice.
  */
 import { onnx } from 'onnx-proto'
 import { describe, expect, it } from 'vitest'
+import { preNormGptSpec } from '../arch/spec'
 import { randomTransformer } from './random-weights'
-import { baseInputPlaceholders, buildTransformer } from './transformer'
+import { baseInputPlaceholders, buildTransformer, planBaseModel } from './transformer'
 
 const dims = { hiddenSize: 16, layers: 2, heads: 2, vocabSize: 24, ffnSize: 32, maxPositions: 16 }
+
+/** Every node of the model with its subgraph depth (0: the main graph; 1: a branch or body of a
+ * main-graph node; …). */
+function nodesWithDepth(graph: onnx.IGraphProto, depth = 0): [onnx.INodeProto, number][] {
+  const out: [onnx.INodeProto, number][] = []
+  for (const node of graph.node ?? []) {
+    out.push([node, depth])
+    for (const attr of node.attribute ?? []) {
+      if (attr.g) out.push(...nodesWithDepth(attr.g, depth + 1))
+      for (const g of attr.graphs ?? []) out.push(...nodesWithDepth(g, depth + 1))
+    }
+  }
+  return out
+}
 
 /** Every node of the model, subgraphs (If branches, Loop bodies) included. */
 function allNodes(graph: onnx.IGraphProto): onnx.INodeProto[] {
@@ -133,5 +149,26 @@ describe('base graph structure', () => {
       'Np',
       dims.hiddenSize
     ])
+  })
+
+  it('tied head: the token table is a right operand only in nested subgraphs, where ONNX Runtime does not pre-pack it', () => {
+    // ONNX Runtime 1.30's CPU MatMul/Gemm pre-pack a constant right operand that is an initializer
+    // of their own graph or of the graph directly around it, and keep that packed copy beside the
+    // original, which the input Gather still reads: measured on a (262,144 × 640) table, a Gemm
+    // (transB) in the main graph or in a main-graph If branch held 1.37 GB after load, the same
+    // Gemm one If deeper 0.03 GB (docs/benchmarks.md "At real shapes", memory). Every unembedding
+    // here is at least two levels down (the role dispatch, then a layer or loop).
+    const spec = { ...preNormGptSpec({ ...dims, embeddingScale: 1 }), tiedEmbeddings: true }
+    const model = onnx.ModelProto.decode(planBaseModel(spec, 'base.onnx.data').model)
+    expect(model.graph!.initializer!.map((t) => t.name)).not.toContain('unembed')
+    const users = nodesWithDepth(model.graph!).filter(([n]) => n.input?.includes('tok_emb'))
+    const rightOperand = users.filter(([n]) => n.input!.indexOf('tok_emb') > 0)
+    // Every role that unembeds does it with the table: KL, the logit lens, the decode role's
+    // prefix and steps, generation and patched generation.
+    expect(rightOperand.length).toBeGreaterThanOrEqual(5)
+    for (const [n, depth] of rightOperand) {
+      expect(['Gemm', 'MatMul']).toContain(n.opType)
+      expect(depth).toBeGreaterThanOrEqual(2)
+    }
   })
 })
