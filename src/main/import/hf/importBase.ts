@@ -3,7 +3,8 @@
  *
  *   config.json ─ readHfArchitecture ─▶ ArchSpec ─ planHfWeights ─▶ weight plan
  *   safetensors ─ one tensor (or row block) at a time ─▶ transform ─▶ base.onnx.data
- *   tokenizer files ─ prepareTokenizer ─▶ tokenizer.json, tokenizer_config.json
+ *   tokenizer files ─ prepareTokenizer (a worker thread, while the weights stream) ─▶
+ *     tokenizer.json, tokenizer_config.json
  *   manifest.json (schema 2: architecture, parameters, checkpoint dtype, graph dtype)
  *
  * Everything is written into a hidden staging folder next to the target, validated as a bundle,
