@@ -38,7 +38,7 @@ import { isReadableDtype, unsupportedDtype } from '../safetensors'
 import { checkTargetFree, createStaging } from '../staging'
 import { readHfArchitecture, type HfArchitecture } from './config'
 import { SINGLE_WEIGHTS_FILE, openHfFolder, type HfFolder } from './folder'
-import { prepareTokenizerInThread, type ThreadPreparedTokenizer } from './tokenizerThread'
+import { prepareTokenizerBeside, type ThreadPreparedTokenizer } from './tokenizerThread'
 import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
 import { planHfWeights, type WeightPlan } from './weights'
 
@@ -178,13 +178,13 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     fileOf
   )
   refuseUnreadableSources(folder, plan)
-  // The tokenizer is read and checked on a thread while the weights stream (they do not need it);
-  // its failure stops the weights at once and is the import's error.
+  // The tokenizer is read and checked beside the weights (on a thread when it is large: they do
+  // not need it); its failure stops the weights at once and is the import's error.
   const stop = new AbortController()
   const onAbort = (): void => stop.abort()
   options.signal?.addEventListener('abort', onAbort)
   throwIfAborted(options.signal, options.source)
-  const tokenizer = prepareTokenizerInThread(folder, spec.vocabSize, { signal: stop.signal })
+  const tokenizer = prepareTokenizerBeside(folder, spec.vocabSize, { signal: stop.signal })
   let tokenizerFailure: unknown
   tokenizer.catch((err: unknown) => {
     tokenizerFailure = err
@@ -337,8 +337,8 @@ async function importWithTokenizer(
 
     meter.stage('validating')
     throwIfAborted(options.signal, options.source)
-    // Every check runs; tokenizer.json is handed on as the parts of it the check reads, from
-    // the thread that parsed it, rather than parsed again.
+    // Every check runs; tokenizer.json is handed on as parsed (or, from the thread that parsed
+    // it, as the parts of it the check reads) rather than parsed again.
     const summary = await openBundle(staging.dir, {
       writtenJson: new Map([[path.resolve(tokenizerPath), prepared.validationView]])
     })
