@@ -5,7 +5,8 @@ import react from '@vitejs/plugin-react'
 const shared = { '@shared': resolve(__dirname, 'src/shared') }
 
 // One main build, several Node entries: the Electron main process, the headless host (plain Node,
-// no Electron), the per-device inference worker and the command line. Everything in
+// no Electron), the per-device inference worker, the command line and the import's tokenizer
+// thread (a worker_threads entry, src/main/import/hf/tokenizerThread.ts). Everything in
 // `dependencies` (onnxruntime-node above all, a native addon) stays external.
 export default defineConfig({
   main: {
@@ -16,7 +17,8 @@ export default defineConfig({
           index: resolve(__dirname, 'src/main/index.ts'),
           host: resolve(__dirname, 'src/main/host/index.ts'),
           worker: resolve(__dirname, 'src/main/worker/index.ts'),
-          cli: resolve(__dirname, 'src/cli/index.ts')
+          cli: resolve(__dirname, 'src/cli/index.ts'),
+          tokenizerThread: resolve(__dirname, 'src/main/import/hf/tokenizerThread.ts')
         }
       }
     }

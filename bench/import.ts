@@ -53,8 +53,9 @@ const maxRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
 async function childImport(source: string, out: string): Promise<unknown> {
   const cpu0 = process.cpuUsage()
-  // Seconds spent in each progress stage (`reading headers`, `reading tokenizer`, `writing
-  // weights`, `tokenizer`, `validating`), from the import's own stage changes.
+  // Seconds spent in each progress stage (`reading headers`, `writing weights`, `tokenizer`: what
+  // is left of the tokenizer thread's work once the weights are written, and writing its files,
+  // `validating`), from the import's own stage changes.
   const stages: Record<string, number> = {}
   let stage: string | null = null
   let since = performance.now()

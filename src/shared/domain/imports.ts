@@ -19,8 +19,7 @@ export const ImportIdSchema = z
 
 /** Where an import stands: tensors and checkpoint bytes done, with the rate and what is left. */
 export const ImportProgressSchema = z.object({
-  /** What it is doing now (`reading headers`, `reading tokenizer`, `writing weights`, `tokenizer`,
-   * `validating`). */
+  /** What it is doing now (`reading headers`, `writing weights`, `tokenizer`, `validating`). */
   stage: z.string(),
   tensorsDone: z.number().int().nonnegative(),
   tensorsTotal: z.number().int().nonnegative(),

@@ -216,7 +216,7 @@ export async function* streamTensors(
 
 /** Reads one of the folder's small files as text (undefined when the folder does not have it). */
 export async function readHfFolderFile(
-  folder: HfFolder,
+  folder: Pick<HfFolder, 'files' | 'fileNames'>,
   key: HfFolderFileKey
 ): Promise<string | undefined> {
   return (await readHfFolderBytes(folder, key))?.toString('utf8')
@@ -224,7 +224,7 @@ export async function readHfFolderFile(
 
 /** The bytes of one of the folder's small files, or undefined when the folder has none. */
 export async function readHfFolderBytes(
-  folder: HfFolder,
+  folder: Pick<HfFolder, 'files' | 'fileNames'>,
   key: HfFolderFileKey
 ): Promise<Buffer | undefined> {
   const p = folder.files[key]

@@ -3,7 +3,8 @@
  *
  *   config.json ─ readHfArchitecture ─▶ ArchSpec ─ planHfWeights ─▶ weight plan
  *   safetensors ─ one tensor (or row block) at a time ─▶ transform ─▶ base.onnx.data
- *   tokenizer files ─ prepareTokenizer ─▶ tokenizer.json, tokenizer_config.json
+ *   tokenizer files ─ prepareTokenizer (a worker thread, while the weights stream) ─▶
+ *     tokenizer.json, tokenizer_config.json
  *   manifest.json (schema 2: architecture, parameters, checkpoint dtype, graph dtype)
  *
  * Everything is written into a hidden staging folder next to the target, validated as a bundle,
@@ -35,9 +36,9 @@ import { CheckpointError, throwIfAborted } from '../errors'
 import { ProgressMeter } from '../progress'
 import { isReadableDtype, unsupportedDtype } from '../safetensors'
 import { checkTargetFree, createStaging } from '../staging'
-import { readHfArchitecture } from './config'
+import { readHfArchitecture, type HfArchitecture } from './config'
 import { SINGLE_WEIGHTS_FILE, openHfFolder, type HfFolder } from './folder'
-import { prepareTokenizer } from './tokenizerFiles'
+import { prepareTokenizerBeside, type ThreadPreparedTokenizer } from './tokenizerThread'
 import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
 import { planHfWeights, type WeightPlan } from './weights'
 
@@ -177,11 +178,65 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     fileOf
   )
   refuseUnreadableSources(folder, plan)
-  reportStage('reading tokenizer')
-  const prepared = await prepareTokenizer(folder, spec.vocabSize)
-  for (const w of prepared.warnings) warn(w)
+  // The tokenizer is read and checked beside the weights (on a thread when it is large: they do
+  // not need it); its failure stops the weights at once and is the import's error.
+  const stop = new AbortController()
+  const onAbort = (): void => stop.abort()
+  options.signal?.addEventListener('abort', onAbort)
   throwIfAborted(options.signal, options.source)
+  const tokenizer = prepareTokenizerBeside(folder, spec.vocabSize, { signal: stop.signal })
+  let tokenizerFailure: unknown
+  tokenizer.catch((err: unknown) => {
+    tokenizerFailure = err
+    stop.abort()
+  })
+  try {
+    return await importWithTokenizer(options, {
+      folder,
+      arch,
+      plan,
+      tokenizer,
+      signal: stop.signal,
+      warn,
+      warnings,
+      started
+    })
+  } catch (err) {
+    // Weights stopped by a failed tokenizer: the tokenizer's error is the one that explains it.
+    const stoppedHere = err instanceof CheckpointError && err.problem === 'cancelled'
+    if (stoppedHere && tokenizerFailure !== undefined && !options.signal?.aborted) {
+      throw tokenizerFailure
+    }
+    throw err
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+    stop.abort()
+  }
+}
 
+/** What the import has when the weights start, the tokenizer still on its way. */
+interface ImportStart {
+  folder: HfFolder
+  arch: HfArchitecture
+  plan: WeightPlan
+  tokenizer: Promise<ThreadPreparedTokenizer>
+  /** The caller's signal, or a failed tokenizer. */
+  signal: AbortSignal
+  warn: (message: string) => void
+  warnings: string[]
+  started: number
+}
+
+/** The import from the weights on (staging, weights, tokenizer files, manifest, validation). */
+async function importWithTokenizer(
+  options: ImportBaseOptions,
+  { folder, arch, plan, tokenizer, signal, warn, warnings, started }: ImportStart
+): Promise<ImportBaseResult> {
+  const report = options.onProgress ?? (() => undefined)
+  const outField = options.outField ?? 'out'
+  const spec = arch.spec
+  const missingFile = folder.index?.file ?? SINGLE_WEIGHTS_FILE
+  const fileOf = (tensor: string): string => folder.tensors.get(tensor)?.file ?? missingFile
   const reads = plannedReads(folder, plan)
   const meter = new ProgressMeter({
     tensorsTotal: reads.tensors,
@@ -205,13 +260,18 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
       plan,
       meter,
       tally,
-      signal: options.signal
+      signal
     })
     weightSeconds = (Date.now() - weightsStarted) / 1000
     // The validation below takes the digest computed as the bytes went out instead of reading
     // 1–2 GB back; it still answers only for the file exactly as written (bundle/digests.ts).
     if (written.sha256) rememberWrittenDigest(dataPath, written.sha256, written.written)
     await fs.writeFile(path.join(staging.dir, BASE_MODEL_FILE), layout.model)
+
+    meter.stage('tokenizer')
+    const prepared = await tokenizer
+    for (const w of prepared.warnings) warn(w)
+    throwIfAborted(options.signal, options.source)
 
     const nonFinite = tally.messages(fileOf, (t) =>
       folder.tensors.get(t)!.shape.reduce((a, b) => a * b, 1)
@@ -230,7 +290,6 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
       }
     }
 
-    meter.stage('tokenizer')
     const tokenizerPath = path.join(staging.dir, 'tokenizer.json')
     await writeHashed(tokenizerPath, prepared.tokenizerJson)
     await fs.writeFile(
@@ -278,9 +337,10 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
 
     meter.stage('validating')
     throwIfAborted(options.signal, options.source)
-    // Every check runs; tokenizer.json is handed on as parsed rather than parsed again.
+    // Every check runs; tokenizer.json is handed on as parsed (or, from the thread that parsed
+    // it, as the parts of it the check reads) rather than parsed again.
     const summary = await openBundle(staging.dir, {
-      writtenJson: new Map([[path.resolve(tokenizerPath), prepared.tokenizerParsed]])
+      writtenJson: new Map([[path.resolve(tokenizerPath), prepared.validationView]])
     })
     throwIfAborted(options.signal, options.source)
     await staging.commit()

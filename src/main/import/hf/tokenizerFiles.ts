@@ -257,7 +257,7 @@ function templateFromJson(text: string, file: string): string | null {
  * leave out; for a multimodal Gemma-3, `text_config` is consulted too).
  */
 export async function prepareTokenizer(
-  folder: HfFolder,
+  folder: Pick<HfFolder, 'dir' | 'config' | 'files' | 'fileNames'>,
   vocabSize: number
 ): Promise<PreparedTokenizer> {
   const warnings: string[] = []
@@ -388,7 +388,7 @@ export async function prepareTokenizer(
   }
 }
 
-async function hasAny(folder: HfFolder, names: string[]): Promise<boolean> {
+async function hasAny(folder: Pick<HfFolder, 'dir'>, names: string[]): Promise<boolean> {
   for (const n of names) {
     try {
       await fs.lstat(path.join(folder.dir, n))

@@ -17,7 +17,7 @@ import { ProgressMeter } from '../progress'
 import { countNonFinite, type ReadableDtype } from '../safetensors'
 import { readHfArchitecture } from './config'
 import { openHfFolder, readTensor } from './folder'
-import { NonFiniteTally, SequentialDigest, writeCheckpointWeights } from './weightStream'
+import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
 import { materializeWeight, planHfWeights } from './weights'
 
 const DIMS: HfDims = { hiddenSize: 24, layers: 2, heads: 4, kvHeads: 2, headDim: 6, vocabSize: 53 }
@@ -120,28 +120,33 @@ describe('writeCheckpointWeights', () => {
   )
 })
 
-describe('SequentialDigest', () => {
-  const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
-
-  it('hashes in-order writes with the gaps and the tail as zeros', () => {
-    const file = new Uint8Array(3_000_000)
-    const a = Uint8Array.from({ length: 1000 }, (_, i) => i % 251)
-    const b = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7) % 253)
-    file.set(a, 10)
-    file.set(b, 2_000_000)
-    const d = new SequentialDigest()
-    d.add(a, 10)
-    d.add(b, 2_000_000)
-    expect(d.finish(file.byteLength)).toBe(sha(file))
-  })
-
-  it('gives no digest for writes out of order or a file cut short', () => {
-    const back = new SequentialDigest()
-    back.add(new Uint8Array(8), 100)
-    back.add(new Uint8Array(8), 50)
-    expect(back.finish(200)).toBeNull()
-    const short = new SequentialDigest()
-    short.add(new Uint8Array(8), 100)
-    expect(short.finish(104)).toBeNull()
+describe('writeCheckpointWeights when the digest thread fails', () => {
+  it('rejects naming the file instead of waiting, and leaves no write running', async () => {
+    const model = randomHfModel('llama', DIMS, { seed: 4, tieWordEmbeddings: false })
+    const dir = path.join(root, 'digest-fails')
+    await writeHfFolder(dir, model, { dtype: 'BF16' })
+    const folder = await openHfFolder(dir)
+    const arch = readHfArchitecture(folder.config, 'config.json')
+    const plan = planHfWeights(
+      arch.spec,
+      arch.multimodal,
+      [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
+      'model.safetensors'
+    )
+    const dataPath = path.join(dir, 'base.onnx.data')
+    const meter = new ProgressMeter({ tensorsTotal: 0, bytesTotal: 0, report: () => undefined })
+    const run = writeCheckpointWeights(dataPath, planBaseModel(arch.spec, 'base.onnx.data'), {
+      folder,
+      plan,
+      meter,
+      tally: new NonFiniteTally(),
+      blocks: { copyElements: 7, readBytes: 50 },
+      digestSource: `require('node:worker_threads').parentPort.on('message', (m) => { if (m.kind === 'add') throw new Error('out of memory') })`
+    })
+    await expect(run).rejects.toThrow(
+      `${dataPath}: the thread computing its SHA-256 failed: out of memory`
+    )
+    // The file was closed: it can be removed and its folder with it.
+    await fs.rm(dir, { recursive: true })
   })
 })

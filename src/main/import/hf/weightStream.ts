@@ -13,11 +13,11 @@
  * - Two output buffers: one is written to the file (in the I/O threads) while the next weight or
  *   block is filled in the other. Each is reused from weight to weight; a new array per weight
  *   would cost a page fault per 4 KiB on first touch, more than the conversion itself.
- * - The file's SHA-256 is computed from the buffers as they go out (in file order, while the I/O
- *   threads write them), so the bundle validation that follows does not read the file back to
- *   hash it (bundle/digests.ts `remember`).
+ * - The file's SHA-256 is computed from the buffers as they go out (in file order, on a worker
+ *   thread, digestThread.ts, while the I/O threads write them), so the bundle validation that
+ *   follows does not read the file back to hash it (bundle/digests.ts `remember`), and the
+ *   hashing runs beside the conversion rather than after it.
  */
-import { createHash, type Hash } from 'node:crypto'
 import { promises as fs, type BigIntStats } from 'node:fs'
 import type { BaseModelLayout } from '../../engine'
 import { throwIfAborted } from '../errors'
@@ -29,6 +29,7 @@ import {
   widenHalf,
   type NonFiniteCount
 } from '../safetensors'
+import { DigestThread } from './digestThread'
 import { readTensorRaw, type HfFolder } from './folder'
 import { transposeInto, type PlannedWeight, type WeightPlan } from './weights'
 
@@ -70,46 +71,9 @@ export class NonFiniteTally {
   }
 }
 
-/**
- * SHA-256 of a file written front to back by positioned writes: each write's bytes are hashed as
- * it is issued, the gaps between writes (and up to the final size) as the zeros they read as.
- * A write behind the end so far (never issued by the streamer) makes the digest unknown.
- */
-export class SequentialDigest {
-  readonly #hash: Hash = createHash('sha256')
-  #end = 0
-  #inOrder = true
-
-  add(bytes: Uint8Array, position: number): void {
-    if (!this.#inOrder) return
-    if (position < this.#end) {
-      this.#inOrder = false
-      return
-    }
-    this.#zeros(position - this.#end)
-    this.#hash.update(bytes)
-    this.#end = position + bytes.byteLength
-  }
-
-  /** The hex digest of a file of `size` bytes, or null when the writes did not go in order. */
-  finish(size: number): string | null {
-    if (!this.#inOrder || size < this.#end) return null
-    this.#zeros(size - this.#end)
-    this.#end = size
-    return this.#hash.digest('hex')
-  }
-
-  #zeros(n: number): void {
-    const chunk = new Uint8Array(Math.min(n, 1 << 20))
-    for (let left = n; left > 0; left -= chunk.byteLength) {
-      this.#hash.update(left >= chunk.byteLength ? chunk : chunk.subarray(0, left))
-    }
-  }
-}
-
 interface OutputSlot {
   readonly values: Float32Array
-  /** The write of this buffer in flight, if any (it never rejects: failures are recorded). */
+  /** The write and hashing of this buffer in flight, if any (never rejects: failures are recorded). */
   writing: Promise<void> | null
 }
 
@@ -120,16 +84,17 @@ interface OutputSlot {
 class WritePipeline {
   readonly #handle: fs.FileHandle
   readonly #slots: OutputSlot[]
-  readonly #digest: SequentialDigest
+  readonly #digest: DigestThread
   #failure: { error: unknown } | null = null
 
-  constructor(handle: fs.FileHandle, capacities: number[], digest: SequentialDigest) {
+  constructor(handle: fs.FileHandle, capacities: number[], digest: DigestThread) {
     this.#handle = handle
     this.#digest = digest
-    // Smallest first, so a small block does not take the buffer a large weight needs.
+    // Smallest first, so a small block does not take the buffer a large weight needs. Shared, so
+    // that the digest thread reads the bytes where they are.
     this.#slots = [...capacities]
       .sort((a, b) => a - b)
-      .map((n) => ({ values: new Float32Array(n), writing: null }))
+      .map((n) => ({ values: new Float32Array(new SharedArrayBuffer(n * 4)), writing: null }))
   }
 
   get bufferBytes(): number {
@@ -162,15 +127,14 @@ class WritePipeline {
         at += bytesWritten
       }
     }
-    slot.writing = run()
-      .catch((error: unknown) => {
-        this.#failure ??= { error }
-      })
-      .finally(() => {
+    // Hashed on the digest thread while the I/O threads write the same bytes (neither changes
+    // them); the buffer is free again once both are done, failed or not.
+    slot.writing = Promise.allSettled([run(), this.#digest.add(bytes, position)]).then(
+      (results) => {
+        for (const r of results) if (r.status === 'rejected') this.#failure ??= { error: r.reason }
         slot.writing = null
-      })
-    // Hashed while the I/O threads write the same bytes (neither changes them).
-    this.#digest.add(bytes, position)
+      }
+    )
   }
 
   /** Waits for every write; throws the first failure. */
@@ -197,6 +161,8 @@ export interface WeightStreamOptions {
   signal?: AbortSignal
   /** Block sizes (default COPY_BLOCK_ELEMENTS and READ_BLOCK_BYTES; tests make them tiny). */
   blocks?: { copyElements: number; readBytes: number }
+  /** The digest thread's code (default its own; tests make it fail). */
+  digestSource?: string
 }
 
 /** How many rows of a (rows, …) tensor fit `budget` units at `perRow` units a row (at least 1). */
@@ -223,8 +189,8 @@ export async function writeCheckpointWeights(
 ): Promise<WrittenWeights> {
   const byName = new Map(options.plan.weights.map((w) => [w.name, w]))
   const streamer = new WeightStreamer(options)
-  const digest = new SequentialDigest()
   const handle = await fs.open(dataPath, 'w')
+  const digest = new DigestThread(dataPath, { source: options.digestSource })
   let pipeline: WritePipeline | undefined
   try {
     pipeline = new WritePipeline(handle, streamer.outputCapacities(), digest)
@@ -243,11 +209,12 @@ export async function writeCheckpointWeights(
     await handle.truncate(layout.dataSize)
     return {
       bufferBytes: pipeline.bufferBytes + streamer.readBufferBytes,
-      sha256: digest.finish(layout.dataSize),
+      sha256: await digest.finish(layout.dataSize),
       written: await handle.stat({ bigint: true })
     }
   } finally {
     await pipeline?.settle()
+    await digest.close()
     await handle.close()
   }
 }
