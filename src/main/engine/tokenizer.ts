@@ -32,6 +32,21 @@ export interface TokenizedText {
   sources: (string | undefined)[]
 }
 
+/**
+ * Lets the parsed tokenizer.json's big tables go once the tokenizer is built. The library keeps
+ * the whole parsed file (`tokenizer`) and, for BPE, the merge list, though after construction it
+ * reads only the maps it built from them (token ids, merge ranks). At a 262k vocabulary those
+ * tables held about 60 MB of a worker's heap for nothing (docs/benchmarks.md, "Memory").
+ */
+function releaseParsedTables(tok: Tokenizer, json: { model?: Record<string, unknown> }): void {
+  const model = json.model
+  if (!model || model.type !== 'BPE') return
+  delete model.vocab
+  delete model.merges
+  const built = tok as unknown as { model?: { merges?: unknown } }
+  if (built.model && Array.isArray(built.model.merges)) built.model.merges = []
+}
+
 export class TextTokenizer {
   readonly #tok: Tokenizer
   readonly #unkId: number | undefined
@@ -72,6 +87,7 @@ export class TextTokenizer {
     }
     const unkName = json.model?.unk_token ?? config.unk_token
     const unkId = unkName ? tok.token_to_id(unkName) : undefined
+    releaseParsedTables(tok, json)
     return new TextTokenizer(tok, bosId, unkId, vocabSize)
   }
 
