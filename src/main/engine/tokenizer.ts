@@ -36,7 +36,7 @@ export interface TokenizedText {
  * Lets the parsed tokenizer.json's big tables go once the tokenizer is built. The library keeps
  * the whole parsed file (`tokenizer`) and, for BPE, the merge list, though after construction it
  * reads only the maps it built from them (token ids, merge ranks). At a 262k vocabulary those
- * tables held about 60 MB of a worker's heap for nothing (docs/benchmarks.md, "Memory").
+ * tables held about 50 MB of a worker's heap for nothing (docs/benchmarks.md, "At real shapes").
  */
 function releaseParsedTables(tok: Tokenizer, json: { model?: Record<string, unknown> }): void {
   const model = json.model
