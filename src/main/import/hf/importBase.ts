@@ -149,18 +149,15 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
     options.onWarning?.(message)
   }
   const report = options.onProgress ?? (() => undefined)
-  // A stage before the weights: nothing counted yet.
-  const reportStage = (stage: string): void =>
-    report({
-      stage,
-      tensorsDone: 0,
-      tensorsTotal: 0,
-      bytesDone: 0,
-      bytesTotal: 0,
-      mbPerSecond: null,
-      etaSeconds: null
-    })
-  reportStage('reading headers')
+  report({
+    stage: 'reading headers',
+    tensorsDone: 0,
+    tensorsTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    mbPerSecond: null,
+    etaSeconds: null
+  })
 
   const outField = options.outField ?? 'out'
   // Before reading anything: a taken target or one inside the source is the caller's mistake.
@@ -195,6 +192,7 @@ export async function importHfBase(options: ImportBaseOptions): Promise<ImportBa
       folder,
       arch,
       plan,
+      fileOf,
       tokenizer,
       signal: stop.signal,
       warn,
@@ -219,6 +217,8 @@ interface ImportStart {
   folder: HfFolder
   arch: HfArchitecture
   plan: WeightPlan
+  /** The checkpoint file that holds (or should hold) a tensor. */
+  fileOf: (tensor: string) => string
   tokenizer: Promise<ThreadPreparedTokenizer>
   /** The caller's signal, or a failed tokenizer. */
   signal: AbortSignal
@@ -230,13 +230,11 @@ interface ImportStart {
 /** The import from the weights on (staging, weights, tokenizer files, manifest, validation). */
 async function importWithTokenizer(
   options: ImportBaseOptions,
-  { folder, arch, plan, tokenizer, signal, warn, warnings, started }: ImportStart
+  { folder, arch, plan, fileOf, tokenizer, signal, warn, warnings, started }: ImportStart
 ): Promise<ImportBaseResult> {
   const report = options.onProgress ?? (() => undefined)
   const outField = options.outField ?? 'out'
   const spec = arch.spec
-  const missingFile = folder.index?.file ?? SINGLE_WEIGHTS_FILE
-  const fileOf = (tensor: string): string => folder.tensors.get(tensor)?.file ?? missingFile
   const reads = plannedReads(folder, plan)
   const meter = new ProgressMeter({
     tensorsTotal: reads.tensors,

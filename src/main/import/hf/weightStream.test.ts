@@ -38,6 +38,19 @@ const CASES: [HfFamily, ReadableDtype, { copyElements: number; readBytes: number
   ['mistral', 'F32', { copyElements: 1 << 20, readBytes: 1 << 20 }]
 ]
 
+/** A written single-file checkpoint folder, opened, with its architecture and weight plan. */
+async function planFolder(dir: string) {
+  const folder = await openHfFolder(dir)
+  const arch = readHfArchitecture(folder.config, 'config.json')
+  const plan = planHfWeights(
+    arch.spec,
+    arch.multimodal,
+    [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
+    'model.safetensors'
+  )
+  return { folder, arch, plan }
+}
+
 describe('writeCheckpointWeights', () => {
   it.each(CASES)(
     '%s %s: byte for byte what materializeWeight gives',
@@ -60,14 +73,7 @@ describe('writeCheckpointWeights', () => {
       for (const [n, at, v] of poison) model.tensors.get(n)!.data[at] = v
       const dir = path.join(root, `${family}-${dtype}`)
       await writeHfFolder(dir, model, { dtype })
-      const folder = await openHfFolder(dir)
-      const arch = readHfArchitecture(folder.config, 'config.json')
-      const plan = planHfWeights(
-        arch.spec,
-        arch.multimodal,
-        [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
-        'model.safetensors'
-      )
+      const { folder, arch, plan } = await planFolder(dir)
       const layout = planBaseModel(arch.spec, 'base.onnx.data')
       const tally = new NonFiniteTally()
       const meter = new ProgressMeter({ tensorsTotal: 0, bytesTotal: 0, report: () => undefined })
@@ -125,14 +131,7 @@ describe('writeCheckpointWeights when the digest thread fails', () => {
     const model = randomHfModel('llama', DIMS, { seed: 4, tieWordEmbeddings: false })
     const dir = path.join(root, 'digest-fails')
     await writeHfFolder(dir, model, { dtype: 'BF16' })
-    const folder = await openHfFolder(dir)
-    const arch = readHfArchitecture(folder.config, 'config.json')
-    const plan = planHfWeights(
-      arch.spec,
-      arch.multimodal,
-      [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
-      'model.safetensors'
-    )
+    const { folder, arch, plan } = await planFolder(dir)
     const dataPath = path.join(dir, 'base.onnx.data')
     const meter = new ProgressMeter({ tensorsTotal: 0, bytesTotal: 0, report: () => undefined })
     const run = writeCheckpointWeights(dataPath, planBaseModel(arch.spec, 'base.onnx.data'), {
