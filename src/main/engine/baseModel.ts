@@ -1,8 +1,14 @@
 /**
  * Typed calls into a base (or donor) model session: one method per role of the graph contract
  * in docs/bundle-format.md. Inputs a role does not read get tiny placeholders.
+ *
+ * A group opens its base models with the analysis roles only (graph/roleSubset.ts): the first run
+ * of another role releases that session, opens the whole graph and keeps it from then on. The
+ * session is released before the whole graph is opened, so a model's weights are never held by
+ * two sessions at once.
  */
 import { Session, Tensor, type Feeds } from './ort'
+import { ANALYSIS_ROLES } from './graph/roleSubset'
 import { ROLE, baseInputPlaceholders } from './graph/transformer'
 
 function i64(values: ArrayLike<number>, dims: number[]): Tensor {
@@ -24,13 +30,33 @@ function range(start: number, end: number): number[] {
   return Array.from({ length: end - start }, (_, i) => start + i)
 }
 
+/** How a model opened with the analysis roles only gets the whole graph (loading.ts). */
+export interface AllRolesOpener {
+  /** Opens the session with every role. */
+  open(): Promise<Session>
+  /** Opens the analysis roles' session again, after `open` failed. */
+  reopen(): Promise<Session>
+  /** Called once `old` is released and `next` serves instead (the group's session list). */
+  replaced(old: Session, next: Session): void
+}
+
 export class BaseModel {
   readonly #placeholders: Feeds
+  #session: Session
+  /** Null once the session serves every role. */
+  #opener: AllRolesOpener | null
+  #switching: Promise<void> | null = null
+  #inFlight = 0
+  #drained: (() => void) | null = null
 
+  /** `opener`: the session serves only the analysis roles (graph/roleSubset.ts). */
   constructor(
-    readonly session: Session,
-    readonly hiddenSize: number
+    session: Session,
+    readonly hiddenSize: number,
+    opener: AllRolesOpener | null = null
   ) {
+    this.#session = session
+    this.#opener = opener
     this.#placeholders = {}
     for (const p of Object.values(baseInputPlaceholders(hiddenSize))) {
       this.#placeholders[p.name] =
@@ -40,9 +66,63 @@ export class BaseModel {
     }
   }
 
+  /** The session now serving (another one after the first run of a role it lacked). */
+  get session(): Session {
+    return this.#session
+  }
+
+  /** Whether the session serves every role, not only the analysis ones. */
+  get allRoles(): boolean {
+    return this.#opener === null
+  }
+
   async #run(role: number, feeds: Feeds): Promise<{ f: Tensor; i: Tensor }> {
-    const out = await this.session.run({ ...this.#placeholders, ...feeds, role: i64([role], []) })
+    const out = await this.runRole(role, { ...this.#placeholders, ...feeds })
     return { f: out.out_f!, i: out.out_i! }
+  }
+
+  /** One run of `role` with every input given in `feeds` (generation/run.ts builds its own). */
+  async runRole(
+    role: number,
+    feeds: Feeds,
+    fetches?: readonly string[]
+  ): Promise<Record<string, Tensor>> {
+    while (this.#switching || (this.#opener && !ANALYSIS_ROLES.has(role))) {
+      const needsAll = this.#opener !== null && !ANALYSIS_ROLES.has(role)
+      this.#switching ??= this.#openAllRoles().finally(() => (this.#switching = null))
+      // A failed switch is the failure of the runs that needed it; an analysis carries on.
+      if (needsAll) await this.#switching
+      else await this.#switching.catch(() => undefined)
+    }
+    // Counted before the next await, so a switch starting meanwhile waits for this run.
+    const session = this.#session
+    this.#inFlight++
+    try {
+      return await session.run({ ...feeds, role: i64([role], []) }, fetches)
+    } finally {
+      if (--this.#inFlight === 0) this.#drained?.()
+    }
+  }
+
+  async #openAllRoles(): Promise<void> {
+    const opener = this.#opener
+    if (!opener) return
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve))
+    this.#drained = null
+    const old = this.#session
+    await old.release()
+    let next: Session
+    try {
+      next = await opener.open()
+      this.#opener = null
+    } catch (err) {
+      // The model keeps serving analyses; the run that needed the whole graph fails.
+      this.#session = await opener.reopen()
+      opener.replaced(old, this.#session)
+      throw err
+    }
+    this.#session = next
+    opener.replaced(old, next)
   }
 
   /** Residual after block `layer` for every position: (S, d). */

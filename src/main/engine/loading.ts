@@ -6,12 +6,13 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { AppError } from '@shared/ipc/errors'
-import { BaseModel } from './baseModel'
+import { BaseModel, type AllRolesOpener } from './baseModel'
 import { validateBundle, type ValidatedBundle } from './bundle/open'
 import type { GroupCache } from './cache'
 import type { CachedGroup } from './cache/hostCache'
 import { fingerprintFolder } from './cache/fingerprint'
 import { OPTIMIZED_STORE_MAX_GROUP_BYTES } from './cache/optimizedStore'
+import { analysisRolesModel } from './graph/roleSubset'
 import { ortWords, Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
@@ -28,16 +29,47 @@ export interface LoadHooks {
   cache?: GroupCache
   /** How this load used the cache. */
   onCacheResult?: (result: LoadCacheResult) => void
+  /**
+   * Open base models with every role at once, instead of the analysis roles first and the whole
+   * graph on the first generate or patch run (graph/roleSubset.ts). Results are identical.
+   */
+  wholeGraphAtLoad?: boolean
+}
+
+/** Which of a base graph's roles a session serves (graph/roleSubset.ts); lens models are 'all'. */
+type Roles = 'all' | 'analysis'
+
+/** A model's name in the host cache and the optimized-graph store: its file, and which roles. */
+function rolesKey(file: string, roles: Roles): string {
+  return roles === 'all' ? file : `${file}#analysis`
+}
+
+/**
+ * Graphs whose protobuf is larger than this (weights inside it rather than in external data) are
+ * not rewritten for the analysis roles: the rewrite would hold a second copy while it encodes.
+ */
+const ROLE_SUBSET_MAX_GRAPH_BYTES = 64 * 1024 ** 2
+
+/** `file`'s graph with only the analysis roles, or null when that is not possible. */
+async function analysisRolesGraph(file: string): Promise<Uint8Array | null> {
+  try {
+    if ((await fs.stat(file)).size > ROLE_SUBSET_MAX_GRAPH_BYTES) return null
+    return analysisRolesModel(new Uint8Array(await fs.readFile(file)))
+  } catch (err) {
+    log.debug(`${file}: opened with every role`, err)
+    return null
+  }
 }
 
 async function createSession(
+  model: string | Uint8Array,
   file: string,
   target: SessionTarget,
   rel: string,
   build: SessionBuild = {}
 ): Promise<Session> {
   try {
-    return await Session.create(file, target, { ...build, file: rel })
+    return await Session.create(model, target, { ...build, file: rel })
   } catch (err) {
     const first = ortWords(err instanceof Error ? err.message : String(err))
     // ONNX Runtime quotes the absolute path it was given; callers see the file inside the bundle.
@@ -71,16 +103,19 @@ export interface OpenContext {
 
 /**
  * Opens one model: from its optimized graph when the host cache or the disk store has it (no graph
- * optimisation), else from the bundle file, saving the optimized graph for the next load.
+ * optimisation), else from the bundle file, saving the optimized graph for the next load. With
+ * `roles` 'analysis', the graph with the analysis roles only, or null when the file's graph cannot
+ * be cut down that way.
  */
 async function openModel(
   bundle: ValidatedBundle,
   target: SessionTarget,
   ctx: OpenContext,
-  file: string
-): Promise<Session> {
+  file: string,
+  roles: Roles
+): Promise<Session | null> {
   const rel = relTo(bundle, file)
-  const inMemory = ctx.cached?.models.get(file)
+  const inMemory = ctx.cached?.models.get(rolesKey(file, roles))
   if (inMemory) {
     try {
       const s = await Session.create(inMemory, target, { preOptimized: true, file: rel })
@@ -93,10 +128,12 @@ async function openModel(
   const store =
     bundle.summary.weightBytes <= OPTIMIZED_STORE_MAX_GROUP_BYTES ? ctx.cache?.optimized : undefined
   const stored = store
-    ? await store.open(bundle.summary.contentHash, rel, target).catch((err: unknown) => {
-        log.debug(`the optimized-graph store could not open ${rel}`, err)
-        return null
-      })
+    ? await store
+        .open(bundle.summary.contentHash, rolesKey(rel, roles), target)
+        .catch((err: unknown) => {
+          log.debug(`the optimized-graph store could not open ${rel}`, err)
+          return null
+        })
     : null
   if (stored?.kind === 'hit') {
     try {
@@ -106,14 +143,26 @@ async function openModel(
     } catch {
       await store!.discard(stored.file)
     }
-  } else if (stored?.kind === 'miss') {
+  }
+  // The bundle's own graph, or that graph rewritten for the analysis roles (read from memory, its
+  // external data from the bundle's folder).
+  const graph = roles === 'all' ? file : await analysisRolesGraph(file)
+  if (!graph) {
+    if (stored?.kind === 'miss') await stored.abandon()
+    return null
+  }
+  const build: SessionBuild = { externalDataFolder: path.dirname(file) }
+  if (stored?.kind === 'miss') {
     let s: Session
     try {
-      s = await createSession(file, target, rel, { saveOptimizedTo: stored.saveTo })
+      s = await createSession(graph, file, target, rel, {
+        ...build,
+        saveOptimizedTo: stored.saveTo
+      })
     } catch {
       // Some providers cannot save their optimized graph; the load itself must not fail for it.
       await stored.abandon()
-      return createSession(file, target, rel)
+      return createSession(graph, file, target, rel, build)
     }
     await stored.commit().then(
       () => void ctx.result.savedOptimized++,
@@ -121,7 +170,7 @@ async function openModel(
     )
     return s
   }
-  return createSession(file, target, rel)
+  return createSession(graph, file, target, rel, build)
 }
 
 /** Everything a loaded group is made of, before any lens is used. */
@@ -137,8 +186,11 @@ export interface GroupParts {
   openModel(file: string): Promise<Session>
   /** Lens tensors read so far (kept for the host cache); starts with the cached ones. */
   tensors: Map<string, Float32Array>
-  /** For the host cache at dispose: the cache, the folder fingerprint, the file of each session. */
-  open: { ctx: OpenContext; modelFiles: Map<Session, string> }
+  /**
+   * For the host cache at dispose: the cache, the folder fingerprint, the file of each session and
+   * which of its roles it serves.
+   */
+  open: { ctx: OpenContext; modelFiles: Map<Session, { file: string; roles: Roles }> }
 }
 
 /** Opens a group's bundle and its base (and donor) models, through the cache when given one. */
@@ -187,27 +239,47 @@ export async function openGroupParts(
     )
   }
   const sessions: Session[] = []
-  const modelFiles = new Map<Session, string>()
-  const open = async (file: string): Promise<Session> => {
-    const s = await openModel(bundle, target, ctx, file)
-    modelFiles.set(s, file)
+  const modelFiles = new Map<Session, { file: string; roles: Roles }>()
+  const open = async (file: string, roles: Roles): Promise<Session | null> => {
+    const s = await openModel(bundle, target, ctx, file, roles)
+    if (s) modelFiles.set(s, { file, roles })
     return s
+  }
+  const openWhole = async (file: string): Promise<Session> => (await open(file, 'all'))!
+  const baseModel = async (file: string, hiddenSize: number): Promise<BaseModel> => {
+    // The whole graph kept in host memory by an earlier load is the cheapest to open.
+    const wholeCached =
+      ctx.cached?.models.has(file) === true && !ctx.cached.models.has(rolesKey(file, 'analysis'))
+    const analysis = hooks.wholeGraphAtLoad || wholeCached ? null : await open(file, 'analysis')
+    if (!analysis) {
+      const s = await openWhole(file)
+      sessions.push(s)
+      return new BaseModel(s, hiddenSize)
+    }
+    sessions.push(analysis)
+    const opener: AllRolesOpener = {
+      open: () => openWhole(file),
+      reopen: async () => (await open(file, 'analysis')) ?? openWhole(file),
+      replaced: (old, next) => {
+        sessions.splice(sessions.indexOf(old), 1, next)
+        modelFiles.delete(old)
+        // The analysis graph's bytes go with its session (never a second copy of the weights).
+        ctx.cached?.models.delete(rolesKey(file, 'analysis'))
+      }
+    }
+    return new BaseModel(analysis, hiddenSize, opener)
   }
   try {
     hooks.onStage?.('loading base model', 0.2)
-    const base = await open(bundle.base.file)
-    sessions.push(base)
     const models = new Map<string, BaseModel>([
-      ['base', new BaseModel(base, bundle.manifest.base.hiddenSize)]
+      ['base', await baseModel(bundle.base.file, bundle.manifest.base.hiddenSize)]
     ])
     for (const [i, donor] of bundle.donors.entries()) {
       hooks.onStage?.(
         `loading donor ${donor.ref.id}`,
         0.2 + (0.6 * (i + 1)) / (bundle.donors.length + 1)
       )
-      const s = await open(donor.file)
-      sessions.push(s)
-      models.set(donor.ref.id, new BaseModel(s, donor.ref.hiddenSize))
+      models.set(donor.ref.id, await baseModel(donor.file, donor.ref.hiddenSize))
     }
     hooks.onStage?.('ready', 1)
     hooks.onCacheResult?.({ ...ctx.result })
@@ -217,7 +289,7 @@ export async function openGroupParts(
       tokenizer,
       models,
       sessions,
-      openModel: open,
+      openModel: openWhole,
       tensors: new Map(ctx.cached?.tensors ?? []),
       open: { ctx, modelFiles }
     }
@@ -234,18 +306,18 @@ export async function keepForReload(parts: GroupParts): Promise<void> {
   const host = ctx.cache?.host
   if (!host || host.budgetBytes === 0 || !ctx.fingerprint) return
   const models = new Map<string, Uint8Array>()
-  for (const [session, file] of modelFiles) {
+  for (const [session, { file, roles }] of modelFiles) {
     let bytes = session.optimizedBytes
     if (!bytes && ctx.cache?.optimized) {
       const stored = await ctx.cache.optimized.open(
         bundle.summary.contentHash,
-        relTo(bundle, file),
+        rolesKey(relTo(bundle, file), roles),
         target
       )
       if (stored.kind === 'hit') bytes = stored.bytes
       else await stored.abandon()
     }
-    if (bytes) models.set(file, bytes)
+    if (bytes) models.set(rolesKey(file, roles), bytes)
   }
   const tokenizerBytes = await fs
     .stat(bundle.tokenizerFile)

@@ -99,6 +99,8 @@ export interface SessionBuild {
   preOptimized?: boolean
   /** The model's file inside its bundle: a graph that fails at run time is reported by it. */
   file?: string
+  /** A model given as bytes reads its external data relative to this folder. */
+  externalDataFolder?: string
 }
 
 /** A session plus its release; every model handle in the app is one of these. */
@@ -141,6 +143,10 @@ export class Session {
       opts.graphOptimizationLevel = 'disabled'
       opts.extra = {
         session: { use_ort_model_bytes_directly: '1', use_ort_model_bytes_for_initializers: '1' }
+      }
+    } else if (build.externalDataFolder && typeof model !== 'string') {
+      opts.extra = {
+        session: { model_external_initializers_file_folder_path: build.externalDataFolder }
       }
     }
     const s =

@@ -121,7 +121,9 @@ export async function runGeneration(
   const endIds = stopIdsFor(tokenizer, specials)
   const feeds = generateFeeds(prompt.ids, options, endIds, ref.vocabSize)
   const tPrepared = performance.now()
-  const out = await model.session.run(generateRoleFeeds(feeds, ref.hiddenSize), ['out_i'])
+  const out = await model.runRole(ROLE.generate, generateRoleFeeds(feeds, ref.hiddenSize), [
+    'out_i'
+  ])
   const tRun = performance.now()
   const ids = out.out_i!
   const stepsRun = ids.dims[0] ?? 0

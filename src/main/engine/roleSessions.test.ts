@@ -1,0 +1,250 @@
+/**
+ * Base models opened with the analysis roles first (graph/roleSubset.ts, baseModel.ts) on the real
+ * demo and a synthetic group with a donor: analyses are identical to a group opened whole; the
+ * first generate or patch run switches to the whole graph, releasing the first session; a failed
+ * switch leaves analyses working; dispose releases whatever is open; the host cache and the
+ * optimized-graph store keep the roles that were open.
+ */
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { onnx } from 'onnx-proto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BaseModel, type AllRolesOpener } from './baseModel'
+import { GroupCache, type LoadCacheResult } from './cache'
+import { analysisRolesModel } from './graph/roleSubset'
+import { ensureDemoBundle, generateSyntheticBundle, loadGroup, type LoadedGroup } from './index'
+import { openGroupParts } from './loading'
+import { Session, type SessionTarget } from './ort'
+
+const TARGET: SessionTarget = { provider: 'cpu', threads: 1 }
+const TEXT = 'The cat sat on the red chair. A lion ate cheese.'
+
+let scratch: string
+let demo: string
+let synthetic: string
+
+function nodeCount(g: onnx.IGraphProto): number {
+  let n = 0
+  for (const node of g.node ?? []) {
+    n++
+    for (const a of node.attribute ?? []) if (a.g) n += nodeCount(a.g)
+  }
+  return n
+}
+
+async function analyse(group: LoadedGroup, text = TEXT): Promise<string> {
+  const out: unknown[] = []
+  for (const l of group.summary.lenses) {
+    const r = await group.analyze({ lensId: l.id, text, options: { bestOfK: 4, seed: 3 } })
+    out.push(r.rows)
+  }
+  return JSON.stringify(out)
+}
+
+async function generate(group: LoadedGroup, lensId: string, text = TEXT): Promise<string> {
+  const r = await group.generate({
+    lensId,
+    text,
+    options: { temperature: 0.7, seed: 4, n: 2, maxNewTokens: 6 }
+  })
+  return JSON.stringify(r.completions)
+}
+
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'talkative-roles-'))
+  demo = await ensureDemoBundle()
+  synthetic = path.join(scratch, 'synthetic')
+  await generateSyntheticBundle(synthetic, {
+    hiddenSize: 32,
+    layers: 3,
+    heads: 4,
+    vocabSize: 48,
+    explanationTokens: 4,
+    patchLayers: 1,
+    maxPositions: 64,
+    donor: true,
+    externalData: true
+  })
+})
+
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true })
+})
+
+describe('the analysis roles graph', () => {
+  it('leaves out the generate and patch branches and keeps every other node', async () => {
+    const bytes = new Uint8Array(await readFile(path.join(demo, 'demo-base.onnx')))
+    const whole = onnx.ModelProto.decode(bytes)
+    const cut = onnx.ModelProto.decode(analysisRolesModel(bytes)!)
+    expect(nodeCount(cut.graph!)).toBeLessThan(0.6 * nodeCount(whole.graph!))
+    expect(cut.graph!.initializer!.length).toBe(whole.graph!.initializer!.length)
+    expect(cut.graph!.input).toEqual(whole.graph!.input)
+  })
+
+  it('is null for a graph without the role dispatch (a lens model, garbage)', async () => {
+    const lensDir = path.join(demo, 'lenses', (await readdir(path.join(demo, 'lenses')))[0]!)
+    const lensFile = (await readdir(lensDir)).find((f) => f.endsWith('.onnx'))!
+    expect(analysisRolesModel(new Uint8Array(await readFile(path.join(lensDir, lensFile))))).toBe(
+      null
+    )
+    expect(analysisRolesModel(Uint8Array.from([1, 2, 3, 250, 251]))).toBe(null)
+  })
+})
+
+describe.each([
+  ['demo', () => demo],
+  ['synthetic with a donor, external data', () => synthetic]
+])('a group opened with the analysis roles first (%s)', (_, dirOf) => {
+  it('analyses and generates exactly as a group opened whole, switching on the first generate', async () => {
+    const before = Session.liveCount
+    const whole = await loadGroup(dirOf(), TARGET, { wholeGraphAtLoad: true })
+    const first = await loadGroup(dirOf(), TARGET)
+    try {
+      const lensIds = first.summary.lenses.map((l) => l.id)
+      expect(await analyse(first)).toBe(await analyse(whole))
+      for (const lensId of lensIds) {
+        expect(await generate(first, lensId)).toBe(await generate(whole, lensId))
+      }
+      // Analyses after the switch, on the whole graph, are the same again.
+      expect(await analyse(first, 'A lion ate cheese in the dark castle.')).toBe(
+        await analyse(whole, 'A lion ate cheese in the dark castle.')
+      )
+      const lensId = lensIds[0]!
+      const intervention = { positions: [2], strings: ['cat'] }
+      const a = await first.intervene({ lensId, text: TEXT, options: { seed: 1 }, intervention })
+      const b = await whole.intervene({ lensId, text: TEXT, options: { seed: 1 }, intervention })
+      expect(JSON.stringify(a.rows)).toBe(JSON.stringify(b.rows))
+    } finally {
+      await first.dispose()
+      await whole.dispose()
+    }
+    expect(Session.liveCount).toBe(before)
+  })
+
+  it('holds one session per base model before and after the switch, and dispose frees it', async () => {
+    const before = Session.liveCount
+    const parts = await openGroupParts(dirOf(), TARGET)
+    try {
+      const models = [...parts.models.values()]
+      expect(models.every((m) => !m.allRoles)).toBe(true)
+      expect(Session.liveCount - before).toBe(models.length)
+      const firstSessions = models.map((m) => m.session)
+      // An analysis role and a whole-graph role asked at once: the analysis run finishes on the
+      // first session before it is released, the generate run waits for the whole graph.
+      const ids = [1, 2, 3]
+      await Promise.all(
+        models.flatMap((m) => [
+          m.activations(ids, 0),
+          m.patchedLogProbs(ids, 0, 1, new Float32Array(m.hiddenSize), 1)
+        ])
+      )
+      expect(models.every((m) => m.allRoles)).toBe(true)
+      expect(firstSessions.every((s) => s.released)).toBe(true)
+      expect(Session.liveCount - before).toBe(models.length)
+      expect(parts.sessions).toEqual(models.map((m) => m.session))
+    } finally {
+      await Promise.all(parts.sessions.map((s) => s.release()))
+    }
+    expect(Session.liveCount).toBe(before)
+  })
+})
+
+describe('a failed switch to the whole graph', () => {
+  it('fails the run that needed it, keeps analyses working and tries again on the next', async () => {
+    const before = Session.liveCount
+    const parts = await openGroupParts(demo, TARGET)
+    const base = parts.models.get('base')!
+    const file = path.join(demo, 'demo-base.onnx')
+    const bytes = new Uint8Array(await readFile(file))
+    let failures = 1
+    const opened: Session[] = []
+    const opener: AllRolesOpener = {
+      open: async () => {
+        if (failures-- > 0) throw new Error('no memory for the whole graph')
+        return keep(await Session.create(bytes, TARGET))
+      },
+      reopen: async () => keep(await Session.create(analysisRolesModel(bytes)!, TARGET)),
+      replaced: () => undefined
+    }
+    const keep = (s: Session): Session => (opened.push(s), s)
+    const model = new BaseModel(
+      keep(await Session.create(analysisRolesModel(bytes)!, TARGET)),
+      base.hiddenSize,
+      opener
+    )
+    try {
+      const ids = [1, 2, 3]
+      const acts = await model.activations(ids, 1)
+      await expect(model.logitLens(acts.subarray(0, base.hiddenSize), 1, 3)).resolves.toBeTruthy()
+      await expect(
+        model.patchedLogProbs(ids, 1, 1, acts.subarray(0, base.hiddenSize), 1)
+      ).rejects.toThrow('no memory for the whole graph')
+      expect(model.allRoles).toBe(false)
+      expect(await model.activations(ids, 1)).toEqual(acts)
+      const lp = await model.patchedLogProbs(ids, 1, 1, acts.subarray(0, base.hiddenSize), 1)
+      expect(lp.every(Number.isFinite)).toBe(true)
+      expect(model.allRoles).toBe(true)
+      expect(opened.filter((s) => !s.released)).toEqual([model.session])
+    } finally {
+      await Promise.all([...opened, ...parts.sessions].map((s) => s.release()))
+    }
+    expect(Session.liveCount).toBe(before)
+  })
+})
+
+describe('the reload cache keeps the roles that were open', () => {
+  it('a reload after analyses opens the analysis graph again, after a generate the whole one', async () => {
+    const dir = path.join(scratch, 'cached')
+    await generateSyntheticBundle(dir, {
+      hiddenSize: 32,
+      layers: 2,
+      heads: 4,
+      vocabSize: 48,
+      explanationTokens: 4,
+      patchLayers: 1,
+      maxPositions: 64,
+      externalData: true
+    })
+    const cache = new GroupCache({ hostBytes: 1 << 30, optimizedDir: path.join(scratch, 'opt') })
+    const load = async (): Promise<{ group: LoadedGroup; result: LoadCacheResult }> => {
+      let result: LoadCacheResult | null = null
+      const group = await loadGroup(dir, TARGET, { cache, onCacheResult: (r) => (result = r) })
+      return { group, result: result! }
+    }
+    const plain = await loadGroup(dir, TARGET, { wholeGraphAtLoad: true })
+    const rows = await analyse(plain)
+    const lensId = plain.summary.lenses[0]!.id
+    const completions = await generate(plain, lensId)
+    await plain.dispose()
+
+    const cold = await load()
+    expect(cold.result.savedOptimized).toBe(1)
+    expect(await analyse(cold.group)).toBe(rows)
+    await cold.group.dispose()
+
+    const warm = await load()
+    expect(warm.result.hostHit).toBe(true)
+    expect(await analyse(warm.group)).toBe(rows)
+    // The whole graph, never opened before, comes from the bundle file and is saved too.
+    expect(await generate(warm.group, lensId)).toBe(completions)
+    await warm.group.dispose()
+    const kept = await openGroupParts(dir, TARGET, { cache })
+    try {
+      expect(kept.models.get('base')!.allRoles).toBe(true)
+    } finally {
+      await Promise.all(kept.sessions.map((s) => s.release()))
+    }
+
+    const fresh = new GroupCache({ hostBytes: 0, optimizedDir: path.join(scratch, 'opt') })
+    let stored: LoadCacheResult | null = null
+    const again = await loadGroup(dir, TARGET, { cache: fresh, onCacheResult: (r) => (stored = r) })
+    try {
+      expect(stored!.preOptimizedSessions).toBe(1)
+      expect(await analyse(again)).toBe(rows)
+      expect(await generate(again, lensId)).toBe(completions)
+    } finally {
+      await again.dispose()
+    }
+  })
+})
