@@ -247,10 +247,9 @@ export async function openGroupParts(
   }
   const openWhole = async (file: string): Promise<Session> => (await open(file, 'all'))!
   const baseModel = async (file: string, hiddenSize: number): Promise<BaseModel> => {
-    // The whole graph kept in host memory by an earlier load is the cheapest to open.
-    const wholeCached =
-      ctx.cached?.models.has(file) === true && !ctx.cached.models.has(rolesKey(file, 'analysis'))
-    const analysis = hooks.wholeGraphAtLoad || wholeCached ? null : await open(file, 'analysis')
+    // Even with the whole graph in host memory: the analysis graph is cut down and saved once per
+    // bundle, and opens in about half the time from then on (docs/benchmarks.md, "Devices").
+    const analysis = hooks.wholeGraphAtLoad ? null : await open(file, 'analysis')
     if (!analysis) {
       const s = await openWhole(file)
       sessions.push(s)
