@@ -103,6 +103,39 @@ describe('reload cache in the device manager', () => {
   })
 })
 
+async function generate(): Promise<string[]> {
+  const { jobId } = manager.submit(
+    {
+      kind: 'generate',
+      groupId: GROUP,
+      text: 'The cat sat',
+      generate: { temperature: 0.8, seed: 3, maxNewTokens: 4, completions: 2 }
+    },
+    'test'
+  )
+  const s = await manager.waitFor(jobId)
+  expect(s.status, s.error?.message).toBe('done')
+  return manager.result(jobId).completions
+}
+
+describe('the whole graph opened on the first generate (engine/graph/roleSubset.ts)', () => {
+  it('a generate after analyses works, the unload gives its memory back, the reload serves both', async () => {
+    const { placement } = await manager.load({ groupId: GROUP, deviceId: 'cpu:0' }, 'test')
+    expect(placement?.state).toBe('ready')
+    const rows = await analyse()
+    const completions = await generate()
+    expect(completions).toHaveLength(2)
+    // Analyses on the whole graph, after the switch, are the same rows.
+    expect(await analyse()).toBe(rows)
+    const [unloaded] = await manager.unload({ groupId: GROUP, deviceId: 'cpu:0' })
+    expect(unloaded!.freedBytes).toBeGreaterThan(1e6)
+    await manager.load({ groupId: GROUP, deviceId: 'cpu:0' }, 'test')
+    expect(await generate()).toEqual(completions)
+    expect(await analyse()).toBe(rows)
+    await manager.unload({ groupId: GROUP, deviceId: 'cpu:0' })
+  })
+})
+
 describe('reload cache settings', () => {
   it('reads the environment and splits the host budget between workers', () => {
     expect(reloadCacheFromEnv({})).toEqual({})
