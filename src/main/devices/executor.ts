@@ -107,7 +107,7 @@ export class Executor {
         s.stage = `loading ${s.groupId} on ${d.desc.id}`
         this.#d.publish(job)
         const entry = library.get(s.groupId)
-        await residency.load(d, s.groupId, entry.dir, entry.summary.estimatedBytes)
+        await residency.load(d, s.groupId, entry.dir, entry.summary.estimatedBytes, s.kind)
       }
       const placement = d.placements.get(s.groupId)!
       placement.lastUsedAt = now()

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { AppError } from '@shared/ipc/errors'
-import { assessFit, chooseDevice, type PlacementDevice, type ResidentGroup } from './placement'
+import {
+  assessFit,
+  chooseDevice,
+  opensAnalysisRolesFirst,
+  type PlacementDevice,
+  type ResidentGroup
+} from './placement'
 
 const MiB = 1024 ** 2
 
@@ -16,6 +22,19 @@ function device(
 ): PlacementDevice {
   return { id, budgetBytes: budgetMiB * MiB, usable: true, busy: false, residents, ...extra }
 }
+
+describe('opensAnalysisRolesFirst', () => {
+  it.each([
+    ['analyze', true],
+    ['sweep', true],
+    ['load', false],
+    ['generate', false],
+    ['generate-analyze', false],
+    ['intervene', false]
+  ] as const)('a load for %s: %s', (kind, expected) => {
+    expect(opensAnalysisRolesFirst(kind)).toBe(expected)
+  })
+})
 
 describe('assessFit', () => {
   it.each([

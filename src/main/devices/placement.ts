@@ -3,7 +3,28 @@
  * acts on the decision. Kept separate so every rule is covered by table-driven tests.
  */
 import type { FitEstimate } from '@shared/domain/devices'
+import type { JobKind } from '@shared/domain/jobs'
 import { AppError } from '@shared/ipc/errors'
+
+/**
+ * Whether a load made for a job of this kind opens the base models with the analysis roles only
+ * (engine/graph/roleSubset.ts): about half the session creation, which is most of what a replica
+ * costs before it serves a burst of analyses; a generate or patch run on the group later opens the
+ * whole graph, one more creation. Loads of their own (a user's, preload, restore, a worker's
+ * reload) and loads for jobs that generate or patch open the whole graph at once.
+ */
+const ANALYSIS_ROLES_FIRST: Readonly<Record<JobKind, boolean>> = Object.freeze({
+  analyze: true,
+  sweep: true,
+  load: false,
+  generate: false,
+  'generate-analyze': false,
+  intervene: false
+})
+
+export function opensAnalysisRolesFirst(kind: JobKind): boolean {
+  return ANALYSIS_ROLES_FIRST[kind]
+}
 
 export interface ResidentGroup {
   groupId: string

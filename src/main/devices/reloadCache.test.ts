@@ -118,10 +118,11 @@ async function generate(): Promise<string[]> {
   return manager.result(jobId).completions
 }
 
-describe('the whole graph opened on the first generate (engine/graph/roleSubset.ts)', () => {
-  it('a generate after analyses works, the unload gives its memory back, the reload serves both', async () => {
-    const { placement } = await manager.load({ groupId: GROUP, deviceId: 'cpu:0' }, 'test')
-    expect(placement?.state).toBe('ready')
+describe('a load for an analysis opens the analysis roles first (engine/graph/roleSubset.ts)', () => {
+  it('a generate after analyses works, and after the unload and an analysis-led reload again', async () => {
+    await manager.unload({ groupId: GROUP, deviceId: 'cpu:0' })
+    expect(manager.devices()[0]!.placements).toEqual([])
+    // The analysis job loads the group (opensAnalysisRolesFirst('analyze')).
     const rows = await analyse()
     const completions = await generate()
     expect(completions).toHaveLength(2)
@@ -129,9 +130,8 @@ describe('the whole graph opened on the first generate (engine/graph/roleSubset.
     expect(await analyse()).toBe(rows)
     const [unloaded] = await manager.unload({ groupId: GROUP, deviceId: 'cpu:0' })
     expect(unloaded!.freedBytes).toBeGreaterThan(1e6)
-    await manager.load({ groupId: GROUP, deviceId: 'cpu:0' }, 'test')
-    expect(await generate()).toEqual(completions)
     expect(await analyse()).toBe(rows)
+    expect(await generate()).toEqual(completions)
     await manager.unload({ groupId: GROUP, deviceId: 'cpu:0' })
   })
 })

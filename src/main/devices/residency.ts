@@ -5,11 +5,12 @@
  * placement decision. An unload checks that the memory came back.
  */
 import type { FitEstimate, Placement, UnloadCheck } from '@shared/domain/devices'
+import type { JobKind } from '@shared/domain/jobs'
 import { AppError } from '@shared/ipc/errors'
 import type { CommandRunner } from '../platform/commandRunner'
 import { gpuProcessBytes } from './gpuMemory'
 import type { ModelLibrary } from './library'
-import { assessFit, type PlacementDevice } from './placement'
+import { assessFit, opensAnalysisRolesFirst, type PlacementDevice } from './placement'
 import { publicPlacement, type DeviceRecord, type PlacementRecord } from './records'
 
 /** Freed memory counts as "came back" when at least this share of what the load took returns. */
@@ -143,7 +144,9 @@ export class Residency {
     d: DeviceRecord,
     groupId: string,
     dir: string,
-    estimatedBytes: number
+    estimatedBytes: number,
+    /** The job kind the load is for (absent: a load of its own); see `opensAnalysisRolesFirst`. */
+    forKind?: JobKind
   ): Promise<PlacementRecord> {
     if (!d.client) throw new AppError('unavailable', `${d.desc.id} has no running worker`)
     const { runCommand, now } = this.#deps
@@ -169,7 +172,12 @@ export class Residency {
       gpuBefore = await gpuProcessBytes(runCommand, d.client.pid, d.gpuUuid)
     }
     try {
-      const res = await d.client.call({ op: 'load', groupId, dir })
+      const res = await d.client.call({
+        op: 'load',
+        groupId,
+        dir,
+        analysisRolesFirst: forKind !== undefined && opensAnalysisRolesFirst(forKind)
+      })
       let measured = measuredLoadBytes(res)
       if (d.desc.kind === 'gpu') {
         const after =

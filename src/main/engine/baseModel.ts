@@ -2,8 +2,9 @@
  * Typed calls into a base (or donor) model session: one method per role of the graph contract
  * in docs/bundle-format.md. Inputs a role does not read get tiny placeholders.
  *
- * A group opens its base models with the analysis roles only (graph/roleSubset.ts): the first run
- * of another role releases that session, opens the whole graph and keeps it from then on. The
+ * A group loaded for analyses may open its base models with the analysis roles only
+ * (graph/roleSubset.ts): the first run of another role then releases that session, opens the whole
+ * graph and keeps it from then on. The
  * session is released before the whole graph is opened, so a model's weights are never held by
  * two sessions at once.
  */

@@ -30,10 +30,12 @@ export interface LoadHooks {
   /** How this load used the cache. */
   onCacheResult?: (result: LoadCacheResult) => void
   /**
-   * Open base models with every role at once, instead of the analysis roles first and the whole
-   * graph on the first generate or patch run (graph/roleSubset.ts). Results are identical.
+   * Open base models with the analysis roles only, and the whole graph on the first generate or
+   * patch run (graph/roleSubset.ts): about half the session creation for a load whose jobs are
+   * analyses (a replica for a burst of them), one more creation for a group that then generates.
+   * Results are identical either way.
    */
-  wholeGraphAtLoad?: boolean
+  analysisRolesFirst?: boolean
 }
 
 /** Which of a base graph's roles a session serves (graph/roleSubset.ts); lens models are 'all'. */
@@ -249,7 +251,7 @@ export async function openGroupParts(
   const baseModel = async (file: string, hiddenSize: number): Promise<BaseModel> => {
     // Even with the whole graph in host memory: the analysis graph is cut down and saved once per
     // bundle, and opens in about half the time from then on (docs/benchmarks.md, "Devices").
-    const analysis = hooks.wholeGraphAtLoad ? null : await open(file, 'analysis')
+    const analysis = hooks.analysisRolesFirst ? await open(file, 'analysis') : null
     if (!analysis) {
       const s = await openWhole(file)
       sessions.push(s)

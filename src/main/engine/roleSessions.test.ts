@@ -1,5 +1,6 @@
 /**
- * Base models opened with the analysis roles first (graph/roleSubset.ts, baseModel.ts) on the real
+ * Base models opened with the analysis roles first (`analysisRolesFirst`: graph/roleSubset.ts,
+ * baseModel.ts) on the real
  * demo and a synthetic group with a donor: analyses are identical to a group opened whole; the
  * first generate or patch run switches to the whole graph, releasing the first session; a failed
  * switch leaves analyses working; dispose releases whatever is open; the host cache and the
@@ -98,8 +99,8 @@ describe.each([
 ])('a group opened with the analysis roles first (%s)', (_, dirOf) => {
   it('analyses and generates exactly as a group opened whole, switching on the first generate', async () => {
     const before = Session.liveCount
-    const whole = await loadGroup(dirOf(), TARGET, { wholeGraphAtLoad: true })
-    const first = await loadGroup(dirOf(), TARGET)
+    const whole = await loadGroup(dirOf(), TARGET)
+    const first = await loadGroup(dirOf(), TARGET, { analysisRolesFirst: true })
     try {
       const lensIds = first.summary.lenses.map((l) => l.id)
       expect(await analyse(first)).toBe(await analyse(whole))
@@ -124,7 +125,7 @@ describe.each([
 
   it('holds one session per base model before and after the switch, and dispose frees it', async () => {
     const before = Session.liveCount
-    const parts = await openGroupParts(dirOf(), TARGET)
+    const parts = await openGroupParts(dirOf(), TARGET, { analysisRolesFirst: true })
     try {
       const models = [...parts.models.values()]
       expect(models.every((m) => !m.allRoles)).toBe(true)
@@ -153,7 +154,7 @@ describe.each([
 describe('a failed switch to the whole graph', () => {
   it('fails the run that needed it, keeps analyses working and tries again on the next', async () => {
     const before = Session.liveCount
-    const parts = await openGroupParts(demo, TARGET)
+    const parts = await openGroupParts(demo, TARGET, { analysisRolesFirst: true })
     const base = parts.models.get('base')!
     const file = path.join(demo, 'demo-base.onnx')
     const bytes = new Uint8Array(await readFile(file))
@@ -194,7 +195,7 @@ describe('a failed switch to the whole graph', () => {
 })
 
 describe('the reload cache keeps the roles that were open', () => {
-  it('a reload after analyses opens the analysis graph again, after a generate the whole one', async () => {
+  it('a reload after analyses opens the analysis graph again; after a generate the whole one is kept', async () => {
     const dir = path.join(scratch, 'cached')
     await generateSyntheticBundle(dir, {
       hiddenSize: 32,
@@ -209,10 +210,14 @@ describe('the reload cache keeps the roles that were open', () => {
     const cache = new GroupCache({ hostBytes: 1 << 30, optimizedDir: path.join(scratch, 'opt') })
     const load = async (): Promise<{ group: LoadedGroup; result: LoadCacheResult }> => {
       let result: LoadCacheResult | null = null
-      const group = await loadGroup(dir, TARGET, { cache, onCacheResult: (r) => (result = r) })
+      const group = await loadGroup(dir, TARGET, {
+        cache,
+        analysisRolesFirst: true,
+        onCacheResult: (r) => (result = r)
+      })
       return { group, result: result! }
     }
-    const plain = await loadGroup(dir, TARGET, { wholeGraphAtLoad: true })
+    const plain = await loadGroup(dir, TARGET)
     const rows = await analyse(plain)
     const lensId = plain.summary.lenses[0]!.id
     const completions = await generate(plain, lensId)
@@ -229,16 +234,23 @@ describe('the reload cache keeps the roles that were open', () => {
     // The whole graph, never opened before, comes from the bundle file and is saved too.
     expect(await generate(warm.group, lensId)).toBe(completions)
     await warm.group.dispose()
-    const kept = await openGroupParts(dir, TARGET, { cache })
+    // The unload kept the whole graph in host memory: a load of its own opens it from there.
+    let kept: LoadCacheResult | null = null
+    const whole = await openGroupParts(dir, TARGET, { cache, onCacheResult: (r) => (kept = r) })
     try {
-      expect(kept.models.get('base')!.allRoles).toBe(true)
+      expect(whole.models.get('base')!.allRoles).toBe(true)
+      expect(kept).toMatchObject({ hostHit: true, preOptimizedSessions: 1 })
     } finally {
-      await Promise.all(kept.sessions.map((s) => s.release()))
+      await Promise.all(whole.sessions.map((s) => s.release()))
     }
 
     const fresh = new GroupCache({ hostBytes: 0, optimizedDir: path.join(scratch, 'opt') })
     let stored: LoadCacheResult | null = null
-    const again = await loadGroup(dir, TARGET, { cache: fresh, onCacheResult: (r) => (stored = r) })
+    const again = await loadGroup(dir, TARGET, {
+      cache: fresh,
+      analysisRolesFirst: true,
+      onCacheResult: (r) => (stored = r)
+    })
     try {
       expect(stored!.preOptimizedSessions).toBe(1)
       expect(await analyse(again)).toBe(rows)

@@ -95,6 +95,7 @@ const handlers: WorkerHandlers = {
           onStage: (stage, fraction) =>
             emit({ kind: 'stage', groupId: req.groupId, stage, fraction }),
           cache: cache ?? undefined,
+          analysisRolesFirst: req.analysisRolesFirst === true,
           onCacheResult: (r) => (cacheResult = r)
         })
         loading.set(req.groupId, pendingLoad)

@@ -79,7 +79,13 @@ export const workerOps = {
   },
   /** Open the group's sessions on this device. */
   load: {
-    request: z.object({ op: z.literal('load'), groupId: z.string(), dir: z.string() }),
+    request: z.object({
+      op: z.literal('load'),
+      groupId: z.string(),
+      dir: z.string(),
+      /** For analyses only: base models open with the analysis roles first (engine/loading.ts). */
+      analysisRolesFirst: z.boolean().optional()
+    }),
     response: z.object({
       summary: BundleSummaryLiteSchema,
       loadMs: z.number(),
