@@ -4,9 +4,8 @@
  *
  * A group loaded for analyses may open its base models with the analysis roles only
  * (graph/roleSubset.ts): the first run of another role then releases that session, opens the whole
- * graph and keeps it from then on. The
- * session is released before the whole graph is opened, so a model's weights are never held by
- * two sessions at once.
+ * graph and keeps it from then on. The session is released before the whole graph is opened, so a
+ * model's weights are never held by two sessions at once.
  */
 import { Session, Tensor, type Feeds } from './ort'
 import { ANALYSIS_ROLES } from './graph/roleSubset'

@@ -258,6 +258,9 @@ export async function openGroupParts(
       return new BaseModel(s, hiddenSize)
     }
     sessions.push(analysis)
+    // A whole graph the host cache gave back is not kept alongside (its weights would be a second
+    // copy); the switch opens it from the store or the file.
+    ctx.cached?.models.delete(file)
     const opener: AllRolesOpener = {
       open: () => openWhole(file),
       reopen: async () => (await open(file, 'analysis')) ?? openWhole(file),
