@@ -15,6 +15,7 @@ import { OPTIMIZED_STORE_MAX_GROUP_BYTES } from './cache/optimizedStore'
 import { ortWords, Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
+import { collectGarbage } from '../platform/heap'
 import { createLogger } from '../platform/logger'
 
 const log = createLogger('engine')
@@ -209,6 +210,9 @@ export async function openGroupParts(
       sessions.push(s)
       models.set(donor.ref.id, new BaseModel(s, donor.ref.hiddenSize))
     }
+    // The parsed tokenizer.json is garbage now, and the analysis that follows allocates too little
+    // on the JavaScript heap for V8 to collect it before the first batch's peak (platform/heap.ts).
+    if (!cached) collectGarbage()
     hooks.onStage?.('ready', 1)
     hooks.onCacheResult?.({ ...ctx.result })
     return {
