@@ -1,15 +1,20 @@
 /**
  * Runs this bench script again in a fresh Node process (so its peak RSS and its ONNX Runtime
  * sessions are its own) and returns the JSON object the child prints as its last stdout line.
- * The child's stderr (its progress lines) goes straight to ours.
+ * The child's stderr (its progress lines) goes straight to ours; `env` is added to this
+ * process's environment (the analysis benches pass the device workers' allocator settings, so
+ * they measure what a worker runs).
  */
 import { spawn } from 'node:child_process'
 
-export function runBenchChild<T = Record<string, unknown>>(args: string[]): Promise<T> {
+export function runBenchChild<T = Record<string, unknown>>(
+  args: string[],
+  env: Readonly<Record<string, string>> = {}
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: process.env
+      env: { ...process.env, ...env }
     })
     let out = ''
     child.stdout.on('data', (b: Buffer) => (out += b.toString()))

@@ -21,6 +21,7 @@ import os from 'node:os'
 import type { AnalysisResult } from '@shared/domain/analysis'
 import { loadGroup, type LoadedGroup } from '../src/main/engine'
 import { BaseModel } from '../src/main/engine/baseModel'
+import { WORKER_ENV } from '../src/main/devices/transport'
 import { runBenchChild } from './childProcess'
 import { isPresetName, PRESETS, type PresetName } from './hfPresets'
 import { matmulPeak } from './matmulPeak'
@@ -322,18 +323,21 @@ async function analyse(name: PresetName, dir: string, out: Record<string, unknow
   const arch = archShape(name)
   const lens = lensShape(PRESET_LENS[name])
   const flops = analysisFlops(arch, lens, S, positions, K)
-  const a = (await runBenchChild([
-    '--preset',
-    name,
-    '--child',
-    'analyze',
-    '--group',
-    dir,
-    '--threads',
-    String(threads),
-    '--positions',
-    String(positions)
-  ])) as {
+  const a = (await runBenchChild(
+    [
+      '--preset',
+      name,
+      '--child',
+      'analyze',
+      '--group',
+      dir,
+      '--threads',
+      String(threads),
+      '--positions',
+      String(positions)
+    ],
+    WORKER_ENV
+  )) as {
     seconds: number
     positions: number
     timings: Record<string, number>
@@ -424,18 +428,21 @@ export async function runPresetBench(name: string): Promise<void> {
   const out: Record<string, unknown> = { preset: name, threads, load_avg_before: load0 }
   if (!argv.includes('--ab-only')) await analyse(name, dir, out)
   if (!argv.includes('--no-ab')) {
-    const c = (await runBenchChild([
-      '--preset',
-      name,
-      '--child',
-      'compare',
-      '--group',
-      dir,
-      '--threads',
-      String(threads),
-      ...(arg('ab-runs') ? ['--ab-runs', arg('ab-runs')!] : []),
-      ...(arg('ab-positions') ? ['--ab-positions', arg('ab-positions')!] : [])
-    ])) as {
+    const c = (await runBenchChild(
+      [
+        '--preset',
+        name,
+        '--child',
+        'compare',
+        '--group',
+        dir,
+        '--threads',
+        String(threads),
+        ...(arg('ab-runs') ? ['--ab-runs', arg('ab-runs')!] : []),
+        ...(arg('ab-positions') ? ['--ab-positions', arg('ab-positions')!] : [])
+      ],
+      WORKER_ENV
+    )) as {
       positions: number
       seconds: { old: number[]; new: number[] }
       decodeMs: { old: number[]; new: number[] }

@@ -16,6 +16,7 @@ import { analysisRolesModel } from './graph/roleSubset'
 import { ortWords, Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
+import { collectGarbage } from '../platform/heap'
 import { createLogger } from '../platform/logger'
 
 const log = createLogger('engine')
@@ -285,6 +286,9 @@ export async function openGroupParts(
       )
       models.set(donor.ref.id, await baseModel(donor.file, donor.ref.hiddenSize))
     }
+    // The parsed tokenizer.json is garbage now, and the analysis that follows allocates too little
+    // on the JavaScript heap for V8 to collect it before the first batch's peak (platform/heap.ts).
+    if (!cached) collectGarbage()
     hooks.onStage?.('ready', 1)
     hooks.onCacheResult?.({ ...ctx.result })
     return {

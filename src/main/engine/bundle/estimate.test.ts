@@ -44,21 +44,21 @@ const MEASURED_WITH_LENS: {
     weightBytes: 512e6,
     base: MEASURED[0]!.base,
     lens: { prefixRows: 21, tokens: 8, encoderRows: 19 },
-    measured: 1.12e9
+    measured: 1.09e9
   },
   {
     preset: 'qwen3-0.6b',
     weightBytes: 2508e6,
     base: MEASURED[1]!.base,
     lens: { prefixRows: 23, tokens: 8, encoderRows: 21 },
-    measured: 4.15e9
+    measured: 4.11e9
   },
   {
     preset: 'gemma3-270m',
     weightBytes: 1084e6,
     base: MEASURED[2]!.base,
     lens: { prefixRows: 21, tokens: 8, encoderRows: 19 },
-    measured: 1.78e9
+    measured: 1.73e9
   }
 ]
 
@@ -80,10 +80,10 @@ describe('estimateGroupBytes', () => {
     expect(Math.abs(cpu / m.measured - 1)).toBeLessThanOrEqual(0.25)
   })
 
-  it('counts at least the weights and one embedding table, more with a lens’s rows', () => {
+  it('counts at least the weights and half an embedding table, more with a lens’s rows', () => {
     const base = { layers: 2, hiddenSize: 8, kvHeads: 1, headDim: 8, vocabSize: 100 }
     const bare = estimateGroupBytes({ weightBytes: 10_000, base, lenses: [] })
-    expect(bare.cpu).toBeGreaterThanOrEqual(10_000 + 100 * 8 * 4)
+    expect(bare.cpu).toBeGreaterThanOrEqual(10_000 + (100 * 8 * 4) / 2)
     const lens = { prefixRows: 10, tokens: 8, encoderRows: 4 }
     const small = estimateGroupBytes({
       weightBytes: 10_000,
