@@ -392,10 +392,9 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   // prefix per position; any other layout gathers the prefix to the rows one layer at a time.
   const more = g.op('Sub', [steps, g.scalarI64(1)])
   const b = scalarDim(g, 'patch_index', 0)
-  const perPosition = g.op('Max', [
-    g.op('Div', [b, scalarDim(g, 'patch_vectors', 0)]),
-    g.scalarI64(1)
-  ])
+  // Both divisors at least 1: an integer division by zero would stop the process, not fail a run.
+  const positions = g.op('Max', [scalarDim(g, 'patch_vectors', 0), g.scalarI64(1)])
+  const perPosition = g.op('Max', [g.op('Div', [b, positions]), g.scalarI64(1)])
   const runs = g.op('Div', [g.op('Range', [g.scalarI64(0), b, g.scalarI64(1)]), perPosition])
   const offRun = g.op('Cast', [g.op('Not', [g.op('Equal', ['patch_index', runs])])], { to: 7 })
   const inRuns = g.op('And', [
