@@ -40,11 +40,6 @@ export interface Pass {
   masks: Map<number | null, string>
   /** cos and signed sin, broadcastable against q/k of this pass. */
   rope: { global: RopeTables | null; local: RopeTables | null }
-  /**
-   * The pass has one new row (a decode step): heads are split and merged by Reshape alone, since
-   * moving a length-1 axis moves no data (a Transpose would copy every row's q, k, v and output).
-   */
-  oneRow?: boolean
 }
 
 export interface RopeTables {
@@ -90,16 +85,14 @@ function linear(g: GraphBuilder, x: string, weight: string, bias: string | null)
   return bias ? g.op('Add', [y, bias]) : y
 }
 
-/** (B, s, n·dh) → (B, n, s, dh); `oneRow`: s = 1. */
-function splitHeads(g: GraphBuilder, x: string, n: number, dh: number, oneRow = false): string {
-  if (oneRow) return g.op('Reshape', [x, g.constI64([0, n, 1, dh])])
+/** (B, s, n·dh) → (B, n, s, dh) */
+function splitHeads(g: GraphBuilder, x: string, n: number, dh: number): string {
   const r = g.op('Reshape', [x, g.constI64([0, 0, n, dh])])
   return g.op('Transpose', [r], { perm: [0, 2, 1, 3] })
 }
 
-/** (B, H, s, dh) → (B, s, H·dh); `oneRow`: s = 1. */
-function mergeHeads(g: GraphBuilder, x: string, width: number, oneRow = false): string {
-  if (oneRow) return g.op('Reshape', [x, g.constI64([0, 1, width])])
+/** (B, H, s, dh) → (B, s, H·dh) */
+function mergeHeads(g: GraphBuilder, x: string, width: number): string {
   const t = g.op('Transpose', [x], { perm: [0, 2, 1, 3] })
   return g.op('Reshape', [t, g.constI64([0, 0, width])])
 }
@@ -322,10 +315,9 @@ function attention(
   const [qa, ka, va] = g.opN('Split', [qkv, g.constI64([H * dh, KV * dh, KV * dh])], 3, {
     axis: -1
   })
-  const one = pass.oneRow === true
-  let q = splitHeads(g, qa!, H, dh, one)
-  let kNew = splitHeads(g, ka!, KV, dh, one)
-  const vNew = splitHeads(g, va!, KV, dh, one)
+  let q = splitHeads(g, qa!, H, dh)
+  let kNew = splitHeads(g, ka!, KV, dh)
+  const vNew = splitHeads(g, va!, KV, dh)
   ;({ q, k: kNew } = positionQk(g, c, l, q, kNew, pass))
   q = g.op('Mul', [q, g.scalarF32(layer.scale)])
   const { attend, keep, shared } = cache(g, kNew, vNew)
@@ -360,7 +352,7 @@ function attention(
   if (gq > 1) o = g.op('Reshape', [o, g.constI64([0, H, -1, dh])])
   const out = linear(
     g,
-    mergeHeads(g, o, H * dh, one),
+    mergeHeads(g, o, H * dh),
     w(c, l, 'out'),
     spec.attention.outBias ? w(c, l, 'outBias') : null
   )

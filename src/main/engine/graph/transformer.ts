@@ -473,8 +473,7 @@ function decodeSteps(
   for (let l = 0; l < layers; l++) {
     const own = { k: ownK[l]!, v: ownV[l]! }
     const index = a.grouped ? null : 'patch_index'
-    const pass = { ...step.pass, oneRow: true }
-    const r = cachedBlock(body, c, l, y, pass, prefixedCache(a.prefixKv[l]!, own, index))
+    const r = cachedBlock(body, c, l, y, step.pass, prefixedCache(a.prefixKv[l]!, own, index))
     y = r.x
     newK.push(r.k)
     newV.push(r.v)
