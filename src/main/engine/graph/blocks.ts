@@ -228,7 +228,7 @@ export function beginPass(
  * How a block's new keys/values (B, KV, s, dh) meet its cache: `attend` is what the new rows attend
  * to, its columns in the order of the pass's mask; `keep` is what the caller carries to the next
  * pass. With `shared`, the rows attend first to a prefix shared by consecutive runs of rows
- * (`shared.kv` (Bp, KV, P, dh), rows r·K … r·K + K − 1 of the B = Bp·K rows reading prefix r), then
+ * (`shared` (Bp, KV, P, dh), rows r·K … r·K + K − 1 of the B = Bp·K rows reading prefix r), then
  * to `attend`: the prefix's columns come first in the mask.
  */
 export type CacheStep = (
@@ -271,7 +271,7 @@ export function prefixedCache(prefix: Kv, own: Kv, index: string | null): CacheS
   }
 }
 
-/** A (1,) int64 dim of x. */
+/** Dimension `axis` of x as a (1,) int64 tensor. */
 function dimOf(g: GraphBuilder, x: string, axis: number): string {
   return g.op('Shape', [x], { start: axis, end: axis + 1 })
 }
