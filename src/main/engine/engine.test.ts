@@ -525,6 +525,23 @@ describe('decode role: rows share patch vectors through patch_index', () => {
           )
         })
         expect(Array.from(swapped)).not.toEqual(Array.from(shared))
+        // Rows in runs of K attend to the prefix per position; the same rows in reverse order
+        // (no longer in runs) take the gathered prefix: each row gets the same ids either way.
+        const reversed = (r: number): number => positions * K - 1 - r
+        const backwards = await base.decode({
+          ...args,
+          uniforms: new Float32Array(positions * K * T).map(
+            (_, i) => uniforms[reversed(Math.floor(i / T)) * T + (i % T)]!
+          ),
+          patch,
+          patchRows: positions,
+          patchIndex: Array.from({ length: positions * K }, (_, r) => Math.floor(reversed(r) / K))
+        })
+        const rowsOf = (ids: Int32Array): number[][] =>
+          Array.from({ length: positions * K }, (_, r) =>
+            Array.from(ids.subarray(r * T, (r + 1) * T))
+          )
+        expect(rowsOf(backwards).reverse()).toEqual(rowsOf(shared))
       }
     } finally {
       await session.release()

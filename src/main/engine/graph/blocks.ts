@@ -227,9 +227,15 @@ export function beginPass(
 /**
  * How a block's new keys/values (B, KV, s, dh) meet its cache: `attend` is what the new rows attend
  * to, its columns in the order of the pass's mask; `keep` is what the caller carries to the next
- * pass.
+ * pass. With `shared`, the rows attend first to a prefix shared by consecutive runs of rows
+ * (`shared` (Bp, KV, P, dh), rows r·K … r·K + K − 1 of the B = Bp·K rows reading prefix r), then
+ * to `attend`: the prefix's columns come first in the mask.
  */
-export type CacheStep = (g: GraphBuilder, kNew: string, vNew: string) => { attend: Kv; keep: Kv }
+export type CacheStep = (
+  g: GraphBuilder,
+  kNew: string,
+  vNew: string
+) => { attend: Kv; keep: Kv; shared?: Kv }
 
 /** The growing cache: past ++ new, attended to and kept whole (prefill, generation). */
 function appendTo(past?: Kv): CacheStep {
@@ -245,37 +251,50 @@ function appendTo(past?: Kv): CacheStep {
 }
 
 /**
- * A fixed-shape cache of S slots after a prefix shared by several rows (the lens decode's steps):
- * the new token (s = 1) is written into `own` (B, KV, S, dh) where `slot` ((1, 1, S, 1) bool, one
- * slot true) says, and the rows attend to [their prefix ; their first `filled` slots]: `prefix`
- * (Bp, KV, P, dh) is gathered to the B rows by `index` for this layer only, a transient, and the
- * kept cache is just the slots, the same shape every step. What is attended to is exactly the
- * growing cache's [prefix ; tokens so far], so the numerics are those of `appendTo`.
+ * The lens decode's steps: each row's own tokens (`own`, (B, KV, i, dh), growing by one a step)
+ * after a prefix held once per position (`prefix`, (Bp, KV, P, dh)). With `index` (int64 (B,): row
+ * r continues position index[r]) the prefix is gathered to the rows for this layer only, a
+ * transient, and joined with the row's tokens: exactly the growing cache [prefix ; tokens so far].
+ * Without it the B = Bp·K rows come in runs of K per position and attend to the prefix through
+ * one product per position (`shared`), never copying it to the rows.
  */
-export function slotCache(
-  prefix: Kv,
-  index: string,
-  own: Kv,
-  slot: string,
-  filled: string
-): CacheStep {
+export function prefixedCache(prefix: Kv, own: Kv, index: string | null): CacheStep {
   return (g, kNew, vNew) => {
     const keep = {
-      k: g.op('Where', [slot, kNew, own.k]),
-      v: g.op('Where', [slot, vNew, own.v])
+      k: g.op('Concat', [own.k, kNew], { axis: 2 }),
+      v: g.op('Concat', [own.v, vNew], { axis: 2 })
     }
-    const end = g.op('Unsqueeze', [filled, g.constI64([0])])
+    if (index === null) return { attend: keep, keep, shared: prefix }
     const withPrefix = (p: string, o: string): string =>
-      g.op(
-        'Concat',
-        [
-          g.op('Gather', [p, index], { axis: 0 }),
-          g.op('Slice', [o, g.constI64([0]), end, g.constI64([2])])
-        ],
-        { axis: 2 }
-      )
+      g.op('Concat', [g.op('Gather', [p, index], { axis: 0 }), o], { axis: 2 })
     return { attend: { k: withPrefix(prefix.k, keep.k), v: withPrefix(prefix.v, keep.v) }, keep }
   }
+}
+
+/** Dimension `axis` of x as a (1,) int64 tensor. */
+function dimOf(g: GraphBuilder, x: string, axis: number): string {
+  return g.op('Shape', [x], { start: axis, end: axis + 1 })
+}
+
+/**
+ * Rows ↔ positions for a prefix shared by runs of K rows (B = Bp·K, `bp` (1,) int64): `byPosition`
+ * takes (B, KV, m, n) to (Bp, KV, K·m, n), the K rows of a position side by side, so one product
+ * per position and head serves them all; `byRow` takes it back. Only small tensors pass through
+ * here (queries, scores, attention outputs), never the prefix's keys or values.
+ */
+function byPosition(g: GraphBuilder, x: string, bp: string): string {
+  const [m, n] = [dimOf(g, x, 2), dimOf(g, x, 3)]
+  const kv = dimOf(g, x, 1)
+  const split = g.op('Reshape', [x, g.op('Concat', [bp, g.constI64([-1]), kv, m, n], { axis: 0 })])
+  const t = g.op('Transpose', [split], { perm: [0, 2, 1, 3, 4] })
+  return g.op('Reshape', [t, g.op('Concat', [bp, kv, g.constI64([-1]), n], { axis: 0 })])
+}
+
+function byRow(g: GraphBuilder, x: string, bp: string, m: string): string {
+  const [kv, n] = [dimOf(g, x, 1), dimOf(g, x, 3)]
+  const split = g.op('Reshape', [x, g.op('Concat', [bp, kv, g.constI64([-1]), m, n], { axis: 0 })])
+  const t = g.op('Transpose', [split], { perm: [0, 2, 1, 3, 4] })
+  return g.op('Reshape', [t, g.op('Concat', [g.constI64([-1]), kv, m, n], { axis: 0 })])
 }
 
 /** The block's own attention: q from `h`, keys/values from `cache`; returns what it keeps. */
@@ -301,18 +320,35 @@ function attention(
   const vNew = splitHeads(g, va!, KV, dh)
   ;({ q, k: kNew } = positionQk(g, c, l, q, kNew, pass))
   q = g.op('Mul', [q, g.scalarF32(layer.scale)])
-  const { attend, keep } = cache(g, kNew, vNew)
+  const { attend, keep, shared } = cache(g, kNew, vNew)
   const { k, v } = attend
   const gq = groups(spec)
   // (B, KV, G·s, dh): query heads h = j·G + g share K/V head j (HF repeat_kv order).
   const qg = gq > 1 ? g.op('Reshape', [q, g.constI64([0, KV, -1, dh])]) : q
-  let scores = g.op('MatMul', [qg, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })])
+  const keysT = (x: string): string => g.op('Transpose', [x], { perm: [0, 1, 3, 2] })
+  let scores = g.op('MatMul', [qg, keysT(k)])
+  // A shared prefix: its scores per position (Bp products of K·G·s rows), back in row order and
+  // before the rows' own columns, as the mask has them.
+  const bp = shared ? dimOf(g, shared.k, 0) : ''
+  const m = shared ? dimOf(g, qg, 2) : ''
+  if (shared) {
+    const sc = g.op('MatMul', [byPosition(g, qg, bp), keysT(shared.k)])
+    scores = g.op('Concat', [byRow(g, sc, bp, m), scores], { axis: -1 })
+  }
   if (spec.attention.logitSoftcap !== null) {
     scores = softcap(g, scores, spec.attention.logitSoftcap)
   }
   scores = g.op('Add', [scores, pass.masks.get(layer.window)!])
   const probs = g.op('Softmax', [scores], { axis: -1 })
-  let o = g.op('MatMul', [probs, v])
+  let o: string
+  if (shared) {
+    const sizes = g.op('Concat', [dimOf(g, shared.k, 2), dimOf(g, k, 2)], { axis: 0 })
+    const [pShared, pOwn] = g.opN('Split', [probs, sizes], 2, { axis: -1 })
+    const fromShared = g.op('MatMul', [byPosition(g, pShared!, bp), shared.v])
+    o = g.op('Add', [byRow(g, fromShared, bp, m), g.op('MatMul', [pOwn!, v])])
+  } else {
+    o = g.op('MatMul', [probs, v])
+  }
   if (gq > 1) o = g.op('Reshape', [o, g.constI64([0, H, -1, dh])])
   const out = linear(
     g,

@@ -106,37 +106,64 @@ describe('base graph structure', () => {
     expect(producer.get(logitGathers[0]!.input![0]!)?.opType).toBe('MatMul')
     const aroundFirst = loopsAround(logitGathers[0]!.output![0]!)
     expect(aroundFirst).toHaveLength(1)
-    // Every later step unembeds a chunk of its rows (a Slice) inside a chunk loop in the step.
+    // Every later step unembeds a chunk of its rows (a Slice) inside a chunk loop in the step; the
+    // steps come twice, attending to the prefix per position (rows in runs of K) or gathered.
     const stepUnembeds = nodes.filter(
       (n) =>
         n.opType === 'MatMul' &&
         n.input?.[1] === 'unembed' &&
         producer.get(n.input[0]!)?.opType === 'Slice'
     )
-    expect(stepUnembeds).toHaveLength(1)
-    const aroundStep = loopsAround(stepUnembeds[0]!.output![0]!)
-    expect(aroundStep).toHaveLength(2)
-    expect(aroundStep).not.toContain(aroundFirst[0])
-    // The prefix's K/V are gathered per layer inside the step, straight into that step's attention
-    // (a transient), never into the loop-carried cache: the B rows carry only their own tokens.
+    expect(stepUnembeds).toHaveLength(2)
+    const stepLoops = stepUnembeds.map((u) => {
+      const around = loopsAround(u.output![0]!)
+      expect(around).toHaveLength(2)
+      expect(around).not.toContain(aroundFirst[0])
+      return around[0]!
+    })
+    // Gathered: the prefix's K/V are gathered per layer inside the step, straight into that step's
+    // attention (a transient), never into the loop-carried cache.
     const loops = loopsAround(kvGathers[0]!.output![0]!)
     expect(loops).toHaveLength(1)
-    const body = bodyOf(loops[0]!)
-    const inBody = new Set(allNodes(body).map((n) => n.output![0]))
+    const gathered = loops[0]!
+    expect(stepLoops).toContain(gathered)
+    const inBody = new Set(allNodes(bodyOf(gathered)).map((n) => n.output![0]))
     for (const n of kvGathers) {
       expect(inBody.has(n.output![0])).toBe(true)
       const users = nodes.filter((u) => u.input?.includes(n.output![0]!))
       expect(users.map((u) => u.opType)).toEqual(['Concat'])
     }
-    // Carried K/V start as one fixed-shape buffer of T − 1 empty slots and are written in place
-    // of a slot each step (Where), so every step's cache has the same shape.
-    const carriedIn = loops[0]!.input!.slice(4)
-    expect(carriedIn).toHaveLength(2 * dims.layers)
-    expect(new Set(carriedIn).size).toBe(1)
-    expect(producer.get(carriedIn[0]!)?.opType).toBe('Expand')
-    const carriedOut = body.output!.slice(3, 3 + 2 * dims.layers)
-    for (const o of carriedOut) {
-      expect(producer.get(producer.get(o.name!)!.input![0]!)?.opType).toBe('Where')
+    // By position: nothing reads patch_index but for its length, and the prefix's keys and values (the names the
+    // gathered steps gather) meet the rows' queries and weights only in products, never copied.
+    const byPosition = stepLoops.find((l) => l !== gathered)!
+    const positionNodes = allNodes(bodyOf(byPosition))
+    const readers = positionNodes.filter((n) => n.input?.includes('patch_index'))
+    expect(readers.map((n) => n.opType).filter((t) => t !== 'Shape')).toEqual([])
+    for (const prefixKv of kvGathers.map((n) => n.input![0]!)) {
+      const users = positionNodes.filter((u) => u.input?.includes(prefixKv) && u.opType !== 'Shape')
+      expect(users.length).toBeGreaterThan(0)
+      for (const u of users) {
+        const through =
+          u.opType === 'Transpose'
+            ? positionNodes.filter((m) => m.input?.includes(u.output![0]!))
+            : [u]
+        expect(through.map((m) => m.opType)).toEqual(['MatMul'])
+      }
+    }
+    // Both carry only the rows' own tokens: empty at the start, one more each step (Concat), and
+    // the body hands those tensors back as they are.
+    for (const loop of stepLoops) {
+      const carriedIn = loop.input!.slice(4)
+      expect(carriedIn).toHaveLength(2 * dims.layers)
+      expect(new Set(carriedIn).size).toBe(1)
+      expect(producer.get(carriedIn[0]!)?.opType).toBe('Expand')
+      const body = bodyOf(loop)
+      const carriedOut = body.output!.slice(3, 3 + 2 * dims.layers)
+      carriedOut.forEach((o, i) => {
+        const grow = producer.get(o.name!)!
+        expect(grow.opType).toBe('Concat')
+        expect(grow.input![0]).toBe(body.input![4 + i]!.name)
+      })
     }
     // Patch vectors are sliced per layer (axis 1), never expanded to the B rows.
     const patchGathers = nodes.filter(

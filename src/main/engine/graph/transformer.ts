@@ -26,7 +26,7 @@ import {
   logits,
   replacedBlock,
   replacedCtx,
-  slotCache,
+  prefixedCache,
   unembed,
   type ArchCtx,
   type ArchNames,
@@ -40,10 +40,12 @@ import {
  * roles, forced explanation tokens in decode; 6: the decode steps attend to the per-position prefix
  * cache and carry only each row's own tokens; 7: the decode role unembeds and samples its rows in
  * chunks of at most DECODE_SAMPLE_ROWS, so one chunk's vocabulary-wide temporaries are alive at a
- * time). Generated bundles cached with another value are regenerated (synthetic.ts and the demo's
- * stamp).
+ * time; 8: decode rows laid out in runs of K per position attend to the prefix per position, never
+ * copied to the rows, and every row's own cache grows by one token a step). Generated bundles
+ * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
+ * before keeps the graph it was written with, which has the same inputs and outputs.
  */
-export const BASE_GRAPH_VERSION = 7
+export const BASE_GRAPH_VERSION = 8
 
 export const ROLE = {
   acts: 0,
@@ -385,36 +387,80 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   )
   const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
 
-  // Steps 1..T−1, one token each. Each row carries only its own tokens, in a fixed-shape cache of
-  // T − 1 slots (B, KV, T − 1, dh) per layer that step i writes at slot i, and attends to its
-  // position's prefix cache (loop-invariant, Bp rows) gathered one layer at a time, joined with
-  // its slots so far: no row holds a copy of the prefix between layers, the carried cache has one
-  // shape every step, and what each step attends to is exactly what the growing cache held
-  // before, so the ids are bit for bit the same (docs/benchmarks.md "At real shapes", memory).
+  // Steps 1..T−1, one token each (decodeSteps). When the rows come in runs of K per position, as
+  // best-of-K lays them out (row r continues position ⌊r / K⌋, B = Bp·K), they attend to the
+  // prefix per position; any other layout gathers the prefix to the rows one layer at a time.
   const more = g.op('Sub', [steps, g.scalarI64(1)])
-  const slotsShape = g.op(
-    'Concat',
-    [
-      dim(g, 'patch_index', 0),
-      g.constI64([c.spec.kvHeads]),
-      g.op('Unsqueeze', [more, g.constI64([0])]),
-      g.constI64([c.spec.headDim])
-    ],
-    { axis: 0 }
-  )
-  const emptySlots = g.op('Expand', [g.scalarF32(0), slotsShape])
-  const body = g.sub()
+  const b = scalarDim(g, 'patch_index', 0)
+  // Both divisors at least 1: an integer division by zero would stop the process, not fail a run.
+  const positions = g.op('Max', [scalarDim(g, 'patch_vectors', 0), g.scalarI64(1)])
+  const perPosition = g.op('Max', [g.op('Div', [b, positions]), g.scalarI64(1)])
+  const runs = g.op('Div', [g.op('Range', [g.scalarI64(0), b, g.scalarI64(1)]), perPosition])
+  const offRun = g.op('Cast', [g.op('Not', [g.op('Equal', ['patch_index', runs])])], { to: 7 })
+  const inRuns = g.op('And', [
+    g.op('Equal', [g.op('Mul', [perPosition, scalarDim(g, 'patch_vectors', 0)]), b]),
+    g.op('Equal', [g.op('ReduceSum', [offRun], { keepdims: 0 }), g.scalarI64(0)])
+  ])
+  const steps1 = (grouped: boolean): GraphBuilder =>
+    decodeSteps(g, c, { prefixKv, first, firstRow, more, p, grouped })
+  const loopBranch = g.sub()
+  const chosen = loopBranch.fresh('ids')
+  loopBranch.opTo('If', [inRuns], [chosen], {
+    then_branch: steps1(true).toGraph('decode_steps_by_position'),
+    else_branch: steps1(false).toGraph('decode_steps_gathered')
+  })
+  loopBranch.output(chosen, 'int64')
+  const onlyFirst = g.sub()
+  const alone = onlyFirst.fresh('ids')
+  onlyFirst.opTo('Identity', [firstRow], [alone])
+  onlyFirst.output(alone, 'int64')
+  const ids = g.op('If', [g.op('Greater', [more, g.scalarI64(0)])], {
+    then_branch: loopBranch.toGraph('decode_steps'),
+    else_branch: onlyFirst.toGraph('decode_first_only')
+  })
+  return [g.constF32([], [0]), g.op('Transpose', [ids], { perm: [1, 0] })]
+}
+
+/**
+ * The decode role's steps 1..T−1 as a branch whose output is the (T, B) ids, step 0's first. Each
+ * row carries only its own tokens' keys and values, one more each step, and attends to its
+ * position's prefix cache (`prefixKv`, Bp rows, loop-invariant) before them: `grouped` through
+ * one product per position (the rows in runs of K, see `prefixedCache`), else gathered to the rows
+ * for one layer at a time. No row holds a copy of the prefix between layers. The gathered way
+ * attends to exactly the growing cache [prefix ; tokens] of graph versions 5–7, so its ids are
+ * bit for bit those; the grouped way sums the prefix's and the tokens' shares of each attention
+ * output separately, which rounds differently in the last place (docs/benchmarks.md "At real
+ * shapes").
+ */
+function decodeSteps(
+  outer: GraphBuilder,
+  c: ArchCtx,
+  a: {
+    prefixKv: Kv[]
+    first: string
+    firstRow: string
+    more: string
+    p: string
+    grouped: boolean
+  }
+): GraphBuilder {
+  const { layers } = c.spec
+  const branch = outer.sub()
+  const noTokens = branch.op('Expand', [
+    branch.scalarF32(0),
+    branch.op(
+      'Concat',
+      [dim(branch, 'patch_index', 0), branch.constI64([c.spec.kvHeads, 0, c.spec.headDim])],
+      { axis: 0 }
+    )
+  ])
+  const body = branch.sub()
   const iter = body.input(body.fresh('iter'), 'int64', [])
   const condIn = body.input(body.fresh('cond_in'), 'bool', [])
   const idIn = body.input(body.fresh('id_in'), 'int64', null)
   const offset = body.input(body.fresh('offset'), 'int64', [])
-  const ownK = prefixKv.map((_, l) => body.input(body.fresh(`sk${l}`), 'float32', null))
-  const ownV = prefixKv.map((_, l) => body.input(body.fresh(`sv${l}`), 'float32', null))
-  const slot = body.op('Unsqueeze', [
-    body.op('Equal', [body.op('Range', [body.scalarI64(0), more, body.scalarI64(1)]), iter]),
-    body.constI64([0, 1, 3])
-  ])
-  const filled = body.op('Add', [iter, body.scalarI64(1)])
+  const ownK = a.prefixKv.map((_, l) => body.input(body.fresh(`sk${l}`), 'float32', null))
+  const ownV = a.prefixKv.map((_, l) => body.input(body.fresh(`sv${l}`), 'float32', null))
   const step = beginPass(body, c, offset, body.scalarI64(1))
   let y = addPositions(
     body,
@@ -426,14 +472,8 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const newV: string[] = []
   for (let l = 0; l < layers; l++) {
     const own = { k: ownK[l]!, v: ownV[l]! }
-    const r = cachedBlock(
-      body,
-      c,
-      l,
-      y,
-      step.pass,
-      slotCache(prefixKv[l]!, 'patch_index', own, slot, filled)
-    )
+    const index = a.grouped ? null : 'patch_index'
+    const r = cachedBlock(body, c, l, y, step.pass, prefixedCache(a.prefixKv[l]!, own, index))
     y = r.x
     newK.push(r.k)
     newV.push(r.v)
@@ -455,40 +495,39 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
       })
     )
   )
-  const outputs: [string, 'bool' | 'float32' | 'int64', string][] = [
+  const outputs: [string, 'bool' | 'int64', string][] = [
     [condIn, 'bool', 'cond_out'],
     [id, 'int64', 'id_carried'],
-    [body.op('Add', [offset, body.scalarI64(1)]), 'int64', 'offset_out'],
-    ...newK.map((k): [string, 'float32', string] => [k, 'float32', 'k_out']),
-    ...newV.map((v): [string, 'float32', string] => [v, 'float32', 'v_out']),
-    [id, 'int64', 'id_out']
+    [body.op('Add', [offset, body.scalarI64(1)]), 'int64', 'offset_out']
   ]
   for (const [value, type, hint] of outputs) {
     const name = body.fresh(hint)
     body.opTo('Identity', [value], [name])
     body.output(name, type)
   }
+  // The kept caches are fresh tensors of this step: carried as they are, with no copy.
+  for (const kv of [...newK, ...newV]) body.output(kv, 'float32')
+  const idOut = body.fresh('id_out')
+  body.opTo('Identity', [id], [idOut])
+  body.output(idOut, 'int64')
   const carried = 2 + 2 * layers
-  // A Loop of zero trips has no typed scan output to join, so T = 1 skips it.
-  const loopBranch = g.sub()
-  const outs = loopBranch.opN(
+  const outs = branch.opN(
     'Loop',
-    [more, '', first, p, ...prefixKv.map(() => emptySlots), ...prefixKv.map(() => emptySlots)],
+    [
+      a.more,
+      '',
+      a.first,
+      a.p,
+      ...a.prefixKv.map(() => noTokens),
+      ...a.prefixKv.map(() => noTokens)
+    ],
     carried + 1,
     { body: body.toGraph('decode_step') }
   )
-  const joined = loopBranch.fresh('ids')
-  loopBranch.opTo('Concat', [firstRow, outs[carried]!], [joined], { axis: 0 })
-  loopBranch.output(joined, 'int64')
-  const onlyFirst = g.sub()
-  const alone = onlyFirst.fresh('ids')
-  onlyFirst.opTo('Identity', [firstRow], [alone])
-  onlyFirst.output(alone, 'int64')
-  const ids = g.op('If', [g.op('Greater', [more, g.scalarI64(0)])], {
-    then_branch: loopBranch.toGraph('decode_steps'),
-    else_branch: onlyFirst.toGraph('decode_first_only')
-  })
-  return [g.constF32([], [0]), g.op('Transpose', [ids], { perm: [1, 0] })]
+  const joined = branch.fresh('ids')
+  branch.opTo('Concat', [a.firstRow, outs[carried]!], [joined], { axis: 0 })
+  branch.output(joined, 'int64')
+  return branch
 }
 
 /**
