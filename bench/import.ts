@@ -11,7 +11,12 @@
  *    without a lens runs it (16 completions of a 512-token context), peak RSS minus the process's
  *    RSS before loading against the group's CPU estimate (docs/devices.md "Memory estimate").
  *
+ * 3. `first-load` (with `--first-load`, right after the import): the new group loaded on the CPU and
+ *    one token generated, timed. Its weights were written past the page cache where the
+ *    filesystem allowed it (docs/import.md), so this is where reading them back from the disk shows.
+ *
  *   npm run bench:import [-- --preset gpt2|qwen3-0.6b|gemma3-270m] [--json] [--keep] [--import-only]
+ *     [--first-load]
  *
  * Without `--preset` all three run. The group is removed at the end unless `--keep`.
  */
@@ -83,8 +88,23 @@ async function childImport(source: string, out: string): Promise<unknown> {
     weightSeconds: r.weightSeconds,
     estimatedBytes: r.estimatedBytes,
     parameters: r.parameters,
-    peakRss: maxRssBytes()
+    peakRss: maxRssBytes(),
+    weightWrites: r.weightWrites
   }
+}
+
+async function childFirstLoad(dir: string): Promise<unknown> {
+  const t0 = performance.now()
+  const group = await loadGroup(dir, { provider: 'cpu', threads: 2 })
+  const loadSeconds = (performance.now() - t0) / 1000
+  const t1 = performance.now()
+  await group.generate({
+    text: 'The river runs north',
+    options: { maxNewTokens: 1, n: 1, temperature: 1, seed: 1 }
+  })
+  const firstTokenSeconds = (performance.now() - t1) / 1000
+  await group.dispose()
+  return { loadSeconds, firstTokenSeconds }
 }
 
 const WORDS = 'the of a model lens layer token river stone light north quiet green'.split(' ')
@@ -127,12 +147,12 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'tw-bench-import-'))
   const out = path.join(work, 'group')
   try {
-    const imp = await runBenchChild<Record<string, number> & { stages: Record<string, number> }>([
-      '--child',
-      'import',
-      source,
-      out
-    ])
+    const imp = await runBenchChild<
+      Record<string, number> & {
+        stages: Record<string, number>
+        weightWrites: { direct: boolean; note: string | null }
+      }
+    >(['--child', 'import', source, out])
     const mbps = imp.bytesRead! / 1e6 / imp.weightSeconds!
     const mbpsAll = imp.bytesRead! / 1e6 / imp.seconds!
     const mbpsCpu = imp.bytesRead! / 1e6 / imp.cpuSeconds!
@@ -142,6 +162,13 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
         `${mbps.toFixed(0)} MB/s (whole import ${imp.seconds!.toFixed(1)} s = ${mbpsAll.toFixed(0)} MB/s; ` +
         `${imp.cpuSeconds!.toFixed(1)} CPU s = ${mbpsCpu.toFixed(0)} MB per CPU second)`
     )
+    // Absent from an importer older than the direct writes (paired runs against it).
+    const writes = imp.weightWrites as typeof imp.weightWrites | undefined
+    if (writes) {
+      log(
+        `  weights written ${writes.direct ? 'past the page cache (O_DIRECT)' : `buffered: ${writes.note}`}`
+      )
+    }
     const stageSeconds = Object.fromEntries(
       Object.entries(imp.stages)
         .filter(([k]) => k !== 'done')
@@ -169,7 +196,19 @@ async function runPreset(name: PresetName): Promise<Record<string, unknown>> {
       import_stage_seconds: stageSeconds,
       import_peak_rss_mb: Math.round(imp.peakRss! / 1e6),
       import_peak_ratio_largest_file_f32: +(imp.peakRss! / largest.bytes).toFixed(3),
-      import_rss_within_limit: imp.peakRss! <= rssLimit
+      import_rss_within_limit: imp.peakRss! <= rssLimit,
+      import_weight_writes: writes ? (writes.direct ? 'direct' : `buffered: ${writes.note}`) : null
+    }
+    if (argv.includes('--first-load')) {
+      const first = await runBenchChild<Record<string, number>>(['--child', 'first-load', out])
+      log(
+        `  first load right after the import: load ${first.loadSeconds!.toFixed(2)} s, ` +
+          `first token ${first.firstTokenSeconds!.toFixed(2)} s`
+      )
+      Object.assign(importFigures, {
+        first_load_seconds: +first.loadSeconds!.toFixed(3),
+        first_token_seconds: +first.firstTokenSeconds!.toFixed(3)
+      })
     }
     if (argv.includes('--import-only')) return importFigures
     const load = await runBenchChild<Record<string, number>>(['--child', 'load', out])
@@ -204,6 +243,10 @@ async function main(): Promise<void> {
   const child = arg('child')
   if (child === 'import') {
     console.log(JSON.stringify(await childImport(argv[2]!, argv[3]!)))
+    return
+  }
+  if (child === 'first-load') {
+    console.log(JSON.stringify(await childFirstLoad(argv[2]!)))
     return
   }
   if (child === 'load') {

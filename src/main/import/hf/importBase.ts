@@ -39,6 +39,7 @@ import { checkTargetFree, createStaging } from '../staging'
 import { readHfArchitecture, type HfArchitecture } from './config'
 import { SINGLE_WEIGHTS_FILE, openHfFolder, type HfFolder } from './folder'
 import { prepareTokenizerBeside, type ThreadPreparedTokenizer } from './tokenizerThread'
+import type { WriteOutcome } from './directWrites'
 import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
 import { planHfWeights, type WeightPlan } from './weights'
 
@@ -75,6 +76,11 @@ export interface ImportBaseResult extends ImportedGroup {
   /** Wall time of the whole import, and of the weights alone (read, convert, write). */
   seconds: number
   weightSeconds: number
+  /**
+   * Whether `base.onnx.data` was written past the page cache (O_DIRECT), and why not when not
+   * (the filesystem refused it: the same bytes went through ordinary writes).
+   */
+  weightWrites: WriteOutcome
 }
 
 /** A group id from a folder name: invalid characters become `-`, at most 80. */
@@ -359,7 +365,8 @@ async function importWithTokenizer(
       warnings,
       bytesRead: meter.bytesDone,
       seconds: (Date.now() - started) / 1000,
-      weightSeconds
+      weightSeconds,
+      weightWrites: written.writes
     }
   } catch (err) {
     await staging.discard()

@@ -17,8 +17,10 @@
  *   thread, digestThread.ts, while the I/O threads write them), so the bundle validation that
  *   follows does not read the file back to hash it (bundle/digests.ts `remember`), and the
  *   hashing runs beside the conversion rather than after it.
+ * - The buffers are written past the page cache (O_DIRECT) where the filesystem allows it, laid
+ *   out so that every write starts on a block boundary (directWrites.ts); else buffered.
  */
-import { promises as fs, type BigIntStats } from 'node:fs'
+import type { promises as fs, BigIntStats } from 'node:fs'
 import type { BaseModelLayout } from '../../engine'
 import { throwIfAborted } from '../errors'
 import type { ProgressMeter } from '../progress'
@@ -30,6 +32,13 @@ import {
   type NonFiniteCount
 } from '../safetensors'
 import { DigestThread } from './digestThread'
+import {
+  DIRECT_BLOCK,
+  DirectOutputFile,
+  allocateOutputBuffer,
+  type OutputBuffer,
+  type WriteOutcome
+} from './directWrites'
 import { readTensorRaw, type HfFolder } from './folder'
 import { transposeInto, type PlannedWeight, type WeightPlan } from './weights'
 
@@ -72,64 +81,86 @@ export class NonFiniteTally {
 }
 
 interface OutputSlot {
-  readonly values: Float32Array
+  /** Where its writes are laid out from: the start of a page-aligned buffer. */
+  readonly base: Uint8Array
+  /** Values it holds after the largest head a write may need. */
+  readonly capacity: number
+  /** The values of the write being filled, where `acquire` laid them out. */
+  values: Float32Array
   /** The write and hashing of this buffer in flight, if any (never rejects: failures are recorded). */
   writing: Promise<void> | null
 }
 
 /**
- * Positioned writes from a few reused float32 buffers, each written while the caller fills
- * another. A failed write is thrown by the next `acquire` or by `drain`.
+ * Positioned writes in file order from a few reused float32 buffers, each written while the caller
+ * fills another. A failed write is thrown by the next `acquire` or by `drain`.
  */
 class WritePipeline {
-  readonly #handle: fs.FileHandle
+  readonly #file: DirectOutputFile
   readonly #slots: OutputSlot[]
   readonly #digest: DigestThread
   #failure: { error: unknown } | null = null
 
-  constructor(handle: fs.FileHandle, capacities: number[], digest: DigestThread) {
-    this.#handle = handle
+  /** `shift` moves each buffer's base off its page boundary (a test seam: writes refused). */
+  constructor(
+    file: DirectOutputFile,
+    buffers: readonly OutputBuffer[],
+    digest: DigestThread,
+    shift = 0
+  ) {
+    this.#file = file
     this.#digest = digest
     // Smallest first, so a small block does not take the buffer a large weight needs. Shared, so
     // that the digest thread reads the bytes where they are.
-    this.#slots = [...capacities]
-      .sort((a, b) => a - b)
-      .map((n) => ({ values: new Float32Array(new SharedArrayBuffer(n * 4)), writing: null }))
+    this.#slots = buffers
+      .map(({ buffer }) => ({
+        base: new Uint8Array(buffer, shift),
+        capacity: Math.floor((buffer.byteLength - shift - DIRECT_BLOCK) / 4),
+        values: new Float32Array(0),
+        writing: null
+      }))
+      .sort((a, b) => a.capacity - b.capacity)
   }
 
   get bufferBytes(): number {
-    return this.#slots.reduce((n, s) => n + s.values.byteLength, 0)
+    return this.#slots.reduce((n, s) => n + s.base.buffer.byteLength, 0)
   }
 
-  /** A buffer of at least `n` values that no write is reading, waiting for one if need be. */
-  async acquire(n: number): Promise<OutputSlot> {
-    const fits = this.#slots.filter((s) => s.values.length >= n)
+  /**
+   * A buffer of at least `n` values that no write is reading, waiting for one if need be, with
+   * `values` laid out for a write at byte `position` of the file.
+   */
+  async acquire(n: number, position: number): Promise<OutputSlot> {
+    const fits = this.#slots.filter((s) => s.capacity >= n)
     if (fits.length === 0) throw new Error(`no output buffer holds ${n} values`)
+    if (position % 4 !== 0) throw new Error(`float32 values at byte ${position}: not 4-aligned`)
     for (;;) {
       this.#throwFailure()
       const free = fits.find((s) => s.writing === null)
-      if (free) return free
+      if (free) {
+        const at = free.base.byteOffset + DirectOutputFile.headOf(position)
+        free.values = new Float32Array(free.base.buffer, at, n)
+        return free
+      }
       await Promise.race(fits.map((s) => s.writing))
     }
   }
 
-  /** Starts writing the first `n` values of `slot` at byte `position`; returns at once. */
+  /**
+   * Starts writing the `n` values `acquire` laid out in `slot` at byte `position`; returns at
+   * once. Calls come in file order.
+   */
   write(slot: OutputSlot, n: number, position: number): void {
-    const bytes = new Uint8Array(slot.values.buffer, slot.values.byteOffset, n * 4)
-    const run = async (): Promise<void> => {
-      for (let at = 0; at < bytes.byteLength;) {
-        const { bytesWritten } = await this.#handle.write(
-          bytes,
-          at,
-          bytes.byteLength - at,
-          position + at
-        )
-        at += bytesWritten
-      }
+    const bytes = slot.base.subarray(DirectOutputFile.headOf(position)).subarray(0, n * 4)
+    let written: Promise<void>
+    try {
+      written = this.#file.write(slot.base, position, n * 4)
+    } catch (err) {
+      written = Promise.reject(err)
     }
     // Hashed on the digest thread while the I/O threads write the same bytes (neither changes
     // them); the buffer is free again once both are done, failed or not.
-    slot.writing = Promise.allSettled([run(), this.#digest.add(bytes, position)]).then(
+    slot.writing = Promise.allSettled([written, this.#digest.add(bytes, position)]).then(
       (results) => {
         for (const r of results) if (r.status === 'rejected') this.#failure ??= { error: r.reason }
         slot.writing = null
@@ -163,6 +194,15 @@ export interface WeightStreamOptions {
   blocks?: { copyElements: number; readBytes: number }
   /** The digest thread's code (default its own; tests make it fail). */
   digestSource?: string
+  /**
+   * Test seams of the direct-write path (the writes themselves are always real): buffers whose
+   * base is moved 16 bytes off the page (a filesystem that checks alignment refuses their direct
+   * writes), an open that refuses O_DIRECT.
+   */
+  directWrites?: {
+    misalignBuffers?: boolean
+    openDirect?: (file: string) => Promise<fs.FileHandle>
+  }
 }
 
 /** How many rows of a (rows, …) tensor fit `budget` units at `perRow` units a row (at least 1). */
@@ -176,6 +216,8 @@ export interface WrittenWeights {
   sha256: string | null
   /** The file's fstat after its last write: the identity the digest belongs to. */
   written: BigIntStats
+  /** Whether the writes bypassed the page cache, and why not when not. */
+  writes: WriteOutcome
 }
 
 /**
@@ -189,11 +231,20 @@ export async function writeCheckpointWeights(
 ): Promise<WrittenWeights> {
   const byName = new Map(options.plan.weights.map((w) => [w.name, w]))
   const streamer = new WeightStreamer(options)
-  const handle = await fs.open(dataPath, 'w')
-  const digest = new DigestThread(dataPath, { source: options.digestSource })
+  const shift = options.directWrites?.misalignBuffers ? 16 : 0
+  // Room for a block's head before the values, and for the shift.
+  const buffers = streamer
+    .outputCapacities()
+    .map((n) => allocateOutputBuffer(n * 4 + DIRECT_BLOCK + shift))
+  const file = await DirectOutputFile.create(dataPath, {
+    buffersAligned: buffers.every((b) => b.aligned),
+    openDirect: options.directWrites?.openDirect
+  })
+  let digest: DigestThread | undefined
   let pipeline: WritePipeline | undefined
   try {
-    pipeline = new WritePipeline(handle, streamer.outputCapacities(), digest)
+    digest = new DigestThread(dataPath, { source: options.digestSource })
+    pipeline = new WritePipeline(file, buffers, digest, shift)
     for (const laidOut of layout.weights) {
       const w = byName.get(laidOut.name)
       if (!w) throw new Error(`weight ${laidOut.name}: not in the import plan`)
@@ -206,16 +257,17 @@ export async function writeCheckpointWeights(
       await streamer.write(w, laidOut.offset, pipeline)
     }
     await pipeline.drain()
-    await handle.truncate(layout.dataSize)
+    const written = await file.finish(layout.dataSize)
     return {
       bufferBytes: pipeline.bufferBytes + streamer.readBufferBytes,
       sha256: await digest.finish(layout.dataSize),
-      written: await handle.stat({ bigint: true })
+      written,
+      writes: file.outcome
     }
   } finally {
     await pipeline?.settle()
-    await digest.close()
-    await handle.close()
+    await digest?.close()
+    await file.close()
   }
 }
 
@@ -310,20 +362,17 @@ class WeightStreamer {
         throwIfAborted(signal, tensor)
         const end = Math.min(rows, start + perBlock)
         const n = (end - start) * perRow
-        const slot = await pipeline.acquire(n)
-        await this.#readConverted(
-          tensor,
-          slot.values.subarray(0, n),
-          scalar ? undefined : { start, end }
-        )
-        pipeline.write(slot, n, offset + start * perRow * 4)
+        const position = offset + start * perRow * 4
+        const slot = await pipeline.acquire(n, position)
+        await this.#readConverted(tensor, slot.values, scalar ? undefined : { start, end })
+        pipeline.write(slot, n, position)
       }
       this.#o.meter.tensorDone()
       return
     }
     const n = numelOf(w.dims)
-    const slot = await pipeline.acquire(n)
-    const out = slot.values.subarray(0, n)
+    const slot = await pipeline.acquire(n, offset)
+    const out = slot.values
     switch (w.transform) {
       case 'gemma-gain': {
         await this.#readConverted(w.sources[0]!.tensor, out)
