@@ -4,11 +4,11 @@
  * ONNX Runtime builds a session state (kernels and an execution plan) for every `If` branch and
  * `Loop` body when it creates a session, whether or not a run ever takes that branch; on the demo
  * that is about half of a session's creation (docs/benchmarks.md "What bounds the replica's
- * start"). The generate, patch and patchGenerate roles are 45 % of the demo graph's nodes and no
- * analysis runs them, so a group loaded for analyses (`analysisRolesFirst`, loading.ts) opens its
- * base models with those branches replaced by a constant and switches to the whole graph on the
- * first run that needs one of them (baseModel.ts). The
- * branches an analysis does run are untouched, node for node, so their results are identical.
+ * start"). The generate, patch and patchGenerate roles are about two fifths of the demo graph's
+ * nodes and no analysis runs them, so a group loaded for analyses (`analysisRolesFirst`,
+ * loading.ts) opens its base models with those branches replaced by a constant and switches to the
+ * whole graph on the first run that needs one of them (baseModel.ts). The branches an analysis
+ * does run are untouched, node for node, so their results are identical.
  *
  * Only the role dispatch that transformer.ts writes is recognised (nested `If`s on
  * `Equal(role, Constant r)`); any other graph is left whole (`null`).
