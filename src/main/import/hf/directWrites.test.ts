@@ -14,13 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { planBaseModel } from '../../engine'
 import { randomHfModel } from '../../../../test/reference/hf/random'
 import { writeHfFolder } from '../../../../test/fixtures/hf/writeHfFolder'
+import { planHfFolder } from '../../../../test/fixtures/hf/planHfFolder'
 import { ProgressMeter } from '../progress'
-import { readHfArchitecture } from './config'
 import { DIRECT_BLOCK, DirectOutputFile, allocateOutputBuffer } from './directWrites'
-import { openHfFolder } from './folder'
 import { importHfBase } from './importBase'
 import { NonFiniteTally, writeCheckpointWeights, type WeightStreamOptions } from './weightStream'
-import { planHfWeights } from './weights'
 
 let root: string
 beforeAll(async () => {
@@ -180,14 +178,7 @@ async function llamaFolder(dir: string) {
     { seed: 5, tieWordEmbeddings: false }
   )
   await writeHfFolder(dir, model, { dtype: 'BF16' })
-  const folder = await openHfFolder(dir)
-  const arch = readHfArchitecture(folder.config, 'config.json')
-  const plan = planHfWeights(
-    arch.spec,
-    arch.multimodal,
-    [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
-    'model.safetensors'
-  )
+  const { folder, arch, plan } = await planHfFolder(dir)
   return { dir, folder, plan, layout: planBaseModel(arch.spec, 'base.onnx.data') }
 }
 

@@ -13,12 +13,12 @@ import { planBaseModel } from '../../engine'
 import { randomHfModel, type HfDims } from '../../../../test/reference/hf/random'
 import type { HfFamily } from '../../../../test/reference/hf/types'
 import { writeHfFolder } from '../../../../test/fixtures/hf/writeHfFolder'
+import { planHfFolder } from '../../../../test/fixtures/hf/planHfFolder'
 import { ProgressMeter } from '../progress'
 import { countNonFinite, type ReadableDtype } from '../safetensors'
-import { readHfArchitecture } from './config'
-import { openHfFolder, readTensor } from './folder'
+import { readTensor } from './folder'
 import { NonFiniteTally, writeCheckpointWeights } from './weightStream'
-import { materializeWeight, planHfWeights } from './weights'
+import { materializeWeight } from './weights'
 
 const DIMS: HfDims = { hiddenSize: 24, layers: 2, heads: 4, kvHeads: 2, headDim: 6, vocabSize: 53 }
 
@@ -37,19 +37,6 @@ const CASES: [HfFamily, ReadableDtype, { copyElements: number; readBytes: number
   ['gpt2', 'F32', { copyElements: 13, readBytes: 4 }],
   ['mistral', 'F32', { copyElements: 1 << 20, readBytes: 1 << 20 }]
 ]
-
-/** A written single-file checkpoint folder, opened, with its architecture and weight plan. */
-async function planFolder(dir: string) {
-  const folder = await openHfFolder(dir)
-  const arch = readHfArchitecture(folder.config, 'config.json')
-  const plan = planHfWeights(
-    arch.spec,
-    arch.multimodal,
-    [...folder.tensors.values()].map((t) => ({ name: t.name, shape: t.shape })),
-    'model.safetensors'
-  )
-  return { folder, arch, plan }
-}
 
 describe('writeCheckpointWeights', () => {
   it.each(CASES)(
@@ -73,7 +60,7 @@ describe('writeCheckpointWeights', () => {
       for (const [n, at, v] of poison) model.tensors.get(n)!.data[at] = v
       const dir = path.join(root, `${family}-${dtype}`)
       await writeHfFolder(dir, model, { dtype })
-      const { folder, arch, plan } = await planFolder(dir)
+      const { folder, arch, plan } = await planHfFolder(dir)
       const layout = planBaseModel(arch.spec, 'base.onnx.data')
       const tally = new NonFiniteTally()
       const meter = new ProgressMeter({ tensorsTotal: 0, bytesTotal: 0, report: () => undefined })
@@ -131,7 +118,7 @@ describe('writeCheckpointWeights when the digest thread fails', () => {
     const model = randomHfModel('llama', DIMS, { seed: 4, tieWordEmbeddings: false })
     const dir = path.join(root, 'digest-fails')
     await writeHfFolder(dir, model, { dtype: 'BF16' })
-    const { folder, arch, plan } = await planFolder(dir)
+    const { folder, arch, plan } = await planHfFolder(dir)
     const dataPath = path.join(dir, 'base.onnx.data')
     const meter = new ProgressMeter({ tensorsTotal: 0, bytesTotal: 0, report: () => undefined })
     const run = writeCheckpointWeights(dataPath, planBaseModel(arch.spec, 'base.onnx.data'), {
