@@ -2,17 +2,19 @@
  * Runs this bench script again in a fresh Node process (so its peak RSS and its ONNX Runtime
  * sessions are its own) and returns the JSON object the child prints as its last stdout line.
  * The child's stderr (its progress lines) goes straight to ours; `env` is added to this
- * process's environment (the analysis benches pass the device workers' allocator settings, so
- * they measure what a worker runs).
+ * process's environment and `execArgv` to this process's Node flags (the analysis benches pass the
+ * device workers' allocator settings and V8 flags, so they measure what a worker runs).
  */
 import { spawn } from 'node:child_process'
 
 export function runBenchChild<T = Record<string, unknown>>(
   args: string[],
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string>> = {},
+  execArgv: readonly string[] = []
 ): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+    const node = [...process.execArgv, ...execArgv, process.argv[1]!, ...args]
+    const child = spawn(process.execPath, node, {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...env }
     })

@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { resolveWorkerEntry } from './transport'
+import { childProcessSpawner, resolveWorkerEntry, WORKER_EXEC_ARGV } from './transport'
 
 describe('worker entry resolution', () => {
   it('uses the built worker.js beside the bundle or its chunks folder', async () => {
@@ -30,4 +30,42 @@ describe('worker entry resolution', () => {
       resolveWorkerEntry(__dirname, { TALKATIVE_WORKER_ENTRY: '/opt/w/worker.js' }).modulePath
     ).toBe('/opt/w/worker.js')
   })
+})
+
+describe('worker process flags', () => {
+  // A stand-in entry: it churns short-lived objects (which grows V8's young generation to its
+  // maximum) and reports its Node flags and the young generation's size.
+  const probe = `
+    const v8 = require('node:v8')
+    let kept = []
+    for (let i = 0; i < 1e6; i++) {
+      kept.push({ i, row: [i] })
+      if (kept.length > 50000) kept = []
+    }
+    const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')
+    process.send({ execArgv: process.execArgv, youngBytes: young.space_size, kept: kept.length })
+  `
+
+  it('starts the worker with its V8 flags after the entry’s own, and a small young generation', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'worker-flags-'))
+    const modulePath = join(dir, 'probe.js')
+    await writeFile(modulePath, probe)
+    const spawn = childProcessSpawner({
+      modulePath,
+      execArgv: ['--no-deprecation'],
+      env: {},
+      fromSource: false
+    })
+    const worker = spawn({ deviceId: 'cpu:flags' })
+    const report = await new Promise<{ execArgv: string[]; youngBytes: number }>(
+      (resolve, reject) => {
+        worker.onMessage((m) => resolve(m as { execArgv: string[]; youngBytes: number }))
+        worker.onExit((e) => reject(new Error(`probe exited first: ${JSON.stringify(e)}`)))
+      }
+    )
+    worker.kill()
+    expect(report.execArgv).toEqual(['--no-deprecation', ...WORKER_EXEC_ARGV])
+    // Two 1 MB semispaces; V8's default lets them grow to 16 MB each under this churn.
+    expect(report.youngBytes).toBeLessThanOrEqual(2 * 2 ** 20)
+  }, 30_000)
 })

@@ -100,6 +100,20 @@ export function resolveWorkerEntry(
  */
 export const WORKER_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' }
 
+/**
+ * V8 flags for the process that runs the engine. Its tensors live outside the JavaScript heap,
+ * so the young generation only ever holds small, short-lived objects; V8's default semispaces
+ * (up to 16 MB each, and a scavenge copies between two) are then peak memory the analysis never
+ * needs. A 1 MB semispace took a GPT-2-sized analysis's peak RSS down by about 35 MB
+ * (`docs/benchmarks.md`, memory). The benchmarks start their analysis processes with it too.
+ */
+export const WORKER_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=1']
+
+/** The entry's own flags (a loader) and the worker's V8 flags, the entry's first. */
+export function workerExecArgv(entryExecArgv: readonly string[]): string[] {
+  return [...entryExecArgv, ...WORKER_EXEC_ARGV]
+}
+
 function splitLines(listener: (line: string) => void): (chunk: Buffer) => void {
   let rest = ''
   return (chunk) => {
@@ -155,7 +169,7 @@ class ChildProcessTransport implements WorkerTransport {
 export function childProcessSpawner(entry: WorkerEntry = resolveWorkerEntry()): SpawnWorker {
   return ({ deviceId, env }) => {
     const child = fork(entry.modulePath, ['--device', deviceId], {
-      execArgv: entry.execArgv,
+      execArgv: workerExecArgv(entry.execArgv),
       env: {
         ...process.env,
         ...WORKER_ENV,
@@ -184,7 +198,12 @@ export interface UtilityProcessLike {
 export type UtilityFork = (
   modulePath: string,
   args: string[],
-  options: { serviceName: string; stdio: 'pipe'; env: Record<string, string | undefined> }
+  options: {
+    serviceName: string
+    stdio: 'pipe'
+    env: Record<string, string | undefined>
+    execArgv: string[]
+  }
 ) => UtilityProcessLike
 
 /**
@@ -196,7 +215,8 @@ export function utilityProcessSpawner(utilityFork: UtilityFork, modulePath: stri
     const proc = utilityFork(modulePath, ['--device', deviceId], {
       serviceName: `talkative-worker-${deviceId}`,
       stdio: 'pipe',
-      env: { ...process.env, ...WORKER_ENV, ...env, TALKATIVE_WORKER_DEVICE: deviceId }
+      env: { ...process.env, ...WORKER_ENV, ...env, TALKATIVE_WORKER_DEVICE: deviceId },
+      execArgv: workerExecArgv([])
     })
     return {
       get pid() {
