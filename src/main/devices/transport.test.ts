@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -46,7 +46,7 @@ describe('worker process flags', () => {
     process.send({ execArgv: process.execArgv, youngBytes: young.space_size, kept: kept.length })
   `
 
-  it('starts the worker with its V8 flags after the entry’s own, and a small young generation', async () => {
+  it('runs a worker with the entry’s flags, then its own: a small young generation', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'worker-flags-'))
     const modulePath = join(dir, 'probe.js')
     await writeFile(modulePath, probe)
@@ -64,6 +64,7 @@ describe('worker process flags', () => {
       }
     )
     worker.kill()
+    await rm(dir, { recursive: true, force: true })
     expect(report.execArgv).toEqual(['--no-deprecation', ...WORKER_EXEC_ARGV])
     // Two 1 MB semispaces; V8's default lets them grow to 16 MB each under this churn.
     expect(report.youngBytes).toBeLessThanOrEqual(2 * 2 ** 20)
