@@ -104,7 +104,7 @@ export const WORKER_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESH
  * V8 flags for the process that runs the engine. Its tensors live outside the JavaScript heap,
  * so the young generation only ever holds small, short-lived objects; V8's default semispaces
  * grow to 16 MB each (two of them, a scavenge copies from one to the other), peak memory the
- * analysis never needs. With 1 MB the GPT-2 preset's analysis peaked at 1,250–1,254 MB instead
+ * analysis never needs. With 1 MB the GPT-2 preset's analysis peaked at 1,247–1,254 MB instead
  * of 1,250–1,288 MB, as far as the semispaces had grown when the decode peaked
  * (docs/benchmarks.md, "Memory, the workers' young generation"). The benchmarks start their
  * analysis processes with it too.
