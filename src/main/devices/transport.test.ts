@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { resolveWorkerEntry } from './transport'
+import { resolveWorkerEntry, workerEnv } from './transport'
 
 describe('worker entry resolution', () => {
   it('uses the built worker.js beside the bundle or its chunks folder', async () => {
@@ -29,5 +29,25 @@ describe('worker entry resolution', () => {
     expect(
       resolveWorkerEntry(__dirname, { TALKATIVE_WORKER_ENTRY: '/opt/w/worker.js' }).modulePath
     ).toBe('/opt/w/worker.js')
+  })
+})
+
+describe('worker environment', () => {
+  it.each([
+    ['nothing set', undefined, 'glibc.malloc.hugetlb=1'],
+    [
+      'the user’s own tunables, after ours so they win',
+      'glibc.malloc.hugetlb=0',
+      'glibc.malloc.hugetlb=1:glibc.malloc.hugetlb=0'
+    ],
+    [
+      'an unrelated tunable kept',
+      'glibc.pthread.rseq=0',
+      'glibc.malloc.hugetlb=1:glibc.pthread.rseq=0'
+    ]
+  ])('%s', (_what, own, expected) => {
+    const env = workerEnv(own === undefined ? {} : { GLIBC_TUNABLES: own })
+    expect(env.GLIBC_TUNABLES).toBe(expected)
+    expect(env.MALLOC_MMAP_THRESHOLD_).toBe('131072')
   })
 })
