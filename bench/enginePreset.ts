@@ -21,7 +21,7 @@ import os from 'node:os'
 import type { AnalysisResult } from '@shared/domain/analysis'
 import { loadGroup, type LoadedGroup } from '../src/main/engine'
 import { BaseModel } from '../src/main/engine/baseModel'
-import { WORKER_ENV, WORKER_EXEC_ARGV } from '../src/main/devices/transport'
+import { WORKER_EXEC_ARGV, workerEnv } from '../src/main/devices/transport'
 import { runBenchChild } from './childProcess'
 import { isPresetName, PRESETS, type PresetName } from './hfPresets'
 import { matmulPeak } from './matmulPeak'
@@ -336,7 +336,7 @@ async function analyse(name: PresetName, dir: string, out: Record<string, unknow
       '--positions',
       String(positions)
     ],
-    WORKER_ENV,
+    workerEnv(process.env),
     WORKER_EXEC_ARGV
   )) as {
     seconds: number
@@ -442,7 +442,7 @@ export async function runPresetBench(name: string): Promise<void> {
         ...(arg('ab-runs') ? ['--ab-runs', arg('ab-runs')!] : []),
         ...(arg('ab-positions') ? ['--ab-positions', arg('ab-positions')!] : [])
       ],
-      WORKER_ENV,
+      workerEnv(process.env),
       WORKER_EXEC_ARGV
     )) as {
       positions: number

@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { childProcessSpawner, resolveWorkerEntry, WORKER_EXEC_ARGV } from './transport'
+import { childProcessSpawner, resolveWorkerEntry, WORKER_EXEC_ARGV, workerEnv } from './transport'
 
 describe('worker entry resolution', () => {
   it('uses the built worker.js beside the bundle or its chunks folder', async () => {
@@ -69,4 +69,24 @@ describe('worker process flags', () => {
     // Two 1 MB semispaces; V8's default lets them grow to 16 MB each under this churn.
     expect(report.youngBytes).toBeLessThanOrEqual(2 * 2 ** 20)
   }, 30_000)
+})
+
+describe('worker environment', () => {
+  it.each([
+    ['nothing set', undefined, 'glibc.malloc.hugetlb=1'],
+    [
+      'the user’s own tunables, after ours so they win',
+      'glibc.malloc.hugetlb=0',
+      'glibc.malloc.hugetlb=1:glibc.malloc.hugetlb=0'
+    ],
+    [
+      'an unrelated tunable kept',
+      'glibc.pthread.rseq=0',
+      'glibc.malloc.hugetlb=1:glibc.pthread.rseq=0'
+    ]
+  ])('%s', (_what, own, expected) => {
+    const env = workerEnv(own === undefined ? {} : { GLIBC_TUNABLES: own })
+    expect(env.GLIBC_TUNABLES).toBe(expected)
+    expect(env.MALLOC_MMAP_THRESHOLD_).toBe('131072')
+  })
 })

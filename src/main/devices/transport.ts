@@ -95,10 +95,26 @@ export function resolveWorkerEntry(
 /**
  * glibc raises its mmap threshold after the first large free, after which freed weights stay in
  * the heap and an unload gives nothing back to the system. A fixed threshold keeps every large
- * buffer mmapped, so an unload really returns the memory (ignored by other C libraries). The
- * benchmarks start their analysis processes with it too, so they measure what a worker runs.
+ * buffer mmapped, so an unload really returns the memory (ignored by other C libraries). Those
+ * buffers are mapped afresh and zero-filled page by page on first touch: a new session's first
+ * runs (its arena growing) paid thousands of 4 KiB page faults. `glibc.malloc.hugetlb=1` asks for
+ * transparent huge pages on them (where the kernel offers them on request), so the same memory
+ * comes in 2 MiB faults and still goes back whole at its unmap (docs/devices.md, "Placement").
+ * The benchmarks start their analysis processes with it too, so they measure what a worker runs.
  */
-export const WORKER_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' }
+export const WORKER_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: '131072',
+  GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1'
+}
+
+/** WORKER_ENV over `parent`; tunables the user set already come after ours, so theirs win. */
+export function workerEnv(parent: NodeJS.ProcessEnv): Record<string, string> {
+  const own = parent.GLIBC_TUNABLES
+  return {
+    ...WORKER_ENV,
+    GLIBC_TUNABLES: own ? `${WORKER_ENV.GLIBC_TUNABLES}:${own}` : WORKER_ENV.GLIBC_TUNABLES!
+  }
+}
 
 /**
  * V8 flags for the process that runs the engine. Its tensors live outside the JavaScript heap,
@@ -174,7 +190,7 @@ export function childProcessSpawner(entry: WorkerEntry = resolveWorkerEntry()): 
       execArgv: workerExecArgv(entry.execArgv),
       env: {
         ...process.env,
-        ...WORKER_ENV,
+        ...workerEnv(process.env),
         ...entry.env,
         ...env,
         TALKATIVE_WORKER_DEVICE: deviceId
@@ -217,7 +233,7 @@ export function utilityProcessSpawner(utilityFork: UtilityFork, modulePath: stri
     const proc = utilityFork(modulePath, ['--device', deviceId], {
       serviceName: `talkative-worker-${deviceId}`,
       stdio: 'pipe',
-      env: { ...process.env, ...WORKER_ENV, ...env, TALKATIVE_WORKER_DEVICE: deviceId },
+      env: { ...process.env, ...workerEnv(process.env), ...env, TALKATIVE_WORKER_DEVICE: deviceId },
       execArgv: workerExecArgv([])
     })
     return {
