@@ -25,10 +25,12 @@ import type { BaseModelLayout } from '../../engine'
 import { throwIfAborted } from '../errors'
 import type { ProgressMeter } from '../progress'
 import {
+  bf16WidenerFor,
   countNonFinite,
   countNonFinite16,
   transposeWidenHalf,
   widenHalf,
+  type Bf16Widener,
   type NonFiniteCount
 } from '../safetensors'
 import { DigestThread } from './digestThread'
@@ -89,6 +91,8 @@ interface OutputSlot {
   values: Float32Array
   /** The write and hashing of this buffer in flight, if any (never rejects: failures are recorded). */
   writing: Promise<void> | null
+  /** The SIMD bfloat16 kernel bound to this buffer's memory, if it is one (simdWiden.ts). */
+  readonly widen: Bf16Widener | null
 }
 
 /**
@@ -113,11 +117,12 @@ class WritePipeline {
     // Smallest first, so a small block does not take the buffer a large weight needs. Shared, so
     // that the digest thread reads the bytes where they are.
     this.#slots = buffers
-      .map(({ buffer }) => ({
+      .map(({ buffer, memory }) => ({
         base: new Uint8Array(buffer, shift),
         capacity: Math.floor((buffer.byteLength - shift - DIRECT_BLOCK) / 4),
         values: new Float32Array(0),
-        writing: null
+        writing: null,
+        widen: memory ? bf16WidenerFor(memory) : null
       }))
       .sort((a, b) => a.capacity - b.capacity)
   }
@@ -364,7 +369,12 @@ class WeightStreamer {
         const n = (end - start) * perRow
         const position = offset + start * perRow * 4
         const slot = await pipeline.acquire(n, position)
-        await this.#readConverted(tensor, slot.values, scalar ? undefined : { start, end })
+        await this.#readConverted(
+          tensor,
+          slot.values,
+          slot.widen,
+          scalar ? undefined : { start, end }
+        )
         pipeline.write(slot, n, position)
       }
       this.#o.meter.tensorDone()
@@ -375,7 +385,7 @@ class WeightStreamer {
     const out = slot.values
     switch (w.transform) {
       case 'gemma-gain': {
-        await this.#readConverted(w.sources[0]!.tensor, out)
+        await this.#readConverted(w.sources[0]!.tensor, out, slot.widen)
         // Float32 addition is correctly rounded: this equals torch's float32 `1.0 + w`.
         for (let i = 0; i < n; i++) out[i] = 1 + out[i]!
         this.#o.meter.tensorDone()
@@ -385,7 +395,7 @@ class WeightStreamer {
         let at = 0
         for (const s of w.sources) {
           const len = numelOf(s.shape)
-          await this.#readConverted(s.tensor, out.subarray(at, at + len))
+          await this.#readConverted(s.tensor, out.subarray(at, at + len), slot.widen)
           at += len
           this.#o.meter.tensorDone()
         }
@@ -407,10 +417,15 @@ class WeightStreamer {
     pipeline.write(slot, n, offset)
   }
 
-  /** Reads `tensor` (or its rows) as float32 into `out`, counting non-finite values. */
+  /**
+   * Reads `tensor` (or its rows) as float32 into `out`, counting non-finite values. With `widen`
+   * (out lies in a WebAssembly memory), bfloat16 values are read into the upper half of `out`'s
+   * own bytes and widened there in place: no read buffer, no copy out of one.
+   */
   async #readConverted(
     tensor: string,
     out: Float32Array,
+    widen: Bf16Widener | null,
     rows?: { start: number; end: number }
   ): Promise<void> {
     const { folder, meter, tally, signal } = this.#o
@@ -420,6 +435,16 @@ class WeightStreamer {
       const into = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
       await readTensorRaw(folder, tensor, into, { rows, signal, onBytes })
       tally.add(tensor, countNonFinite(out))
+      return
+    }
+    if (dtype === 'BF16' && widen) {
+      const n = out.length
+      const upper = new Uint8Array(out.buffer, out.byteOffset + 2 * n, 2 * n)
+      const raw = await readTensorRaw(folder, tensor, upper, { rows, signal, onBytes })
+      // The widened values count exactly as their 16-bit patterns would (NaN stays NaN, ±Inf ±Inf).
+      if (widen(upper.byteOffset, out.byteOffset, raw.count)) {
+        tally.add(tensor, countNonFinite(out.subarray(0, raw.count)))
+      }
       return
     }
     const raw = await readTensorRaw(folder, tensor, this.#raw, { rows, signal, onBytes })

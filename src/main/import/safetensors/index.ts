@@ -21,6 +21,7 @@ export {
   type SafetensorsFile
 } from './read'
 export { countNonFinite16, transposeWidenHalf, widenHalf, type HalfDtype } from './convert'
+export { bf16WidenerFor, type Bf16Widener } from './simdWiden'
 export {
   countNonFinite,
   describeNonFinite,

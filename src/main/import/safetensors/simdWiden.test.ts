@@ -1,0 +1,85 @@
+/**
+ * The WebAssembly SIMD bfloat16 kernel against convert.ts `widenHalf` (itself checked against an
+ * independent reference in convert.test.ts): every one of the 65,536 patterns, the non-finite flag
+ * of each, lengths around the 8-value step, apart and in place (the 16-bit values in the upper
+ * half of the float32 output, as the importer reads them), and nothing written past the output.
+ */
+import { describe, expect, it } from 'vitest'
+import { widenHalf } from './convert'
+import { bf16WidenerFor, type Bf16Widener } from './simdWiden'
+
+const PAGES = 64 // 4 MiB
+const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true })
+const buffer = memory.buffer as unknown as SharedArrayBuffer
+const widen = bf16WidenerFor(memory)
+
+/** Runs the kernel over `src` placed at `srcAt` (bytes), output at `dstAt`; returns flag and bits. */
+function run(
+  kernel: Bf16Widener,
+  src: Uint16Array,
+  srcAt: number,
+  dstAt: number
+): { flag: boolean; out: Uint32Array } {
+  new Uint16Array(buffer, srcAt, src.length).set(src)
+  const flag = kernel(srcAt, dstAt, src.length)
+  return { flag, out: new Uint32Array(buffer, dstAt, src.length).slice() }
+}
+
+function expected(src: Uint16Array): { flag: boolean; out: Uint32Array } {
+  const out = new Uint32Array(src.length)
+  return { flag: widenHalf(src, out, 'BF16'), out }
+}
+
+const ALL = Uint16Array.from({ length: 65536 }, (_, i) => i)
+/** Deterministic finite patterns (exponent never all ones). */
+const finite = (n: number): Uint16Array =>
+  Uint16Array.from({ length: n }, (_, i) => ((i * 40503 + 7) & 0xffff) & 0xbfff)
+
+describe('bf16WidenerFor', () => {
+  it('is available on this runtime (the importer would fall back to the JavaScript loop)', () => {
+    expect(widen).not.toBeNull()
+  })
+
+  it('gives the exact float32 bits of all 65,536 patterns, apart and in place', () => {
+    const apart = run(widen!, ALL, 0, 1 << 20)
+    const inPlace = run(widen!, ALL, 8 + 2 * ALL.length, 8)
+    const want = expected(ALL)
+    expect(apart.flag).toBe(true)
+    expect(inPlace.flag).toBe(true)
+    expect(Buffer.from(apart.out.buffer).equals(Buffer.from(want.out.buffer))).toBe(true)
+    expect(Buffer.from(inPlace.out.buffer).equals(Buffer.from(want.out.buffer))).toBe(true)
+  })
+
+  it('flags a value exactly when it is NaN or infinite, in the vector steps and the tail', () => {
+    for (const n of [1, 7, 8, 9, 16, 23]) {
+      for (const at of [0, n - 1, Math.floor(n / 2)]) {
+        for (const bad of [0x7f80, 0xff80, 0x7fc0, 0xffff, 0x7f81]) {
+          const src = finite(n)
+          src[at] = bad
+          expect(run(widen!, src, 2 * n + 64, 64).flag).toBe(true)
+        }
+        const src = finite(n)
+        src[at] = 0x7f7f // largest finite
+        expect(run(widen!, src, 2 * n + 64, 64).flag).toBe(false)
+      }
+    }
+  })
+
+  it('matches widenHalf at lengths around the step, and writes nothing past the output', () => {
+    for (const n of [0, 1, 2, 7, 8, 9, 15, 17, 1000, 65_539]) {
+      const src = finite(n)
+      const dstAt = 4096
+      new Uint8Array(buffer, dstAt + 4 * n, 64).fill(0xab)
+      const got = run(widen!, src, dstAt + 2 * n, dstAt)
+      const want = expected(src)
+      expect(got.flag).toBe(want.flag)
+      expect(Buffer.from(got.out.buffer).equals(Buffer.from(want.out.buffer))).toBe(true)
+      expect(new Uint8Array(buffer, dstAt + 4 * n, 64).every((b) => b === 0xab)).toBe(true)
+    }
+  })
+
+  it('binds no kernel to something that is not a shared WebAssembly memory', () => {
+    expect(bf16WidenerFor(new SharedArrayBuffer(65536))).toBeNull()
+    expect(bf16WidenerFor(new WebAssembly.Memory({ initial: 1, maximum: 1 }))).toBeNull()
+  })
+})
