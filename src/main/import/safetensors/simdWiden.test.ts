@@ -8,8 +8,17 @@ import { describe, expect, it } from 'vitest'
 import { widenHalf } from './convert'
 import { bf16WidenerFor, type Bf16Widener } from './simdWiden'
 
+/** The one WebAssembly constructor used (the node typings do not declare the namespace). */
+const WasmMemory = (
+  globalThis as unknown as {
+    WebAssembly: {
+      Memory: new (d: { initial: number; maximum: number; shared?: boolean }) => { buffer: unknown }
+    }
+  }
+).WebAssembly.Memory
+
 const PAGES = 64 // 4 MiB
-const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true })
+const memory = new WasmMemory({ initial: PAGES, maximum: PAGES, shared: true })
 const buffer = memory.buffer as unknown as SharedArrayBuffer
 const widen = bf16WidenerFor(memory)
 
@@ -33,7 +42,7 @@ function expected(src: Uint16Array): { flag: boolean; out: Uint32Array } {
 const ALL = Uint16Array.from({ length: 65536 }, (_, i) => i)
 /** Deterministic finite patterns (exponent never all ones). */
 const finite = (n: number): Uint16Array =>
-  Uint16Array.from({ length: n }, (_, i) => ((i * 40503 + 7) & 0xffff) & 0xbfff)
+  Uint16Array.from({ length: n }, (_, i) => (i * 40503 + 7) & 0xffff & 0xbfff)
 
 describe('bf16WidenerFor', () => {
   it('is available on this runtime (the importer would fall back to the JavaScript loop)', () => {
@@ -80,6 +89,6 @@ describe('bf16WidenerFor', () => {
 
   it('binds no kernel to something that is not a shared WebAssembly memory', () => {
     expect(bf16WidenerFor(new SharedArrayBuffer(65536))).toBeNull()
-    expect(bf16WidenerFor(new WebAssembly.Memory({ initial: 1, maximum: 1 }))).toBeNull()
+    expect(bf16WidenerFor(new WasmMemory({ initial: 1, maximum: 1 }))).toBeNull()
   })
 })
