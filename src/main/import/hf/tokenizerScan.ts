@@ -4,7 +4,7 @@
  * Why: the import reads of those two only their largest id and the few entries made of the
  * characters " " can become (tokenizerFiles.ts `bpeLookup`), yet decoding Gemma-3's 33 MB file to
  * a string and JSON.parse-ing its 262,144 tokens and 514,906 merges cost about 2 s of CPU, as much
- * as the rest of the import together (docs/import.md "Speed and memory").
+ * as the rest of the import together (docs/import.md "Safety and memory").
  *
  * So the bytes are walked once by a strict JSON validator (every rule of RFC 8259 that JSON.parse
  * applies: string escapes and control characters, number grammar, literals, whitespace, nothing

@@ -2,7 +2,7 @@
  * bfloat16 → float32 widening as a WebAssembly SIMD kernel, for buffers that live in a
  * WebAssembly.Memory (the importer's output buffers, directWrites.ts). The JavaScript loop of
  * convert.ts costs a few nanoseconds per value, which made widening the largest single CPU cost
- * of a BF16 import (docs/import.md "Speed and memory"); eight values per 128-bit step cost a
+ * of a BF16 import (docs/import.md "Safety and memory"); eight values per 128-bit step cost a
  * fraction of that.
  *
  * The kernel does what convert.ts `widenHalf` does for BF16, bit for bit: each 16-bit pattern
