@@ -21,7 +21,12 @@ export {
   type SafetensorsFile
 } from './read'
 export { countNonFinite16, transposeWidenHalf, widenHalf, type HalfDtype } from './convert'
-export { bf16WidenerFor, type Bf16Widener } from './simdWiden'
+export {
+  bf16TransposerFor,
+  bf16WidenerFor,
+  type Bf16Transposer,
+  type Bf16Widener
+} from './simdWiden'
 export {
   countNonFinite,
   describeNonFinite,

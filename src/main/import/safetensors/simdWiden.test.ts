@@ -1,12 +1,15 @@
 /**
- * The WebAssembly SIMD bfloat16 kernel against convert.ts `widenHalf` (itself checked against an
- * independent reference in convert.test.ts): every one of the 65,536 patterns, the non-finite flag
+ * The WebAssembly SIMD bfloat16 kernels against convert.ts `widenHalf` and `transposeWidenHalf`
+ * (themselves checked against an
+ * independent reference in convert.test.ts). Widening: every one of the 65,536 patterns, the non-finite flag
  * of each, lengths around the 8-value step, apart and in place (the 16-bit values in the upper
  * half of the float32 output, as the importer reads them), and nothing written past the output.
+ * Transposing: shapes with and without 8 × 8 blocks and edges, into a wider output at a column
+ * offset (nothing else written), and the flag wherever the non-finite value sits.
  */
 import { describe, expect, it } from 'vitest'
-import { widenHalf } from './convert'
-import { bf16WidenerFor, type Bf16Widener } from './simdWiden'
+import { transposeWidenHalf, widenHalf } from './convert'
+import { bf16TransposerFor, bf16WidenerFor, type Bf16Widener } from './simdWiden'
 
 /** The one WebAssembly constructor used (the node typings do not declare the namespace). */
 const WasmMemory = (
@@ -90,5 +93,38 @@ describe('bf16WidenerFor', () => {
   it('binds no kernel to something that is not a shared WebAssembly memory', () => {
     expect(bf16WidenerFor(new SharedArrayBuffer(65536))).toBeNull()
     expect(bf16WidenerFor(new WasmMemory({ initial: 1, maximum: 1 }))).toBeNull()
+  })
+
+  it('transposes as transposeWidenHalf does, blocks and edges, and flags non-finite values', () => {
+    const transpose = bf16TransposerFor(memory)!
+    expect(transpose).not.toBeNull()
+    const SRC_AT = 1 << 20
+    const DST_AT = 4096
+    for (const [rows, cols, extra, dstCol] of [
+      [8, 8, 0, 0],
+      [16, 24, 3, 2],
+      [13, 21, 5, 1],
+      [7, 5, 0, 0],
+      [1, 1, 0, 0],
+      [0, 8, 0, 0],
+      [64, 80, 8, 8],
+      [37, 45, 11, 5]
+    ] as const) {
+      const dstCols = rows + extra + dstCol
+      const src = finite(rows * cols)
+      const want = new Uint32Array(cols * dstCols).fill(0xdeadbeef)
+      expect(transposeWidenHalf(src, rows, cols, want, dstCols, dstCol, 'BF16')).toBe(false)
+      new Uint16Array(buffer, SRC_AT, src.length).set(src)
+      const out = new Uint32Array(buffer, DST_AT, cols * dstCols)
+      out.fill(0xdeadbeef)
+      expect(transpose(SRC_AT, rows, cols, DST_AT, dstCols, dstCol)).toBe(false)
+      expect(Buffer.from(out.slice().buffer).equals(Buffer.from(want.buffer))).toBe(true)
+      for (const at of src.length > 0 ? [0, src.length - 1, Math.floor(src.length / 3)] : []) {
+        const bad = src.slice()
+        bad[at] = 0xff80 // −Inf
+        new Uint16Array(buffer, SRC_AT, bad.length).set(bad)
+        expect(transpose(SRC_AT, rows, cols, DST_AT, dstCols, dstCol)).toBe(true)
+      }
+    }
   })
 })
