@@ -43,6 +43,8 @@ export interface OutputBuffer {
   readonly buffer: SharedArrayBuffer
   /** Whether its base is page-aligned (a WebAssembly memory); else writes go buffered. */
   readonly aligned: boolean
+  /** The WebAssembly.Memory the buffer is, when it is one (kernels bind to it: simdWiden.ts). */
+  readonly memory: object | null
 }
 
 /**
@@ -55,12 +57,12 @@ export function allocateOutputBuffer(bytes: number): OutputBuffer {
     try {
       const memory = new WasmMemory({ initial: pages, maximum: pages, shared: true })
       const buffer: unknown = memory.buffer
-      if (buffer instanceof SharedArrayBuffer) return { buffer, aligned: true }
+      if (buffer instanceof SharedArrayBuffer) return { buffer, aligned: true, memory }
     } catch {
       // Address space refused: a plain shared buffer, written buffered.
     }
   }
-  return { buffer: new SharedArrayBuffer(bytes), aligned: false }
+  return { buffer: new SharedArrayBuffer(bytes), aligned: false, memory: null }
 }
 
 export interface WriteOutcome {

@@ -18,11 +18,22 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { checkpointFail } from '../errors'
 import { isPlainObject } from '../files'
 import { CONFIG_FILE, readHfFolderBytes, readHfFolderFile, type HfFolder } from './folder'
+import {
+  decodeKey,
+  forEachMerge,
+  forEachVocabEntry,
+  scanTokenizerJson,
+  type ScannedTokenizer
+} from './tokenizerScan'
 
 export interface PreparedTokenizer {
   /** `tokenizer.json`, byte for byte (written as read: re-encoding 30 MB of text costs time). */
   tokenizerJson: Uint8Array
-  /** The same file parsed (handed to the bundle validation, which would otherwise parse it again). */
+  /**
+   * The same file parsed (handed to the bundle validation, which would otherwise parse it again);
+   * for a file walked rather than parsed (tokenizerScan.ts), what that validation reads of it: the
+   * file without its merges, its vocabulary reduced to its largest id (`{ max: id }`).
+   */
   tokenizerParsed: Record<string, unknown>
   /** The group's `tokenizer_config.json`. */
   tokenizerConfig: Record<string, unknown>
@@ -155,34 +166,7 @@ export function bpeLookup(
   const vocab = model.vocab
   const merges = model.merges
   if (!isPlainObject(vocab) || !Array.isArray(merges)) return null
-
-  // The same file with an empty vocabulary and no added tokens: its normaliser and pre-tokeniser.
-  const probe = buildTokenizer(
-    { ...json, added_tokens: [], model: { ...model, vocab: {}, merges: [] } },
-    config
-  )
-  const chars = new Set<string>()
-  const addChars = (t: unknown): void => {
-    if (typeof t === 'string') for (const c of t) chars.add(c)
-  }
-  for (const text of texts) {
-    addChars(text)
-    const normalized = probe.normalizer ? probe.normalizer(text) : text
-    addChars(normalized)
-    // As the first section of a text (a Metaspace pre-tokeniser prepends "▁" there) and as any.
-    for (const options of [{ section_index: 0 }, {}]) {
-      const words: unknown = probe.pre_tokenizer
-        ? probe.pre_tokenizer(normalized, options)
-        : [normalized]
-      if (Array.isArray(words)) words.forEach(addChars)
-    }
-  }
-  addChars(model.end_of_word_suffix)
-  addChars(model.continuing_subword_suffix)
-  const madeOfChars = (t: string): boolean => {
-    for (const c of t) if (!chars.has(c)) return false
-    return true
-  }
+  const { madeOfChars } = bpeCharacters(json, model, config, texts)
 
   const wanted = new Set(wantIds)
   const texts0 = new Map<number, string>()
@@ -212,6 +196,75 @@ export function bpeLookup(
       : typeof m === 'string' && madeOfChars(m.replace(' ', ''))
     if (made) keptMerges.push(m)
   }
+  return cutBpeLookup(json, model, config, texts, {
+    maxVocabId,
+    kept,
+    keptMerges,
+    texts0,
+    vocabIdOf: (text) => {
+      const id = Object.hasOwn(vocab, text) ? vocab[text] : undefined
+      return typeof id === 'number' ? id : undefined
+    }
+  })
+}
+
+/** The characters `texts` can become through the file's normaliser and pre-tokeniser. */
+function bpeCharacters(
+  json: Json,
+  model: Json,
+  config: Json,
+  texts: string[]
+): { chars: Set<string>; madeOfChars: (t: string) => boolean } {
+  // The same file with an empty vocabulary and no added tokens: its normaliser and pre-tokeniser.
+  const probe = buildTokenizer(
+    { ...json, added_tokens: [], model: { ...model, vocab: {}, merges: [] } },
+    config
+  )
+  const chars = new Set<string>()
+  const addChars = (t: unknown): void => {
+    if (typeof t === 'string') for (const c of t) chars.add(c)
+  }
+  for (const text of texts) {
+    addChars(text)
+    const normalized = probe.normalizer ? probe.normalizer(text) : text
+    addChars(normalized)
+    // As the first section of a text (a Metaspace pre-tokeniser prepends "▁" there) and as any.
+    for (const options of [{ section_index: 0 }, {}]) {
+      const words: unknown = probe.pre_tokenizer
+        ? probe.pre_tokenizer(normalized, options)
+        : [normalized]
+      if (Array.isArray(words)) words.forEach(addChars)
+    }
+  }
+  addChars(model.end_of_word_suffix)
+  addChars(model.continuing_subword_suffix)
+  const madeOfChars = (t: string): boolean => {
+    for (const c of t) if (!chars.has(c)) return false
+    return true
+  }
+  return { chars, madeOfChars }
+}
+
+/** What a BPE lookup keeps of the vocabulary and merges (bpeLookup, scannedBpeLookup). */
+interface BpeCut {
+  maxVocabId: number
+  /** The vocabulary entries made of the characters (and the unknown and byte-fallback tokens). */
+  kept: Record<string, number>
+  keptMerges: unknown[]
+  /** Texts of the ids asked for. */
+  texts0: Map<number, string>
+  /** A text's id in the vocabulary (not the added tokens). */
+  vocabIdOf: (text: string) => number | undefined
+}
+
+/** The lookup from a cut of the vocabulary and merges (see bpeLookup). */
+function cutBpeLookup(
+  json: Json,
+  model: Json,
+  config: Json,
+  texts: string[],
+  { maxVocabId, kept, keptMerges, texts0, vocabIdOf }: BpeCut
+): TokenLookup {
   const small = buildTokenizer(
     { ...json, model: { ...model, vocab: kept, merges: keptMerges } },
     config
@@ -233,8 +286,7 @@ export function bpeLookup(
     idOf: (text) => {
       const added = addedIds.get(text)
       if (added !== undefined) return added
-      const id = Object.hasOwn(vocab, text) ? vocab[text] : undefined
-      return typeof id === 'number' ? id : undefined
+      return vocabIdOf(text)
     },
     textOf: (id) => addedTexts.get(id) ?? texts0.get(id),
     encode: (text) => {
@@ -243,6 +295,113 @@ export function bpeLookup(
     }
   }
 }
+
+/**
+ * bpeLookup for a file read by scanTokenizerJson (tokenizerScan.ts): the same answers, with only
+ * the vocabulary entries and merges it keeps decoded. `wantTexts` are the texts `idOf` will be
+ * asked for (it answers only those). Null when the walk cannot answer as the parsed file would (a
+ * key twice in the vocabulary): the caller parses the whole file.
+ */
+export function scannedBpeLookup(
+  scanned: ScannedTokenizer,
+  config: Json,
+  texts: string[],
+  wantIds: readonly number[],
+  wantTexts: readonly string[]
+): TokenLookup | null {
+  const json = scanned.rest
+  const model = json.model as Json
+  const bytes = scanned.bytes
+  const { chars, madeOfChars } = bpeCharacters(json, model, config, texts)
+  // Bytes of the characters' UTF-8: a key with any other byte is not made of them.
+  const charBytes = new Uint8Array(256)
+  for (const c of chars) for (const b of Buffer.from(c, 'utf8')) charBytes[b] = 1
+  const onlyCharBytes = (from: number, to: number, also = -1): boolean => {
+    for (let k = from; k < to; k++) {
+      const b = bytes[k]!
+      if (charBytes[b] === 0 && b !== also) return false
+    }
+    return true
+  }
+  const sameBytes = (from: number, to: number, target: Buffer): boolean => {
+    if (to - from !== target.length) return false
+    for (let k = 0; k < target.length; k++) if (bytes[from + k] !== target[k]) return false
+    return true
+  }
+  const unk = typeof model.unk_token === 'string' ? Buffer.from(model.unk_token, 'utf8') : null
+  const asked = wantTexts.map((text) => ({ text, bytes: Buffer.from(text, 'utf8') }))
+  const LT = 0x3c
+
+  const wanted = new Set(wantIds)
+  const texts0 = new Map<number, string>()
+  const textIds = new Map<string, number>()
+  const kept: Record<string, number> = {}
+  let maxVocabId = -1
+  const unique = forEachVocabEntry(scanned, (keyStart, keyEnd, escaped, id) => {
+    if (id === undefined) return
+    if (id > maxVocabId) maxVocabId = id
+    const from = keyStart + 1
+    const to = keyEnd - 1
+    // Decoded only where the key could be kept, asked for, or is escaped (then compared as text).
+    let maybe =
+      escaped ||
+      wanted.has(id) ||
+      onlyCharBytes(from, to) ||
+      bytes[from] === LT ||
+      (unk !== null && sameBytes(from, to, unk))
+    for (let k = 0; !maybe && k < asked.length; k++) maybe = sameBytes(from, to, asked[k]!.bytes)
+    if (!maybe) return
+    const token = decodeKey(bytes, { start: keyStart, end: keyEnd }, escaped)
+    if (wanted.has(id)) texts0.set(id, token)
+    for (const a of asked) if (a.text === token) textIds.set(token, id)
+    if (
+      madeOfChars(token) ||
+      token === model.unk_token ||
+      (token.startsWith('<0x') && BYTE_FALLBACK_TOKEN.test(token))
+    ) {
+      kept[token] = id
+    }
+  })
+  if (!unique) return null
+
+  const SPACE = 0x20
+  const keptMerges: unknown[] = []
+  const stringMadeOf = (start: number, end: number, dropSpace: boolean): boolean => {
+    if (start < 0 || bytes[start] !== QUOTE_BYTE) return false
+    let escaped = false
+    for (let k = start + 1; k < end - 1 && !escaped; k++) escaped = bytes[k] === BACKSLASH_BYTE
+    if (!escaped && !onlyCharBytes(start + 1, end - 1, dropSpace ? SPACE : -1)) return false
+    const text = decodeKey(bytes, { start, end }, escaped)
+    return madeOfChars(dropSpace ? text.replace(' ', '') : text)
+  }
+  forEachMerge(scanned, (start, end, pair) => {
+    const made = pair
+      ? stringMadeOf(pair[0]!, pair[1]!, false) && stringMadeOf(pair[2]!, pair[3]!, false)
+      : stringMadeOf(start, end, true)
+    if (made) keptMerges.push(JSON.parse(Buffer.from(bytes.subarray(start, end)).toString('utf8')))
+  })
+  return cutBpeLookup(json, model, config, texts, {
+    maxVocabId,
+    kept,
+    keptMerges,
+    texts0,
+    vocabIdOf: (text) => {
+      if (!wantTexts.includes(text)) {
+        throw new Error(`the lookup was made for the texts ${JSON.stringify(wantTexts)}`)
+      }
+      return textIds.get(text)
+    }
+  })
+}
+
+const QUOTE_BYTE = 0x22
+const BACKSLASH_BYTE = 0x5c
+
+/**
+ * From this size on, `tokenizer.json` is walked (tokenizerScan.ts) rather than parsed whole:
+ * Qwen3's 11 MB and Gemma-3's 33 MB are; GPT-2's 1.4 MB parses in about 10 ms.
+ */
+export const SCAN_MIN_BYTES = 4 * 1024 * 1024
 
 /** The chat template text of `chat_template.json` (`{ "chat_template": … }`). */
 function templateFromJson(text: string, file: string): string | null {
@@ -258,7 +417,8 @@ function templateFromJson(text: string, file: string): string | null {
  */
 export async function prepareTokenizer(
   folder: Pick<HfFolder, 'dir' | 'config' | 'files' | 'fileNames'>,
-  vocabSize: number
+  vocabSize: number,
+  options: { scan?: boolean } = {}
 ): Promise<PreparedTokenizer> {
   const warnings: string[] = []
   const tokenizerBytes = await readHfFolderBytes(folder, 'tokenizer')
@@ -272,7 +432,15 @@ export async function prepareTokenizer(
       `missing: a model group needs the Hugging Face fast tokenizer file.${hint}`
     )
   }
-  const tokenizerJson = parseJson(tokenizerBytes.toString('utf8'), 'tokenizer.json')
+  // A large BPE file is walked rather than parsed whole (tokenizerScan.ts); any other, or one the
+  // walk does not take, is parsed (with JSON.parse's own error for a file that is not JSON).
+  const scanned =
+    (options.scan ?? tokenizerBytes.byteLength >= SCAN_MIN_BYTES)
+      ? scanTokenizerJson(tokenizerBytes)
+      : null
+  let tokenizerJson = scanned
+    ? scanned.rest
+    : parseJson(tokenizerBytes.toString('utf8'), 'tokenizer.json')
 
   const configText = await readHfFolderFile(folder, 'tokenizerConfig')
   const config: Json = configText ? parseJson(configText, 'tokenizer_config.json') : {}
@@ -314,7 +482,21 @@ export async function prepareTokenizer(
   const eosIds = [...new Set([...idList(generation.eos_token_id)])]
   if (eosIds.length === 0) eosIds.push(...new Set(configIds('eos_token_id')))
 
-  const lookup = bpeLookup(tokenizerJson, out, [' '], eosIds) ?? fullLookup(tokenizerJson, out)
+  const wantTexts = [tokenText(out.bos_token), tokenText(out.eos_token)].filter(
+    (t): t is string => t !== null
+  )
+  let lookup = scanned ? scannedBpeLookup(scanned, out, [' '], eosIds, wantTexts) : null
+  let tokenizerParsed = tokenizerJson
+  if (scanned && lookup) {
+    // What the bundle validation reads of the file: its largest vocabulary id and added tokens.
+    const model = tokenizerJson.model as Json
+    const vocab = lookup.maxVocabId >= 0 ? { max: lookup.maxVocabId } : {}
+    tokenizerParsed = { ...tokenizerJson, model: { ...model, vocab } }
+  } else if (scanned) {
+    tokenizerJson = parseJson(tokenizerBytes.toString('utf8'), 'tokenizer.json')
+    tokenizerParsed = tokenizerJson
+  }
+  lookup ??= bpeLookup(tokenizerJson, out, [' '], eosIds) ?? fullLookup(tokenizerJson, out)
   // The vocabulary itself must fit the embedding; a few added tokens past it (Gemma-3's text
   // models share the multimodal tokenizer, whose <image_soft_token> is id 262144 of a 262,144-row
   // embedding) only make texts that spell them out unusable, as with the real model.
@@ -377,7 +559,7 @@ export async function prepareTokenizer(
   }
   return {
     tokenizerJson: tokenizerBytes,
-    tokenizerParsed: tokenizerJson,
+    tokenizerParsed,
     tokenizerConfig: out,
     bosTokenId,
     nullTokenId,

@@ -1,8 +1,8 @@
 /**
  * prepareTokenizer (tokenizerFiles.ts) on a worker thread, so that the import streams the weights
- * meanwhile: reading, decoding and parsing Gemma-3's 33 MB `tokenizer.json` costs about 2 s of CPU,
- * which sat before the first weight was written (docs/import.md "Speed and memory"); the weights
- * do not need the tokenizer.
+ * meanwhile: reading and checking Gemma-3's 33 MB `tokenizer.json` costs about 2 s of CPU parsed,
+ * about a third of that walked (tokenizerScan.ts), which sat before the first weight was written
+ * (docs/import.md "Safety and memory"); the weights do not need the tokenizer.
  *
  * The thread hands back what the import writes and reads (the file's bytes, transferred, not
  * copied), not the parsed file: a structured clone of the parsed 33 MB costs as much as parsing it.

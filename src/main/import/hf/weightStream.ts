@@ -25,10 +25,14 @@ import type { BaseModelLayout } from '../../engine'
 import { throwIfAborted } from '../errors'
 import type { ProgressMeter } from '../progress'
 import {
+  bf16TransposerFor,
+  bf16WidenerFor,
   countNonFinite,
   countNonFinite16,
   transposeWidenHalf,
   widenHalf,
+  type Bf16Transposer,
+  type Bf16Widener,
   type NonFiniteCount
 } from '../safetensors'
 import { DigestThread } from './digestThread'
@@ -89,6 +93,11 @@ interface OutputSlot {
   values: Float32Array
   /** The write and hashing of this buffer in flight, if any (never rejects: failures are recorded). */
   writing: Promise<void> | null
+  /** The SIMD bfloat16 kernels bound to this buffer's memory, if it is one (simdWiden.ts). */
+  readonly widen: Bf16Widener | null
+  readonly transpose: Bf16Transposer | null
+  /** Where a transposed source's rows are read for `transpose`: the end of the same memory. */
+  readonly scratch: Uint8Array
 }
 
 /**
@@ -101,23 +110,30 @@ class WritePipeline {
   readonly #digest: DigestThread
   #failure: { error: unknown } | null = null
 
-  /** `shift` moves each buffer's base off its page boundary (a test seam: writes refused). */
+  /**
+   * `shift` moves each buffer's base off its page boundary (a test seam: writes refused); the last
+   * `scratchBytes` of each buffer are its scratch, not output.
+   */
   constructor(
     file: DirectOutputFile,
     buffers: readonly OutputBuffer[],
     digest: DigestThread,
-    shift = 0
+    shift = 0,
+    scratchBytes = 0
   ) {
     this.#file = file
     this.#digest = digest
     // Smallest first, so a small block does not take the buffer a large weight needs. Shared, so
     // that the digest thread reads the bytes where they are.
     this.#slots = buffers
-      .map(({ buffer }) => ({
+      .map(({ buffer, memory }) => ({
         base: new Uint8Array(buffer, shift),
-        capacity: Math.floor((buffer.byteLength - shift - DIRECT_BLOCK) / 4),
+        capacity: Math.floor((buffer.byteLength - shift - DIRECT_BLOCK - scratchBytes) / 4),
         values: new Float32Array(0),
-        writing: null
+        writing: null,
+        widen: memory ? bf16WidenerFor(memory) : null,
+        transpose: memory ? bf16TransposerFor(memory) : null,
+        scratch: new Uint8Array(buffer, buffer.byteLength - scratchBytes, scratchBytes)
       }))
       .sort((a, b) => a.capacity - b.capacity)
   }
@@ -232,10 +248,11 @@ export async function writeCheckpointWeights(
   const byName = new Map(options.plan.weights.map((w) => [w.name, w]))
   const streamer = new WeightStreamer(options)
   const shift = options.directWrites?.misalignBuffers ? 16 : 0
-  // Room for a block's head before the values, and for the shift.
+  const scratch = streamer.transposeScratchBytes()
+  // Room for a block's head before the values, for the shift, and the scratch after them.
   const buffers = streamer
     .outputCapacities()
-    .map((n) => allocateOutputBuffer(n * 4 + DIRECT_BLOCK + shift))
+    .map((n) => allocateOutputBuffer(n * 4 + DIRECT_BLOCK + shift + scratch))
   const file = await DirectOutputFile.create(dataPath, {
     buffersAligned: buffers.every((b) => b.aligned),
     openDirect: options.directWrites?.openDirect
@@ -244,7 +261,7 @@ export async function writeCheckpointWeights(
   let pipeline: WritePipeline | undefined
   try {
     digest = new DigestThread(dataPath, { source: options.digestSource })
-    pipeline = new WritePipeline(file, buffers, digest, shift)
+    pipeline = new WritePipeline(file, buffers, digest, shift, scratch)
     for (const laidOut of layout.weights) {
       const w = byName.get(laidOut.name)
       if (!w) throw new Error(`weight ${laidOut.name}: not in the import plan`)
@@ -332,6 +349,22 @@ class WeightStreamer {
   }
 
   /**
+   * Bytes of the largest row block of a 16-bit source that is transposed: read into the output
+   * buffer's own memory for the SIMD kernel (an even number).
+   */
+  transposeScratchBytes(): number {
+    let bytes = 0
+    for (const w of this.#o.plan.weights) {
+      if (w.transform !== 'transpose' && w.transform !== 'concat-transposed') continue
+      for (const s of w.sources) {
+        if (this.#bytesPerElement(s.tensor) === 2)
+          bytes = Math.max(bytes, this.#rawBlockBytes(w, s.tensor))
+      }
+    }
+    return bytes
+  }
+
+  /**
    * Output buffer sizes (values): the largest weight built whole, and a second one as large as the
    * next largest (or a copy block), so that two weights in a row can be written and filled at
    * once without holding two of the largest.
@@ -364,7 +397,12 @@ class WeightStreamer {
         const n = (end - start) * perRow
         const position = offset + start * perRow * 4
         const slot = await pipeline.acquire(n, position)
-        await this.#readConverted(tensor, slot.values, scalar ? undefined : { start, end })
+        await this.#readConverted(
+          tensor,
+          slot.values,
+          slot.widen,
+          scalar ? undefined : { start, end }
+        )
         pipeline.write(slot, n, position)
       }
       this.#o.meter.tensorDone()
@@ -375,7 +413,7 @@ class WeightStreamer {
     const out = slot.values
     switch (w.transform) {
       case 'gemma-gain': {
-        await this.#readConverted(w.sources[0]!.tensor, out)
+        await this.#readConverted(w.sources[0]!.tensor, out, slot.widen)
         // Float32 addition is correctly rounded: this equals torch's float32 `1.0 + w`.
         for (let i = 0; i < n; i++) out[i] = 1 + out[i]!
         this.#o.meter.tensorDone()
@@ -385,7 +423,7 @@ class WeightStreamer {
         let at = 0
         for (const s of w.sources) {
           const len = numelOf(s.shape)
-          await this.#readConverted(s.tensor, out.subarray(at, at + len))
+          await this.#readConverted(s.tensor, out.subarray(at, at + len), slot.widen)
           at += len
           this.#o.meter.tensorDone()
         }
@@ -397,7 +435,7 @@ class WeightStreamer {
         const width = w.transform === 'transpose' ? w.sources[0]!.shape[0]! : w.dims[1]!
         let col = 0
         for (const s of w.sources) {
-          await this.#transposeInto(s.tensor, s.shape, out, width, col)
+          await this.#transposeInto(s.tensor, s.shape, out, width, col, slot)
           col += s.shape[0]!
           this.#o.meter.tensorDone()
         }
@@ -407,10 +445,15 @@ class WeightStreamer {
     pipeline.write(slot, n, offset)
   }
 
-  /** Reads `tensor` (or its rows) as float32 into `out`, counting non-finite values. */
+  /**
+   * Reads `tensor` (or its rows) as float32 into `out`, counting non-finite values. With `widen`
+   * (out lies in a WebAssembly memory), bfloat16 values are read into the upper half of `out`'s
+   * own bytes and widened there in place: no read buffer, no copy out of one.
+   */
   async #readConverted(
     tensor: string,
     out: Float32Array,
+    widen: Bf16Widener | null,
     rows?: { start: number; end: number }
   ): Promise<void> {
     const { folder, meter, tally, signal } = this.#o
@@ -420,6 +463,16 @@ class WeightStreamer {
       const into = new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
       await readTensorRaw(folder, tensor, into, { rows, signal, onBytes })
       tally.add(tensor, countNonFinite(out))
+      return
+    }
+    if (dtype === 'BF16' && widen) {
+      const n = out.length
+      const upper = new Uint8Array(out.buffer, out.byteOffset + 2 * n, 2 * n)
+      const raw = await readTensorRaw(folder, tensor, upper, { rows, signal, onBytes })
+      // The widened values count exactly as their 16-bit patterns would (NaN stays NaN, ±Inf ±Inf).
+      if (widen(upper.byteOffset, out.byteOffset, raw.count)) {
+        tally.add(tensor, countNonFinite(out.subarray(0, raw.count)))
+      }
       return
     }
     const raw = await readTensorRaw(folder, tensor, this.#raw, { rows, signal, onBytes })
@@ -435,23 +488,32 @@ class WeightStreamer {
     shape: number[],
     out: Float32Array,
     outCols: number,
-    col: number
+    col: number,
+    slot: OutputSlot
   ): Promise<void> {
     const { folder, meter, tally, signal } = this.#o
     const onBytes = (b: number): void => meter.bytes(b)
     const [rows, cols] = shape as [number, number]
     const perBlock = this.#transposeRows(tensor, cols)
     const out32 = new Uint32Array(out.buffer, out.byteOffset, out.length)
+    // bfloat16 rows read into the output's own memory, for the SIMD kernel (simdWiden.ts).
+    const simd = this.#entry(tensor).dtype === 'BF16' ? slot.transpose : null
     for (let start = 0; start < rows; start += perBlock) {
       throwIfAborted(signal, tensor)
       const end = Math.min(rows, start + perBlock)
-      const raw = await readTensorRaw(folder, tensor, this.#raw, {
+      const raw = await readTensorRaw(folder, tensor, simd ? slot.scratch : this.#raw, {
         rows: { start, end },
         signal,
         onBytes
       })
       const n = end - start
-      if (raw.dtype === 'F32') {
+      if (simd) {
+        const src = raw.bytes.byteOffset
+        if (simd(src, n, cols, out.byteOffset, outCols, col + start)) {
+          const values = new Uint16Array(raw.bytes.buffer, src, raw.count)
+          tally.add(tensor, countNonFinite16(values, 'BF16'))
+        }
+      } else if (raw.dtype === 'F32') {
         const block = new Float32Array(raw.bytes.buffer, raw.bytes.byteOffset, raw.count)
         transposeInto(block, n, cols, out, outCols, col + start)
         tally.add(tensor, countNonFinite(block))

@@ -22,6 +22,12 @@ export {
 } from './read'
 export { countNonFinite16, transposeWidenHalf, widenHalf, type HalfDtype } from './convert'
 export {
+  bf16TransposerFor,
+  bf16WidenerFor,
+  type Bf16Transposer,
+  type Bf16Widener
+} from './simdWiden'
+export {
   countNonFinite,
   describeNonFinite,
   nonFiniteError,
