@@ -41,11 +41,12 @@ import {
  * cache and carry only each row's own tokens; 7: the decode role unembeds and samples its rows in
  * chunks of at most DECODE_SAMPLE_ROWS, so one chunk's vocabulary-wide temporaries are alive at a
  * time; 8: decode rows laid out in runs of K per position attend to the prefix per position, never
- * copied to the rows, and every row's own cache grows by one token a step). Generated bundles
+ * copied to the rows, and every row's own cache grows by one token a step; 9: the tanh GELU written
+ * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding). Generated bundles
  * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
  * before keeps the graph it was written with, which has the same inputs and outputs.
  */
-export const BASE_GRAPH_VERSION = 8
+export const BASE_GRAPH_VERSION = 9
 
 export const ROLE = {
   acts: 0,
