@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Session, Tensor } from '../ort'
 import { GraphBuilder, encodeModel } from '../graph/builder'
-import { buildSampler, referenceSample } from './sampler'
+import { buildSampler, buildSharedSampler, referenceSample } from './sampler'
 import { generationUniforms, uniformAt } from './uniforms'
 
 /**
@@ -226,6 +226,25 @@ function wholeVocabularyModel(): Uint8Array {
   return encodeModel(g.toGraph('whole_vocabulary'), 'sampler-test')
 }
 
+/** Neighbouring float32 values of x (x > 0): one ulp below and above. */
+function neighbours(x: number): [number, number] {
+  const bits = new Uint32Array(Float32Array.from([x]).buffer)
+  const below = new Float32Array(new Uint32Array([bits[0]! - 1]).buffer)[0]!
+  const above = new Float32Array(new Uint32Array([bits[0]! + 1]).buffer)[0]!
+  return [below, above]
+}
+
+/** A float32 u with fl(u·total) = target exactly, or null when none is near target / total. */
+function aimAt(target: number, total: number): number | null {
+  let u = Math.fround(target / total)
+  for (let i = 0; i < 8 && u <= 1; i++) {
+    const hit = Math.fround(u * total)
+    if (hit === target) return u
+    u = hit < target ? neighbours(u)[1] : neighbours(u)[0]
+  }
+  return null
+}
+
 describe('the block search picks the ids of the whole-vocabulary count', () => {
   let whole: Session
   beforeAll(async () => {
@@ -252,25 +271,6 @@ describe('the block search picks the ids of the whole-vocabulary count', () => {
       before: Array.from(out.ids!.data as BigInt64Array, Number),
       cdf: out.cdf!.data as Float32Array
     }
-  }
-
-  /** Neighbouring float32 values of x (x > 0): one ulp below and above. */
-  function neighbours(x: number): [number, number] {
-    const bits = new Uint32Array(Float32Array.from([x]).buffer)
-    const below = new Float32Array(new Uint32Array([bits[0]! - 1]).buffer)[0]!
-    const above = new Float32Array(new Uint32Array([bits[0]! + 1]).buffer)[0]!
-    return [below, above]
-  }
-
-  /** A float32 u with fl(u·total) = target exactly, or null when none is near target / total. */
-  function aimAt(target: number, total: number): number | null {
-    let u = Math.fround(target / total)
-    for (let i = 0; i < 8 && u <= 1; i++) {
-      const hit = Math.fround(u * total)
-      if (hit === target) return u
-      u = hit < target ? neighbours(u)[1] : neighbours(u)[0]
-    }
-    return null
   }
 
   // Vocabulary sizes around squares and block edges (the window's clamp at the tail), tiny ones,
@@ -327,4 +327,76 @@ describe('the block search picks the ids of the whole-vocabulary count', () => {
       expect(now).toEqual(before)
     }
   })
+})
+
+/** The decode role's first draw as a model: (S, V) logits, (B,) index and uniforms → ids. */
+function sharedSamplerModel(): Uint8Array {
+  const g = new GraphBuilder()
+  const logits = g.input('logits', 'float32', ['S', 'V'])
+  const index = g.input('index', 'int64', ['B'])
+  const uniforms = g.input('uniforms', 'float32', ['B'])
+  const temperature = g.input('temperature', 'float32', [])
+  g.opTo('Identity', [buildSharedSampler(g, { logits, index, uniforms, temperature })], ['ids'])
+  g.output('ids', 'int64', ['B'])
+  return encodeModel(g.toGraph('shared_sampler'), 'sampler-test')
+}
+
+describe("rows sharing their source's logits draw what the gathered rows draw", () => {
+  let shared: Session
+  let whole: Session
+  beforeAll(async () => {
+    shared = await Session.create(sharedSamplerModel(), { provider: 'cpu', threads: 1 })
+    whole = await Session.create(wholeVocabularyModel(), { provider: 'cpu', threads: 1 })
+  })
+  afterAll(async () => {
+    await shared.release()
+    await whole.release()
+  })
+
+  for (const vocab of [1, 5, 17, 257, 4099]) {
+    it(`V = ${vocab}: u random, at 0 and 1, on and either side of CDF entries, T = 0, 1, 0.7`, async () => {
+      const sources = 6
+      const rows = 40
+      const logits = randomLogits(sources, vocab, vocab + 1)
+      for (const i of [0, vocab >> 1, vocab - 1]) logits[2 * vocab + i] = -1e9
+      // Rows in no particular order, every source used, one source twice as often.
+      const index = Array.from({ length: rows }, (_, r) => (r * 7 + (r % 3)) % sources)
+      const gathered = new Float32Array(rows * vocab)
+      index.forEach((s, r) => gathered.set(logits.subarray(s * vocab, (s + 1) * vocab), r * vocab))
+      const drawShared = async (us: Float32Array, temperature: number): Promise<number[]> => {
+        const out = await shared.run({
+          logits: new Tensor('float32', logits, [sources, vocab]),
+          index: new Tensor('int64', BigInt64Array.from(index, BigInt), [rows]),
+          uniforms: new Tensor('float32', us, [rows]),
+          temperature: new Tensor('float32', Float32Array.from([temperature]), [])
+        })
+        return Array.from(out.ids!.data as BigInt64Array, Number)
+      }
+      for (const temperature of [0, 1, 0.7]) {
+        const random = generationUniforms(vocab + 5, rows, 1)
+        random[0] = 0
+        random[1] = 1
+        random[2] = 2 ** -25
+        const cdfOut = await whole.run({
+          logits: new Tensor('float32', gathered, [rows, vocab]),
+          uniforms: new Tensor('float32', random, [rows]),
+          temperature: new Tensor('float32', Float32Array.from([temperature || 1]), [])
+        })
+        const cdf = cdfOut.cdf!.data as Float32Array
+        const aimed: number[][] = [[], [], []]
+        for (let r = 0; r < rows; r++) {
+          const row = cdf.subarray(r * vocab, (r + 1) * vocab)
+          const total = row[vocab - 1]!
+          const k = Math.floor(uniformAt(vocab, r, 3) * vocab)
+          const entry = row[k]! > 0 ? row[k]! : total
+          const [down, up] = neighbours(entry)
+          ;[entry, down, up].forEach((t, j) => aimed[j]!.push(aimAt(t, total) ?? 1))
+        }
+        for (const us of [random, ...aimed.map((a) => Float32Array.from(a))]) {
+          const want = await sample(gathered, rows, us, temperature, 1, decodeSession)
+          expect(await drawShared(us, temperature)).toEqual(want)
+        }
+      }
+    })
+  }
 })

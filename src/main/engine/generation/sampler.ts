@@ -41,7 +41,13 @@ const MIN_TARGET = 1.1754943508222875e-38
  * index is identical to it (a NaN ends the run and stays false, as there), at 2√n entries a row
  * instead of n.
  */
-function inverseCdf(g: GraphBuilder, cumulative: string, target: string, axis: 0 | 1): string {
+function inverseCdf(
+  g: GraphBuilder,
+  cumulative: string,
+  target: string,
+  axis: 0 | 1,
+  columns: string | null = null
+): string {
   const floor = g.op('Max', [target, g.scalarF32(MIN_TARGET)])
   const axes = g.constI64([axis])
   const below = (values: string): string =>
@@ -53,7 +59,9 @@ function inverseCdf(g: GraphBuilder, cumulative: string, target: string, axis: 0
     to: 7
   })
   const one = g.constI64([1])
-  const blockEnds = g.op('Slice', [cumulative, g.op('Sub', [size, one]), n, axes, size])
+  let blockEnds = g.op('Slice', [cumulative, g.op('Sub', [size, one]), n, axes, size])
+  // Each row's own column of a CDF laid out (V, S): a (√V, B) gather, never the whole CDF.
+  if (columns) blockEnds = g.op('Gather', [blockEnds, columns], { axis: 1 })
   const start = g.op('Min', [g.op('Mul', [below(blockEnds), size]), g.op('Sub', [n, size])])
   const range = g.op('Range', [
     g.scalarI64(0),
@@ -62,7 +70,16 @@ function inverseCdf(g: GraphBuilder, cumulative: string, target: string, axis: 0
   ])
   // Along `axis`, broadcast over the other one.
   const offsets = axis === 1 ? range : g.op('Unsqueeze', [range, g.constI64([1])])
-  const window = g.op('GatherElements', [cumulative, g.op('Add', [start, offsets])], { axis })
+  const at = g.op('Add', [start, offsets])
+  const window = columns
+    ? g.op('Gather', [
+        g.op('Reshape', [cumulative, g.constI64([-1])]),
+        g.op('Add', [
+          g.op('Mul', [at, g.op('Shape', [cumulative], { start: 1, end: 2 })]),
+          g.op('Unsqueeze', [columns, g.constI64([0])])
+        ])
+      ])
+    : g.op('GatherElements', [cumulative, at], { axis })
   return g.op('Min', [g.op('Add', [start, below(window)]), g.op('Sub', [n, one])])
 }
 
@@ -140,6 +157,51 @@ export function buildSampler(g: GraphBuilder, x: SamplerInputs): string {
   return g.op('If', [g.op('Equal', [x.temperature, g.scalarF32(0)])], {
     then_branch: idsBranch(g, 'greedy', (b) =>
       b.op('ArgMax', [x.logits], { axis: -1, keepdims: 0 })
+    ),
+    else_branch: idsBranch(g, 'sampled', sampled)
+  })
+}
+
+/** The decode role's first draw: rows sharing the logits of their source, no nucleus filtering. */
+export interface SharedSamplerInputs {
+  /** (S, V) float32 next-token logits, one row per source. */
+  logits: string
+  /** (B,) int64: row r draws from source index[r]. */
+  index: string
+  /** (B,) float32 uniforms in [0, 1]. */
+  uniforms: string
+  /** () float32; 0 = greedy. */
+  temperature: string
+}
+
+/**
+ * What `buildSampler` (no nucleus) draws for the B rows of `logits` gathered by `index`, with the
+ * softmax and the CDF computed once per source instead of once per row: the K rollouts of a
+ * position start from the same prefix logits. Row r's block search reads column index[r] of the
+ * (V, S) CDF; every value it compares is the one the gathered rows' CDF holds (the softmax and
+ * the column sums are row by row), so the ids are bit for bit `buildSampler`'s.
+ */
+export function buildSharedSampler(g: GraphBuilder, x: SharedSamplerInputs): string {
+  const safeT = g.op('Max', [x.temperature, g.scalarF32(1e-6)])
+  const draw = (b: GraphBuilder, scaled: string): string => {
+    const probs = b.op('Softmax', [scaled], { axis: -1 })
+    const cumulative = b.op('CumSum', [
+      b.op('Transpose', [probs], { perm: [1, 0] }),
+      b.scalarI64(0)
+    ])
+    const total = b.op('Gather', [lastOf(b, cumulative, 0), x.index], { axis: 1 })
+    const u = b.op('Unsqueeze', [x.uniforms, b.constI64([0])])
+    const ids = inverseCdf(b, cumulative, b.op('Mul', [u, total]), 0, x.index)
+    return b.op('Squeeze', [ids, b.constI64([0])])
+  }
+  const sampled = (b: GraphBuilder): string =>
+    b.op('If', [b.op('Equal', [safeT, b.scalarF32(1)])], {
+      then_branch: idsBranch(b, 'unscaled', (s) => draw(s, x.logits)),
+      else_branch: idsBranch(b, 'scaled', (s) => draw(s, s.op('Div', [x.logits, safeT])))
+    })
+  return g.op('If', [g.op('Equal', [x.temperature, g.scalarF32(0)])], {
+    then_branch: idsBranch(g, 'greedy', (b) =>
+      b.op('Gather', [b.op('ArgMax', [x.logits], { axis: -1, keepdims: 0 }), x.index])
     ),
     else_branch: idsBranch(g, 'sampled', sampled)
   })

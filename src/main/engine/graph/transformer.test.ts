@@ -91,11 +91,25 @@ describe('base graph structure', () => {
       nodes.filter(
         (n) => n.opType === 'Loop' && allNodes(bodyOf(n)).some((b) => b.output![0] === name)
       )
-    // Each layer's K and V by patch_index: nothing B·Np·d wide.
-    const kvGathers = nodes.filter((n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index')
+    // Each layer's K and V by patch_index, joined with the rows' own tokens: nothing B·Np·d wide.
+    const joined = new Set(nodes.filter((n) => n.opType === 'Concat').flatMap((n) => n.input!))
+    const kvGathers = nodes.filter(
+      (n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index' && joined.has(n.output![0]!)
+    )
     expect(kvGathers.length).toBe(2 * dims.layers)
-    // The prefix's last logits (one row per position) are gathered to the rows one chunk of
-    // patch_index at a time, inside the chunk loop of step 0 (not in the steps' loop).
+    // Step 0 draws from one CDF per position: the rows read their position's column of a CDF
+    // built from the prefix's (Bp, V) logits, outside every loop.
+    const sampleGathers = nodes.filter(
+      (n) => n.opType === 'Gather' && n.input?.[1] === 'patch_index' && !joined.has(n.output![0]!)
+    )
+    const fromCdf = sampleGathers.filter((n) => upstream(n.input![0]!, producer).includes('CumSum'))
+    expect(fromCdf.length).toBeGreaterThan(0)
+    for (const n of fromCdf) {
+      expect(upstream(n.input![0]!, producer)).toContain('Softmax')
+      expect(loopsAround(n.output![0]!)).toHaveLength(0)
+    }
+    // Beyond a chunk's worth of positions the prefix's last logits are gathered to the rows one
+    // chunk of patch_index at a time, inside the chunk loop of step 0 (not in the steps' loop).
     const logitGathers = nodes.filter(
       (n) =>
         n.opType === 'Gather' &&

@@ -12,7 +12,7 @@
  */
 import { ExternalWriter, GraphBuilder, encodeModel, type ExternalRef, type Weight } from './builder'
 import { buildGenerateRole, type DecoderKit } from '../generation/role'
-import { buildSampler } from '../generation/sampler'
+import { buildSampler, buildSharedSampler } from '../generation/sampler'
 import { checkArchSpec, preNormGptSpec, rotary, type ArchSpec } from '../arch/spec'
 import { archWeights, elementCount, layerWeightName, type WeightInfo } from '../arch/weights'
 import { ropeInverseFrequencies } from '../arch/rope'
@@ -41,11 +41,13 @@ import {
  * cache and carry only each row's own tokens; 7: the decode role unembeds and samples its rows in
  * chunks of at most DECODE_SAMPLE_ROWS, so one chunk's vocabulary-wide temporaries are alive at a
  * time; 8: decode rows laid out in runs of K per position attend to the prefix per position, never
- * copied to the rows, and every row's own cache grows by one token a step). Generated bundles
+ * copied to the rows, and every row's own cache grows by one token a step; 9: the tanh GELU written
+ * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding, and the
+ * decode's step 0 drawn from one CDF per position, the same ids). Generated bundles
  * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
  * before keeps the graph it was written with, which has the same inputs and outputs.
  */
-export const BASE_GRAPH_VERSION = 8
+export const BASE_GRAPH_VERSION = 9
 
 export const ROLE = {
   acts: 0,
@@ -322,6 +324,19 @@ function sampleInChunks(
   })
 }
 
+/** An If branch whose one output is `build`'s (B,) int64 ids. */
+function idsSubgraph(
+  g: GraphBuilder,
+  name: string,
+  build: (b: GraphBuilder) => string
+): ReturnType<GraphBuilder['toGraph']> {
+  const b = g.sub()
+  const ids = b.fresh(name)
+  b.opTo('Identity', [build(b)], [ids])
+  b.output(ids, 'int64')
+  return b.toGraph(g.fresh(name))
+}
+
 /** Rows start..end (1-D int64 bounds) of `x` along axis 0. */
 function rowSlice(g: GraphBuilder, x: string, start: string, end: string): string {
   return g.op('Slice', [x, start, end, g.constI64([0])])
@@ -370,20 +385,41 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     prefixKv.push({ k: r.k, v: r.v })
   }
   const hLast = g.op('Gather', [x, g.op('Sub', [p, g.scalarI64(1)])], { axis: 1 })
-  // The prefix's last logits, one row per position (Bp, V); each chunk gathers its rows' copies.
+  // The prefix's last logits, one row per position (Bp, V). Step 0 draws every row from its
+  // position's CDF, computed once per position, while the Bp positions' vocabulary-wide tensors
+  // are no more than a chunk's; beyond that (few rollouts per position) each chunk gathers its
+  // rows' copies. The ids are the same either way (buildSharedSampler).
   const zPrefix = logits(g, c, hLast, SOFTCAP_ROLES.decode)
   const u0 = g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 })
+  const perPositionDraw = g.op('LessOrEqual', [
+    scalarDim(g, 'patch_vectors', 0),
+    g.scalarI64(DECODE_SAMPLE_ROWS)
+  ])
   const first = forcedOr(
     g,
     g.scalarI64(0),
-    sampleInChunks(g, (b, start, end) =>
-      buildSampler(b, {
-        logits: b.op('Gather', [zPrefix, rowSlice(b, 'patch_index', start, end)], { axis: 0 }),
-        uniforms: rowSlice(b, u0, start, end),
-        temperature: 'temperature',
-        topP: null
-      })
-    )
+    g.op('If', [perPositionDraw], {
+      then_branch: idsSubgraph(g, 'first_by_position', (b) =>
+        buildSharedSampler(b, {
+          logits: zPrefix,
+          index: 'patch_index',
+          uniforms: u0,
+          temperature: 'temperature'
+        })
+      ),
+      else_branch: idsSubgraph(g, 'first_by_row', (b) =>
+        sampleInChunks(b, (cb, start, end) =>
+          buildSampler(cb, {
+            logits: cb.op('Gather', [zPrefix, rowSlice(cb, 'patch_index', start, end)], {
+              axis: 0
+            }),
+            uniforms: rowSlice(cb, u0, start, end),
+            temperature: 'temperature',
+            topP: null
+          })
+        )
+      )
+    })
   )
   const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
 
