@@ -16,7 +16,7 @@ import { analysisRolesModel } from './graph/roleSubset'
 import { ortWords, Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
-import { collectGarbage } from '../platform/heap'
+import { collectGarbage, collectsAfterParsing } from '../platform/heap'
 import { createLogger } from '../platform/logger'
 
 const log = createLogger('engine')
@@ -212,6 +212,8 @@ export async function openGroupParts(
   }
   let bundle: ValidatedBundle
   let tokenizer: TextTokenizer
+  // The tokenizer.json this load parsed (none from the host cache), for the collection at its end.
+  let parsedJsonBytes = 0
   if (cached) {
     hooks.onStage?.('reusing cached bundle', 0)
     bundle = cached.bundle
@@ -239,6 +241,10 @@ export async function openGroupParts(
       bundle.tokenizerConfigFile,
       bundle.manifest.conventions.bosTokenId,
       bundle.manifest.base.vocabSize
+    )
+    parsedJsonBytes = await fs.stat(bundle.tokenizerFile).then(
+      (st) => st.size,
+      () => Number.POSITIVE_INFINITY
     )
   }
   const sessions: Session[] = []
@@ -288,7 +294,8 @@ export async function openGroupParts(
     }
     // The parsed tokenizer.json is garbage now, and the analysis that follows allocates too little
     // on the JavaScript heap for V8 to collect it before the first batch's peak (platform/heap.ts).
-    if (!cached) collectGarbage()
+    // A small one is not worth the blocking collection (a replica's load waits for it).
+    if (collectsAfterParsing(parsedJsonBytes)) collectGarbage()
     hooks.onStage?.('ready', 1)
     hooks.onCacheResult?.({ ...ctx.result })
     return {

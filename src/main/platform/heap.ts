@@ -33,6 +33,21 @@ function findGc(): (() => void) | null {
 }
 
 /** Runs a full, blocking collection; false where this runtime offers no way to ask for one. */
+/**
+ * JSON of at least this size parsed by a load makes garbage worth a blocking collection. A full
+ * collection costs tens of ms whatever the garbage (22–29 ms CPU in a worker holding the demo
+ * group, whose tokenizer.json is 3.5 kB): under this size it frees next to nothing and only
+ * delays the load, which for a replica is time its device does no work (docs/benchmarks.md,
+ * "Devices"). Every real model's tokenizer is above it (GPT-2's 1.4 MB, Qwen3's 11 MB, Gemma-3's
+ * 33 MB), so their loads still collect.
+ */
+export const COLLECT_AFTER_PARSING_BYTES = 1024 * 1024
+
+/** Whether a load that parsed `parsedJsonBytes` of JSON should end with a full collection. */
+export function collectsAfterParsing(parsedJsonBytes: number): boolean {
+  return parsedJsonBytes >= COLLECT_AFTER_PARSING_BYTES
+}
+
 export function collectGarbage(): boolean {
   if (fullGc === undefined) fullGc = findGc()
   if (!fullGc) return false
