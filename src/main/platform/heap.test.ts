@@ -21,7 +21,9 @@ describe('collectGarbage', () => {
 describe('collectsAfterParsing', () => {
   it.each([
     ['nothing parsed', 0, false],
-    ["the demo's 3.5 kB tokenizer.json", 3_569, false],
+    ["the demo's 3.5 kB tokenizer.json alone", 3_569, false],
+    ["the demo's tokenizer.json and its 1.8 MB graph validated", 3_569 + 1_775_684, true],
+    ['a file that could not be measured', Number.POSITIVE_INFINITY, true],
     ['just under the threshold', COLLECT_AFTER_PARSING_BYTES - 1, false],
     ['at the threshold', COLLECT_AFTER_PARSING_BYTES, true],
     ["GPT-2's 1.4 MB tokenizer.json", 1_355_256, true],
