@@ -565,7 +565,7 @@ describe('decode role: rows sampled in chunks', () => {
     const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
     try {
       const base = new BaseModel(session, d)
-      // 150 rows: two chunks of 75 (DECODE_SAMPLE_ROWS = 128); sub-batches of 30 rows: one each.
+      // 150 rows: three chunks of 50 (DECODE_SAMPLE_ROWS = 64); sub-batches of 30 rows: one each.
       const rows = 150
       const positions = 5
       const np = 2

@@ -45,8 +45,7 @@ import {
  * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding, and the
  * decode's step 0 drawn from one CDF per position, the same ids; 10: the decode draws each later
  * token at the start of the step loop's next iteration, the last one after the loop, so one copy
- * of the rows' caches is alive while it samples, and unembeds DECODE_SAMPLE_ROWS = 128 rows at a
- * time, the same ids). Generated bundles
+ * of the rows' caches is alive while it samples, the same ids). Generated bundles
  * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
  * before keeps the graph it was written with, which has the same inputs and outputs.
  */
@@ -285,11 +284,11 @@ function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
  * Most decoder rows the decode role unembeds and samples at once. The vocabulary-wide tensors of a
  * draw (logits, probabilities, their transpose, the CDF: several B × V floats, 268 MB each for 256
  * rows of a 262k vocabulary) then exist for one chunk at a time (docs/benchmarks.md "At real
- * shapes", memory). Each chunk's unembedding reads the whole (V, d) table once (ONNX Runtime packs
- * the tied table as the product's right operand on every call), so fewer, larger chunks read it
- * fewer times a step: 128 rows take 0.75–0.8× the time of twice 64.
+ * shapes", memory). Each chunk's unembedding packs the whole tied (V, d) table again, so larger
+ * chunks would be faster (128 rows: 0.75–0.8× the time of twice 64), but at Gemma-3's vocabulary
+ * their temporaries raised the analysis' peak by 0.12–0.16 GB (same section, graph 10).
  */
-export const DECODE_SAMPLE_ROWS = 128
+export const DECODE_SAMPLE_ROWS = 64
 
 /**
  * The decode role's (B,) ids for one step, sampled in ⌈B / DECODE_SAMPLE_ROWS⌉ chunks of even
