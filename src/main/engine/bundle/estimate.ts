@@ -48,9 +48,11 @@ export const EMBEDDING_TABLE_SHARE = 0.5
 export const WEIGHT_OVERHEAD = 1.1
 
 /**
- * Copies of each decoder row's own explanation-token cache (T − 1 slots per layer) alive in a
- * decode step: the loop-carried slots and the step's rewrite of them (graph/transformer.ts
- * `roleDecode`). The prefix cache is not among them: it is held once per position.
+ * Copies of each decoder row's own explanation-token cache (T − 1 slots per layer) alive at the
+ * end of a decode step: the loop-carried slots and the step's rewrite of them (graph/transformer.ts
+ * `decodeSteps`). The sampler runs at the start of the next step, beside one copy only, so the
+ * peak is one copy plus the larger of the second copy and the sampler's temporaries. The prefix
+ * cache is not among them: it is held once per position.
  */
 const OWN_KV_COPIES = 2
 /**
@@ -95,11 +97,11 @@ export function batchWorkspaceBytes(
   const positions = Math.ceil(rows / DEFAULT_BEST_OF_K)
   for (const l of lenses) {
     const context = l.prefixRows + l.tokens - 1
-    const decode =
-      positions * l.prefixRows * kvPerToken +
-      rows * (l.tokens - 1) * kvPerToken * OWN_KV_COPIES +
-      rows * context * (kvPerToken / base.layers) * STEP_KV_COPIES +
-      Math.min(rows, DECODE_SAMPLE_ROWS) * base.vocabSize * 4 * LOGIT_COPIES
+    const ownCopy = rows * (l.tokens - 1) * kvPerToken
+    const stepEnd =
+      ownCopy * (OWN_KV_COPIES - 1) + rows * context * (kvPerToken / base.layers) * STEP_KV_COPIES
+    const sampling = Math.min(rows, DECODE_SAMPLE_ROWS) * base.vocabSize * 4 * LOGIT_COPIES
+    const decode = positions * l.prefixRows * kvPerToken + ownCopy + Math.max(stepEnd, sampling)
     // The encoder runs every row's whole input at once: a few d-wide activations per token.
     const encode = rows * (l.encoderRows + l.tokens) * base.hiddenSize * 4 * 8
     worst = Math.max(worst, decode, encode)

@@ -120,21 +120,28 @@ describe('base graph structure', () => {
     expect(producer.get(logitGathers[0]!.input![0]!)?.opType).toBe('MatMul')
     const aroundFirst = loopsAround(logitGathers[0]!.output![0]!)
     expect(aroundFirst).toHaveLength(1)
-    // Every later step unembeds a chunk of its rows (a Slice) inside a chunk loop in the step; the
-    // steps come twice, attending to the prefix per position (rows in runs of K) or gathered.
+    // Every later token is drawn at the start of the step loop's next iteration, from the rows the
+    // iteration before left (a loop-carried input, sliced into chunks inside a chunk loop), so the
+    // sampler meets one copy of the rows' caches; the steps come twice, attending to the prefix
+    // per position (rows in runs of K) or gathered. The last token is drawn after the loop.
     const stepUnembeds = nodes.filter(
       (n) =>
         n.opType === 'MatMul' &&
         n.input?.[1] === 'unembed' &&
         producer.get(n.input[0]!)?.opType === 'Slice'
     )
-    expect(stepUnembeds).toHaveLength(2)
-    const stepLoops = stepUnembeds.map((u) => {
-      const around = loopsAround(u.output![0]!)
-      expect(around).toHaveLength(2)
+    expect(stepUnembeds).toHaveLength(3)
+    const aroundUnembeds = stepUnembeds.map((u) => loopsAround(u.output![0]!))
+    expect(aroundUnembeds.map((a) => a.length).sort()).toEqual([1, 2, 2])
+    const stepLoops = stepUnembeds.flatMap((u, i) => {
+      const around = aroundUnembeds[i]!
+      if (around.length === 1) return []
       expect(around).not.toContain(aroundFirst[0])
-      return around[0]!
+      const sliced = producer.get(u.input![0]!)!.input![0]
+      expect(sliced).toBe(bodyOf(around[0]!).input![2]!.name)
+      return [around[0]!]
     })
+    expect(new Set(stepLoops).size).toBe(2)
     // Gathered: the prefix's K/V are gathered per layer inside the step, straight into that step's
     // attention (a transient), never into the loop-carried cache.
     const loops = loopsAround(kvGathers[0]!.output![0]!)

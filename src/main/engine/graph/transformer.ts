@@ -43,11 +43,13 @@ import {
  * time; 8: decode rows laid out in runs of K per position attend to the prefix per position, never
  * copied to the rows, and every row's own cache grows by one token a step; 9: the tanh GELU written
  * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding, and the
- * decode's step 0 drawn from one CDF per position, the same ids). Generated bundles
+ * decode's step 0 drawn from one CDF per position, the same ids; 10: the decode draws each later
+ * token at the start of the step loop's next iteration, the last one after the loop, so one copy
+ * of the rows' caches is alive while it samples, the same ids). Generated bundles
  * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
  * before keeps the graph it was written with, which has the same inputs and outputs.
  */
-export const BASE_GRAPH_VERSION = 9
+export const BASE_GRAPH_VERSION = 10
 
 export const ROLE = {
   acts: 0,
@@ -282,7 +284,9 @@ function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
  * Most decoder rows the decode role unembeds and samples at once. The vocabulary-wide tensors of a
  * draw (logits, probabilities, their transpose, the CDF: several B × V floats, 268 MB each for 256
  * rows of a 262k vocabulary) then exist for one chunk at a time (docs/benchmarks.md "At real
- * shapes", memory).
+ * shapes", memory). Each chunk's unembedding packs the whole tied (V, d) table again, so larger
+ * chunks would be faster (128 rows: 0.75–0.8× the time of twice 64), but at Gemma-3's vocabulary
+ * their temporaries raised the analysis' peak by 0.12–0.16 GB (same section, graph 10).
  */
 export const DECODE_SAMPLE_ROWS = 64
 
@@ -421,11 +425,11 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
       )
     })
   )
-  const firstRow = g.op('Unsqueeze', [first, g.constI64([0])])
 
-  // Steps 1..T−1, one token each (decodeSteps). When the rows come in runs of K per position, as
-  // best-of-K lays them out (row r continues position ⌊r / K⌋, B = Bp·K), they attend to the
-  // prefix per position; any other layout gathers the prefix to the rows one layer at a time.
+  // Tokens 0..T−2 through the blocks (decodeSteps), each drawn as its iteration starts. When the
+  // rows come in runs of K per position, as best-of-K lays them out (row r continues position
+  // ⌊r / K⌋, B = Bp·K), they attend to the prefix per position; any other layout gathers the
+  // prefix to the rows one layer at a time.
   const more = g.op('Sub', [steps, g.scalarI64(1)])
   const b = scalarDim(g, 'patch_index', 0)
   // Both divisors at least 1: an integer division by zero would stop the process, not fail a run.
@@ -438,17 +442,27 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
     g.op('Equal', [g.op('ReduceSum', [offRun], { keepdims: 0 }), g.scalarI64(0)])
   ])
   const steps1 = (grouped: boolean): GraphBuilder =>
-    decodeSteps(g, c, { prefixKv, first, firstRow, more, p, grouped })
+    decodeSteps(g, c, { prefixKv, first, more, p, grouped })
   const loopBranch = g.sub()
-  const chosen = loopBranch.fresh('ids')
-  loopBranch.opTo('If', [inRuns], [chosen], {
+  const [drawn, hnLast] = [loopBranch.fresh('ids'), loopBranch.fresh('hn_last')]
+  loopBranch.opTo('If', [inRuns], [drawn, hnLast], {
     then_branch: steps1(true).toGraph('decode_steps_by_position'),
     else_branch: steps1(false).toGraph('decode_steps_gathered')
   })
-  loopBranch.output(chosen, 'int64')
+  // The last token, drawn after the loop from the last step's final-normed rows: the loop's caches
+  // are gone by then.
+  const lastId = forcedOr(loopBranch, more, sampleRows(loopBranch, c, hnLast, more))
+  const all = loopBranch.fresh('ids_all')
+  loopBranch.opTo(
+    'Concat',
+    [drawn, loopBranch.op('Unsqueeze', [lastId, loopBranch.constI64([0])])],
+    [all],
+    { axis: 0 }
+  )
+  loopBranch.output(all, 'int64')
   const onlyFirst = g.sub()
   const alone = onlyFirst.fresh('ids')
-  onlyFirst.opTo('Identity', [firstRow], [alone])
+  onlyFirst.opTo('Unsqueeze', [first, onlyFirst.constI64([0])], [alone])
   onlyFirst.output(alone, 'int64')
   const ids = g.op('If', [g.op('Greater', [more, g.scalarI64(0)])], {
     then_branch: loopBranch.toGraph('decode_steps'),
@@ -457,16 +471,33 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   return [g.constF32([], [0]), g.op('Transpose', [ids], { perm: [1, 0] })]
 }
 
+/** The (B,) ids at `step` (scalar int64 ≥ 1) drawn from the final-normed rows hn (B, d). */
+function sampleRows(g: GraphBuilder, c: ArchCtx, hn: string, step: string): string {
+  const u = g.op('Gather', ['uniforms', step], { axis: 1 })
+  return sampleInChunks(g, (b, start, end) =>
+    buildSampler(b, {
+      logits: unembed(b, c, rowSlice(b, hn, start, end), SOFTCAP_ROLES.decode),
+      uniforms: rowSlice(b, u, start, end),
+      temperature: 'temperature',
+      topP: null
+    })
+  )
+}
+
 /**
- * The decode role's steps 1..T−1 as a branch whose output is the (T, B) ids, step 0's first. Each
- * row carries only its own tokens' keys and values, one more each step, and attends to its
- * position's prefix cache (`prefixKv`, Bp rows, loop-invariant) before them: `grouped` through
- * one product per position (the rows in runs of K, see `prefixedCache`), else gathered to the rows
- * for one layer at a time. No row holds a copy of the prefix between layers. The gathered way
- * attends to exactly the growing cache [prefix ; tokens] of graph versions 5–7, so its ids are
- * bit for bit those; the grouped way sums the prefix's and the tokens' shares of each attention
- * output separately, which rounds differently in the last place (docs/benchmarks.md "At real
- * shapes").
+ * The decode role's steps as a branch with two outputs: the (T − 1, B) ids of steps 0..T−2 and the
+ * final-normed rows (B, d) the last token is drawn from. Iteration j first draws token j (step 0's
+ * `first`, else from the rows iteration j − 1 left), then runs it through the blocks. Drawing at
+ * the start of an iteration, not at the end of the previous one, means the sampler's
+ * vocabulary-wide temporaries meet one copy of the rows' caches (the iteration's inputs) instead
+ * of two (inputs and the step's new ones). Each row carries only its own tokens' keys and values,
+ * one more each step, and attends to its position's prefix cache (`prefixKv`, Bp rows,
+ * loop-invariant) before them: `grouped` through one product per position (the rows in runs of K,
+ * see `prefixedCache`), else gathered to the rows for one layer at a time. No row holds a copy of
+ * the prefix between layers. The gathered way attends to exactly the growing cache [prefix ;
+ * tokens] of graph versions 5–7, so its ids are bit for bit those; the grouped way sums the
+ * prefix's and the tokens' shares of each attention output separately, which rounds differently in
+ * the last place (docs/benchmarks.md "At real shapes").
  */
 function decodeSteps(
   outer: GraphBuilder,
@@ -474,7 +505,6 @@ function decodeSteps(
   a: {
     prefixKv: Kv[]
     first: string
-    firstRow: string
     more: string
     p: string
     grouped: boolean
@@ -493,15 +523,31 @@ function decodeSteps(
   const body = branch.sub()
   const iter = body.input(body.fresh('iter'), 'int64', [])
   const condIn = body.input(body.fresh('cond_in'), 'bool', [])
-  const idIn = body.input(body.fresh('id_in'), 'int64', null)
+  const hnIn = body.input(body.fresh('hn_in'), 'float32', null)
   const offset = body.input(body.fresh('offset'), 'int64', [])
   const ownK = a.prefixKv.map((_, l) => body.input(body.fresh(`sk${l}`), 'float32', null))
   const ownV = a.prefixKv.map((_, l) => body.input(body.fresh(`sv${l}`), 'float32', null))
+  const drawnHere = body.sub()
+  const fromRows = drawnHere.fresh('id')
+  drawnHere.opTo(
+    'Identity',
+    [forcedOr(drawnHere, iter, sampleRows(drawnHere, c, hnIn, iter))],
+    [fromRows]
+  )
+  drawnHere.output(fromRows, 'int64')
+  const drawnBefore = body.sub()
+  const firstId = drawnBefore.fresh('id')
+  drawnBefore.opTo('Identity', [a.first], [firstId])
+  drawnBefore.output(firstId, 'int64')
+  const id = body.op('If', [body.op('Equal', [iter, body.scalarI64(0)])], {
+    then_branch: drawnBefore.toGraph(body.fresh('decode_first')),
+    else_branch: drawnHere.toGraph(body.fresh('decode_draw'))
+  })
   const step = beginPass(body, c, offset, body.scalarI64(1))
   let y = addPositions(
     body,
     c,
-    embedIds(body, c, body.op('Unsqueeze', [idIn, body.constI64([1])])),
+    embedIds(body, c, body.op('Unsqueeze', [id, body.constI64([1])])),
     step.rows
   )
   const newK: string[] = []
@@ -514,26 +560,11 @@ function decodeSteps(
     newK.push(r.k)
     newV.push(r.v)
   }
-  // The final norm over all rows at once (row by row, B × d), the unembedding per chunk.
+  // The final norm over all rows at once (row by row, B × d); the next iteration unembeds.
   const hn = finalNorm(body, c, body.op('Squeeze', [y, body.constI64([1])]))
-  const u = body.op('Gather', ['uniforms', body.op('Add', [iter, body.scalarI64(1)])], {
-    axis: 1
-  })
-  const id = forcedOr(
-    body,
-    body.op('Add', [iter, body.scalarI64(1)]),
-    sampleInChunks(body, (b, start, end) =>
-      buildSampler(b, {
-        logits: unembed(b, c, rowSlice(b, hn, start, end), SOFTCAP_ROLES.decode),
-        uniforms: rowSlice(b, u, start, end),
-        temperature: 'temperature',
-        topP: null
-      })
-    )
-  )
-  const outputs: [string, 'bool' | 'int64', string][] = [
+  const outputs: [string, 'bool' | 'int64' | 'float32', string][] = [
     [condIn, 'bool', 'cond_out'],
-    [id, 'int64', 'id_carried'],
+    [hn, 'float32', 'hn_out'],
     [body.op('Add', [offset, body.scalarI64(1)]), 'int64', 'offset_out']
   ]
   for (const [value, type, hint] of outputs) {
@@ -552,7 +583,8 @@ function decodeSteps(
     [
       a.more,
       '',
-      a.first,
+      // Not read: iteration 0 draws step 0's ids, not from these rows.
+      branch.constF32([0], [1, 1]),
       a.p,
       ...a.prefixKv.map(() => noTokens),
       ...a.prefixKv.map(() => noTokens)
@@ -560,9 +592,11 @@ function decodeSteps(
     carried + 1,
     { body: body.toGraph('decode_step') }
   )
-  const joined = branch.fresh('ids')
-  branch.opTo('Concat', [a.firstRow, outs[carried]!], [joined], { axis: 0 })
-  branch.output(joined, 'int64')
+  const [ids, hnLast] = [branch.fresh('ids'), branch.fresh('hn_last')]
+  branch.opTo('Identity', [outs[carried]!], [ids])
+  branch.opTo('Identity', [outs[0]!], [hnLast])
+  branch.output(ids, 'int64')
+  branch.output(hnLast, 'float32')
   return branch
 }
 
