@@ -18,7 +18,7 @@ export interface ExplainContext {
   parts: GroupParts
   lens: LensRuntime
   opts: AnalyzeOptions
-  /** Encoder rows per graph run (the analysis's rows budget). */
+  /** The analysis's rows budget: at most this many encoder rows per graph run (`encoderRunRows`). */
   rowsBudget: number
   /** The analysed text's ids (the current token of a position is `textIds[position]`). */
   textIds: readonly number[]
