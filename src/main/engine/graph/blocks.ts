@@ -255,18 +255,22 @@ function appendTo(past?: Kv): CacheStep {
 
 /**
  * The lens decode's steps: each row's own tokens (`own`, (B, KV, i, dh), growing by one a step)
- * after a prefix held once per position (`prefix`, (Bp, KV, P, dh)). With `index` (int64 (B,): row
+ * after a prefix held once per position (`prefix`, (Bp, KV, P, dh)); the encoder's rows, with no
+ * tokens of their own before this pass (`own` null), after the one prefix of the whole batch
+ * (Bp = 1, every row in one run). With `index` (int64 (B,): row
  * r continues position index[r]) the prefix is gathered to the rows for this layer only, a
  * transient, and joined with the row's tokens: exactly the growing cache [prefix ; tokens so far].
  * Without it the B = Bp·K rows come in runs of K per position and attend to the prefix through
  * one product per position (`shared`), never copying it to the rows.
  */
-export function prefixedCache(prefix: Kv, own: Kv, index: string | null): CacheStep {
+export function prefixedCache(prefix: Kv, own: Kv | null, index: string | null): CacheStep {
   return (g, kNew, vNew) => {
-    const keep = {
-      k: g.op('Concat', [own.k, kNew], { axis: 2 }),
-      v: g.op('Concat', [own.v, vNew], { axis: 2 })
-    }
+    const keep = own
+      ? {
+          k: g.op('Concat', [own.k, kNew], { axis: 2 }),
+          v: g.op('Concat', [own.v, vNew], { axis: 2 })
+        }
+      : { k: kNew, v: vNew }
     if (index === null) return { attend: keep, keep, shared: prefix }
     const withPrefix = (p: string, o: string): string =>
       g.op('Concat', [g.op('Gather', [p, index], { axis: 0 }), o], { axis: 2 })
