@@ -365,6 +365,17 @@ describe.each(CASES)('against the independent reference: $name', (c) => {
         }
       }
     }
+    // The role reads the last row after the prefix: a row with none is refused, not guessed at.
+    await expect(
+      base.encode({
+        prefix: rng.normals(2 * d, 1),
+        prefixRows: 2,
+        ids: new Int32Array(0),
+        rows: 1,
+        idsPerRow: 0,
+        layer: 0
+      })
+    ).rejects.toThrow(/at least one id or suffix row/)
   })
 
   it('KL(P‖Q) with replaced residuals (KL role)', async () => {

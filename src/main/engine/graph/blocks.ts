@@ -196,21 +196,25 @@ function ropeFor(
 
 /**
  * The pass over rows offset..offset+s−1 attending to columns 0..offset+s−1: one additive mask per
- * sliding window (masked: j > i, or j ≤ i − w) and the rotary tables; also returns the rows.
+ * sliding window (masked: j > i, or j ≤ i − w) and the rotary tables; also returns the rows. With
+ * `colsFrom` (an int64 scalar ≤ 0) the columns start there instead, and columns j < 0 (keys of
+ * rows that stand in for an empty prefix) are masked for every row.
  */
 export function beginPass(
   g: GraphBuilder,
   c: ArchCtx,
   offset: string,
-  s: string
+  s: string,
+  colsFrom?: string
 ): { pass: Pass; rows: string } {
   const one = g.scalarI64(1)
   const end = g.op('Add', [offset, s])
   const rows = g.op('Range', [offset, end, one])
-  const cols = g.op('Range', [g.scalarI64(0), end, one])
+  const cols = g.op('Range', [colsFrom ?? g.scalarI64(0), end, one])
   const colsRow = g.op('Unsqueeze', [cols, g.constI64([0])])
   const rowsCol = g.op('Unsqueeze', [rows, g.constI64([1])])
-  const future = g.op('Greater', [colsRow, rowsCol])
+  let future = g.op('Greater', [colsRow, rowsCol])
+  if (colsFrom) future = g.op('Or', [future, g.op('Less', [colsRow, g.scalarI64(0)])])
   const masks = new Map<number | null, string>()
   const gq = groups(c.spec)
   for (const window of windowsOf(c.spec)) {

@@ -201,85 +201,45 @@ function roleActs(g: GraphBuilder, c: ArchCtx): [string, string] {
  * Role encode: rows [prefix_embeds | E[ids]·scale | suffix_embeds], last row += last_add, at
  * positions 0..n−1; output the residual after block `layer` at the last position, (B, d). The
  * prefix is the same for every row and causally before the rest, so its hidden states and keys and
- * values are the same in every row: it runs once for the batch (`encodeAfterPrefix`). With no
- * prefix, or no rows after it, the rows run whole (`encodeWhole`).
+ * values are the same in every row: the P prefix rows pass once for the batch as one (1, P)
+ * sequence through blocks 0..layer, and the B rows' m = ids + suffix rows, at positions
+ * P..P+m−1, attend in each block to that one prefix's keys and values (one product for the whole
+ * batch, the rows in one run: `prefixedCache` with Bp = 1, never copied to the rows) and then to
+ * their own causal keys. The prefix's and the rows' shares of each attention output are summed
+ * separately, so the result rounds differently in the last place from running every row whole
+ * (graph versions ≤ 9; docs/benchmarks.md "At real shapes"). With no prefix (P = 0) one zero row
+ * stands in for it, its keys masked for every row, so it adds exactly nothing. m ≥ 1 (the host
+ * checks it: BaseModel.encode).
  */
 function roleEncode(g: GraphBuilder, c: ArchCtx): [string, string] {
-  const rowsAfter = g.op('Add', [scalarDim(g, 'ids', 1), scalarDim(g, 'suffix_embeds', 0)])
-  const split = g.op('And', [
-    g.op('Greater', [scalarDim(g, 'prefix_embeds', 0), g.scalarI64(0)]),
-    g.op('Greater', [rowsAfter, g.scalarI64(0)])
+  const d = c.spec.hiddenSize
+  const p = scalarDim(g, 'prefix_embeds', 0)
+  // max(P, 1) prefix rows: prefix_embeds, or one zero row in place of an empty prefix.
+  const held = g.op('Max', [p, g.scalarI64(1)])
+  const prefix = g.op('Slice', [
+    g.op('Concat', ['prefix_embeds', g.constF32(new Array<number>(d).fill(0), [1, d])], {
+      axis: 0
+    }),
+    g.constI64([0]),
+    g.op('Unsqueeze', [held, g.constI64([0])]),
+    g.constI64([0])
   ])
-  const branchOf = (name: string, build: (b: GraphBuilder) => string) => {
-    const b = g.sub()
-    const out = b.fresh(name)
-    b.opTo('Identity', [build(b)], [out])
-    b.output(out, 'float32')
-    return b.toGraph(g.fresh(name))
-  }
-  const hidden = g.op('If', [split], {
-    then_branch: branchOf('encode_after_prefix', (b) => encodeAfterPrefix(b, c)),
-    else_branch: branchOf('encode_whole', (b) => encodeWhole(b, c))
-  })
-  return [hidden, g.constI64([], [0])]
-}
-
-/** (B, r, d) copies of the (r, d) rows `x` for the B rows of `ids`, a broadcast view. */
-function perRow(g: GraphBuilder, c: ArchCtx, x: string): string {
-  return g.op('Expand', [
-    g.op('Unsqueeze', [x, g.constI64([0])]),
-    g.op('Concat', [dim(g, 'ids', 0), dim(g, x, 0), g.constI64([c.spec.hiddenSize])], { axis: 0 })
+  const suffix = g.op('Expand', [
+    g.op('Unsqueeze', ['suffix_embeds', g.constI64([0])]),
+    g.op('Concat', [dim(g, 'ids', 0), dim(g, 'suffix_embeds', 0), g.constI64([d])], { axis: 0 })
   ])
-}
-
-/** (rows, d) additive term: `last_add` on the row whose absolute position is `last`, 0 elsewhere. */
-function lastRowAdd(g: GraphBuilder, rows: string, last: string): string {
-  const isLast = g.op('Cast', [g.op('Equal', [rows, last])], { to: 1 })
-  return g.op('Mul', [
+  const rowsIn = g.op('Concat', [embedIds(g, c, 'ids'), suffix], { axis: 1 })
+  const m = scalarDim(g, rowsIn, 1)
+  const before = beginPass(g, c, g.scalarI64(0), held)
+  let xp = addPositions(g, c, g.op('Unsqueeze', [prefix, g.constI64([0])]), before.rows)
+  const after = beginPass(g, c, p, m, g.op('Sub', [p, held]))
+  const lastAbs = g.op('Sub', [g.op('Add', [p, m]), g.scalarI64(1)])
+  const isLast = g.op('Cast', [g.op('Equal', [after.rows, lastAbs])], { to: 1 })
+  const addLast = g.op('Mul', [
     g.op('Unsqueeze', [isLast, g.constI64([1])]),
     g.op('Unsqueeze', ['last_add', g.constI64([0])])
   ])
-}
-
-/** The encoder with every row whole: B × (P + m) rows through blocks 0..layer. */
-function encodeWhole(g: GraphBuilder, c: ArchCtx): string {
-  const rowsIn = g.op(
-    'Concat',
-    [perRow(g, c, 'prefix_embeds'), embedIds(g, c, 'ids'), perRow(g, c, 'suffix_embeds')],
-    { axis: 1 }
-  )
-  const n = scalarDim(g, rowsIn, 1)
-  const { pass, rows } = beginPass(g, c, g.scalarI64(0), n)
-  const last = g.op('Sub', [n, g.scalarI64(1)])
-  let x = addPositions(g, c, g.op('Add', [rowsIn, lastRowAdd(g, rows, last)]), rows)
-  for (let l = 0; l < c.spec.layers; l++) {
-    const cond = g.op('LessOrEqual', [g.scalarI64(l), 'layer'])
-    const xIn = x
-    x = ifLayer(g, cond, xIn, (sb) => block(sb, c, l, xIn, pass).x)
-  }
-  return g.op('Gather', [x, last], { axis: 1 })
-}
-
-/**
- * The encoder with its prefix once for the batch: the P prefix rows pass as one (1, P) sequence
- * through blocks 0..layer, and the B rows' m = ids + suffix rows, at positions P..P+m−1, attend
- * in each block to that one prefix's keys and values (one product for the whole batch, the rows in
- * one run: `prefixedCache` with Bp = 1, never copied to the rows) and then to their own causal
- * keys. The prefix's and the rows' shares of each attention output are summed separately, so the
- * result rounds differently in the last place from `encodeWhole` (docs/benchmarks.md "At real
- * shapes").
- */
-function encodeAfterPrefix(g: GraphBuilder, c: ArchCtx): string {
-  const p = scalarDim(g, 'prefix_embeds', 0)
-  const rowsIn = g.op('Concat', [embedIds(g, c, 'ids'), perRow(g, c, 'suffix_embeds')], {
-    axis: 1
-  })
-  const m = scalarDim(g, rowsIn, 1)
-  const before = beginPass(g, c, g.scalarI64(0), p)
-  let xp = addPositions(g, c, g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]), before.rows)
-  const after = beginPass(g, c, p, m)
-  const lastAbs = g.op('Sub', [g.op('Add', [p, m]), g.scalarI64(1)])
-  let x = addPositions(g, c, g.op('Add', [rowsIn, lastRowAdd(g, after.rows, lastAbs)]), after.rows)
+  let x = addPositions(g, c, g.op('Add', [rowsIn, addLast]), after.rows)
   for (let l = 0; l < c.spec.layers; l++) {
     const cond = g.op('LessOrEqual', [g.scalarI64(l), 'layer'])
     const [xpIn, xIn] = [xp, x]
@@ -289,7 +249,8 @@ function encodeAfterPrefix(g: GraphBuilder, c: ArchCtx): string {
       return [pre.x, cachedBlock(sb, c, l, xIn, after.pass, cache).x]
     }) as [string, string]
   }
-  return g.op('Gather', [x, g.op('Sub', [m, g.scalarI64(1)])], { axis: 1 })
+  const hidden = g.op('Gather', [x, g.op('Sub', [m, g.scalarI64(1)])], { axis: 1 })
+  return [hidden, g.constI64([], [0])]
 }
 
 /** Role logit lens: vectors (R, d) → final norm → unembed → top `top_k` ids (R, k). */
