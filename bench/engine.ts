@@ -64,17 +64,27 @@ function analysisFlops(): number {
   const prefill = blockFlops(P, (P + 1) / 2, nL, d, f) + 2 * d * V
   const steps = (T - 1) * (blockFlops(1, P + T / 2, nL, d, f) + 2 * d * V)
   const decode = S * prefill + rows * steps
-  const n = Pe + T
-  const encodeRow = blockFlops(n, (n + 1) / 2, lensLayer + 1, d, f) + 2 * d * d
-  const encode = rows * encodeRow
-  const salience = S * T * encodeRow
+  // Encoder: per call of the encode role (a batch's rows, at most 256), the prefix once, then every
+  // row's T rows after it, attending to the prefix and their own causal keys.
+  const encodeCall = (n: number): number =>
+    blockFlops(Pe, (Pe + 1) / 2, lensLayer + 1, d, f) +
+    n * (blockFlops(T, Pe + (T + 1) / 2, lensLayer + 1, d, f) + 2 * d * d)
+  const encodeRows = (n: number): number => {
+    let total = 0
+    for (let start = 0; start < n; start += 256) total += encodeCall(Math.min(256, n - start))
+    return total
+  }
   const projection = S * 2 * d * spec.patchLayers * d
   // KL: per batch an unmodified pass over the prefix up to the batch's last position (all
   // layers + unembedding of every row), then one replaced row per position.
   const perBatch = Math.max(1, Math.floor(256 / K))
   let kl = 0
+  let encode = 0
+  let salience = 0
   for (let start = 0; start < S; start += perBatch) {
     const len = Math.min(S, start + perBatch)
+    encode += encodeRows((len - start) * K)
+    salience += encodeRows((len - start) * T)
     kl += blockFlops(len, (len + 1) / 2, nL, d, f) + len * 2 * d * V
   }
   kl += blockFlops(S, S / 2, nL - lensLayer - 1, d, f) + S * 2 * d * V

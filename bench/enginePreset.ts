@@ -110,8 +110,10 @@ export interface LensShape {
   prefixRows: number
   patchLayers: number
   tokens: number
-  /** Encoder rows besides the explanation. */
-  encoderRows: number
+  /** Encoder prefix rows (the soft prompt, the same for every row of a batch). */
+  encoderPrefix: number
+  /** Encoder rows after the explanation's T: the current token (when added) and the suffix. */
+  encoderAfter: number
   /** The lens layer L (activations) and the encoder's output layer k. */
   layer: number
   outputLayer: number
@@ -122,7 +124,8 @@ export function lensShape(f: LensFamily): LensShape {
     prefixRows: f.n_left + 1 + f.n_right,
     patchLayers: Number(f.patch_all_layers === true ? f.layers : f.patch_all_layers),
     tokens: f.t_text,
-    encoderRows: f.n_soft + f.n_post,
+    encoderPrefix: f.n_soft,
+    encoderAfter: (f.add_current_token ? 1 : 0) + f.n_post,
     layer: f.layer_l,
     outputLayer: f.output_layer
   }
@@ -150,18 +153,32 @@ export function analysisFlops(
   const step = layersTo(1, P + T / 2, layers) + unembed
   const projection = l.patchLayers * 2 * d * d
   const decode = s * (prefix + projection) + s * k * (T - 1) * step
-  // Encoder: blocks 0..k over every row's input, then its projection head.
-  const n = l.encoderRows + T
-  const encodeRow = layersTo(n, (n + 1) / 2, l.outputLayer + 1) + 2 * d * d
-  const encode = s * k * encodeRow
-  const salience = s * T * encodeRow
+  // Encoder: per call of the encode role (an engine batch's rows, in chunks of at most
+  // ROWS_PER_BATCH), the prefix once through blocks 0..k; every row's m rows after it (the
+  // explanation, the current token, the suffix) through the same blocks, attending to the prefix
+  // and their own causal keys; then the projection head per row.
+  const Pe = l.encoderPrefix
+  const m = T + l.encoderAfter
+  const encodeCall = (rows: number): number =>
+    layersTo(Pe, (Pe + 1) / 2, l.outputLayer + 1) +
+    rows * (layersTo(m, Pe + (m + 1) / 2, l.outputLayer + 1) + 2 * d * d)
+  const encodeRows = (rows: number): number => {
+    let f = 0
+    for (let start = 0; start < rows; start += ROWS_PER_BATCH)
+      f += encodeCall(Math.min(ROWS_PER_BATCH, rows - start))
+    return f
+  }
   // KL: per engine batch of b positions, an unmodified pass over the whole text (per run of up to
   // 64 rows), the b rows unembedded, and b replaced rows through the blocks after L and unembedded
   // (runs are not padded; a run of one row goes as two, which is not counted).
   const perBatch = Math.max(1, Math.floor(ROWS_PER_BATCH / k))
   let kl = 0
+  let encode = 0
+  let salience = 0
   for (let start = 0; start < s; start += perBatch) {
     const b = Math.min(perBatch, s - start)
+    encode += encodeRows(b * k)
+    salience += encodeRows(b * T)
     const chunks = Math.ceil(b / KL_CHUNK_ROWS)
     const replaced = layersTo(b, text / 2, layers - l.layer - 1)
     kl += chunks * layersTo(text, (text + 1) / 2, layers) + 2 * b * unembed + replaced
@@ -423,7 +440,7 @@ export async function runPresetBench(name: string): Promise<void> {
   log(
     `${name}: d ${arch.d}, ${arch.layers} layers, ${arch.heads}/${arch.kvHeads} heads × ${arch.headDim}, ` +
       `FFN ${arch.ffn}${arch.gated ? ' gated' : ''}, V ${arch.vocab}; lens L${lens.layer} T ${lens.tokens} ` +
-      `P ${lens.prefixRows} Np ${lens.patchLayers}, encoder ${lens.encoderRows} + T rows to layer ` +
+      `P ${lens.prefixRows} Np ${lens.patchLayers}, encoder ${lens.encoderPrefix} prefix rows once + T + ${lens.encoderAfter} rows to layer ` +
       `${lens.outputLayer}; ${(flops.total / 1e12).toFixed(2)} TFLOP; load average ${load0}, ${threads} threads`
   )
   const out: Record<string, unknown> = { preset: name, threads, load_avg_before: load0 }

@@ -321,6 +321,63 @@ describe.each(CASES)('against the independent reference: $name', (c) => {
     }
   })
 
+  it('encoder role with its prefix run once for the batch: every batch size and prefix length (0 included) against the reference', async () => {
+    const { base, ref, d, layers } = await load()
+    // Prefix lengths beyond the sliding windows (3–4 here) and batch sizes 1 (one row of each
+    // shape) to 5; with and without suffix rows after the ids; 0 rows of prefix runs whole.
+    for (const [P, B, m, sufRows] of [
+      [0, 2, 3, 1],
+      [1, 1, 3, 0],
+      [2, 3, 1, 0],
+      [5, 5, 4, 2],
+      [7, 2, 2, 0]
+    ] as const) {
+      const pre = rng.normals(P * d, 1)
+      const suffix = rng.normals(sufRows * d, 1)
+      const lastAdd = rng.normals(d, 0.5)
+      const encIds = Int32Array.from({ length: B * m }, () => rng.int(V))
+      for (const k of [0, layers - 1]) {
+        const got = await base.encode({
+          prefix: pre,
+          prefixRows: P,
+          ids: encIds,
+          rows: B,
+          idsPerRow: m,
+          suffix,
+          lastAdd,
+          layer: k
+        })
+        expect(got.length).toBe(B * d)
+        for (let r = 0; r < B; r++) {
+          const at = (x: Float32Array, i: number): Float64Array =>
+            Float64Array.from(x.subarray(i * d, (i + 1) * d))
+          const rows: Float64Array[] = [
+            ...Array.from({ length: P }, (_, i) => at(pre, i)),
+            ...Array.from(encIds.subarray(r * m, (r + 1) * m), (id) => ref.embedRow(id)),
+            ...Array.from({ length: sufRows }, (_, i) => at(suffix, i))
+          ]
+          rows[rows.length - 1] = rows[rows.length - 1]!.map((v, i) => v + lastAdd[i]!)
+          const f = ref.forward({ inputsEmbeds: rows, lastLayer: k })
+          expect(
+            relErr(got.subarray(r * d, (r + 1) * d), f.blockOutputs[k]![rows.length - 1]!),
+            `P ${P} B ${B} m ${m} suffix ${sufRows} layer ${k} row ${r}`
+          ).toBeLessThan(TOL)
+        }
+      }
+    }
+    // The role reads the last row after the prefix: a row with none is refused, not guessed at.
+    await expect(
+      base.encode({
+        prefix: rng.normals(2 * d, 1),
+        prefixRows: 2,
+        ids: new Int32Array(0),
+        rows: 1,
+        idsPerRow: 0,
+        layer: 0
+      })
+    ).rejects.toThrow(/at least one id or suffix row/)
+  })
+
   it('KL(P‖Q) with replaced residuals (KL role)', async () => {
     const { base, ref, d, layers } = await load()
     const f = ref.forward({ inputIds: ids })

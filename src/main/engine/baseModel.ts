@@ -185,6 +185,10 @@ export class BaseModel {
   }): Promise<Float32Array> {
     const d = this.hiddenSize
     const suffix = args.suffix ?? new Float32Array(0)
+    // The encode role reads the last of the rows after the prefix (docs/bundle-format.md).
+    if (args.idsPerRow + suffix.length / d < 1) {
+      throw new Error('encode: each row needs at least one id or suffix row after the prefix')
+    }
     const { f } = await this.#run(ROLE.encode, {
       prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
       ids: i64(args.ids, [args.rows, args.idsPerRow]),

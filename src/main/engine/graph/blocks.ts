@@ -196,21 +196,25 @@ function ropeFor(
 
 /**
  * The pass over rows offset..offset+s−1 attending to columns 0..offset+s−1: one additive mask per
- * sliding window (masked: j > i, or j ≤ i − w) and the rotary tables; also returns the rows.
+ * sliding window (masked: j > i, or j ≤ i − w) and the rotary tables; also returns the rows. With
+ * `colsFrom` (an int64 scalar ≤ 0) the columns start there instead, and columns j < 0 (keys of
+ * rows that stand in for an empty prefix) are masked for every row.
  */
 export function beginPass(
   g: GraphBuilder,
   c: ArchCtx,
   offset: string,
-  s: string
+  s: string,
+  colsFrom?: string
 ): { pass: Pass; rows: string } {
   const one = g.scalarI64(1)
   const end = g.op('Add', [offset, s])
   const rows = g.op('Range', [offset, end, one])
-  const cols = g.op('Range', [g.scalarI64(0), end, one])
+  const cols = g.op('Range', [colsFrom ?? g.scalarI64(0), end, one])
   const colsRow = g.op('Unsqueeze', [cols, g.constI64([0])])
   const rowsCol = g.op('Unsqueeze', [rows, g.constI64([1])])
-  const future = g.op('Greater', [colsRow, rowsCol])
+  let future = g.op('Greater', [colsRow, rowsCol])
+  if (colsFrom) future = g.op('Or', [future, g.op('Less', [colsRow, g.scalarI64(0)])])
   const masks = new Map<number | null, string>()
   const gq = groups(c.spec)
   for (const window of windowsOf(c.spec)) {
@@ -255,18 +259,22 @@ function appendTo(past?: Kv): CacheStep {
 
 /**
  * The lens decode's steps: each row's own tokens (`own`, (B, KV, i, dh), growing by one a step)
- * after a prefix held once per position (`prefix`, (Bp, KV, P, dh)). With `index` (int64 (B,): row
+ * after a prefix held once per position (`prefix`, (Bp, KV, P, dh)); the encoder's rows, with no
+ * tokens of their own before this pass (`own` null), after the one prefix of the whole batch
+ * (Bp = 1, every row in one run). With `index` (int64 (B,): row
  * r continues position index[r]) the prefix is gathered to the rows for this layer only, a
  * transient, and joined with the row's tokens: exactly the growing cache [prefix ; tokens so far].
  * Without it the B = Bp·K rows come in runs of K per position and attend to the prefix through
  * one product per position (`shared`), never copying it to the rows.
  */
-export function prefixedCache(prefix: Kv, own: Kv, index: string | null): CacheStep {
+export function prefixedCache(prefix: Kv, own: Kv | null, index: string | null): CacheStep {
   return (g, kNew, vNew) => {
-    const keep = {
-      k: g.op('Concat', [own.k, kNew], { axis: 2 }),
-      v: g.op('Concat', [own.v, vNew], { axis: 2 })
-    }
+    const keep = own
+      ? {
+          k: g.op('Concat', [own.k, kNew], { axis: 2 }),
+          v: g.op('Concat', [own.v, vNew], { axis: 2 })
+        }
+      : { k: kNew, v: vNew }
     if (index === null) return { attend: keep, keep, shared: prefix }
     const withPrefix = (p: string, o: string): string =>
       g.op('Concat', [g.op('Gather', [p, index], { axis: 0 }), o], { axis: 2 })

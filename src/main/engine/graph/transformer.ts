@@ -45,7 +45,8 @@ import {
  * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding, and the
  * decode's step 0 drawn from one CDF per position, the same ids; 10: the decode draws each later
  * token at the start of the step loop's next iteration, the last one after the loop, so one copy
- * of the rows' caches is alive while it samples, the same ids). Generated bundles
+ * of the rows' caches is alive while it samples, the same ids, and the encode role runs its
+ * prefix once for the batch, the rows attending to its keys and values). Generated bundles
  * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
  * before keeps the graph it was written with, which has the same inputs and outputs.
  */
@@ -149,16 +150,32 @@ function ifLayer(
   x: string,
   then: (b: GraphBuilder) => string
 ): string {
+  return ifLayers(g, cond, [x], (b) => [then(b)])[0]!
+}
+
+/** `ifLayer` over several tensors: `then` returns one output per input, `else` passes them all through. */
+function ifLayers(
+  g: GraphBuilder,
+  cond: string,
+  xs: string[],
+  then: (b: GraphBuilder) => string[]
+): string[] {
   const tb = g.sub()
-  const tOut = then(tb)
-  const tName = tb.fresh('then_out')
-  tb.opTo('Identity', [tOut], [tName])
-  tb.output(tName, 'float32')
+  for (const out of then(tb)) {
+    const name = tb.fresh('then_out')
+    tb.opTo('Identity', [out], [name])
+    tb.output(name, 'float32')
+  }
   const eb = g.sub()
-  const eName = eb.fresh('else_out')
-  eb.opTo('Identity', [x], [eName])
-  eb.output(eName, 'float32')
-  return g.op('If', [cond], { then_branch: tb.toGraph('then'), else_branch: eb.toGraph('else') })
+  for (const x of xs) {
+    const name = eb.fresh('else_out')
+    eb.opTo('Identity', [x], [name])
+    eb.output(name, 'float32')
+  }
+  return g.opN('If', [cond], xs.length, {
+    then_branch: tb.toGraph('then'),
+    else_branch: eb.toGraph('else')
+  })
 }
 
 function dim(g: GraphBuilder, x: string, axis: number): string {
@@ -184,36 +201,58 @@ function roleActs(g: GraphBuilder, c: ArchCtx): [string, string] {
 
 /**
  * Role encode: rows [prefix_embeds | E[ids]·scale | suffix_embeds], last row += last_add, at
- * positions 0..n−1; output the residual after block `layer` at the last position, (B, d).
+ * positions 0..n−1; output the residual after block `layer` at the last position, (B, d). The
+ * prefix is the same for every row and causally before the rest, so its hidden states and keys and
+ * values are the same in every row: the P prefix rows pass once for the batch as one (1, P)
+ * sequence through blocks 0..layer, and the B rows' m = ids + suffix rows, at positions
+ * P..P+m−1, attend in each block to that one prefix's keys and values (one product for the whole
+ * batch, the rows in one run: `prefixedCache` with Bp = 1, never copied to the rows) and then to
+ * their own causal keys. The prefix's and the rows' shares of each attention output are summed
+ * separately, so the result rounds differently in the last place from running every row whole
+ * (graph versions ≤ 9; docs/benchmarks.md "At real shapes"). With no prefix (P = 0) one zero row
+ * stands in for it, its keys masked for every row, so it adds exactly nothing. m ≥ 1 (the host
+ * checks it: BaseModel.encode).
  */
 function roleEncode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const d = c.spec.hiddenSize
-  const b = dim(g, 'ids', 0)
-  const dConst = g.constI64([d])
-  const pre = g.op('Expand', [
-    g.op('Unsqueeze', ['prefix_embeds', g.constI64([0])]),
-    g.op('Concat', [b, dim(g, 'prefix_embeds', 0), dConst], { axis: 0 })
+  const p = scalarDim(g, 'prefix_embeds', 0)
+  // max(P, 1) prefix rows: prefix_embeds, or one zero row in place of an empty prefix.
+  const held = g.op('Max', [p, g.scalarI64(1)])
+  const prefix = g.op('Slice', [
+    g.op('Concat', ['prefix_embeds', g.constF32(new Array<number>(d).fill(0), [1, d])], {
+      axis: 0
+    }),
+    g.constI64([0]),
+    g.op('Unsqueeze', [held, g.constI64([0])]),
+    g.constI64([0])
   ])
-  const suf = g.op('Expand', [
+  const suffix = g.op('Expand', [
     g.op('Unsqueeze', ['suffix_embeds', g.constI64([0])]),
-    g.op('Concat', [b, dim(g, 'suffix_embeds', 0), dConst], { axis: 0 })
+    g.op('Concat', [dim(g, 'ids', 0), dim(g, 'suffix_embeds', 0), g.constI64([d])], { axis: 0 })
   ])
-  const rowsIn = g.op('Concat', [pre, embedIds(g, c, 'ids'), suf], { axis: 1 })
-  const n = scalarDim(g, rowsIn, 1)
-  const { pass, rows } = beginPass(g, c, g.scalarI64(0), n)
-  const last = g.op('Sub', [n, g.scalarI64(1)])
-  const isLast = g.op('Cast', [g.op('Equal', [rows, last])], { to: 1 })
+  const rowsIn = g.op('Concat', [embedIds(g, c, 'ids'), suffix], { axis: 1 })
+  const m = scalarDim(g, rowsIn, 1)
+  const before = beginPass(g, c, g.scalarI64(0), held)
+  let xp = addPositions(g, c, g.op('Unsqueeze', [prefix, g.constI64([0])]), before.rows)
+  const after = beginPass(g, c, p, m, g.op('Sub', [p, held]))
+  const lastAbs = g.op('Sub', [g.op('Add', [p, m]), g.scalarI64(1)])
+  const isLast = g.op('Cast', [g.op('Equal', [after.rows, lastAbs])], { to: 1 })
   const addLast = g.op('Mul', [
     g.op('Unsqueeze', [isLast, g.constI64([1])]),
     g.op('Unsqueeze', ['last_add', g.constI64([0])])
   ])
-  let x = addPositions(g, c, g.op('Add', [rowsIn, addLast]), rows)
+  let x = addPositions(g, c, g.op('Add', [rowsIn, addLast]), after.rows)
   for (let l = 0; l < c.spec.layers; l++) {
     const cond = g.op('LessOrEqual', [g.scalarI64(l), 'layer'])
-    const xIn = x
-    x = ifLayer(g, cond, xIn, (sb) => block(sb, c, l, xIn, pass).x)
+    const [xpIn, xIn] = [xp, x]
+    ;[xp, x] = ifLayers(g, cond, [xpIn, xIn], (sb) => {
+      const pre = block(sb, c, l, xpIn, before.pass)
+      const cache = prefixedCache({ k: pre.k, v: pre.v }, null, null)
+      return [pre.x, cachedBlock(sb, c, l, xIn, after.pass, cache).x]
+    }) as [string, string]
   }
-  return [g.op('Gather', [x, last], { axis: 1 }), g.constI64([], [0])]
+  const hidden = g.op('Gather', [x, g.op('Sub', [m, g.scalarI64(1)])], { axis: 1 })
+  return [hidden, g.constI64([], [0])]
 }
 
 /** Role logit lens: vectors (R, d) → final norm → unembed → top `top_k` ids (R, k). */
