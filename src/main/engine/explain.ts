@@ -99,21 +99,7 @@ export async function sampleExplanations(
   })
 }
 
-/**
- * Most encoder rows per graph run on the CPU. Each row is its whole input (soft prompt and
- * explanation, 26–29 positions at the presets), so 256 rows make (7,000 × d) operands whose
- * products and (7,000 × 4d) intermediates stream through memory; runs of 32 rows keep them
- * near the cache and took 0.8× the time of one 256-row run at the gpt2 and gemma3-270m presets,
- * with the same values bit for bit (rows do not interact). docs/benchmarks.md "At real shapes".
- */
-export const CPU_ENCODER_RUN_ROWS = 32
-
-/** Encoder rows per graph run: the rows budget, and on the CPU at most CPU_ENCODER_RUN_ROWS. */
-export function encoderRunRows(budget: number, provider: GroupParts['target']['provider']): number {
-  return provider === 'cpu' ? Math.min(budget, CPU_ENCODER_RUN_ROWS) : budget
-}
-
-/** Encoder + lens head for explanation rows, in runs of `encoderRunRows`. */
+/** Encoder + lens head for explanation rows, chunked by the rows budget. */
 export async function reconstruct(
   parts: GroupParts,
   lens: LensRuntime,
@@ -130,9 +116,8 @@ export async function reconstruct(
   const mse = new Float32Array(rows)
   const recon = new Float32Array(rows * d)
   const base = parts.models.get('base')!
-  const runRows = encoderRunRows(budget, parts.target.provider)
-  for (let start = 0; start < rows; start += runRows) {
-    const n = Math.min(runRows, rows - start)
+  for (let start = 0; start < rows; start += budget) {
+    const n = Math.min(budget, rows - start)
     const encIds = new Int32Array(n * m)
     for (let r = 0; r < n; r++) {
       encIds.set(explIds.subarray((start + r) * T, (start + r + 1) * T), r * m)
