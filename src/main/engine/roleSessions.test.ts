@@ -103,8 +103,9 @@ describe('the analysis roles graph', () => {
     expect(emptied).toBe(3)
     expect(nodeCount(cut.graph!)).toBe(nodeCount(whole.graph!) - removed)
     // What the cut saves at creation: the demo's generate and patch roles are about a third of it
-    // (a little less since the encode role holds a prefix block and a rows block per layer).
-    expect(removed).toBeGreaterThan(0.33 * nodeCount(whole.graph!))
+    // (a little less since the encode role holds a prefix block and a rows block per layer and the
+    // decode draws its last token after its step loop: 1,446 of 4,397 nodes at graph 10).
+    expect(removed).toBeGreaterThan(0.3 * nodeCount(whole.graph!))
     expect(cut.graph!.initializer!.length).toBe(whole.graph!.initializer!.length)
     expect(cut.graph!.input).toEqual(whole.graph!.input)
   })
