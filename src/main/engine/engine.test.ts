@@ -601,6 +601,69 @@ describe('decode role: rows sampled in chunks', () => {
   })
 })
 
+describe('decode role: the step loop carries no caches out of its last iteration', () => {
+  it('gives, for every step count, the first ids of a longer decode', async () => {
+    const dims = {
+      hiddenSize: 24,
+      layers: 2,
+      heads: 2,
+      vocabSize: 40,
+      ffnSize: 32,
+      maxPositions: 32
+    }
+    const w = randomTransformer(dims, 11)
+    for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
+    const d = dims.hiddenSize
+    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
+    try {
+      const base = new BaseModel(session, d)
+      const positions = 3
+      const K = 4
+      const rows = positions * K
+      const np = 2
+      const longest = 6
+      const patch = new Float32Array(positions * np * d).map((_, i) => Math.cos(i * 0.73) * 3)
+      const prefix = new Float32Array(4 * d).map((_, i) => Math.sin(i * 0.29))
+      const uniform = (r: number, s: number): number =>
+        (((r * longest + s) * 0.6180339) % 1) * 0.998 + 1e-3
+      // Rows in runs of K (the prefix attended per position) and the same rows interleaved (the
+      // prefix gathered to the rows): the two step loops.
+      for (const patchIndex of [
+        Array.from({ length: rows }, (_, r) => Math.floor(r / K)),
+        Array.from({ length: rows }, (_, r) => r % positions)
+      ]) {
+        const decode = (steps: number): Promise<Int32Array> =>
+          base.decode({
+            prefix,
+            prefixRows: 4,
+            patch,
+            patchRows: positions,
+            patchLayers: np,
+            patchIndex,
+            rows,
+            embedPos: 3,
+            uniforms: new Float32Array(rows * steps).map((_, i) =>
+              uniform(Math.floor(i / steps), i % steps)
+            ),
+            steps,
+            temperature: 1
+          })
+        const rowsOf = (ids: Int32Array, steps: number, keep: number): number[][] =>
+          Array.from({ length: rows }, (_, r) =>
+            Array.from(ids.subarray(r * steps, r * steps + keep))
+          )
+        const all = await decode(longest)
+        // Later tokens read the earlier ones' keys and values: not one id everywhere.
+        expect(new Set(all).size).toBeGreaterThan(3)
+        for (let steps = 1; steps < longest; steps++)
+          expect(rowsOf(await decode(steps), steps, steps)).toEqual(rowsOf(all, longest, steps))
+      }
+    } finally {
+      await session.release()
+    }
+  })
+})
+
 describe('synthetic bundles', () => {
   it('generates, validates and analyses a bundle with a donor lens', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'talkative-syn-'))

@@ -49,6 +49,13 @@ function modelNodes(): { nodes: onnx.INodeProto[]; producer: Map<string, onnx.IN
   return { nodes, producer }
 }
 
+/** The values of the int64 Constant node that produces `name`. */
+function int64Constant(name: string, producer: Map<string, onnx.INodeProto>): number[] {
+  const t = producer.get(name)?.attribute?.[0]?.t
+  const raw = t?.rawData ? Uint8Array.from(t.rawData) : new Uint8Array(0)
+  return Array.from(new BigInt64Array(raw.buffer), Number)
+}
+
 /** The op types on the path back from `name` through each node's first input. */
 function upstream(name: string, producer: Map<string, onnx.INodeProto>, depth = 6): string[] {
   const types: string[] = []
@@ -172,7 +179,9 @@ describe('base graph structure', () => {
       }
     }
     // Both carry only the rows' own tokens: empty at the start, one more each step (Concat), and
-    // the body hands those tensors back as they are.
+    // the body hands those tensors back whole (Slice to the end, on axis 2), but for the last
+    // iteration's, which nothing reads: ONNX Runtime copies a Loop's carried values out at its
+    // end, and there they hold no tokens (sliced to 0 when iter + 1 = the trip count).
     for (const loop of stepLoops) {
       const carriedIn = loop.input!.slice(4)
       expect(carriedIn).toHaveLength(2 * dims.layers)
@@ -181,9 +190,23 @@ describe('base graph structure', () => {
       const body = bodyOf(loop)
       const carriedOut = body.output!.slice(3, 3 + 2 * dims.layers)
       carriedOut.forEach((o, i) => {
-        const grow = producer.get(o.name!)!
+        const kept = producer.get(o.name!)!
+        expect(kept.opType).toBe('Slice')
+        const grow = producer.get(kept.input![0]!)!
         expect(grow.opType).toBe('Concat')
         expect(grow.input![0]).toBe(body.input![4 + i]!.name)
+        const [, starts, ends, axes] = kept.input!
+        expect([starts, axes].map((n) => int64Constant(n!, producer))).toEqual([[0], [2]])
+        const choice = producer.get(ends!)!
+        expect(choice.opType).toBe('Where')
+        const last = producer.get(choice.input![0]!)!
+        expect(last.opType).toBe('Equal')
+        // iter + 1 against the trip count (the Loop's first input).
+        const next = producer.get(last.input![0]!)!
+        expect(next.opType).toBe('Add')
+        expect(next.input![0]).toBe(body.input![0]!.name)
+        expect(last.input![1]).toBe(loop.input![0])
+        expect(int64Constant(choice.input![1]!, producer)).toEqual([0])
       })
     }
     // Patch vectors are sliced per layer (axis 1), never expanded to the B rows.

@@ -46,11 +46,12 @@ import {
  * decode's step 0 drawn from one CDF per position, the same ids; 10: the decode draws each later
  * token at the start of the step loop's next iteration, the last one after the loop, so one copy
  * of the rows' caches is alive while it samples, the same ids, and the encode role runs its
- * prefix once for the batch, the rows attending to its keys and values). Generated bundles
- * cached with another value are regenerated (synthetic.ts and the demo's stamp); a group imported
- * before keeps the graph it was written with, which has the same inputs and outputs.
+ * prefix once for the batch, the rows attending to its keys and values; 11: the decode's step
+ * loop carries its caches out of its last iteration with no tokens, the same ids). Generated
+ * bundles cached with another value are regenerated (synthetic.ts and the demo's stamp); a group
+ * imported before keeps the graph it was written with, which has the same inputs and outputs.
  */
-export const BASE_GRAPH_VERSION = 10
+export const BASE_GRAPH_VERSION = 11
 
 export const ROLE = {
   acts: 0,
@@ -611,8 +612,21 @@ function decodeSteps(
     body.opTo('Identity', [value], [name])
     body.output(name, type)
   }
-  // The kept caches are fresh tensors of this step: carried as they are, with no copy.
-  for (const kv of [...newK, ...newV]) body.output(kv, 'float32')
+  // ONNX Runtime copies a Loop's carried values out when it ends, while the last iteration's inputs
+  // and outputs are still alive: three copies of the rows' caches at once, the decode's peak
+  // (docs/benchmarks.md "Memory, the decode loop's last caches"). Nothing reads the last
+  // iteration's caches, so it carries them with no tokens; the others carry all of theirs (a Slice
+  // copies them, about 1 % of the decode's time).
+  const lastIteration = body.op('Equal', [body.op('Add', [iter, body.scalarI64(1)]), a.more])
+  const tokensKept = body.op('Where', [
+    lastIteration,
+    body.constI64([0]),
+    body.constI64([Number.MAX_SAFE_INTEGER])
+  ])
+  const tokenAxis = body.constI64([2])
+  const from = body.constI64([0])
+  for (const kv of [...newK, ...newV])
+    body.output(body.op('Slice', [kv, from, tokensKept, tokenAxis]), 'float32')
   const idOut = body.fresh('id_out')
   body.opTo('Identity', [id], [idOut])
   body.output(idOut, 'int64')
