@@ -293,6 +293,29 @@ describe('dispose with jobs in flight', () => {
   })
 })
 
+describe('queue positions', () => {
+  it('move up when a queued job starts, not only when one is added or finishes', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet)
+    await settled(m.start())
+    const first = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a').jobId
+    await until('the first analysis to run', () => m.getJob(first).status === 'running')
+    const second = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'a')
+    const third = m.submit({ kind: 'analyze', groupId: 'g', text: 'ghi' }, 'a')
+    expect([second.queuePosition, third.queuePosition]).toEqual([1, 2])
+    // Submits that change nothing else leave the positions as they were.
+    expect(m.getJob(second.jobId).queuePosition).toBe(1)
+    expect(m.getJob(third.jobId).queuePosition).toBe(2)
+    // The first ends (its answer is malformed), the second starts: the third is next.
+    fleet.workers[0]!.release('analyze')
+    await until('the second to start', () => m.getJob(second.jobId).status !== 'queued')
+    expect(m.getJob(first).status).toBe('failed')
+    expect(m.getJob(second.jobId).queuePosition).toBeNull()
+    expect(m.getJob(third.jobId).queuePosition).toBe(1)
+  })
+})
+
 describe('cancel while the group is loading', () => {
   it('lets the load finish instead of killing the worker, then ends the job cancelled', async () => {
     const fleet = new FakeFleet()

@@ -796,12 +796,16 @@ export class DeviceManager {
   /** Asks the scheduler for the next decision and applies it, until it says wait. */
   #schedule(): void {
     if (this.#disposed) return
+    let applied = false
     for (let guard = 0; guard < 64; guard++) {
       const decision = nextDecision(this.#schedulerView())
       if (decision.kind === 'wait') break
       this.#apply(decision)
+      applied = true
     }
-    this.#jobs.updateQueuePositions()
+    // Positions move only when a job left the queue or started (adding and finishing a job update
+    // them themselves): a burst's submits and answers would otherwise re-rank the whole queue each.
+    if (applied) this.#jobs.updateQueuePositions()
   }
 
   #apply(decision: Exclude<SchedulerDecision, { kind: 'wait' }>): void {
@@ -826,6 +830,18 @@ export class DeviceManager {
 
   #schedulerView(): SchedulerView {
     const devices = [...this.#devices.values()]
+    // What a group needs on each device, once per group: a burst queues many jobs of one group.
+    const required = new Map<string, Record<string, number>>()
+    const requiredBytes = (groupId: string): Record<string, number> => {
+      let bytes = required.get(groupId)
+      if (!bytes) {
+        bytes = Object.fromEntries(
+          devices.map((d) => [d.desc.id, this.#residency.requiredBytes(groupId, d)])
+        )
+        required.set(groupId, bytes)
+      }
+      return bytes
+    }
     const view = (job: JobRecord): SchedulerView['queued'][number] => ({
       id: job.state.id,
       clientId: job.state.clientId,
@@ -835,9 +851,7 @@ export class DeviceManager {
       requestedDeviceId: job.state.requestedDeviceId,
       moveFrom: job.moveFrom,
       activeShares: job.active.size,
-      requiredBytes: Object.fromEntries(
-        devices.map((d) => [d.desc.id, this.#residency.requiredBytes(job.state.groupId, d)])
-      )
+      requiredBytes: requiredBytes(job.state.groupId)
     })
     const replicas: Record<string, ReplicaSettings> = {}
     for (const [groupId, settings] of this.#settings) replicas[groupId] = settings.replicas

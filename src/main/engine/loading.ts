@@ -16,7 +16,7 @@ import { analysisRolesModel } from './graph/roleSubset'
 import { ortWords, Session, type SessionBuild } from './ort'
 import { TextTokenizer } from './tokenizer'
 import type { LoadCacheResult, SessionTarget } from './types'
-import { collectGarbage } from '../platform/heap'
+import { collectGarbage, collectsAfterParsing } from '../platform/heap'
 import { createLogger } from '../platform/logger'
 
 const log = createLogger('engine')
@@ -53,15 +53,33 @@ function rolesKey(file: string, roles: Roles): string {
  */
 const ROLE_SUBSET_MAX_GRAPH_BYTES = 64 * 1024 ** 2
 
-/** `file`'s graph with only the analysis roles, or null when that is not possible. */
-async function analysisRolesGraph(file: string): Promise<Uint8Array | null> {
+/**
+ * `file`'s graph with only the analysis roles, or null when that is not possible. The bytes it
+ * decoded in JavaScript are added to `ctx.parsedBytes`.
+ */
+async function analysisRolesGraph(file: string, ctx: OpenContext): Promise<Uint8Array | null> {
   try {
-    if ((await fs.stat(file)).size > ROLE_SUBSET_MAX_GRAPH_BYTES) return null
+    const size = (await fs.stat(file)).size
+    if (size > ROLE_SUBSET_MAX_GRAPH_BYTES) return null
+    ctx.parsedBytes += size
     return analysisRolesModel(new Uint8Array(await fs.readFile(file)))
   } catch (err) {
     log.debug(`${file}: opened with every role`, err)
     return null
   }
+}
+
+/** The files' sizes together; one that cannot be read counts as large (the safe side). */
+async function fileBytes(files: string[]): Promise<number> {
+  const sizes = await Promise.all(
+    files.map((f) =>
+      fs.stat(f).then(
+        (st) => st.size,
+        () => Number.POSITIVE_INFINITY
+      )
+    )
+  )
+  return sizes.reduce((a, b) => a + b, 0)
 }
 
 async function createSession(
@@ -102,6 +120,11 @@ export interface OpenContext {
   cached: CachedGroup | null
   fingerprint: string
   result: LoadCacheResult
+  /**
+   * JSON and protobuf this load decoded in JavaScript (the tokenizer, a validation, a graph cut
+   * down): its garbage decides the collection at the load's end (platform/heap.ts).
+   */
+  parsedBytes: number
 }
 
 /**
@@ -149,7 +172,7 @@ async function openModel(
   }
   // The bundle's own graph, or that graph rewritten for the analysis roles (read from memory, its
   // external data from the bundle's folder).
-  const graph = roles === 'all' ? file : await analysisRolesGraph(file)
+  const graph = roles === 'all' ? file : await analysisRolesGraph(file, ctx)
   if (!graph) {
     if (stored?.kind === 'miss') await stored.abandon()
     return null
@@ -208,7 +231,8 @@ export async function openGroupParts(
     cache,
     cached,
     fingerprint: cached?.fingerprint ?? '',
-    result: { hostHit: cached !== null, preOptimizedSessions: 0, savedOptimized: 0 }
+    result: { hostHit: cached !== null, preOptimizedSessions: 0, savedOptimized: 0 },
+    parsedBytes: 0
   }
   let bundle: ValidatedBundle
   let tokenizer: TextTokenizer
@@ -232,6 +256,8 @@ export async function openGroupParts(
     } else {
       hooks.onStage?.('validating bundle', 0)
       bundle = await validateBundle(dir)
+      // Validation decodes the manifest, the tokenizer and every graph.
+      ctx.parsedBytes += await fileBytes([bundle.base.file, ...bundle.donors.map((d) => d.file)])
       if (cache && ctx.fingerprint) cache.validated.put(folder, ctx.fingerprint, bundle)
     }
     tokenizer = await TextTokenizer.load(
@@ -240,6 +266,7 @@ export async function openGroupParts(
       bundle.manifest.conventions.bosTokenId,
       bundle.manifest.base.vocabSize
     )
+    ctx.parsedBytes += await fileBytes([bundle.tokenizerFile])
   }
   const sessions: Session[] = []
   const modelFiles = new Map<Session, { file: string; roles: Roles }>()
@@ -288,7 +315,8 @@ export async function openGroupParts(
     }
     // The parsed tokenizer.json is garbage now, and the analysis that follows allocates too little
     // on the JavaScript heap for V8 to collect it before the first batch's peak (platform/heap.ts).
-    if (!cached) collectGarbage()
+    // Little garbage is not worth the blocking collection (a replica's load waits for it).
+    if (collectsAfterParsing(ctx.parsedBytes)) collectGarbage()
     hooks.onStage?.('ready', 1)
     hooks.onCacheResult?.({ ...ctx.result })
     return {

@@ -32,6 +32,23 @@ function findGc(): (() => void) | null {
   }
 }
 
+/**
+ * JSON and protobuf of at least this size decoded in JavaScript by a load make garbage worth a
+ * blocking collection. A full collection costs tens of ms whatever the garbage (22–29 ms CPU
+ * after a demo replica's load, which decoded only its 3.5 kB tokenizer.json, its validation and
+ * its cut-down graph being reused): under this size it frees next to nothing and only delays the
+ * load, which for a replica is time its device does no work (docs/benchmarks.md, "Devices"). Every
+ * real model's tokenizer is above it (GPT-2's 1.4 MB, Qwen3's 11 MB, Gemma-3's 33 MB), and so is a
+ * validation or a cut-down graph of the demo's 1.8 MB graph, so those loads still collect. An
+ * unload's memory check does not depend on it: the worker collects around each unload itself.
+ */
+export const COLLECT_AFTER_PARSING_BYTES = 1024 * 1024
+
+/** Whether a load that decoded `parsedBytes` in JavaScript should end with a full collection. */
+export function collectsAfterParsing(parsedBytes: number): boolean {
+  return parsedBytes >= COLLECT_AFTER_PARSING_BYTES
+}
+
 /** Runs a full, blocking collection; false where this runtime offers no way to ask for one. */
 export function collectGarbage(): boolean {
   if (fullGc === undefined) fullGc = findGc()

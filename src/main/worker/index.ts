@@ -17,6 +17,7 @@ import {
 import type { WorkerEvent, WorkerMemory, WorkerToMain } from './protocol'
 import { createDispatcher, type WorkerHandlers } from './dispatch'
 import { planPositions } from './plan'
+import { collectGarbage } from '../platform/heap'
 import { createLogger } from '../platform/logger'
 
 const log = createLogger('worker')
@@ -37,10 +38,14 @@ function emit(event: WorkerEvent): void {
   post({ type: 'event', event })
 }
 
-function memory(): WorkerMemory {
-  // A collection first, so that unload figures show what really came back, not garbage.
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (gc) gc()
+/**
+ * The process's memory now; `collected` runs a full collection first. An unload measures with it
+ * on both sides, so its figure is what releasing the group gave back, whenever V8 would otherwise
+ * have collected the garbage of earlier loads and runs (a small load skips its own collection,
+ * engine/loading.ts; docs/devices.md "Placement").
+ */
+function memory(collected = false): WorkerMemory {
+  if (collected) collectGarbage()
   const m = process.memoryUsage()
   return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external }
 }
@@ -124,7 +129,7 @@ const handlers: WorkerHandlers = {
   },
 
   async unload(req) {
-    const before = memory().rssBytes
+    const before = memory(true).rssBytes
     const cacheBytesBefore = cache?.host.bytes
     const g = groups.get(req.groupId)
     if (g) {
@@ -133,7 +138,7 @@ const handlers: WorkerHandlers = {
     }
     return {
       rssBeforeBytes: before,
-      rssAfterBytes: memory().rssBytes,
+      rssAfterBytes: memory(true).rssBytes,
       wasLoaded: g !== undefined,
       ...(cache ? { cacheBytesBefore, cacheBytesAfter: cache.host.bytes } : {})
     }

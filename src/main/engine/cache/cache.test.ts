@@ -1,9 +1,10 @@
 /**
  * The reload cache on the real demo group: a reload comes from host memory and analyses exactly
  * like a load without any cache; a saved optimized graph is reused by a fresh process-level cache;
- * a changed bundle never meets a stale entry; the byte budget evicts least recently used groups.
+ * a changed bundle never meets a stale entry; a damaged entry is rebuilt and an unwritable store
+ * costs only the speed-up; the byte budget evicts least recently used groups.
  */
-import { cp, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { onnx } from 'onnx-proto'
@@ -91,6 +92,38 @@ describe('reload cache', () => {
     expect(second.rows).toBe(plainRows)
     // Budget 0 keeps nothing in memory.
     expect(fresh.stats().groups).toEqual([])
+  })
+
+  it('a damaged optimized graph on disk is rebuilt, and a store that cannot be written loads anyway', async () => {
+    const optimizedDir = path.join(scratch, 'opt-damaged')
+    await loadAndAnalyse(bundleA, new GroupCache({ hostBytes: 0, optimizedDir }))
+    const [name] = (await readdir(optimizedDir)).filter((n) => n.endsWith('.ort'))
+    const file = path.join(optimizedDir, name!)
+    // One bit in the middle of the graph: ONNX Runtime alone opens it and runs what it reads.
+    const bytes = await readFile(file)
+    const at = bytes.byteLength >> 1
+    bytes[at] = bytes[at]! ^ 0x10
+    await writeFile(file, bytes)
+    const rebuilt = await loadAndAnalyse(bundleA, new GroupCache({ hostBytes: 0, optimizedDir }))
+    expect(rebuilt.result).toEqual({ hostHit: false, preOptimizedSessions: 0, savedOptimized: 1 })
+    expect(rebuilt.rows).toBe(plainRows)
+    const reread = await loadAndAnalyse(bundleA, new GroupCache({ hostBytes: 0, optimizedDir }))
+    expect(reread.result?.preOptimizedSessions).toBe(1)
+    expect(reread.rows).toBe(plainRows)
+
+    // The store's folder cannot be created (a file holds its name): the load works without it.
+    const blocked = path.join(scratch, 'opt-is-a-file')
+    await writeFile(blocked, 'not a folder')
+    const unwritable = await loadAndAnalyse(
+      bundleA,
+      new GroupCache({ hostBytes: 0, optimizedDir: blocked })
+    )
+    expect(unwritable.result).toEqual({
+      hostHit: false,
+      preOptimizedSessions: 0,
+      savedOptimized: 0
+    })
+    expect(unwritable.rows).toBe(plainRows)
   })
 
   it('a changed bundle never reads a stale entry', async () => {
