@@ -11,12 +11,10 @@
  *
  *   npx tsx --tsconfig tsconfig.node.json bench/devices-main.ts [--bursts 30] [--json]
  */
-import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { loadavg } from 'node:os'
+import { rm } from 'node:fs/promises'
 import type { AnalysisMetadata, AnalysisRow } from '../src/shared/domain/analysis'
 import type { HardwareState } from '../src/shared/domain/system'
-import { ensureDemoBundle, openBundle } from '../src/main/engine'
 import { ModelLibrary } from '../src/main/devices/library'
 import { DeviceManager } from '../src/main/devices/manager'
 import {
@@ -25,6 +23,7 @@ import {
   type WorkerExit,
   type WorkerTransport
 } from '../src/main/devices/transport'
+import { cpuOnlyHardware, demoLibrary } from './devicesSetup'
 
 const TEXTS = [
   'The cat sat on the red chair.',
@@ -169,28 +168,8 @@ class ReplayingWorker implements WorkerTransport {
 async function main(): Promise<void> {
   const json = process.argv.includes('--json')
   const bursts = arg('--bursts', 30)
-  const hardware: HardwareState = {
-    cpu: {
-      id: 'cpu',
-      kind: 'cpu',
-      name: cpus()[0]?.model ?? 'CPU',
-      cores: cpus().length,
-      memoryTotalBytes: totalmem(),
-      memoryFreeBytes: freemem(),
-      utilization: 0
-    },
-    gpus: [],
-    onnxRuntimeVersion: '',
-    providers: [{ provider: 'cpu', available: true }],
-    appVersion: '',
-    takenAt: Date.now()
-  }
-  const modelsDir = await mkdtemp(join(tmpdir(), 'bench-devices-main-'))
-  const library = new ModelLibrary({
-    folder: modelsDir,
-    openBundle,
-    ensureDemoBundle: () => ensureDemoBundle()
-  })
+  const hardware = cpuOnlyHardware(0)
+  const { library, modelsDir } = await demoLibrary('bench-devices-main-')
   const answers = await capture(hardware, library)
   const { summary } = library.get(GROUP)
   const lite = {

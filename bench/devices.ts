@@ -8,13 +8,9 @@
  *
  *   npm run bench:devices [-- --json] [--repeat N] [--sentences N] [--burst N]
  */
-import { cpus, totalmem, freemem, loadavg } from 'node:os'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { HardwareState } from '../src/shared/domain/system'
-import { ensureDemoBundle, openBundle } from '../src/main/engine'
-import { ModelLibrary } from '../src/main/devices/library'
+import { cpus, loadavg } from 'node:os'
+import { rm } from 'node:fs/promises'
+import { cpuOnlyHardware, demoLibrary } from './devicesSetup'
 import { DeviceManager } from '../src/main/devices/manager'
 import { childProcessSpawner } from '../src/main/devices/transport'
 
@@ -30,28 +26,8 @@ async function main(): Promise<void> {
   const log = (line: string): void => {
     if (!json) console.log(line)
   }
-  const hardware: HardwareState = {
-    cpu: {
-      id: 'cpu',
-      kind: 'cpu',
-      name: cpus()[0]?.model ?? 'CPU',
-      cores: cpus().length,
-      memoryTotalBytes: totalmem(),
-      memoryFreeBytes: freemem(),
-      utilization: loadavg()[0]! / cpus().length
-    },
-    gpus: [],
-    onnxRuntimeVersion: '',
-    providers: [{ provider: 'cpu', available: true }],
-    appVersion: '',
-    takenAt: Date.now()
-  }
-  const modelsDir = await mkdtemp(join(tmpdir(), 'bench-devices-'))
-  const library = new ModelLibrary({
-    folder: modelsDir,
-    openBundle,
-    ensureDemoBundle: () => ensureDemoBundle()
-  })
+  const hardware = cpuOnlyHardware(loadavg()[0]! / cpus().length)
+  const { library, modelsDir } = await demoLibrary('bench-devices-')
   const manager = new DeviceManager({
     hardware,
     library,
