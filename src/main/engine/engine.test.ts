@@ -467,6 +467,25 @@ describe('KL role: a row does not depend on the rows that share its run', () => 
   }
 })
 
+/**
+ * Runs `run` on a random decoder whose unembedding is scaled by 3, so its next-token distributions
+ * are peaked enough that different rows and steps draw different ids.
+ */
+async function withSharpDecoder(
+  dims: Parameters<typeof randomTransformer>[0],
+  seed: number,
+  run: (base: BaseModel, d: number) => Promise<void>
+): Promise<void> {
+  const w = randomTransformer(dims, seed)
+  for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
+  const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
+  try {
+    await run(new BaseModel(session, dims.hiddenSize), dims.hiddenSize)
+  } finally {
+    await session.release()
+  }
+}
+
 describe('decode role: rows share patch vectors through patch_index', () => {
   it('gives exactly the ids of the same vectors copied once per row', async () => {
     const dims = {
@@ -477,12 +496,7 @@ describe('decode role: rows share patch vectors through patch_index', () => {
       ffnSize: 48,
       maxPositions: 32
     }
-    const w = randomTransformer(dims, 5)
-    for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
-    const d = dims.hiddenSize
-    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
-    try {
-      const base = new BaseModel(session, d)
+    await withSharpDecoder(dims, 5, async (base, d) => {
       const positions = 3
       const K = 4
       const np = 2
@@ -543,9 +557,7 @@ describe('decode role: rows share patch vectors through patch_index', () => {
           )
         expect(rowsOf(backwards).reverse()).toEqual(rowsOf(shared))
       }
-    } finally {
-      await session.release()
-    }
+    })
   })
 })
 
@@ -559,12 +571,7 @@ describe('decode role: rows sampled in chunks', () => {
       ffnSize: 32,
       maxPositions: 32
     }
-    const w = randomTransformer(dims, 11)
-    for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
-    const d = dims.hiddenSize
-    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
-    try {
-      const base = new BaseModel(session, d)
+    await withSharpDecoder(dims, 11, async (base, d) => {
       // 150 rows: three chunks of 50 (DECODE_SAMPLE_ROWS = 64); sub-batches of 30 rows: one each.
       const rows = 150
       const positions = 5
@@ -595,9 +602,7 @@ describe('decode role: rows sampled in chunks', () => {
         // Not one id everywhere: the comparison sees which row each id went to.
         expect(new Set(whole).size).toBeGreaterThan(3)
       }
-    } finally {
-      await session.release()
-    }
+    })
   })
 })
 
@@ -611,12 +616,7 @@ describe('decode role: the step loop carries no caches out of its last iteration
       ffnSize: 32,
       maxPositions: 32
     }
-    const w = randomTransformer(dims, 11)
-    for (let i = 0; i < w.unembedding.length; i++) w.unembedding[i]! *= 3
-    const d = dims.hiddenSize
-    const session = await Session.create(buildTransformer(w).model, { provider: 'cpu', threads: 1 })
-    try {
-      const base = new BaseModel(session, d)
+    await withSharpDecoder(dims, 11, async (base, d) => {
       const positions = 3
       const K = 4
       const rows = positions * K
@@ -658,9 +658,7 @@ describe('decode role: the step loop carries no caches out of its last iteration
         for (let steps = 1; steps < longest; steps++)
           expect(rowsOf(await decode(steps), steps, steps)).toEqual(rowsOf(all, longest, steps))
       }
-    } finally {
-      await session.release()
-    }
+    })
   })
 })
 
