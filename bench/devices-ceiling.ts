@@ -290,6 +290,7 @@ async function main(): Promise<void> {
         main_cpu_ms: m((r) => ms(r.main.runNs)),
         main_wait_ms: m((r) => ms(r.main.waitNs)),
         main_sys_ms: m((r) => r.main.sysTicks * tick),
+        main_voluntary: m((r) => r.main.voluntary),
         workers_cpu_ms: m((r) => ms(workerRun(r))),
         worker_cpu_per_job_ms: m((r) => ms(workerRun(r)) / jobs),
         worker0_cpu_per_job_ms: m((r) => ms(r.workers[0]!.runNs) / Math.max(1, jobsOn(r, 0))),
