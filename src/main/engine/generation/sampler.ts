@@ -147,33 +147,85 @@ function sampleFull(g: GraphBuilder, probs: string, u: string): string {
   return g.op('Transpose', [ids], { perm: [1, 0] })
 }
 
+/** Floats of the two vocabulary-wide tensors `blockMasses` writes per group of rows. */
+const MASS_GROUP_FLOATS = 16 * 262_144
+
+/**
+ * (S, nb) block masses of the (S, V) logits z: Σ exp(z − the row's max) over each block's s
+ * entries, computed a group of rows at a time (16 rows of a 262,144-entry vocabulary), so the
+ * exponentials (and the difference they are taken of) exist for one group, never for all S rows:
+ * ONNX Runtime's elementwise ops write a new tensor, and ReduceLogSumExp, which writes none,
+ * takes 4–5× as long (its exponential is not vectorised; docs/benchmarks.md "Decode chunks from
+ * the two-level sampler"). Each row's masses are its own, whatever group it falls in.
+ */
+function blockMasses(g: GraphBuilder, z: string, vocab: number, s: number): string {
+  const nb = vocab / s
+  const group = Math.max(1, Math.floor(MASS_GROUP_FLOATS / vocab))
+  const rows = g.op('Shape', [z], { start: 0, end: 1 })
+  const groups = g.op('Div', [
+    g.op('Add', [g.op('Squeeze', [rows, g.constI64([0])]), g.scalarI64(group - 1)]),
+    g.scalarI64(group)
+  ])
+  const body = g.sub()
+  const iter = body.input(body.fresh('group'), 'int64', [])
+  const condIn = body.input(body.fresh('cond_in'), 'bool', [])
+  const massIn = body.input(body.fresh('mass_in'), 'float32', null)
+  const start = body.op('Unsqueeze', [
+    body.op('Mul', [iter, body.scalarI64(group)]),
+    body.constI64([0])
+  ])
+  const end = body.op('Min', [body.op('Add', [start, body.constI64([group])]), rows])
+  const part = body.op('Slice', [z, start, end, body.constI64([0])])
+  const rowMax = body.op('ReduceMax', [part], { axes: [1], keepdims: 1 })
+  const weights = body.op('Exp', [body.op('Sub', [part, rowMax])])
+  const mass = body.op(
+    'ReduceSum',
+    [body.op('Reshape', [weights, body.constI64([-1, nb, s])]), body.constI64([2])],
+    { keepdims: 0 }
+  )
+  const outputs: [string, 'bool' | 'float32', string][] = [
+    [condIn, 'bool', 'cond_out'],
+    [body.op('Concat', [massIn, mass], { axis: 0 }), 'float32', 'mass_out']
+  ]
+  for (const [value, type, hint] of outputs) {
+    const name = body.fresh(hint)
+    body.opTo('Identity', [value], [name])
+    body.output(name, type)
+  }
+  return g.op('Loop', [groups, '', g.constF32([], [0, nb])], {
+    body: body.toGraph(g.fresh('block_masses'))
+  })
+}
+
 /**
  * The two-level inverse CDF: (R, 1) ids drawn from the scaled logits z (S, V), row r reading row
  * index[r] of z (index null: row r). With nb = V / s blocks of s entries:
  *
- * 1. Each block's log-mass l (S, nb) is ReduceLogSumExp over its s logits, which reads the logits
- *    once and writes nothing vocabulary-wide; a block of only −∞ logits has l = −∞. The block
- *    masses m = exp(l − max l) (R, nb), their CDF `cum` along the blocks, total = its last entry
- *    (≥ 1: the largest block's mass is exp(0)), and target = max(u·total, MIN_TARGET).
+ * 1. The block masses m (R, nb): Σ exp(z − the row's max) over each block (`blockMasses`, once
+ *    per source row); a block of only −∞ logits, or of weights that underflow, has m = 0. Their
+ *    CDF `cum` along the blocks, total = its last entry (≥ 1 on a finite row: the row's largest
+ *    entry weighs exp(0) = 1), and target = max(u·total, MIN_TARGET).
  * 2. Block j = the first block with cum[j] ≥ target (clamped to nb − 1), counted as the entries
  *    below the target. Since u ≤ 1, fl(u·total) ≤ total, so some entry reaches the target and the
  *    clamp never acts on a finite row. cum never decreases (a float sum with a non-negative term),
  *    so cum[j − 1] < target ≤ cum[j] (cum[−1] = 0 < MIN_TARGET ≤ target): cum[j] ≠ cum[j − 1],
- *    and as fl(c + 0) = c, m[j] > 0. A block of zero mass is never selected.
- * 3. Inside block j, the weights w = exp(z − l[j]) of its s entries, their CDF c, W = c's last
- *    entry, and the in-block target t = min(max(x · W / m[j], MIN_TARGET), W), x = target −
- *    cum[j − 1], the share of block j's mass the target lies in. m[j] > 0 makes l[j] finite, and
- *    l[j] = max + log Σ exp(z − max) ≥ max over the block (the sum is at least exp(0) = 1), so the
- *    block's largest entry weighs exp(≥ −log s) > 0 and W > 0, hence 0 < t ≤ W. The id is j·s + i,
- *    i = the first entry with c[i] ≥ t: one exists as t ≤ W, and as t > 0 and c[i − 1] < t ≤ c[i]
- *    (c[−1] = 0), w[i] > 0. So, for any u in [0, 1], the drawn token has positive weight: a token
- *    of zero probability (weight exp(−∞) = 0, or underflowed to 0) is never drawn, and u = 1 (t
- *    then W at most) lands on a token with positive mass, as does u = 0 (t = MIN_TARGET: the first
- *    positive entry of the first block with mass).
+ *    and as fl(c + 0) = c, m[j] > 0. A block of zero mass is never selected; m[j] > 0 means some
+ *    entry of block j is finite.
+ * 3. Inside block j, the weights w = exp(z − the block's max) of its s entries, their CDF c, W = c's
+ *    last entry (≥ 1: the block's largest entry, finite by step 2, weighs exp(0) = 1), and the
+ *    in-block target t = min(max(x · W / m[j], MIN_TARGET), W), x = target − cum[j − 1], the share
+ *    of block j's mass the target lies in, so 0 < t ≤ W. The id is j·s + i, i = the first entry
+ *    with c[i] ≥ t: one exists as t ≤ W, and as t > 0 and c[i − 1] < t ≤ c[i] (c[−1] = 0), w[i] > 0.
+ *    So, for any u in [0, 1], the drawn token has positive weight: a token of zero probability
+ *    (weight exp(−∞) = 0, or underflowed to 0) is never drawn, and u = 1 (t then W at most) lands
+ *    on a token with positive mass, as does u = 0 (t = MIN_TARGET: the first positive entry of the
+ *    first block with mass). The in-block weights are taken against the block's own max, not the
+ *    row's, so that W > 0 does not rest on the block's exponentials rounding as in step 1.
  *
- * Every step is row by row, so a row's id does not depend on the rows beside it. The tensors it
- * writes are (R, nb) and (R, s): about 2√V floats a row where the whole-vocabulary draw writes
- * three V-long ones (probabilities, transpose, CDF).
+ * Every step is row by row, so a row's id does not depend on the rows beside it. Besides one
+ * group's exponentials (`blockMasses`) the tensors it writes are (R, nb) and (R, s): about 2√V
+ * floats a row where the whole-vocabulary draw writes three V-long ones (probabilities,
+ * transpose, CDF).
  */
 function sampleTwoLevel(
   g: GraphBuilder,
@@ -185,12 +237,8 @@ function sampleTwoLevel(
 ): string {
   const nb = vocab / s
   const along = g.scalarI64(1)
-  const blocks = g.op('Reshape', [z, g.constI64([-1, nb, s])])
-  const sourceLogMass = g.op('ReduceLogSumExp', [blocks], { axes: [2], keepdims: 0 })
-  const logMass = index ? g.op('Gather', [sourceLogMass, index], { axis: 0 }) : sourceLogMass
-  const mass = g.op('Exp', [
-    g.op('Sub', [logMass, g.op('ReduceMax', [logMass], { axes: [1], keepdims: 1 })])
-  ])
+  const sourceMass = blockMasses(g, z, vocab, s)
+  const mass = index ? g.op('Gather', [sourceMass, index], { axis: 0 }) : sourceMass
   const cum = g.op('CumSum', [mass, along])
   const total = g.op('Gather', [cum, g.constI64([nb - 1])], { axis: 1 })
   const target = g.op('Max', [g.op('Mul', [u, total]), g.scalarF32(MIN_TARGET)])
@@ -214,7 +262,6 @@ function sampleTwoLevel(
     g.scalarF32(0)
   ])
   const massJ = g.op('GatherElements', [mass, j], { axis: 1 })
-  const logMassJ = g.op('GatherElements', [logMass, j], { axis: 1 })
   // Block j of row r's source: row source·nb + j of the logits laid out (S·nb, s).
   const source = index
     ? g.op('Unsqueeze', [index, g.constI64([1])])
@@ -230,8 +277,9 @@ function sampleTwoLevel(
     g.op('Add', [g.op('Mul', [source, g.scalarI64(nb)]), j]),
     g.constI64([1])
   ])
-  const inBlock = g.op('Gather', [g.op('Reshape', [blocks, g.constI64([-1, s])]), row], { axis: 0 })
-  const c = g.op('CumSum', [g.op('Exp', [g.op('Sub', [inBlock, logMassJ])]), along])
+  const inBlock = g.op('Gather', [g.op('Reshape', [z, g.constI64([-1, s])]), row], { axis: 0 })
+  const blockMax = g.op('ReduceMax', [inBlock], { axes: [1], keepdims: 1 })
+  const c = g.op('CumSum', [g.op('Exp', [g.op('Sub', [inBlock, blockMax])]), along])
   const blockTotal = g.op('Gather', [c, g.constI64([s - 1])], { axis: 1 })
   const share = g.op('Div', [g.op('Mul', [g.op('Sub', [target, before]), blockTotal]), massJ])
   const within = g.op('Min', [g.op('Max', [share, g.scalarF32(MIN_TARGET)]), blockTotal])
@@ -401,14 +449,10 @@ export function referenceTwoLevel(
 ): { id: number; margin: number } {
   const f = Math.fround
   const nb = scaled.length / s
-  const logMass = Array.from({ length: nb }, (_, k) => {
-    const part = scaled.slice(k * s, (k + 1) * s)
-    const max = part.reduce((a, b) => Math.max(a, b), -Infinity)
-    if (max === -Infinity) return -Infinity
-    return f(f(Math.log(part.reduce((a, v) => a + Math.exp(v - max), 0))) + max)
-  })
-  const top = logMass.reduce((a, b) => Math.max(a, b), -Infinity)
-  const mass = logMass.map((l) => f(Math.exp(f(l - top))))
+  const rowMax = scaled.reduce((a, b) => Math.max(a, b), -Infinity)
+  const mass = Array.from({ length: nb }, (_, k) =>
+    scaled.slice(k * s, (k + 1) * s).reduce((a, v) => f(a + f(Math.exp(f(v - rowMax)))), 0)
+  )
   const cum: number[] = []
   mass.forEach((m, k) => cum.push(f((k > 0 ? cum[k - 1]! : 0) + m)))
   const total = cum[nb - 1]!
@@ -417,7 +461,9 @@ export function referenceTwoLevel(
     Math.min(c.filter((v) => v < floor).length, c.length - 1)
   const j = firstReaching(cum, target)
   const before = j > 0 ? cum[j - 1]! : 0
-  const weights = scaled.slice(j * s, (j + 1) * s).map((v) => f(Math.exp(f(v - logMass[j]!))))
+  const part = scaled.slice(j * s, (j + 1) * s)
+  const blockMax = part.reduce((a, b) => Math.max(a, b), -Infinity)
+  const weights = part.map((v) => f(Math.exp(f(v - blockMax))))
   const c: number[] = []
   weights.forEach((w, i) => c.push(f((i > 0 ? c[i - 1]! : 0) + w)))
   const blockTotal = c[s - 1]!
