@@ -44,7 +44,7 @@ import {
  * generate; 4: the decode role runs the prefix once per position; 5: the patch and patchGenerate
  * roles, forced explanation tokens in decode; 6: the decode steps attend to the per-position prefix
  * cache and carry only each row's own tokens; 7: the decode role unembeds and samples its rows in
- * chunks of at most DECODE_SAMPLE_ROWS (now `decodeSampleRows`), so one chunk's vocabulary-wide temporaries are alive at a
+ * chunks of at most 64 rows, so one chunk's vocabulary-wide temporaries are alive at a
  * time; 8: decode rows laid out in runs of K per position attend to the prefix per position, never
  * copied to the rows, and every row's own cache grows by one token a step; 9: the tanh GELU written
  * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding, and the
