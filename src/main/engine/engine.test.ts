@@ -562,48 +562,54 @@ describe('decode role: rows share patch vectors through patch_index', () => {
 })
 
 describe('decode role: rows sampled in chunks', () => {
-  it('gives each row the ids it gets in a batch small enough for one chunk', async () => {
-    const dims = {
-      hiddenSize: 24,
-      layers: 2,
-      heads: 2,
-      vocabSize: 40,
-      ffnSize: 32,
-      maxPositions: 32
-    }
-    await withSharpDecoder(dims, 11, async (base, d) => {
-      // 150 rows: three chunks of 50 (DECODE_SAMPLE_ROWS = 64); sub-batches of 30 rows: one each.
-      const rows = 150
-      const positions = 5
-      const np = 2
-      const T = 4
-      const patch = new Float32Array(positions * np * d).map((_, i) => Math.cos(i * 0.73) * 3)
-      const prefix = new Float32Array(4 * d).map((_, i) => Math.sin(i * 0.29))
-      const uniforms = new Float32Array(rows * T).map(
-        (_, i) => ((i * 0.6180339) % 1) * 0.998 + 1e-3
-      )
-      const patchIndex = Array.from({ length: rows }, (_, r) => r % positions)
-      const common = { prefix, prefixRows: 4, patch, patchRows: positions, patchLayers: np }
-      for (const temperature of [1, 0]) {
-        const run = (start: number, end: number): Promise<Int32Array> =>
-          base.decode({
-            ...common,
-            patchIndex: patchIndex.slice(start, end),
-            rows: end - start,
-            embedPos: 3,
-            uniforms: uniforms.subarray(start * T, end * T),
-            steps: T,
-            temperature
-          })
-        const whole = await run(0, rows)
-        const parts: number[] = []
-        for (let start = 0; start < rows; start += 30) parts.push(...(await run(start, start + 30)))
-        expect(Array.from(whole)).toEqual(parts)
-        // Not one id everywhere: the comparison sees which row each id went to.
-        expect(new Set(whole).size).toBeGreaterThan(3)
+  // V = 40: the whole-vocabulary draw, 64 rows a chunk; V = 262,144: the two-level draw,
+  // decodeSampleRows(V) = 128 rows a chunk.
+  for (const vocabSize of [40, 262_144]) {
+    it(`gives each row the ids it gets in a batch small enough for one chunk (V = ${vocabSize})`, async () => {
+      const dims = {
+        hiddenSize: 24,
+        layers: 2,
+        heads: 2,
+        vocabSize,
+        ffnSize: 32,
+        maxPositions: 32
       }
+      await withSharpDecoder(dims, 11, async (base, d) => {
+        // 150 rows: three chunks of 50 (V = 40) or two of 75 (V = 262,144); sub-batches of 30
+        // rows: one chunk each.
+        const rows = 150
+        const positions = 5
+        const np = 2
+        const T = 4
+        const patch = new Float32Array(positions * np * d).map((_, i) => Math.cos(i * 0.73) * 3)
+        const prefix = new Float32Array(4 * d).map((_, i) => Math.sin(i * 0.29))
+        const uniforms = new Float32Array(rows * T).map(
+          (_, i) => ((i * 0.6180339) % 1) * 0.998 + 1e-3
+        )
+        const patchIndex = Array.from({ length: rows }, (_, r) => r % positions)
+        const common = { prefix, prefixRows: 4, patch, patchRows: positions, patchLayers: np }
+        for (const temperature of [1, 0]) {
+          const run = (start: number, end: number): Promise<Int32Array> =>
+            base.decode({
+              ...common,
+              patchIndex: patchIndex.slice(start, end),
+              rows: end - start,
+              embedPos: 3,
+              uniforms: uniforms.subarray(start * T, end * T),
+              steps: T,
+              temperature
+            })
+          const whole = await run(0, rows)
+          const parts: number[] = []
+          for (let start = 0; start < rows; start += 30)
+            parts.push(...(await run(start, start + 30)))
+          expect(Array.from(whole)).toEqual(parts)
+          // Not one id everywhere: the comparison sees which row each id went to.
+          expect(new Set(whole).size).toBeGreaterThan(3)
+        }
+      })
     })
-  })
+  }
 })
 
 describe('decode role: the step loop carries no caches out of its last iteration', () => {

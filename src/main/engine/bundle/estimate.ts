@@ -6,7 +6,8 @@
  */
 import { DEFAULT_BEST_OF_K } from '@shared/domain/analysis'
 import { DEFAULT_ROWS_PER_BATCH } from '../positions'
-import { DECODE_SAMPLE_ROWS } from '../graph/transformer'
+import { vocabularyBlock } from '../generation/sampler'
+import { decodeSampleRows } from '../graph/transformer'
 
 export interface EstimateModel {
   layers: number
@@ -70,11 +71,17 @@ const GENERATION_KV_COPIES = 3.2
 /**
  * Vocabulary-wide float32 rows alive per sampled row while a step samples: the logits, the
  * probabilities, their transpose and CDF (generation/sampler.ts), as ONNX Runtime's arena holds
- * them. The lens decode samples DECODE_SAMPLE_ROWS rows at a time (graph/transformer.ts), a
- * generation all its completions at once. Measured at the three presets (docs/benchmarks.md "At
- * real shapes").
+ * them. A generation samples all its completions at once. Measured at the three presets
+ * (docs/benchmarks.md "At real shapes").
  */
 const LOGIT_COPIES = 3
+/**
+ * The same for the lens decode, which samples `decodeSampleRows` rows at a time
+ * (graph/transformer.ts): with the two-level draw only the chunk's logits are vocabulary-wide.
+ */
+function decodeLogitCopies(vocab: number): number {
+  return vocabularyBlock(vocab) ? 1 : LOGIT_COPIES
+}
 /** A group without a lens still generates: completions per run and tokens of context assumed. */
 const GENERATION_ROWS = 16
 const GENERATION_CONTEXT = 512
@@ -100,7 +107,11 @@ export function batchWorkspaceBytes(
     const ownCopy = rows * (l.tokens - 1) * kvPerToken
     const stepEnd =
       ownCopy * (OWN_KV_COPIES - 1) + rows * context * (kvPerToken / base.layers) * STEP_KV_COPIES
-    const sampling = Math.min(rows, DECODE_SAMPLE_ROWS) * base.vocabSize * 4 * LOGIT_COPIES
+    const sampling =
+      Math.min(rows, decodeSampleRows(base.vocabSize)) *
+      base.vocabSize *
+      4 *
+      decodeLogitCopies(base.vocabSize)
     const decode = positions * l.prefixRows * kvPerToken + ownCopy + Math.max(stepEnd, sampling)
     // The encoder runs every row's whole input at once: a few d-wide activations per token.
     const encode = rows * (l.encoderRows + l.tokens) * base.hiddenSize * 4 * 8

@@ -13,7 +13,7 @@
  */
 import type { GraphBuilder } from '../graph/builder'
 import type { Pass } from '../graph/blocks'
-import { buildSampler } from './sampler'
+import { buildSampler, dividedLogits } from './sampler'
 
 export const GENERATE_INPUTS = [
   'input_ids',
@@ -29,6 +29,8 @@ export interface DecoderKit {
   layers: number
   kvHeads: number
   headDim: number
+  /** V: selects the sampler's two-level draw (generation/sampler.ts). */
+  vocabSize: number
   /** ids (B, s) → input embeddings (B, s, d), scaled as the model expects. */
   embed(g: GraphBuilder, ids: string): string
   /** The pass over rows offset..offset+s−1 (masks per sliding window, rotary tables) and its rows. */
@@ -157,7 +159,8 @@ export function buildGenerateRole(g: GraphBuilder, kit: DecoderKit, patch?: Pref
   ])
   const u = body.op('Gather', ['uniforms', iter], { axis: 1 })
   const id = buildSampler(body, {
-    logits: rowLogits,
+    logits: dividedLogits(rowLogits),
+    vocab: kit.vocabSize,
     uniforms: u,
     temperature: 'temperature',
     topP: 'top_p'

@@ -1,20 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Session, Tensor } from '../ort'
 import { GraphBuilder, encodeModel } from '../graph/builder'
-import { buildSampler, buildSharedSampler, referenceSample } from './sampler'
+import {
+  buildSampler,
+  buildSharedSampler,
+  dividedLogits,
+  referenceSample,
+  referenceTwoLevel,
+  vocabularyBlock
+} from './sampler'
 import { generationUniforms, uniformAt } from './uniforms'
 
 /**
  * The sampler alone as a model: logits, uniforms, temperature, top_p → ids. `decodeForm`: as the
- * decode role builds it (no nucleus; top_p is fed but unread).
+ * decode role builds it (no nucleus; top_p is fed but unread). V is fixed when the graph is built.
  */
-function samplerModel(decodeForm = false): Uint8Array {
+function samplerModel(vocab: number, decodeForm: boolean): Uint8Array {
   const g = new GraphBuilder()
-  const logits = g.input('logits', 'float32', ['B', 'V'])
+  const logits = g.input('logits', 'float32', ['B', vocab])
   const uniforms = g.input('uniforms', 'float32', ['B'])
   const temperature = g.input('temperature', 'float32', [])
   const topP = g.input('top_p', 'float32', [])
-  const ids = buildSampler(g, { logits, uniforms, temperature, topP: decodeForm ? null : topP })
+  const ids = buildSampler(g, {
+    logits: dividedLogits(logits),
+    vocab,
+    uniforms,
+    temperature,
+    topP: decodeForm ? null : topP
+  })
   if (decodeForm) g.opTo('Identity', [topP], ['unused_top_p'])
   if (decodeForm) g.output('unused_top_p', 'float32', [])
   g.opTo('Identity', [ids], ['ids'])
@@ -22,15 +35,19 @@ function samplerModel(decodeForm = false): Uint8Array {
   return encodeModel(g.toGraph('sampler'), 'sampler-test')
 }
 
-let session: Session
-let decodeSession: Session
-beforeAll(async () => {
-  session = await Session.create(samplerModel(), { provider: 'cpu', threads: 1 })
-  decodeSession = await Session.create(samplerModel(true), { provider: 'cpu', threads: 1 })
-})
+const sessions = new Map<string, Promise<Session>>()
+/** The sampler's session for `vocab`, built once per form. */
+function samplerSession(vocab: number, decodeForm: boolean): Promise<Session> {
+  const key = `${vocab}:${decodeForm}`
+  let s = sessions.get(key)
+  if (!s) {
+    s = Session.create(samplerModel(vocab, decodeForm), { provider: 'cpu', threads: 1 })
+    sessions.set(key, s)
+  }
+  return s
+}
 afterAll(async () => {
-  await session.release()
-  await decodeSession.release()
+  for (const s of sessions.values()) await (await s).release()
 })
 
 async function sample(
@@ -39,9 +56,10 @@ async function sample(
   uniforms: Float32Array,
   temperature: number,
   topP: number,
-  on: Session = session
+  decodeForm = false
 ): Promise<number[]> {
   const vocab = logits.length / rows
+  const on = await samplerSession(vocab, decodeForm)
   const out = await on.run({
     logits: new Tensor('float32', logits, [rows, vocab]),
     uniforms: new Tensor('float32', uniforms, [rows]),
@@ -167,7 +185,7 @@ describe('in-graph sampler', () => {
     const us = Float32Array.from(extremes)
 
     it('decode form (no nucleus) and generate form (top_p = 1) agree and skip the zeros', async () => {
-      const decodeIds = await sample(logits, extremes.length, us, 1, 1, decodeSession)
+      const decodeIds = await sample(logits, extremes.length, us, 1, 1, true)
       const generateIds = await sample(logits, extremes.length, us, 1, 1)
       expect(decodeIds).toEqual(generateIds)
       for (const id of decodeIds) expect(suppressed.has(id)).toBe(false)
@@ -188,7 +206,7 @@ describe('in-graph sampler', () => {
 
     it('holds at every temperature, including ones that underflow all but one token', async () => {
       for (const t of [0.01, 0.3, 2, 5]) {
-        const ids = await sample(logits, extremes.length, us, t, 1, decodeSession)
+        const ids = await sample(logits, extremes.length, us, t, 1, true)
         for (const id of ids) expect(suppressed.has(id)).toBe(false)
       }
     })
@@ -267,15 +285,18 @@ describe('the block search picks the ids of the whole-vocabulary count', () => {
       temperature: new Tensor('float32', Float32Array.from([temperature]), [])
     })
     return {
-      now: await sample(logits, rows, us, temperature, 1, decodeSession),
+      now: await sample(logits, rows, us, temperature, 1, true),
       before: Array.from(out.ids!.data as BigInt64Array, Number),
       cdf: out.cdf!.data as Float32Array
     }
   }
 
   // Vocabulary sizes around squares and block edges (the window's clamp at the tail), tiny ones,
-  // and one of real width, where a block holds 512 entries.
-  for (const vocab of [1, 2, 3, 4, 5, 15, 16, 17, 50, 255, 256, 257, 4099, 262_144]) {
+  // and a prime one of real width: none has the divisors the two-level draw needs.
+  for (const vocab of [1, 2, 3, 4, 5, 15, 16, 17, 50, 255, 257, 4099, 131_071]) {
+    it(`V = ${vocab} is drawn from the whole-vocabulary CDF`, () => {
+      expect(vocabularyBlock(vocab)).toBeNull()
+    })
     it(`V = ${vocab}: random rows, u on, just below and just above CDF entries`, async () => {
       const rows = vocab >= 100_000 ? 8 : 48
       const logits = randomLogits(rows, vocab, vocab)
@@ -330,35 +351,44 @@ describe('the block search picks the ids of the whole-vocabulary count', () => {
 })
 
 /** The decode role's first draw as a model: (S, V) logits, (B,) index and uniforms → ids. */
-function sharedSamplerModel(): Uint8Array {
+function sharedSamplerModel(vocab: number): Uint8Array {
   const g = new GraphBuilder()
-  const logits = g.input('logits', 'float32', ['S', 'V'])
+  const logits = g.input('logits', 'float32', ['S', vocab])
   const index = g.input('index', 'int64', ['B'])
   const uniforms = g.input('uniforms', 'float32', ['B'])
   const temperature = g.input('temperature', 'float32', [])
-  g.opTo('Identity', [buildSharedSampler(g, { logits, index, uniforms, temperature })], ['ids'])
+  g.opTo(
+    'Identity',
+    [buildSharedSampler(g, { logits, index, uniforms, temperature, vocab })],
+    ['ids']
+  )
   g.output('ids', 'int64', ['B'])
   return encodeModel(g.toGraph('shared_sampler'), 'sampler-test')
 }
 
 describe("rows sharing their source's logits draw what the gathered rows draw", () => {
-  let shared: Session
   let whole: Session
   beforeAll(async () => {
-    shared = await Session.create(sharedSamplerModel(), { provider: 'cpu', threads: 1 })
     whole = await Session.create(wholeVocabularyModel(), { provider: 'cpu', threads: 1 })
   })
   afterAll(async () => {
-    await shared.release()
     await whole.release()
   })
 
-  for (const vocab of [1, 5, 17, 257, 4099]) {
+  // The whole-vocabulary draw (1 … 4099) and the two-level one (256, 592, 4096).
+  for (const vocab of [1, 5, 17, 257, 4099, 256, 592, 4096]) {
     it(`V = ${vocab}: u random, at 0 and 1, on and either side of CDF entries, T = 0, 1, 0.7`, async () => {
+      const shared = await Session.create(sharedSamplerModel(vocab), {
+        provider: 'cpu',
+        threads: 1
+      })
       const sources = 6
       const rows = 40
       const logits = randomLogits(sources, vocab, vocab + 1)
       for (const i of [0, vocab >> 1, vocab - 1]) logits[2 * vocab + i] = -1e9
+      // A whole block of zero probability in one source, where the draw has blocks.
+      const block = vocabularyBlock(vocab)
+      if (block) logits.fill(-Infinity, 3 * vocab, 3 * vocab + block)
       // Rows in no particular order, every source used, one source twice as often.
       const index = Array.from({ length: rows }, (_, r) => (r * 7 + (r % 3)) % sources)
       const gathered = new Float32Array(rows * vocab)
@@ -393,10 +423,70 @@ describe("rows sharing their source's logits draw what the gathered rows draw", 
           ;[entry, down, up].forEach((t, j) => aimed[j]!.push(aimAt(t, total) ?? 1))
         }
         for (const us of [random, ...aimed.map((a) => Float32Array.from(a))]) {
-          const want = await sample(gathered, rows, us, temperature, 1, decodeSession)
+          const want = await sample(gathered, rows, us, temperature, 1, true)
           expect(await drawShared(us, temperature)).toEqual(want)
         }
       }
+      await shared.release()
+    })
+  }
+})
+
+describe('the two-level draw (vocabularies with blocks) follows its host reference', () => {
+  const f = Math.fround
+  // Gemma-3's vocabulary (512 blocks of 512), GPT-2's (29 of 1,733), and small ones.
+  for (const vocab of [256, 592, 1024, 50_257, 262_144]) {
+    it(`V = ${vocab}: random u, u at 0, 2^-25, 1 − 2^-24 and 1, zero-probability tokens and blocks`, async () => {
+      const block = vocabularyBlock(vocab)!
+      expect(block).not.toBeNull()
+      expect(vocab % block).toBe(0)
+      const rows = vocab >= 50_000 ? 24 : 48
+      const logits = randomLogits(rows, vocab, vocab + 2)
+      const suppressed = (r: number, i: number): boolean =>
+        (r % 3 === 0 && (i === 0 || i === vocab >> 1 || i === vocab - 1)) ||
+        (r % 3 === 1 && (i < block || i >= vocab - block))
+      for (let r = 0; r < rows; r++) {
+        for (let i = 0; i < vocab; i++) {
+          if (suppressed(r, i)) logits[r * vocab + i] = r % 2 ? -Infinity : -1e9
+        }
+      }
+      const us = generationUniforms(vocab + 3, rows, 1)
+      ;[0, 2 ** -25, 1 - 2 ** -24, 1, 0, 1].forEach((u, r) => (us[r] = u))
+      for (const temperature of [0, 1, 0.7, 0.01]) {
+        const ids = await sample(logits, rows, us, temperature, 1, true)
+        expect(await sample(logits, rows, us, temperature, 1)).toEqual(ids)
+        let compared = 0
+        ids.forEach((id, r) => {
+          const row = logits.subarray(r * vocab, (r + 1) * vocab)
+          expect(suppressed(r, id)).toBe(false)
+          if (temperature === 0) {
+            expect(id).toBe(row.indexOf(row.reduce((a, b) => Math.max(a, b))))
+            return
+          }
+          const t = f(temperature)
+          const scaled = Array.from(row, (v) => (temperature === 1 ? v : f(v / t)))
+          const want = referenceTwoLevel(scaled, us[r]!, block)
+          if (want.margin < 1e-5) return
+          expect(id).toBe(want.id)
+          expect(referenceSample(row, us[r]!, temperature, 1)).toBe(want.id)
+          compared++
+        })
+        // The six rows at u's extremes are near a boundary by design (u → 1 just below the total).
+        if (temperature !== 0) expect(compared).toBeGreaterThan((rows - 6) * 0.75)
+      }
+      // Row by row: the last few rows alone draw what they drew among all of them (at V = 262,144
+      // the block masses are summed 16 rows at a time, so they fall in another group there).
+      const few = 5
+      const from = rows - few
+      const alone = await sample(
+        logits.subarray(from * vocab),
+        few,
+        us.subarray(from),
+        0.7,
+        1,
+        true
+      )
+      expect(alone).toEqual((await sample(logits, rows, us, 0.7, 1, true)).slice(from))
     })
   }
 })

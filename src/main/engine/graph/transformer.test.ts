@@ -130,21 +130,25 @@ describe('base graph structure', () => {
     // Every later token is drawn at the start of the step loop's next iteration, from the rows the
     // iteration before left (a loop-carried input, sliced into chunks inside a chunk loop), so the
     // sampler meets one copy of the rows' caches; the steps come twice, attending to the prefix
-    // per position (rows in runs of K) or gathered. The last token is drawn after the loop.
+    // per position (rows in runs of K) or gathered. The last token is drawn after the loop. Each
+    // draw unembeds its chunk inside the sampler's temperature branches (argmax, T = 1, the rows
+    // divided by T), so the chunk's logits are the one vocabulary-wide tensor a branch holds.
+    const chunkRows = (n: onnx.INodeProto): onnx.INodeProto | undefined => {
+      const from = producer.get(n.input![0]!)
+      if (from?.opType === 'Div') return producer.get(from.input![0]!)
+      return from
+    }
     const stepUnembeds = nodes.filter(
-      (n) =>
-        n.opType === 'MatMul' &&
-        n.input?.[1] === 'unembed' &&
-        producer.get(n.input[0]!)?.opType === 'Slice'
+      (n) => n.opType === 'MatMul' && n.input?.[1] === 'unembed' && chunkRows(n)?.opType === 'Slice'
     )
-    expect(stepUnembeds).toHaveLength(3)
+    expect(stepUnembeds).toHaveLength(9)
     const aroundUnembeds = stepUnembeds.map((u) => loopsAround(u.output![0]!))
-    expect(aroundUnembeds.map((a) => a.length).sort()).toEqual([1, 2, 2])
+    expect(aroundUnembeds.map((a) => a.length).sort()).toEqual([1, 1, 1, 2, 2, 2, 2, 2, 2])
     const stepLoops = stepUnembeds.flatMap((u, i) => {
       const around = aroundUnembeds[i]!
       if (around.length === 1) return []
       expect(around).not.toContain(aroundFirst[0])
-      const sliced = producer.get(u.input![0]!)!.input![0]
+      const sliced = chunkRows(u)!.input![0]
       expect(sliced).toBe(bodyOf(around[0]!).input![2]!.name)
       return [around[0]!]
     })

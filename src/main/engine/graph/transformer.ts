@@ -12,7 +12,12 @@
  */
 import { ExternalWriter, GraphBuilder, encodeModel, type ExternalRef, type Weight } from './builder'
 import { buildGenerateRole, type DecoderKit } from '../generation/role'
-import { buildSampler, buildSharedSampler } from '../generation/sampler'
+import {
+  buildSampler,
+  buildSharedSampler,
+  dividedLogits,
+  vocabularyBlock
+} from '../generation/sampler'
 import { checkArchSpec, preNormGptSpec, rotary, type ArchSpec } from '../arch/spec'
 import { archWeights, elementCount, layerWeightName, type WeightInfo } from '../arch/weights'
 import { ropeInverseFrequencies } from '../arch/rope'
@@ -39,7 +44,7 @@ import {
  * generate; 4: the decode role runs the prefix once per position; 5: the patch and patchGenerate
  * roles, forced explanation tokens in decode; 6: the decode steps attend to the per-position prefix
  * cache and carry only each row's own tokens; 7: the decode role unembeds and samples its rows in
- * chunks of at most DECODE_SAMPLE_ROWS, so one chunk's vocabulary-wide temporaries are alive at a
+ * chunks of at most 64 rows, so one chunk's vocabulary-wide temporaries are alive at a
  * time; 8: decode rows laid out in runs of K per position attend to the prefix per position, never
  * copied to the rows, and every row's own cache grows by one token a step; 9: the tanh GELU written
  * in the form ONNX Runtime fuses into one kernel, the same function to float32 rounding, and the
@@ -47,11 +52,13 @@ import {
  * token at the start of the step loop's next iteration, the last one after the loop, so one copy
  * of the rows' caches is alive while it samples, the same ids, and the encode role runs its
  * prefix once for the batch, the rows attending to its keys and values; 11: the decode's step
- * loop carries its caches out of its last iteration with no tokens, the same ids). Generated
+ * loop carries its caches out of its last iteration with no tokens, the same ids; 12: the decode
+ * and generate roles draw in two levels, vocabulary blocks then a block's tokens, so the decode
+ * unembeds up to `decodeSampleRows` rows at once, different ids). Generated
  * bundles cached with another value are regenerated (synthetic.ts and the demo's stamp); a group
  * imported before keeps the graph it was written with, which has the same inputs and outputs.
  */
-export const BASE_GRAPH_VERSION = 11
+export const BASE_GRAPH_VERSION = 12
 
 export const ROLE = {
   acts: 0,
@@ -321,30 +328,43 @@ function forcedOr(g: GraphBuilder, step: string, sampled: string): string {
 }
 
 /**
- * Most decoder rows the decode role unembeds and samples at once. The vocabulary-wide tensors of a
- * draw (logits, probabilities, their transpose, the CDF: several B × V floats, 268 MB each for 256
- * rows of a 262k vocabulary) then exist for one chunk at a time (docs/benchmarks.md "At real
- * shapes", memory). Each chunk's unembedding packs the whole tied (V, d) table again, so larger
- * chunks would be faster (128 rows: 0.75–0.8× the time of twice 64), but at Gemma-3's vocabulary
- * their temporaries raised the analysis' peak by 0.12–0.16 GB (same section, graph 10).
+ * Floats of vocabulary-wide tensors one decode chunk may hold: what 64-row chunks of Gemma-3's
+ * 262,144-entry vocabulary held with the whole-vocabulary draw (logits plus two of
+ * probabilities, transpose and CDF alive at once: a scratch measurement of one chunk in an If
+ * branch, 132 MiB at 64 rows; docs/benchmarks.md "Decode chunks from the two-level sampler").
  */
-export const DECODE_SAMPLE_ROWS = 64
+const DECODE_SAMPLE_FLOATS = 2 * 64 * 262_144
 
 /**
- * The decode role's (B,) ids for one step, sampled in ⌈B / DECODE_SAMPLE_ROWS⌉ chunks of even
- * size, chunk i holding rows ⌊i·B/n⌋ … ⌊(i+1)·B/n⌋ − 1 (`draw` appends the ids of rows start..end,
- * given as 1-D int64 bounds, to the chunk's graph). Every chunk has at least ⌊B/n⌋ > 32 rows when
- * n > 1, so none is a single row unless B is: one row takes ONNX Runtime's matrix-vector kernel,
- * which rounds differently from the multi-row GEMM, and the ids must not depend on the chunking.
- * Every other step of a draw is row by row, so the ids are bit for bit those of one whole-batch
- * draw.
+ * Most decoder rows the decode role unembeds and samples at once, for a vocabulary of `vocab`.
+ * The two-level draw (generation/sampler.ts) writes nothing vocabulary-wide but the logits, so a
+ * chunk holds one B × V tensor: DECODE_SAMPLE_FLOATS ÷ V rows (Gemma-3 128, Qwen3 220, GPT-2
+ * 667). A vocabulary the draw cannot split into blocks keeps the whole-vocabulary draw and its
+ * 64 rows. Each chunk's unembedding prepares the whole tied (V, d) table again (a 64-row product
+ * costs 0.4 of a 256-row one at Gemma-3, docs/benchmarks.md "At real shapes"), so fewer, larger
+ * chunks are faster.
+ */
+export function decodeSampleRows(vocab: number): number {
+  if (!vocabularyBlock(vocab)) return 64
+  return Math.max(64, Math.floor(DECODE_SAMPLE_FLOATS / vocab))
+}
+
+/**
+ * The decode role's (B,) ids for one step, sampled in ⌈B / per⌉ chunks of even size (per =
+ * `decodeSampleRows`), chunk i holding rows ⌊i·B/n⌋ … ⌊(i+1)·B/n⌋ − 1 (`draw` appends the ids of
+ * rows start..end, given as 1-D int64 bounds, to the chunk's graph). Every chunk has at least
+ * ⌊B/n⌋ > 32 rows when n > 1, so none is a single row unless B is: one row takes ONNX Runtime's
+ * matrix-vector kernel, which rounds differently from the multi-row GEMM, and the ids must not
+ * depend on the chunking. Every other step of a draw is row by row, so the ids are bit for bit
+ * those of one whole-batch draw.
  */
 function sampleInChunks(
   g: GraphBuilder,
+  perChunk: number,
   draw: (b: GraphBuilder, start: string, end: string) => string
 ): string {
   const rows = scalarDim(g, 'patch_index', 0)
-  const per = g.scalarI64(DECODE_SAMPLE_ROWS)
+  const per = g.scalarI64(perChunk)
   const chunks = g.op('Div', [g.op('Add', [rows, g.op('Sub', [per, g.scalarI64(1)])]), per])
   const body = g.sub()
   const iter = body.input(body.fresh('chunk'), 'int64', [])
@@ -395,7 +415,7 @@ function rowSlice(g: GraphBuilder, x: string, start: string, end: string): strin
  * recomputed K times. Step 0 samples from those logits; a Loop of T − 1 single-token steps follows,
  * each row carrying only its own tokens' keys and values and reading its position's prefix cache,
  * which stays one copy per position. Sampling is inverse-CDF from `uniforms` at `temperature`
- * (0 = argmax), DECODE_SAMPLE_ROWS rows at a time.
+ * (0 = argmax), `decodeSampleRows` rows at a time.
  */
 function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   const { layers, hiddenSize: d } = c.spec
@@ -430,14 +450,16 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   }
   const hLast = g.op('Gather', [x, g.op('Sub', [p, g.scalarI64(1)])], { axis: 1 })
   // The prefix's last logits, one row per position (Bp, V). Step 0 draws every row from its
-  // position's CDF, computed once per position, while the Bp positions' vocabulary-wide tensors
-  // are no more than a chunk's; beyond that (few rollouts per position) each chunk gathers its
-  // rows' copies. The ids are the same either way (buildSharedSampler).
+  // position's block masses, computed once per position, while the Bp positions' logits and
+  // their division by T are no more than a chunk's; beyond that (few rollouts per position) each
+  // chunk gathers its rows' copies. The ids are the same either way (buildSharedSampler).
+  const vocab = c.spec.vocabSize
+  const perChunk = decodeSampleRows(vocab)
   const zPrefix = logits(g, c, hLast, SOFTCAP_ROLES.decode)
   const u0 = g.op('Gather', ['uniforms', g.scalarI64(0)], { axis: 1 })
   const perPositionDraw = g.op('LessOrEqual', [
     scalarDim(g, 'patch_vectors', 0),
-    g.scalarI64(DECODE_SAMPLE_ROWS)
+    g.scalarI64(Math.floor(perChunk / 2))
   ])
   const first = forcedOr(
     g,
@@ -448,15 +470,17 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
           logits: zPrefix,
           index: 'patch_index',
           uniforms: u0,
-          temperature: 'temperature'
+          temperature: 'temperature',
+          vocab
         })
       ),
       else_branch: idsSubgraph(g, 'first_by_row', (b) =>
-        sampleInChunks(b, (cb, start, end) =>
+        sampleInChunks(b, perChunk, (cb, start, end) =>
           buildSampler(cb, {
-            logits: cb.op('Gather', [zPrefix, rowSlice(cb, 'patch_index', start, end)], {
-              axis: 0
-            }),
+            logits: dividedLogits(
+              cb.op('Gather', [zPrefix, rowSlice(cb, 'patch_index', start, end)], { axis: 0 })
+            ),
+            vocab,
             uniforms: rowSlice(cb, u0, start, end),
             temperature: 'temperature',
             topP: null
@@ -514,9 +538,21 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
 /** The (B,) ids at `step` (scalar int64 ≥ 1) drawn from the final-normed rows hn (B, d). */
 function sampleRows(g: GraphBuilder, c: ArchCtx, hn: string, step: string): string {
   const u = g.op('Gather', ['uniforms', step], { axis: 1 })
-  return sampleInChunks(g, (b, start, end) =>
+  const vocab = c.spec.vocabSize
+  return sampleInChunks(g, decodeSampleRows(vocab), (b, start, end) =>
     buildSampler(b, {
-      logits: unembed(b, c, rowSlice(b, hn, start, end), SOFTCAP_ROLES.decode),
+      // The logits are built in the sampler's branch, so the chunk's one vocabulary-wide tensor
+      // is the unembedding's output. Without a softcap, logits / T = (rows / T) · tableᵀ: the
+      // (rows, d) rows are divided instead, never a second (rows, V) tensor.
+      logits: (lb, temperature) => {
+        const rows = rowSlice(lb, hn, start, end)
+        if (SOFTCAP_ROLES.decode && c.spec.finalLogitSoftcap !== null) {
+          return dividedLogits(unembed(lb, c, rows, SOFTCAP_ROLES.decode))(lb, temperature)
+        }
+        const scaled = temperature ? lb.op('Div', [rows, temperature]) : rows
+        return unembed(lb, c, scaled, SOFTCAP_ROLES.decode)
+      },
+      vocab,
       uniforms: rowSlice(b, u, start, end),
       temperature: 'temperature',
       topP: null
@@ -705,6 +741,7 @@ function decoderKit(c: ArchCtx): DecoderKit {
     layers: c.spec.layers,
     kvHeads: c.spec.kvHeads,
     headDim: c.spec.headDim,
+    vocabSize: c.spec.vocabSize,
     embed: (g, ids) => embedIds(g, c, ids),
     beginPass: (g, offset, s) => beginPass(g, c, offset, s),
     addPositions: (g, x, rows) => addPositions(g, c, x, rows),
