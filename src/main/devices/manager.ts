@@ -94,11 +94,6 @@ export interface DeviceManagerOptions {
   keepFinishedJobs?: number
   /** Smallest data-parallel share, in positions. */
   minChunkPositions?: number
-  /**
-   * Shortest time between two `devices:changed` snapshots (default 100 ms); changes meanwhile
-   * are coalesced into the next one. 0: one after every turn that changed something.
-   */
-  snapshotIntervalMs?: number
   /** nvidia-smi runner for measured GPU memory. */
   runCommand?: CommandRunner
   /** Time and timers (tests pass a manual clock); `now` alone replaces only the time. */
@@ -122,8 +117,7 @@ const DEFAULTS = {
   cancelGraceMs: 30_000,
   maxRestartFailures: 3,
   keepFinishedJobs: 200,
-  minChunkPositions: 2,
-  snapshotIntervalMs: 100
+  minChunkPositions: 2
 }
 
 type UnloadResult = {
@@ -143,10 +137,7 @@ export class DeviceManager {
   readonly #residency: Residency
   readonly #supervisor: WorkerSupervisor
   readonly #executor: Executor
-  /** Saves the placements after every turn that changed them. */
   readonly #notifier: ChangeNotifier
-  /** `devices:changed`, at most every `snapshotIntervalMs` (snapshots.ts, ChangeNotifier). */
-  readonly #snapshots: ChangeNotifier
   readonly #store: PlacementStore | undefined
   readonly #settings = new Map<string, GroupSettings>()
   #startup: StartupReport
@@ -199,17 +190,18 @@ export class DeviceManager {
       })
     }
     const workers = [...this.#devices.values()].filter((d) => d.desc.provider).length
-    const changed = (): void => this.#changed()
+    const changed = (): void => this.#notifier.notify()
     const schedule = (): void => this.#schedule()
     const isDisposed = (): boolean => this.#disposed
     const graceMs = options.graceMs ?? DEFAULTS.graceMs
-    this.#snapshots = new ChangeNotifier(
+    this.#notifier = new ChangeNotifier(
       this.#clock,
-      () => this.#emit('devices:changed', this.snapshot()),
-      this.#log,
-      options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
+      () => {
+        this.#emit('devices:changed', this.snapshot())
+        this.#persist()
+      },
+      this.#log
     )
-    this.#notifier = new ChangeNotifier(this.#clock, () => this.#persist(), this.#log)
     this.#jobs = new JobTable({
       now: () => this.#clock.now(),
       keepFinishedJobs: options.keepFinishedJobs ?? DEFAULTS.keepFinishedJobs,
@@ -280,12 +272,6 @@ export class DeviceManager {
     )
   }
 
-  /** Something shown changed: a snapshot goes out and the placements are saved. */
-  #changed(): void {
-    this.#snapshots.notify()
-    this.#notifier.notify()
-  }
-
   //#region lifecycle
 
   /**
@@ -305,7 +291,7 @@ export class DeviceManager {
       if (d.desc.provider) starts.push(this.#supervisor.start(d))
     }
     await Promise.all(starts)
-    this.#changed()
+    this.#notifier.notify()
     if (this.#store) this.#restored = this.#restore(this.#store)
   }
 
@@ -316,14 +302,13 @@ export class DeviceManager {
 
   /** Called by the library after a rescan: the snapshot changes and queued jobs may now resolve. */
   libraryChanged(): void {
-    this.#changed()
+    this.#notifier.notify()
     this.#schedule()
   }
 
   async dispose(): Promise<void> {
     this.#disposed = true
     this.#notifier.close()
-    this.#snapshots.close()
     // The last state is saved as it was before the workers go (their exit is no unload).
     await this.#store?.flush()
     // Every job ends here, running ones too: nothing will schedule, retry or finish them once the
@@ -374,7 +359,7 @@ export class DeviceManager {
 
   #publish(job: JobRecord): void {
     this.#emit('jobs:changed', copyJobState(job.state))
-    this.#changed()
+    this.#notifier.notify()
   }
 
   //#endregion
@@ -611,7 +596,7 @@ export class DeviceManager {
       preload: input.preload ?? now.preload
     }
     this.#settings.set(input.groupId, next)
-    this.#changed()
+    this.#notifier.notify()
     // A higher max may let a waiting job take a replica now.
     this.#schedule()
     return this.groupSettings(input.groupId)
@@ -662,7 +647,7 @@ export class DeviceManager {
   async #restoreFrom(saved: SavedPlacements, notes: string[]): Promise<void> {
     this.#restoring = true
     this.#startup = { status: 'restoring', file: this.#store?.file ?? null, notes: [...notes] }
-    this.#changed()
+    this.#notifier.notify()
     try {
       const plan = planRestore(
         saved,
@@ -696,7 +681,7 @@ export class DeviceManager {
     } finally {
       this.#restoring = false
       this.#startup.status = 'done'
-      this.#changed()
+      this.#notifier.notify()
       this.#schedule()
     }
   }

@@ -77,46 +77,35 @@ export function describeQueue(states: readonly JobState[]): QueueSummary {
 }
 
 /**
- * Coalesces change notifications: however many changes happen in one turn, one send goes out
- * after it. With `minIntervalMs`, a change within that long of the last send waits for the
- * interval's end, and every change meanwhile rides on that one send: a burst of jobs changes the
- * devices' state on every worker message, and each snapshot copies every queued job (what it
- * costs the main process, which shares the cores with the workers: docs/benchmarks.md, "Devices").
- * The first change after a quiet interval still goes out after its turn. A send that fails (a
- * payload the contract refuses) is logged, never thrown into the event loop.
+ * Coalesces change notifications: however many changes happen in one turn, one snapshot goes out
+ * after it. A send that fails (a payload the contract refuses) is logged, never thrown into the
+ * event loop.
  */
 export class ChangeNotifier {
   readonly #clock: Clock
   readonly #send: () => void
   readonly #log: Logger
-  readonly #minIntervalMs: number
   #pending = false
   #closed = false
-  #lastSentAt = -Infinity
 
-  constructor(clock: Clock, send: () => void, log: Logger, minIntervalMs = 0) {
+  constructor(clock: Clock, send: () => void, log: Logger) {
     this.#clock = clock
     this.#send = send
     this.#log = log
-    this.#minIntervalMs = minIntervalMs
   }
 
   notify(): void {
     if (this.#pending || this.#closed) return
     this.#pending = true
-    const run = (): void => {
+    this.#clock.defer(() => {
       this.#pending = false
       if (this.#closed) return
-      this.#lastSentAt = this.#clock.now()
       try {
         this.#send()
       } catch (err) {
         this.#log.error('devices:changed was not sent', err)
       }
-    }
-    const wait = this.#lastSentAt + this.#minIntervalMs - this.#clock.now()
-    if (wait > 0) this.#clock.after(wait, run, { background: true })
-    else this.#clock.defer(run)
+    })
   }
 
   close(): void {
