@@ -18,25 +18,14 @@ import { Session } from 'node:inspector/promises'
 import { cpus, loadavg, setPriority } from 'node:os'
 import { DeviceManager } from '../src/main/devices/manager'
 import { childProcessSpawner } from '../src/main/devices/transport'
-import { cpuOnlyHardware, demoLibrary } from './devicesSetup'
-
-const TEXTS = [
-  'The cat sat on the red chair.',
-  'A dog ran to the river in the morning.',
-  'The old farmer sold cheese at the market.',
-  'My sister read a book in the library.'
-]
-const GROUP = 'demo-words'
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] ?? 0
-}
+import {
+  BURST_TEXTS,
+  DEMO_GROUP,
+  cpuOnlyHardware,
+  demoLibrary,
+  median,
+  numberArg
+} from './devicesSetup'
 
 /** One process's counters, summed over its threads (ns for times). */
 interface ProcessSample {
@@ -158,8 +147,8 @@ function threadDiff(
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json')
-  const bursts = arg('--bursts', 6)
-  const jobs = arg('--jobs', 40)
+  const bursts = numberArg('--bursts', 6)
+  const jobs = numberArg('--jobs', 40)
   const tick = 1000 / 100 // ms per clock tick (USER_HZ 100)
   const { library, modelsDir } = await demoLibrary('bench-ceiling-')
   const manager = new DeviceManager({
@@ -174,8 +163,8 @@ async function main(): Promise<void> {
   })
   try {
     await manager.start()
-    await manager.load({ groupId: GROUP, deviceId: 'cpu:0' }, 'bench')
-    await manager.load({ groupId: GROUP, deviceId: 'cpu:1' }, 'bench')
+    await manager.load({ groupId: DEMO_GROUP, deviceId: 'cpu:0' }, 'bench')
+    await manager.load({ groupId: DEMO_GROUP, deviceId: 'cpu:1' }, 'bench')
     // `--count-snapshots`: CPU time and calls of the manager's snapshot (the coalesced
     // devices:changed payload) during the measured bursts.
     const snapshotCost = { calls: 0, cpuUs: 0 }
@@ -198,7 +187,7 @@ async function main(): Promise<void> {
       for (const pid of workers)
         for (const tid of readdirSync(`/proc/${pid}/task`))
           setPriority(Number(tid), Number(process.argv[niceAt + 1]))
-    const texts = Array.from({ length: jobs }, (_, i) => TEXTS[i % TEXTS.length]!)
+    const texts = Array.from({ length: jobs }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
     const options = { bestOfK: 16 }
     const burst = async (): Promise<BurstFigures> => {
       const mainBefore = readProcess(process.pid)
@@ -207,7 +196,8 @@ async function main(): Promise<void> {
       const machineBefore = readMachine()
       const t = performance.now()
       const ids = texts.map(
-        (text) => manager.submit({ kind: 'analyze', groupId: GROUP, text, options }, 'bench').jobId
+        (text) =>
+          manager.submit({ kind: 'analyze', groupId: DEMO_GROUP, text, options }, 'bench').jobId
       )
       for (const id of ids) {
         const s = await manager.waitFor(id)
@@ -241,12 +231,12 @@ async function main(): Promise<void> {
     // the two-device burst with the replica loaded and warm (one burst run on it first).
     const oneDevice = async (): Promise<BurstFigures> => {
       if (manager.devices()[1]!.placements.length > 0) await manager.clearDevice('cpu:1', true)
-      manager.setGroupSettings({ groupId: GROUP, replicas: { min: 0, max: 1 } })
+      manager.setGroupSettings({ groupId: DEMO_GROUP, replicas: { min: 0, max: 1 } })
       return burst()
     }
     const twoDevices = async (): Promise<BurstFigures> => {
-      manager.setGroupSettings({ groupId: GROUP, replicas: { min: 0, max: null } })
-      await manager.load({ groupId: GROUP, deviceId: 'cpu:1' }, 'bench')
+      manager.setGroupSettings({ groupId: DEMO_GROUP, replicas: { min: 0, max: null } })
+      await manager.load({ groupId: DEMO_GROUP, deviceId: 'cpu:1' }, 'bench')
       await burst()
       return burst()
     }

@@ -23,31 +23,21 @@ import {
   type WorkerExit,
   type WorkerTransport
 } from '../src/main/devices/transport'
-import { cpuOnlyHardware, demoLibrary } from './devicesSetup'
+import {
+  BURST_TEXTS,
+  DEMO_GROUP,
+  cpuOnlyHardware,
+  demoLibrary,
+  median,
+  numberArg
+} from './devicesSetup'
 
-const TEXTS = [
-  'The cat sat on the red chair.',
-  'A dog ran to the river in the morning.',
-  'The old farmer sold cheese at the market.',
-  'My sister read a book in the library.'
-]
-const GROUP = 'demo-words'
 const OPTIONS = { bestOfK: 16 }
 const MEMORY = { rssBytes: 100e6, heapUsedBytes: 1, externalBytes: 1 }
 
 interface Answer {
   rows: AnalysisRow[]
   metadata: AnalysisMetadata
-}
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
 
 /** What a real worker answers for each text (one device, the demo group). */
@@ -65,9 +55,9 @@ async function capture(
   const answers = new Map<string, Answer>()
   try {
     await manager.start()
-    for (const text of TEXTS) {
+    for (const text of BURST_TEXTS) {
       const { jobId } = manager.submit(
-        { kind: 'analyze', groupId: GROUP, text, options: OPTIONS },
+        { kind: 'analyze', groupId: DEMO_GROUP, text, options: OPTIONS },
         'capture'
       )
       const s = await manager.waitFor(jobId)
@@ -167,13 +157,13 @@ class ReplayingWorker implements WorkerTransport {
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json')
-  const bursts = arg('--bursts', 30)
+  const bursts = numberArg('--bursts', 30)
   const hardware = cpuOnlyHardware(0)
   const { library, modelsDir } = await demoLibrary('bench-devices-main-')
   const answers = await capture(hardware, library)
-  const { summary } = library.get(GROUP)
+  const { summary } = library.get(DEMO_GROUP)
   const lite = {
-    groupId: GROUP,
+    groupId: DEMO_GROUP,
     contentHash: summary.contentHash,
     estimatedBytes: summary.estimatedBytes,
     weightBytes: summary.weightBytes
@@ -189,12 +179,13 @@ async function main(): Promise<void> {
     ],
     reloadCache: { hostCacheBytes: 0 }
   })
-  const texts = Array.from({ length: 40 }, (_, i) => TEXTS[i % TEXTS.length]!)
+  const texts = Array.from({ length: 40 }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
   const burst = async (): Promise<number> => {
     const start = process.cpuUsage()
     const ids = texts.map(
       (text) =>
-        manager.submit({ kind: 'analyze', groupId: GROUP, text, options: OPTIONS }, 'bench').jobId
+        manager.submit({ kind: 'analyze', groupId: DEMO_GROUP, text, options: OPTIONS }, 'bench')
+          .jobId
     )
     for (const id of ids) {
       const s = await manager.waitFor(id)
@@ -207,14 +198,14 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!
   try {
     await manager.start()
-    await manager.load({ groupId: GROUP, deviceId: 'cpu:0' }, 'bench')
+    await manager.load({ groupId: DEMO_GROUP, deviceId: 'cpu:0' }, 'bench')
     // The first bursts warm the JIT; they are not counted.
     const warmUp = 5
     for (let i = 0; i < bursts + warmUp; i++) {
       if (manager.devices()[1]!.placements.length > 0) await manager.clearDevice('cpu:1', true)
-      manager.setGroupSettings({ groupId: GROUP, replicas: { min: 0, max: 1 } })
+      manager.setGroupSettings({ groupId: DEMO_GROUP, replicas: { min: 0, max: 1 } })
       const one = await burst()
-      manager.setGroupSettings({ groupId: GROUP, replicas: { min: 0, max: null } })
+      manager.setGroupSettings({ groupId: DEMO_GROUP, replicas: { min: 0, max: null } })
       const replica = await burst()
       const warm = await burst()
       if (i < warmUp) continue

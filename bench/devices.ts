@@ -10,19 +10,21 @@
  */
 import { cpus, loadavg } from 'node:os'
 import { rm } from 'node:fs/promises'
-import { cpuOnlyHardware, demoLibrary } from './devicesSetup'
+import {
+  BURST_TEXTS,
+  DEMO_GROUP,
+  cpuOnlyHardware,
+  demoLibrary,
+  median,
+  numberArg
+} from './devicesSetup'
 import { DeviceManager } from '../src/main/devices/manager'
 import { childProcessSpawner } from '../src/main/devices/transport'
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name)
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback
-}
-
 async function main(): Promise<void> {
   const json = process.argv.includes('--json')
-  const repeat = arg('--repeat', 3)
-  const sentences = arg('--sentences', 48)
+  const repeat = numberArg('--repeat', 3)
+  const sentences = numberArg('--sentences', 48)
   const log = (line: string): void => {
     if (!json) console.log(line)
   }
@@ -36,22 +38,19 @@ async function main(): Promise<void> {
       { id: 'cpu:0', threads: 1 },
       { id: 'cpu:1', threads: 1 }
     ],
-    minChunkPositions: arg('--min-chunk', 2),
+    minChunkPositions: numberArg('--min-chunk', 2),
     // Every replica run pays a load from the bundle, not a reload from the worker's host cache.
     reloadCache: { hostCacheBytes: 0 }
   })
   try {
     await manager.start()
-    const groupId = 'demo-words'
+    const groupId = DEMO_GROUP
     await manager.load({ groupId, deviceId: 'cpu:0' }, 'bench')
     await manager.load({ groupId, deviceId: 'cpu:1' }, 'bench')
-    const base = [
-      'The cat sat on the red chair.',
-      'A dog ran to the river in the morning.',
-      'The old farmer sold cheese at the market.',
-      'My sister read a book in the library.'
-    ]
-    const text = Array.from({ length: sentences }, (_, i) => base[i % base.length]).join(' ')
+    const text = Array.from(
+      { length: sentences },
+      (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]
+    ).join(' ')
     const options = { bestOfK: 8 }
     const run = async (deviceId?: string): Promise<{ ms: number; rows: number }> => {
       const t = performance.now()
@@ -125,7 +124,7 @@ async function main(): Promise<void> {
     log(
       `queue overhead per job: ${overheadMs.toFixed(2)} ms (mean of ${n}); load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`
     )
-    const jobs = arg('--burst', 40)
+    const jobs = numberArg('--burst', 40)
     const burst = await replicaBurst(manager, groupId, burstTexts(jobs, 1), repeat)
     // The same burst with jobs four sentences long (~4× the work each): how much of the gap to the
     // ceiling is the replica's start-up (load, lens sessions, first runs) against ~1 s of work.
@@ -180,18 +179,6 @@ async function main(): Promise<void> {
     await rm(modelsDir, { recursive: true, force: true })
   }
 }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted.length ? sorted[Math.floor(sorted.length / 2)]! : 0
-}
-
-const BURST_TEXTS = [
-  'The cat sat on the red chair.',
-  'A dog ran to the river in the morning.',
-  'The old farmer sold cheese at the market.',
-  'My sister read a book in the library.'
-]
 
 /** `jobs` texts of `sentences` sentences each, cycling through BURST_TEXTS. */
 function burstTexts(jobs: number, sentences: number): string[] {

@@ -1,6 +1,6 @@
 /**
- * What the devices benches share: this machine's CPU as the only device, and a model library in a
- * fresh temporary folder that holds the demo group.
+ * What the devices benches share: this machine's CPU as the only device, a model library in a
+ * fresh temporary folder that holds the demo group, the burst's sentences, and their small helpers.
  */
 import { mkdtemp } from 'node:fs/promises'
 import { cpus, freemem, tmpdir, totalmem } from 'node:os'
@@ -40,4 +40,27 @@ export async function demoLibrary(
     ensureDemoBundle: () => ensureDemoBundle()
   })
   return { library, modelsDir }
+}
+
+/** The demo group every devices bench runs. */
+export const DEMO_GROUP = 'demo-words'
+
+/** The short analyses of a burst, cycled through by job. */
+export const BURST_TEXTS: readonly string[] = [
+  'The cat sat on the red chair.',
+  'A dog ran to the river in the morning.',
+  'The old farmer sold cheese at the market.',
+  'My sister read a book in the library.'
+]
+
+/** The number after `name` on the command line, or `fallback`. */
+export function numberArg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+/** The upper median (0 for none). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? 0
 }
