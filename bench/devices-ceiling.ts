@@ -9,6 +9,11 @@
  * `--bursts` pairs. On a shared machine, read the CPU figures (per job, per process) and
  * `others_busy_ms` before any wall time.
  *
+ * `handoff_ms` (per job) and `handoff_total_ms` (per burst): how long the main process took from
+ * reading a worker's answer to an analysis until it sent that worker its next one (wall time, so
+ * the main process's run-queue waits count too): the part of a worker's idle gap between two jobs
+ * that the manager's own work decides.
+ *
  *   npx tsx --tsconfig tsconfig.node.json bench/devices-ceiling.ts [--bursts 6] [--jobs 40] [--json]
  *     [--count-snapshots] [--nice-workers N] [--cpu-prof FILE] [--signal-workers]
  */
@@ -17,7 +22,7 @@ import { rm, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { cpus, loadavg, setPriority } from 'node:os'
 import { DeviceManager } from '../src/main/devices/manager'
-import { childProcessSpawner } from '../src/main/devices/transport'
+import { childProcessSpawner, type SpawnWorker } from '../src/main/devices/transport'
 import {
   BURST_TEXTS,
   DEMO_GROUP,
@@ -123,8 +128,70 @@ function workerPid(pids: number[], deviceId: string): number {
   throw new Error(`no worker process for ${deviceId}`)
 }
 
+/**
+ * The real spawner, with each worker's channel watched: when the answer to an analysis was read
+ * and when the next analysis request left for the same worker (`handoffs`, ms, while `on`).
+ */
+function handoffSpawner(): {
+  spawn: SpawnWorker
+  handoffs: number[]
+  /** Starts watching: answers read before now start no hand-off. */
+  start(): void
+  stop(): void
+} {
+  const base = childProcessSpawner()
+  const handoffs: number[] = []
+  const watch = { on: false, since: Infinity }
+  const spawn: SpawnWorker = (options) => {
+    const transport = base(options)
+    const analyses = new Set<number>()
+    let answeredAt: number | null = null
+    type Msg = { type?: unknown; seq?: unknown; request?: { op?: unknown } }
+    return {
+      get pid() {
+        return transport.pid
+      },
+      send(message) {
+        const m = message as Msg
+        if (m.type === 'request' && m.request?.op === 'analyze' && typeof m.seq === 'number') {
+          if (answeredAt !== null && watch.on && answeredAt >= watch.since)
+            handoffs.push(performance.now() - answeredAt)
+          answeredAt = null
+          analyses.add(m.seq)
+        }
+        transport.send(message)
+      },
+      onMessage(listener) {
+        transport.onMessage((message) => {
+          const m = message as Msg
+          if (m.type === 'response' && typeof m.seq === 'number' && analyses.delete(m.seq))
+            answeredAt = performance.now()
+          listener(message)
+        })
+      },
+      onExit: (listener) => transport.onExit(listener),
+      onOutput: (listener) => transport.onOutput(listener),
+      kill: (signal) => transport.kill(signal)
+    }
+  }
+  return {
+    spawn,
+    handoffs,
+    start: () => {
+      handoffs.length = 0
+      watch.on = true
+      watch.since = performance.now()
+    },
+    stop: () => {
+      watch.on = false
+    }
+  }
+}
+
 interface BurstFigures {
   wallMs: number
+  /** Per hand-off (ms): a worker's answer read → its next analysis sent. */
+  handoffs: number[]
   main: ProcessSample
   workers: ProcessSample[]
   /** The worker's own analysis time (metadata.timings.totalMs) summed per device. */
@@ -151,10 +218,11 @@ async function main(): Promise<void> {
   const jobs = numberArg('--jobs', 40)
   const tick = 1000 / 100 // ms per clock tick (USER_HZ 100)
   const { library, modelsDir } = await demoLibrary('bench-ceiling-')
+  const watched = handoffSpawner()
   const manager = new DeviceManager({
     hardware: cpuOnlyHardware(loadavg()[0]! / cpus().length),
     library,
-    spawn: childProcessSpawner(),
+    spawn: watched.spawn,
     devices: [
       { id: 'cpu:0', threads: 1 },
       { id: 'cpu:1', threads: 1 }
@@ -194,6 +262,7 @@ async function main(): Promise<void> {
       const threadsBefore = [process.pid, ...workers].map(threadRun)
       const workersBefore = workers.map(readProcess)
       const machineBefore = readMachine()
+      watched.start()
       const t = performance.now()
       const ids = texts.map(
         (text) =>
@@ -204,6 +273,8 @@ async function main(): Promise<void> {
         if (s.status !== 'done') throw new Error(`job ${s.status}: ${s.error?.message}`)
       }
       const wallMs = performance.now() - t
+      watched.stop()
+      const handoffs = [...watched.handoffs]
       const machineAfter = readMachine()
       const threads: Record<string, number> = {}
       ;[process.pid, ...workers].forEach((pid, k) =>
@@ -218,6 +289,7 @@ async function main(): Promise<void> {
       }
       return {
         wallMs,
+        handoffs,
         main: diff(mainBefore, readProcess(process.pid)),
         workers: workers.map((pid, k) => diff(workersBefore[k]!, readProcess(pid))),
         analysisMs,
@@ -277,6 +349,8 @@ async function main(): Promise<void> {
       return {
         label,
         wall_ms: m((r) => r.wallMs),
+        handoff_ms: Number(median(runs.flatMap((r) => r.handoffs)).toFixed(3)),
+        handoff_total_ms: m((r) => r.handoffs.reduce((s, x) => s + x, 0)),
         main_cpu_ms: m((r) => ms(r.main.runNs)),
         main_wait_ms: m((r) => ms(r.main.waitNs)),
         main_sys_ms: m((r) => r.main.sysTicks * tick),
