@@ -151,9 +151,13 @@ export class Executor {
       }
       await this.#analyzeShare(job, d, task)
     } catch (err) {
+      // A failure after the hand-on (a retry queues the job again) needs the scheduler again.
+      task.handedOn = false
       this.#onTaskError(job, d, task, err)
     } finally {
-      this.#d.schedule()
+      // A share that ended normally has already handed its device on (#analyzeShare): what it did
+      // since cannot change what the scheduler sees, so asking again would only repeat its answer.
+      if (!task.handedOn) this.#d.schedule()
     }
   }
 
@@ -365,8 +369,9 @@ export class Executor {
     // kept and the repeats skipped.)
     task.positions = chunk
     this.#d.publish(job)
-    // Other holders may join now that there is a plan to share.
-    this.#o.clock.defer(() => this.#d.schedule())
+    // Other holders may join now that there is a plan to share (nothing to share when this share
+    // took every position left: a burst's unsplit job, or the last chunk).
+    if (job.remaining.length > 0) this.#o.clock.defer(() => this.#d.schedule())
     task.running = true
     const res = await client.call({
       op: 'analyze',
@@ -386,6 +391,12 @@ export class Executor {
     const placement = d.placements.get(s.groupId)
     if (placement) placement.lastUsedAt = this.#o.clock.now()
     this.#release(job, d, task)
+    // Dispatch first: the worker that just answered gets its next job before this one's last rows
+    // and its end are published, so it does not sit idle while the main process does that
+    // bookkeeping (docs/benchmarks.md, "Devices"). This job's own events keep their order; a job
+    // started here may publish its start before this one publishes its end.
+    task.handedOn = true
+    this.#d.schedule()
     this.#maybeFinishAnalysis(job)
   }
 

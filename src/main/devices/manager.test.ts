@@ -403,3 +403,54 @@ describe('events the contract refuses', () => {
     }
   })
 })
+
+describe('dispatch first', () => {
+  it("hands the worker its next job before the finished one's end is published, each job's events in order", async () => {
+    const fleet = new FakeFleet()
+    const log: string[] = []
+    const metadata = {
+      groupId: 'g',
+      lensId: 'l',
+      layer: 0,
+      bundleHash: 'h',
+      engineVersion: 'test',
+      executionProvider: 'cpu',
+      options: {},
+      seed: 1,
+      numTokens: 3,
+      analysedPositions: 0,
+      timings: { totalMs: 1 },
+      status: 'completed'
+    }
+    fleet.script = (op, w) => {
+      if (op === 'plan' || op === 'analyze') log.push(`${op} sent`)
+      return { value: op === 'analyze' ? { metadata, rowCount: 0 } : standardAnswer(op, w) }
+    }
+    const m = managerWith(fleet, {
+      emit: (channel, payload) => {
+        if (channel !== 'jobs:changed') return
+        const job = payload as { id: string; status: string }
+        const last = log.findLast((e) => e.startsWith(`${job.id} `))
+        if (last !== `${job.id} ${job.status}`) log.push(`${job.id} ${job.status}`)
+      }
+    })
+    await settled(m.start())
+    const a = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a').jobId
+    const b = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'a').jobId
+    await settled(m.waitFor(b))
+    expect(m.getJob(a).status).toBe('done')
+    expect(m.getJob(b).status).toBe('done')
+    // The second job's first request (its plan: nothing else is queued for the group now) left for
+    // the worker before the first job was published done.
+    const firstAnalysis = log.indexOf('analyze sent')
+    const next = log.findIndex((e, i) => i > firstAnalysis && e.endsWith(' sent'))
+    expect(firstAnalysis).toBeGreaterThan(-1)
+    expect(next).toBeGreaterThan(firstAnalysis)
+    expect(next).toBeLessThan(log.indexOf(`${a} done`))
+    // Each job's own statuses still come in their order.
+    for (const id of [a, b]) {
+      const own = log.filter((e) => e.startsWith(`${id} `)).map((e) => e.slice(id.length + 1))
+      expect(own.filter((s) => s !== 'queued')).toEqual(['loading', 'running', 'done'])
+    }
+  })
+})

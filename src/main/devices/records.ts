@@ -31,6 +31,11 @@ export interface DeviceTask {
    */
   running: boolean
   cancelTimer?: Timer
+  /**
+   * The share ended and its device was already offered to the scheduler (executor.ts, dispatch
+   * first), so the task's own end need not schedule again.
+   */
+  handedOn?: boolean
 }
 
 export interface DeviceRecord {
