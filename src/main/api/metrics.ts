@@ -1,14 +1,17 @@
 /**
  * `GET /metrics` in the Prometheus text format (prom-client). Counters follow the hub's events
- * (jobs:changed, jobs:rows, devices:changed) as an observer that does not count as a connected
- * client; gauges are read from the manager's snapshot at scrape time. Labels are bounded: `device`
+ * (jobs:changed, jobs:rows, devices:activity for loads and unloads, devices:changed for the
+ * devices' cumulative busy time) as an observer that does not count as a connected client; gauges
+ * are read from the manager's snapshot at scrape time. Nothing is counted from the difference
+ * between two snapshots: `devices:changed` is coalesced, so a load or a task can begin and end
+ * between two of them. Labels are bounded: `device`
  * is one of the configured devices (the first MAX_DEVICE_LABELS, the rest `other`), `kind`,
  * `outcome` and `memory` are fixed sets. Group and job ids are never labels.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { ManagedDevice } from '@shared/domain/devices'
 import { TERMINAL_JOB_STATUSES, type JobRows, type JobState } from '@shared/domain/jobs'
-import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
+import type { DeviceActivity, DevicesSnapshot } from '@shared/ipc/channels/devices'
 import type { HardwareState } from '@shared/domain/system'
 import type { EventHub } from '../router/eventHub'
 
@@ -29,9 +32,8 @@ export class WorkbenchMetrics {
   readonly #ended = new Set<string>()
   /** Devices each known job ran on (rows are attributed to them). */
   readonly #jobDevices = new Map<string, string[]>()
-  /** Per device: when its current task started (busy seconds), and placements seen. */
-  readonly #busySince = new Map<string, number>()
-  readonly #placements = new Map<string, Map<string, { state: string; since: number }>>()
+  /** Per device: its busy seconds as of the last snapshot (the counter adds what grew since). */
+  readonly #busySeen = new Map<string, number>()
 
   readonly #jobs: Counter<'device' | 'kind' | 'outcome'>
   readonly #rows: Counter<'device'>
@@ -41,7 +43,7 @@ export class WorkbenchMetrics {
   readonly #loadSeconds: Histogram<'device'>
   readonly #unloadSeconds: Histogram<'device'>
 
-  constructor(hub: EventHub, source: MetricsSource, now: () => number = Date.now) {
+  constructor(hub: EventHub, source: MetricsSource) {
     const registers = [this.registry]
     this.#jobs = new Counter({
       name: 'talkative_jobs_total',
@@ -83,7 +85,7 @@ export class WorkbenchMetrics {
     })
     this.#unloadSeconds = new Histogram({
       name: 'talkative_device_unload_seconds',
-      help: 'Duration of group unloads (seen between snapshots)',
+      help: 'Duration of group unloads (as the manager waited for them)',
       labelNames: ['device'],
       buckets,
       registers
@@ -152,7 +154,8 @@ export class WorkbenchMetrics {
     this.#unobserve = hub.observe((channel, payload) => {
       if (channel === 'jobs:changed') this.#onJob(payload as JobState)
       else if (channel === 'jobs:rows') this.#onRows(payload as JobRows)
-      else if (channel === 'devices:changed') this.#onDevices(payload as DevicesSnapshot, now())
+      else if (channel === 'devices:changed') this.#onDevices(payload as DevicesSnapshot)
+      else if (channel === 'devices:activity') this.#onActivity(payload as DeviceActivity)
     })
   }
 
@@ -188,47 +191,27 @@ export class WorkbenchMetrics {
       this.#rows.inc({ device: this.#label(d) }, rows.rows.length / devices.length)
   }
 
-  #onDevices(snapshot: DevicesSnapshot, now: number): void {
+  /** Busy time: each device's cumulative figure, so coalesced snapshots lose nothing. */
+  #onDevices(snapshot: DevicesSnapshot): void {
     for (const d of snapshot.devices) {
-      const label = this.#label(d.id)
-      const since = this.#busySince.get(d.id)
-      if (d.runningJobId !== null && since === undefined) this.#busySince.set(d.id, now)
-      if (d.runningJobId === null && since !== undefined) {
-        this.#busy.inc({ device: label }, Math.max(0, now - since) / 1000)
-        this.#busySince.delete(d.id)
-      } else if (d.runningJobId !== null && since !== undefined) {
-        // Long tasks count as they go, not only when they end.
-        this.#busy.inc({ device: label }, Math.max(0, now - since) / 1000)
-        this.#busySince.set(d.id, now)
-      }
-      const seen = this.#placements.get(d.id) ?? new Map<string, { state: string; since: number }>()
-      const next = new Map<string, { state: string; since: number }>()
-      for (const p of d.placements) {
-        const before = seen.get(p.groupId)
-        if (before?.state === 'loading' && p.state === 'ready') {
-          this.#loads.inc({ device: label, outcome: 'ok' })
-          if (p.loadMs !== null) this.#loadSeconds.observe({ device: label }, p.loadMs / 1000)
-        }
-        if (!before && p.state === 'ready') {
-          // Loaded between two snapshots.
-          this.#loads.inc({ device: label, outcome: 'ok' })
-          if (p.loadMs !== null) this.#loadSeconds.observe({ device: label }, p.loadMs / 1000)
-        }
-        next.set(p.groupId, {
-          state: p.state,
-          since: before && before.state === p.state ? before.since : now
-        })
-      }
-      for (const [groupId, before] of seen) {
-        if (next.has(groupId)) continue
-        if (before.state === 'loading') this.#loads.inc({ device: label, outcome: 'failed' })
-        else {
-          this.#unloads.inc({ device: label })
-          if (before.state === 'unloading')
-            this.#unloadSeconds.observe({ device: label }, Math.max(0, now - before.since) / 1000)
-        }
-      }
-      this.#placements.set(d.id, next)
+      const seen = this.#busySeen.get(d.id)
+      // Below what was seen: a new manager counting from zero again.
+      const grown =
+        seen === undefined || d.busySeconds < seen ? d.busySeconds : d.busySeconds - seen
+      if (grown > 0) this.#busy.inc({ device: this.#label(d.id) }, grown)
+      this.#busySeen.set(d.id, d.busySeconds)
+    }
+  }
+
+  /** Loads and unloads, one event each as they end. */
+  #onActivity(event: DeviceActivity): void {
+    const device = this.#label(event.deviceId)
+    if (event.kind === 'load') {
+      this.#loads.inc({ device, outcome: event.outcome })
+      if (event.seconds !== null) this.#loadSeconds.observe({ device }, event.seconds)
+    } else {
+      this.#unloads.inc({ device })
+      this.#unloadSeconds.observe({ device }, event.seconds)
     }
   }
 

@@ -80,7 +80,8 @@ export class Executor {
       groupId: s.groupId,
       positions: null,
       received: new Set(),
-      running: false
+      running: false,
+      startedAt: now()
     }
     d.task = task
     d.status = 'busy'
@@ -224,6 +225,7 @@ export class Executor {
     task.cancelTimer?.cancel()
     if (job.active.get(d.desc.id) === task) job.active.delete(d.desc.id)
     if (d.task === task) {
+      d.busyMs += Math.max(0, this.#o.clock.now() - task.startedAt)
       d.task = null
       if (d.status === 'busy') d.status = 'ready'
     }

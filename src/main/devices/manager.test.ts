@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { HardwareState } from '@shared/domain/system'
+import type { DeviceActivity, DevicesSnapshot } from '@shared/ipc/channels/devices'
 import { ManualClock } from '../../../test/helpers/manualClock'
 import { setLogSink, type LogEntry } from '../platform/logger'
 import type { BundleSummary } from '../engine'
@@ -452,5 +453,41 @@ describe('dispatch first', () => {
       const own = log.filter((e) => e.startsWith(`${id} `)).map((e) => e.slice(id.length + 1))
       expect(own.filter((s) => s !== 'queued')).toEqual(['loading', 'running', 'done'])
     }
+  })
+})
+
+describe('devices:activity with coalesced snapshots', () => {
+  it('tells a load and its unload that both fall inside one snapshot interval', async () => {
+    const fleet = new FakeFleet()
+    const snapshots: DevicesSnapshot[] = []
+    const activity: DeviceActivity[] = []
+    const m = managerWith(fleet, {
+      emit: (channel, payload) => {
+        if (channel === 'devices:changed') snapshots.push(payload as DevicesSnapshot)
+        if (channel === 'devices:activity') activity.push(payload as DeviceActivity)
+      }
+    })
+    await settled(m.start())
+    await elapse(500)
+    const quietUntil = snapshots.length
+    const startedAt = clock.now()
+    await settled(m.load({ groupId: 'g', deviceId: 'cpu:0' }, 'a'))
+    await settled(m.unload({ groupId: 'g', deviceId: 'cpu:0' }))
+    // Both ended well inside one interval: no snapshot showed the group ready or unloading
+    // (what /metrics once counted loads and unloads from).
+    expect(clock.now() - startedAt).toBeLessThan(50)
+    const shown = snapshots
+      .slice(quietUntil)
+      .flatMap((s) => s.devices.flatMap((d) => d.placements.map((p) => p.state)))
+    expect(shown).not.toContain('ready')
+    expect(shown).not.toContain('unloading')
+    expect(activity).toEqual([
+      { kind: 'load', deviceId: 'cpu:0', groupId: 'g', outcome: 'ok', seconds: 0.001 },
+      { kind: 'unload', deviceId: 'cpu:0', groupId: 'g', seconds: expect.any(Number) }
+    ])
+    // The load job's task counts as busy time in the next snapshot, cumulatively.
+    await elapse(200)
+    const busy = snapshots.at(-1)!.devices.find((d) => d.id === 'cpu:0')!.busySeconds
+    expect(busy).toBeGreaterThan(0)
   })
 })

@@ -29,7 +29,7 @@ import {
 import type { ModelLibrary as LibrarySnapshot } from '@shared/domain/models'
 import type { HardwareState } from '@shared/domain/system'
 import { AppError } from '@shared/ipc/errors'
-import type { DevicesSnapshot } from '@shared/ipc/channels/devices'
+import type { DeviceActivity, DevicesSnapshot } from '@shared/ipc/channels/devices'
 import { systemClock, type Clock } from '../platform/clock'
 import type { CommandRunner } from '../platform/commandRunner'
 import { createLogger, type Logger } from '../platform/logger'
@@ -67,6 +67,7 @@ import { WorkerSupervisor } from './workerSupervisor'
 /** The events the manager pushes (a subset of the contract's event channels). */
 export interface ManagerEvents {
   'devices:changed': DevicesSnapshot
+  'devices:activity': DeviceActivity
   'jobs:changed': JobState
   'jobs:rows': JobRows
 }
@@ -94,6 +95,11 @@ export interface DeviceManagerOptions {
   keepFinishedJobs?: number
   /** Smallest data-parallel share, in positions. */
   minChunkPositions?: number
+  /**
+   * Shortest time between two `devices:changed` snapshots (default 100 ms); changes meanwhile
+   * are coalesced into the next one. 0: one after every turn that changed something.
+   */
+  snapshotIntervalMs?: number
   /** nvidia-smi runner for measured GPU memory. */
   runCommand?: CommandRunner
   /** Time and timers (tests pass a manual clock); `now` alone replaces only the time. */
@@ -117,7 +123,8 @@ const DEFAULTS = {
   cancelGraceMs: 30_000,
   maxRestartFailures: 3,
   keepFinishedJobs: 200,
-  minChunkPositions: 2
+  minChunkPositions: 2,
+  snapshotIntervalMs: 100
 }
 
 type UnloadResult = {
@@ -137,7 +144,10 @@ export class DeviceManager {
   readonly #residency: Residency
   readonly #supervisor: WorkerSupervisor
   readonly #executor: Executor
+  /** Saves the placements after every turn that changed them. */
   readonly #notifier: ChangeNotifier
+  /** `devices:changed`, at most every `snapshotIntervalMs` (snapshots.ts, ChangeNotifier). */
+  readonly #snapshots: ChangeNotifier
   readonly #store: PlacementStore | undefined
   readonly #settings = new Map<string, GroupSettings>()
   #startup: StartupReport
@@ -183,6 +193,7 @@ export class DeviceManager {
         placements: new Map(),
         reloadAfterRestart: [],
         task: null,
+        busyMs: 0,
         lastUnload: null,
         hostCache: null,
         stopping: false,
@@ -190,18 +201,17 @@ export class DeviceManager {
       })
     }
     const workers = [...this.#devices.values()].filter((d) => d.desc.provider).length
-    const changed = (): void => this.#notifier.notify()
+    const changed = (): void => this.#changed()
     const schedule = (): void => this.#schedule()
     const isDisposed = (): boolean => this.#disposed
     const graceMs = options.graceMs ?? DEFAULTS.graceMs
-    this.#notifier = new ChangeNotifier(
+    this.#snapshots = new ChangeNotifier(
       this.#clock,
-      () => {
-        this.#emit('devices:changed', this.snapshot())
-        this.#persist()
-      },
-      this.#log
+      () => this.#emit('devices:changed', this.snapshot()),
+      this.#log,
+      options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
     )
+    this.#notifier = new ChangeNotifier(this.#clock, () => this.#persist(), this.#log)
     this.#jobs = new JobTable({
       now: () => this.#clock.now(),
       keepFinishedJobs: options.keepFinishedJobs ?? DEFAULTS.keepFinishedJobs,
@@ -247,6 +257,7 @@ export class DeviceManager {
       runCommand: options.runCommand,
       now: () => this.#clock.now(),
       changed,
+      activity: (event) => this.#emit('devices:activity', event),
       cacheChanged: (d) => this.#supervisor.refreshHostCache(d)
     })
     this.#executor = new Executor(
@@ -272,6 +283,12 @@ export class DeviceManager {
     )
   }
 
+  /** Something shown changed: a snapshot goes out and the placements are saved (with a store). */
+  #changed(): void {
+    this.#snapshots.notify()
+    if (this.#store) this.#notifier.notify()
+  }
+
   //#region lifecycle
 
   /**
@@ -291,7 +308,7 @@ export class DeviceManager {
       if (d.desc.provider) starts.push(this.#supervisor.start(d))
     }
     await Promise.all(starts)
-    this.#notifier.notify()
+    this.#changed()
     if (this.#store) this.#restored = this.#restore(this.#store)
   }
 
@@ -302,13 +319,14 @@ export class DeviceManager {
 
   /** Called by the library after a rescan: the snapshot changes and queued jobs may now resolve. */
   libraryChanged(): void {
-    this.#notifier.notify()
+    this.#changed()
     this.#schedule()
   }
 
   async dispose(): Promise<void> {
     this.#disposed = true
     this.#notifier.close()
+    this.#snapshots.close()
     // The last state is saved as it was before the workers go (their exit is no unload).
     await this.#store?.flush()
     // Every job ends here, running ones too: nothing will schedule, retry or finish them once the
@@ -331,7 +349,8 @@ export class DeviceManager {
   //#region snapshots
 
   devices(): ManagedDevice[] {
-    return [...this.#devices.values()].map(describeDevice)
+    const now = this.#clock.now()
+    return [...this.#devices.values()].map((d) => describeDevice(d, now))
   }
 
   library(): LibrarySnapshot {
@@ -359,7 +378,7 @@ export class DeviceManager {
 
   #publish(job: JobRecord): void {
     this.#emit('jobs:changed', copyJobState(job.state))
-    this.#notifier.notify()
+    this.#changed()
   }
 
   //#endregion
@@ -596,7 +615,7 @@ export class DeviceManager {
       preload: input.preload ?? now.preload
     }
     this.#settings.set(input.groupId, next)
-    this.#notifier.notify()
+    this.#changed()
     // A higher max may let a waiting job take a replica now.
     this.#schedule()
     return this.groupSettings(input.groupId)
@@ -647,7 +666,7 @@ export class DeviceManager {
   async #restoreFrom(saved: SavedPlacements, notes: string[]): Promise<void> {
     this.#restoring = true
     this.#startup = { status: 'restoring', file: this.#store?.file ?? null, notes: [...notes] }
-    this.#notifier.notify()
+    this.#changed()
     try {
       const plan = planRestore(
         saved,
@@ -681,7 +700,7 @@ export class DeviceManager {
     } finally {
       this.#restoring = false
       this.#startup.status = 'done'
-      this.#notifier.notify()
+      this.#changed()
       this.#schedule()
     }
   }

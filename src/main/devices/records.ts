@@ -30,6 +30,8 @@ export interface DeviceTask {
    * when it returns.
    */
   running: boolean
+  /** When the device took this task (its busy time runs from here). */
+  startedAt: number
   cancelTimer?: Timer
   /**
    * The share ended and its device was already offered to the scheduler (executor.ts, dispatch
@@ -54,6 +56,8 @@ export interface DeviceRecord {
   /** Groups to reload after a restart. */
   reloadAfterRestart: string[]
   task: DeviceTask | null
+  /** Milliseconds of tasks that ended here (the snapshot's `busySeconds` adds the running one). */
+  busyMs: number
   lastUnload: UnloadCheck | null
   /** The worker's host cache as of its last answer (null until known, or without one). */
   hostCache: HostCacheState | null

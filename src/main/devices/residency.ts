@@ -5,6 +5,7 @@
  * placement decision. An unload checks that the memory came back.
  */
 import type { FitEstimate, Placement, UnloadCheck } from '@shared/domain/devices'
+import type { DeviceActivity } from '@shared/ipc/channels/devices'
 import type { JobKind } from '@shared/domain/jobs'
 import { AppError } from '@shared/ipc/errors'
 import type { CommandRunner } from '../platform/commandRunner'
@@ -50,6 +51,8 @@ export interface ResidencyDeps {
   now: () => number
   /** Something a snapshot shows changed. */
   changed: () => void
+  /** A load or unload ended (what `/metrics` counts; snapshots are coalesced and may skip it). */
+  activity?: (event: DeviceActivity) => void
   /** The worker's host cache may have changed (a load or unload moved bytes in or out). */
   cacheChanged: (d: DeviceRecord) => void
 }
@@ -201,9 +204,23 @@ export class Residency {
       rec.loadMs = res.loadMs
       if (res.cache) this.#deps.cacheChanged(d)
       rec.lastUsedAt = now()
+      this.#deps.activity?.({
+        kind: 'load',
+        deviceId: d.desc.id,
+        groupId,
+        outcome: 'ok',
+        seconds: Math.max(0, res.loadMs) / 1000
+      })
       return rec
     } catch (err) {
       d.placements.delete(groupId)
+      this.#deps.activity?.({
+        kind: 'load',
+        deviceId: d.desc.id,
+        groupId,
+        outcome: 'failed',
+        seconds: null
+      })
       throw err
     } finally {
       this.#deps.changed()
@@ -216,6 +233,7 @@ export class Residency {
     if (!p) throw new AppError('not_found', `${groupId} is not loaded on ${d.desc.id}`)
     if (!d.client) throw new AppError('unavailable', `${d.desc.id} has no running worker`)
     const { runCommand, now } = this.#deps
+    const startedAt = now()
     p.state = 'unloading'
     this.#deps.changed()
     try {
@@ -252,6 +270,12 @@ export class Residency {
       d.lastUnload = check
       d.placements.delete(groupId)
       this.#deps.cacheChanged(d)
+      this.#deps.activity?.({
+        kind: 'unload',
+        deviceId: d.desc.id,
+        groupId,
+        seconds: Math.max(0, now() - startedAt) / 1000
+      })
       return check
     } catch (err) {
       if (d.placements.get(groupId) === p) p.state = 'ready'

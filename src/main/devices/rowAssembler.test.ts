@@ -26,7 +26,8 @@ function task(): DeviceTask {
     groupId: 'g',
     positions: null,
     received: new Set(),
-    running: true
+    running: true,
+    startedAt: 0
   }
 }
 

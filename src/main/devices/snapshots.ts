@@ -10,7 +10,8 @@ import type { Logger } from '../platform/logger'
 import type { ModelLibrary } from './library'
 import { copyJobState, publicPlacement, type DeviceRecord } from './records'
 
-export function describeDevice(d: DeviceRecord): ManagedDevice {
+/** A device as the contract shows it, at `now` (the running task's busy time so far counts). */
+export function describeDevice(d: DeviceRecord, now: number): ManagedDevice {
   const placements = [...d.placements.values()].map(publicPlacement)
   const out: ManagedDevice = {
     id: d.desc.id,
@@ -26,6 +27,7 @@ export function describeDevice(d: DeviceRecord): ManagedDevice {
     workerPid: d.client?.pid ?? null,
     restarts: d.restarts,
     runningJobId: d.task?.jobId ?? null,
+    busySeconds: (d.busyMs + (d.task ? Math.max(0, now - d.task.startedAt) : 0)) / 1000,
     placements,
     lastUnload: d.lastUnload
   }
@@ -77,35 +79,46 @@ export function describeQueue(states: readonly JobState[]): QueueSummary {
 }
 
 /**
- * Coalesces change notifications: however many changes happen in one turn, one snapshot goes out
- * after it. A send that fails (a payload the contract refuses) is logged, never thrown into the
- * event loop.
+ * Coalesces change notifications: however many changes happen in one turn, one send goes out
+ * after it. With `minIntervalMs`, a change within that long of the last send waits for the
+ * interval's end, and every change meanwhile rides on that one send: a burst of jobs changes the
+ * devices' state on every worker message, and each snapshot copies every queued job (what it
+ * costs the main process, which shares the cores with the workers: docs/benchmarks.md, "Devices").
+ * The first change after a quiet interval still goes out after its turn. A send that fails (a
+ * payload the contract refuses) is logged, never thrown into the event loop.
  */
 export class ChangeNotifier {
   readonly #clock: Clock
   readonly #send: () => void
   readonly #log: Logger
+  readonly #minIntervalMs: number
   #pending = false
   #closed = false
+  #lastSentAt = -Infinity
 
-  constructor(clock: Clock, send: () => void, log: Logger) {
+  constructor(clock: Clock, send: () => void, log: Logger, minIntervalMs = 0) {
     this.#clock = clock
     this.#send = send
     this.#log = log
+    this.#minIntervalMs = minIntervalMs
   }
 
   notify(): void {
     if (this.#pending || this.#closed) return
     this.#pending = true
-    this.#clock.defer(() => {
+    const run = (): void => {
       this.#pending = false
       if (this.#closed) return
+      this.#lastSentAt = this.#clock.now()
       try {
         this.#send()
       } catch (err) {
         this.#log.error('devices:changed was not sent', err)
       }
-    })
+    }
+    const wait = this.#lastSentAt + this.#minIntervalMs - this.#clock.now()
+    if (wait > 0) this.#clock.after(wait, run, { background: true })
+    else this.#clock.defer(run)
   }
 
   close(): void {

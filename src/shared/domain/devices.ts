@@ -96,6 +96,12 @@ export const ManagedDeviceSchema = z.object({
   workerPid: z.number().int().nullable(),
   restarts: z.number().int().nonnegative(),
   runningJobId: z.string().nullable(),
+  /**
+   * Seconds this device has spent on tasks (loads, analyses, generations) since the manager
+   * started, the running task's time so far included: a counter, so a reader that sees only some
+   * snapshots still adds every task up.
+   */
+  busySeconds: z.number().nonnegative(),
   placements: z.array(PlacementSchema),
   lastUnload: UnloadCheckSchema.nullable(),
   /** The worker's host-memory cache of recently unloaded groups (a reload skips most work). */

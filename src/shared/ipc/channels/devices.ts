@@ -23,6 +23,29 @@ export const DevicesSnapshotSchema = z.object({
 })
 export type DevicesSnapshot = z.infer<typeof DevicesSnapshotSchema>
 
+/**
+ * One load or unload as it ends (the counters of `/metrics` follow these, not snapshot
+ * differences: `devices:changed` is coalesced, so a placement can come and go between two
+ * snapshots). `seconds`: a load's time as the worker measured it (null when it failed), an
+ * unload's as the manager waited for it.
+ */
+export const DeviceActivitySchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('load'),
+    deviceId: DeviceIdSchema,
+    groupId: z.string(),
+    outcome: z.enum(['ok', 'failed']),
+    seconds: z.number().nonnegative().nullable()
+  }),
+  z.object({
+    kind: z.literal('unload'),
+    deviceId: DeviceIdSchema,
+    groupId: z.string(),
+    seconds: z.number().nonnegative()
+  })
+])
+export type DeviceActivity = z.infer<typeof DeviceActivitySchema>
+
 /** Devices domain: placement targets (CPU, virtual `cpu:N`, `cuda:N`) and their state. */
 export const devicesInvokes = {
   /** The manager's snapshot: devices, library, queue. */
@@ -48,7 +71,10 @@ export const devicesInvokes = {
 export const devicesEvents = {
   /**
    * Pushed whenever a device, placement, library entry or the queue changes (coalesced: at most
-   * one per event-loop turn). The payload is the whole snapshot, so a client never merges deltas.
+   * one per event-loop turn, and at most one every 100 ms; a change after a quiet interval goes
+   * out after its turn). The payload is the whole snapshot, so a client never merges deltas.
    */
-  'devices:changed': defineEvent(DevicesSnapshotSchema)
+  'devices:changed': defineEvent(DevicesSnapshotSchema),
+  /** A load or unload ended (one event each, never coalesced). */
+  'devices:activity': defineEvent(DeviceActivitySchema)
 } as const
