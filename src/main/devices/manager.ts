@@ -39,6 +39,7 @@ import { checkSubmission, JobTable } from './jobTable'
 import type { ModelLibrary } from './library'
 import {
   copyJobState,
+  isIdle,
   isUsable,
   publicPlacement,
   type DeviceRecord,
@@ -817,6 +818,10 @@ export class DeviceManager {
     if (this.#disposed) return
     let applied = false
     for (let guard = 0; guard < 64; guard++) {
+      // With no idle device the scheduler can only say wait (nextDecision), so its view (every
+      // queued job) is not built: a burst's submits, and the turn after a device took its next
+      // job, would otherwise build it for nothing.
+      if (![...this.#devices.values()].some(isIdle)) break
       const decision = nextDecision(this.#schedulerView())
       if (decision.kind === 'wait') break
       this.#apply(decision)
@@ -882,7 +887,7 @@ export class DeviceManager {
         budgetBytes: d.desc.budgetBytes,
         hasProvider: d.desc.provider !== null,
         status: d.status,
-        idle: d.status === 'ready' && d.task === null && d.client !== null,
+        idle: isIdle(d),
         taskGroupId: d.task?.groupId ?? null,
         taskClientId: (d.task && this.#jobs.find(d.task.jobId)?.state.clientId) ?? null,
         placements: [...d.placements.values()].map((p) => ({

@@ -114,3 +114,8 @@ export function copyJobState(s: JobState): JobState {
 export function isUsable(d: DeviceRecord): boolean {
   return d.desc.provider !== null && d.status !== 'error' && d.status !== 'stopped'
 }
+
+/** Free to take a task now: ready, no task, a running worker (the scheduler's `idle`). */
+export function isIdle(d: DeviceRecord): boolean {
+  return d.status === 'ready' && d.task === null && d.client !== null
+}
