@@ -352,7 +352,8 @@ export async function keepForReload(parts: GroupParts): Promise<void> {
       const stored = await ctx.cache.optimized.open(
         bundle.summary.contentHash,
         rolesKey(relTo(bundle, file), roles),
-        target
+        target,
+        { forSession: false }
       )
       if (stored.kind === 'hit') bytes = stored.bytes
       else await stored.abandon()

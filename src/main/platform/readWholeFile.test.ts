@@ -49,6 +49,14 @@ describe('readWholeFile', () => {
     }
   )
 
+  it('reads a large file at its length when huge pages are not asked for', async () => {
+    const file = path.join(dir, 'exact')
+    await writeFile(file, Buffer.alloc(2_536_812, 3))
+    const read = await readWholeFile(file, { hugePages: false })
+    expect(read.equals(await readFile(file))).toBe(true)
+    expect(read.buffer.byteLength).toBe(2_536_812)
+  })
+
   it('rejects a file that does not exist', async () => {
     await expect(readWholeFile(path.join(dir, 'missing'))).rejects.toThrow(/ENOENT/)
   })

@@ -20,7 +20,7 @@
  * other settings, Electron's own allocator) the padding is address space that is never touched.
  */
 import { readFileSync, statSync } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 
 const HUGE_PAGE_BYTES = 2 * 1024 ** 2
 
@@ -46,12 +46,17 @@ export function hugePageBufferBytes(size: number): number {
 
 /**
  * The file's bytes, as `fs.readFile` gives them; a large file's in a buffer sized by
- * `hugePageBufferBytes` (the returned view is the file's length, its ArrayBuffer may be longer).
+ * `hugePageBufferBytes` (the returned view is the file's length, its ArrayBuffer may be longer),
+ * unless `hugePages` is false (bytes kept somewhere that counts them by their length).
  * A large file that shrinks while it is read gives the bytes that were there; one that grows gives
  * its length when it was opened.
  */
-export async function readWholeFile(file: string): Promise<Buffer> {
+export async function readWholeFile(
+  file: string,
+  options: { hugePages?: boolean } = {}
+): Promise<Buffer> {
   if (statSync(file).size < HUGE_PAGE_READ_MIN_BYTES) return readFileSync(file)
+  if (options.hugePages === false) return readFile(file)
   const handle = await open(file, 'r')
   try {
     const size = (await handle.stat()).size

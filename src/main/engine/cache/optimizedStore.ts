@@ -113,12 +113,16 @@ export class OptimizedModelStore {
   async open(
     contentHash: string,
     modelRel: string,
-    target: SessionTarget
+    target: SessionTarget,
+    options: { forSession?: boolean } = {}
   ): Promise<OptimizedModel> {
     const file = this.fileFor(this.keyFor(contentHash, modelRel, target))
     // A replica reads its stored graphs on every load (platform/readWholeFile.ts: a large one in
     // 2 MiB pages where the worker's malloc settings allow; ONNX Runtime then uses them in place).
-    const entry = await readWholeFile(file).catch(() => null)
+    // Bytes for the host cache are read at their length: the cache counts them so, and an unload's
+    // memory figure is compared with what it moved there.
+    const hugePages = options.forSession !== false
+    const entry = await readWholeFile(file, { hugePages }).catch(() => null)
     const graph = entry ? unseal(entry) : null
     if (graph) {
       const now = new Date()
