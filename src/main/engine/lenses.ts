@@ -3,12 +3,12 @@
  * their prefix tensors, and kept for the group's lifetime. A failed load is not kept, so a later
  * call retries it.
  */
-import { promises as fs } from 'node:fs'
 import { noLensMessage } from '@shared/domain/models'
 import { AppError } from '@shared/ipc/errors'
 import type { ResolvedLens } from './bundle/open'
 import type { GroupParts } from './loading'
 import type { Session } from './ort'
+import { readWholeFile } from '../platform/readWholeFile'
 
 export interface LensRuntime {
   resolved: ResolvedLens
@@ -21,7 +21,8 @@ export interface LensRuntime {
 }
 
 async function readFloats(file: string): Promise<Float32Array> {
-  const buf = await fs.readFile(file)
+  // A lens's first use reads its tensors, in a new replica's first job (platform/readWholeFile.ts).
+  const buf = await readWholeFile(file)
   const out = new Float32Array(buf.byteLength / 4)
   new Uint8Array(out.buffer).set(buf)
   return out

@@ -3,7 +3,7 @@
  * optimized graphs on disk, then the bundle's own files), and, when the group is disposed, its
  * parts handed back to the host cache so that a reload skips what it can. No analysis here.
  */
-import { promises as fs } from 'node:fs'
+import { promises as fs, statSync } from 'node:fs'
 import path from 'node:path'
 import { AppError } from '@shared/ipc/errors'
 import { BaseModel, type AllRolesOpener } from './baseModel'
@@ -69,17 +69,21 @@ async function analysisRolesGraph(file: string, ctx: OpenContext): Promise<Uint8
   }
 }
 
-/** The files' sizes together; one that cannot be read counts as large (the safe side). */
-async function fileBytes(files: string[]): Promise<number> {
-  const sizes = await Promise.all(
-    files.map((f) =>
-      fs.stat(f).then(
-        (st) => st.size,
-        () => Number.POSITIVE_INFINITY
-      )
-    )
-  )
-  return sizes.reduce((a, b) => a + b, 0)
+/**
+ * The files' sizes together; one that cannot be read counts as large (the safe side). Synchronous
+ * stats: a replica's load takes this on every load, and a thread-pool round trip costs ten times
+ * the call (platform/readWholeFile.ts).
+ */
+function fileBytes(files: string[]): number {
+  let bytes = 0
+  for (const f of files) {
+    try {
+      bytes += statSync(f).size
+    } catch {
+      return Number.POSITIVE_INFINITY
+    }
+  }
+  return bytes
 }
 
 async function createSession(
@@ -257,7 +261,7 @@ export async function openGroupParts(
       hooks.onStage?.('validating bundle', 0)
       bundle = await validateBundle(dir)
       // Validation decodes the manifest, the tokenizer and every graph.
-      ctx.parsedBytes += await fileBytes([bundle.base.file, ...bundle.donors.map((d) => d.file)])
+      ctx.parsedBytes += fileBytes([bundle.base.file, ...bundle.donors.map((d) => d.file)])
       if (cache && ctx.fingerprint) cache.validated.put(folder, ctx.fingerprint, bundle)
     }
     tokenizer = await TextTokenizer.load(
@@ -266,7 +270,7 @@ export async function openGroupParts(
       bundle.manifest.conventions.bosTokenId,
       bundle.manifest.base.vocabSize
     )
-    ctx.parsedBytes += await fileBytes([bundle.tokenizerFile])
+    ctx.parsedBytes += fileBytes([bundle.tokenizerFile])
   }
   const sessions: Session[] = []
   const modelFiles = new Map<Session, { file: string; roles: Roles }>()
@@ -348,7 +352,8 @@ export async function keepForReload(parts: GroupParts): Promise<void> {
       const stored = await ctx.cache.optimized.open(
         bundle.summary.contentHash,
         rolesKey(relTo(bundle, file), roles),
-        target
+        target,
+        { forSession: false }
       )
       if (stored.kind === 'hit') bytes = stored.bytes
       else await stored.abandon()

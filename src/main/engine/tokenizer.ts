@@ -2,14 +2,18 @@
 import { basename } from 'node:path'
 import { Tokenizer } from '@huggingface/tokenizers'
 import { AppError } from '@shared/ipc/errors'
-import { BundleFileError, MAX_JSON_BYTES, jsonFailure, readRegularFile } from './bundle/files'
+import { BundleFileError, MAX_JSON_BYTES, jsonFailure, readRegularFileSync } from './bundle/files'
 
-/** A tokenizer file's JSON; a failure names the file (by its name in the bundle), never its content. */
-async function readBundleJson(file: string): Promise<unknown> {
+/**
+ * A tokenizer file's JSON; a failure names the file (by its name in the bundle), never its content.
+ * Read synchronously: the parse that follows blocks longer than the read, and four thread-pool
+ * round trips per file cost more CPU than the read itself (every load of a replica takes them).
+ */
+function readBundleJson(file: string): unknown {
   const name = basename(file)
   let text: string
   try {
-    text = (await readRegularFile(file, MAX_JSON_BYTES)).toString('utf8')
+    text = readRegularFileSync(file, MAX_JSON_BYTES).toString('utf8')
   } catch (err) {
     const reason = err instanceof BundleFileError ? err.reason : 'cannot be read'
     throw new AppError('bundle_invalid', `${name}: ${reason}`, { file: name })
@@ -71,8 +75,8 @@ export class TextTokenizer {
     bosId: number,
     vocabSize = Number.POSITIVE_INFINITY
   ): Promise<TextTokenizer> {
-    const json = (await readBundleJson(file)) as { model?: { unk_token?: string } }
-    const config = (await readBundleJson(configFile)) as { unk_token?: string }
+    const json = readBundleJson(file) as { model?: { unk_token?: string } }
+    const config = readBundleJson(configFile) as { unk_token?: string }
     let tok: Tokenizer
     try {
       tok = new Tokenizer(json, config)

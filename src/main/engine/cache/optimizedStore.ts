@@ -11,12 +11,13 @@
  * runs it as it reads).
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { promises as fs } from 'node:fs'
+import { promises as fs, utimesSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { crc32 } from 'node:zlib'
 import { ortVersion, sessionOptions, type SessionTarget } from '../ort'
 import { ENGINE_VERSION } from '../version'
+import { readWholeFile } from '../../platform/readWholeFile'
 import { createLogger } from '../../platform/logger'
 
 const log = createLogger('engine')
@@ -112,15 +113,26 @@ export class OptimizedModelStore {
   async open(
     contentHash: string,
     modelRel: string,
-    target: SessionTarget
+    target: SessionTarget,
+    options: { forSession?: boolean } = {}
   ): Promise<OptimizedModel> {
     const file = this.fileFor(this.keyFor(contentHash, modelRel, target))
-    const entry = await fs.readFile(file).catch(() => null)
+    // A replica reads its stored graphs on every load (platform/readWholeFile.ts: a large one in
+    // 2 MiB pages where the worker's malloc settings allow; ONNX Runtime then uses them in place).
+    // Bytes for the host cache are read at their length: the cache counts them so, and an unload's
+    // memory figure is compared with what it moved there.
+    const hugePages = options.forSession !== false
+    const entry = await readWholeFile(file, { hugePages }).catch(() => null)
     const graph = entry ? unseal(entry) : null
     if (graph) {
       const now = new Date()
       // The time stamp orders pruning (least recently used first); a failure only ages the entry.
-      await fs.utimes(file, now, now).catch(log.failed(`touching ${file}`, 'debug'))
+      // Synchronous: a thread-pool round trip costs ten times the call (platform/readWholeFile.ts).
+      try {
+        utimesSync(file, now, now)
+      } catch (err) {
+        log.failed(`touching ${file}`, 'debug')(err)
+      }
       return { kind: 'hit', bytes: graph, file }
     }
     if (entry) {
