@@ -352,8 +352,7 @@ export async function keepForReload(parts: GroupParts): Promise<void> {
       const stored = await ctx.cache.optimized.open(
         bundle.summary.contentHash,
         rolesKey(relTo(bundle, file), roles),
-        target,
-        { forSession: false }
+        target
       )
       if (stored.kind === 'hit') bytes = stored.bytes
       else await stored.abandon()

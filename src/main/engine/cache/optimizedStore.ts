@@ -113,16 +113,11 @@ export class OptimizedModelStore {
   async open(
     contentHash: string,
     modelRel: string,
-    target: SessionTarget,
-    options: { forSession?: boolean } = {}
+    target: SessionTarget
   ): Promise<OptimizedModel> {
     const file = this.fileFor(this.keyFor(contentHash, modelRel, target))
-    // A replica reads its stored graphs on every load (platform/readWholeFile.ts: a large one in
-    // 2 MiB pages where the worker's malloc settings allow; ONNX Runtime then uses them in place).
-    // Bytes for the host cache are read at their length: the cache counts them so, and an unload's
-    // memory figure is compared with what it moved there.
-    const hugePages = options.forSession !== false
-    const entry = await readWholeFile(file, { hugePages }).catch(() => null)
+    // A replica reads its stored graphs on every load (platform/readWholeFile.ts).
+    const entry = await readWholeFile(file).catch(() => null)
     const graph = entry ? unseal(entry) : null
     if (graph) {
       const now = new Date()
