@@ -2,7 +2,9 @@
  * The executor runs what the scheduler assigned: on one device, evict, load, then the job's work
  * (a load's move, a generation, one share of an analysis planned by the first share), cancels that
  * reach a running worker, and what a crashed worker's share becomes (retried once). Rows it
- * receives go through the row assembler in position order.
+ * receives go through the row assembler in position order. A whole analysis may be held ahead at
+ * a worker busy with its group (`d.next`): sent now, it becomes the running task when that one
+ * ends (docs/devices.md, "Jobs", one job ahead).
  */
 import type {
   AnalysisMetadata,

@@ -61,7 +61,7 @@ export interface DeviceRecord {
   /**
    * A whole analysis of the running task's group, already sent to the worker, which runs it as
    * soon as the running one ends (the group serialises its runs) without waiting for this process
-   * (docs/devices.md, "One job ahead"). It becomes `task` when the running one ends.
+   * (docs/devices.md, "Jobs", one job ahead). It becomes `task` when the running one ends.
    */
   next: DeviceTask | null
   /** Milliseconds of tasks that ended here (the snapshot's `busySeconds` adds the running one). */
