@@ -16,7 +16,8 @@
  * Only when no idle device can take anything: a device running an analysis may hold one job
  * ahead, the whole analysis at the head of the queue (in fair order) when it is of the running
  * task's group, so that its worker starts it without a round trip through the main process
- * (docs/devices.md, "Jobs", one job ahead). Such a device is never counted as idle or as a free holder.
+ * (docs/devices.md, "Jobs", one job ahead). Such a device is never counted as idle or as a free
+ * holder.
  */
 import type { ManagedDevice, Placement } from '@shared/domain/devices'
 import type { JobKind, JobStatus } from '@shared/domain/jobs'
