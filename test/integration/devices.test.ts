@@ -183,6 +183,59 @@ describe('device manager with real workers', () => {
     expectSameRows(splitRows, singleRows)
   })
 
+  it('holds one job ahead at each busy worker in a burst: every job whole, rows in order, as on one device', async () => {
+    // Two holders only (cpu:2 would take a replica): the burst drains over cpu:0 and cpu:1.
+    await ok(a.invoke('models:settings', { groupId: GROUP, replicas: { min: 0, max: 2 } }))
+    try {
+      const text = 'The cat sat on the red chair. A dog ran to the river.'
+      const single = await ok(
+        a.invoke('jobs:submit', {
+          kind: 'analyze',
+          groupId: GROUP,
+          text,
+          options: FAST,
+          deviceId: 'cpu:0'
+        })
+      )
+      await finished(a, single.jobId)
+      const want = (await ok(a.invoke('jobs:result', { jobId: single.jobId }))).rows
+      events.length = 0
+      rowEvents.length = 0
+      const burst = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          ok(a.invoke('jobs:submit', { kind: 'analyze', groupId: GROUP, text, options: FAST }))
+        )
+      )
+      const ends = await Promise.all(burst.map((j) => finished(a, j.jobId)))
+      expect(ends.map((j) => j.status)).toEqual(burst.map(() => 'done'))
+      const ahead = new Set(
+        events.filter((e) => /^next on cpu:[01], after /.test(e.stage ?? '')).map((e) => e.id)
+      )
+      expect(ahead.size).toBeGreaterThan(0)
+      for (const { jobId } of burst) {
+        const streamed = rowEvents.filter((r) => r.jobId === jobId)
+        let next = 0
+        for (const r of streamed) {
+          expect(r.startIndex).toBe(next)
+          next += r.rows.length
+        }
+        const rows = (await ok(a.invoke('jobs:result', { jobId }))).rows
+        expect(streamed.flatMap((r) => r.rows)).toEqual(rows)
+        expectSameRows(rows, want)
+      }
+      // A job held ahead ran after the job it waited for, on that device, whole.
+      for (const id of ahead) {
+        const end = ends.find((j) => j.id === id)!
+        expect(end.devices).toHaveLength(1)
+        expect(end.progress).toMatchObject({ rowsDone: want.length, rowsTotal: want.length })
+      }
+      for (const id of ['cpu:0', 'cpu:1'])
+        expect(await deviceState(id)).toMatchObject({ status: 'ready', runningJobId: null })
+    } finally {
+      await ok(a.invoke('models:settings', { groupId: GROUP, replicas: { min: 0, max: null } }))
+    }
+  })
+
   it('is fair between clients: a late client is not queued behind a burst', async () => {
     const opts = {
       kind: 'analyze' as const,

@@ -2,7 +2,9 @@
  * The executor runs what the scheduler assigned: on one device, evict, load, then the job's work
  * (a load's move, a generation, one share of an analysis planned by the first share), cancels that
  * reach a running worker, and what a crashed worker's share becomes (retried once). Rows it
- * receives go through the row assembler in position order.
+ * receives go through the row assembler in position order. A whole analysis may be held ahead at
+ * a worker busy with its group (`d.next`): sent now, it becomes the running task when that one
+ * ends (docs/devices.md, "Jobs", one job ahead).
  */
 import type {
   AnalysisMetadata,
@@ -19,7 +21,13 @@ import { nextChunkSize } from './fairQueue'
 import { planFirst } from './scheduler'
 import type { JobTable } from './jobTable'
 import type { ModelLibrary } from './library'
-import { publicPlacement, type DeviceRecord, type DeviceTask, type JobRecord } from './records'
+import {
+  publicPlacement,
+  tasksOf,
+  type DeviceRecord,
+  type DeviceTask,
+  type JobRecord
+} from './records'
 import type { Residency } from './residency'
 import { acceptRows, assembleInterventions, assembleRows } from './rowAssembler'
 import type { WorkerSupervisor } from './workerSupervisor'
@@ -68,8 +76,12 @@ export class Executor {
     )
   }
 
-  /** Runs (a share of) `job` on `d`, evicting first; the scheduler made the choice. */
-  async run(job: JobRecord, d: DeviceRecord, evictions: string[]): Promise<void> {
+  /**
+   * Runs (a share of) `job` on `d`, evicting first; the scheduler made the choice. `ahead`: `d` is
+   * running an analysis of the job's group and the job, a whole analysis, is sent to its worker
+   * now, to run once that one ends (`d.next`; scheduler.ts, `next`).
+   */
+  async run(job: JobRecord, d: DeviceRecord, evictions: string[], ahead = false): Promise<void> {
     const { jobs, residency, library } = this.#d
     const now = (): number => this.#o.clock.now()
     const s = job.state
@@ -83,15 +95,28 @@ export class Executor {
       running: false,
       startedAt: now()
     }
-    d.task = task
-    d.status = 'busy'
+    if (ahead) {
+      d.next = task
+      // Whole, unplanned: a plan call would run beside the running analysis, and a share of it
+      // could not be handed to another holder once it sits at this worker.
+      job.planned = true
+      job.splittable = false
+      job.positions = null
+      job.remaining = []
+      s.progress ??= { rowsDone: 0, rowsTotal: 0 }
+    } else {
+      d.task = task
+      d.status = 'busy'
+    }
     job.active.set(d.desc.id, task)
     if (!s.devices.includes(d.desc.id)) s.devices.push(d.desc.id)
     if (s.status === 'queued') {
       s.startedAt ??= now()
       s.status = 'loading'
       s.queuePosition = null
-      s.stage = 'starting'
+      s.stage = ahead
+        ? `next on ${d.desc.id}, after ${d.task?.jobId ?? 'its running job'}`
+        : 'starting'
       jobs.served(s.clientId)
       this.#d.publish(job)
     }
@@ -167,7 +192,7 @@ export class Executor {
    * boundary; one that does not within the grace period is killed (and restarted).
    */
   cancelRunning(job: JobRecord): void {
-    const { graceMs, cancelGraceMs, clock, log } = this.#o
+    const { graceMs, log } = this.#o
     for (const [deviceId, task] of job.active) {
       const d = this.#d.devices.get(deviceId)
       // A load cannot be interrupted, and killing the worker for it would cost every group
@@ -176,20 +201,31 @@ export class Executor {
       d.client
         .call({ op: 'cancel', taskId: task.taskId }, graceMs)
         .catch(log.failed(`cancelling ${job.state.id} on ${deviceId}`, 'debug'))
-      // A worker stuck inside one long run cannot hear the cancel: after the grace period it is
-      // killed (and restarted), which ends the task.
-      task.cancelTimer = clock.after(
-        cancelGraceMs,
-        () => {
-          if (job.active.get(deviceId) === task)
-            this.#d.supervisor.killUnresponsive(
-              d,
-              `did not stop ${job.state.id} within ${cancelGraceMs} ms of its cancel`
-            )
-        },
-        { background: true }
-      )
+      // Held ahead, its worker is still busy with another job: the grace period starts once it
+      // runs (#promoted), and it stops at its first batch boundary.
+      if (d.next === task) continue
+      this.#armCancelTimer(job, deviceId, d, task)
     }
+  }
+
+  /**
+   * A worker stuck inside one long run cannot hear the cancel: after the grace period it is killed
+   * (and restarted), which ends the task.
+   */
+  #armCancelTimer(job: JobRecord, deviceId: string, d: DeviceRecord, task: DeviceTask): void {
+    const { cancelGraceMs, clock } = this.#o
+    task.cancelTimer?.cancel()
+    task.cancelTimer = clock.after(
+      cancelGraceMs,
+      () => {
+        if (job.active.get(deviceId) === task)
+          this.#d.supervisor.killUnresponsive(
+            d,
+            `did not stop ${job.state.id} within ${cancelGraceMs} ms of its cancel`
+          )
+      },
+      { background: true }
+    )
   }
 
   /**
@@ -224,12 +260,32 @@ export class Executor {
   #release(job: JobRecord, d: DeviceRecord, task: DeviceTask): void {
     task.cancelTimer?.cancel()
     if (job.active.get(d.desc.id) === task) job.active.delete(d.desc.id)
+    if (d.next === task) d.next = null
     if (d.task === task) {
-      d.busyMs += Math.max(0, this.#o.clock.now() - task.startedAt)
+      const now = this.#o.clock.now()
+      d.busyMs += Math.max(0, now - task.startedAt)
       d.task = null
-      if (d.status === 'busy') d.status = 'ready'
+      const next = d.next
+      if (next && d.client && d.status === 'busy') {
+        // The worker has already started the job held ahead: it is the running task now. (After
+        // a crash it stays `next` until its own call fails, as the running one's did.)
+        d.next = null
+        d.task = next
+        next.startedAt = now
+        this.#promoted(next, d)
+      } else if (d.status === 'busy') d.status = 'ready'
     }
     this.#d.changed()
+  }
+
+  /** A job held ahead became the device's running task: it runs from now. */
+  #promoted(task: DeviceTask, d: DeviceRecord): void {
+    const job = this.#d.jobs.find(task.jobId)
+    if (!job || TERMINAL_JOB_STATUSES.includes(job.state.status)) return
+    job.runStartedAt = task.startedAt
+    if (job.cancelRequested) this.#armCancelTimer(job, d.desc.id, d, task)
+    else job.state.stage = null
+    this.#d.publish(job)
   }
 
   async #generate(job: JobRecord, d: DeviceRecord, task: DeviceTask): Promise<void> {
@@ -349,9 +405,13 @@ export class Executor {
       job.remaining = plan.splittable ? [...plan.positions] : []
       s.progress = { rowsDone: 0, rowsTotal: plan.positions.length }
     }
+    const ahead = d.next === task
     s.status = 'running'
-    s.stage = null
-    job.runStartedAt ??= this.#o.clock.now()
+    // Held ahead, it runs once the device's running job ends (#promoted); until then it says so.
+    if (!ahead) {
+      s.stage = null
+      job.runStartedAt ??= this.#o.clock.now()
+    }
     let chunk: number[] | null = null
     if (job.positions) {
       const helpers = job.splittable
@@ -375,6 +435,7 @@ export class Executor {
     // took every position left: a burst's unsplit job, or the last chunk).
     if (job.remaining.length > 0) this.#o.clock.defer(() => this.#d.schedule())
     task.running = true
+    task.analyzing = true
     const res = await client.call({
       op: 'analyze',
       taskId: task.taskId,
@@ -496,8 +557,8 @@ export class Executor {
 
   /** Rows a worker streamed for its current task. */
   onRows(d: DeviceRecord, taskId: string, rows: AnalysisRow[], chunkTotal: number): void {
-    const task = d.task
-    if (!task || task.taskId !== taskId) return
+    const task = tasksOf(d).find((t) => t.taskId === taskId)
+    if (!task) return
     const job = this.#d.jobs.find(task.jobId)
     if (!job) return
     acceptRows(job, task, rows, chunkTotal)

@@ -24,6 +24,19 @@ type Behaviour = { value: unknown; afterMs?: number } | 'hang' | 'crash'
 type Script = (op: WorkerOp, worker: FakeWorker) => Behaviour
 
 const MEMORY = { rssBytes: 1_000_000, heapUsedBytes: 1, externalBytes: 1 }
+const ANALYSIS_METADATA = {
+  groupId: 'g',
+  lensId: 'l',
+  layer: 0,
+  bundleHash: 'h',
+  engineVersion: 'test',
+  executionProvider: 'cpu',
+  options: {},
+  seed: 0,
+  numTokens: 3,
+  analysedPositions: 0,
+  timings: {}
+}
 const SUMMARY = { groupId: 'g', contentHash: 'h', estimatedBytes: 1000, weightBytes: 1000 }
 
 function standardAnswer(op: WorkerOp, worker: FakeWorker): unknown {
@@ -49,8 +62,13 @@ class FakeWorker implements WorkerTransport {
   readonly pid: number
   alive = true
   readonly received: WorkerOp[] = []
-  /** Requests left unanswered, so a test can answer them when it chooses. */
-  readonly held = new Map<WorkerOp, number>()
+  /**
+   * Requests left unanswered, oldest first, so a test can answer them when it chooses (a device
+   * may hold one analysis ahead of the running one).
+   */
+  readonly held = new Map<WorkerOp, { seq: number; taskId?: string }[]>()
+  /** Task ids of the cancels received. */
+  readonly cancels: string[] = []
   #onMessage: (m: unknown) => void = () => undefined
   readonly #onExit: ((e: WorkerExit) => void)[] = []
   readonly #script: Script
@@ -65,9 +83,13 @@ class FakeWorker implements WorkerTransport {
 
   send(message: unknown): void {
     if (!this.alive) throw new Error('channel closed')
-    const { seq, request } = message as { seq: number; request: { op: WorkerOp } }
+    const { seq, request } = message as {
+      seq: number
+      request: { op: WorkerOp; taskId?: string }
+    }
     const op = request.op
     this.received.push(op)
+    if (op === 'cancel' && request.taskId) this.cancels.push(request.taskId)
     if (op === 'shutdown') {
       this.#answer(seq, {}, 1)
       this.#clock.after(2, () => this.exit(0))
@@ -75,16 +97,37 @@ class FakeWorker implements WorkerTransport {
     }
     const behaviour = this.#script(op, this)
     if (behaviour === 'crash') this.exit(1)
-    else if (behaviour === 'hang') this.held.set(op, seq)
+    else if (behaviour === 'hang')
+      this.held.set(op, [...(this.held.get(op) ?? []), { seq, taskId: request.taskId }])
     else this.#answer(seq, behaviour.value, behaviour.afterMs ?? 1)
   }
 
   /** Answers a held request now, with the standard answer. */
   release(op: WorkerOp): void {
-    const seq = this.held.get(op)
-    if (seq === undefined) throw new Error(`no held ${op}`)
-    this.held.delete(op)
-    this.#answer(seq, standardAnswer(op, this), 0)
+    this.#answer(this.#takeHeld(op).seq, standardAnswer(op, this), 0)
+  }
+
+  /**
+   * Answers the oldest held analysis as a worker does: completed with no rows, or cancelled when
+   * a cancel for its task came first.
+   */
+  finishAnalysis(): void {
+    const { seq, taskId } = this.#takeHeld('analyze')
+    const status = taskId && this.cancels.includes(taskId) ? 'cancelled' : 'completed'
+    this.#answer(seq, { metadata: { ...ANALYSIS_METADATA, status }, rowCount: 0 }, 0)
+  }
+
+  /** Task ids of the held requests of `op`, oldest first. */
+  heldTasks(op: WorkerOp): (string | undefined)[] {
+    return (this.held.get(op) ?? []).map((h) => h.taskId)
+  }
+
+  #takeHeld(op: WorkerOp): { seq: number; taskId?: string } {
+    const queue = this.held.get(op)
+    const first = queue?.shift()
+    if (!first) throw new Error(`no held ${op}`)
+    if (queue!.length === 0) this.held.delete(op)
+    return first
   }
 
   #answer(seq: number, value: unknown, afterMs: number): void {
@@ -302,18 +345,121 @@ describe('queue positions', () => {
     await settled(m.start())
     const first = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a').jobId
     await until('the first analysis to run', () => m.getJob(first).status === 'running')
+    // The second is held ahead at the worker (one job ahead): it has left the queue.
     const second = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'a')
     const third = m.submit({ kind: 'analyze', groupId: 'g', text: 'ghi' }, 'a')
-    expect([second.queuePosition, third.queuePosition]).toEqual([1, 2])
+    const fourth = m.submit({ kind: 'analyze', groupId: 'g', text: 'jkl' }, 'a')
+    expect([second.queuePosition, third.queuePosition, fourth.queuePosition]).toEqual([null, 1, 2])
     // Submits that change nothing else leave the positions as they were.
-    expect(m.getJob(second.jobId).queuePosition).toBe(1)
-    expect(m.getJob(third.jobId).queuePosition).toBe(2)
-    // The first ends (its answer is malformed), the second starts: the third is next.
-    fleet.workers[0]!.release('analyze')
-    await until('the second to start', () => m.getJob(second.jobId).status !== 'queued')
-    expect(m.getJob(first).status).toBe('failed')
-    expect(m.getJob(second.jobId).queuePosition).toBeNull()
     expect(m.getJob(third.jobId).queuePosition).toBe(1)
+    expect(m.getJob(fourth.jobId).queuePosition).toBe(2)
+    // The first ends (its answer is malformed), the second runs: the third is held ahead now.
+    fleet.workers[0]!.release('analyze')
+    await until('the third to leave the queue', () => m.getJob(third.jobId).status !== 'queued')
+    expect(m.getJob(first).status).toBe('failed')
+    expect(m.getJob(third.jobId).queuePosition).toBeNull()
+    expect(m.getJob(fourth.jobId).queuePosition).toBe(1)
+  })
+})
+
+describe('one job ahead', () => {
+  /** One running analysis and one held ahead on cpu:0; analyses hang until answered. */
+  async function twoAtTheWorker(): Promise<{
+    m: DeviceManager
+    fleet: FakeFleet
+    first: string
+    second: string
+  }> {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet)
+    await settled(m.start())
+    const first = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc' }, 'a').jobId
+    await until('the first analysis to run', () => m.getJob(first).status === 'running')
+    const second = m.submit({ kind: 'analyze', groupId: 'g', text: 'def' }, 'a').jobId
+    await until('both at the worker', () => fleet.workers[0]!.heldTasks('analyze').length === 2)
+    return { m, fleet, first, second }
+  }
+
+  it('sends the next analysis to the busy worker at once; the running one stays the running one', async () => {
+    const { m, fleet, first, second } = await twoAtTheWorker()
+    const worker = fleet.workers[0]!
+    // Whole: no plan call for the one held ahead.
+    expect(worker.received.filter((op) => op === 'plan')).toHaveLength(1)
+    expect(m.devices()[0]!.runningJobId).toBe(first)
+    expect(m.getJob(second)).toMatchObject({ queuePosition: null, devices: ['cpu:0'] })
+    expect(m.getJob(second).stage).toMatch(/next on cpu:0, after/)
+    // A third waits in the queue: one ahead at most.
+    const third = m.submit({ kind: 'analyze', groupId: 'g', text: 'ghi' }, 'a').jobId
+    await elapse(5)
+    expect(worker.heldTasks('analyze')).toHaveLength(2)
+    expect(m.getJob(third)).toMatchObject({ status: 'queued', queuePosition: 1 })
+    // The first ends: the second is the running job, and the third is held ahead in turn.
+    worker.finishAnalysis()
+    await until('the first to end', () => m.getJob(first).status === 'done')
+    await until('the third at the worker', () => worker.heldTasks('analyze').length === 2)
+    expect(m.devices()[0]!.runningJobId).toBe(second)
+    expect(m.getJob(second)).toMatchObject({ status: 'running', stage: null })
+    worker.finishAnalysis()
+    worker.finishAnalysis()
+    await until('all done', () => m.getJob(third).status === 'done')
+    expect(m.getJob(second).status).toBe('done')
+    expect(m.devices()[0]).toMatchObject({ runningJobId: null, status: 'ready' })
+  })
+
+  it('cancels a job held ahead through its worker, without killing it for the running one', async () => {
+    const { m, fleet, first, second } = await twoAtTheWorker()
+    const worker = fleet.workers[0]!
+    const [, secondTask] = worker.heldTasks('analyze')
+    m.cancel(second)
+    await elapse(1)
+    expect(worker.cancels).toEqual([secondTask])
+    // Well past the cancel grace period while the first still runs: the worker is not killed.
+    await elapse(300)
+    expect(fleet.workers).toHaveLength(1)
+    expect(worker.alive).toBe(true)
+    expect(m.getJob(second).status).toBe('running')
+    worker.finishAnalysis()
+    await until('the first to end', () => m.getJob(first).status === 'done')
+    worker.finishAnalysis()
+    await until('the second to end', () => m.getJob(second).status === 'cancelled')
+    expect(m.devices()[0]).toMatchObject({ runningJobId: null, status: 'ready' })
+  })
+
+  it('retries both the running job and the one held ahead when the worker dies', async () => {
+    const { m, fleet, first, second } = await twoAtTheWorker()
+    fleet.workers[0]!.exit(1)
+    await until('the replacement worker', () => fleet.workers.length === 2)
+    const next = fleet.workers[1]!
+    await until('both at the new worker', () => next.heldTasks('analyze').length === 2)
+    for (const id of [first, second]) {
+      expect(m.getJob(id).retries).toBe(1)
+      expect(m.getJob(id).notes.join(' ')).toMatch(/crashed/)
+    }
+    expect(m.devices()[0]!.runningJobId).toBe(first)
+    next.finishAnalysis()
+    next.finishAnalysis()
+    await until('both done', () => m.getJob(second).status === 'done')
+    expect(m.getJob(first).status).toBe('done')
+  })
+
+  it('an unload refuses a group with a job held ahead, and with force waits for both', async () => {
+    const { m, fleet, first, second } = await twoAtTheWorker()
+    const worker = fleet.workers[0]!
+    await expect(settled(m.unload({ groupId: 'g' }))).rejects.toThrow(/in use by/)
+    const cleared = await settled(m.clearDevice('cpu:0'))
+    expect(cleared.unloaded).toEqual([])
+    expect(cleared.kept[0]!.reason).toContain(`in use by ${first}, ${second}`)
+    const unload = m.unload({ groupId: 'g', force: true })
+    await elapse(1)
+    expect(worker.cancels).toHaveLength(2)
+    worker.finishAnalysis()
+    expect(await settles(unload, 50)).toBe('pending')
+    worker.finishAnalysis()
+    await settled(unload)
+    expect(m.getJob(first).status).toBe('cancelled')
+    expect(m.getJob(second).status).toBe('cancelled')
+    expect(worker.received).toContain('unload')
   })
 })
 

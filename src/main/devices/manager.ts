@@ -38,10 +38,12 @@ import { Executor } from './executor'
 import { checkSubmission, JobTable } from './jobTable'
 import type { ModelLibrary } from './library'
 import {
+  canTakeNext,
   copyJobState,
   isIdle,
   isUsable,
   publicPlacement,
+  tasksOf,
   type DeviceRecord,
   type JobRecord
 } from './records'
@@ -194,6 +196,7 @@ export class DeviceManager {
         placements: new Map(),
         reloadAfterRestart: [],
         task: null,
+        next: null,
         busyMs: 0,
         lastUnload: null,
         hostCache: null,
@@ -509,23 +512,24 @@ export class DeviceManager {
           field: 'groupId'
         })
       }
-      if (d.task && d.task.groupId === input.groupId && !input.force) {
+      const user = tasksOf(d).find((t) => t.groupId === input.groupId)
+      if (user && !input.force) {
         throw new AppError(
           'conflict',
-          `${input.groupId} on ${d.desc.id} is in use by ${d.task.jobId}; cancel it first (or force)`,
+          `${input.groupId} on ${d.desc.id} is in use by ${user.jobId}; cancel it first (or force)`,
           { field: 'groupId' }
         )
       }
     }
     const out: UnloadResult[] = []
     for (const d of holding) {
-      if (d.task && d.task.groupId === input.groupId) {
-        const job = this.#jobs.find(d.task.jobId)
-        if (job) {
-          this.cancel(job.state.id)
-          await job.finished
-        }
-      }
+      // The job held ahead too: it would run on the group once the running one ends.
+      const users = tasksOf(d)
+        .filter((t) => t.groupId === input.groupId)
+        .map((t) => this.#jobs.find(t.jobId))
+        .filter((j): j is JobRecord => j !== undefined)
+      for (const job of users) this.cancel(job.state.id)
+      await Promise.all(users.map((j) => j.finished))
       const check = await this.#residency.unload(d, input.groupId)
       out.push({
         deviceId: d.desc.id,
@@ -546,8 +550,11 @@ export class DeviceManager {
       let reason: string | null = null
       if (p.state !== 'ready') reason = `still ${p.state}`
       else if (!force && p.pinned) reason = 'pinned (clear with force to unload it too)'
-      else if (!force && d.task?.groupId === p.groupId)
-        reason = `in use by ${d.task.jobId} (clear with force to cancel it)`
+      else if (!force && tasksOf(d).some((t) => t.groupId === p.groupId))
+        reason = `in use by ${tasksOf(d)
+          .filter((t) => t.groupId === p.groupId)
+          .map((t) => t.jobId)
+          .join(', ')} (clear with force to cancel it)`
       if (reason) {
         out.kept.push({ groupId: p.groupId, reason })
         continue
@@ -821,7 +828,8 @@ export class DeviceManager {
       // With no idle device the scheduler can only say wait (nextDecision), so its view (every
       // queued job) is not built: a burst's submits, and the turn after a device took its next
       // job, would otherwise build it for nothing.
-      if (![...this.#devices.values()].some(isIdle)) break
+      // A busy device that may hold one job ahead (canTakeNext) still asks.
+      if (![...this.#devices.values()].some((d) => isIdle(d) || canTakeNext(d))) break
       const decision = nextDecision(this.#schedulerView())
       if (decision.kind === 'wait') break
       this.#apply(decision)
@@ -837,6 +845,9 @@ export class DeviceManager {
     switch (decision.kind) {
       case 'run':
         void this.#executor.run(job, this.#device(decision.deviceId), decision.evictions)
+        return
+      case 'next':
+        void this.#executor.run(job, this.#device(decision.deviceId), [], true)
         return
       case 'already-loaded': {
         const target = this.#device(decision.deviceId)
@@ -890,6 +901,8 @@ export class DeviceManager {
         idle: isIdle(d),
         taskGroupId: d.task?.groupId ?? null,
         taskClientId: (d.task && this.#jobs.find(d.task.jobId)?.state.clientId) ?? null,
+        canTakeNext: canTakeNext(d),
+        nextClientId: (d.next && this.#jobs.find(d.next.jobId)?.state.clientId) ?? null,
         placements: [...d.placements.values()].map((p) => ({
           groupId: p.groupId,
           state: p.state,

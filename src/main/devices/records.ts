@@ -38,6 +38,8 @@ export interface DeviceTask {
    * first), so the task's own end need not schedule again.
    */
   handedOn?: boolean
+  /** The worker is running an `analyze` call for it (a device may then hold one job ahead). */
+  analyzing?: boolean
 }
 
 export interface DeviceRecord {
@@ -56,6 +58,12 @@ export interface DeviceRecord {
   /** Groups to reload after a restart. */
   reloadAfterRestart: string[]
   task: DeviceTask | null
+  /**
+   * A whole analysis of the running task's group, already sent to the worker, which runs it as
+   * soon as the running one ends (the group serialises its runs) without waiting for this process
+   * (docs/devices.md, "Jobs", one job ahead). It becomes `task` when the running one ends.
+   */
+  next: DeviceTask | null
   /** Milliseconds of tasks that ended here (the snapshot's `busySeconds` adds the running one). */
   busyMs: number
   lastUnload: UnloadCheck | null
@@ -118,4 +126,17 @@ export function isUsable(d: DeviceRecord): boolean {
 /** Free to take a task now: ready, no task, a running worker (the scheduler's `idle`). */
 export function isIdle(d: DeviceRecord): boolean {
   return d.status === 'ready' && d.task === null && d.client !== null
+}
+
+/**
+ * Busy with an analysis on its worker and nothing held ahead yet: it may take one more whole job
+ * of the running task's group (the scheduler's `canTakeNext`).
+ */
+export function canTakeNext(d: DeviceRecord): boolean {
+  return d.status === 'busy' && d.client !== null && d.next === null && d.task?.analyzing === true
+}
+
+/** The running task and the one held ahead, if any. */
+export function tasksOf(d: DeviceRecord): DeviceTask[] {
+  return [d.task, d.next].filter((t): t is DeviceTask => t !== null)
 }

@@ -368,6 +368,115 @@ describe('nextDecision', () => {
   })
 })
 
+/** A device running an analysis of `groupId` with nothing held ahead: it may take one more. */
+function open(d: SchedulerDevice, groupId: string, clientId = 'a'): SchedulerDevice {
+  return { ...busy(d, groupId, clientId), canTakeNext: true }
+}
+
+describe('nextDecision: one job ahead', () => {
+  const g40 = (): SchedulerPlacement[] => [resident('g', 40)]
+  it.each([
+    {
+      name: 'a busy holder running the group takes the head of the queue ahead',
+      v: view([open(device('cpu:0', 100, g40()), 'g')], [job('j', 'g'), job('k', 'g')]),
+      want: { kind: 'next', jobId: 'j', deviceId: 'cpu:0' }
+    },
+    {
+      name: 'an idle holder goes first',
+      v: view(
+        [open(device('cpu:0', 100, g40()), 'g'), device('cpu:1', 100, g40())],
+        [job('j', 'g')]
+      ),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:1', evictions: [] }
+    },
+    {
+      name: 'a replica is still loaded on an idle device: a holder that can take one more is busy',
+      v: view([open(device('cpu:0', 100, g40()), 'g'), device('cpu:1', 100)], [job('j', 'g')]),
+      want: { kind: 'run', jobId: 'j', deviceId: 'cpu:1', evictions: [], replica: true }
+    },
+    {
+      name: 'when replicas.max stops a replica, the busy holder takes it ahead',
+      v: view([open(device('cpu:0', 100, g40()), 'g'), device('cpu:1', 100)], [job('j', 'g')], [], {
+        g: { min: 0, max: 1 }
+      }),
+      want: { kind: 'next', jobId: 'j', deviceId: 'cpu:0' }
+    },
+    {
+      name: 'of two holders, the one that can still take one more',
+      v: view(
+        [
+          { ...busy(device('cpu:0', 100, g40()), 'g', 'a'), nextClientId: 'a' },
+          open(device('cpu:1', 100, g40()), 'g')
+        ],
+        [job('j', 'g')]
+      ),
+      want: { kind: 'next', jobId: 'j', deviceId: 'cpu:1' }
+    }
+  ])('$name', ({ v, want }) => {
+    expect(nextDecision(v)).toEqual(want)
+  })
+
+  it.each([
+    {
+      name: 'the holder already holds one ahead',
+      v: view([busy(device('cpu:0', 100, g40()), 'g', 'a')], [job('j', 'g')])
+    },
+    {
+      name: 'the head of the queue is of another group',
+      v: view(
+        [open(device('cpu:0', 100, [...g40(), resident('h', 40)]), 'g')],
+        [job('other', 'h'), job('j', 'g')]
+      )
+    },
+    {
+      name: 'another client with fewer devices heads the fair order with another group',
+      v: view(
+        [open(device('cpu:0', 100, g40()), 'g', 'a')],
+        [job('j', 'g', { clientId: 'a' }), job('b', 'h', { clientId: 'b' })]
+      )
+    },
+    {
+      name: 'a running analysis still has positions to share',
+      v: view(
+        [open(device('cpu:0', 100, g40()), 'g')],
+        [job('j', 'g')],
+        [job('split', 'g', { status: 'running', activeShares: 1 })]
+      )
+    },
+    {
+      name: 'the job asks for a device',
+      v: view(
+        [open(device('cpu:0', 100, g40()), 'g')],
+        [job('j', 'g', { requestedDeviceId: 'cpu:0' })]
+      )
+    },
+    {
+      name: 'the job is no analysis',
+      v: view([open(device('cpu:0', 100, g40()), 'g')], [job('j', 'g', { kind: 'generate' })])
+    },
+    {
+      name: 'the device runs another group',
+      v: view([open(device('cpu:0', 100, [...g40(), resident('h', 40)]), 'h')], [job('j', 'g')])
+    }
+  ])('waits: $name', ({ v }) => {
+    expect(nextDecision(v).kind).toBe('wait')
+  })
+
+  it('counts a job held ahead as one more device of its client', () => {
+    // Client a runs on cpu:0 and holds one ahead there; b runs on cpu:1: b's job goes first.
+    const decision = nextDecision(
+      view(
+        [
+          { ...busy(device('cpu:0', 100, g40()), 'g', 'a'), nextClientId: 'a' },
+          open(device('cpu:1', 100, g40()), 'g', 'b')
+        ],
+        [job('from-a', 'g', { clientId: 'a' }), job('from-b', 'g', { clientId: 'b' })]
+      )
+    )
+    expect(decision).toEqual({ kind: 'next', jobId: 'from-b', deviceId: 'cpu:1' })
+  })
+})
+
 describe('planFirst', () => {
   const cases: [string, Parameters<typeof planFirst>[0], boolean][] = [
     [

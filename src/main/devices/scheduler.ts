@@ -12,6 +12,12 @@
  * if it must, redundant replicas first), up to the group's `replicas.max`; otherwise the job waits
  * for a holder. A group nobody holds is placed (placement.ts). A job that cannot fit anywhere even
  * once running jobs end fails with the numbers. docs/devices.md ("Replicas") has the why.
+ *
+ * Only when no idle device can take anything: a device running an analysis may hold one job
+ * ahead, the whole analysis at the head of the queue (in fair order) when it is of the running
+ * task's group, so that its worker starts it without a round trip through the main process
+ * (docs/devices.md, "Jobs", one job ahead). Such a device is never counted as idle or as a free
+ * holder.
  */
 import type { ManagedDevice, Placement } from '@shared/domain/devices'
 import type { JobKind, JobStatus } from '@shared/domain/jobs'
@@ -41,6 +47,13 @@ export interface SchedulerDevice {
   taskGroupId: string | null
   /** The client whose job that task belongs to (fairness counts devices per client). */
   taskClientId: string | null
+  /**
+   * Running an analysis on its worker with nothing held ahead: it can take one more whole
+   * analysis of `taskGroupId`, to run next (absent: false).
+   */
+  canTakeNext?: boolean
+  /** The client of the job it holds ahead, if any (fairness counts it as one more device). */
+  nextClientId?: string | null
   placements: SchedulerPlacement[]
 }
 
@@ -85,6 +98,8 @@ export type SchedulerDecision =
    * group is already resident elsewhere and this loads another copy of it.
    */
   | { kind: 'run'; jobId: string; deviceId: string; evictions: string[]; replica?: true }
+  /** Send the whole analysis to the device's worker now, to run after its running one. */
+  | { kind: 'next'; jobId: string; deviceId: string }
   /** A load job whose group is already resident there: it is done. */
   | { kind: 'already-loaded'; jobId: string; deviceId: string }
   /** The job can never run: it fails with this error. */
@@ -285,17 +300,44 @@ function pickForContinuation(
 function clientShares(view: SchedulerView): Map<string, number> {
   const shares = new Map<string, number>()
   for (const d of view.devices) {
-    if (d.taskClientId === null) continue
-    shares.set(d.taskClientId, (shares.get(d.taskClientId) ?? 0) + 1)
+    for (const client of [d.taskClientId, d.nextClientId ?? null]) {
+      if (client === null) continue
+      shares.set(client, (shares.get(client) ?? 0) + 1)
+    }
   }
   return shares
 }
 
+/**
+ * The job to hold ahead on a busy device, if any: the first queued job in fair order, only when it
+ * is a whole analysis (no device asked for) of a group that a device able to take one more is
+ * running now, and no running analysis has positions left to share (those go first, to whichever
+ * holder ends first). Anything else at the head of the queue waits for an idle device as before,
+ * so holding ahead never overtakes another client's job.
+ */
+function pickNext(view: SchedulerView, shares: Map<string, number>): SchedulerDecision | null {
+  const open = view.devices.filter((d) => d.canTakeNext && d.taskGroupId !== null && isHealthy(d))
+  if (open.length === 0 || view.continuing.length > 0) return null
+  const head = view.queued
+    .map((job, rank) => ({ job, rank }))
+    .sort(
+      (a, b) =>
+        (shares.get(a.job.clientId) ?? 0) - (shares.get(b.job.clientId) ?? 0) || a.rank - b.rank
+    )[0]?.job
+  if (!head || head.kind !== 'analyze' || head.requestedDeviceId !== null || head.moveFrom)
+    return null
+  const d = open.find(
+    (x) => x.taskGroupId === head.groupId && placementOf(x, head.groupId)?.state === 'ready'
+  )
+  return d ? { kind: 'next', jobId: head.id, deviceId: d.id } : null
+}
+
 /** The next thing to do, or why nothing can start now. */
 export function nextDecision(view: SchedulerView): SchedulerDecision {
-  const idle = view.devices.filter((d) => d.idle)
-  if (idle.length === 0) return { kind: 'wait', reason: 'no device is idle', waiting: [] }
   const shares = clientShares(view)
+  const idle = view.devices.filter((d) => d.idle)
+  if (idle.length === 0)
+    return pickNext(view, shares) ?? { kind: 'wait', reason: 'no device is idle', waiting: [] }
   const candidates = [
     ...view.continuing.map((job) => ({ job, rank: -1 })),
     ...view.queued.map((job, i) => ({ job, rank: i }))
@@ -312,6 +354,9 @@ export function nextDecision(view: SchedulerView): SchedulerDecision {
     if (pick.kind !== 'waits') return pick
     waiting.push({ jobId: job.id, reason: pick.reason })
   }
+  // Every idle device was offered everything: only now may a busy one take a job ahead.
+  const next = pickNext(view, shares)
+  if (next) return next
   return {
     kind: 'wait',
     reason: candidates.length === 0 ? 'no work is waiting' : 'every waiting job waits',
