@@ -382,13 +382,21 @@ describe('device manager with real workers', () => {
     expect((await deviceState('cpu:2')).placements.map((p) => p.groupId)).toEqual(['demo-copy'])
   })
 
-  it('unload gives the memory back; move loads elsewhere then unloads the source', async () => {
+  it('unload reports what came back and never grows the process; move loads elsewhere then unloads the source', async () => {
     const moved = await ok(
       a.invoke('models:move', { groupId: 'demo-copy', fromDeviceId: 'cpu:2', toDeviceId: 'cpu:0' })
     )
     expect(moved.deviceId).toBe('cpu:0')
     expect((await deviceState('cpu:2')).placements).toEqual([])
-    expect((await deviceState('cpu:2')).lastUnload?.ok).toBe(true)
+    // The source's unload was checked and did not grow the process. Whether `ok` holds is not
+    // asserted for a group this small: its memory stays in glibc's heap (below the workers' mmap
+    // threshold), so the unload frees ≈ 0 bytes of RSS and `ok` rests on the baseline rule alone,
+    // which the load's measured delta (6–12 MB between runs) passes or misses against the 8 MiB
+    // slack (diagnosed 2026-11-30: it failed 1 run in 3 on unchanged code). Memory that is really
+    // given back is asserted in src/main/devices/reloadCache.test.ts (> 1 MB freed).
+    const sourceUnload = (await deviceState('cpu:2')).lastUnload
+    expect(sourceUnload?.groupId).toBe('demo-copy')
+    expect(sourceUnload!.freedBytes).toBeGreaterThanOrEqual(-MiB)
     // On a device whose process has run many analyses, RSS stays at its high-water mark (the
     // allocator keeps the pages for reuse): unload must not grow it beyond the allocator's own
     // bookkeeping (well under a MiB; the group itself is several).
