@@ -556,16 +556,8 @@ describe('dispatch first', () => {
     const fleet = new FakeFleet()
     const log: string[] = []
     const metadata = {
-      groupId: 'g',
-      lensId: 'l',
-      layer: 0,
-      bundleHash: 'h',
-      engineVersion: 'test',
-      executionProvider: 'cpu',
-      options: {},
+      ...ANALYSIS_METADATA,
       seed: 1,
-      numTokens: 3,
-      analysedPositions: 0,
       timings: { totalMs: 1 },
       status: 'completed'
     }
