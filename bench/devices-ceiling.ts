@@ -312,10 +312,20 @@ async function main(): Promise<void> {
       await burst()
       return burst()
     }
+    // `--cold`: also the two-device burst as bench/devices.ts times `replica_speedup`, cpu:1 empty
+    // at its start (the replica's load and first runs inside it), so its figures against the warm
+    // burst's show what the replica's start costs each process.
+    const withCold = process.argv.includes('--cold')
+    const coldTwo = async (): Promise<BurstFigures> => {
+      if (manager.devices()[1]!.placements.length > 0) await manager.clearDevice('cpu:1', true)
+      manager.setGroupSettings({ groupId: DEMO_GROUP, replicas: { min: 0, max: null } })
+      return burst()
+    }
     await oneDevice()
     await twoDevices()
     const one: BurstFigures[] = []
     const two: BurstFigures[] = []
+    const cold: BurstFigures[] = []
     // `--cpu-prof FILE`: this process's CPU profile over the measured bursts only.
     const profileAt = process.argv.indexOf('--cpu-prof')
     const profiler = profileAt >= 0 ? new Session() : null
@@ -333,6 +343,7 @@ async function main(): Promise<void> {
     snapshotCost.cpuUs = 0
     for (let i = 0; i < bursts; i++) {
       one.push(await oneDevice())
+      if (withCold) cold.push(await coldTwo())
       two.push(await twoDevices())
     }
     if (signalWorkers) for (const pid of workers) process.kill(pid, 'SIGUSR2')
@@ -388,6 +399,14 @@ async function main(): Promise<void> {
         JSON.stringify({
           one: a,
           two: b,
+          ...(withCold
+            ? {
+                cold: summary(cold, 'two devices, replica loaded in the burst'),
+                replica_speedup: Number(
+                  (Number(a.wall_ms) / median(cold.map((r) => r.wallMs))).toFixed(3)
+                )
+              }
+            : {}),
           ceiling,
           worker_cpu_per_job_ratio: cpuRatio,
           load_avg_1m: Number(loadavg()[0]!.toFixed(2)),
