@@ -4,11 +4,12 @@
  *
  * A group loaded for analyses may open its base models with the analysis roles only
  * (graph/roleSubset.ts): the first run of another role then releases that session, opens the whole
- * graph and keeps it from then on. The session is released before the whole graph is opened, so a
- * model's weights are never held by two sessions at once.
+ * graph and keeps it from then on, as does the first decode whose rows are not in runs of K per
+ * position (the analysis graph has no step loop for them). The session is released before the
+ * whole graph is opened, so a model's weights are never held by two sessions at once.
  */
 import { Session, Tensor, type Feeds } from './ort'
-import { ANALYSIS_ROLES } from './graph/roleSubset'
+import { ANALYSIS_ROLES, decodeRowsInRuns } from './graph/roleSubset'
 import { ROLE, baseInputPlaceholders } from './graph/transformer'
 
 function i64(values: ArrayLike<number>, dims: number[]): Tensor {
@@ -76,19 +77,30 @@ export class BaseModel {
     return this.#opener === null
   }
 
-  async #run(role: number, feeds: Feeds): Promise<{ f: Tensor; i: Tensor }> {
-    const out = await this.runRole(role, { ...this.#placeholders, ...feeds })
+  /** `wholeGraph`: the run needs the whole graph even if `role` is an analysis role. */
+  async #run(role: number, feeds: Feeds, wholeGraph = false): Promise<{ f: Tensor; i: Tensor }> {
+    const out = await this.#runOn(role, { ...this.#placeholders, ...feeds }, undefined, wholeGraph)
     return { f: out.out_f!, i: out.out_i! }
   }
 
   /** One run of `role` with every input given in `feeds` (generation/run.ts builds its own). */
-  async runRole(
+  runRole(
     role: number,
     feeds: Feeds,
     fetches?: readonly string[]
   ): Promise<Record<string, Tensor>> {
-    while (this.#switching || (this.#opener && !ANALYSIS_ROLES.has(role))) {
-      const needsAll = this.#opener !== null && !ANALYSIS_ROLES.has(role)
+    return this.#runOn(role, feeds, fetches, false)
+  }
+
+  async #runOn(
+    role: number,
+    feeds: Feeds,
+    fetches: readonly string[] | undefined,
+    wholeGraph: boolean
+  ): Promise<Record<string, Tensor>> {
+    const needsWhole = wholeGraph || !ANALYSIS_ROLES.has(role)
+    while (this.#switching || (this.#opener && needsWhole)) {
+      const needsAll = this.#opener !== null && needsWhole
       this.#switching ??= this.#openAllRoles().finally(() => (this.#switching = null))
       // A failed switch is the failure of the runs that needed it; an analysis carries on.
       if (needsAll) await this.#switching
@@ -155,20 +167,26 @@ export class BaseModel {
   }): Promise<Int32Array> {
     const d = this.hiddenSize
     const forced = args.forced && args.forced.steps > 0 ? args.forced : null
-    const { i } = await this.#run(ROLE.decode, {
-      ...(forced
-        ? {
-            forced_ids: i64(forced.ids, [args.rows, forced.width]),
-            forced_steps: i64([forced.steps], [])
-          }
-        : {}),
-      prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
-      patch_vectors: f32(args.patch, [args.patchRows, args.patchLayers, d]),
-      patch_index: i64(args.patchIndex, [args.rows]),
-      embed_pos: i64([args.embedPos], []),
-      uniforms: f32(args.uniforms, [args.rows, args.steps]),
-      temperature: f32(Float32Array.from([args.temperature]), [])
-    })
+    // The analysis graph's step loop takes rows in runs of K only (graph/roleSubset.ts).
+    const inRuns = decodeRowsInRuns(args.patchIndex, args.patchRows, args.rows, args.steps)
+    const { i } = await this.#run(
+      ROLE.decode,
+      {
+        ...(forced
+          ? {
+              forced_ids: i64(forced.ids, [args.rows, forced.width]),
+              forced_steps: i64([forced.steps], [])
+            }
+          : {}),
+        prefix_embeds: f32(args.prefix, [args.prefixRows, d]),
+        patch_vectors: f32(args.patch, [args.patchRows, args.patchLayers, d]),
+        patch_index: i64(args.patchIndex, [args.rows]),
+        embed_pos: i64([args.embedPos], []),
+        uniforms: f32(args.uniforms, [args.rows, args.steps]),
+        temperature: f32(Float32Array.from([args.temperature]), [])
+      },
+      !inRuns
+    )
     return Int32Array.from(i.data as BigInt64Array, Number)
   }
 

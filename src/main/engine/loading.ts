@@ -42,9 +42,14 @@ export interface LoadHooks {
 /** Which of a base graph's roles a session serves (graph/roleSubset.ts); lens models are 'all'. */
 type Roles = 'all' | 'analysis'
 
-/** A model's name in the host cache and the optimized-graph store: its file, and which roles. */
+/**
+ * A model's name in the host cache and the optimized-graph store: its file, and which roles. The
+ * analysis graph's suffix names its rewrite: '#analysis2' also leaves out the decode's step loop
+ * for rows not in runs (graph/roleSubset.ts), so a graph stored by the earlier rewrite is not
+ * taken for it.
+ */
 function rolesKey(file: string, roles: Roles): string {
-  return roles === 'all' ? file : `${file}#analysis`
+  return roles === 'all' ? file : `${file}#analysis2`
 }
 
 /**
