@@ -493,7 +493,8 @@ function roleDecode(g: GraphBuilder, c: ArchCtx): [string, string] {
   // Tokens 0..T−2 through the blocks (decodeSteps), each drawn as its iteration starts. When the
   // rows come in runs of K per position, as best-of-K lays them out (row r continues position
   // ⌊r / K⌋, B = Bp·K), they attend to the prefix per position; any other layout gathers the
-  // prefix to the rows one layer at a time.
+  // prefix to the rows one layer at a time. The host makes the same test (decodeRowsInRuns,
+  // graph/roleSubset.ts: the analysis roles' graph has the loop for rows in runs only).
   const more = g.op('Sub', [steps, g.scalarI64(1)])
   const b = scalarDim(g, 'patch_index', 0)
   // Both divisors at least 1: an integer division by zero would stop the process, not fail a run.
