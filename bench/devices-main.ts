@@ -9,10 +9,16 @@
  * this process per burst (user + system), medians. It does not count the pipe I/O and the
  * serializer of the real channel (≈ 0.2 ms per round trip of a rows message on this machine).
  *
- *   npx tsx --tsconfig tsconfig.node.json bench/devices-main.ts [--bursts 30] [--json]
+ * `--against DIR`: the same in one process against another checkout's manager (DIR, a `git archive`
+ * of the older code with its own src/main; `@shared` resolves to this tree's), the two taking turns
+ * burst by burst (old, new, new, old, …), with both devices loaded: the warm burst only, so that a
+ * change to the manager's per-job CPU shows in one run on a shared machine.
+ *
+ *   npx tsx --tsconfig tsconfig.node.json bench/devices-main.ts [--bursts 30] [--json] [--against DIR]
  */
 import { loadavg } from 'node:os'
 import { rm } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import type { AnalysisMetadata, AnalysisRow } from '../src/shared/domain/analysis'
 import type { HardwareState } from '../src/shared/domain/system'
 import { ModelLibrary } from '../src/main/devices/library'
@@ -155,7 +161,79 @@ class ReplayingWorker implements WorkerTransport {
   }
 }
 
+/** `--against DIR`: warm bursts of this tree's manager and DIR's, taking turns; medians per burst. */
+async function against(dir: string, bursts: number): Promise<void> {
+  const old = (await import(resolve(dir, 'src/main/devices/manager.ts'))) as {
+    DeviceManager: typeof DeviceManager
+  }
+  const hardware = cpuOnlyHardware(0)
+  const { library, modelsDir } = await demoLibrary('bench-devices-main-')
+  const answers = await capture(hardware, library)
+  const { summary } = library.get(DEMO_GROUP)
+  const lite = {
+    groupId: DEMO_GROUP,
+    contentHash: summary.contentHash,
+    estimatedBytes: summary.estimatedBytes,
+    weightBytes: summary.weightBytes
+  }
+  const options = {
+    hardware,
+    library,
+    spawn: (() => new ReplayingWorker(answers, lite)) as SpawnWorker,
+    devices: [
+      { id: 'cpu:0', threads: 1 },
+      { id: 'cpu:1', threads: 1 }
+    ],
+    reloadCache: { hostCacheBytes: 0 }
+  }
+  const managers = { this: new DeviceManager(options), against: new old.DeviceManager(options) }
+  const texts = Array.from({ length: 40 }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
+  const cpu = { this: [] as number[], against: [] as number[] }
+  const load0 = loadavg()[0]!
+  try {
+    for (const m of Object.values(managers)) {
+      await m.start()
+      await m.load({ groupId: DEMO_GROUP, deviceId: 'cpu:0' }, 'bench')
+      await m.load({ groupId: DEMO_GROUP, deviceId: 'cpu:1' }, 'bench')
+    }
+    const warmUp = 10
+    for (let i = 0; i < bursts + warmUp; i++) {
+      const order = i % 2 ? (['against', 'this'] as const) : (['this', 'against'] as const)
+      for (const k of [...order, ...[...order].reverse()]) {
+        const start = process.cpuUsage()
+        const ids = texts.map(
+          (text) =>
+            managers[k].submit(
+              { kind: 'analyze', groupId: DEMO_GROUP, text, options: OPTIONS },
+              'bench'
+            ).jobId
+        )
+        for (const id of ids) {
+          const s = await managers[k].waitFor(id)
+          if (s.status !== 'done') throw new Error(`job ${s.status}: ${s.error?.message}`)
+        }
+        const used = process.cpuUsage(start)
+        if (i >= warmUp) cpu[k].push((used.user + used.system) / 1000)
+      }
+    }
+  } finally {
+    for (const m of Object.values(managers)) await m.dispose()
+    await rm(modelsDir, { recursive: true, force: true })
+  }
+  console.log(
+    JSON.stringify({
+      main_cpu_warm_ms: Number(median(cpu.this).toFixed(2)),
+      against_main_cpu_warm_ms: Number(median(cpu.against).toFixed(2)),
+      bursts: cpu.this.length,
+      jobs: texts.length,
+      load_avg_1m: [Number(load0.toFixed(2)), Number(loadavg()[0]!.toFixed(2))]
+    })
+  )
+}
+
 async function main(): Promise<void> {
+  const againstAt = process.argv.indexOf('--against')
+  if (againstAt >= 0) return against(process.argv[againstAt + 1]!, numberArg('--bursts', 30))
   const json = process.argv.includes('--json')
   const bursts = numberArg('--bursts', 30)
   const hardware = cpuOnlyHardware(0)

@@ -367,7 +367,7 @@ export class Executor {
     return planFirst({
       otherHolders: this.#holders(groupId).filter((x) => x !== d).length,
       queuedForGroup: this.#d.jobs
-        .all()
+        .open()
         .filter((j) => j !== job && j.state.status === 'queued' && j.state.groupId === groupId)
         .length
     })

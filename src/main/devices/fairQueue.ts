@@ -17,8 +17,13 @@ export function fairOrder<T extends FairItem>(
   items: readonly T[],
   lastServed: ReadonlyMap<string, number>
 ): T[] {
+  const bySeq = [...items].sort((a, b) => a.seq - b.seq)
+  // One client waiting (one window, one script): its jobs in submission order, which is what the
+  // rounds below come to. The queue is ranked again at every start and end of a job.
+  const first = bySeq[0]?.clientId
+  if (bySeq.every((item) => item.clientId === first)) return bySeq
   const byClient = new Map<string, T[]>()
-  for (const item of [...items].sort((a, b) => a.seq - b.seq)) {
+  for (const item of bySeq) {
     const list = byClient.get(item.clientId)
     if (list) list.push(item)
     else byClient.set(item.clientId, [item])

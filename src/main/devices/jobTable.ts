@@ -97,6 +97,11 @@ export class JobTable {
   readonly #jobs = new Map<string, JobRecord>()
   /** When each client last had a job started (fairness), in serve ticks. */
   readonly #lastServed = new Map<string, number>()
+  /**
+   * The unfinished jobs (queued, loading, running), in submission order: what the queue and the
+   * scheduler scan each turn, without the up to `keepFinishedJobs` finished ones kept beside them.
+   */
+  readonly #open = new Map<string, JobRecord>()
   #seq = 0
   #serveTick = 0
 
@@ -107,6 +112,11 @@ export class JobTable {
   /** Every job kept, in submission order. */
   all(): JobRecord[] {
     return [...this.#jobs.values()]
+  }
+
+  /** Every unfinished job, in submission order. */
+  open(): JobRecord[] {
+    return [...this.#open.values()]
   }
 
   find(jobId: string): JobRecord | undefined {
@@ -175,6 +185,7 @@ export class JobTable {
       placementDevice: null
     }
     this.#jobs.set(id, job)
+    this.#open.set(id, job)
     this.updateQueuePositions()
     return job
   }
@@ -207,6 +218,7 @@ export class JobTable {
     const s = job.state
     if (TERMINAL_JOB_STATUSES.includes(s.status)) return
     s.status = status
+    this.#open.delete(s.id)
     s.finishedAt = this.#o.now()
     s.queuePosition = null
     s.stage = null
@@ -226,15 +238,21 @@ export class JobTable {
     this.#trimFinished()
   }
 
+  /** Forgets the earliest submitted finished jobs beyond `keepFinishedJobs`. */
   #trimFinished(): void {
-    const finished = this.all().filter((j) => TERMINAL_JOB_STATUSES.includes(j.state.status))
-    for (const j of finished.slice(0, Math.max(0, finished.length - this.#o.keepFinishedJobs)))
-      this.#jobs.delete(j.state.id)
+    let excess = this.#jobs.size - this.#open.size - this.#o.keepFinishedJobs
+    for (const [id] of this.#jobs) {
+      if (excess <= 0) return
+      if (this.#open.has(id)) continue
+      this.#jobs.delete(id)
+      excess--
+    }
   }
 
   /** Queued jobs, round robin between clients (the client served longest ago first). */
   queuedInFairOrder(): JobRecord[] {
-    const queued = this.all().filter((j) => j.state.status === 'queued')
+    const queued: JobRecord[] = []
+    for (const j of this.#open.values()) if (j.state.status === 'queued') queued.push(j)
     return fairOrder(
       queued.map((j) => ({ id: j.state.id, clientId: j.state.clientId, seq: j.seq, job: j })),
       this.#lastServed

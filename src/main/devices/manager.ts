@@ -912,7 +912,7 @@ export class DeviceManager {
         }))
       })),
       continuing: this.#jobs
-        .all()
+        .open()
         .filter(
           (j) =>
             (j.state.status === 'running' || j.state.status === 'loading') &&

@@ -5,7 +5,7 @@
 import type { z } from 'zod'
 import { AppError, fromSerializedError } from '@shared/ipc/errors'
 import {
-  WorkerToMainSchema,
+  parseWorkerToMain,
   workerOps,
   type WorkerEvent,
   type WorkerOp,
@@ -230,7 +230,7 @@ export class WorkerClient {
   }
 
   #receive(raw: unknown, hooks: WorkerClientHooks): void {
-    const parsed = WorkerToMainSchema.safeParse(raw)
+    const parsed = parseWorkerToMain(raw)
     if (!parsed.success)
       throw new AppError('internal', `malformed: ${describeIssue(parsed.error.issues)}`)
     const msg = parsed.data

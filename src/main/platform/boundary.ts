@@ -28,32 +28,40 @@ export function runGuarded<T>(
   handler: () => T,
   answer?: (error: unknown) => void
 ): T | undefined {
-  const fail = (error: unknown): void => {
-    const label = typeof what === 'string' ? what : safeLabel(what)
-    log.error(`${label} failed`, error)
-    if (!answer) return
-    try {
-      answer(error)
-    } catch (answerError) {
-      log.error(`answering the failure of ${label} failed`, answerError)
-    }
-  }
   try {
     const result = handler()
     if (isThenable(result)) {
       // Kept as the caller's value, with the rejection handled here once.
-      Promise.resolve(result).catch(fail)
+      Promise.resolve(result).catch((error: unknown) => fail(log, what, answer, error))
     }
     return result
   } catch (error) {
-    fail(error)
+    fail(log, what, answer, error)
     return undefined
+  }
+}
+
+/** A handler failed: logged as `<what> failed`, then answered; a throwing `answer` is logged. */
+function fail(
+  log: Logger,
+  what: string | (() => string),
+  answer: ((error: unknown) => void) | undefined,
+  error: unknown
+): void {
+  const label = typeof what === 'string' ? what : safeLabel(what)
+  log.error(`${label} failed`, error)
+  if (!answer) return
+  try {
+    answer(error)
+  } catch (answerError) {
+    log.error(`answering the failure of ${label} failed`, answerError)
   }
 }
 
 /**
  * A listener that runs inside the boundary: `guarded(log, 'a worker message', (m) => …)`. The
- * returned function never throws and never leaves a rejection unhandled.
+ * returned function never throws and never leaves a rejection unhandled. It makes no closure per
+ * call unless the call fails (a worker's messages come through here several times a job).
  */
 export function guarded<A extends unknown[]>(
   log: Logger,
@@ -61,13 +69,20 @@ export function guarded<A extends unknown[]>(
   handler: (...args: A) => unknown,
   answer?: (error: unknown, ...args: A) => void
 ): (...args: A) => void {
-  return (...args: A): void => {
-    runGuarded(
+  const failed = (error: unknown, args: A): void =>
+    fail(
       log,
       typeof what === 'string' ? what : () => what(...args),
-      () => handler(...args),
-      answer ? (error) => answer(error, ...args) : undefined
+      answer ? (e) => answer(e, ...args) : undefined,
+      error
     )
+  return (...args: A): void => {
+    try {
+      const result = handler(...args)
+      if (isThenable(result)) Promise.resolve(result).catch((error: unknown) => failed(error, args))
+    } catch (error) {
+      failed(error, args)
+    }
   }
 }
 

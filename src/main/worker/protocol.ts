@@ -257,20 +257,53 @@ export const WorkerEventSchema = z.discriminatedUnion('kind', [
 ])
 export type WorkerEvent = z.infer<typeof WorkerEventSchema>
 
+const HelloSchema = z.object({ type: z.literal('hello'), pid: z.number().int() })
+const ResponseOkSchema = z.object({
+  type: z.literal('response'),
+  seq: z.number().int(),
+  ok: z.literal(true),
+  value: z.unknown()
+})
+const ResponseErrorSchema = z.object({
+  type: z.literal('response'),
+  seq: z.number().int(),
+  ok: z.literal(false),
+  error: SerializedErrorSchema
+})
+const EventMessageSchema = z.object({ type: z.literal('event'), event: WorkerEventSchema })
+
 export const WorkerToMainSchema = z.union([
-  z.object({ type: z.literal('hello'), pid: z.number().int() }),
-  z.object({
-    type: z.literal('response'),
-    seq: z.number().int(),
-    ok: z.literal(true),
-    value: z.unknown()
-  }),
-  z.object({
-    type: z.literal('response'),
-    seq: z.number().int(),
-    ok: z.literal(false),
-    error: SerializedErrorSchema
-  }),
-  z.object({ type: z.literal('event'), event: WorkerEventSchema })
+  HelloSchema,
+  ResponseOkSchema,
+  ResponseErrorSchema,
+  EventMessageSchema
 ])
 export type WorkerToMain = z.infer<typeof WorkerToMainSchema>
+
+/**
+ * The branch of `WorkerToMainSchema` that a message's tags (`type`, and a response's `ok`) leave
+ * it; the whole union where they fit none. The branches exclude each other by those tags, so the
+ * union accepts a message exactly when this branch does, with the same output. Parsing the branch
+ * alone spares the union's failed tries of the branches before it (each builds its issues: ~17 µs
+ * of a rows event's 23), paid on every message of every job.
+ */
+export function workerToMainBranch(raw: unknown): z.ZodType<WorkerToMain> {
+  if (typeof raw !== 'object' || raw === null) return WorkerToMainSchema
+  const { type, ok } = raw as { type?: unknown; ok?: unknown }
+  if (type === 'event') return EventMessageSchema
+  if (type === 'response')
+    return ok === true ? ResponseOkSchema : ok === false ? ResponseErrorSchema : WorkerToMainSchema
+  return type === 'hello' ? HelloSchema : WorkerToMainSchema
+}
+
+/**
+ * A worker's message checked against `WorkerToMainSchema`: its tags' branch first; a message that
+ * branch refuses is parsed by the whole union again, so its issues are the union's.
+ */
+export function parseWorkerToMain(raw: unknown): z.ZodSafeParseResult<WorkerToMain> {
+  const branch = workerToMainBranch(raw)
+  const parsed = branch.safeParse(raw)
+  return parsed.success || branch === WorkerToMainSchema
+    ? parsed
+    : WorkerToMainSchema.safeParse(raw)
+}
