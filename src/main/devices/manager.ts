@@ -151,6 +151,8 @@ export class DeviceManager {
   readonly #notifier: ChangeNotifier
   /** `devices:changed`, at most every `snapshotIntervalMs` (snapshots.ts, ChangeNotifier). */
   readonly #snapshots: ChangeNotifier
+  /** Queue moves not published yet, flushed at most every `snapshotIntervalMs`. */
+  readonly #moves: ChangeNotifier
   readonly #store: PlacementStore | undefined
   readonly #settings = new Map<string, GroupSettings>()
   #startup: StartupReport
@@ -216,10 +218,18 @@ export class DeviceManager {
       options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
     )
     this.#notifier = new ChangeNotifier(this.#clock, () => this.#persist(), this.#log)
+    // Queue moves go out with the snapshots' cadence (jobTable.ts `updateQueuePositions`).
+    this.#moves = new ChangeNotifier(
+      this.#clock,
+      () => this.#jobs.flushMoves(),
+      this.#log,
+      options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
+    )
     this.#jobs = new JobTable({
       now: () => this.#clock.now(),
       keepFinishedJobs: options.keepFinishedJobs ?? DEFAULTS.keepFinishedJobs,
-      publish: (job) => this.#publish(job)
+      publish: (job) => this.#publish(job),
+      movesPending: () => this.#moves.notify()
     })
     this.#supervisor = new WorkerSupervisor(
       {
@@ -331,6 +341,7 @@ export class DeviceManager {
     this.#disposed = true
     this.#notifier.close()
     this.#snapshots.close()
+    this.#moves.close()
     // The last state is saved as it was before the workers go (their exit is no unload).
     await this.#store?.flush()
     // Every job ends here, running ones too: nothing will schedule, retry or finish them once the
