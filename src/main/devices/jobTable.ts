@@ -92,7 +92,7 @@ export interface JobTableOptions {
   publish: (job: JobRecord) => void
   /**
    * A queued job moved up the queue and nothing else about it changed: `flushMoves` should run
-   * soon (the manager runs it at most every `snapshotIntervalMs`). Without it, moves are
+   * soon (the manager runs it at most every `queueMovesIntervalMs`). Without it, moves are
    * published at once.
    */
   movesPending?: () => void

@@ -103,6 +103,13 @@ export interface DeviceManagerOptions {
    * are coalesced into the next one. 0: one after every turn that changed something.
    */
   snapshotIntervalMs?: number
+  /**
+   * Shortest time between two publications of queued jobs' moves up the queue (default 500 ms;
+   * jobTable.ts `updateQueuePositions`): each flush publishes every queued job that moved, so it
+   * is spaced further than the snapshots. A job's first position, every change of its status and
+   * `jobs:get` are exact at once. 0: a flush after every turn that moved a job.
+   */
+  queueMovesIntervalMs?: number
   /** nvidia-smi runner for measured GPU memory. */
   runCommand?: CommandRunner
   /** Time and timers (tests pass a manual clock); `now` alone replaces only the time. */
@@ -127,7 +134,8 @@ const DEFAULTS = {
   maxRestartFailures: 3,
   keepFinishedJobs: 200,
   minChunkPositions: 2,
-  snapshotIntervalMs: 100
+  snapshotIntervalMs: 100,
+  queueMovesIntervalMs: 500
 }
 
 type UnloadResult = {
@@ -151,7 +159,7 @@ export class DeviceManager {
   readonly #notifier: ChangeNotifier
   /** `devices:changed`, at most every `snapshotIntervalMs` (snapshots.ts, ChangeNotifier). */
   readonly #snapshots: ChangeNotifier
-  /** Queue moves not published yet, flushed at most every `snapshotIntervalMs`. */
+  /** Queue moves not published yet, flushed at most every `queueMovesIntervalMs`. */
   readonly #moves: ChangeNotifier
   readonly #store: PlacementStore | undefined
   readonly #settings = new Map<string, GroupSettings>()
@@ -218,12 +226,11 @@ export class DeviceManager {
       options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
     )
     this.#notifier = new ChangeNotifier(this.#clock, () => this.#persist(), this.#log)
-    // Queue moves go out with the snapshots' cadence (jobTable.ts `updateQueuePositions`).
     this.#moves = new ChangeNotifier(
       this.#clock,
       () => this.#jobs.flushMoves(),
       this.#log,
-      options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
+      options.queueMovesIntervalMs ?? DEFAULTS.queueMovesIntervalMs
     )
     this.#jobs = new JobTable({
       now: () => this.#clock.now(),
