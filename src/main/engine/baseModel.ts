@@ -12,7 +12,10 @@ import { ANALYSIS_ROLES } from './graph/roleSubset'
 import { ROLE, baseInputPlaceholders } from './graph/transformer'
 
 function i64(values: ArrayLike<number>, dims: number[]): Tensor {
-  return new Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims)
+  // A loop, not a per-call closure (engine/explain.ts, "Hot loops").
+  const out = new BigInt64Array(values.length)
+  for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]!)
+  return new Tensor('int64', out, dims)
 }
 
 function f32(values: Float32Array, dims: number[]): Tensor {
