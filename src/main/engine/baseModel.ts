@@ -222,13 +222,16 @@ export class BaseModel {
       // A lone row is sent twice (see above); any other run as it is.
       const rows = end - start === 1 ? [start, start] : range(start, end)
       const vec = new Float32Array(rows.length * d)
-      rows.forEach((r, i) => vec.set(vectors.subarray(r * d, (r + 1) * d), i * d))
+      // Loops, not per-call closures (engine/explain.ts, "Hot loops").
+      const rowPositions = new Array<number>(rows.length)
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i]!
+        vec.set(vectors.subarray(r * d, (r + 1) * d), i * d)
+        rowPositions[i] = positions[r]!
+      }
       const { f } = await this.#run(ROLE.kl, {
         input_ids: i64(ids, [1, ids.length]),
-        positions: i64(
-          rows.map((r) => positions[r]!),
-          [rows.length]
-        ),
+        positions: i64(rowPositions, [rows.length]),
         vectors: f32(vec, [rows.length, d]),
         layer: i64([layer], [])
       })
