@@ -152,7 +152,11 @@ export async function analyzeText(
     currentBatch = bi + 1
     const b = batch.length
     const target = new Float32Array(b * d)
-    batch.forEach((p, i) => target.set(acts.subarray(p * d, (p + 1) * d), i * d))
+    // A loop, not a per-call closure (engine/explain.ts, "Hot loops").
+    for (let i = 0; i < b; i++) {
+      const p = batch[i]!
+      target.set(acts.subarray(p * d, (p + 1) * d), i * d)
+    }
     const ex = await explainTargets(ctx, batch, target)
 
     let kl: Float32Array | null = null

@@ -13,7 +13,10 @@ import { ANALYSIS_ROLES, decodeRowsInRuns } from './graph/roleSubset'
 import { ROLE, baseInputPlaceholders } from './graph/transformer'
 
 function i64(values: ArrayLike<number>, dims: number[]): Tensor {
-  return new Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims)
+  // A loop, not a per-call closure (engine/explain.ts, "Hot loops").
+  const out = new BigInt64Array(values.length)
+  for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]!)
+  return new Tensor('int64', out, dims)
 }
 
 function f32(values: Float32Array, dims: number[]): Tensor {
@@ -237,13 +240,16 @@ export class BaseModel {
       // A lone row is sent twice (see above); any other run as it is.
       const rows = end - start === 1 ? [start, start] : range(start, end)
       const vec = new Float32Array(rows.length * d)
-      rows.forEach((r, i) => vec.set(vectors.subarray(r * d, (r + 1) * d), i * d))
+      // Loops, not per-call closures (engine/explain.ts, "Hot loops").
+      const rowPositions = new Array<number>(rows.length)
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i]!
+        vec.set(vectors.subarray(r * d, (r + 1) * d), i * d)
+        rowPositions[i] = positions[r]!
+      }
       const { f } = await this.#run(ROLE.kl, {
         input_ids: i64(ids, [1, ids.length]),
-        positions: i64(
-          rows.map((r) => positions[r]!),
-          [rows.length]
-        ),
+        positions: i64(rowPositions, [rows.length]),
         vectors: f32(vec, [rows.length, d]),
         layer: i64([layer], [])
       })

@@ -13,6 +13,16 @@ import { Tensor } from './ort'
 import { requireFinite, requirePatchShape } from './finite'
 import { uniformsFor } from './random'
 
+/*
+ * Hot loops. The per-analysis loops here (and in random.ts, baseModel.ts) are plain loops, not
+ * callbacks made at each call (`forEach((i, n) => ...)`, `Array.from(xs, (x) => ...)`). Closures
+ * made at one site share their optimized code through a feedback vector that holds it only weakly,
+ * so a full collection while none of them is alive (a worker's unload collects twice, between
+ * analyses) throws that code away and the next analysis compiles every such closure again: on a
+ * replica's device, in the background threads of the CPU its first analyses need (V8 11.3; no flag
+ * keeps it; docs/benchmarks.md, "Devices", 2026-12-01). A module's own functions hold their code.
+ */
+
 /** What one explanation run needs: the group, the lens, the options and the analysed text. */
 export interface ExplainContext {
   parts: GroupParts
@@ -61,6 +71,13 @@ export async function projectTargets(
   return patch
 }
 
+/** Each row's target (patch_index), in a loop ("Hot loops"). */
+function rowTargets(rows: readonly SampleRow[]): number[] {
+  const out = new Array<number>(rows.length)
+  for (let r = 0; r < rows.length; r++) out[r] = rows[r]!.target
+  return out
+}
+
 /** One decoder row: which target of the batch it verbalises, and its sample stream. */
 export interface SampleRow {
   /** Index of the target in the batch (its patch vectors). */
@@ -88,7 +105,7 @@ export async function sampleExplanations(
     prefixRows: ctx.lens.resolved.decoderPrefix.shape[0]!,
     patch,
     patchRows: batchSize,
-    patchIndex: rows.map((r) => r.target),
+    patchIndex: rowTargets(rows),
     rows: rows.length,
     patchLayers: lm.decoder.patchLayers,
     embedPos: lm.decoder.embedPos,
@@ -179,7 +196,8 @@ export async function ablatedMse(
   const ablated = new Int32Array(targets.length * T * T)
   const abTarget = new Float32Array(targets.length * T * d)
   const abCurrent: number[] = []
-  targets.forEach((i, n) => {
+  for (let n = 0; n < targets.length; n++) {
+    const i = targets[n]!
     for (let j = 0; j < T; j++) {
       const r = n * T + j
       ablated.set(ids.subarray(i * T, (i + 1) * T), r * T)
@@ -187,11 +205,14 @@ export async function ablatedMse(
       abTarget.set(target.subarray(i * d, (i + 1) * d), r * d)
       abCurrent.push(ctx.textIds[positions[i]!]!)
     }
-  })
+  }
   const { mse } = await reconstruct(parts, ctx.lens, ablated, abCurrent, abTarget, ctx.rowsBudget)
   if (!which) return mse
   const out = new Float32Array(positions.length * T)
-  targets.forEach((i, n) => out.set(mse.subarray(n * T, (n + 1) * T), i * T))
+  for (let n = 0; n < targets.length; n++) {
+    const i = targets[n]!
+    out.set(mse.subarray(n * T, (n + 1) * T), i * T)
+  }
   return out
 }
 
@@ -211,9 +232,13 @@ export async function explainBestOfK(
   // patch_index, so they are not copied K times on the host.
   let t = performance.now()
   const patch = await projectTargets(lens, target, b, d, parts.bundle.dir)
-  const rows = positions.flatMap((position, i) =>
-    Array.from({ length: K }, (_, rollout) => ({ target: i, position, rollout }))
-  )
+  const rows: SampleRow[] = []
+  const currentIds: number[] = []
+  for (let i = 0; i < b; i++)
+    for (let rollout = 0; rollout < K; rollout++) {
+      rows.push({ target: i, position: positions[i]!, rollout })
+      currentIds.push(ctx.textIds[positions[i]!]!)
+    }
   const explIds = await sampleExplanations(ctx, patch, b, rows, opts.temperature)
   ctx.time('decodeMs', t)
 
@@ -222,19 +247,21 @@ export async function explainBestOfK(
     parts,
     lens,
     explIds,
-    positions.flatMap((p) => Array<number>(K).fill(ctx.textIds[p]!)),
+    currentIds,
     repeatRows(target, b, d, K),
     ctx.rowsBudget
   )
-  const chosen = positions.map((_, i) => i * K + argminRange(all.mse, i * K, K))
+  const chosen = new Array<number>(b)
+  for (let i = 0; i < b; i++) chosen[i] = i * K + argminRange(all.mse, i * K, K)
   const ids = new Int32Array(b * T)
   const recon = new Float32Array(b * d)
   const mse = new Float32Array(b)
-  chosen.forEach((row, i) => {
+  for (let i = 0; i < b; i++) {
+    const row = chosen[i]!
     ids.set(explIds.subarray(row * T, (row + 1) * T), i * T)
     recon.set(all.recon.subarray(row * d, (row + 1) * d), i * d)
     mse[i] = all.mse[row]!
-  })
+  }
   ctx.time('encodeMs', t)
 
   let ablated: Float32Array | null = null
@@ -254,13 +281,21 @@ export function explanationText(
 ): { explanation: string; structured: string[] } {
   const { tokenizer } = ctx.parts
   const list = Array.from(ids)
-  const structured = list.map((id) => tokenizer.decodeOne(id))
+  const structured = new Array<string>(list.length)
+  for (let k = 0; k < list.length; k++) structured[k] = tokenizer.decodeOne(list[k]!)
   let explanation = tokenizer.decode(list)
   if (ctx.lens.resolved.manifest.encoder.addCurrentToken) {
     structured.push(`[${token}]`)
     explanation += `[${token}]`
   }
   return { explanation, structured }
+}
+
+/** Each token's salience from its ablated MSE, in a loop ("Hot loops"). */
+function tokenSalience(ablatedMse: Float32Array, mse: number): number[] {
+  const out = new Array<number>(ablatedMse.length)
+  for (let j = 0; j < ablatedMse.length; j++) out[j] = salience(ablatedMse[j]!, mse)
+  return out
 }
 
 /** An analysis row from target i of an explained batch. */
@@ -292,7 +327,7 @@ export function analysisRow(
     klDivergence: kl === null ? null : klOrZeroIfRounding(kl),
     tokenSalience:
       ctx.opts.salience && ex.ablatedMse
-        ? Array.from(ex.ablatedMse.subarray(i * T, (i + 1) * T), (m) => salience(m, mse))
+        ? tokenSalience(ex.ablatedMse.subarray(i * T, (i + 1) * T), mse)
         : [],
     logitLensTop
   }

@@ -51,10 +51,13 @@ export function uniformsFor(
   steps: number
 ): Float32Array {
   const out = new Float32Array(rows.length * steps)
-  rows.forEach((r, i) => {
+  // A loop, not a per-call closure (engine/explain.ts, "Hot loops"): a closure's optimized code
+  // dies with its last instance at a worker's full collections, and is compiled again.
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!
     for (let s = 0; s < steps; s++)
       out[i * steps + s] = sampleUniform(seed, r.position, r.rollout, s)
-  })
+  }
   return out
 }
 
