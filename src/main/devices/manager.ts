@@ -225,12 +225,19 @@ export class DeviceManager {
       this.#log,
       options.snapshotIntervalMs ?? DEFAULTS.snapshotIntervalMs
     )
-    this.#notifier = new ChangeNotifier(this.#clock, () => this.#persist(), this.#log)
+    this.#notifier = new ChangeNotifier(
+      this.#clock,
+      () => this.#persist(),
+      this.#log,
+      0,
+      'the placements'
+    )
     this.#moves = new ChangeNotifier(
       this.#clock,
       () => this.#jobs.flushMoves(),
       this.#log,
-      options.queueMovesIntervalMs ?? DEFAULTS.queueMovesIntervalMs
+      options.queueMovesIntervalMs ?? DEFAULTS.queueMovesIntervalMs,
+      'queue moves (jobs:changed)'
     )
     this.#jobs = new JobTable({
       now: () => this.#clock.now(),

@@ -92,15 +92,24 @@ export class ChangeNotifier {
   readonly #send: () => void
   readonly #log: Logger
   readonly #minIntervalMs: number
+  /** What a send publishes, for the log when it fails. */
+  readonly #what: string
   #pending = false
   #closed = false
   #lastSentAt = -Infinity
 
-  constructor(clock: Clock, send: () => void, log: Logger, minIntervalMs = 0) {
+  constructor(
+    clock: Clock,
+    send: () => void,
+    log: Logger,
+    minIntervalMs = 0,
+    what = 'devices:changed'
+  ) {
     this.#clock = clock
     this.#send = send
     this.#log = log
     this.#minIntervalMs = minIntervalMs
+    this.#what = what
   }
 
   notify(): void {
@@ -113,7 +122,7 @@ export class ChangeNotifier {
       try {
         this.#send()
       } catch (err) {
-        this.#log.error('devices:changed was not sent', err)
+        this.#log.error(`${this.#what} was not sent`, err)
       }
     }
     const wait = this.#lastSentAt + this.#minIntervalMs - this.#clock.now()
