@@ -161,11 +161,14 @@ class ReplayingWorker implements WorkerTransport {
   }
 }
 
-/** `--against DIR`: warm bursts of this tree's manager and DIR's, taking turns; medians per burst. */
-async function against(dir: string, bursts: number): Promise<void> {
-  const old = (await import(resolve(dir, 'src/main/devices/manager.ts'))) as {
-    DeviceManager: typeof DeviceManager
-  }
+/**
+ * The demo library and two virtual CPU devices whose workers replay answers captured once from a
+ * real worker (`capture`), so a burst's CPU in this process is the manager's own.
+ */
+async function replayedManagerOptions(): Promise<{
+  options: ConstructorParameters<typeof DeviceManager>[0]
+  modelsDir: string
+}> {
   const hardware = cpuOnlyHardware(0)
   const { library, modelsDir } = await demoLibrary('bench-devices-main-')
   const answers = await capture(hardware, library)
@@ -176,16 +179,28 @@ async function against(dir: string, bursts: number): Promise<void> {
     estimatedBytes: summary.estimatedBytes,
     weightBytes: summary.weightBytes
   }
-  const options = {
-    hardware,
-    library,
-    spawn: (() => new ReplayingWorker(answers, lite)) as SpawnWorker,
-    devices: [
-      { id: 'cpu:0', threads: 1 },
-      { id: 'cpu:1', threads: 1 }
-    ],
-    reloadCache: { hostCacheBytes: 0 }
+  const spawn: SpawnWorker = () => new ReplayingWorker(answers, lite)
+  return {
+    options: {
+      hardware,
+      library,
+      spawn,
+      devices: [
+        { id: 'cpu:0', threads: 1 },
+        { id: 'cpu:1', threads: 1 }
+      ],
+      reloadCache: { hostCacheBytes: 0 }
+    },
+    modelsDir
   }
+}
+
+/** `--against DIR`: warm bursts of this tree's manager and DIR's, taking turns; medians per burst. */
+async function against(dir: string, bursts: number): Promise<void> {
+  const old = (await import(resolve(dir, 'src/main/devices/manager.ts'))) as {
+    DeviceManager: typeof DeviceManager
+  }
+  const { options, modelsDir } = await replayedManagerOptions()
   const managers = { this: new DeviceManager(options), against: new old.DeviceManager(options) }
   const texts = Array.from({ length: 40 }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
   const cpu = { this: [] as number[], against: [] as number[] }
@@ -236,27 +251,8 @@ async function main(): Promise<void> {
   if (againstAt >= 0) return against(process.argv[againstAt + 1]!, numberArg('--bursts', 30))
   const json = process.argv.includes('--json')
   const bursts = numberArg('--bursts', 30)
-  const hardware = cpuOnlyHardware(0)
-  const { library, modelsDir } = await demoLibrary('bench-devices-main-')
-  const answers = await capture(hardware, library)
-  const { summary } = library.get(DEMO_GROUP)
-  const lite = {
-    groupId: DEMO_GROUP,
-    contentHash: summary.contentHash,
-    estimatedBytes: summary.estimatedBytes,
-    weightBytes: summary.weightBytes
-  }
-  const spawn: SpawnWorker = () => new ReplayingWorker(answers, lite)
-  const manager = new DeviceManager({
-    hardware,
-    library,
-    spawn,
-    devices: [
-      { id: 'cpu:0', threads: 1 },
-      { id: 'cpu:1', threads: 1 }
-    ],
-    reloadCache: { hostCacheBytes: 0 }
-  })
+  const { options, modelsDir } = await replayedManagerOptions()
+  const manager = new DeviceManager(options)
   const texts = Array.from({ length: 40 }, (_, i) => BURST_TEXTS[i % BURST_TEXTS.length]!)
   const burst = async (): Promise<number> => {
     const start = process.cpuUsage()
