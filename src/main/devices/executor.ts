@@ -133,7 +133,10 @@ export class Executor {
         s.stage = `loading ${s.groupId} on ${d.desc.id}`
         this.#d.publish(job)
         const entry = library.get(s.groupId)
-        await residency.load(d, s.groupId, entry.dir, entry.summary.estimatedBytes, s.kind)
+        await residency.load(d, s.groupId, entry.dir, entry.summary.estimatedBytes, {
+          kind: s.kind,
+          options: job.input.options
+        })
       }
       const placement = d.placements.get(s.groupId)!
       placement.lastUsedAt = now()

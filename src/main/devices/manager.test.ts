@@ -69,6 +69,8 @@ class FakeWorker implements WorkerTransport {
   readonly held = new Map<WorkerOp, { seq: number; taskId?: string }[]>()
   /** Task ids of the cancels received. */
   readonly cancels: string[] = []
+  /** Each load request's `analysisRolesFirst`, in order. */
+  readonly loadsAnalysisRolesFirst: (boolean | undefined)[] = []
   #onMessage: (m: unknown) => void = () => undefined
   readonly #onExit: ((e: WorkerExit) => void)[] = []
   readonly #script: Script
@@ -85,11 +87,12 @@ class FakeWorker implements WorkerTransport {
     if (!this.alive) throw new Error('channel closed')
     const { seq, request } = message as {
       seq: number
-      request: { op: WorkerOp; taskId?: string }
+      request: { op: WorkerOp; taskId?: string; analysisRolesFirst?: boolean }
     }
     const op = request.op
     this.received.push(op)
     if (op === 'cancel' && request.taskId) this.cancels.push(request.taskId)
+    if (op === 'load') this.loadsAnalysisRolesFirst.push(request.analysisRolesFirst)
     if (op === 'shutdown') {
       this.#answer(seq, {}, 1)
       this.#clock.after(2, () => this.exit(0))
@@ -460,6 +463,27 @@ describe('one job ahead', () => {
     expect(m.getJob(first).status).toBe('cancelled')
     expect(m.getJob(second).status).toBe('cancelled')
     expect(worker.received).toContain('unload')
+  })
+})
+
+describe('how a load opens the base models (placement.ts, opensAnalysisRolesFirst)', () => {
+  it('the analysis roles for an analysis; the whole graph for the optimiser and a load of its own', async () => {
+    const fleet = new FakeFleet()
+    fleet.script = (op, w) => (op === 'analyze' ? 'hang' : { value: standardAnswer(op, w) })
+    const m = managerWith(fleet)
+    await settled(m.start())
+    const worker = fleet.workers[0]!
+    const analyse = async (options?: { optimise: { samplesPerIteration: number } }) => {
+      const { jobId } = m.submit({ kind: 'analyze', groupId: 'g', text: 'abc', options }, 'a')
+      await until('the analysis at the worker', () => worker.heldTasks('analyze').length === 1)
+      worker.finishAnalysis()
+      expect((await settled(m.waitFor(jobId))).status).toBe('done')
+      await settled(m.unload({ groupId: 'g', deviceId: 'cpu:0' }))
+    }
+    await analyse()
+    await analyse({ optimise: { samplesPerIteration: 4 } })
+    await settled(m.load({ groupId: 'g', deviceId: 'cpu:0' }, 'a'))
+    expect(worker.loadsAnalysisRolesFirst).toEqual([true, false, false])
   })
 })
 

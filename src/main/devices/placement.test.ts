@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { AnalyzeOptionsSchema } from '@shared/domain/analysis'
 import { AppError } from '@shared/ipc/errors'
 import {
   assessFit,
@@ -32,7 +33,20 @@ describe('opensAnalysisRolesFirst', () => {
     ['generate-analyze', false],
     ['intervene', false]
   ] as const)('a load for %s: %s', (kind, expected) => {
-    expect(opensAnalysisRolesFirst(kind)).toBe(expected)
+    expect(opensAnalysisRolesFirst({ kind })).toBe(expected)
+    const options = AnalyzeOptionsSchema.parse({ bestOfK: 16, salience: false })
+    expect(opensAnalysisRolesFirst({ kind, options })).toBe(expected)
+  })
+
+  // The optimiser's partial regenerates need the whole graph's step loop (its rows are not in
+  // runs of K): a load for such a job opens the whole graph rather than switching at once.
+  it.each([
+    ['analyze', false],
+    ['sweep', false],
+    ['generate', false]
+  ] as const)('a load for %s with the optimiser: %s', (kind, expected) => {
+    const options = AnalyzeOptionsSchema.parse({ optimise: { samplesPerIteration: 4 } })
+    expect(opensAnalysisRolesFirst({ kind, options })).toBe(expected)
   })
 })
 

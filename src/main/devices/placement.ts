@@ -3,7 +3,7 @@
  * acts on the decision. Kept separate so every rule is covered by table-driven tests.
  */
 import type { FitEstimate } from '@shared/domain/devices'
-import type { JobKind } from '@shared/domain/jobs'
+import type { JobKind, JobSubmit } from '@shared/domain/jobs'
 import { AppError } from '@shared/ipc/errors'
 
 /**
@@ -11,7 +11,10 @@ import { AppError } from '@shared/ipc/errors'
  * (engine/graph/roleSubset.ts): about half the session creation, which is most of what a replica
  * costs before it serves a burst of analyses; a generate or patch run on the group later opens the
  * whole graph, one more creation. Loads of their own (a user's, preload, restore, a worker's
- * reload) and loads for jobs that generate or patch open the whole graph at once.
+ * reload) and loads for jobs that generate or patch open the whole graph at once, and so do loads
+ * for analyses and sweeps with the iterative optimiser: its partial regenerates decode rows that
+ * are not in runs of K, which only the whole graph's step loop takes, so such a job would switch
+ * to the whole graph at its first regenerate and pay both creations.
  */
 const ANALYSIS_ROLES_FIRST: Readonly<Record<JobKind, boolean>> = Object.freeze({
   analyze: true,
@@ -22,8 +25,11 @@ const ANALYSIS_ROLES_FIRST: Readonly<Record<JobKind, boolean>> = Object.freeze({
   intervene: false
 })
 
-export function opensAnalysisRolesFirst(kind: JobKind): boolean {
-  return ANALYSIS_ROLES_FIRST[kind]
+/** The part of a job that decides how a load made for it opens the base models. */
+export type LoadPurpose = Pick<JobSubmit, 'kind' | 'options'>
+
+export function opensAnalysisRolesFirst(purpose: LoadPurpose): boolean {
+  return ANALYSIS_ROLES_FIRST[purpose.kind] && purpose.options?.optimise === undefined
 }
 
 export interface ResidentGroup {

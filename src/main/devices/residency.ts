@@ -6,12 +6,16 @@
  */
 import type { FitEstimate, Placement, UnloadCheck } from '@shared/domain/devices'
 import type { DeviceActivity } from '@shared/ipc/channels/devices'
-import type { JobKind } from '@shared/domain/jobs'
 import { AppError } from '@shared/ipc/errors'
 import type { CommandRunner } from '../platform/commandRunner'
 import { gpuProcessBytes } from './gpuMemory'
 import type { ModelLibrary } from './library'
-import { assessFit, opensAnalysisRolesFirst, type PlacementDevice } from './placement'
+import {
+  assessFit,
+  opensAnalysisRolesFirst,
+  type LoadPurpose,
+  type PlacementDevice
+} from './placement'
 import { publicPlacement, type DeviceRecord, type PlacementRecord } from './records'
 
 /** Freed memory counts as "came back" when at least this share of what the load took returns. */
@@ -148,8 +152,8 @@ export class Residency {
     groupId: string,
     dir: string,
     estimatedBytes: number,
-    /** The job kind the load is for (absent: a load of its own); see `opensAnalysisRolesFirst`. */
-    forKind?: JobKind
+    /** The job the load is for (absent: a load of its own); see `opensAnalysisRolesFirst`. */
+    forJob?: LoadPurpose
   ): Promise<PlacementRecord> {
     if (!d.client) throw new AppError('unavailable', `${d.desc.id} has no running worker`)
     const { runCommand, now } = this.#deps
@@ -179,7 +183,7 @@ export class Residency {
         op: 'load',
         groupId,
         dir,
-        analysisRolesFirst: forKind !== undefined && opensAnalysisRolesFirst(forKind)
+        analysisRolesFirst: forJob !== undefined && opensAnalysisRolesFirst(forJob)
       })
       let measured = measuredLoadBytes(res)
       if (d.desc.kind === 'gpu') {
