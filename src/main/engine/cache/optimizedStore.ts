@@ -68,6 +68,18 @@ export function unseal(entry: Uint8Array): Uint8Array | null {
   return crc32(graph) === seal.readUInt32LE(SEAL_MARKER.byteLength) ? graph : null
 }
 
+let cpuModelName: string | undefined
+
+/**
+ * The CPU's model name, read once per process: `os.cpus()` parses /proc/cpuinfo (and each core's
+ * frequency) on every call, 0.1–0.6 ms CPU on a 2-core VM and more on a many-core server, and a
+ * replica's load asks for a key on every load.
+ */
+function cpuModel(): string {
+  cpuModelName ??= os.cpus()[0]?.model ?? 'unknown-cpu'
+  return cpuModelName
+}
+
 /** Where a model's optimized graph is read from, or how to write it during this load. */
 export type OptimizedModel =
   | { kind: 'hit'; bytes: Uint8Array; file: string }
@@ -83,7 +95,7 @@ export class OptimizedModelStore {
   }
 
   keyFor(contentHash: string, modelRel: string, target: SessionTarget): string {
-    const cpu = os.cpus()[0]?.model ?? 'unknown-cpu'
+    const cpu = cpuModel()
     const parts = [
       contentHash,
       modelRel,
