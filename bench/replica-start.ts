@@ -10,7 +10,8 @@
  * the first analysis as it was with 4 KiB pages only.
  *
  *   MALLOC_MMAP_THRESHOLD_=131072 GLIBC_TUNABLES=glibc.malloc.hugetlb=1 \
- *     npx tsx --tsconfig tsconfig.node.json bench/replica-start.ts [--repeat 8] [--k 16] [--json]
+ *     npx tsx --tsconfig tsconfig.node.json bench/replica-start.ts [--repeat 8] [--k 16]
+ *     [--optimise 4] [--json]
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
@@ -53,7 +54,15 @@ async function main(): Promise<void> {
   const repeat = arg('repeat', 8)
   // The analyses' best-of-K (0: the lens default); the devices bench's burst uses 16.
   const bestOfK = arg('k', 0)
-  const options = bestOfK > 0 ? { bestOfK } : undefined
+  // `--optimise N`: the iterative optimiser with N samples per iteration instead (its partial
+  // regenerates switch a group opened with the analysis roles to the whole graph).
+  const optimise = arg('optimise', 0)
+  const options =
+    optimise > 0
+      ? { optimise: { samplesPerIteration: optimise } }
+      : bestOfK > 0
+        ? { bestOfK }
+        : undefined
   const json = process.argv.includes('--json')
   const dir = await ensureDemoBundle()
   const scratch = await mkdtemp(path.join(tmpdir(), 'bench-replica-start-'))
@@ -128,7 +137,7 @@ async function main(): Promise<void> {
   } finally {
     await rm(scratch, { recursive: true, force: true })
   }
-  const result = { repeat, best_of_k: bestOfK, load_avg: [load0, loadavg()[0]!], ...out }
+  const result = { repeat, best_of_k: bestOfK, optimise, load_avg: [load0, loadavg()[0]!], ...out }
   if (json) {
     console.log(JSON.stringify(result))
     return
