@@ -19,23 +19,9 @@ import { onnx } from 'onnx-proto'
 import { ensureDemoBundle } from '../src/main/engine'
 import { analysisRolesModel } from '../src/main/engine/graph/roleSubset'
 import { Session } from '../src/main/engine/ort'
+import { arg, cpuMs, median } from './abCompare'
 
 const TARGET = { provider: 'cpu' as const, threads: 1 }
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : undefined
-}
-
-function cpuMs(): number {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1000
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return Math.round(s[s.length >> 1]! * 10) / 10
-}
 
 /** Nodes and graphs of `g`, its subgraphs included. */
 function counts(g: onnx.IGraphProto): { nodes: number; graphs: number } {

@@ -15,6 +15,7 @@ import { loadavg, tmpdir } from 'node:os'
 import path from 'node:path'
 import * as engine from '../src/main/engine'
 import * as cache from '../src/main/engine/cache'
+import { arg, cpuMs, median } from './abCompare'
 
 const TARGET = { provider: 'cpu' as const, threads: 1 }
 const LENS = 'words-l3'
@@ -25,23 +26,8 @@ interface Version {
   GroupCache: typeof cache.GroupCache
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : undefined
-}
-
-function cpuMs(): number {
-  const u = process.cpuUsage()
-  return (u.user + u.system) / 1000
-}
-
 function faults(): number {
   return process.resourceUsage().minorPageFault
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return Math.round(s[s.length >> 1]! * 10) / 10
 }
 
 async function main(): Promise<void> {
